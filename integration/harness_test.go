@@ -1,0 +1,106 @@
+// Package integration holds black-box tests: real clients against a broker started on 127.0.0.1:0.
+package integration
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/warrenmq/warren/server"
+)
+
+// TestMain checks that no test leaves a goroutine behind.
+//
+// Set WARREN_TEST_URL (for example amqp://guest:guest@127.0.0.1:5672/) to run the suite against another
+// broker, such as a reference RabbitMQ; tests that need a broker option Warren alone has are skipped then.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// externalURL is the broker under test when it is not an in-process Warren.
+var externalURL = os.Getenv("WARREN_TEST_URL")
+
+// broker is one broker under test.
+type broker struct {
+	URL  string // amqp://guest:guest@host:port/
+	Addr string // host:port
+}
+
+// startBroker starts an in-process Warren on 127.0.0.1:0 and stops it when the test ends. Options may
+// adjust server.Options. With WARREN_TEST_URL set it returns that broker instead (and skips the test if
+// options were given, since an external broker cannot take them).
+func startBroker(t testing.TB, opts ...func(*server.Options)) broker {
+	t.Helper()
+	if externalURL != "" {
+		if len(opts) > 0 {
+			t.Skip("needs broker options; WARREN_TEST_URL points at an external broker")
+		}
+		return broker{URL: externalURL, Addr: hostPort(t, externalURL)}
+	}
+	o := server.Options{Logger: testLogger(t)}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := server.New(o)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil && !errors.Is(err, server.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	addr := ln.Addr().String()
+	// The listener is bound before Serve runs, so the broker is ready once a dial succeeds.
+	return broker{URL: "amqp://guest:guest@" + addr + "/", Addr: addr}
+}
+
+func hostPort(t testing.TB, url string) string {
+	t.Helper()
+	// amqp://user:pass@host:port/vhost
+	s := url
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		s = s[i+1:]
+	} else if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	if i := strings.Index(s, "/"); i >= 0 {
+		s = s[:i]
+	}
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		s += ":5672"
+	}
+	return s
+}
+
+
+// testLogger logs through t.Log when -v is given, and discards otherwise.
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
