@@ -92,7 +92,6 @@ func hostPort(t testing.TB, url string) string {
 	return s
 }
 
-
 // testLogger logs through t.Log when -v is given, and discards otherwise.
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
