@@ -1,0 +1,242 @@
+package amqp
+
+import (
+	"bytes"
+	"encoding/hex"
+	"os"
+	"reflect"
+	"testing"
+
+	"github.com/warrenmq/warren/amqp/internal/codegen"
+)
+
+// TestGeneratedFresh fails if methods_gen.go differs from what the generator
+// produces from the committed spec: run `go generate ./amqp`.
+func TestGeneratedFresh(t *testing.T) {
+	spec, err := os.ReadFile("spec/amqp-rabbitmq-0.9.1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := codegen.Generate(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("methods_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("methods_gen.go is stale: run `go generate ./amqp`")
+	}
+	if !bytes.HasPrefix(got, []byte(codegen.Header+"\n")) {
+		t.Fatalf("methods_gen.go does not start with %q", codegen.Header)
+	}
+}
+
+func TestGenerateRejectsBadSpec(t *testing.T) {
+	for name, in := range map[string]string{
+		"not json":       `{`,
+		"no classes":     `{"classes": []}`,
+		"unknown domain": `{"classes":[{"name":"c","id":1,"methods":[{"name":"m","id":1,"arguments":[{"name":"a","domain":"nope"}]}]}]}`,
+		"unknown type":   `{"classes":[{"name":"c","id":1,"methods":[{"name":"m","id":1,"arguments":[{"name":"a","type":"float"}]}]}]}`,
+		"duplicate":      `{"classes":[{"name":"c","id":1,"methods":[{"name":"m","id":1,"arguments":[{"name":"a","type":"bit"},{"name":"a","type":"bit"}]}]}]}`,
+	} {
+		if _, err := codegen.Generate([]byte(in)); err == nil {
+			t.Errorf("%s: Generate succeeded", name)
+		}
+	}
+}
+
+// TestEveryMethodRoundTrip walks the spec, so a method added to the spec but
+// missing from the generated dispatch fails here.
+func TestEveryMethodRoundTrip(t *testing.T) {
+	spec := loadSpec(t)
+	count := 0
+	for _, c := range spec.Classes {
+		for _, sm := range c.Methods {
+			count++
+			full := c.Name + "." + sm.Name
+			m := newMethod(uint16(c.ID), uint16(sm.ID))
+			if m == nil {
+				t.Errorf("%s: no generated method", full)
+				continue
+			}
+			if m.Name() != full || m.HasContent() != sm.Content || m.Synchronous() != sm.Synchronous ||
+				m.ClassID() != uint16(c.ID) || m.MethodID() != uint16(sm.ID) {
+				t.Errorf("%s: metadata %s content=%t sync=%t ids=%d/%d", full, m.Name(), m.HasContent(), m.Synchronous(), m.ClassID(), m.MethodID())
+			}
+			if got, want := reflect.TypeOf(m).Elem().Name(), codegen.StructName(c.Name, sm.Name); got != want {
+				t.Errorf("%s: struct %s, want %s", full, got, want)
+			}
+			if n := reflect.TypeOf(m).Elem().NumField(); n != len(sm.Arguments) {
+				t.Errorf("%s: %d fields, spec has %d arguments", full, n, len(sm.Arguments))
+			}
+			fillNonZero(t, m, count)
+			frame := mustMethodFrame(t, 7, m)
+			fr := NewFrameReader(bytes.NewReader(frame))
+			fr.SetFrameMax(0)
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("%s: ReadFrame: %v", full, err)
+			}
+			if f.Type != FrameMethod || f.Channel != 7 {
+				t.Fatalf("%s: frame type %d channel %d", full, f.Type, f.Channel)
+			}
+			got, err := DecodeMethod(f.Payload)
+			if err != nil {
+				t.Fatalf("%s: DecodeMethod: %v", full, err)
+			}
+			if !methodsEqual(m, got) {
+				t.Errorf("%s: round trip\n got %+v\nwant %+v", full, got, m)
+			}
+			// Every strict prefix of the arguments is malformed.
+			for n := 4; n < len(f.Payload); n++ {
+				_, err := DecodeMethod(f.Payload[:n])
+				e := asError(t, err, SyntaxError)
+				if e.ClassID != uint16(c.ID) || e.MethodID != uint16(sm.ID) {
+					t.Fatalf("%s: prefix %d: error ids %d/%d", full, n, e.ClassID, e.MethodID)
+				}
+			}
+			testBitsIndependent(t, m)
+		}
+	}
+	if count != 66 {
+		t.Errorf("spec has %d methods, expected RabbitMQ's 66", count)
+	}
+	// Nothing outside the spec decodes.
+	known := map[[2]int]bool{}
+	for _, c := range spec.Classes {
+		for _, sm := range c.Methods {
+			known[[2]int{c.ID, sm.ID}] = true
+		}
+	}
+	for class := 0; class < 256; class++ {
+		for method := 0; method < 256; method++ {
+			if got := newMethod(uint16(class), uint16(method)) != nil; got != known[[2]int{class, method}] {
+				t.Errorf("newMethod(%d, %d) != nil is %t", class, method, got)
+			}
+		}
+	}
+}
+
+// testBitsIndependent sets each bool field alone and checks it comes back
+// alone, so bit positions within a packed octet are distinct.
+func testBitsIndependent(t *testing.T, proto Method) {
+	t.Helper()
+	typ := reflect.TypeOf(proto).Elem()
+	for i := 0; i < typ.NumField(); i++ {
+		if typ.Field(i).Type.Kind() != reflect.Bool {
+			continue
+		}
+		m := reflect.New(typ)
+		m.Elem().Field(i).SetBool(true)
+		got, err := DecodeMethod(mustPayload(t, m.Interface().(Method)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gv := reflect.ValueOf(got).Elem()
+		for j := 0; j < typ.NumField(); j++ {
+			if typ.Field(j).Type.Kind() == reflect.Bool && gv.Field(j).Bool() != (i == j) {
+				t.Errorf("%s: setting %s alone decodes %s=%t", proto.Name(), typ.Field(i).Name, typ.Field(j).Name, gv.Field(j).Bool())
+			}
+		}
+	}
+}
+
+func TestMethodGoldenBytes(t *testing.T) {
+	for _, tc := range []struct {
+		m   Method
+		hex string
+	}{
+		// class 60 method 40, ticket 0, "ex", "rk", mandatory|immediate.
+		{&BasicPublish{Exchange: "ex", RoutingKey: "rk", Mandatory: true, Immediate: true}, "003c0028" + "0000" + "02" + "6578" + "02" + "726b" + "03"},
+		// queue.declare: durable (bit 1) and auto-delete (bit 3) pack into 0x0a; empty table.
+		{&QueueDeclare{Queue: "q", Durable: true, AutoDelete: true}, "0032000a" + "0000" + "0171" + "0a" + "00000000"},
+		// basic.nack: delivery tag, multiple (bit 0) | requeue (bit 1).
+		{&BasicNack{DeliveryTag: 5, Multiple: true, Requeue: true}, "003c0078" + "0000000000000005" + "03"},
+		{&ConnectionTuneOk{ChannelMax: 2047, FrameMax: 131072, Heartbeat: 60}, "000a001f" + "07ff" + "00020000" + "003c"},
+		{&ConnectionClose{ReplyCode: NotFound, ReplyText: "x", FailingClassID: 40, FailingMethodID: 10}, "000a0032" + "0194" + "0178" + "0028" + "000a"},
+		{&TxSelect{}, "005a000a"},
+	} {
+		got := hex.EncodeToString(mustPayload(t, tc.m))
+		if got != tc.hex {
+			t.Errorf("%s: encoded %s, want %s", tc.m.Name(), got, tc.hex)
+		}
+		raw, _ := hex.DecodeString(tc.hex)
+		m, err := DecodeMethod(raw)
+		if err != nil || !methodsEqual(m, tc.m) {
+			t.Errorf("%s: decoded %+v, %v", tc.m.Name(), m, err)
+		}
+	}
+}
+
+func TestDecodeMethodMalformed(t *testing.T) {
+	long := func(n uint32) []byte { return []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)} }
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for _, tc := range []struct {
+		name           string
+		payload        []byte
+		code           uint16
+		class, method  uint16
+	}{
+		{"empty", nil, FrameError, 0, 0},
+		{"three bytes", []byte{0, 60, 0}, FrameError, 0, 0},
+		{"unknown class", []byte{0, 99, 0, 10}, NotImplemented, 99, 10},
+		{"unknown method", []byte{0, 60, 0, 255}, NotImplemented, 60, 255},
+		{"publish no args", []byte{0, 60, 0, 40}, SyntaxError, 60, 40},
+		{"shortstr overruns", []byte{0, 60, 0, 40, 0, 0, 200, 'x'}, SyntaxError, 60, 40},
+		{"start-ok longstr 4GiB", cat([]byte{0, 10, 0, 11}, long(0), []byte{5, 'P', 'L', 'A', 'I', 'N'}, long(0xFFFFFFFF), []byte("abc")), SyntaxError, 10, 11},
+		{"declare table overruns", cat([]byte{0, 50, 0, 10, 0, 0, 1, 'q', 0}, long(1000), []byte{1, 'k', 'V'}), SyntaxError, 50, 10},
+		{"declare table bad type", cat([]byte{0, 50, 0, 10, 0, 0, 1, 'q', 0}, long(3), []byte{1, 'k', 'Z'}), SyntaxError, 50, 10},
+		{"tune short", []byte{0, 10, 0, 30, 0, 1, 0, 0}, SyntaxError, 10, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := DecodeMethod(tc.payload)
+			if m != nil {
+				t.Errorf("method %+v returned with error", m)
+			}
+			e := asError(t, err, tc.code)
+			if e.ClassID != tc.class || e.MethodID != tc.method {
+				t.Errorf("ids %d/%d, want %d/%d", e.ClassID, e.MethodID, tc.class, tc.method)
+			}
+			if !e.Hard() {
+				t.Errorf("%v should be a hard error", e)
+			}
+			t.Log(e)
+		})
+	}
+}
+
+func TestDecodeArgsIgnoresTrailingBytes(t *testing.T) {
+	p := append(mustPayload(t, &BasicAck{DeliveryTag: 9, Multiple: true}), 1, 2, 3)
+	m, err := DecodeMethod(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := m.(*BasicAck); a.DeliveryTag != 9 || !a.Multiple {
+		t.Fatalf("got %+v", a)
+	}
+}
+
+func TestAppendMethodErrors(t *testing.T) {
+	long := string(make([]byte, 256))
+	dst := []byte("keep")
+	for _, m := range []Method{
+		&BasicPublish{RoutingKey: long},
+		&QueueDeclare{Arguments: Table{"bad": struct{}{}}},
+		nil,
+		(*BasicAck)(nil),
+	} {
+		out, err := AppendMethod(dst, m)
+		if err == nil {
+			t.Errorf("%T: no error", m)
+		}
+		if string(out) != "keep" {
+			t.Errorf("%T: dst changed to %q", m, out)
+		}
+		out, err = AppendMethodFrame(dst, 1, m)
+		if err == nil || string(out) != "keep" {
+			t.Errorf("%T: AppendMethodFrame = %q, %v", m, out, err)
+		}
+	}
+}
