@@ -1,0 +1,369 @@
+package server
+
+import (
+	"sync"
+
+	"github.com/warrenmq/warren/amqp"
+)
+
+// channel is one AMQP channel of a connection.
+//
+// Fields outside mu belong to the connection's read loop. mu guards what queue dispatch (running
+// on other goroutines) reads and writes: the consumers, delivery tags, unacked deliveries, credit.
+type channel struct {
+	id   uint16
+	conn *conn
+
+	closing bool // we sent channel.close; everything but close/close-ok is discarded
+
+	// Content assembly: a basic.publish waiting for its header and body frames.
+	pub *publishing
+
+	// Publisher confirms (confirm.select). Every publish gets the next seq; since Warren confirms a
+	// message once every queue it was routed to has it, confirms complete in order and are sent as
+	// one basic.ack (multiple=true) per batch of frames read.
+	confirm       bool
+	publishSeq    uint64
+	confirmed     uint64 // highest seq confirmed
+	confirmedSent uint64 // highest seq the client has been told about
+
+	// Transactions (tx.select): publishes and settlements wait for tx.commit.
+	tx        bool
+	txPubs    []*publishing
+	txSettles []settlement
+
+	lastQueue        string // the last queue declared on this channel, for methods naming queue ""
+	consumerPrefetch uint16 // basic.qos global=false: the limit given to consumers created next
+
+	mu struct {
+		sync.Mutex
+		closed         bool // torn down: no more deliveries
+		flowActive     bool
+		consumers      map[string]*consumer
+		deliveryTag    uint64
+		unacked        []*delivery // ordered by tag
+		prefetchGlobal uint16      // basic.qos global=true: limit on the channel's consumer deliveries
+		consumerUnack  int         // unacked deliveries to consumers (not basic.get)
+	}
+}
+
+// consumer is one basic.consume subscription.
+type consumer struct {
+	tag       string
+	ch        *channel
+	q         *queue
+	noAck     bool
+	exclusive bool
+	prefetch  uint16 // 0 = unlimited
+	args      amqp.Table
+	unacked   int // guarded by ch.mu
+}
+
+// delivery is a message handed to the client and not yet settled.
+type delivery struct {
+	tag uint64
+	q   *queue
+	e   *qentry
+	c   *consumer // nil for basic.get
+}
+
+// publishing is a basic.publish being assembled, or held by a transaction.
+type publishing struct {
+	ex        *exchangeEntity
+	method    amqp.BasicPublish
+	props     []byte
+	body      []byte
+	bodySize  uint64
+	gotHeader bool
+}
+
+// settlement is an ack, nack or reject held by a transaction.
+type settlement struct {
+	kind     settleKind
+	tag      uint64
+	multiple bool
+	requeue  bool
+}
+
+type settleKind uint8
+
+const (
+	settleAck settleKind = iota
+	settleNack
+	settleReject
+)
+
+func newChannel(c *conn, id uint16) *channel {
+	ch := &channel{id: id, conn: c}
+	ch.mu.flowActive = true
+	ch.mu.consumers = map[string]*consumer{}
+	return ch
+}
+
+func (ch *channel) vhost() *vhost { return ch.conn.vhost }
+
+func (ch *channel) reply(m amqp.Method) error { return ch.conn.out.writeMethod(ch.id, m) }
+
+// handleMethod runs one method on an open channel. A soft error closes the channel here and
+// returns nil; a hard error is returned for the connection to close.
+func (ch *channel) handleMethod(m amqp.Method) error {
+	if ch.closing {
+		switch m.(type) {
+		case *amqp.ChannelCloseOk:
+			delete(ch.conn.channels, ch.id)
+		case *amqp.ChannelClose:
+			ch.reply(&amqp.ChannelCloseOk{})
+		}
+		return nil
+	}
+	if ch.pub != nil {
+		return methodErr(amqp.Errorf(amqp.UnexpectedFrame,
+			"expected content header for class 60, got non content header frame instead"), m)
+	}
+	err := ch.dispatch(m)
+	if err == nil {
+		return nil
+	}
+	ae := methodErr(asAMQPError(err), m)
+	if ae.Hard() {
+		return ae
+	}
+	ch.closeWith(ae)
+	return nil
+}
+
+// closeWith sends channel.close for a soft error and releases the channel's resources at once.
+func (ch *channel) closeWith(e *amqp.Error) {
+	ch.conn.log.Debug("closing channel", "channel", ch.id, "code", e.Code, "text", e.Text)
+	ch.closing = true
+	ch.pub = nil
+	ch.teardown()
+	ch.reply(&amqp.ChannelClose{ReplyCode: e.Code, ReplyText: truncate(e.Text, 255), FailingClassID: e.ClassID, FailingMethodID: e.MethodID})
+}
+
+func (ch *channel) dispatch(m amqp.Method) error {
+	switch m := m.(type) {
+	case *amqp.ChannelOpen:
+		return amqp.Errorf(amqp.ChannelError, "second 'channel.open' seen")
+	case *amqp.ChannelClose:
+		ch.flushConfirms() // confirms earned before the close go out before close-ok
+		ch.teardown()
+		ch.closing = true
+		delete(ch.conn.channels, ch.id)
+		return ch.reply(&amqp.ChannelCloseOk{})
+	case *amqp.ChannelCloseOk:
+		return nil // no close was pending: nothing to do
+	case *amqp.ChannelFlow:
+		ch.mu.Lock()
+		ch.mu.flowActive = m.Active
+		ch.mu.Unlock()
+		if err := ch.reply(&amqp.ChannelFlowOk{Active: m.Active}); err != nil {
+			return err
+		}
+		if m.Active {
+			ch.kickConsumers()
+		}
+		return nil
+	case *amqp.ChannelFlowOk:
+		return nil
+	case *amqp.AccessRequest:
+		return ch.reply(&amqp.AccessRequestOk{Ticket: 1})
+
+	case *amqp.ExchangeDeclare:
+		return ch.exchangeDeclare(m)
+	case *amqp.ExchangeDelete:
+		if err := ch.vhost().deleteExchange(m.Exchange, m.IfUnused); err != nil {
+			return err
+		}
+		return ch.replyUnless(m.NoWait, &amqp.ExchangeDeleteOk{})
+	case *amqp.ExchangeBind:
+		return ch.exchangeBind(m.Source, m.Destination, m.RoutingKey, m.Arguments, true, m.NoWait)
+	case *amqp.ExchangeUnbind:
+		return ch.exchangeBind(m.Source, m.Destination, m.RoutingKey, m.Arguments, false, m.NoWait)
+
+	case *amqp.QueueDeclare:
+		return ch.queueDeclare(m)
+	case *amqp.QueueBind:
+		return ch.queueBind(m.Queue, m.Exchange, m.RoutingKey, m.Arguments, true, m.NoWait)
+	case *amqp.QueueUnbind:
+		return ch.queueBind(m.Queue, m.Exchange, m.RoutingKey, m.Arguments, false, false)
+	case *amqp.QueuePurge:
+		q, err := ch.queueFor(m.Queue)
+		if err != nil {
+			return err
+		}
+		return ch.replyUnless(m.NoWait, &amqp.QueuePurgeOk{MessageCount: q.purge()})
+	case *amqp.QueueDelete:
+		return ch.queueDelete(m)
+
+	case *amqp.BasicQos:
+		return ch.basicQos(m)
+	case *amqp.BasicConsume:
+		return ch.basicConsume(m)
+	case *amqp.BasicCancel:
+		ch.cancelConsumer(m.ConsumerTag)
+		return ch.replyUnless(m.NoWait, &amqp.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+	case *amqp.BasicPublish:
+		return ch.basicPublish(m)
+	case *amqp.BasicGet:
+		return ch.basicGet(m)
+	case *amqp.BasicAck:
+		return ch.settleOrHold(settlement{kind: settleAck, tag: m.DeliveryTag, multiple: m.Multiple})
+	case *amqp.BasicNack:
+		return ch.settleOrHold(settlement{kind: settleNack, tag: m.DeliveryTag, multiple: m.Multiple, requeue: m.Requeue})
+	case *amqp.BasicReject:
+		return ch.settleOrHold(settlement{kind: settleReject, tag: m.DeliveryTag, requeue: m.Requeue})
+	case *amqp.BasicRecover:
+		ch.recover()
+		return ch.reply(&amqp.BasicRecoverOk{})
+	case *amqp.BasicRecoverAsync:
+		ch.recover()
+		return nil
+
+	case *amqp.ConfirmSelect:
+		if ch.tx {
+			return amqp.Errorf(amqp.PreconditionFailed, "cannot switch from tx to confirm mode")
+		}
+		ch.confirm = true
+		return ch.replyUnless(m.NoWait, &amqp.ConfirmSelectOk{})
+	case *amqp.TxSelect:
+		if ch.confirm {
+			return amqp.Errorf(amqp.PreconditionFailed, "cannot switch from confirm to tx mode")
+		}
+		ch.tx = true
+		return ch.reply(&amqp.TxSelectOk{})
+	case *amqp.TxCommit:
+		if !ch.tx {
+			return amqp.Errorf(amqp.PreconditionFailed, "channel is not transactional")
+		}
+		if err := ch.txCommit(); err != nil {
+			return err
+		}
+		return ch.reply(&amqp.TxCommitOk{})
+	case *amqp.TxRollback:
+		if !ch.tx {
+			return amqp.Errorf(amqp.PreconditionFailed, "channel is not transactional")
+		}
+		ch.txPubs, ch.txSettles = nil, nil
+		return ch.reply(&amqp.TxRollbackOk{})
+	}
+	// Connection-class methods on a channel, or methods only a server sends.
+	return amqp.Errorf(amqp.CommandInvalid, "unexpected method %s on channel %d", m.Name(), ch.id)
+}
+
+func (ch *channel) replyUnless(nowait bool, m amqp.Method) error {
+	if nowait {
+		return nil
+	}
+	return ch.reply(m)
+}
+
+// --- exchanges and queues ---
+
+func (ch *channel) exchangeDeclare(m *amqp.ExchangeDeclare) error {
+	if err := ch.vhost().declareExchange(m); err != nil {
+		return err
+	}
+	return ch.replyUnless(m.NoWait, &amqp.ExchangeDeclareOk{})
+}
+
+func (ch *channel) exchangeBind(srcName, dstName, key string, args amqp.Table, bind, nowait bool) error {
+	v := ch.vhost()
+	dst := v.exchange(dstName)
+	if dst == nil {
+		return v.errNoExchange(dstName)
+	}
+	if dstName == "" {
+		return amqp.Errorf(amqp.AccessRefused, "operation not permitted on the default exchange")
+	}
+	if bind {
+		if err := v.bind(srcName, dst, key, args); err != nil {
+			return err
+		}
+		return ch.replyUnless(nowait, &amqp.ExchangeBindOk{})
+	}
+	if err := v.unbind(srcName, dst, key, args); err != nil {
+		return err
+	}
+	return ch.replyUnless(nowait, &amqp.ExchangeUnbindOk{})
+}
+
+// queueName resolves "" to the channel's last declared queue, as the spec allows.
+func (ch *channel) queueName(name string) (string, error) {
+	if name != "" {
+		return name, nil
+	}
+	if ch.lastQueue == "" {
+		return "", amqp.Errorf(amqp.NotFound, "no previously declared queue")
+	}
+	return ch.lastQueue, nil
+}
+
+func (ch *channel) queueFor(name string) (*queue, error) {
+	name, err := ch.queueName(name)
+	if err != nil {
+		return nil, err
+	}
+	return ch.vhost().lookupQueue(ch.conn, name)
+}
+
+func (ch *channel) queueDeclare(m *amqp.QueueDeclare) error {
+	if m.Passive && m.Queue == "" {
+		name, err := ch.queueName("")
+		if err != nil {
+			return err
+		}
+		m.Queue = name
+	}
+	q, err := ch.vhost().declareQueue(ch.conn, m)
+	if err != nil {
+		return err
+	}
+	ch.lastQueue = q.name
+	if m.NoWait {
+		return nil
+	}
+	ready, consumers := q.counts()
+	return ch.reply(&amqp.QueueDeclareOk{Queue: q.name, MessageCount: ready, ConsumerCount: consumers})
+}
+
+func (ch *channel) queueBind(qName, exName, key string, args amqp.Table, bind, nowait bool) error {
+	q, err := ch.queueFor(qName)
+	if err != nil {
+		return err
+	}
+	if bind {
+		if key == "" && qName == "" {
+			key = q.name // spec: an empty key and queue name bind with the queue's name
+		}
+		if err := ch.vhost().bind(exName, q, key, args); err != nil {
+			return err
+		}
+		return ch.replyUnless(nowait, &amqp.QueueBindOk{})
+	}
+	if err := ch.vhost().unbind(exName, q, key, args); err != nil {
+		return err
+	}
+	return ch.reply(&amqp.QueueUnbindOk{})
+}
+
+func (ch *channel) queueDelete(m *amqp.QueueDelete) error {
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	v := ch.vhost()
+	q, err := v.lookupQueue(ch.conn, name)
+	if err != nil {
+		if ae := asAMQPError(err); ae.Code == amqp.NotFound {
+			// RabbitMQ answers delete-ok for a queue that does not exist.
+			return ch.replyUnless(m.NoWait, &amqp.QueueDeleteOk{})
+		}
+		return err
+	}
+	n, err := v.deleteQueue(q, m.IfUnused, m.IfEmpty)
+	if err != nil {
+		return err
+	}
+	return ch.replyUnless(m.NoWait, &amqp.QueueDeleteOk{MessageCount: n})
+}

@@ -1,0 +1,465 @@
+package server
+
+import (
+	"bytes"
+	"slices"
+
+	"github.com/warrenmq/warren/amqp"
+)
+
+// --- consumers ---
+
+func (ch *channel) basicQos(m *amqp.BasicQos) error {
+	if m.PrefetchSize != 0 {
+		return amqp.Errorf(amqp.NotImplemented, "prefetch_size!=0 (%d)", m.PrefetchSize)
+	}
+	if !m.Global {
+		ch.consumerPrefetch = m.PrefetchCount
+	} else {
+		ch.mu.Lock()
+		ch.mu.prefetchGlobal = m.PrefetchCount
+		ch.mu.Unlock()
+		ch.kickConsumers()
+	}
+	return ch.reply(&amqp.BasicQosOk{})
+}
+
+func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
+	q, err := ch.queueFor(m.Queue)
+	if err != nil {
+		return err
+	}
+	tag := m.ConsumerTag
+	if tag == "" {
+		tag = "amq.ctag-" + randomName()
+	}
+	c := &consumer{tag: tag, ch: ch, q: q, noAck: m.NoAck, exclusive: m.Exclusive, prefetch: ch.consumerPrefetch, args: m.Arguments}
+	ch.mu.Lock()
+	_, dup := ch.mu.consumers[tag]
+	if !dup {
+		ch.mu.consumers[tag] = c
+	}
+	ch.mu.Unlock()
+	if dup {
+		return amqp.Errorf(amqp.NotAllowed, "attempt to reuse consumer tag '%s'", tag)
+	}
+	err = q.addConsumer(c, func() {
+		if !m.NoWait {
+			ch.reply(&amqp.BasicConsumeOk{ConsumerTag: tag})
+		}
+	})
+	if err != nil {
+		ch.mu.Lock()
+		delete(ch.mu.consumers, tag)
+		ch.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// cancelConsumer ends a subscription; its unacked deliveries stay unacked on the channel.
+func (ch *channel) cancelConsumer(tag string) {
+	ch.mu.Lock()
+	c := ch.mu.consumers[tag]
+	delete(ch.mu.consumers, tag)
+	ch.mu.Unlock()
+	if c != nil {
+		ch.detach(c)
+	}
+}
+
+// detach removes c from its queue and auto-deletes the queue if c was its last consumer.
+func (ch *channel) detach(c *consumer) {
+	if c.q.removeConsumer(c) {
+		ch.vhost().deleteQueue(c.q, false, false)
+	}
+}
+
+// serverCancel is called by a queue being deleted (under its lock): the consumer is gone, and a
+// client that understands basic.cancel is told.
+func (ch *channel) serverCancel(c *consumer) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.mu.consumers[c.tag] != c {
+		return
+	}
+	delete(ch.mu.consumers, c.tag)
+	if ch.conn.caps.consumerCancelNotify && !ch.mu.closed {
+		ch.reply(&amqp.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+	}
+}
+
+// kickConsumers asks every queue this channel consumes from to deliver (credit was freed).
+func (ch *channel) kickConsumers() {
+	ch.mu.Lock()
+	qs := make([]*queue, 0, len(ch.mu.consumers))
+	for _, c := range ch.mu.consumers {
+		if !slices.Contains(qs, c.q) {
+			qs = append(qs, c.q)
+		}
+	}
+	ch.mu.Unlock()
+	for _, q := range qs {
+		q.kick()
+	}
+}
+
+// tryDeliver sends e to consumer c if it has credit. Called by queue dispatch with q.mu held.
+func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.mu.closed || !ch.mu.flowActive || ch.mu.consumers[c.tag] != c {
+		return false
+	}
+	if !c.noAck {
+		if c.prefetch > 0 && c.unacked >= int(c.prefetch) {
+			return false
+		}
+		if ch.mu.prefetchGlobal > 0 && ch.mu.consumerUnack >= int(ch.mu.prefetchGlobal) {
+			return false
+		}
+	}
+	ch.mu.deliveryTag++
+	tag := ch.mu.deliveryTag
+	if !c.noAck {
+		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: c.q, e: e, c: c})
+		c.unacked++
+		ch.mu.consumerUnack++
+	}
+	m := e.msg
+	ch.writeContent(&amqp.BasicDeliver{
+		ConsumerTag: c.tag, DeliveryTag: tag, Redelivered: e.redelivered,
+		Exchange: m.exchange, RoutingKey: m.routingKey,
+	}, m)
+	return true
+}
+
+// writeContent queues a content-bearing method with the message's header and body frames.
+func (ch *channel) writeContent(method amqp.Method, m *message) {
+	c := ch.conn
+	c.out.write(func(b []byte) []byte {
+		nb, err := amqp.AppendMethodFrame(b, ch.id, method)
+		if err != nil {
+			c.log.Error("encoding content method", "method", method.Name(), "err", err)
+			return b
+		}
+		nb = amqp.AppendContentHeaderFrame(nb, ch.id, amqp.ClassBasic, uint64(len(m.body)), m.props)
+		return amqp.AppendBodyFrames(nb, ch.id, m.body, c.frameMax)
+	})
+}
+
+// --- publishing ---
+
+func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
+	if m.Immediate {
+		return amqp.Errorf(amqp.NotImplemented, "immediate=true")
+	}
+	v := ch.vhost()
+	ex := v.exchange(m.Exchange)
+	if ex == nil {
+		return v.errNoExchange(m.Exchange)
+	}
+	if ex.internal {
+		return amqp.Errorf(amqp.AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, v.name)
+	}
+	ch.pub = &publishing{ex: ex, method: *m}
+	return nil
+}
+
+// handleContent takes a header or body frame of the publish being assembled.
+func (ch *channel) handleContent(f amqp.Frame) error {
+	if ch.closing {
+		return nil
+	}
+	p := ch.pub
+	if p == nil {
+		return amqp.Errorf(amqp.UnexpectedFrame, "expected method frame, got non method frame instead")
+	}
+	if f.Type == amqp.FrameHeader {
+		if p.gotHeader {
+			return amqp.Errorf(amqp.UnexpectedFrame, "expected content body, got non content body frame instead")
+		}
+		classID, size, props, err := amqp.DecodeContentHeader(f.Payload)
+		if err != nil {
+			return err
+		}
+		if classID != amqp.ClassBasic {
+			return amqp.Errorf(amqp.FrameError, "content header for class %d does not match method class %d", classID, amqp.ClassBasic)
+		}
+		if _, err := amqp.RawDeliveryMode(props); err != nil {
+			return err
+		}
+		p.gotHeader = true
+		p.bodySize = size
+		p.props = bytes.Clone(props)
+		if size > uint64(ch.conn.srv.opts.MaxMessageSize) {
+			ch.closeWith(methodErr(amqp.Errorf(amqp.PreconditionFailed, "message size %d is larger than configured max size %d",
+				size, ch.conn.srv.opts.MaxMessageSize), &p.method))
+			return nil
+		}
+		if size == 0 {
+			return ch.published()
+		}
+		return nil
+	}
+	// Body frame.
+	if !p.gotHeader {
+		return amqp.Errorf(amqp.UnexpectedFrame, "expected content header for class 60, got non content header frame instead")
+	}
+	if uint64(len(p.body))+uint64(len(f.Payload)) > p.bodySize {
+		return amqp.Errorf(amqp.FrameError, "content body exceeds the declared size %d", p.bodySize)
+	}
+	if p.body == nil && uint64(len(f.Payload)) == p.bodySize {
+		p.body = bytes.Clone(f.Payload) // the common case: the whole body in one frame
+	} else {
+		if p.body == nil {
+			p.body = make([]byte, 0, min(p.bodySize, 1<<20))
+		}
+		p.body = append(p.body, f.Payload...)
+	}
+	if uint64(len(p.body)) == p.bodySize {
+		return ch.published()
+	}
+	return nil
+}
+
+// published runs when a message is fully assembled.
+func (ch *channel) published() error {
+	p := ch.pub
+	ch.pub = nil
+	if ch.tx {
+		ch.txPubs = append(ch.txPubs, p)
+		return nil
+	}
+	ch.route(p)
+	return nil
+}
+
+// route delivers an assembled publish to its queues, returns it if mandatory and unroutable, and
+// confirms it in confirm mode.
+func (ch *channel) route(p *publishing) {
+	mode, _ := amqp.RawDeliveryMode(p.props)
+	msg := &message{
+		exchange: p.method.Exchange, routingKey: p.method.RoutingKey,
+		props: p.props, body: p.body, persistent: mode == 2,
+	}
+	var buf [8]*queue
+	qs := ch.vhost().route(p.ex, msg.routingKey, msg, buf[:0])
+	routed := 0
+	for _, q := range qs {
+		if q.publish(msg) {
+			routed++
+		}
+	}
+	if routed == 0 && p.method.Mandatory {
+		ch.writeContent(&amqp.BasicReturn{
+			ReplyCode: amqp.NoRoute, ReplyText: "NO_ROUTE", Exchange: msg.exchange, RoutingKey: msg.routingKey,
+		}, msg)
+	}
+	if ch.confirm {
+		ch.publishSeq++
+		ch.confirmed = ch.publishSeq
+		if ch.confirmed == ch.confirmedSent+1 {
+			ch.conn.confirmDirty = append(ch.conn.confirmDirty, ch)
+		}
+	}
+}
+
+// flushConfirms sends one basic.ack covering every publish confirmed since the last one.
+func (ch *channel) flushConfirms() {
+	if ch.confirmed <= ch.confirmedSent || ch.closing {
+		return
+	}
+	multiple := ch.confirmed-ch.confirmedSent > 1
+	ch.reply(&amqp.BasicAck{DeliveryTag: ch.confirmed, Multiple: multiple})
+	ch.confirmedSent = ch.confirmed
+}
+
+// --- get, ack, nack, reject, recover ---
+
+func (ch *channel) basicGet(m *amqp.BasicGet) error {
+	q, err := ch.queueFor(m.Queue)
+	if err != nil {
+		return err
+	}
+	e, remaining := q.get(!m.NoAck)
+	if e == nil {
+		return ch.reply(&amqp.BasicGetEmpty{})
+	}
+	ch.mu.Lock()
+	ch.mu.deliveryTag++
+	tag := ch.mu.deliveryTag
+	if !m.NoAck {
+		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: q, e: e})
+	}
+	ch.mu.Unlock()
+	ch.writeContent(&amqp.BasicGetOk{
+		DeliveryTag: tag, Redelivered: e.redelivered, Exchange: e.msg.exchange,
+		RoutingKey: e.msg.routingKey, MessageCount: remaining,
+	}, e.msg)
+	return nil
+}
+
+func (ch *channel) settleOrHold(s settlement) error {
+	if ch.tx {
+		// Check the tag now so a bad one fails at once, as RabbitMQ does; settle on commit.
+		ch.mu.Lock()
+		ok := ch.hasTagLocked(s.tag, s.multiple)
+		ch.mu.Unlock()
+		if !ok {
+			return amqp.Errorf(amqp.PreconditionFailed, "unknown delivery tag %d", s.tag)
+		}
+		ch.txSettles = append(ch.txSettles, s)
+		return nil
+	}
+	return ch.settle(s)
+}
+
+// settle applies an ack, nack or reject.
+func (ch *channel) settle(s settlement) error {
+	ch.mu.Lock()
+	ds := ch.takeLocked(s.tag, s.multiple)
+	ch.mu.Unlock()
+	if len(ds) == 0 {
+		return amqp.Errorf(amqp.PreconditionFailed, "unknown delivery tag %d", s.tag)
+	}
+	if s.kind != settleAck && s.requeue {
+		requeueDeliveries(ds)
+	} else {
+		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(len(es)) })
+	}
+	ch.kickConsumers()
+	return nil
+}
+
+// hasTagLocked reports whether tag (or, with multiple, any tag up to it; 0 = all) is unacked.
+func (ch *channel) hasTagLocked(tag uint64, multiple bool) bool {
+	if len(ch.mu.unacked) == 0 {
+		return false
+	}
+	if multiple {
+		return tag == 0 || ch.mu.unacked[0].tag <= tag
+	}
+	_, found := slices.BinarySearchFunc(ch.mu.unacked, tag, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
+	return found
+}
+
+// takeLocked removes and returns the deliveries an ack of tag covers (with multiple: every tag up
+// to it; tag 0 with multiple: all), releasing their consumer credit.
+func (ch *channel) takeLocked(tag uint64, multiple bool) []*delivery {
+	u := ch.mu.unacked
+	var taken []*delivery
+	if multiple {
+		n := len(u)
+		if tag != 0 {
+			n, _ = slices.BinarySearchFunc(u, tag+1, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
+		}
+		taken = slices.Clone(u[:n])
+		clear(u[:n])
+		ch.mu.unacked = u[n:]
+	} else {
+		i, found := slices.BinarySearchFunc(u, tag, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
+		if !found {
+			return nil
+		}
+		taken = []*delivery{u[i]}
+		if i == 0 {
+			u[0] = nil
+			ch.mu.unacked = u[1:]
+		} else {
+			ch.mu.unacked = slices.Delete(u, i, i+1)
+		}
+	}
+	for _, d := range taken {
+		if d.c != nil {
+			d.c.unacked--
+			ch.mu.consumerUnack--
+		}
+	}
+	return taken
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// recover requeues every unacked delivery of the channel (RabbitMQ's basic.recover, whatever the
+// requeue flag).
+func (ch *channel) recover() {
+	ch.mu.Lock()
+	ds := ch.takeLocked(0, true)
+	ch.mu.Unlock()
+	requeueDeliveries(ds)
+	ch.kickConsumers()
+}
+
+// requeueDeliveries returns deliveries to their queues, in order.
+func requeueDeliveries(ds []*delivery) {
+	forEachQueue(ds, func(q *queue, es []*qentry) { q.requeue(es) })
+}
+
+// forEachQueue groups deliveries by queue, keeping their order, and calls fn once per queue.
+func forEachQueue(ds []*delivery, fn func(*queue, []*qentry)) {
+	if len(ds) == 0 {
+		return
+	}
+	if len(ds) == 1 {
+		fn(ds[0].q, []*qentry{ds[0].e})
+		return
+	}
+	var order []*queue
+	groups := map[*queue][]*qentry{}
+	for _, d := range ds {
+		if _, ok := groups[d.q]; !ok {
+			order = append(order, d.q)
+		}
+		groups[d.q] = append(groups[d.q], d.e)
+	}
+	for _, q := range order {
+		fn(q, groups[q])
+	}
+}
+
+// --- transactions ---
+
+func (ch *channel) txCommit() error {
+	pubs, settles := ch.txPubs, ch.txSettles
+	ch.txPubs, ch.txSettles = nil, nil
+	for _, p := range pubs {
+		ch.route(p)
+	}
+	for _, s := range settles {
+		if err := ch.settle(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// --- teardown ---
+
+// teardown stops deliveries, cancels the channel's consumers and requeues its unacked messages.
+// It runs when the channel or its connection closes.
+func (ch *channel) teardown() {
+	ch.mu.Lock()
+	if ch.mu.closed {
+		ch.mu.Unlock()
+		return
+	}
+	ch.mu.closed = true
+	consumers := ch.mu.consumers
+	ch.mu.consumers = map[string]*consumer{}
+	ds := ch.takeLocked(0, true)
+	ch.mu.Unlock()
+	for _, c := range consumers {
+		ch.detach(c)
+	}
+	requeueDeliveries(ds)
+	ch.txPubs, ch.txSettles = nil, nil
+}

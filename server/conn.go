@@ -1,0 +1,307 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/warrenmq/warren/amqp"
+)
+
+// conn is one client connection. Its read loop (serve) owns every field not marked otherwise:
+// negotiated settings, the channel table, content assembly. Other goroutines touch it only through
+// out (the write side), the atomic fields, and closeFromOutside.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	log  *slog.Logger
+	out  *outbound
+	id   uint64
+	name string // "client-addr -> server-addr", as RabbitMQ names connections
+
+	br *bufio.Reader
+	fr *amqp.FrameReader
+
+	// Negotiated in the handshake; read-only afterwards.
+	frameMax    uint32
+	channelMax  uint16
+	heartbeat   time.Duration
+	idleTimeout time.Duration // 2 heartbeats: a peer silent this long is gone
+	user        *user
+	vhost       *vhost
+	clientProps amqp.Table
+	caps        clientCaps
+
+	channels     map[uint16]*channel
+	confirmDirty []*channel // channels with confirms to send at the end of this read batch
+
+	open    atomic.Bool  // handshake finished: the write loop runs
+	closeAt atomic.Int64 // unix nanos: we sent connection.close and wait for close-ok until then
+}
+
+// clientCaps are the capabilities the client announced in connection.start-ok.
+type clientCaps struct {
+	consumerCancelNotify bool
+	authFailureClose     bool
+	connectionBlocked    bool
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{
+		srv:        s,
+		nc:         nc,
+		out:        newOutbound(nc),
+		id:         s.connSeq.Add(1),
+		name:       nc.RemoteAddr().String() + " -> " + nc.LocalAddr().String(),
+		channels:   map[uint16]*channel{},
+		frameMax:   amqp.FrameMinSize,
+		channelMax: s.opts.ChannelMax,
+	}
+	c.log = s.log.With("conn", c.name)
+	c.br = bufio.NewReaderSize(deadlineReader{c}, 64<<10)
+	c.fr = amqp.NewFrameReader(c.br)
+	return c
+}
+
+// deadlineReader arms the read deadline before every socket read: the heartbeat timeout while the
+// connection is open, or the close-ok deadline once we have sent connection.close.
+type deadlineReader struct{ c *conn }
+
+func (r deadlineReader) Read(p []byte) (int, error) {
+	c := r.c
+	if at := c.closeAt.Load(); at != 0 {
+		c.nc.SetReadDeadline(time.Unix(0, at))
+	} else if c.idleTimeout > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(c.idleTimeout))
+		// closeFromOutside may have stored closeAt between the load and the set above.
+		if at := c.closeAt.Load(); at != 0 {
+			c.nc.SetReadDeadline(time.Unix(0, at))
+		}
+	}
+	return c.nc.Read(p)
+}
+
+// serve runs the connection: handshake, then the read loop, then teardown. It returns when the
+// connection is closed and its write loop has ended.
+func (c *conn) serve() {
+	defer c.nc.Close()
+	if !c.handshake() {
+		return
+	}
+	done := make(chan struct{})
+	c.srv.wg.Add(1)
+	go func() {
+		defer c.srv.wg.Done()
+		defer close(done)
+		c.out.run(c.heartbeat)
+	}()
+	c.open.Store(true)
+	c.log.Debug("connection open", "user", c.user.name, "vhost", c.vhost.name)
+
+	err := c.readLoop()
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, os.ErrDeadlineExceeded) && c.closeAt.Load() == 0:
+		c.log.Warn("missed heartbeats from client, closing", "timeout", c.idleTimeout)
+	default:
+		c.log.Debug("connection read ended", "err", err)
+	}
+	c.teardown()
+	// Flush what is queued (a close-ok, a final close) but do not wait on a stuck peer for long.
+	c.nc.SetWriteDeadline(time.Now().Add(closeOkTimeout))
+	c.out.closeAfterFlush()
+	<-done
+	c.log.Debug("connection closed")
+}
+
+// readLoop reads frames until the connection ends. Frame errors are answered with connection.close.
+func (c *conn) readLoop() error {
+	for {
+		if c.br.Buffered() < 8 && len(c.confirmDirty) > 0 {
+			// About to block on the socket: send the confirms this batch of frames earned.
+			c.flushConfirms()
+		}
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			var ae *amqp.Error
+			if errors.As(err, &ae) && c.closeAt.Load() == 0 {
+				// The stream cannot be trusted after a framing error: close without waiting.
+				c.sendConnClose(ae)
+				return nil
+			}
+			return err
+		}
+		if c.closeAt.Load() != 0 {
+			if done := c.handleWhileClosing(f); done {
+				return nil
+			}
+			continue
+		}
+		if err := c.handleFrame(f); err != nil {
+			if errors.Is(err, errConnClosedByClient) {
+				return nil
+			}
+			var ae *amqp.Error
+			if !errors.As(err, &ae) {
+				ae = amqp.Errorf(amqp.InternalError, "%v", err)
+			}
+			c.sendConnClose(ae)
+		}
+	}
+}
+
+// errConnClosedByClient ends the read loop after the client's connection.close was answered.
+var errConnClosedByClient = errors.New("connection closed by client")
+
+// handleWhileClosing discards everything but connection.close-ok (and a crossing connection.close)
+// after we have sent connection.close. It reports whether the connection is done.
+func (c *conn) handleWhileClosing(f amqp.Frame) bool {
+	if f.Type != amqp.FrameMethod || f.Channel != 0 {
+		return false
+	}
+	m, err := amqp.DecodeMethod(f.Payload)
+	if err != nil {
+		return false
+	}
+	switch m.(type) {
+	case *amqp.ConnectionCloseOk:
+		return true
+	case *amqp.ConnectionClose:
+		c.out.writeMethod(0, &amqp.ConnectionCloseOk{})
+		return true
+	}
+	return false
+}
+
+// sendConnClose sends connection.close for a hard error and arms the close-ok deadline.
+func (c *conn) sendConnClose(e *amqp.Error) {
+	if e.Code != amqp.ConnectionForced {
+		c.log.Warn("closing connection", "code", e.Code, "text", e.Text)
+	}
+	c.closeAt.Store(time.Now().Add(closeOkTimeout).UnixNano())
+	c.out.writeMethod(0, &amqp.ConnectionClose{
+		ReplyCode: e.Code, ReplyText: truncate(e.Text, 255), FailingClassID: e.ClassID, FailingMethodID: e.MethodID,
+	})
+}
+
+// closeFromOutside closes the connection from another goroutine (shutdown, management): it sends
+// connection.close and lets the read loop wait for close-ok until the deadline.
+func (c *conn) closeFromOutside(code uint16, text string) {
+	if !c.open.Load() {
+		c.nc.Close()
+		return
+	}
+	at := time.Now().Add(closeOkTimeout)
+	if !c.closeAt.CompareAndSwap(0, at.UnixNano()) {
+		return // already closing
+	}
+	c.out.writeMethod(0, &amqp.ConnectionClose{ReplyCode: code, ReplyText: truncate(text, 255)})
+	c.nc.SetReadDeadline(at)
+}
+
+func (c *conn) handleFrame(f amqp.Frame) error {
+	switch f.Type {
+	case amqp.FrameHeartbeat:
+		if f.Channel != 0 {
+			return amqp.Errorf(amqp.FrameError, "heartbeat frame on channel %d", f.Channel)
+		}
+		return nil
+	case amqp.FrameMethod:
+		m, err := amqp.DecodeMethod(f.Payload)
+		if err != nil {
+			return err
+		}
+		if f.Channel == 0 {
+			return c.handleConnMethod(m)
+		}
+		return c.channelMethod(f.Channel, m)
+	case amqp.FrameHeader, amqp.FrameBody:
+		if f.Channel == 0 {
+			return amqp.Errorf(amqp.UnexpectedFrame, "expected method frame, got non method frame on channel 0")
+		}
+		ch := c.channels[f.Channel]
+		if ch == nil {
+			return amqp.Errorf(amqp.ChannelError, "expected 'channel.open'")
+		}
+		return ch.handleContent(f)
+	}
+	return amqp.Errorf(amqp.FrameError, "unknown frame type %d", f.Type)
+}
+
+func (c *conn) handleConnMethod(m amqp.Method) error {
+	switch m := m.(type) {
+	case *amqp.ConnectionClose:
+		c.log.Debug("client closed connection", "code", m.ReplyCode, "text", m.ReplyText)
+		c.out.writeMethod(0, &amqp.ConnectionCloseOk{})
+		return errConnClosedByClient
+	case *amqp.ConnectionCloseOk:
+		return errConnClosedByClient
+	case *amqp.ConnectionUpdateSecret:
+		// PLAIN/AMQPLAIN credentials do not expire; accept the new secret as RabbitMQ does for them.
+		return c.out.writeMethod(0, &amqp.ConnectionUpdateSecretOk{})
+	case *amqp.ConnectionBlocked, *amqp.ConnectionUnblocked:
+		return nil // client-side flow notices carry no meaning for the server
+	}
+	return methodErr(amqp.Errorf(amqp.CommandInvalid, "unexpected method on channel 0: %s", m.Name()), m)
+}
+
+// channelMethod routes a method to its channel, opening it on channel.open.
+func (c *conn) channelMethod(id uint16, m amqp.Method) error {
+	ch := c.channels[id]
+	if ch == nil {
+		if _, ok := m.(*amqp.ChannelOpen); !ok {
+			return methodErr(amqp.Errorf(amqp.ChannelError, "expected 'channel.open'"), m)
+		}
+		if id > c.channelMax {
+			return methodErr(amqp.Errorf(amqp.ChannelError, "channel number %d exceeds the negotiated channel_max %d", id, c.channelMax), m)
+		}
+		ch = newChannel(c, id)
+		c.channels[id] = ch
+		return c.out.writeMethod(id, &amqp.ChannelOpenOk{})
+	}
+	return ch.handleMethod(m)
+}
+
+// teardown releases everything the connection holds: channels (consumers cancelled, unacked
+// messages requeued) and its exclusive queues.
+func (c *conn) teardown() {
+	for id, ch := range c.channels {
+		ch.teardown()
+		delete(c.channels, id)
+	}
+	if c.vhost != nil {
+		c.vhost.dropExclusive(c)
+	}
+}
+
+// flushConfirms sends the publisher confirms accumulated while reading the last batch of frames.
+func (c *conn) flushConfirms() {
+	for _, ch := range c.confirmDirty {
+		ch.flushConfirms()
+	}
+	clear(c.confirmDirty)
+	c.confirmDirty = c.confirmDirty[:0]
+}
+
+// methodErr sets the failing method's ids on e.
+func methodErr(e *amqp.Error, m amqp.Method) *amqp.Error {
+	if m != nil {
+		e.ClassID, e.MethodID = m.ClassID(), m.MethodID()
+	}
+	return e
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func (c *conn) String() string { return fmt.Sprintf("conn %d (%s)", c.id, c.name) }

@@ -1,0 +1,22 @@
+// Package server is the Warren broker: the only package with sockets and goroutines.
+//
+// # Goroutines
+//
+// Server.Serve runs the accept loop. Every accepted connection gets a read loop (serveConn, which owns
+// the connection's channels and all protocol state) and a write loop (outbound.run), both counted in
+// Server.wg; the read loop waits for its write loop before it returns. Nothing else starts goroutines.
+// Message dispatch to consumers runs on whichever goroutine made a delivery possible (a publisher's
+// read loop, an acking consumer's read loop, a basic.consume): it encodes frames into the consumer's
+// connection buffer under locks and never touches a socket; the write loop does the I/O with no broker
+// lock held.
+//
+// # Lock order
+//
+// A goroutine may take these locks only in this order (a later one while holding an earlier one):
+//
+//	vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> outbound.mu
+//
+// exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
+// alone; queue.mu is taken without vhost.mu on the publish path. Server.mu is a leaf: nothing is taken
+// while holding it. No lock is held across socket I/O or a storage sync.
+package server

@@ -1,0 +1,278 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/warrenmq/warren/amqp"
+)
+
+// Version is Warren's version, reported in connection.start and the management API.
+var Version = "0.1.0-dev"
+
+// serverProperties are sent in connection.start, with RabbitMQ's keys and capabilities so that
+// clients enable the same extensions they use with RabbitMQ.
+func serverProperties() amqp.Table {
+	return amqp.Table{
+		"capabilities": amqp.Table{
+			"publisher_confirms":           true,
+			"exchange_exchange_bindings":   true,
+			"basic.nack":                   true,
+			"consumer_cancel_notify":       true,
+			"connection.blocked":           true,
+			"consumer_priorities":          true,
+			"authentication_failure_close": true,
+			"per_consumer_qos":             true,
+			"direct_reply_to":              true,
+		},
+		"cluster_name": "warren",
+		"copyright":    "Copyright (c) the Warren authors",
+		"information":  "Licensed under the Apache License 2.0. Website: https://github.com/warrenmq/warren",
+		"platform":     "Go",
+		"product":      "Warren",
+		"version":      Version,
+	}
+}
+
+// handshake runs the protocol header, start/start-ok, tune/tune-ok and open/open-ok exchange,
+// writing directly to the socket (the write loop is not running yet). It reports whether the
+// connection is open; on false the caller closes the socket.
+func (c *conn) handshake() bool {
+	c.nc.SetDeadline(time.Now().Add(c.srv.opts.HandshakeTimeout))
+	var hdr [8]byte
+	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
+		if !errors.Is(err, io.EOF) {
+			c.log.Debug("reading protocol header", "err", err)
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) && bytes.HasPrefix(amqp.ProtocolHeader[:], hdr[:]) {
+			return false
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			c.nc.Write(amqp.ProtocolHeader[:])
+		}
+		return false
+	}
+	if hdr != amqp.ProtocolHeader {
+		c.log.Info("unsupported protocol header; answering with ours", "header", hdr[:])
+		c.nc.Write(amqp.ProtocolHeader[:])
+		return false
+	}
+
+	if err := c.writeDirect(&amqp.ConnectionStart{
+		VersionMajor:     0,
+		VersionMinor:     9,
+		ServerProperties: serverProperties(),
+		Mechanisms:       "AMQPLAIN PLAIN",
+		Locales:          "en_US",
+	}); err != nil {
+		return false
+	}
+
+	m, ok := c.expect(amqp.ClassConnection, 11, "connection.start_ok")
+	if !ok {
+		return false
+	}
+	startOk := m.(*amqp.ConnectionStartOk)
+	c.clientProps = startOk.ClientProperties
+	if caps, ok := startOk.ClientProperties["capabilities"].(amqp.Table); ok {
+		c.caps.consumerCancelNotify, _ = caps["consumer_cancel_notify"].(bool)
+		c.caps.authFailureClose, _ = caps["authentication_failure_close"].(bool)
+		c.caps.connectionBlocked, _ = caps["connection.blocked"].(bool)
+	}
+	if err := c.authenticate(startOk); err != nil {
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.AccessRefused {
+			c.log.Warn("login refused", "mechanism", startOk.Mechanism, "reason", err)
+			if c.caps.authFailureClose {
+				c.closeDirect(amqp.Errorf(amqp.AccessRefused,
+					"Login was refused using authentication mechanism %s. For details see the broker logfile.", startOk.Mechanism))
+			}
+			return false
+		}
+		c.closeDirect(methodErr(asAMQPError(err), startOk))
+		return false
+	}
+
+	heartbeat := uint16(c.srv.opts.Heartbeat / time.Second)
+	if err := c.writeDirect(&amqp.ConnectionTune{
+		ChannelMax: c.srv.opts.ChannelMax,
+		FrameMax:   c.srv.opts.FrameMax,
+		Heartbeat:  heartbeat,
+	}); err != nil {
+		return false
+	}
+	m, ok = c.expect(amqp.ClassConnection, 31, "connection.tune_ok")
+	if !ok {
+		return false
+	}
+	tuneOk := m.(*amqp.ConnectionTuneOk)
+	if err := c.negotiate(tuneOk); err != nil {
+		c.closeDirect(methodErr(err, tuneOk))
+		return false
+	}
+
+	m, ok = c.expect(amqp.ClassConnection, 40, "connection.open")
+	if !ok {
+		return false
+	}
+	open := m.(*amqp.ConnectionOpen)
+	vh := c.srv.vhost(open.VirtualHost)
+	if vh == nil {
+		c.closeDirect(methodErr(amqp.Errorf(amqp.NotAllowed, "vhost %s not found", open.VirtualHost), open))
+		return false
+	}
+	c.vhost = vh
+	if err := c.writeDirect(&amqp.ConnectionOpenOk{}); err != nil {
+		return false
+	}
+	c.nc.SetDeadline(time.Time{})
+	return true
+}
+
+// negotiate applies connection.tune-ok as RabbitMQ does: the client may lower frame_max and
+// channel_max but not raise them (or ask for 0 = unlimited), nor go below the minimum frame size.
+func (c *conn) negotiate(t *amqp.ConnectionTuneOk) *amqp.Error {
+	o := c.srv.opts
+	if t.FrameMax != 0 && t.FrameMax < amqp.FrameMinSize {
+		return amqp.Errorf(amqp.NotAllowed, "negotiated frame_max = %d is lower than the minimum allowed value (%d)", t.FrameMax, amqp.FrameMinSize)
+	}
+	if t.FrameMax == 0 || t.FrameMax > o.FrameMax {
+		return amqp.Errorf(amqp.NotAllowed, "negotiated frame_max = %d is higher than the maximum allowed value (%d)", t.FrameMax, o.FrameMax)
+	}
+	if t.ChannelMax == 0 || t.ChannelMax > o.ChannelMax {
+		return amqp.Errorf(amqp.NotAllowed, "negotiated channel_max = %d is higher than the maximum allowed value (%d)", t.ChannelMax, o.ChannelMax)
+	}
+	c.frameMax = t.FrameMax
+	c.channelMax = t.ChannelMax
+	c.heartbeat = time.Duration(t.Heartbeat) * time.Second
+	c.idleTimeout = 2 * c.heartbeat
+	c.fr.SetFrameMax(c.frameMax)
+	c.out.frameMax = c.frameMax
+	return nil
+}
+
+// authenticate checks start-ok's credentials (PLAIN or AMQPLAIN) and the loopback restriction.
+func (c *conn) authenticate(so *amqp.ConnectionStartOk) error {
+	var username, password string
+	switch so.Mechanism {
+	case "PLAIN":
+		// authzid NUL authcid NUL password
+		parts := strings.SplitN(so.Response, "\x00", 3)
+		if len(parts) != 3 {
+			return amqp.Errorf(amqp.AccessRefused, "malformed PLAIN response")
+		}
+		username, password = parts[1], parts[2]
+	case "AMQPLAIN":
+		// A field table without its length prefix, with LOGIN and PASSWORD.
+		b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(so.Response)), uint32(len(so.Response)))
+		t, _, err := amqp.DecodeTable(append(b, so.Response...))
+		if err != nil {
+			return amqp.Errorf(amqp.AccessRefused, "malformed AMQPLAIN response: %v", err)
+		}
+		username, _ = t["LOGIN"].(string)
+		password, _ = t["PASSWORD"].(string)
+	default:
+		return amqp.Errorf(amqp.CommandInvalid, "unknown authentication mechanism '%s'", so.Mechanism)
+	}
+	u := c.srv.users[username]
+	if u == nil || !u.checkPassword(password) {
+		return amqp.Errorf(amqp.AccessRefused, "invalid credentials for user '%s'", username)
+	}
+	if c.srv.loopback[username] && !isLoopback(c.nc.RemoteAddr()) {
+		return amqp.Errorf(amqp.AccessRefused, "user '%s' can only connect via localhost", username)
+	}
+	c.user = u
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.IsLoopback()
+	}
+	_, isUnix := a.(*net.UnixAddr)
+	return isUnix
+}
+
+// expect reads the next method on channel 0 during the handshake (skipping heartbeats) and checks it
+// is classID/methodID. On anything else it closes with the right code and reports false.
+func (c *conn) expect(classID, methodID uint16, name string) (amqp.Method, bool) {
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			var ae *amqp.Error
+			if errors.As(err, &ae) {
+				c.closeDirect(ae)
+			}
+			return nil, false
+		}
+		if f.Type == amqp.FrameHeartbeat {
+			continue
+		}
+		if f.Type != amqp.FrameMethod || f.Channel != 0 {
+			c.closeDirect(amqp.Errorf(amqp.UnexpectedFrame, "expected %s on channel 0", name))
+			return nil, false
+		}
+		m, err := amqp.DecodeMethod(f.Payload)
+		if err != nil {
+			c.closeDirect(asAMQPError(err))
+			return nil, false
+		}
+		if m.ClassID() != classID || m.MethodID() != methodID {
+			if _, isClose := m.(*amqp.ConnectionClose); isClose {
+				c.writeDirect(&amqp.ConnectionCloseOk{})
+				return nil, false
+			}
+			c.closeDirect(methodErr(amqp.Errorf(amqp.CommandInvalid, "expected '%s', got '%s'", name, m.Name()), m))
+			return nil, false
+		}
+		return m, true
+	}
+}
+
+// writeDirect writes one method frame on channel 0 straight to the socket (handshake only).
+func (c *conn) writeDirect(m amqp.Method) error {
+	b, err := amqp.AppendMethodFrame(nil, 0, m)
+	if err != nil {
+		return err
+	}
+	_, err = c.nc.Write(b)
+	return err
+}
+
+// closeDirect sends connection.close during the handshake and waits briefly for close-ok.
+func (c *conn) closeDirect(e *amqp.Error) {
+	c.log.Debug("closing connection during handshake", "code", e.Code, "text", e.Text)
+	if err := c.writeDirect(&amqp.ConnectionClose{
+		ReplyCode: e.Code, ReplyText: truncate(e.Text, 255), FailingClassID: e.ClassID, FailingMethodID: e.MethodID,
+	}); err != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(closeOkTimeout))
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		if f.Type == amqp.FrameMethod && f.Channel == 0 {
+			if m, err := amqp.DecodeMethod(f.Payload); err == nil {
+				if _, ok := m.(*amqp.ConnectionCloseOk); ok {
+					return
+				}
+			}
+		}
+	}
+}
+
+// asAMQPError returns err as an *amqp.Error, or an INTERNAL_ERROR wrapping it.
+func asAMQPError(err error) *amqp.Error {
+	var ae *amqp.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return amqp.Errorf(amqp.InternalError, "%v", err)
+}

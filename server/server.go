@@ -1,0 +1,240 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warrenmq/warren/amqp"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown has been called.
+var ErrServerClosed = errors.New("warren: server closed")
+
+// Defaults, as RabbitMQ 3.10 has them.
+const (
+	DefaultHeartbeat      = 60 * time.Second
+	DefaultFrameMax       = 131072
+	DefaultChannelMax     = 2047
+	DefaultMaxMessageSize = 128 << 20
+	defaultHandshake      = 10 * time.Second
+	closeOkTimeout        = 3 * time.Second
+)
+
+// Options configure a Server. The zero value is a usable broker with RabbitMQ's defaults.
+type Options struct {
+	// Logger receives the broker's logs; nil discards them.
+	Logger *slog.Logger
+	// Heartbeat is the interval offered in connection.tune: 0 means DefaultHeartbeat, a negative value
+	// offers 0 (no heartbeats unless the client asks). Whole seconds are used.
+	Heartbeat time.Duration
+	// FrameMax is the largest frame offered in connection.tune (0: DefaultFrameMax; at least 4096).
+	FrameMax uint32
+	// ChannelMax is the highest channel number offered (0: DefaultChannelMax).
+	ChannelMax uint16
+	// MaxMessageSize bounds a message body (0: DefaultMaxMessageSize); larger gets 406 on the channel.
+	MaxMessageSize int
+	// DefaultUser and DefaultPass create the administrator user (default guest/guest).
+	DefaultUser, DefaultPass string
+	// LoopbackUsers may only log in from a loopback address (nil: just DefaultUser when it is "guest",
+	// as RabbitMQ's loopback_users; an empty non-nil slice allows every user from anywhere).
+	LoopbackUsers []string
+	// HandshakeTimeout bounds the time from accept to connection.open (0: 10s).
+	HandshakeTimeout time.Duration
+}
+
+func (o *Options) setDefaults() error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Heartbeat == 0 {
+		o.Heartbeat = DefaultHeartbeat
+	}
+	if o.Heartbeat < 0 {
+		o.Heartbeat = 0
+	}
+	if o.Heartbeat > 0xffff*time.Second {
+		return fmt.Errorf("heartbeat %v is above 65535s", o.Heartbeat)
+	}
+	if o.FrameMax == 0 {
+		o.FrameMax = DefaultFrameMax
+	}
+	if o.FrameMax < 4096 {
+		return fmt.Errorf("frame max %d is below the minimum 4096", o.FrameMax)
+	}
+	if o.ChannelMax == 0 {
+		o.ChannelMax = DefaultChannelMax
+	}
+	if o.MaxMessageSize == 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if o.MaxMessageSize < 0 {
+		return fmt.Errorf("max message size %d is negative", o.MaxMessageSize)
+	}
+	if o.DefaultUser == "" {
+		o.DefaultUser, o.DefaultPass = "guest", "guest"
+	}
+	if o.LoopbackUsers == nil && o.DefaultUser == "guest" {
+		o.LoopbackUsers = []string{"guest"}
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = defaultHandshake
+	}
+	return nil
+}
+
+// Server is an AMQP 0-9-1 broker. Create it with New, run it with Serve, stop it with Shutdown.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+
+	users    map[string]*user // read-only after New
+	loopback map[string]bool  // users restricted to loopback; read-only after New
+
+	vhostsMu sync.RWMutex
+	vhosts   map[string]*vhost
+
+	connSeq atomic.Uint64
+
+	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
+	wg sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		closed    bool
+		listeners map[net.Listener]struct{}
+		conns     map[*conn]struct{}
+	}
+}
+
+// New returns a broker configured by opts, with the vhost "/" and its standard exchanges.
+func New(opts Options) (*Server, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, fmt.Errorf("warren: options: %w", err)
+	}
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		users:    map[string]*user{},
+		loopback: map[string]bool{},
+		vhosts:   map[string]*vhost{},
+	}
+	s.mu.listeners = map[net.Listener]struct{}{}
+	s.mu.conns = map[*conn]struct{}{}
+	s.users[opts.DefaultUser] = newUser(opts.DefaultUser, opts.DefaultPass, "administrator")
+	for _, u := range opts.LoopbackUsers {
+		s.loopback[u] = true
+	}
+	s.vhosts["/"] = newVhost(s, "/")
+	return s, nil
+}
+
+// Serve accepts AMQP connections on ln until Shutdown; it always returns a non-nil error, and
+// ErrServerClosed after Shutdown. Temporary accept errors are retried with back-off.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.mu.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.mu.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	s.log.Info("AMQP listener started", "addr", ln.Addr().String())
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("warren: accept: %w", err)
+		}
+		backoff = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.mu.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.mu.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.mu.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.closed
+}
+
+// Shutdown stops accepting, closes every connection with 320 CONNECTION_FORCED, and waits for all
+// of the server's goroutines. If ctx ends first, the remaining sockets are closed at once and
+// Shutdown still waits for the goroutines (which then end promptly) before returning ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.mu.closed = true
+	for ln := range s.mu.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.mu.conns))
+	for c := range s.mu.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	for _, c := range conns {
+		c.closeFromOutside(amqp.ConnectionForced, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.log.Info("broker stopped")
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.mu.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func (s *Server) vhost(name string) *vhost {
+	s.vhostsMu.RLock()
+	defer s.vhostsMu.RUnlock()
+	return s.vhosts[name]
+}

@@ -1,0 +1,408 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
+)
+
+// vhost is a virtual host: its exchanges, queues and the bindings between them.
+//
+// mu guards the two maps and the binding graph as a whole: declare, delete, bind and unbind take it
+// exclusively; routing takes it shared (and each exchange's own mu around its router, since a
+// router is not safe for concurrent use).
+type vhost struct {
+	srv  *Server
+	name string
+
+	mu        sync.RWMutex
+	exchanges map[string]*exchangeEntity
+	queues    map[string]*queue
+}
+
+// destination is a binding's destination: a *queue or an *exchangeEntity.
+type destination interface {
+	destName() string
+	destKind() string // "queue" or "exchange", as the management API names them
+}
+
+// exchangeEntity is a declared exchange.
+type exchangeEntity struct {
+	name       string
+	kind       exchange.Kind
+	durable    bool
+	autoDelete bool
+	internal   bool
+	args       amqp.Table
+
+	mu     sync.Mutex // guards router; taken alone (see the lock order in doc.go)
+	router exchange.Router[destination]
+}
+
+func (e *exchangeEntity) destName() string { return e.name }
+func (e *exchangeEntity) destKind() string { return "exchange" }
+
+func newVhost(s *Server, name string) *vhost {
+	v := &vhost{srv: s, name: name, exchanges: map[string]*exchangeEntity{}, queues: map[string]*queue{}}
+	for _, d := range []struct {
+		name string
+		kind exchange.Kind
+	}{
+		{"", exchange.Direct},
+		{"amq.direct", exchange.Direct},
+		{"amq.fanout", exchange.Fanout},
+		{"amq.topic", exchange.Topic},
+		{"amq.headers", exchange.Headers},
+		{"amq.match", exchange.Headers},
+	} {
+		v.exchanges[d.name] = &exchangeEntity{name: d.name, kind: d.kind, durable: true, router: exchange.New[destination](d.kind)}
+	}
+	return v
+}
+
+// --- errors with RabbitMQ's texts ---
+
+func (v *vhost) errNoExchange(name string) *amqp.Error {
+	return amqp.Errorf(amqp.NotFound, "no exchange '%s' in vhost '%s'", name, v.name)
+}
+
+func (v *vhost) errNoQueue(name string) *amqp.Error {
+	return amqp.Errorf(amqp.NotFound, "no queue '%s' in vhost '%s'", name, v.name)
+}
+
+func (v *vhost) errLocked(name string) *amqp.Error {
+	return amqp.Errorf(amqp.ResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. "+
+		"It could be originally declared on another connection or the exclusive property value does not match "+
+		"that of the original declaration.", name, v.name)
+}
+
+func (v *vhost) errInequivalent(what, name, arg string, got, cur any) *amqp.Error {
+	return amqp.Errorf(amqp.PreconditionFailed, "inequivalent arg '%s' for %s '%s' in vhost '%s': received '%v' but current is '%v'",
+		arg, what, name, v.name, got, cur)
+}
+
+// --- exchanges ---
+
+// exchange returns the named exchange or nil.
+func (v *vhost) exchange(name string) *exchangeEntity {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.exchanges[name]
+}
+
+func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	e := v.exchanges[d.Exchange]
+	if d.Passive {
+		if e == nil {
+			return v.errNoExchange(d.Exchange)
+		}
+		return nil
+	}
+	kind, ok := exchange.ParseKind(d.Type)
+	if !ok {
+		return amqp.Errorf(amqp.CommandInvalid, "unknown exchange type '%s'", d.Type)
+	}
+	if e != nil {
+		switch {
+		case e.kind != kind:
+			return v.errInequivalent("exchange", d.Exchange, "type", d.Type, e.kind)
+		case e.durable != d.Durable:
+			return v.errInequivalent("exchange", d.Exchange, "durable", d.Durable, e.durable)
+		case e.autoDelete != d.AutoDelete:
+			return v.errInequivalent("exchange", d.Exchange, "auto_delete", d.AutoDelete, e.autoDelete)
+		case e.internal != d.Internal:
+			return v.errInequivalent("exchange", d.Exchange, "internal", d.Internal, e.internal)
+		}
+		if err := equivalentArgs(v, "exchange", d.Exchange, exchangeArgKeys, d.Arguments, e.args); err != nil {
+			return err
+		}
+		return nil
+	}
+	if d.Exchange == "" || strings.HasPrefix(d.Exchange, "amq.") {
+		return amqp.Errorf(amqp.AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Exchange)
+	}
+	v.exchanges[d.Exchange] = &exchangeEntity{
+		name: d.Exchange, kind: kind, durable: d.Durable, autoDelete: d.AutoDelete, internal: d.Internal,
+		args: d.Arguments, router: exchange.New[destination](kind),
+	}
+	return nil
+}
+
+func (v *vhost) deleteExchange(name string, ifUnused bool) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if name == "" || strings.HasPrefix(name, "amq.") {
+		return amqp.Errorf(amqp.AccessRefused, "operation not permitted on exchange '%s' in vhost '%s'", name, v.name)
+	}
+	e := v.exchanges[name]
+	if e == nil {
+		return nil // RabbitMQ answers delete-ok for a missing exchange
+	}
+	if ifUnused && e.router.Len() > 0 {
+		return amqp.Errorf(amqp.PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.name)
+	}
+	v.removeExchangeLocked(e)
+	return nil
+}
+
+// removeExchangeLocked deletes e and every binding from or to it, then auto-deletes exchanges left
+// without bindings.
+func (v *vhost) removeExchangeLocked(e *exchangeEntity) {
+	delete(v.exchanges, e.name)
+	v.unbindAllLocked(e)
+}
+
+// unbindAllLocked removes every binding to d and auto-deletes the source exchanges it emptied.
+func (v *vhost) unbindAllLocked(d destination) {
+	var emptied []*exchangeEntity
+	for _, src := range v.exchanges {
+		src.mu.Lock()
+		n := src.router.UnbindAll(d)
+		empty := src.router.Len() == 0
+		src.mu.Unlock()
+		if n > 0 && empty && src.autoDelete {
+			emptied = append(emptied, src)
+		}
+	}
+	for _, src := range emptied {
+		if v.exchanges[src.name] == src {
+			v.removeExchangeLocked(src)
+		}
+	}
+}
+
+// --- bindings ---
+
+func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Table) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	src, err := v.bindableSourceLocked(srcName)
+	if err != nil {
+		return err
+	}
+	if err := exchange.CheckBindArgs(src.kind, args); err != nil {
+		return amqp.Errorf(amqp.PreconditionFailed, "%v", err)
+	}
+	src.mu.Lock()
+	src.router.Bind(dst, key, args)
+	src.mu.Unlock()
+	return nil
+}
+
+func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Table) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	src, err := v.bindableSourceLocked(srcName)
+	if err != nil {
+		return err
+	}
+	src.mu.Lock()
+	src.router.Unbind(dst, key, args)
+	empty := src.router.Len() == 0
+	src.mu.Unlock()
+	if empty && src.autoDelete {
+		v.removeExchangeLocked(src)
+	}
+	return nil
+}
+
+func (v *vhost) bindableSourceLocked(name string) (*exchangeEntity, error) {
+	if name == "" {
+		return nil, amqp.Errorf(amqp.AccessRefused, "operation not permitted on the default exchange")
+	}
+	src := v.exchanges[name]
+	if src == nil {
+		return nil, v.errNoExchange(name)
+	}
+	return src, nil
+}
+
+// --- routing ---
+
+// route appends to out every queue msg reaches from ex, each at most once, following
+// exchange-to-exchange bindings (each exchange visited once, so cycles end).
+func (v *vhost) route(ex *exchangeEntity, key string, msg *message, out []*queue) []*queue {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if ex.name == "" {
+		if q := v.queues[key]; q != nil {
+			out = append(out, q)
+		}
+		return out
+	}
+	var dests [16]destination
+	frontier := []*exchangeEntity{ex}
+	var visited []*exchangeEntity
+	var headers amqp.Table
+	for len(frontier) > 0 {
+		e := frontier[len(frontier)-1]
+		frontier = frontier[:len(frontier)-1]
+		if containsPtr(visited, e) {
+			continue
+		}
+		visited = append(visited, e)
+		if e.kind == exchange.Headers && headers == nil {
+			headers = msg.headers()
+		}
+		e.mu.Lock()
+		ds := e.router.Route(key, headers, dests[:0])
+		e.mu.Unlock()
+		for _, d := range ds {
+			switch d := d.(type) {
+			case *queue:
+				if !containsPtr(out, d) {
+					out = append(out, d)
+				}
+			case *exchangeEntity:
+				frontier = append(frontier, d)
+			}
+		}
+	}
+	return out
+}
+
+func containsPtr[T comparable](s []T, x T) bool {
+	for _, y := range s {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// --- queues ---
+
+// lookupQueue finds a queue for an operation by c: 404 if missing, 405 if another connection owns it.
+func (v *vhost) lookupQueue(c *conn, name string) (*queue, error) {
+	v.mu.RLock()
+	q := v.queues[name]
+	v.mu.RUnlock()
+	if q == nil {
+		return nil, v.errNoQueue(name)
+	}
+	if q.owner != nil && q.owner != c {
+		return nil, v.errLocked(name)
+	}
+	return q, nil
+}
+
+// declareQueue declares (or checks) a queue for connection c.
+func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	name := d.Queue
+	if name == "" && !d.Passive {
+		name = "amq.gen-" + randomName()
+	}
+	q := v.queues[name]
+	if d.Passive {
+		if q == nil {
+			return nil, v.errNoQueue(name)
+		}
+		if q.owner != nil && q.owner != c {
+			return nil, v.errLocked(name)
+		}
+		return q, nil
+	}
+	if q != nil {
+		if q.owner != nil && q.owner != c {
+			return nil, v.errLocked(name)
+		}
+		switch {
+		case q.durable != d.Durable:
+			return nil, v.errInequivalent("queue", name, "durable", d.Durable, q.durable)
+		case q.autoDelete != d.AutoDelete:
+			return nil, v.errInequivalent("queue", name, "auto_delete", d.AutoDelete, q.autoDelete)
+		case (q.owner != nil) != d.Exclusive:
+			return nil, v.errLocked(name)
+		}
+		if err := equivalentArgs(v, "queue", name, queueArgKeys, d.Arguments, q.args); err != nil {
+			return nil, err
+		}
+		return q, nil
+	}
+	if strings.HasPrefix(name, "amq.") && d.Queue != "" {
+		return nil, amqp.Errorf(amqp.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", name)
+	}
+	var owner *conn
+	if d.Exclusive {
+		owner = c
+	}
+	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments)
+	v.queues[name] = q
+	return q, nil
+}
+
+// deleteQueue removes q (if it is still the queue of that name) with its bindings, cancelling its
+// consumers. It returns the number of ready messages dropped.
+func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.queues[q.name] != q {
+		return 0, nil
+	}
+	n, err := q.markDeleted(ifUnused, ifEmpty)
+	if err != nil {
+		return 0, err
+	}
+	delete(v.queues, q.name)
+	v.unbindAllLocked(q)
+	return n, nil
+}
+
+// dropExclusive deletes the queues owned by c (on connection close).
+func (v *vhost) dropExclusive(c *conn) {
+	v.mu.RLock()
+	var owned []*queue
+	for _, q := range v.queues {
+		if q.owner == c {
+			owned = append(owned, q)
+		}
+	}
+	v.mu.RUnlock()
+	for _, q := range owned {
+		v.deleteQueue(q, false, false)
+	}
+}
+
+// --- argument equivalence ---
+
+// Arguments RabbitMQ compares on redeclaration; others are ignored, as RabbitMQ ignores them.
+var (
+	queueArgKeys = []string{"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+		"x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-type", "x-single-active-consumer",
+		"x-queue-mode", "x-delivery-limit"}
+	exchangeArgKeys = []string{"alternate-exchange"}
+)
+
+func equivalentArgs(v *vhost, what, name string, keys []string, got, cur amqp.Table) error {
+	for _, k := range keys {
+		g, gok := got[k]
+		c, cok := cur[k]
+		if gok != cok || (gok && !amqp.ValueEqual(g, c)) {
+			gs, cs := "none", "none"
+			if gok {
+				gs = fmt.Sprintf("%v", g)
+			}
+			if cok {
+				cs = fmt.Sprintf("%v", c)
+			}
+			return v.errInequivalent(what, name, k, gs, cs)
+		}
+	}
+	return nil
+}
+
+// randomName returns 22 url-safe base64 characters, like RabbitMQ's amq.gen- and amq.ctag- names.
+func randomName() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
