@@ -114,7 +114,7 @@ func propsEqual(a, b Properties) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// mustFrame returns the encoding of a method frame.
+// mustMethodFrame returns the encoding of a method frame.
 func mustMethodFrame(t testing.TB, channel uint16, m Method) []byte {
 	t.Helper()
 	b, err := AppendMethodFrame(nil, channel, m)
@@ -177,3 +177,5 @@ func publishStream(t testing.TB, body []byte) []byte {
 	b = AppendContentHeaderFrame(b, 1, ClassBasic, uint64(len(body)), raw)
 	return AppendBodyFrames(b, 1, body, FrameMinSize)
 }
+
+func typeOf(v any) string { return fmt.Sprintf("%T", v) }

@@ -174,10 +174,10 @@ func TestDecodeMethodMalformed(t *testing.T) {
 	long := func(n uint32) []byte { return []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)} }
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	for _, tc := range []struct {
-		name           string
-		payload        []byte
-		code           uint16
-		class, method  uint16
+		name          string
+		payload       []byte
+		code          uint16
+		class, method uint16
 	}{
 		{"empty", nil, FrameError, 0, 0},
 		{"three bytes", []byte{0, 60, 0}, FrameError, 0, 0},
@@ -237,6 +237,65 @@ func TestAppendMethodErrors(t *testing.T) {
 		out, err = AppendMethodFrame(dst, 1, m)
 		if err == nil || string(out) != "keep" {
 			t.Errorf("%T: AppendMethodFrame = %q, %v", m, out, err)
+		}
+	}
+}
+
+// TestContractNames pins the Go names the server is written against
+// (docs: /work/contract/amqp-api.md); it fails to compile if one changes.
+func TestContractNames(t *testing.T) {
+	ms := []Method{
+		&ConnectionStart{VersionMajor: 0, VersionMinor: 9, ServerProperties: Table{}, Mechanisms: "PLAIN", Locales: "en_US"},
+		&ConnectionStartOk{ClientProperties: Table{}, Mechanism: "PLAIN", Response: "", Locale: "en_US"},
+		&ConnectionTuneOk{ChannelMax: 1, FrameMax: 2, Heartbeat: 3},
+		&ConnectionOpen{VirtualHost: "/", Capabilities: "", Insist: false},
+		&ConnectionClose{ReplyCode: 1, ReplyText: "", FailingClassID: 1, FailingMethodID: 2},
+		&ConnectionBlocked{Reason: "low on memory"},
+		&ConnectionUnblocked{},
+		&ConnectionUpdateSecret{NewSecret: "s", Reason: "r"},
+		&ConnectionUpdateSecretOk{},
+		&ChannelOpen{OutOfBand: ""},
+		&ChannelOpenOk{ChannelID: ""},
+		&ChannelFlow{Active: true},
+		&ChannelClose{ReplyCode: 1, ReplyText: "", FailingClassID: 1, FailingMethodID: 2},
+		&AccessRequest{Realm: "/data", Exclusive: false, Passive: true, Active: true, Write: true, Read: true},
+		&ExchangeDeclare{Ticket: 0, Exchange: "e", Type: "direct", Passive: false, Durable: true, AutoDelete: false, Internal: false, NoWait: false, Arguments: nil},
+		&ExchangeDeclareOk{},
+		&ExchangeDelete{Exchange: "e", IfUnused: true, NoWait: true},
+		&ExchangeBind{Destination: "d", Source: "s", RoutingKey: "k", NoWait: false, Arguments: nil},
+		&ExchangeUnbind{Destination: "d", Source: "s", RoutingKey: "k"},
+		&QueueDeclare{Queue: "q", Passive: false, Durable: true, Exclusive: false, AutoDelete: false, NoWait: false, Arguments: nil},
+		&QueueDeclareOk{Queue: "q", MessageCount: 1, ConsumerCount: 2},
+		&QueueBind{Queue: "q", Exchange: "e", RoutingKey: "k", NoWait: false, Arguments: nil},
+		&QueuePurgeOk{MessageCount: 1},
+		&QueueDelete{Queue: "q", IfUnused: true, IfEmpty: true, NoWait: true},
+		&QueueUnbind{Queue: "q", Exchange: "e", RoutingKey: "k", Arguments: nil},
+		&BasicQos{PrefetchSize: 0, PrefetchCount: 10, Global: false},
+		&BasicConsume{Queue: "q", ConsumerTag: "c", NoLocal: false, NoAck: true, Exclusive: false, NoWait: false, Arguments: nil},
+		&BasicCancel{ConsumerTag: "c", NoWait: true},
+		&BasicPublish{Exchange: "e", RoutingKey: "k", Mandatory: true, Immediate: false},
+		&BasicReturn{ReplyCode: NoRoute, ReplyText: "NO_ROUTE", Exchange: "e", RoutingKey: "k"},
+		&BasicDeliver{ConsumerTag: "c", DeliveryTag: 1, Redelivered: true, Exchange: "e", RoutingKey: "k"},
+		&BasicGet{Queue: "q", NoAck: true},
+		&BasicGetOk{DeliveryTag: 1, Redelivered: false, Exchange: "e", RoutingKey: "k", MessageCount: 3},
+		&BasicGetEmpty{ClusterID: ""},
+		&BasicAck{DeliveryTag: 1, Multiple: true},
+		&BasicReject{DeliveryTag: 1, Requeue: true},
+		&BasicRecoverAsync{Requeue: true},
+		&BasicRecover{Requeue: true},
+		&BasicNack{DeliveryTag: 1, Multiple: true, Requeue: true},
+		&ConfirmSelect{NoWait: true},
+		&ConfirmSelectOk{},
+		&TxSelect{}, &TxSelectOk{}, &TxCommit{}, &TxCommitOk{}, &TxRollback{}, &TxRollbackOk{},
+	}
+	for _, m := range ms {
+		if _, err := DecodeMethod(mustPayload(t, m)); err != nil {
+			t.Errorf("%s: %v", m.Name(), err)
+		}
+	}
+	for _, id := range []uint16{ClassConnection, ClassChannel, ClassAccess, ClassExchange, ClassQueue, ClassBasic, ClassConfirm, ClassTx} {
+		if id == 0 {
+			t.Error("zero class id")
 		}
 	}
 }
