@@ -38,7 +38,6 @@ type channel struct {
 	mu struct {
 		sync.Mutex
 		closed         bool // torn down: no more deliveries
-		flowActive     bool
 		consumers      map[string]*consumer
 		deliveryTag    uint64
 		unacked        []*delivery // ordered by tag
@@ -95,7 +94,6 @@ const (
 
 func newChannel(c *conn, id uint16) *channel {
 	ch := &channel{id: id, conn: c}
-	ch.mu.flowActive = true
 	ch.mu.consumers = map[string]*consumer{}
 	return ch
 }
@@ -154,16 +152,11 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.ChannelCloseOk:
 		return nil // no close was pending: nothing to do
 	case *amqp.ChannelFlow:
-		ch.mu.Lock()
-		ch.mu.flowActive = m.Active
-		ch.mu.Unlock()
-		if err := ch.reply(&amqp.ChannelFlowOk{Active: m.Active}); err != nil {
-			return err
+		// RabbitMQ stopped honouring client flow control (active=false) in 3.3; so does Warren.
+		if !m.Active {
+			return amqp.Errorf(amqp.NotImplemented, "active=false")
 		}
-		if m.Active {
-			ch.kickConsumers()
-		}
-		return nil
+		return ch.reply(&amqp.ChannelFlowOk{Active: true})
 	case *amqp.ChannelFlowOk:
 		return nil
 	case *amqp.AccessRequest:
@@ -214,9 +207,15 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.BasicReject:
 		return ch.settleOrHold(settlement{kind: settleReject, tag: m.DeliveryTag, requeue: m.Requeue})
 	case *amqp.BasicRecover:
+		if !m.Requeue {
+			return amqp.Errorf(amqp.NotImplemented, "requeue=false")
+		}
 		ch.recover()
 		return ch.reply(&amqp.BasicRecoverOk{})
 	case *amqp.BasicRecoverAsync:
+		if !m.Requeue {
+			return amqp.Errorf(amqp.NotImplemented, "requeue=false")
+		}
 		ch.recover()
 		return nil
 
@@ -274,7 +273,7 @@ func (ch *channel) exchangeBind(srcName, dstName, key string, args amqp.Table, b
 		return v.errNoExchange(dstName)
 	}
 	if dstName == "" {
-		return amqp.Errorf(amqp.AccessRefused, "operation not permitted on the default exchange")
+		return errDefaultExchange
 	}
 	if bind {
 		if err := v.bind(srcName, dst, key, args); err != nil {

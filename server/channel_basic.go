@@ -108,7 +108,7 @@ func (ch *channel) kickConsumers() {
 func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.mu.closed || !ch.mu.flowActive || ch.mu.consumers[c.tag] != c {
+	if ch.mu.closed || ch.mu.consumers[c.tag] != c {
 		return false
 	}
 	if !c.noAck {
@@ -189,6 +189,10 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 		if _, err := amqp.RawDeliveryMode(props); err != nil {
 			return err
 		}
+		if err := ch.checkUserID(props); err != nil {
+			ch.closeWith(methodErr(err, &p.method))
+			return nil
+		}
 		p.gotHeader = true
 		p.bodySize = size
 		p.props = bytes.Clone(props)
@@ -223,6 +227,23 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 	return nil
 }
 
+// checkUserID refuses a user-id property that is not the connection's user, as RabbitMQ does.
+// The properties are decoded only when the user-id flag is set.
+func (ch *channel) checkUserID(props []byte) *amqp.Error {
+	const flagUserID = 1 << 4 // in the first (big-endian) flag word
+	if len(props) < 2 || props[1]&flagUserID == 0 {
+		return nil
+	}
+	p, err := amqp.DecodeProperties(props)
+	if err != nil {
+		return asAMQPError(err)
+	}
+	if p.UserID != ch.conn.user.name {
+		return amqp.Errorf(amqp.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", p.UserID, ch.conn.user.name)
+	}
+	return nil
+}
+
 // published runs when a message is fully assembled.
 func (ch *channel) published() error {
 	p := ch.pub
@@ -245,19 +266,26 @@ func (ch *channel) route(p *publishing) {
 	}
 	var buf [8]*queue
 	qs := ch.vhost().route(p.ex, msg.routingKey, msg, buf[:0])
-	routed := 0
+	refused := false
 	for _, q := range qs {
-		if q.publish(msg) {
-			routed++
+		if q.publish(msg) == rejected {
+			refused = true
 		}
 	}
-	if routed == 0 && p.method.Mandatory {
+	if len(qs) == 0 && p.method.Mandatory {
 		ch.writeContent(&amqp.BasicReturn{
 			ReplyCode: amqp.NoRoute, ReplyText: "NO_ROUTE", Exchange: msg.exchange, RoutingKey: msg.routingKey,
 		}, msg)
 	}
 	if ch.confirm {
 		ch.publishSeq++
+		if refused {
+			// A queue refused it: nack this one, after acking everything before it.
+			ch.flushConfirms()
+			ch.reply(&amqp.BasicNack{DeliveryTag: ch.publishSeq})
+			ch.confirmed, ch.confirmedSent = ch.publishSeq, ch.publishSeq
+			return
+		}
 		ch.confirmed = ch.publishSeq
 		if ch.confirmed == ch.confirmedSent+1 {
 			ch.conn.confirmDirty = append(ch.conn.confirmDirty, ch)
@@ -389,8 +417,7 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-// recover requeues every unacked delivery of the channel (RabbitMQ's basic.recover, whatever the
-// requeue flag).
+// recover requeues every unacked delivery of the channel (basic.recover with requeue=true).
 func (ch *channel) recover() {
 	ch.mu.Lock()
 	ds := ch.takeLocked(0, true)

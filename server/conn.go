@@ -106,6 +106,11 @@ func (c *conn) serve() {
 
 	err := c.readLoop()
 	switch {
+	case errors.Is(err, errConnClosedByClient):
+		// close-ok is on its way: let the client close the socket first, so that it reads
+		// close-ok rather than a reset or an early EOF.
+		c.nc.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, c.br)
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case errors.Is(err, os.ErrDeadlineExceeded) && c.closeAt.Load() == 0:
 		c.log.Warn("missed heartbeats from client, closing", "timeout", c.idleTimeout)
@@ -145,7 +150,7 @@ func (c *conn) readLoop() error {
 		}
 		if err := c.handleFrame(f); err != nil {
 			if errors.Is(err, errConnClosedByClient) {
-				return nil
+				return err
 			}
 			var ae *amqp.Error
 			if !errors.As(err, &ae) {
@@ -289,12 +294,13 @@ func (c *conn) flushConfirms() {
 	c.confirmDirty = c.confirmDirty[:0]
 }
 
-// methodErr sets the failing method's ids on e.
+// methodErr returns a copy of e naming m as the failing method (e itself may be shared).
 func methodErr(e *amqp.Error, m amqp.Method) *amqp.Error {
+	ce := *e
 	if m != nil {
-		e.ClassID, e.MethodID = m.ClassID(), m.MethodID()
+		ce.ClassID, ce.MethodID = m.ClassID(), m.MethodID()
 	}
-	return e
+	return &ce
 }
 
 func truncate(s string, n int) string {

@@ -46,6 +46,7 @@ type queue struct {
 	autoDelete bool
 	owner      *conn // exclusive owner, nil if not exclusive; immutable
 	args       amqp.Table
+	limits     queueLimits
 
 	mu struct {
 		sync.Mutex
@@ -59,24 +60,54 @@ type queue struct {
 	}
 }
 
-func newQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args amqp.Table) *queue {
-	return &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args}
+func newQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args amqp.Table, lim queueLimits) *queue {
+	return &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args, limits: lim}
 }
 
 func (q *queue) destName() string { return q.name }
 func (q *queue) destKind() string { return "queue" }
 
-// publish enqueues msg and delivers what it can. It reports false if the queue was deleted.
-func (q *queue) publish(msg *message) bool {
+// publishResult says what a queue did with a message.
+type publishResult uint8
+
+const (
+	published publishResult = iota // enqueued (possibly delivered at once)
+	rejected                       // refused: the queue is full and overflows with reject-publish
+	gone                           // the queue was deleted meanwhile
+)
+
+// publish enqueues msg and delivers what it can, applying x-max-length / x-max-length-bytes.
+func (q *queue) publish(msg *message) publishResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.mu.deleted {
-		return false
+		return gone
+	}
+	lim := q.limits
+	if lim.overflow != "drop-head" && q.fullLocked(int64(len(msg.body))) {
+		return rejected
 	}
 	q.mu.nextSeq++
 	q.mu.ready.push(&qentry{msg: msg, seq: q.mu.nextSeq})
 	q.dispatchLocked()
-	return true
+	for q.mu.ready.len() > 0 && q.overLocked() {
+		q.mu.ready.pop() // drop-head
+	}
+	return published
+}
+
+// fullLocked reports whether one more message of size bytes would pass a limit.
+func (q *queue) fullLocked(size int64) bool {
+	lim := q.limits
+	return (lim.maxLen >= 0 && int64(q.mu.ready.len())+1 > lim.maxLen) ||
+		(lim.maxBytes >= 0 && q.mu.ready.bytes+size > lim.maxBytes)
+}
+
+// overLocked reports whether the ready messages exceed a limit.
+func (q *queue) overLocked() bool {
+	lim := q.limits
+	return (lim.maxLen >= 0 && int64(q.mu.ready.len()) > lim.maxLen) ||
+		(lim.maxBytes >= 0 && q.mu.ready.bytes > lim.maxBytes)
 }
 
 // dispatchLocked hands ready messages to consumers round-robin while any has credit.
@@ -212,7 +243,7 @@ func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.v.name)
 	}
 	if ifEmpty && q.mu.ready.len() > 0 {
-		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' is not empty", q.name, q.v.name)
+		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.name, q.v.name)
 	}
 	q.mu.deleted = true
 	n := q.mu.ready.len()
@@ -227,18 +258,23 @@ func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 // entryQueue is a FIFO of entries ordered by seq, with cheap pops at the head and cheap
 // re-insertion of requeued entries near the head.
 type entryQueue struct {
-	s    []*qentry
-	head int
+	s     []*qentry
+	head  int
+	bytes int64 // sum of the body sizes of the entries
 }
 
 func (d *entryQueue) len() int       { return len(d.s) - d.head }
 func (d *entryQueue) peek() *qentry  { return d.s[d.head] }
-func (d *entryQueue) push(e *qentry) { d.s = append(d.s, e) }
+func (d *entryQueue) push(e *qentry) {
+	d.s = append(d.s, e)
+	d.bytes += int64(len(e.msg.body))
+}
 
 func (d *entryQueue) pop() *qentry {
 	e := d.s[d.head]
 	d.s[d.head] = nil
 	d.head++
+	d.bytes -= int64(len(e.msg.body))
 	if d.head == len(d.s) {
 		d.s, d.head = d.s[:0], 0
 	} else if d.head >= 1024 && d.head*2 >= len(d.s) {
@@ -251,6 +287,7 @@ func (d *entryQueue) pop() *qentry {
 
 // insertSorted puts e back at its seq position.
 func (d *entryQueue) insertSorted(e *qentry) {
+	d.bytes += int64(len(e.msg.body))
 	live := d.s[d.head:]
 	i := sort.Search(len(live), func(i int) bool { return live[i].seq > e.seq })
 	if i == 0 && d.head > 0 {
@@ -266,5 +303,5 @@ func (d *entryQueue) insertSorted(e *qentry) {
 
 func (d *entryQueue) reset() {
 	clear(d.s)
-	d.s, d.head = d.s[:0], 0
+	d.s, d.head, d.bytes = d.s[:0], 0, 0
 }

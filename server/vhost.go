@@ -67,6 +67,10 @@ func newVhost(s *Server, name string) *vhost {
 
 // --- errors with RabbitMQ's texts ---
 
+// errDefaultExchange refuses declaring, deleting or binding the default exchange. It is a value
+// shared by every caller: callers copy it before setting the method ids (see methodErr).
+var errDefaultExchange = amqp.Errorf(amqp.AccessRefused, "operation not permitted on the default exchange")
+
 func (v *vhost) errNoExchange(name string) *amqp.Error {
 	return amqp.Errorf(amqp.NotFound, "no exchange '%s' in vhost '%s'", name, v.name)
 }
@@ -81,9 +85,20 @@ func (v *vhost) errLocked(name string) *amqp.Error {
 		"that of the original declaration.", name, v.name)
 }
 
+// errInequivalent is RabbitMQ's answer to a redeclaration that differs; got and cur are quoted
+// values ('true') or RabbitMQ's longer forms (none, the value '10' of type 'signedint').
 func (v *vhost) errInequivalent(what, name, arg string, got, cur any) *amqp.Error {
-	return amqp.Errorf(amqp.PreconditionFailed, "inequivalent arg '%s' for %s '%s' in vhost '%s': received '%v' but current is '%v'",
-		arg, what, name, v.name, got, cur)
+	return amqp.Errorf(amqp.PreconditionFailed, "inequivalent arg '%s' for %s '%s' in vhost '%s': received %s but current is %s",
+		arg, what, name, v.name, quoteVal(got), quoteVal(cur))
+}
+
+// quoteVal formats a scalar as RabbitMQ's rabbit_misc:val/1 does: in quotes; preformatted strings
+// (argValue) pass through.
+func quoteVal(x any) string {
+	if s, ok := x.(argValue); ok {
+		return string(s)
+	}
+	return fmt.Sprintf("'%v'", x)
 }
 
 // --- exchanges ---
@@ -99,6 +114,9 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	e := v.exchanges[d.Exchange]
+	if d.Exchange == "" && !d.Passive {
+		return errDefaultExchange
+	}
 	if d.Passive {
 		if e == nil {
 			return v.errNoExchange(d.Exchange)
@@ -125,7 +143,10 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 		}
 		return nil
 	}
-	if d.Exchange == "" || strings.HasPrefix(d.Exchange, "amq.") {
+	if d.Exchange == "" {
+		return errDefaultExchange
+	}
+	if strings.HasPrefix(d.Exchange, "amq.") {
 		return amqp.Errorf(amqp.AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Exchange)
 	}
 	v.exchanges[d.Exchange] = &exchangeEntity{
@@ -138,7 +159,10 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 func (v *vhost) deleteExchange(name string, ifUnused bool) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if name == "" || strings.HasPrefix(name, "amq.") {
+	if name == "" {
+		return errDefaultExchange
+	}
+	if strings.HasPrefix(name, "amq.") {
 		return amqp.Errorf(amqp.AccessRefused, "operation not permitted on exchange '%s' in vhost '%s'", name, v.name)
 	}
 	e := v.exchanges[name]
@@ -215,7 +239,7 @@ func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Ta
 
 func (v *vhost) bindableSourceLocked(name string) (*exchangeEntity, error) {
 	if name == "" {
-		return nil, amqp.Errorf(amqp.AccessRefused, "operation not permitted on the default exchange")
+		return nil, errDefaultExchange
 	}
 	src := v.exchanges[name]
 	if src == nil {
@@ -301,6 +325,10 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if name == "" && !d.Passive {
 		name = "amq.gen-" + randomName()
 	}
+	lim, err := v.queueArgs(name, d.Arguments)
+	if err != nil && !d.Passive {
+		return nil, err
+	}
 	q := v.queues[name]
 	if d.Passive {
 		if q == nil {
@@ -335,7 +363,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if d.Exclusive {
 		owner = c
 	}
-	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments)
+	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, lim)
 	v.queues[name] = q
 	return q, nil
 }
@@ -386,18 +414,38 @@ func equivalentArgs(v *vhost, what, name string, keys []string, got, cur amqp.Ta
 	for _, k := range keys {
 		g, gok := got[k]
 		c, cok := cur[k]
-		if gok != cok || (gok && !amqp.ValueEqual(g, c)) {
-			gs, cs := "none", "none"
-			if gok {
-				gs = fmt.Sprintf("%v", g)
+		switch {
+		case !gok && !cok:
+		case gok && cok:
+			if !argsEqual(g, c) {
+				return v.errInequivalent(what, name, k, g, c)
 			}
-			if cok {
-				cs = fmt.Sprintf("%v", c)
-			}
-			return v.errInequivalent(what, name, k, gs, cs)
+		default:
+			return v.errInequivalent(what, name, k, typedVal(g, gok), typedVal(c, cok))
 		}
 	}
 	return nil
+}
+
+// argValue is a value already formatted for an error text.
+type argValue string
+
+// typedVal formats an argument as RabbitMQ does when only one side has it.
+func typedVal(x any, ok bool) argValue {
+	if !ok {
+		return "none"
+	}
+	return argValue(fmt.Sprintf("the value '%v' of type '%s'", x, fieldTypeName(x)))
+}
+
+// argsEqual compares argument values, treating all integer types as one (RabbitMQ's
+// type_compatible), and everything else by type and value.
+func argsEqual(a, b any) bool {
+	if x, ok := intArg(a); ok {
+		y, ok := intArg(b)
+		return ok && x == y
+	}
+	return amqp.ValueEqual(a, b)
 }
 
 // randomName returns 22 url-safe base64 characters, like RabbitMQ's amq.gen- and amq.ctag- names.

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/warrenmq/warren/amqp"
+)
+
+// fieldTypeName is RabbitMQ's name for a field value's type, as it appears in error texts.
+func fieldTypeName(x any) string {
+	switch x.(type) {
+	case bool:
+		return "bool"
+	case int8:
+		return "byte"
+	case uint8:
+		return "unsignedbyte"
+	case int16:
+		return "short"
+	case uint16:
+		return "unsignedshort"
+	case int32:
+		return "signedint"
+	case uint32:
+		return "unsignedint"
+	case int64:
+		return "long"
+	case float32:
+		return "float"
+	case float64:
+		return "double"
+	case amqp.Decimal:
+		return "decimal"
+	case string:
+		return "longstr"
+	case []byte:
+		return "binary"
+	case time.Time:
+		return "timestamp"
+	case amqp.Table:
+		return "table"
+	case []any:
+		return "array"
+	case nil:
+		return "void"
+	}
+	return fmt.Sprintf("%T", x)
+}
+
+// intArg returns an integer-typed field value as int64 (RabbitMQ's integer argument types).
+func intArg(x any) (int64, bool) {
+	switch v := x.(type) {
+	case int8:
+		return int64(v), true
+	case uint8:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case uint16:
+		return int64(v), true
+	case int32:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	case int64:
+		return v, true
+	}
+	return 0, false
+}
+
+// queueLimits are the length limits a queue's arguments set.
+type queueLimits struct {
+	maxLen   int64 // -1: none
+	maxBytes int64 // -1: none
+	overflow string
+}
+
+// queueArgs validates a queue's declare arguments as RabbitMQ does and returns its limits.
+// Arguments Warren does not know are accepted and ignored, as RabbitMQ ignores them.
+func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
+	lim := queueLimits{maxLen: -1, maxBytes: -1, overflow: "drop-head"}
+	bad := func(k string, why string) error {
+		return amqp.Errorf(amqp.PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", k, name, v.name, why)
+	}
+	for k, x := range args {
+		switch k {
+		case "x-max-length", "x-max-length-bytes", "x-message-ttl", "x-max-priority", "x-expires", "x-delivery-limit":
+			n, ok := intArg(x)
+			if !ok {
+				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", fieldTypeName(x)))
+			}
+			switch {
+			case n < 0:
+				return lim, bad(k, fmt.Sprintf("{value_negative,%d}", n))
+			case n == 0 && k == "x-expires":
+				return lim, bad(k, "{value_zero,0}")
+			case k == "x-max-priority" && n > 255:
+				return lim, bad(k, fmt.Sprintf("{value_too_large,%d,255}", n))
+			}
+			switch k {
+			case "x-max-length":
+				lim.maxLen = n
+			case "x-max-length-bytes":
+				lim.maxBytes = n
+			}
+		case "x-overflow":
+			s, ok := x.(string)
+			if !ok {
+				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", fieldTypeName(x)))
+			}
+			switch s {
+			case "drop-head", "reject-publish", "reject-publish-dlx":
+				lim.overflow = s
+			default:
+				return lim, bad(k, fmt.Sprintf("{invalid_overflow,<<\"%s\">>}", s))
+			}
+		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode", "x-queue-type":
+			if _, ok := x.(string); !ok {
+				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", fieldTypeName(x)))
+			}
+		case "x-single-active-consumer":
+			if _, ok := x.(bool); !ok {
+				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", fieldTypeName(x)))
+			}
+		}
+	}
+	return lim, nil
+}
