@@ -243,6 +243,10 @@ func (c *conn) handleConnMethod(m amqp.Method) error {
 	switch m := m.(type) {
 	case *amqp.ConnectionClose:
 		c.log.Debug("client closed connection", "code", m.ReplyCode, "text", m.ReplyText)
+		// Release everything first: once the client has close-ok, its unacked messages are back
+		// in their queues and its exclusive queues are gone.
+		c.flushConfirms()
+		c.teardown()
 		c.out.writeMethod(0, &amqp.ConnectionCloseOk{})
 		return errConnClosedByClient
 	case *amqp.ConnectionCloseOk:
