@@ -115,8 +115,7 @@ func (ch *channel) handleMethod(m amqp.Method) error {
 		return nil
 	}
 	if ch.pub != nil {
-		return methodErr(amqp.Errorf(amqp.UnexpectedFrame,
-			"expected content header for class 60, got non content header frame instead"), m)
+		return ch.pub.unexpected()
 	}
 	err := ch.dispatch(m)
 	if err == nil {
@@ -150,7 +149,7 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		delete(ch.conn.channels, ch.id)
 		return ch.reply(&amqp.ChannelCloseOk{})
 	case *amqp.ChannelCloseOk:
-		return nil // no close was pending: nothing to do
+		return amqp.Errorf(amqp.CommandInvalid, "unimplemented method") // no close was pending
 	case *amqp.ChannelFlow:
 		// RabbitMQ stopped honouring client flow control (active=false) in 3.3; so does Warren.
 		if !m.Active {
@@ -247,7 +246,7 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		return ch.reply(&amqp.TxRollbackOk{})
 	}
 	// Connection-class methods on a channel, or methods only a server sends.
-	return amqp.Errorf(amqp.CommandInvalid, "unexpected method %s on channel %d", m.Name(), ch.id)
+	return amqp.Errorf(amqp.CommandInvalid, "unimplemented method")
 }
 
 func (ch *channel) replyUnless(nowait bool, m amqp.Method) error {

@@ -177,17 +177,19 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 	}
 	if f.Type == amqp.FrameHeader {
 		if p.gotHeader {
-			return amqp.Errorf(amqp.UnexpectedFrame, "expected content body, got non content body frame instead")
+			return p.unexpected()
 		}
 		classID, size, props, err := amqp.DecodeContentHeader(f.Payload)
 		if err != nil {
-			return err
+			return methodErr(asAMQPError(err), &p.method)
 		}
 		if classID != amqp.ClassBasic {
-			return amqp.Errorf(amqp.FrameError, "content header for class %d does not match method class %d", classID, amqp.ClassBasic)
+			return methodErr(amqp.Errorf(amqp.UnexpectedFrame, "expected content header for class 60, got one for class %d instead", classID), &p.method)
 		}
-		if _, err := amqp.RawDeliveryMode(props); err != nil {
-			return err
+		// Validate every property now: a message is immutable once routed, and a malformed one
+		// must not reach consumers. (TODO(perf): validate without decoding into a struct.)
+		if _, err := amqp.DecodeProperties(props); err != nil {
+			return methodErr(amqp.Errorf(amqp.SyntaxError, "malformed content header properties: %v", err), &p.method)
 		}
 		if err := ch.checkUserID(props); err != nil {
 			ch.closeWith(methodErr(err, &p.method))
@@ -208,10 +210,10 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 	}
 	// Body frame.
 	if !p.gotHeader {
-		return amqp.Errorf(amqp.UnexpectedFrame, "expected content header for class 60, got non content header frame instead")
+		return p.unexpected()
 	}
 	if uint64(len(p.body))+uint64(len(f.Payload)) > p.bodySize {
-		return amqp.Errorf(amqp.FrameError, "content body exceeds the declared size %d", p.bodySize)
+		return methodErr(amqp.Errorf(amqp.FrameError, "content body exceeds the declared size %d", p.bodySize), &p.method)
 	}
 	if p.body == nil && uint64(len(f.Payload)) == p.bodySize {
 		p.body = bytes.Clone(f.Payload) // the common case: the whole body in one frame
@@ -225,6 +227,14 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 		return ch.published()
 	}
 	return nil
+}
+
+// unexpected is the UNEXPECTED_FRAME error for a frame that breaks this publish's content sequence.
+func (p *publishing) unexpected() error {
+	if p.gotHeader {
+		return methodErr(amqp.Errorf(amqp.UnexpectedFrame, "expected content body, got non content body frame instead"), &p.method)
+	}
+	return methodErr(amqp.Errorf(amqp.UnexpectedFrame, "expected content header for class 60, got non content header frame instead"), &p.method)
 }
 
 // checkUserID refuses a user-id property that is not the connection's user, as RabbitMQ does.

@@ -41,6 +41,7 @@ type conn struct {
 	channels     map[uint16]*channel
 	confirmDirty []*channel // channels with confirms to send at the end of this read batch
 
+	opening bool         // the handshake reached connection.open (errors get connection.close)
 	open    atomic.Bool  // handshake finished: the write loop runs
 	closeAt atomic.Int64 // unix nanos: we sent connection.close and wait for close-ok until then
 }
@@ -214,7 +215,7 @@ func (c *conn) handleFrame(f amqp.Frame) error {
 	switch f.Type {
 	case amqp.FrameHeartbeat:
 		if f.Channel != 0 {
-			return amqp.Errorf(amqp.FrameError, "heartbeat frame on channel %d", f.Channel)
+			return amqp.Errorf(amqp.UnexpectedFrame, "heartbeat frame on channel %d", f.Channel)
 		}
 		return nil
 	case amqp.FrameMethod:
@@ -257,7 +258,10 @@ func (c *conn) handleConnMethod(m amqp.Method) error {
 	case *amqp.ConnectionBlocked, *amqp.ConnectionUnblocked:
 		return nil // client-side flow notices carry no meaning for the server
 	}
-	return methodErr(amqp.Errorf(amqp.CommandInvalid, "unexpected method on channel 0: %s", m.Name()), m)
+	if m.ClassID() != amqp.ClassConnection {
+		return methodErr(amqp.Errorf(amqp.ChannelError, "unexpected method in connection state running"), m)
+	}
+	return methodErr(amqp.Errorf(amqp.CommandInvalid, "unimplemented method"), m)
 }
 
 // channelMethod routes a method to its channel, opening it on channel.open.
@@ -267,8 +271,9 @@ func (c *conn) channelMethod(id uint16, m amqp.Method) error {
 		if _, ok := m.(*amqp.ChannelOpen); !ok {
 			return methodErr(amqp.Errorf(amqp.ChannelError, "expected 'channel.open'"), m)
 		}
-		if id > c.channelMax {
-			return methodErr(amqp.Errorf(amqp.ChannelError, "channel number %d exceeds the negotiated channel_max %d", id, c.channelMax), m)
+		// RabbitMQ limits how many channels are open, not their numbers.
+		if len(c.channels) >= int(c.channelMax) {
+			return amqp.Errorf(amqp.NotAllowed, "number of channels opened (%d) has reached the negotiated channel_max (%d)", len(c.channels), c.channelMax)
 		}
 		ch = newChannel(c, id)
 		c.channels[id] = ch

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -46,14 +45,9 @@ func (c *conn) handshake() bool {
 	c.nc.SetDeadline(time.Now().Add(c.srv.opts.HandshakeTimeout))
 	var hdr [8]byte
 	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
+		// Like RabbitMQ: a peer that leaves before sending a whole header gets nothing back.
 		if !errors.Is(err, io.EOF) {
 			c.log.Debug("reading protocol header", "err", err)
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) && bytes.HasPrefix(amqp.ProtocolHeader[:], hdr[:]) {
-			return false
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			c.nc.Write(amqp.ProtocolHeader[:])
 		}
 		return false
 	}
@@ -73,6 +67,8 @@ func (c *conn) handshake() bool {
 		return false
 	}
 
+	// Until connection.open, RabbitMQ answers a protocol error by dropping the socket (it does not
+	// trust the peer yet); so does Warren, logging why.
 	m, ok := c.expect(amqp.ClassConnection, 11, "connection.start_ok")
 	if !ok {
 		return false
@@ -94,7 +90,7 @@ func (c *conn) handshake() bool {
 			}
 			return false
 		}
-		c.closeDirect(methodErr(asAMQPError(err), startOk))
+		c.log.Warn("handshake failed", "err", err)
 		return false
 	}
 
@@ -112,10 +108,11 @@ func (c *conn) handshake() bool {
 	}
 	tuneOk := m.(*amqp.ConnectionTuneOk)
 	if err := c.negotiate(tuneOk); err != nil {
-		c.closeDirect(methodErr(err, tuneOk))
+		c.log.Warn("handshake failed", "err", err)
 		return false
 	}
 
+	c.opening = true // from here on, errors are answered with connection.close
 	m, ok = c.expect(amqp.ClassConnection, 40, "connection.open")
 	if !ok {
 		return false
@@ -199,14 +196,14 @@ func isLoopback(a net.Addr) bool {
 }
 
 // expect reads the next method on channel 0 during the handshake (skipping heartbeats) and checks it
-// is classID/methodID. On anything else it closes with the right code and reports false.
+// is classID/methodID. On anything else it fails the handshake (see handshakeError) and reports false.
 func (c *conn) expect(classID, methodID uint16, name string) (amqp.Method, bool) {
 	for {
 		f, err := c.fr.ReadFrame()
 		if err != nil {
 			var ae *amqp.Error
 			if errors.As(err, &ae) {
-				c.closeDirect(ae)
+				c.handshakeError(ae)
 			}
 			return nil, false
 		}
@@ -214,12 +211,12 @@ func (c *conn) expect(classID, methodID uint16, name string) (amqp.Method, bool)
 			continue
 		}
 		if f.Type != amqp.FrameMethod || f.Channel != 0 {
-			c.closeDirect(amqp.Errorf(amqp.UnexpectedFrame, "expected %s on channel 0", name))
+			c.handshakeError(amqp.Errorf(amqp.UnexpectedFrame, "expected %s on channel 0, got frame type %d on channel %d", name, f.Type, f.Channel))
 			return nil, false
 		}
 		m, err := amqp.DecodeMethod(f.Payload)
 		if err != nil {
-			c.closeDirect(asAMQPError(err))
+			c.handshakeError(asAMQPError(err))
 			return nil, false
 		}
 		if m.ClassID() != classID || m.MethodID() != methodID {
@@ -227,11 +224,21 @@ func (c *conn) expect(classID, methodID uint16, name string) (amqp.Method, bool)
 				c.writeDirect(&amqp.ConnectionCloseOk{})
 				return nil, false
 			}
-			c.closeDirect(methodErr(amqp.Errorf(amqp.CommandInvalid, "expected '%s', got '%s'", name, m.Name()), m))
+			c.handshakeError(methodErr(amqp.Errorf(amqp.CommandInvalid, "expected '%s', got '%s'", name, m.Name()), m))
 			return nil, false
 		}
 		return m, true
 	}
+}
+
+// handshakeError fails the handshake: with connection.close once the client has reached
+// connection.open, by dropping the socket before that (as RabbitMQ does).
+func (c *conn) handshakeError(e *amqp.Error) {
+	if c.opening {
+		c.closeDirect(e)
+		return
+	}
+	c.log.Warn("handshake failed", "code", e.Code, "text", e.Text)
 }
 
 // writeDirect writes one method frame on channel 0 straight to the socket (handshake only).
