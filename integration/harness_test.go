@@ -30,8 +30,9 @@ var externalURL = os.Getenv("WARREN_TEST_URL")
 
 // broker is one broker under test.
 type broker struct {
-	URL  string // amqp://guest:guest@host:port/
-	Addr string // host:port
+	URL  string         // amqp://guest:guest@host:port/
+	Addr string         // host:port
+	Srv  *server.Server // the in-process broker; nil for an external one
 }
 
 // startBroker starts an in-process Warren on 127.0.0.1:0 and stops it when the test ends. Options may
@@ -71,7 +72,7 @@ func startBroker(t testing.TB, opts ...func(*server.Options)) broker {
 	})
 	addr := ln.Addr().String()
 	// The listener is bound before Serve runs, so the broker is ready once a dial succeeds.
-	return broker{URL: "amqp://guest:guest@" + addr + "/", Addr: addr}
+	return broker{URL: "amqp://guest:guest@" + addr + "/", Addr: addr, Srv: srv}
 }
 
 func hostPort(t testing.TB, url string) string {
