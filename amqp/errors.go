@@ -3,6 +3,7 @@ package amqp
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Error is an AMQP protocol error: a reply code, text, and the method that caused it.
@@ -53,9 +54,14 @@ func CodeName(code uint16) string {
 // Reply codes used by the decoders. Kept as one constant each so they can be
 // aligned with RabbitMQ's behaviour in one place.
 const (
-	// codeMalformed is returned for malformed method arguments, field tables
-	// and content-header properties.
+	// codeMalformed is returned for malformed field tables and
+	// content-header properties.
 	codeMalformed = SyntaxError
+	// codeMalformedMethod is returned by DecodeMethod and DecodeArgs for
+	// arguments that do not decode (short, overrunning lengths, bad tables,
+	// trailing bytes): RabbitMQ answers these with 501 FRAME_ERROR
+	// "cannot decode <<...>>".
+	codeMalformedMethod = FrameError
 	// codeUnknownMethod is returned by DecodeMethod for a class or method id
 	// that is not in the spec.
 	codeUnknownMethod = NotImplemented
@@ -64,4 +70,91 @@ const (
 // malformed builds the *Error for malformed table or property data.
 func malformed(format string, args ...any) *Error {
 	return Errorf(codeMalformed, format, args...)
+}
+
+// maxErlBinary bounds the bytes erlBinary formats: reply texts are shortstrs
+// (255 bytes), so more would only be truncated.
+const maxErlBinary = 128
+
+// erlBinary formats b as Erlang's ~w does, so error texts match RabbitMQ's:
+// <<>> when empty, <<"text">> when every byte is printable Latin-1, and
+// <<0,50,...>> otherwise. At most maxErlBinary bytes are shown; more are
+// elided as "...".
+func erlBinary(b []byte) string {
+	if len(b) == 0 {
+		return "<<>>"
+	}
+	shown, more := b, ""
+	if len(shown) > maxErlBinary {
+		shown, more = shown[:maxErlBinary], "..."
+	}
+	var sb strings.Builder
+	sb.WriteString("<<")
+	if erlPrintable(b) {
+		sb.WriteByte('"')
+		for _, c := range shown {
+			switch c {
+			case '"', '\\':
+				sb.WriteByte('\\')
+				sb.WriteByte(c)
+			case '\n':
+				sb.WriteString(`\n`)
+			case '\r':
+				sb.WriteString(`\r`)
+			case '\t':
+				sb.WriteString(`\t`)
+			case '\v':
+				sb.WriteString(`\v`)
+			case '\b':
+				sb.WriteString(`\b`)
+			case '\f':
+				sb.WriteString(`\f`)
+			case 0x1b:
+				sb.WriteString(`\e`)
+			default:
+				sb.WriteByte(c)
+			}
+		}
+		sb.WriteString(more)
+		sb.WriteString(`">>`)
+		return sb.String()
+	}
+	for i, c := range shown {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(strconv.Itoa(int(c)))
+	}
+	if more != "" {
+		sb.WriteString(",...")
+	}
+	sb.WriteString(">>")
+	return sb.String()
+}
+
+// erlPrintable mirrors io_lib:printable_latin1_list on the bytes of b.
+func erlPrintable(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case c >= 0x20 && c <= 0x7e, c >= 0xa0:
+		case c == '\n', c == '\r', c == '\t', c == '\v', c == '\b', c == '\f', c == 0x1b:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// methodDecodeError is the *Error for method arguments that do not decode,
+// in RabbitMQ's words: "FRAME_ERROR - cannot decode <<args>>".
+func methodDecodeError(args []byte, classID, methodID uint16) *Error {
+	e := Errorf(codeMalformedMethod, "cannot decode %s", erlBinary(args))
+	e.ClassID, e.MethodID = classID, methodID
+	return e
+}
+
+// unknownFrame is the *Error for a frame RabbitMQ cannot parse:
+// "FRAME_ERROR - type T, all octets = <<payload>>: unknown_frame".
+func unknownFrame(typ uint8, payload []byte) *Error {
+	return Errorf(FrameError, "type %d, all octets = %s: unknown_frame", typ, erlBinary(payload))
 }

@@ -65,9 +65,11 @@ func (fr *FrameReader) SetFrameMax(n uint32) {
 // the payload and the end byte. Errors:
 //   - io errors are returned as is: io.EOF on a clean EOF before any header
 //     byte, io.ErrUnexpectedEOF mid-frame;
-//   - size too large: *Error{Code: FrameError};
-//   - end byte != 0xCE: *Error{Code: FrameError};
-//   - a frame type other than 1, 2, 3 or 8: *Error{Code: FrameError},
+//   - size too large: *Error{Code: FrameError}, text as RabbitMQ's
+//     "FRAME_ERROR - type T, all octets = <<>>: {frame_too_large,Size,MaxPayload}";
+//   - end byte != 0xCE: *Error{Code: FrameError} ("{invalid_frame_end_marker,B}");
+//   - a frame type other than 1, 2, 3 or 8, or a heartbeat with a payload:
+//     *Error{Code: FrameError} ("type T, all octets = <<...>>: unknown_frame"),
 //     reported after the whole frame has been read.
 //
 // The returned Payload aliases the reader's buffer and is valid only until
@@ -80,21 +82,27 @@ func (fr *FrameReader) ReadFrame() (Frame, error) {
 	channel := binary.BigEndian.Uint16(fr.hdr[1:3])
 	size := uint64(binary.BigEndian.Uint32(fr.hdr[3:7]))
 	if size+frameOverhead > fr.frameMax {
-		return Frame{}, Errorf(FrameError, "frame size %d exceeds frame_max %d", size+frameOverhead, fr.frameMax)
+		// RabbitMQ's words: payload size, then the largest payload allowed.
+		return Frame{}, Errorf(FrameError, "type %d, all octets = <<>>: {frame_too_large,%d,%d}", typ, size, fr.frameMax-frameOverhead)
 	}
 	need := int(size) + 1 // payload + end byte
 	if err := fr.fill(need); err != nil {
 		return Frame{}, err
 	}
 	if end := fr.buf[size]; end != FrameEnd {
-		return Frame{}, Errorf(FrameError, "frame end byte 0x%02x, expected 0x%02x", end, FrameEnd)
+		return Frame{}, Errorf(FrameError, "type %d, all octets = %s: {invalid_frame_end_marker,%d}", typ, erlBinary(fr.buf[:size]), end)
 	}
+	payload := fr.buf[:size:size]
 	switch typ {
-	case FrameMethod, FrameHeader, FrameBody, FrameHeartbeat:
+	case FrameMethod, FrameHeader, FrameBody:
+	case FrameHeartbeat:
+		if size != 0 {
+			return Frame{}, unknownFrame(typ, payload) // as RabbitMQ: a heartbeat carries nothing
+		}
 	default:
-		return Frame{}, Errorf(FrameError, "unknown frame type %d", typ)
+		return Frame{}, unknownFrame(typ, payload)
 	}
-	return Frame{Type: typ, Channel: channel, Payload: fr.buf[:size:size]}, nil
+	return Frame{Type: typ, Channel: channel, Payload: payload}, nil
 }
 
 // fill reads exactly need bytes into fr.buf[:need], growing the buffer at
@@ -200,11 +208,11 @@ func AppendBodyFrames(dst []byte, channel uint16, body []byte, frameMax uint32) 
 }
 
 // DecodeContentHeader parses a header frame payload. rawProps aliases payload.
-// Errors are *Error with FrameError (payload shorter than 14 bytes) -- the properties themselves are
-// not decoded here (see DecodeProperties). The weight field is ignored.
+// Errors are *Error with FrameError (payload shorter than 14 bytes; RabbitMQ's "unknown_frame" text) --
+// the properties themselves are not decoded here (see DecodeProperties). The weight field is ignored.
 func DecodeContentHeader(payload []byte) (classID uint16, bodySize uint64, rawProps []byte, err error) {
 	if len(payload) < 14 {
-		return 0, 0, nil, Errorf(FrameError, "content header of %d bytes, need at least 14", len(payload))
+		return 0, 0, nil, unknownFrame(FrameHeader, payload)
 	}
 	classID = binary.BigEndian.Uint16(payload[0:2])
 	bodySize = binary.BigEndian.Uint64(payload[4:12])

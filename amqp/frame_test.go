@@ -3,8 +3,10 @@ package amqp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -103,6 +105,9 @@ func TestFrameReaderOversizeRejectedBeforeAllocation(t *testing.T) {
 		_, err := fr.ReadFrame()
 		runtime.ReadMemStats(&after)
 		e := asError(t, err, FrameError)
+		if want := fmt.Sprintf("FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,%d,%d}", tc.size, max(tc.frameMax, FrameMinSize)-8); tc.frameMax != 0 && e.Text != want {
+			t.Errorf("text %q, want %q", e.Text, want)
+		}
 		if cr.n != 7 {
 			t.Errorf("size %d: read %d bytes before rejecting, want 7", tc.size, cr.n)
 		}
@@ -207,6 +212,7 @@ func TestFrameReaderErrors(t *testing.T) {
 		{"type 4", oob, nil},
 		{"type 0", AppendFrame(nil, 0, 0, nil), nil},
 		{"type 255", AppendFrame(nil, 255, 0, nil), nil},
+		{"heartbeat with payload", AppendFrame(nil, FrameHeartbeat, 0, []byte("boo")), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := bytes.NewReader(tc.in)
@@ -222,6 +228,18 @@ func TestFrameReaderErrors(t *testing.T) {
 				t.Errorf("%d bytes left unread: the whole frame must be read first", r.Len())
 			}
 		})
+	}
+	// RabbitMQ's texts (integration/wire_conformance_test.go).
+	for in, want := range map[string]string{
+		string(AppendFrame(nil, 9, 0, []byte("xyz"))):              "FRAME_ERROR - type 9, all octets = <<\"xyz\">>: unknown_frame",
+		string(AppendFrame(nil, 0, 0, nil)):                        "FRAME_ERROR - type 0, all octets = <<>>: unknown_frame",
+		string(AppendFrame(nil, FrameHeartbeat, 0, []byte("boo"))): "FRAME_ERROR - type 8, all octets = <<\"boo\">>: unknown_frame",
+		string(badEnd[:len(badEnd)-1]) + "\x00":                    "FRAME_ERROR - type 1, all octets = <<0,60,0,80,0,0,0,0,0,0,0,1,0>>: {invalid_frame_end_marker,0}",
+	} {
+		_, err := NewFrameReader(strings.NewReader(in)).ReadFrame()
+		if e := asError(t, err, FrameError); e.Text != want {
+			t.Errorf("text %q\n want %q", e.Text, want)
+		}
 	}
 	// A read error other than EOF is returned as is.
 	boom := errors.New("boom")

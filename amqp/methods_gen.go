@@ -120,9 +120,17 @@ type Method interface {
 	// unchanged.
 	AppendArgs(dst []byte) ([]byte, error)
 	// DecodeArgs decodes the arguments only; trailing bytes are ignored.
-	// Short or malformed input yields an *Error with code SyntaxError and the
-	// method's ids; the receiver's fields are then unspecified.
+	// Short or malformed input yields an *Error with code FrameError, text
+	// "FRAME_ERROR - cannot decode <<args>>" (RabbitMQ's) and the method's
+	// ids; the receiver's fields are then unspecified.
 	DecodeArgs(b []byte) error
+}
+
+// decodableMethod is a Method that reports the bytes left after its
+// arguments, so DecodeMethod can reject trailing bytes.
+type decodableMethod interface {
+	Method
+	decode(b []byte) (rest []byte, ok bool)
 }
 
 // ConnectionStart is connection.start (class 10, method 10).
@@ -171,15 +179,24 @@ func (m *ConnectionStart) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.start.
+// DecodeArgs decodes the arguments of connection.start; trailing bytes are ignored.
 func (m *ConnectionStart) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 10)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.start from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionStart) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.VersionMajor = r.octet("version-major")
 	m.VersionMinor = r.octet("version-minor")
 	m.ServerProperties = r.table("server-properties")
 	m.Mechanisms = r.longstr("mechanisms")
 	m.Locales = r.longstr("locales")
-	return r.finish(10, 10, "connection.start")
+	return r.b, r.ok()
 }
 
 // ConnectionStartOk is connection.start-ok (class 10, method 11).
@@ -227,14 +244,23 @@ func (m *ConnectionStartOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.start-ok.
+// DecodeArgs decodes the arguments of connection.start-ok; trailing bytes are ignored.
 func (m *ConnectionStartOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 11)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.start-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionStartOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ClientProperties = r.table("client-properties")
 	m.Mechanism = r.shortstr("mechanism")
 	m.Response = r.longstr("response")
 	m.Locale = r.shortstr("locale")
-	return r.finish(10, 11, "connection.start-ok")
+	return r.b, r.ok()
 }
 
 // ConnectionSecure is connection.secure (class 10, method 20).
@@ -271,11 +297,20 @@ func (m *ConnectionSecure) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.secure.
+// DecodeArgs decodes the arguments of connection.secure; trailing bytes are ignored.
 func (m *ConnectionSecure) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 20)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.secure from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionSecure) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Challenge = r.longstr("challenge")
-	return r.finish(10, 20, "connection.secure")
+	return r.b, r.ok()
 }
 
 // ConnectionSecureOk is connection.secure-ok (class 10, method 21).
@@ -311,11 +346,20 @@ func (m *ConnectionSecureOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.secure-ok.
+// DecodeArgs decodes the arguments of connection.secure-ok; trailing bytes are ignored.
 func (m *ConnectionSecureOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 21)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.secure-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionSecureOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Response = r.longstr("response")
-	return r.finish(10, 21, "connection.secure-ok")
+	return r.b, r.ok()
 }
 
 // ConnectionTune is connection.tune (class 10, method 30).
@@ -352,13 +396,22 @@ func (m *ConnectionTune) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.tune.
+// DecodeArgs decodes the arguments of connection.tune; trailing bytes are ignored.
 func (m *ConnectionTune) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 30)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.tune from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionTune) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ChannelMax = r.short("channel-max")
 	m.FrameMax = r.long("frame-max")
 	m.Heartbeat = r.short("heartbeat")
-	return r.finish(10, 30, "connection.tune")
+	return r.b, r.ok()
 }
 
 // ConnectionTuneOk is connection.tune-ok (class 10, method 31).
@@ -394,13 +447,22 @@ func (m *ConnectionTuneOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.tune-ok.
+// DecodeArgs decodes the arguments of connection.tune-ok; trailing bytes are ignored.
 func (m *ConnectionTuneOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 31)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.tune-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionTuneOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ChannelMax = r.short("channel-max")
 	m.FrameMax = r.long("frame-max")
 	m.Heartbeat = r.short("heartbeat")
-	return r.finish(10, 31, "connection.tune-ok")
+	return r.b, r.ok()
 }
 
 // ConnectionOpen is connection.open (class 10, method 40).
@@ -448,14 +510,23 @@ func (m *ConnectionOpen) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.open.
+// DecodeArgs decodes the arguments of connection.open; trailing bytes are ignored.
 func (m *ConnectionOpen) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 40)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.open from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionOpen) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.VirtualHost = r.shortstr("virtual-host")
 	m.Capabilities = r.shortstr("capabilities")
 	bits := r.octet("insist")
 	m.Insist = bits&(1<<0) != 0
-	return r.finish(10, 40, "connection.open")
+	return r.b, r.ok()
 }
 
 // ConnectionOpenOk is connection.open-ok (class 10, method 41).
@@ -491,11 +562,20 @@ func (m *ConnectionOpenOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.open-ok.
+// DecodeArgs decodes the arguments of connection.open-ok; trailing bytes are ignored.
 func (m *ConnectionOpenOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 41)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.open-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionOpenOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.KnownHosts = r.shortstr("known-hosts")
-	return r.finish(10, 41, "connection.open-ok")
+	return r.b, r.ok()
 }
 
 // ConnectionClose is connection.close (class 10, method 50).
@@ -538,14 +618,23 @@ func (m *ConnectionClose) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.close.
+// DecodeArgs decodes the arguments of connection.close; trailing bytes are ignored.
 func (m *ConnectionClose) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 50)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.close from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionClose) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ReplyCode = r.short("reply-code")
 	m.ReplyText = r.shortstr("reply-text")
 	m.FailingClassID = r.short("class-id")
 	m.FailingMethodID = r.short("method-id")
-	return r.finish(10, 50, "connection.close")
+	return r.b, r.ok()
 }
 
 // ConnectionCloseOk is connection.close-ok (class 10, method 51).
@@ -575,9 +664,18 @@ func (m *ConnectionCloseOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.close-ok.
+// DecodeArgs decodes the arguments of connection.close-ok; trailing bytes are ignored.
 func (m *ConnectionCloseOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 51)
+	}
 	return nil
+}
+
+// decode reads the arguments of connection.close-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionCloseOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // ConnectionBlocked is connection.blocked (class 10, method 60).
@@ -613,11 +711,20 @@ func (m *ConnectionBlocked) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.blocked.
+// DecodeArgs decodes the arguments of connection.blocked; trailing bytes are ignored.
 func (m *ConnectionBlocked) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 60)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.blocked from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionBlocked) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Reason = r.shortstr("reason")
-	return r.finish(10, 60, "connection.blocked")
+	return r.b, r.ok()
 }
 
 // ConnectionUnblocked is connection.unblocked (class 10, method 61).
@@ -647,9 +754,18 @@ func (m *ConnectionUnblocked) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.unblocked.
+// DecodeArgs decodes the arguments of connection.unblocked; trailing bytes are ignored.
 func (m *ConnectionUnblocked) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 61)
+	}
 	return nil
+}
+
+// decode reads the arguments of connection.unblocked from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionUnblocked) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // ConnectionUpdateSecret is connection.update-secret (class 10, method 70).
@@ -690,12 +806,21 @@ func (m *ConnectionUpdateSecret) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.update-secret.
+// DecodeArgs decodes the arguments of connection.update-secret; trailing bytes are ignored.
 func (m *ConnectionUpdateSecret) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 70)
+	}
+	return nil
+}
+
+// decode reads the arguments of connection.update-secret from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionUpdateSecret) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.NewSecret = r.longstr("new-secret")
 	m.Reason = r.shortstr("reason")
-	return r.finish(10, 70, "connection.update-secret")
+	return r.b, r.ok()
 }
 
 // ConnectionUpdateSecretOk is connection.update-secret-ok (class 10, method 71).
@@ -725,9 +850,18 @@ func (m *ConnectionUpdateSecretOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of connection.update-secret-ok.
+// DecodeArgs decodes the arguments of connection.update-secret-ok; trailing bytes are ignored.
 func (m *ConnectionUpdateSecretOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 10, 71)
+	}
 	return nil
+}
+
+// decode reads the arguments of connection.update-secret-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConnectionUpdateSecretOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // ChannelOpen is channel.open (class 20, method 10).
@@ -764,11 +898,20 @@ func (m *ChannelOpen) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of channel.open.
+// DecodeArgs decodes the arguments of channel.open; trailing bytes are ignored.
 func (m *ChannelOpen) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 20, 10)
+	}
+	return nil
+}
+
+// decode reads the arguments of channel.open from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ChannelOpen) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.OutOfBand = r.shortstr("out-of-band")
-	return r.finish(20, 10, "channel.open")
+	return r.b, r.ok()
 }
 
 // ChannelOpenOk is channel.open-ok (class 20, method 11).
@@ -804,11 +947,20 @@ func (m *ChannelOpenOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of channel.open-ok.
+// DecodeArgs decodes the arguments of channel.open-ok; trailing bytes are ignored.
 func (m *ChannelOpenOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 20, 11)
+	}
+	return nil
+}
+
+// decode reads the arguments of channel.open-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ChannelOpenOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ChannelID = r.longstr("channel-id")
-	return r.finish(20, 11, "channel.open-ok")
+	return r.b, r.ok()
 }
 
 // ChannelFlow is channel.flow (class 20, method 20).
@@ -846,12 +998,21 @@ func (m *ChannelFlow) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of channel.flow.
+// DecodeArgs decodes the arguments of channel.flow; trailing bytes are ignored.
 func (m *ChannelFlow) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 20, 20)
+	}
+	return nil
+}
+
+// decode reads the arguments of channel.flow from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ChannelFlow) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	bits := r.octet("active")
 	m.Active = bits&(1<<0) != 0
-	return r.finish(20, 20, "channel.flow")
+	return r.b, r.ok()
 }
 
 // ChannelFlowOk is channel.flow-ok (class 20, method 21).
@@ -888,12 +1049,21 @@ func (m *ChannelFlowOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of channel.flow-ok.
+// DecodeArgs decodes the arguments of channel.flow-ok; trailing bytes are ignored.
 func (m *ChannelFlowOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 20, 21)
+	}
+	return nil
+}
+
+// decode reads the arguments of channel.flow-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ChannelFlowOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	bits := r.octet("active")
 	m.Active = bits&(1<<0) != 0
-	return r.finish(20, 21, "channel.flow-ok")
+	return r.b, r.ok()
 }
 
 // ChannelClose is channel.close (class 20, method 40).
@@ -936,14 +1106,23 @@ func (m *ChannelClose) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of channel.close.
+// DecodeArgs decodes the arguments of channel.close; trailing bytes are ignored.
 func (m *ChannelClose) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 20, 40)
+	}
+	return nil
+}
+
+// decode reads the arguments of channel.close from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ChannelClose) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ReplyCode = r.short("reply-code")
 	m.ReplyText = r.shortstr("reply-text")
 	m.FailingClassID = r.short("class-id")
 	m.FailingMethodID = r.short("method-id")
-	return r.finish(20, 40, "channel.close")
+	return r.b, r.ok()
 }
 
 // ChannelCloseOk is channel.close-ok (class 20, method 41).
@@ -973,9 +1152,18 @@ func (m *ChannelCloseOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of channel.close-ok.
+// DecodeArgs decodes the arguments of channel.close-ok; trailing bytes are ignored.
 func (m *ChannelCloseOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 20, 41)
+	}
 	return nil
+}
+
+// decode reads the arguments of channel.close-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ChannelCloseOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // AccessRequest is access.request (class 30, method 10).
@@ -1035,8 +1223,17 @@ func (m *AccessRequest) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of access.request.
+// DecodeArgs decodes the arguments of access.request; trailing bytes are ignored.
 func (m *AccessRequest) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 30, 10)
+	}
+	return nil
+}
+
+// decode reads the arguments of access.request from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *AccessRequest) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Realm = r.shortstr("realm")
 	bits := r.octet("exclusive")
@@ -1045,7 +1242,7 @@ func (m *AccessRequest) DecodeArgs(b []byte) error {
 	m.Active = bits&(1<<2) != 0
 	m.Write = bits&(1<<3) != 0
 	m.Read = bits&(1<<4) != 0
-	return r.finish(30, 10, "access.request")
+	return r.b, r.ok()
 }
 
 // AccessRequestOk is access.request-ok (class 30, method 11).
@@ -1077,11 +1274,20 @@ func (m *AccessRequestOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of access.request-ok.
+// DecodeArgs decodes the arguments of access.request-ok; trailing bytes are ignored.
 func (m *AccessRequestOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 30, 11)
+	}
+	return nil
+}
+
+// decode reads the arguments of access.request-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *AccessRequestOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
-	return r.finish(30, 11, "access.request-ok")
+	return r.b, r.ok()
 }
 
 // ExchangeDeclare is exchange.declare (class 40, method 10).
@@ -1151,8 +1357,17 @@ func (m *ExchangeDeclare) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of exchange.declare.
+// DecodeArgs decodes the arguments of exchange.declare; trailing bytes are ignored.
 func (m *ExchangeDeclare) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 40, 10)
+	}
+	return nil
+}
+
+// decode reads the arguments of exchange.declare from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ExchangeDeclare) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Exchange = r.shortstr("exchange")
@@ -1164,7 +1379,7 @@ func (m *ExchangeDeclare) DecodeArgs(b []byte) error {
 	m.Internal = bits&(1<<3) != 0
 	m.NoWait = bits&(1<<4) != 0
 	m.Arguments = r.table("arguments")
-	return r.finish(40, 10, "exchange.declare")
+	return r.b, r.ok()
 }
 
 // ExchangeDeclareOk is exchange.declare-ok (class 40, method 11).
@@ -1194,9 +1409,18 @@ func (m *ExchangeDeclareOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of exchange.declare-ok.
+// DecodeArgs decodes the arguments of exchange.declare-ok; trailing bytes are ignored.
 func (m *ExchangeDeclareOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 40, 11)
+	}
 	return nil
+}
+
+// decode reads the arguments of exchange.declare-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ExchangeDeclareOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // ExchangeDelete is exchange.delete (class 40, method 20).
@@ -1246,15 +1470,24 @@ func (m *ExchangeDelete) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of exchange.delete.
+// DecodeArgs decodes the arguments of exchange.delete; trailing bytes are ignored.
 func (m *ExchangeDelete) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 40, 20)
+	}
+	return nil
+}
+
+// decode reads the arguments of exchange.delete from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ExchangeDelete) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Exchange = r.shortstr("exchange")
 	bits := r.octet("if-unused")
 	m.IfUnused = bits&(1<<0) != 0
 	m.NoWait = bits&(1<<1) != 0
-	return r.finish(40, 20, "exchange.delete")
+	return r.b, r.ok()
 }
 
 // ExchangeDeleteOk is exchange.delete-ok (class 40, method 21).
@@ -1284,9 +1517,18 @@ func (m *ExchangeDeleteOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of exchange.delete-ok.
+// DecodeArgs decodes the arguments of exchange.delete-ok; trailing bytes are ignored.
 func (m *ExchangeDeleteOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 40, 21)
+	}
 	return nil
+}
+
+// decode reads the arguments of exchange.delete-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ExchangeDeleteOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // ExchangeBind is exchange.bind (class 40, method 30).
@@ -1344,8 +1586,17 @@ func (m *ExchangeBind) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of exchange.bind.
+// DecodeArgs decodes the arguments of exchange.bind; trailing bytes are ignored.
 func (m *ExchangeBind) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 40, 30)
+	}
+	return nil
+}
+
+// decode reads the arguments of exchange.bind from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ExchangeBind) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Destination = r.shortstr("destination")
@@ -1354,7 +1605,7 @@ func (m *ExchangeBind) DecodeArgs(b []byte) error {
 	bits := r.octet("nowait")
 	m.NoWait = bits&(1<<0) != 0
 	m.Arguments = r.table("arguments")
-	return r.finish(40, 30, "exchange.bind")
+	return r.b, r.ok()
 }
 
 // ExchangeBindOk is exchange.bind-ok (class 40, method 31).
@@ -1384,9 +1635,18 @@ func (m *ExchangeBindOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of exchange.bind-ok.
+// DecodeArgs decodes the arguments of exchange.bind-ok; trailing bytes are ignored.
 func (m *ExchangeBindOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 40, 31)
+	}
 	return nil
+}
+
+// decode reads the arguments of exchange.bind-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ExchangeBindOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // ExchangeUnbind is exchange.unbind (class 40, method 40).
@@ -1444,8 +1704,17 @@ func (m *ExchangeUnbind) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of exchange.unbind.
+// DecodeArgs decodes the arguments of exchange.unbind; trailing bytes are ignored.
 func (m *ExchangeUnbind) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 40, 40)
+	}
+	return nil
+}
+
+// decode reads the arguments of exchange.unbind from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ExchangeUnbind) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Destination = r.shortstr("destination")
@@ -1454,7 +1723,7 @@ func (m *ExchangeUnbind) DecodeArgs(b []byte) error {
 	bits := r.octet("nowait")
 	m.NoWait = bits&(1<<0) != 0
 	m.Arguments = r.table("arguments")
-	return r.finish(40, 40, "exchange.unbind")
+	return r.b, r.ok()
 }
 
 // ExchangeUnbindOk is exchange.unbind-ok (class 40, method 51).
@@ -1484,9 +1753,18 @@ func (m *ExchangeUnbindOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of exchange.unbind-ok.
+// DecodeArgs decodes the arguments of exchange.unbind-ok; trailing bytes are ignored.
 func (m *ExchangeUnbindOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 40, 51)
+	}
 	return nil
+}
+
+// decode reads the arguments of exchange.unbind-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ExchangeUnbindOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // QueueDeclare is queue.declare (class 50, method 10).
@@ -1552,8 +1830,17 @@ func (m *QueueDeclare) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of queue.declare.
+// DecodeArgs decodes the arguments of queue.declare; trailing bytes are ignored.
 func (m *QueueDeclare) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 50, 10)
+	}
+	return nil
+}
+
+// decode reads the arguments of queue.declare from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *QueueDeclare) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Queue = r.shortstr("queue")
@@ -1564,7 +1851,7 @@ func (m *QueueDeclare) DecodeArgs(b []byte) error {
 	m.AutoDelete = bits&(1<<3) != 0
 	m.NoWait = bits&(1<<4) != 0
 	m.Arguments = r.table("arguments")
-	return r.finish(50, 10, "queue.declare")
+	return r.b, r.ok()
 }
 
 // QueueDeclareOk is queue.declare-ok (class 50, method 11).
@@ -1604,13 +1891,22 @@ func (m *QueueDeclareOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of queue.declare-ok.
+// DecodeArgs decodes the arguments of queue.declare-ok; trailing bytes are ignored.
 func (m *QueueDeclareOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 50, 11)
+	}
+	return nil
+}
+
+// decode reads the arguments of queue.declare-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *QueueDeclareOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Queue = r.shortstr("queue")
 	m.MessageCount = r.long("message-count")
 	m.ConsumerCount = r.long("consumer-count")
-	return r.finish(50, 11, "queue.declare-ok")
+	return r.b, r.ok()
 }
 
 // QueueBind is queue.bind (class 50, method 20).
@@ -1668,8 +1964,17 @@ func (m *QueueBind) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of queue.bind.
+// DecodeArgs decodes the arguments of queue.bind; trailing bytes are ignored.
 func (m *QueueBind) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 50, 20)
+	}
+	return nil
+}
+
+// decode reads the arguments of queue.bind from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *QueueBind) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Queue = r.shortstr("queue")
@@ -1678,7 +1983,7 @@ func (m *QueueBind) DecodeArgs(b []byte) error {
 	bits := r.octet("nowait")
 	m.NoWait = bits&(1<<0) != 0
 	m.Arguments = r.table("arguments")
-	return r.finish(50, 20, "queue.bind")
+	return r.b, r.ok()
 }
 
 // QueueBindOk is queue.bind-ok (class 50, method 21).
@@ -1708,9 +2013,18 @@ func (m *QueueBindOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of queue.bind-ok.
+// DecodeArgs decodes the arguments of queue.bind-ok; trailing bytes are ignored.
 func (m *QueueBindOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 50, 21)
+	}
 	return nil
+}
+
+// decode reads the arguments of queue.bind-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *QueueBindOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // QueuePurge is queue.purge (class 50, method 30).
@@ -1756,14 +2070,23 @@ func (m *QueuePurge) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of queue.purge.
+// DecodeArgs decodes the arguments of queue.purge; trailing bytes are ignored.
 func (m *QueuePurge) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 50, 30)
+	}
+	return nil
+}
+
+// decode reads the arguments of queue.purge from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *QueuePurge) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Queue = r.shortstr("queue")
 	bits := r.octet("nowait")
 	m.NoWait = bits&(1<<0) != 0
-	return r.finish(50, 30, "queue.purge")
+	return r.b, r.ok()
 }
 
 // QueuePurgeOk is queue.purge-ok (class 50, method 31).
@@ -1795,11 +2118,20 @@ func (m *QueuePurgeOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of queue.purge-ok.
+// DecodeArgs decodes the arguments of queue.purge-ok; trailing bytes are ignored.
 func (m *QueuePurgeOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 50, 31)
+	}
+	return nil
+}
+
+// decode reads the arguments of queue.purge-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *QueuePurgeOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.MessageCount = r.long("message-count")
-	return r.finish(50, 31, "queue.purge-ok")
+	return r.b, r.ok()
 }
 
 // QueueDelete is queue.delete (class 50, method 40).
@@ -1853,8 +2185,17 @@ func (m *QueueDelete) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of queue.delete.
+// DecodeArgs decodes the arguments of queue.delete; trailing bytes are ignored.
 func (m *QueueDelete) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 50, 40)
+	}
+	return nil
+}
+
+// decode reads the arguments of queue.delete from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *QueueDelete) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Queue = r.shortstr("queue")
@@ -1862,7 +2203,7 @@ func (m *QueueDelete) DecodeArgs(b []byte) error {
 	m.IfUnused = bits&(1<<0) != 0
 	m.IfEmpty = bits&(1<<1) != 0
 	m.NoWait = bits&(1<<2) != 0
-	return r.finish(50, 40, "queue.delete")
+	return r.b, r.ok()
 }
 
 // QueueDeleteOk is queue.delete-ok (class 50, method 41).
@@ -1894,11 +2235,20 @@ func (m *QueueDeleteOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of queue.delete-ok.
+// DecodeArgs decodes the arguments of queue.delete-ok; trailing bytes are ignored.
 func (m *QueueDeleteOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 50, 41)
+	}
+	return nil
+}
+
+// decode reads the arguments of queue.delete-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *QueueDeleteOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.MessageCount = r.long("message-count")
-	return r.finish(50, 41, "queue.delete-ok")
+	return r.b, r.ok()
 }
 
 // QueueUnbind is queue.unbind (class 50, method 50).
@@ -1949,15 +2299,24 @@ func (m *QueueUnbind) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of queue.unbind.
+// DecodeArgs decodes the arguments of queue.unbind; trailing bytes are ignored.
 func (m *QueueUnbind) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 50, 50)
+	}
+	return nil
+}
+
+// decode reads the arguments of queue.unbind from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *QueueUnbind) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Queue = r.shortstr("queue")
 	m.Exchange = r.shortstr("exchange")
 	m.RoutingKey = r.shortstr("routing-key")
 	m.Arguments = r.table("arguments")
-	return r.finish(50, 50, "queue.unbind")
+	return r.b, r.ok()
 }
 
 // QueueUnbindOk is queue.unbind-ok (class 50, method 51).
@@ -1987,9 +2346,18 @@ func (m *QueueUnbindOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of queue.unbind-ok.
+// DecodeArgs decodes the arguments of queue.unbind-ok; trailing bytes are ignored.
 func (m *QueueUnbindOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 50, 51)
+	}
 	return nil
+}
+
+// decode reads the arguments of queue.unbind-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *QueueUnbindOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // BasicQos is basic.qos (class 60, method 10).
@@ -2031,14 +2399,23 @@ func (m *BasicQos) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.qos.
+// DecodeArgs decodes the arguments of basic.qos; trailing bytes are ignored.
 func (m *BasicQos) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 10)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.qos from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicQos) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.PrefetchSize = r.long("prefetch-size")
 	m.PrefetchCount = r.short("prefetch-count")
 	bits := r.octet("global")
 	m.Global = bits&(1<<0) != 0
-	return r.finish(60, 10, "basic.qos")
+	return r.b, r.ok()
 }
 
 // BasicQosOk is basic.qos-ok (class 60, method 11).
@@ -2068,9 +2445,18 @@ func (m *BasicQosOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.qos-ok.
+// DecodeArgs decodes the arguments of basic.qos-ok; trailing bytes are ignored.
 func (m *BasicQosOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 11)
+	}
 	return nil
+}
+
+// decode reads the arguments of basic.qos-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicQosOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // BasicConsume is basic.consume (class 60, method 20).
@@ -2136,8 +2522,17 @@ func (m *BasicConsume) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.consume.
+// DecodeArgs decodes the arguments of basic.consume; trailing bytes are ignored.
 func (m *BasicConsume) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 20)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.consume from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicConsume) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Queue = r.shortstr("queue")
@@ -2148,7 +2543,7 @@ func (m *BasicConsume) DecodeArgs(b []byte) error {
 	m.Exclusive = bits&(1<<2) != 0
 	m.NoWait = bits&(1<<3) != 0
 	m.Arguments = r.table("arguments")
-	return r.finish(60, 20, "basic.consume")
+	return r.b, r.ok()
 }
 
 // BasicConsumeOk is basic.consume-ok (class 60, method 21).
@@ -2184,11 +2579,20 @@ func (m *BasicConsumeOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.consume-ok.
+// DecodeArgs decodes the arguments of basic.consume-ok; trailing bytes are ignored.
 func (m *BasicConsumeOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 21)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.consume-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicConsumeOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ConsumerTag = r.shortstr("consumer-tag")
-	return r.finish(60, 21, "basic.consume-ok")
+	return r.b, r.ok()
 }
 
 // BasicCancel is basic.cancel (class 60, method 30).
@@ -2232,13 +2636,22 @@ func (m *BasicCancel) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.cancel.
+// DecodeArgs decodes the arguments of basic.cancel; trailing bytes are ignored.
 func (m *BasicCancel) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 30)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.cancel from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicCancel) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ConsumerTag = r.shortstr("consumer-tag")
 	bits := r.octet("nowait")
 	m.NoWait = bits&(1<<0) != 0
-	return r.finish(60, 30, "basic.cancel")
+	return r.b, r.ok()
 }
 
 // BasicCancelOk is basic.cancel-ok (class 60, method 31).
@@ -2274,11 +2687,20 @@ func (m *BasicCancelOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.cancel-ok.
+// DecodeArgs decodes the arguments of basic.cancel-ok; trailing bytes are ignored.
 func (m *BasicCancelOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 31)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.cancel-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicCancelOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ConsumerTag = r.shortstr("consumer-tag")
-	return r.finish(60, 31, "basic.cancel-ok")
+	return r.b, r.ok()
 }
 
 // BasicPublish is basic.publish (class 60, method 40).
@@ -2332,8 +2754,17 @@ func (m *BasicPublish) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.publish.
+// DecodeArgs decodes the arguments of basic.publish; trailing bytes are ignored.
 func (m *BasicPublish) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 40)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.publish from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicPublish) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Exchange = r.shortstr("exchange")
@@ -2341,7 +2772,7 @@ func (m *BasicPublish) DecodeArgs(b []byte) error {
 	bits := r.octet("mandatory")
 	m.Mandatory = bits&(1<<0) != 0
 	m.Immediate = bits&(1<<1) != 0
-	return r.finish(60, 40, "basic.publish")
+	return r.b, r.ok()
 }
 
 // BasicReturn is basic.return (class 60, method 50).
@@ -2388,14 +2819,23 @@ func (m *BasicReturn) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.return.
+// DecodeArgs decodes the arguments of basic.return; trailing bytes are ignored.
 func (m *BasicReturn) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 50)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.return from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicReturn) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ReplyCode = r.short("reply-code")
 	m.ReplyText = r.shortstr("reply-text")
 	m.Exchange = r.shortstr("exchange")
 	m.RoutingKey = r.shortstr("routing-key")
-	return r.finish(60, 50, "basic.return")
+	return r.b, r.ok()
 }
 
 // BasicDeliver is basic.deliver (class 60, method 60).
@@ -2449,8 +2889,17 @@ func (m *BasicDeliver) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.deliver.
+// DecodeArgs decodes the arguments of basic.deliver; trailing bytes are ignored.
 func (m *BasicDeliver) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 60)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.deliver from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicDeliver) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ConsumerTag = r.shortstr("consumer-tag")
 	m.DeliveryTag = r.longlong("delivery-tag")
@@ -2458,7 +2907,7 @@ func (m *BasicDeliver) DecodeArgs(b []byte) error {
 	m.Redelivered = bits&(1<<0) != 0
 	m.Exchange = r.shortstr("exchange")
 	m.RoutingKey = r.shortstr("routing-key")
-	return r.finish(60, 60, "basic.deliver")
+	return r.b, r.ok()
 }
 
 // BasicGet is basic.get (class 60, method 70).
@@ -2504,14 +2953,23 @@ func (m *BasicGet) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.get.
+// DecodeArgs decodes the arguments of basic.get; trailing bytes are ignored.
 func (m *BasicGet) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 70)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.get from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicGet) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.Ticket = r.short("ticket")
 	m.Queue = r.shortstr("queue")
 	bits := r.octet("no-ack")
 	m.NoAck = bits&(1<<0) != 0
-	return r.finish(60, 70, "basic.get")
+	return r.b, r.ok()
 }
 
 // BasicGetOk is basic.get-ok (class 60, method 71).
@@ -2563,8 +3021,17 @@ func (m *BasicGetOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.get-ok.
+// DecodeArgs decodes the arguments of basic.get-ok; trailing bytes are ignored.
 func (m *BasicGetOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 71)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.get-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicGetOk) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.DeliveryTag = r.longlong("delivery-tag")
 	bits := r.octet("redelivered")
@@ -2572,7 +3039,7 @@ func (m *BasicGetOk) DecodeArgs(b []byte) error {
 	m.Exchange = r.shortstr("exchange")
 	m.RoutingKey = r.shortstr("routing-key")
 	m.MessageCount = r.long("message-count")
-	return r.finish(60, 71, "basic.get-ok")
+	return r.b, r.ok()
 }
 
 // BasicGetEmpty is basic.get-empty (class 60, method 72).
@@ -2608,11 +3075,20 @@ func (m *BasicGetEmpty) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.get-empty.
+// DecodeArgs decodes the arguments of basic.get-empty; trailing bytes are ignored.
 func (m *BasicGetEmpty) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 72)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.get-empty from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicGetEmpty) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.ClusterID = r.shortstr("cluster-id")
-	return r.finish(60, 72, "basic.get-empty")
+	return r.b, r.ok()
 }
 
 // BasicAck is basic.ack (class 60, method 80).
@@ -2651,13 +3127,22 @@ func (m *BasicAck) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.ack.
+// DecodeArgs decodes the arguments of basic.ack; trailing bytes are ignored.
 func (m *BasicAck) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 80)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.ack from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicAck) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.DeliveryTag = r.longlong("delivery-tag")
 	bits := r.octet("multiple")
 	m.Multiple = bits&(1<<0) != 0
-	return r.finish(60, 80, "basic.ack")
+	return r.b, r.ok()
 }
 
 // BasicReject is basic.reject (class 60, method 90).
@@ -2696,13 +3181,22 @@ func (m *BasicReject) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.reject.
+// DecodeArgs decodes the arguments of basic.reject; trailing bytes are ignored.
 func (m *BasicReject) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 90)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.reject from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicReject) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.DeliveryTag = r.longlong("delivery-tag")
 	bits := r.octet("requeue")
 	m.Requeue = bits&(1<<0) != 0
-	return r.finish(60, 90, "basic.reject")
+	return r.b, r.ok()
 }
 
 // BasicRecoverAsync is basic.recover-async (class 60, method 100).
@@ -2739,12 +3233,21 @@ func (m *BasicRecoverAsync) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.recover-async.
+// DecodeArgs decodes the arguments of basic.recover-async; trailing bytes are ignored.
 func (m *BasicRecoverAsync) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 100)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.recover-async from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicRecoverAsync) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	bits := r.octet("requeue")
 	m.Requeue = bits&(1<<0) != 0
-	return r.finish(60, 100, "basic.recover-async")
+	return r.b, r.ok()
 }
 
 // BasicRecover is basic.recover (class 60, method 110).
@@ -2782,12 +3285,21 @@ func (m *BasicRecover) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.recover.
+// DecodeArgs decodes the arguments of basic.recover; trailing bytes are ignored.
 func (m *BasicRecover) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 110)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.recover from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicRecover) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	bits := r.octet("requeue")
 	m.Requeue = bits&(1<<0) != 0
-	return r.finish(60, 110, "basic.recover")
+	return r.b, r.ok()
 }
 
 // BasicRecoverOk is basic.recover-ok (class 60, method 111).
@@ -2817,9 +3329,18 @@ func (m *BasicRecoverOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.recover-ok.
+// DecodeArgs decodes the arguments of basic.recover-ok; trailing bytes are ignored.
 func (m *BasicRecoverOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 111)
+	}
 	return nil
+}
+
+// decode reads the arguments of basic.recover-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicRecoverOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // BasicNack is basic.nack (class 60, method 120).
@@ -2862,14 +3383,23 @@ func (m *BasicNack) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of basic.nack.
+// DecodeArgs decodes the arguments of basic.nack; trailing bytes are ignored.
 func (m *BasicNack) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 60, 120)
+	}
+	return nil
+}
+
+// decode reads the arguments of basic.nack from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *BasicNack) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	m.DeliveryTag = r.longlong("delivery-tag")
 	bits := r.octet("multiple")
 	m.Multiple = bits&(1<<0) != 0
 	m.Requeue = bits&(1<<1) != 0
-	return r.finish(60, 120, "basic.nack")
+	return r.b, r.ok()
 }
 
 // TxSelect is tx.select (class 90, method 10).
@@ -2900,9 +3430,18 @@ func (m *TxSelect) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of tx.select.
+// DecodeArgs decodes the arguments of tx.select; trailing bytes are ignored.
 func (m *TxSelect) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 90, 10)
+	}
 	return nil
+}
+
+// decode reads the arguments of tx.select from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *TxSelect) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // TxSelectOk is tx.select-ok (class 90, method 11).
@@ -2932,9 +3471,18 @@ func (m *TxSelectOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of tx.select-ok.
+// DecodeArgs decodes the arguments of tx.select-ok; trailing bytes are ignored.
 func (m *TxSelectOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 90, 11)
+	}
 	return nil
+}
+
+// decode reads the arguments of tx.select-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *TxSelectOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // TxCommit is tx.commit (class 90, method 20).
@@ -2965,9 +3513,18 @@ func (m *TxCommit) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of tx.commit.
+// DecodeArgs decodes the arguments of tx.commit; trailing bytes are ignored.
 func (m *TxCommit) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 90, 20)
+	}
 	return nil
+}
+
+// decode reads the arguments of tx.commit from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *TxCommit) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // TxCommitOk is tx.commit-ok (class 90, method 21).
@@ -2997,9 +3554,18 @@ func (m *TxCommitOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of tx.commit-ok.
+// DecodeArgs decodes the arguments of tx.commit-ok; trailing bytes are ignored.
 func (m *TxCommitOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 90, 21)
+	}
 	return nil
+}
+
+// decode reads the arguments of tx.commit-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *TxCommitOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // TxRollback is tx.rollback (class 90, method 30).
@@ -3030,9 +3596,18 @@ func (m *TxRollback) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of tx.rollback.
+// DecodeArgs decodes the arguments of tx.rollback; trailing bytes are ignored.
 func (m *TxRollback) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 90, 30)
+	}
 	return nil
+}
+
+// decode reads the arguments of tx.rollback from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *TxRollback) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // TxRollbackOk is tx.rollback-ok (class 90, method 31).
@@ -3062,9 +3637,18 @@ func (m *TxRollbackOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of tx.rollback-ok.
+// DecodeArgs decodes the arguments of tx.rollback-ok; trailing bytes are ignored.
 func (m *TxRollbackOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 90, 31)
+	}
 	return nil
+}
+
+// decode reads the arguments of tx.rollback-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *TxRollbackOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
 }
 
 // ConfirmSelect is confirm.select (class 85, method 10).
@@ -3102,12 +3686,21 @@ func (m *ConfirmSelect) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of confirm.select.
+// DecodeArgs decodes the arguments of confirm.select; trailing bytes are ignored.
 func (m *ConfirmSelect) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 85, 10)
+	}
+	return nil
+}
+
+// decode reads the arguments of confirm.select from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConfirmSelect) decode(b []byte) (rest []byte, ok bool) {
 	r := decoder{b: b}
 	bits := r.octet("nowait")
 	m.NoWait = bits&(1<<0) != 0
-	return r.finish(85, 10, "confirm.select")
+	return r.b, r.ok()
 }
 
 // ConfirmSelectOk is confirm.select-ok (class 85, method 11).
@@ -3137,18 +3730,31 @@ func (m *ConfirmSelectOk) AppendArgs(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// DecodeArgs decodes the arguments of confirm.select-ok.
+// DecodeArgs decodes the arguments of confirm.select-ok; trailing bytes are ignored.
 func (m *ConfirmSelectOk) DecodeArgs(b []byte) error {
+	if _, ok := m.decode(b); !ok {
+		return methodDecodeError(b, 85, 11)
+	}
 	return nil
 }
 
+// decode reads the arguments of confirm.select-ok from b and returns the bytes after
+// them; ok is false if they do not decode.
+func (m *ConfirmSelectOk) decode(b []byte) (rest []byte, ok bool) {
+	return b, true
+}
+
 // DecodeMethod decodes a method frame payload: class id, method id, arguments.
-// A payload shorter than 4 bytes is an *Error with FrameError; an unknown
-// class or method is an *Error with code codeUnknownMethod and the ids set;
-// malformed arguments are as DecodeArgs reports them.
+// Errors are *Error, worded as RabbitMQ words them:
+//   - a payload shorter than 4 bytes: FrameError,
+//     "type 1, all octets = <<...>>: unknown_frame", no ids;
+//   - an unknown class or method: codeUnknownMethod (540), ids set;
+//   - arguments that do not decode, or bytes left after them: FrameError,
+//     "cannot decode <<args>>", ids set. (DecodeArgs alone ignores
+//     trailing bytes; RabbitMQ rejects them, and so does DecodeMethod.)
 func DecodeMethod(payload []byte) (Method, error) {
 	if len(payload) < 4 {
-		return nil, Errorf(FrameError, "method frame payload of %d bytes, need at least 4", len(payload))
+		return nil, unknownFrame(FrameMethod, payload)
 	}
 	classID := binary.BigEndian.Uint16(payload)
 	methodID := binary.BigEndian.Uint16(payload[2:])
@@ -3158,8 +3764,9 @@ func DecodeMethod(payload []byte) (Method, error) {
 		err.ClassID, err.MethodID = classID, methodID
 		return nil, err
 	}
-	if err := m.DecodeArgs(payload[4:]); err != nil {
-		return nil, err
+	args := payload[4:]
+	if rest, ok := m.decode(args); !ok || len(rest) != 0 {
+		return nil, methodDecodeError(args, classID, methodID)
 	}
 	return m, nil
 }
@@ -3182,7 +3789,7 @@ func AppendMethod(dst []byte, m Method) ([]byte, error) {
 
 // newMethod returns a new zero method for the ids, or nil if the spec has no
 // such method.
-func newMethod(classID, methodID uint16) Method {
+func newMethod(classID, methodID uint16) decodableMethod {
 	switch classID {
 	case 10: // connection
 		switch methodID {

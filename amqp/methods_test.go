@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/warrenmq/warren/amqp/internal/codegen"
@@ -92,7 +93,7 @@ func TestEveryMethodRoundTrip(t *testing.T) {
 			// Every strict prefix of the arguments is malformed.
 			for n := 4; n < len(f.Payload); n++ {
 				_, err := DecodeMethod(f.Payload[:n])
-				e := asError(t, err, SyntaxError)
+				e := asError(t, err, FrameError)
 				if e.ClassID != uint16(c.ID) || e.MethodID != uint16(sm.ID) {
 					t.Fatalf("%s: prefix %d: error ids %d/%d", full, n, e.ClassID, e.MethodID)
 				}
@@ -173,22 +174,29 @@ func TestMethodGoldenBytes(t *testing.T) {
 func TestDecodeMethodMalformed(t *testing.T) {
 	long := func(n uint32) []byte { return []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)} }
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	declare := func(table []byte) []byte { return cat([]byte{0, 50, 0, 10, 0, 0, 0, 0x0c}, table) }
 	for _, tc := range []struct {
 		name          string
 		payload       []byte
 		code          uint16
 		class, method uint16
+		text          string // "" = any
 	}{
-		{"empty", nil, FrameError, 0, 0},
-		{"three bytes", []byte{0, 60, 0}, FrameError, 0, 0},
-		{"unknown class", []byte{0, 99, 0, 10}, NotImplemented, 99, 10},
-		{"unknown method", []byte{0, 60, 0, 255}, NotImplemented, 60, 255},
-		{"publish no args", []byte{0, 60, 0, 40}, SyntaxError, 60, 40},
-		{"shortstr overruns", []byte{0, 60, 0, 40, 0, 0, 200, 'x'}, SyntaxError, 60, 40},
-		{"start-ok longstr 4GiB", cat([]byte{0, 10, 0, 11}, long(0), []byte{5, 'P', 'L', 'A', 'I', 'N'}, long(0xFFFFFFFF), []byte("abc")), SyntaxError, 10, 11},
-		{"declare table overruns", cat([]byte{0, 50, 0, 10, 0, 0, 1, 'q', 0}, long(1000), []byte{1, 'k', 'V'}), SyntaxError, 50, 10},
-		{"declare table bad type", cat([]byte{0, 50, 0, 10, 0, 0, 1, 'q', 0}, long(3), []byte{1, 'k', 'Z'}), SyntaxError, 50, 10},
-		{"tune short", []byte{0, 10, 0, 30, 0, 1, 0, 0}, SyntaxError, 10, 30},
+		// Texts are those RabbitMQ 3.10.8 sends (integration/wire_conformance_test.go).
+		{"empty", nil, FrameError, 0, 0, "FRAME_ERROR - type 1, all octets = <<>>: unknown_frame"},
+		{"two bytes", []byte{0, 50}, FrameError, 0, 0, "FRAME_ERROR - type 1, all octets = <<0,50>>: unknown_frame"},
+		{"unknown class", []byte{0, 99, 0, 10}, NotImplemented, 99, 10, ""},
+		{"unknown method", []byte{0, 60, 0, 255}, NotImplemented, 60, 255, ""},
+		{"truncated arguments", []byte{0, 50, 0, 10, 0, 0}, FrameError, 50, 10, "FRAME_ERROR - cannot decode <<0,0>>"},
+		{"shortstr past end", []byte{0, 50, 0, 10, 0, 0, 200, 'a', 'b', 'c'}, FrameError, 50, 10, "FRAME_ERROR - cannot decode <<0,0,200,97,98,99>>"},
+		{"table length past end", declare(cat(long(1000), []byte{1, 'k', 't', 1})), FrameError, 50, 10, "FRAME_ERROR - cannot decode <<0,0,0,12,0,0,3,232,1,107,116,1>>"},
+		{"table longstr past end", declare(cat(long(9), []byte{1, 'k', 'S'}, long(100), []byte{'x'})), FrameError, 50, 10, "FRAME_ERROR - cannot decode <<0,0,0,12,0,0,0,9,1,107,83,0,0,0,100,120>>"},
+		{"table bad type", declare(cat(long(5), []byte{1, 'k', 'Z', 0, 0})), FrameError, 50, 10, ""},
+		{"table key past end", declare(cat(long(3), []byte{50, 'a', 'b'})), FrameError, 50, 10, ""},
+		{"nested table past end", declare(cat(long(7), []byte{1, 'k', 'F'}, long(500))), FrameError, 50, 10, ""},
+		{"trailing bytes", cat([]byte{0, 60, 0, 80}, make([]byte, 8), []byte{1}, []byte("junk")), FrameError, 60, 80, "FRAME_ERROR - cannot decode <<0,0,0,0,0,0,0,0,1,106,117,110,107>>"},
+		{"start-ok longstr 4GiB", cat([]byte{0, 10, 0, 11}, long(0), []byte{5, 'P', 'L', 'A', 'I', 'N'}, long(0xFFFFFFFF), []byte("abc")), FrameError, 10, 11, ""},
+		{"tune short", []byte{0, 10, 0, 30, 0, 1, 0, 0}, FrameError, 10, 30, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := DecodeMethod(tc.payload)
@@ -199,22 +207,47 @@ func TestDecodeMethodMalformed(t *testing.T) {
 			if e.ClassID != tc.class || e.MethodID != tc.method {
 				t.Errorf("ids %d/%d, want %d/%d", e.ClassID, e.MethodID, tc.class, tc.method)
 			}
+			if tc.text != "" && e.Text != tc.text {
+				t.Errorf("text %q\n want %q", e.Text, tc.text)
+			}
 			if !e.Hard() {
 				t.Errorf("%v should be a hard error", e)
 			}
-			t.Log(e)
 		})
 	}
 }
 
 func TestDecodeArgsIgnoresTrailingBytes(t *testing.T) {
 	p := append(mustPayload(t, &BasicAck{DeliveryTag: 9, Multiple: true}), 1, 2, 3)
-	m, err := DecodeMethod(p)
-	if err != nil {
+	var a BasicAck
+	if err := a.DecodeArgs(p[4:]); err != nil {
 		t.Fatal(err)
 	}
-	if a := m.(*BasicAck); a.DeliveryTag != 9 || !a.Multiple {
+	if a.DeliveryTag != 9 || !a.Multiple {
 		t.Fatalf("got %+v", a)
+	}
+	err := (&BasicAck{}).DecodeArgs(p[4:8])
+	if e := asError(t, err, FrameError); e.ClassID != ClassBasic || e.MethodID != 80 {
+		t.Fatalf("ids %d/%d", e.ClassID, e.MethodID)
+	}
+	// DecodeMethod, like RabbitMQ, does not.
+	_, err = DecodeMethod(p)
+	asError(t, err, FrameError)
+}
+
+func TestErlBinary(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                        "<<>>",
+		"xyz":                     `<<"xyz">>`,
+		"boo":                     `<<"boo">>`,
+		"a\"b\\c\n":               `<<"a\"b\\c\n">>`,
+		"\x00\x32":                "<<0,50>>",
+		"ab\x00":                  "<<97,98,0>>",
+		string(make([]byte, 130)): "<<" + strings.Repeat("0,", 128) + "...>>",
+	} {
+		if got := erlBinary([]byte(in)); got != want {
+			t.Errorf("erlBinary(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

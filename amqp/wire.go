@@ -195,26 +195,6 @@ func (r *decoder) table(field string) Table {
 	return t
 }
 
-// finish returns nil if every read succeeded, or an *Error naming the method
-// and the field that failed.
-func (r *decoder) finish(classID, methodID uint16, name string) error {
-	if r.ok() {
-		return nil
-	}
-	reason := r.reason
-	var e *Error
-	if errors.As(r.err, &e) {
-		// Keep the table decoder's detail, without repeating its code name.
-		reason = e.Text
-		if p := CodeName(e.Code) + " - "; len(reason) >= len(p) && reason[:len(p)] == p {
-			reason = reason[len(p):]
-		}
-	}
-	err := Errorf(codeMalformed, "%s: field '%s': %s", name, r.field, reason)
-	err.ClassID, err.MethodID = classID, methodID
-	return err
-}
-
 // encodeError wraps an encoding failure of one method argument.
 func encodeError(name, field string, err error) error {
 	return fmt.Errorf("amqp: encode %s field '%s': %w", name, field, err)

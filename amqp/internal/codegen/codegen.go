@@ -333,9 +333,17 @@ type Method interface {
 	// unchanged.
 	AppendArgs(dst []byte) ([]byte, error)
 	// DecodeArgs decodes the arguments only; trailing bytes are ignored.
-	// Short or malformed input yields an *Error with code SyntaxError and the
-	// method's ids; the receiver's fields are then unspecified.
+	// Short or malformed input yields an *Error with code FrameError, text
+	// "FRAME_ERROR - cannot decode <<args>>" (RabbitMQ's) and the method's
+	// ids; the receiver's fields are then unspecified.
 	DecodeArgs(b []byte) error
+}
+
+// decodableMethod is a Method that reports the bytes left after its
+// arguments, so DecodeMethod can reject trailing bytes.
+type decodableMethod interface {
+	Method
+	decode(b []byte) (rest []byte, ok bool)
 }`)
 }
 
@@ -465,10 +473,19 @@ func (g *generator) appendArgs(name, full string, fs []field) {
 
 func (g *generator) decodeArgs(name, full string, c Class, m Method, fs []field) {
 	g.p("")
-	g.p("// DecodeArgs decodes the arguments of %s.", full)
+	g.p("// DecodeArgs decodes the arguments of %s; trailing bytes are ignored.", full)
 	g.p("func (m *%s) DecodeArgs(b []byte) error {", name)
+	g.p("if _, ok := m.decode(b); !ok {")
+	g.p("return methodDecodeError(b, %d, %d)", c.ID, m.ID)
+	g.p("}")
+	g.p("return nil")
+	g.p("}")
+	g.p("")
+	g.p("// decode reads the arguments of %s from b and returns the bytes after", full)
+	g.p("// them; ok is false if they do not decode.")
+	g.p("func (m *%s) decode(b []byte) (rest []byte, ok bool) {", name)
 	if len(fs) == 0 {
-		g.p("return nil")
+		g.p("return b, true")
 		g.p("}")
 		return
 	}
@@ -492,19 +509,23 @@ func (g *generator) decodeArgs(name, full string, c Class, m Method, fs []field)
 		}
 		g.p("%s = r.%s(%q)", v, f.typ, f.arg.Name)
 	}
-	g.p("return r.finish(%d, %d, %q)", c.ID, m.ID, full)
+	g.p("return r.b, r.ok()")
 	g.p("}")
 }
 
 func (g *generator) dispatch() {
 	g.raw(`
 // DecodeMethod decodes a method frame payload: class id, method id, arguments.
-// A payload shorter than 4 bytes is an *Error with FrameError; an unknown
-// class or method is an *Error with code codeUnknownMethod and the ids set;
-// malformed arguments are as DecodeArgs reports them.
+// Errors are *Error, worded as RabbitMQ words them:
+//   - a payload shorter than 4 bytes: FrameError,
+//     "type 1, all octets = <<...>>: unknown_frame", no ids;
+//   - an unknown class or method: codeUnknownMethod (540), ids set;
+//   - arguments that do not decode, or bytes left after them: FrameError,
+//     "cannot decode <<args>>", ids set. (DecodeArgs alone ignores
+//     trailing bytes; RabbitMQ rejects them, and so does DecodeMethod.)
 func DecodeMethod(payload []byte) (Method, error) {
 	if len(payload) < 4 {
-		return nil, Errorf(FrameError, "method frame payload of %d bytes, need at least 4", len(payload))
+		return nil, unknownFrame(FrameMethod, payload)
 	}
 	classID := binary.BigEndian.Uint16(payload)
 	methodID := binary.BigEndian.Uint16(payload[2:])
@@ -514,8 +535,9 @@ func DecodeMethod(payload []byte) (Method, error) {
 		err.ClassID, err.MethodID = classID, methodID
 		return nil, err
 	}
-	if err := m.DecodeArgs(payload[4:]); err != nil {
-		return nil, err
+	args := payload[4:]
+	if rest, ok := m.decode(args); !ok || len(rest) != 0 {
+		return nil, methodDecodeError(args, classID, methodID)
 	}
 	return m, nil
 }
@@ -538,7 +560,7 @@ func AppendMethod(dst []byte, m Method) ([]byte, error) {
 
 // newMethod returns a new zero method for the ids, or nil if the spec has no
 // such method.
-func newMethod(classID, methodID uint16) Method {
+func newMethod(classID, methodID uint16) decodableMethod {
 	switch classID {`)
 	for _, c := range g.spec.Classes {
 		g.p("case %d: // %s", c.ID, c.Name)
