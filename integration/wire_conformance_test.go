@@ -15,18 +15,39 @@ import (
 )
 
 // wireCase is one conformance case: run drives a raw client against b and checks the broker's answer.
+// A case whose answer is slow (RabbitMQ pauses 3 s before dropping a failed handshake) sets start and
+// finish instead: every start runs first, so that the slow answers overlap, then finish checks it.
 type wireCase struct {
-	name string
-	run  func(t *testing.T, b broker)
+	name   string
+	run    func(t *testing.T, b broker)
+	start  func(t testing.TB, b broker) *wireConn
+	finish func(w *wireConn)
+}
+
+// wireDropped is a finish that expects the socket dropped without a frame.
+func wireDropped(w *wireConn) {
+	w.t.Helper()
+	w.expectDrop()
 }
 
 // wireRunCases runs each case as a parallel subtest, then proves the broker still serves a new client.
 func wireRunCases(t *testing.T, cases []wireCase) {
 	b := startBroker(t)
-	for _, c := range cases {
+	started := make([]*wireConn, len(cases))
+	for i, c := range cases {
+		if c.start != nil {
+			started[i] = c.start(t, b)
+		}
+	}
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			c.run(t, b)
+			if w := started[i]; w != nil {
+				w.t = t
+				c.finish(w)
+			} else {
+				c.run(t, b)
+			}
 			wireCheckServing(t, b)
 		})
 	}
@@ -121,15 +142,15 @@ func wireHeaderCases() []wireCase {
 		}
 	}
 	return []wireCase{
-		{"header/http", refused("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
-		{"header/amqp-1-0", refused("AMQP\x00\x01\x00\x00")},
-		{"header/amqp-1-0-sasl", refused("AMQP\x03\x01\x00\x00")},
-		{"header/amqp-0-9-2", refused("AMQP\x00\x00\x09\x02")},
-		{"header/amqp-0-10", refused("AMQP\x01\x01\x00\x0a")},
-		{"header/lowercase", refused("amqp\x00\x00\x09\x01")},
-		{"header/garbage", refused("\x00\xff\x13\x37garbage")},
-		{"header/method-frame-first", refused(string(wireStartOK()))},
-		{"header/short-then-eof", func(t *testing.T, b broker) {
+		{name: "header/http", run: refused("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
+		{name: "header/amqp-1-0", run: refused("AMQP\x00\x01\x00\x00")},
+		{name: "header/amqp-1-0-sasl", run: refused("AMQP\x03\x01\x00\x00")},
+		{name: "header/amqp-0-9-2", run: refused("AMQP\x00\x00\x09\x02")},
+		{name: "header/amqp-0-10", run: refused("AMQP\x01\x01\x00\x0a")},
+		{name: "header/lowercase", run: refused("amqp\x00\x00\x09\x01")},
+		{name: "header/garbage", run: refused("\x00\xff\x13\x37garbage")},
+		{name: "header/method-frame-first", run: refused(string(wireStartOK()))},
+		{name: "header/short-then-eof", run: func(t *testing.T, b broker) {
 			w := wireDial(t, b)
 			w.send([]byte("AMQP\x00"))
 			w.closeWrite()
@@ -137,14 +158,14 @@ func wireHeaderCases() []wireCase {
 				t.Fatalf("got %q, want the socket closed with nothing sent", got)
 			}
 		}},
-		{"header/nothing-then-eof", func(t *testing.T, b broker) {
+		{name: "header/nothing-then-eof", run: func(t *testing.T, b broker) {
 			w := wireDial(t, b)
 			w.closeWrite()
 			if got := w.readAll(); len(got) != 0 {
 				t.Fatalf("got %q, want the socket closed with nothing sent", got)
 			}
 		}},
-		{"header/slowloris-one-byte-at-a-time", func(t *testing.T, b broker) {
+		{name: "header/slowloris-one-byte-at-a-time", run: func(t *testing.T, b broker) {
 			w := wireDial(t, b)
 			for i := 0; i < len(wireProtocolHeader); i++ {
 				w.send([]byte{wireProtocolHeader[i]})
@@ -176,97 +197,97 @@ func wireHeaderCases() []wireCase {
 
 // wireHandshakeCases: frames out of order or malformed during the handshake.
 func wireHandshakeCases() []wireCase {
-	afterStart := func(t *testing.T, b broker) *wireConn {
+	afterStart := func(t testing.TB, b broker) *wireConn {
 		w := wireDial(t, b)
 		w.readStart()
 		return w
 	}
-	afterTune := func(t *testing.T, b broker) *wireConn {
+	afterTune := func(t testing.TB, b broker) *wireConn {
 		w := afterStart(t, b)
 		w.send(wireStartOK())
 		w.tu = w.readTune()
 		return w
 	}
-	afterTuneOK := func(t *testing.T, b broker) *wireConn {
+	afterTuneOK := func(t testing.TB, b broker) *wireConn {
 		w := afterTune(t, b)
 		w.send(wireTuneOK(w.tu))
 		return w
 	}
 	return []wireCase{
-		{"handshake/tune-ok-instead-of-start-ok", func(t *testing.T, b broker) {
+		{name: "handshake/tune-ok-instead-of-start-ok", start: func(t testing.TB, b broker) *wireConn {
 			w := afterStart(t, b)
 			w.send(wireTuneOK(wireTune{2047, 131072, 60}))
-			w.expectDrop()
-		}},
-		{"handshake/channel-open-instead-of-start-ok", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/channel-open-instead-of-start-ok", start: func(t testing.TB, b broker) *wireConn {
 			w := afterStart(t, b)
 			w.send(wireChannelOpen(1))
-			w.expectDrop()
-		}},
-		{"handshake/content-header-instead-of-start-ok", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/content-header-instead-of-start-ok", start: func(t testing.TB, b broker) *wireConn {
 			w := afterStart(t, b)
 			w.send(wireHeaderFrame(0, wireBasic, 0, 0, nil))
-			w.expectDrop()
-		}},
-		{"handshake/unknown-mechanism", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/unknown-mechanism", start: func(t testing.TB, b broker) *wireConn {
 			w := afterStart(t, b)
 			a := wireArgs().raw(wireClientProperties().b).shortstr("FOO").longstr("x").shortstr("en_US")
 			w.send(wireMethodFrame(0, wireConnection, 11, a))
-			w.expectDrop()
-		}},
-		{"handshake/bad-password", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/bad-password", run: func(t *testing.T, b broker) {
 			w := afterStart(t, b)
 			a := wireArgs().raw(wireClientProperties().b).shortstr("PLAIN").longstr("\x00guest\x00wrong").shortstr("en_US")
 			w.send(wireMethodFrame(0, wireConnection, 11, a))
 			w.expectConnectionClose(wireHard(403, "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.", 0, 0))
 		}},
-		{"handshake/truncated-start-ok", func(t *testing.T, b broker) {
+		{name: "handshake/truncated-start-ok", start: func(t testing.TB, b broker) *wireConn {
 			w := afterStart(t, b)
 			w.send(wireMethodFrame(0, wireConnection, 11, wireArgs().long(100)))
-			w.expectDrop()
-		}},
-		{"handshake/1MiB-frame-before-tune", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/1MiB-frame-before-tune", start: func(t testing.TB, b broker) *wireConn {
 			w := afterStart(t, b)
 			h := wireArgs().octet(wireFrameMethod).short(0).long(1 << 20).short(wireConnection).short(11)
 			_ = w.write(h.b, make([]byte, 4096))
-			w.expectDrop()
-		}},
-		{"handshake/start-ok-again-instead-of-tune-ok", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/start-ok-again-instead-of-tune-ok", start: func(t testing.TB, b broker) *wireConn {
 			w := afterTune(t, b)
 			w.send(wireStartOK())
-			w.expectDrop()
-		}},
-		{"handshake/open-instead-of-tune-ok", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/open-instead-of-tune-ok", start: func(t testing.TB, b broker) *wireConn {
 			w := afterTune(t, b)
 			w.send(wireConnectionOpen("/"))
-			w.expectDrop()
-		}},
-		{"handshake/tune-ok-frame-max-below-minimum", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/tune-ok-frame-max-below-minimum", start: func(t testing.TB, b broker) *wireConn {
 			w := afterTune(t, b)
 			w.send(wireTuneOK(wireTune{w.tu.ChannelMax, 1024, w.tu.Heartbeat}))
-			w.expectDrop()
-		}},
-		{"handshake/tune-ok-frame-max-above-server", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/tune-ok-frame-max-above-server", start: func(t testing.TB, b broker) *wireConn {
 			w := afterTune(t, b)
 			w.send(wireTuneOK(wireTune{w.tu.ChannelMax, w.tu.FrameMax + 1, w.tu.Heartbeat}))
-			w.expectDrop()
-		}},
-		{"handshake/tune-ok-channel-max-above-server", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/tune-ok-channel-max-above-server", start: func(t testing.TB, b broker) *wireConn {
 			w := afterTune(t, b)
 			w.send(wireTuneOK(wireTune{w.tu.ChannelMax + 1, w.tu.FrameMax, w.tu.Heartbeat}))
-			w.expectDrop()
-		}},
-		{"handshake/channel-open-before-connection-open", func(t *testing.T, b broker) {
+			return w
+		}, finish: wireDropped},
+		{name: "handshake/channel-open-before-connection-open", run: func(t *testing.T, b broker) {
 			w := afterTuneOK(t, b)
 			w.send(wireChannelOpen(1))
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - type 1, all octets = <<0,20,0,10,0>>", 0, 0))
 		}},
-		{"handshake/unknown-vhost", func(t *testing.T, b broker) {
+		{name: "handshake/unknown-vhost", run: func(t *testing.T, b broker) {
 			w := afterTuneOK(t, b)
 			w.send(wireConnectionOpen("/no-such-vhost"))
 			w.expectConnectionClose(wireHard(530, "NOT_ALLOWED - vhost /no-such-vhost not found", 10, 40))
 		}},
-		{"handshake/heartbeat-during-handshake-is-accepted", func(t *testing.T, b broker) {
+		{name: "handshake/heartbeat-during-handshake-is-accepted", run: func(t *testing.T, b broker) {
 			w := afterStart(t, b)
 			w.send(wireHeartbeatFrame(), wireStartOK())
 			w.tu = w.readTune()
@@ -280,58 +301,67 @@ func wireHandshakeCases() []wireCase {
 // wireFramingCases: malformed frames on an open connection.
 func wireFramingCases() []wireCase {
 	return []wireCase{
-		{"frame/bad-end-octet", func(t *testing.T, b broker) {
+		{name: "frame/bad-end-octet", start: func(t testing.TB, b broker) *wireConn {
 			w := wireReady(t, b)
 			f := wireQueueDeclare(1, "", true, true, nil)
 			f[len(f)-1] = 0x00
 			w.send(f)
+			return w
+		}, finish: func(w *wireConn) {
+			w.t.Helper()
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - type 1, all octets = <<0,50,0,10,0,0,0,12,0,0,0,0>>: {invalid_frame_end_marker,\n                                                      0}", 0, 0),
 				wireHard(501, wireAnyText, 0, 0))
 		}},
-		{"frame/larger-than-negotiated-frame-max", func(t *testing.T, b broker) {
+		{name: "frame/larger-than-negotiated-frame-max", start: func(t testing.TB, b broker) *wireConn {
 			w := wireReady(t, b, func(tu *wireTune) { tu.FrameMax = 4096 })
 			w.send(wireBasicPublish(1, "", "nowhere"), wireHeaderFrame(1, wireBasic, 8192, 0, nil))
-			_ = w.write(wireBodyFrame(1, make([]byte, 8192)))
+			w.sendOversizedFrameStart(8192)
+			return w
+		}, finish: func(w *wireConn) {
+			w.t.Helper()
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,8192,4088}", 0, 0))
 		}},
-		{"frame/size-4GiB-header-only", func(t *testing.T, b broker) {
+		{name: "frame/size-4GiB-header-only", start: func(t testing.TB, b broker) *wireConn {
 			w := wireReady(t, b)
 			_ = w.write(wireArgs().octet(wireFrameBody).short(1).long(0xFFFFFFF0).b)
+			return w
+		}, finish: func(w *wireConn) {
+			w.t.Helper()
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4294967280,131064}", 0, 0))
 		}},
-		{"frame/unknown-type-9", func(t *testing.T, b broker) {
+		{name: "frame/unknown-type-9", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireFrameBytes(9, 1, []byte("xyz")))
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - type 9, all octets = <<\"xyz\">>: unknown_frame", 0, 0))
 		}},
-		{"frame/unknown-type-0", func(t *testing.T, b broker) {
+		{name: "frame/unknown-type-0", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireFrameBytes(0, 0, nil))
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - type 0, all octets = <<>>: unknown_frame", 0, 0))
 		}},
-		{"frame/truncated-then-eof", func(t *testing.T, b broker) {
+		{name: "frame/truncated-then-eof", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			f := wireQueueDeclare(1, "", true, true, nil)
 			w.send(f[:len(f)-5])
 			w.closeWrite()
 			w.expectEOF()
 		}},
-		{"frame/heartbeat-on-channel-1", func(t *testing.T, b broker) {
+		{name: "frame/heartbeat-on-channel-1", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireFrameBytes(wireFrameHeartbeat, 1, nil))
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - type 8, all octets = <<>>", 0, 0))
 		}},
-		{"frame/heartbeat-with-payload", func(t *testing.T, b broker) {
+		{name: "frame/heartbeat-with-payload", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireFrameBytes(wireFrameHeartbeat, 0, []byte("boo")))
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - type 8, all octets = <<\"boo\">>: unknown_frame", 0, 0))
 		}},
-		{"frame/empty-method-frame", func(t *testing.T, b broker) {
+		{name: "frame/empty-method-frame", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireFrameBytes(wireFrameMethod, 1, nil))
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - type 1, all octets = <<>>: unknown_frame", 0, 0))
 		}},
-		{"frame/method-frame-with-2-byte-payload", func(t *testing.T, b broker) {
+		{name: "frame/method-frame-with-2-byte-payload", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireFrameBytes(wireFrameMethod, 1, []byte{0, wireQueue}))
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - type 1, all octets = <<0,50>>: unknown_frame", 0, 0))
@@ -342,22 +372,22 @@ func wireFramingCases() []wireCase {
 // wireChannelCases: channel numbers and the channel state machine.
 func wireChannelCases() []wireCase {
 	return []wireCase{
-		{"channel/method-on-never-opened-channel", func(t *testing.T, b broker) {
+		{name: "channel/method-on-never-opened-channel", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireQueueDeclare(5, "", true, true, nil))
 			w.expectConnectionClose(wireHard(504, "CHANNEL_ERROR - expected 'channel.open'", 50, 10))
 		}},
 		// RabbitMQ 3.10.8 limits the number of open channels, not their numbers: a channel id above
 		// channel_max opens and works.
-		{"channel/id-above-channel-max-is-accepted", func(t *testing.T, b broker) {
+		{name: "channel/id-above-channel-max-is-accepted", run: func(t *testing.T, b broker) {
 			w := wireHandshake(t, b)
 			w.checkOtherChannel(w.tu.ChannelMax + 1)
 		}},
-		{"channel/id-65535-is-accepted", func(t *testing.T, b broker) {
+		{name: "channel/id-65535-is-accepted", run: func(t *testing.T, b broker) {
 			w := wireHandshake(t, b)
 			w.checkOtherChannel(65535)
 		}},
-		{"channel/open-past-negotiated-channel-max", func(t *testing.T, b broker) {
+		{name: "channel/open-past-negotiated-channel-max", run: func(t *testing.T, b broker) {
 			w := wireHandshake(t, b, func(tu *wireTune) { tu.ChannelMax = 8 })
 			for ch := uint16(1); ch <= 8; ch++ {
 				w.openChannel(ch)
@@ -365,43 +395,43 @@ func wireChannelCases() []wireCase {
 			w.send(wireChannelOpen(9))
 			w.expectConnectionClose(wireHard(530, "NOT_ALLOWED - number of channels opened (8) has reached the negotiated channel_max (8)", 0, 0))
 		}},
-		{"channel/open-on-channel-0", func(t *testing.T, b broker) {
+		{name: "channel/open-on-channel-0", run: func(t *testing.T, b broker) {
 			w := wireHandshake(t, b)
 			w.send(wireChannelOpen(0))
 			w.expectConnectionClose(wireHard(504, "CHANNEL_ERROR - unexpected method in connection state running", 20, 10))
 		}},
-		{"channel/connection-method-on-channel-1", func(t *testing.T, b broker) {
+		{name: "channel/connection-method-on-channel-1", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireMethodFrame(1, wireConnection, 50, wireArgs().short(200).shortstr("").short(0).short(0)))
 			w.expectConnectionClose(wireHard(503, "COMMAND_INVALID - unimplemented method", 10, 50))
 		}},
-		{"channel/second-open-on-same-channel", func(t *testing.T, b broker) {
+		{name: "channel/second-open-on-same-channel", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireChannelOpen(1))
 			w.expectConnectionClose(wireHard(504, "CHANNEL_ERROR - second 'channel.open' seen", 20, 10))
 		}},
-		{"channel/close-ok-without-close", func(t *testing.T, b broker) {
+		{name: "channel/close-ok-without-close", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireChannelCloseOK(1))
 			w.expectConnectionClose(wireHard(503, "COMMAND_INVALID - unimplemented method", 20, 41))
 		}},
-		{"channel/close-ok-on-never-opened-channel", func(t *testing.T, b broker) {
+		{name: "channel/close-ok-on-never-opened-channel", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireChannelCloseOK(7))
 			w.expectConnectionClose(wireHard(504, "CHANNEL_ERROR - expected 'channel.open'", 20, 41))
 		}},
-		{"channel/server-only-method-open-ok", func(t *testing.T, b broker) {
+		{name: "channel/server-only-method-open-ok", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireMethodFrame(1, wireChannel, 11, wireArgs().longstr("")))
 			w.expectConnectionClose(wireHard(503, "COMMAND_INVALID - unimplemented method", 20, 11))
 		}},
-		{"channel/ack-unknown-delivery-tag", func(t *testing.T, b broker) {
+		{name: "channel/ack-unknown-delivery-tag", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicAck(1, 42, false))
 			w.expectChannelClose(1, wireHard(406, "PRECONDITION_FAILED - unknown delivery tag 42", 60, 80))
 			w.checkOtherChannel(2)
 		}},
-		{"channel/frames-after-server-close-are-ignored", func(t *testing.T, b broker) {
+		{name: "channel/frames-after-server-close-are-ignored", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicAck(1, 42, false))
 			f := w.next()
@@ -416,21 +446,21 @@ func wireChannelCases() []wireCase {
 			w.expect(1, wireChannel, 11)
 			w.checkOtherChannel(2)
 		}},
-		{"channel/consume-on-closed-channel", func(t *testing.T, b broker) {
+		{name: "channel/consume-on-closed-channel", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireChannelClose(1, 200, "", 0, 0))
 			w.expect(1, wireChannel, 41)
 			w.send(wireBasicConsume(1, "amq.rabbitmq.reply-to", ""))
 			w.expectConnectionClose(wireHard(504, "CHANNEL_ERROR - expected 'channel.open'", 60, 20))
 		}},
-		{"channel/publish-on-closed-channel", func(t *testing.T, b broker) {
+		{name: "channel/publish-on-closed-channel", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireChannelClose(1, 200, "", 0, 0))
 			w.expect(1, wireChannel, 41)
 			w.send(wirePublish(1, "", "x", []byte("late")))
 			w.expectConnectionClose(wireHard(504, "CHANNEL_ERROR - expected 'channel.open'", 60, 40))
 		}},
-		{"channel/publish-to-missing-exchange", func(t *testing.T, b broker) {
+		{name: "channel/publish-to-missing-exchange", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wirePublish(1, "no-such-exchange", "x", []byte("lost")))
 			w.expectChannelClose(1, wireHard(404, "NOT_FOUND - no exchange 'no-such-exchange' in vhost '/'", 60, 40))
@@ -442,28 +472,28 @@ func wireChannelCases() []wireCase {
 // wireContentCases: content assembly (method, header, body).
 func wireContentCases() []wireCase {
 	return []wireCase{
-		{"content/header-without-method", func(t *testing.T, b broker) {
+		{name: "content/header-without-method", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireHeaderFrame(1, wireBasic, 3, 0, nil))
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - expected method frame, got non method frame instead", 0, 0))
 		}},
-		{"content/body-without-header", func(t *testing.T, b broker) {
+		{name: "content/body-without-header", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicPublish(1, "", "x"), wireBodyFrame(1, []byte("abc")))
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead", 60, 40))
 		}},
-		{"content/body-without-anything", func(t *testing.T, b broker) {
+		{name: "content/body-without-anything", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBodyFrame(1, []byte("abc")))
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - expected method frame, got non method frame instead", 0, 0))
 		}},
-		{"content/method-between-header-and-body", func(t *testing.T, b broker) {
+		{name: "content/method-between-header-and-body", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(1, wireBasic, 10, 0, nil),
 				wireQueueDeclare(1, "", true, true, nil))
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - expected content body, got non content body frame instead", 60, 40))
 		}},
-		{"content/body-longer-than-declared", func(t *testing.T, b broker) {
+		{name: "content/body-longer-than-declared", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(1, wireBasic, 5, 0, nil),
 				wireBodyFrame(1, []byte("0123456789")))
@@ -473,40 +503,40 @@ func wireContentCases() []wireCase {
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - expected content body, got non content body frame instead", 60, 40),
 				wireHard(505, wireAnyText, 60, 40), wireHard(501, wireAnyText, 60, 40), wireHard(501, wireAnyText, 0, 0))
 		}},
-		{"content/extra-body-frame-after-complete", func(t *testing.T, b broker) {
+		{name: "content/extra-body-frame-after-complete", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(1, wireBasic, 3, 0, nil),
 				wireBodyFrame(1, []byte("abc")), wireBodyFrame(1, []byte("d")))
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - expected method frame, got non method frame instead", 0, 0))
 		}},
-		{"content/body-frame-after-empty-body", func(t *testing.T, b broker) {
+		{name: "content/body-frame-after-empty-body", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(1, wireBasic, 0, 0, nil),
 				wireBodyFrame(1, []byte("x")))
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - expected method frame, got non method frame instead", 0, 0))
 		}},
-		{"content/header-class-mismatch", func(t *testing.T, b broker) {
+		{name: "content/header-class-mismatch", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(1, wireQueue, 3, 0, nil))
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - expected content header for class 60, got one for class 50 instead", 60, 40))
 		}},
-		{"content/header-on-other-channel", func(t *testing.T, b broker) {
+		{name: "content/header-on-other-channel", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.openChannel(2)
 			w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(2, wireBasic, 3, 0, nil))
 			w.expectConnectionClose(wireHard(505, "UNEXPECTED_FRAME - expected method frame, got non method frame instead", 0, 0))
 		}},
-		{"content/body-size-2^63", func(t *testing.T, b broker) {
+		{name: "content/body-size-2^63", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(1, wireBasic, 1<<63, 0, nil))
 			w.expectHugeBodyHandled()
 		}},
-		{"content/body-size-above-max-message-size", func(t *testing.T, b broker) {
+		{name: "content/body-size-above-max-message-size", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(1, wireBasic, 512<<20+1, 0, nil))
 			w.expectHugeBodyHandled()
 		}},
-		{"content/properties-truncated", func(t *testing.T, b broker) {
+		{name: "content/properties-truncated", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			q := w.declareQueue(1)
 			// content-type and headers flagged present, but only a partial content-type follows.
@@ -514,7 +544,7 @@ func wireContentCases() []wireCase {
 				wireBodyFrame(1, []byte("x")), wireBasicGet(1, q, true))
 			w.expectConnectionClose(wireHard(541, "INTERNAL_ERROR", 0, 0), wireHard(502, wireAnyText, 60, 40))
 		}},
-		{"content/properties-bad-headers-table", func(t *testing.T, b broker) {
+		{name: "content/properties-bad-headers-table", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			q := w.declareQueue(1)
 			props := wireArgs().long(7).shortstr("k").octet('Z').octet(0).octet(0).b
@@ -522,12 +552,12 @@ func wireContentCases() []wireCase {
 				wireBodyFrame(1, []byte("x")), wireBasicGet(1, q, true))
 			w.expectConnectionClose(wireHard(541, "INTERNAL_ERROR", 0, 0), wireHard(502, wireAnyText, 60, 40))
 		}},
-		{"content/connection-close-mid-content", func(t *testing.T, b broker) {
+		{name: "content/connection-close-mid-content", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(1, wireBasic, 10, 0, nil))
 			w.closeConnection()
 		}},
-		{"content/channel-close-mid-content", func(t *testing.T, b broker) {
+		{name: "content/channel-close-mid-content", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(1, wireBasic, 10, 0, nil),
 				wireChannelClose(1, 200, "", 0, 0))
@@ -543,68 +573,68 @@ func wireMethodCases() []wireCase {
 		return wireMethodFrame(1, wireQueue, 10, a)
 	}
 	return []wireCase{
-		{"method/unknown-class", func(t *testing.T, b broker) {
+		{name: "method/unknown-class", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireMethodFrame(1, 99, 10, nil))
 			w.expectDrop(wireHard(540, wireAnyText, 99, 10), wireHard(503, wireAnyText, 99, 10))
 		}},
-		{"method/unknown-method-in-known-class", func(t *testing.T, b broker) {
+		{name: "method/unknown-method-in-known-class", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireMethodFrame(1, wireQueue, 99, nil))
 			w.expectDrop(wireHard(540, wireAnyText, 50, 99), wireHard(503, wireAnyText, 50, 99))
 		}},
-		{"method/unknown-method-on-channel-0", func(t *testing.T, b broker) {
+		{name: "method/unknown-method-on-channel-0", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireMethodFrame(0, wireConnection, 99, nil))
 			w.expectDrop(wireHard(540, wireAnyText, 10, 99), wireHard(503, wireAnyText, 10, 99))
 		}},
-		{"method/truncated-arguments", func(t *testing.T, b broker) {
+		{name: "method/truncated-arguments", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireMethodFrame(1, wireQueue, 10, wireArgs().short(0)))
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - cannot decode <<0,0>>", 50, 10))
 		}},
-		{"method/shortstr-length-past-end", func(t *testing.T, b broker) {
+		{name: "method/shortstr-length-past-end", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(wireMethodFrame(1, wireQueue, 10, wireArgs().short(0).octet(200).raw([]byte("abc"))))
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - cannot decode <<0,0,200,97,98,99>>", 50, 10))
 		}},
-		{"method/table-bad-type-octet", func(t *testing.T, b broker) {
+		{name: "method/table-bad-type-octet", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			tbl := wireArgs().long(5).shortstr("k").octet('Z').octet(0).octet(0).b
 			w.send(declareWith(tbl))
 			w.expectDrop(wireHard(502, wireAnyText, 50, 10), wireHard(501, wireAnyText, 50, 10))
 		}},
-		{"method/table-length-past-end", func(t *testing.T, b broker) {
+		{name: "method/table-length-past-end", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			tbl := wireArgs().long(1000).shortstr("k").octet('t').octet(1).b
 			w.send(declareWith(tbl))
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - cannot decode <<0,0,0,12,0,0,3,232,1,107,116,1>>", 50, 10))
 		}},
-		{"method/table-longstr-length-past-end", func(t *testing.T, b broker) {
+		{name: "method/table-longstr-length-past-end", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			tbl := wireArgs().long(9).shortstr("k").octet('S').long(100).octet('x').b
 			w.send(declareWith(tbl))
 			w.expectConnectionClose(wireHard(501, "FRAME_ERROR - cannot decode <<0,0,0,12,0,0,0,9,1,107,83,0,0,0,100,120>>", 50, 10))
 		}},
-		{"method/table-key-length-past-end", func(t *testing.T, b broker) {
+		{name: "method/table-key-length-past-end", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			tbl := wireArgs().long(3).octet(50).raw([]byte("ab")).b
 			w.send(declareWith(tbl))
 			w.expectDrop(wireHard(502, wireAnyText, 50, 10), wireHard(501, wireAnyText, 50, 10))
 		}},
-		{"method/table-nested-table-past-end", func(t *testing.T, b broker) {
+		{name: "method/table-nested-table-past-end", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			tbl := wireArgs().long(7).shortstr("k").octet('F').long(500).b
 			w.send(declareWith(tbl))
 			w.expectDrop(wireHard(502, wireAnyText, 50, 10), wireHard(501, wireAnyText, 50, 10))
 		}},
-		{"method/queue-argument-of-wrong-type", func(t *testing.T, b broker) {
+		{name: "method/queue-argument-of-wrong-type", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			w.send(declareWith(wireArgs().table(wireField{"x-max-length", "ten"}).b))
 			w.expectChannelClose(1, wireHard(406, wireAnyText, 50, 10))
 			w.checkOtherChannel(2)
 		}},
-		{"method/trailing-bytes-after-arguments", func(t *testing.T, b broker) {
+		{name: "method/trailing-bytes-after-arguments", run: func(t *testing.T, b broker) {
 			w := wireReady(t, b)
 			f := wireMethodPayload(wireBasic, 80, wireArgs().longlong(0).bits(true).raw([]byte("junk")))
 			w.send(wireFrameBytes(wireFrameMethod, 1, f))
