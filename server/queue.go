@@ -263,8 +263,8 @@ type entryQueue struct {
 	bytes int64 // sum of the body sizes of the entries
 }
 
-func (d *entryQueue) len() int       { return len(d.s) - d.head }
-func (d *entryQueue) peek() *qentry  { return d.s[d.head] }
+func (d *entryQueue) len() int      { return len(d.s) - d.head }
+func (d *entryQueue) peek() *qentry { return d.s[d.head] }
 func (d *entryQueue) push(e *qentry) {
 	d.s = append(d.s, e)
 	d.bytes += int64(len(e.msg.body))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/storage"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown has been called.
@@ -47,6 +48,9 @@ type Options struct {
 	LoopbackUsers []string
 	// HandshakeTimeout bounds the time from accept to connection.open (0: 10s).
 	HandshakeTimeout time.Duration
+	// Store holds durable state. nil: a fresh in-memory store, owned and closed by the server. A
+	// store passed in belongs to the caller, who closes it after Shutdown.
+	Store storage.Store
 }
 
 func (o *Options) setDefaults() error {
@@ -91,8 +95,10 @@ func (o *Options) setDefaults() error {
 
 // Server is an AMQP 0-9-1 broker. Create it with New, run it with Serve, stop it with Shutdown.
 type Server struct {
-	opts Options
-	log  *slog.Logger
+	opts      Options
+	log       *slog.Logger
+	store     storage.Store
+	ownsStore bool
 
 	users    map[string]*user // read-only after New
 	loopback map[string]bool  // users restricted to loopback; read-only after New
@@ -100,7 +106,8 @@ type Server struct {
 	vhostsMu sync.RWMutex
 	vhosts   map[string]*vhost
 
-	connSeq atomic.Uint64
+	connSeq    atomic.Uint64
+	closeStore sync.Once
 
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
@@ -132,6 +139,13 @@ func New(opts Options) (*Server, error) {
 		s.loopback[u] = true
 	}
 	s.vhosts["/"] = newVhost(s, "/")
+	s.store = opts.Store
+	if s.store == nil {
+		s.store, s.ownsStore = storage.NewMemStore(), true
+	}
+	if err := s.recover(); err != nil {
+		return nil, fmt.Errorf("warren: %w", err)
+	}
 	return s, nil
 }
 
@@ -218,10 +232,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		s.log.Info("broker stopped")
-		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.mu.conns {
@@ -229,8 +242,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		<-done
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	if s.ownsStore {
+		s.closeStore.Do(func() {
+			if cerr := s.store.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("warren: closing store: %w", cerr)
+			}
+		})
+	}
+	s.log.Info("broker stopped")
+	return err
 }
 
 func (s *Server) vhost(name string) *vhost {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/storage"
 )
 
 // vhost is a virtual host: its exchanges, queues and the bindings between them.
@@ -149,10 +150,18 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	if strings.HasPrefix(d.Exchange, "amq.") {
 		return amqp.Errorf(amqp.AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Exchange)
 	}
-	v.exchanges[d.Exchange] = &exchangeEntity{
+	e = &exchangeEntity{
 		name: d.Exchange, kind: kind, durable: d.Durable, autoDelete: d.AutoDelete, internal: d.Internal,
 		args: d.Arguments, router: exchange.New[destination](kind),
 	}
+	if e.durable {
+		var b storage.Batch
+		b.Set(storage.ExchangeKey(v.name, e.name), e.record())
+		if err := v.persistLocked(&b); err != nil {
+			return err
+		}
+	}
+	v.exchanges[d.Exchange] = e
 	return nil
 }
 
@@ -172,22 +181,38 @@ func (v *vhost) deleteExchange(name string, ifUnused bool) error {
 	if ifUnused && e.router.Len() > 0 {
 		return amqp.Errorf(amqp.PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.name)
 	}
-	v.removeExchangeLocked(e)
-	return nil
+	return v.removeExchangeLocked(e)
 }
 
 // removeExchangeLocked deletes e and every binding from or to it, then auto-deletes exchanges left
 // without bindings.
-func (v *vhost) removeExchangeLocked(e *exchangeEntity) {
+func (v *vhost) removeExchangeLocked(e *exchangeEntity) error {
+	var b storage.Batch
+	if e.durable {
+		b.Delete(storage.ExchangeKey(v.name, e.name))
+		e.mu.Lock()
+		for _, bd := range e.router.Bindings() {
+			if destDurable(bd.Dest) {
+				b.Delete(bindingKey(v.name, e, bd.Dest, bd.Key, bd.Args))
+			}
+		}
+		e.mu.Unlock()
+	}
 	delete(v.exchanges, e.name)
-	v.unbindAllLocked(e)
+	err := v.persistLocked(&b)
+	if uerr := v.unbindAllLocked(e); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // unbindAllLocked removes every binding to d and auto-deletes the source exchanges it emptied.
-func (v *vhost) unbindAllLocked(d destination) {
+func (v *vhost) unbindAllLocked(d destination) error {
 	var emptied []*exchangeEntity
+	var b storage.Batch
 	for _, src := range v.exchanges {
 		src.mu.Lock()
+		v.deleteBindingsToLocked(&b, src, d)
 		n := src.router.UnbindAll(d)
 		empty := src.router.Len() == 0
 		src.mu.Unlock()
@@ -195,11 +220,15 @@ func (v *vhost) unbindAllLocked(d destination) {
 			emptied = append(emptied, src)
 		}
 	}
+	err := v.persistLocked(&b)
 	for _, src := range emptied {
 		if v.exchanges[src.name] == src {
-			v.removeExchangeLocked(src)
+			if rerr := v.removeExchangeLocked(src); err == nil {
+				err = rerr
+			}
 		}
 	}
+	return err
 }
 
 // --- bindings ---
@@ -213,6 +242,13 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 	}
 	if err := exchange.CheckBindArgs(src.kind, args); err != nil {
 		return amqp.Errorf(amqp.PreconditionFailed, "%v", err)
+	}
+	if src.durable && destDurable(dst) {
+		var b storage.Batch
+		b.Set(bindingKey(v.name, src, dst, key, args), encodeRecord(amqp.Table{"arguments": tableOrEmpty(args)}))
+		if err := v.persistLocked(&b); err != nil {
+			return err
+		}
 	}
 	src.mu.Lock()
 	src.router.Bind(dst, key, args)
@@ -228,11 +264,18 @@ func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Ta
 		return err
 	}
 	src.mu.Lock()
-	src.router.Unbind(dst, key, args)
+	removed := src.router.Unbind(dst, key, args)
 	empty := src.router.Len() == 0
 	src.mu.Unlock()
-	if empty && src.autoDelete {
-		v.removeExchangeLocked(src)
+	if removed && src.durable && destDurable(dst) {
+		var b storage.Batch
+		b.Delete(bindingKey(v.name, src, dst, key, args))
+		if err := v.persistLocked(&b); err != nil {
+			return err
+		}
+	}
+	if removed && empty && src.autoDelete {
+		return v.removeExchangeLocked(src)
 	}
 	return nil
 }
@@ -364,6 +407,13 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 		owner = c
 	}
 	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, lim)
+	if q.isDurable() {
+		var b storage.Batch
+		b.Set(storage.QueueKey(v.name, name), q.record())
+		if err := v.persistLocked(&b); err != nil {
+			return nil, err
+		}
+	}
 	v.queues[name] = q
 	return q, nil
 }
@@ -381,8 +431,15 @@ func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
 		return 0, err
 	}
 	delete(v.queues, q.name)
-	v.unbindAllLocked(q)
-	return n, nil
+	err = v.unbindAllLocked(q)
+	if q.isDurable() {
+		var b storage.Batch
+		b.Delete(storage.QueueKey(v.name, q.name))
+		if perr := v.persistLocked(&b); err == nil {
+			err = perr
+		}
+	}
+	return n, err
 }
 
 // dropExclusive deletes the queues owned by c (on connection close).

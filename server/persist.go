@@ -1,0 +1,222 @@
+package server
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/storage"
+)
+
+// Durable metadata. A durable exchange, a durable non-exclusive queue, and a binding whose two
+// ends are both durable are recorded in the store when declared and removed when deleted, and
+// rebuilt by New. Records are RecordVersion followed by an AMQP field table, which keeps argument
+// types exactly (an int32 x-max-length stays an int32).
+//
+// The writes happen under vhost.mu, so that the store sees declares and deletes in the order the
+// broker applied them. They are synchronous; the in-memory store makes them free, and the Pebble
+// store (next) must keep metadata writes off the message path.
+
+func (v *vhost) store() storage.Store { return v.srv.store }
+
+// persistLocked applies b synchronously. A failure is an INTERNAL_ERROR for the client: the
+// declare it belongs to is not acknowledged.
+func (v *vhost) persistLocked(b *storage.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := v.store().Apply(b, true); err != nil {
+		v.srv.log.Error("storage write failed", "vhost", v.name, "err", err)
+		return amqp.Errorf(amqp.InternalError, "storage write failed: %v", err)
+	}
+	return nil
+}
+
+func (e *exchangeEntity) record() []byte {
+	return encodeRecord(amqp.Table{
+		"type": e.kind.String(), "auto_delete": e.autoDelete, "internal": e.internal, "arguments": tableOrEmpty(e.args),
+	})
+}
+
+func (q *queue) isDurable() bool { return q.durable && q.owner == nil }
+
+func (q *queue) record() []byte {
+	return encodeRecord(amqp.Table{"auto_delete": q.autoDelete, "arguments": tableOrEmpty(q.args)})
+}
+
+// destDurable reports whether a binding to d outlives a restart (with a durable source).
+func destDurable(d destination) bool {
+	switch d := d.(type) {
+	case *queue:
+		return d.isDurable()
+	case *exchangeEntity:
+		return d.durable
+	}
+	return false
+}
+
+func bindingKey(vhost string, src *exchangeEntity, d destination, key string, args amqp.Table) []byte {
+	kind := byte('q')
+	if d.destKind() == "exchange" {
+		kind = 'e'
+	}
+	return storage.BindingKey(vhost, src.name, kind, d.destName(), key, canonicalArgs(args))
+}
+
+// canonicalArgs encodes args with sorted keys, so equal tables give equal bytes.
+func canonicalArgs(args amqp.Table) []byte {
+	keys := make([]string, 0, len(args))
+	for k := range args {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b []byte
+	for _, k := range keys {
+		b = append(b, byte(len(k)))
+		b = append(b, k...)
+		b, _ = amqp.AppendFieldValue(b, args[k]) // decoded from the wire, so encodable
+	}
+	return b
+}
+
+// deleteBindingsToLocked adds to b the deletes for src's durable bindings to d. src.mu is held.
+func (v *vhost) deleteBindingsToLocked(b *storage.Batch, src *exchangeEntity, d destination) {
+	if !src.durable || !destDurable(d) {
+		return
+	}
+	for _, bd := range src.router.Bindings() {
+		if bd.Dest == d {
+			b.Delete(bindingKey(v.name, src, d, bd.Key, bd.Args))
+		}
+	}
+}
+
+func encodeRecord(t amqp.Table) []byte {
+	b, err := amqp.AppendTable([]byte{storage.RecordVersion}, t)
+	if err != nil {
+		panic(fmt.Sprintf("encoding a metadata record: %v", err)) // only broker-built tables get here
+	}
+	return b
+}
+
+func decodeRecord(key, rec []byte) (amqp.Table, error) {
+	if len(rec) == 0 || rec[0] != storage.RecordVersion {
+		return nil, fmt.Errorf("record %q: unknown version", key)
+	}
+	t, _, err := amqp.DecodeTable(rec[1:])
+	if err != nil {
+		return nil, fmt.Errorf("record %q: %w", key, err)
+	}
+	return t, nil
+}
+
+func tableOrEmpty(t amqp.Table) amqp.Table {
+	if t == nil {
+		return amqp.Table{}
+	}
+	return t
+}
+
+// recover rebuilds durable exchanges, queues and bindings from the store.
+func (s *Server) recover() error {
+	vh := func(name string) *vhost {
+		v := s.vhosts[name]
+		if v == nil {
+			v = newVhost(s, name)
+			s.vhosts[name] = v
+		}
+		return v
+	}
+	err := s.store.Scan(storage.ExchangePrefix(), func(k, rec []byte) error {
+		vname, name, err := storage.ParseEntityKey(k)
+		if err != nil {
+			return err
+		}
+		t, err := decodeRecord(k, rec)
+		if err != nil {
+			return err
+		}
+		typ, _ := t["type"].(string)
+		kind, ok := exchange.ParseKind(typ)
+		if !ok {
+			return fmt.Errorf("record %q: unknown exchange type %q", k, typ)
+		}
+		args, _ := t["arguments"].(amqp.Table)
+		ad, _ := t["auto_delete"].(bool)
+		internal, _ := t["internal"].(bool)
+		v := vh(vname)
+		v.exchanges[name] = &exchangeEntity{name: name, kind: kind, durable: true, autoDelete: ad, internal: internal,
+			args: args, router: exchange.New[destination](kind)}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recovering exchanges: %w", err)
+	}
+	err = s.store.Scan(storage.QueuePrefix(), func(k, rec []byte) error {
+		vname, name, err := storage.ParseEntityKey(k)
+		if err != nil {
+			return err
+		}
+		t, err := decodeRecord(k, rec)
+		if err != nil {
+			return err
+		}
+		args, _ := t["arguments"].(amqp.Table)
+		ad, _ := t["auto_delete"].(bool)
+		v := vh(vname)
+		lim, err := v.queueArgs(name, args)
+		if err != nil {
+			return fmt.Errorf("record %q: %w", k, err)
+		}
+		v.queues[name] = newQueue(v, name, true, ad, nil, args, lim)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recovering queues: %w", err)
+	}
+	err = s.store.Scan(storage.BindingPrefix(), func(k, rec []byte) error {
+		vname, rest, err := storage.ParseName(k[1:])
+		if err != nil {
+			return err
+		}
+		srcName, rest, err := storage.ParseName(rest)
+		if err != nil || len(rest) < 1 {
+			return fmt.Errorf("binding key %q: malformed", k)
+		}
+		kind := rest[0]
+		dstName, rest, err := storage.ParseName(rest[1:])
+		if err != nil {
+			return err
+		}
+		rkey, _, err := storage.ParseName(rest)
+		if err != nil {
+			return err
+		}
+		t, err := decodeRecord(k, rec)
+		if err != nil {
+			return err
+		}
+		args, _ := t["arguments"].(amqp.Table)
+		v := vh(vname)
+		src := v.exchanges[srcName]
+		var dst destination
+		if kind == 'q' {
+			if q := v.queues[dstName]; q != nil {
+				dst = q
+			}
+		} else if e := v.exchanges[dstName]; e != nil {
+			dst = e
+		}
+		if src == nil || dst == nil {
+			s.log.Warn("dropping a recovered binding whose end is gone", "vhost", vname, "source", srcName, "destination", dstName)
+			return nil
+		}
+		src.router.Bind(dst, rkey, args)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recovering bindings: %w", err)
+	}
+	return nil
+}
