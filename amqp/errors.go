@@ -158,3 +158,9 @@ func methodDecodeError(args []byte, classID, methodID uint16) *Error {
 func unknownFrame(typ uint8, payload []byte) *Error {
 	return Errorf(FrameError, "type %d, all octets = %s: unknown_frame", typ, erlBinary(payload))
 }
+
+// UnexpectedFrameError is RabbitMQ's UNEXPECTED_FRAME for a frame that is valid on the wire but
+// not allowed where it arrived: "UNEXPECTED_FRAME - type T, all octets = <<payload>>".
+func UnexpectedFrameError(f Frame) *Error {
+	return Errorf(UnexpectedFrame, "type %d, all octets = %s", f.Type, erlBinary(f.Payload))
+}

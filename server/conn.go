@@ -215,7 +215,7 @@ func (c *conn) handleFrame(f amqp.Frame) error {
 	switch f.Type {
 	case amqp.FrameHeartbeat:
 		if f.Channel != 0 {
-			return amqp.Errorf(amqp.UnexpectedFrame, "heartbeat frame on channel %d", f.Channel)
+			return amqp.UnexpectedFrameError(f)
 		}
 		return nil
 	case amqp.FrameMethod:

@@ -211,7 +211,7 @@ func (c *conn) expect(classID, methodID uint16, name string) (amqp.Method, bool)
 			continue
 		}
 		if f.Type != amqp.FrameMethod || f.Channel != 0 {
-			c.handshakeError(amqp.Errorf(amqp.UnexpectedFrame, "expected %s on channel 0, got frame type %d on channel %d", name, f.Type, f.Channel))
+			c.handshakeError(amqp.UnexpectedFrameError(f))
 			return nil, false
 		}
 		m, err := amqp.DecodeMethod(f.Payload)
