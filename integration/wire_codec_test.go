@@ -502,6 +502,14 @@ func (w *wireConn) expectDrop(alts ...wireCloseInfo) {
 	}
 }
 
+// wireOr formats alternative expectations for a failure message.
+func wireOr(alts []wireCloseInfo) string {
+	if len(alts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" or one of %v", alts)
+}
+
 // expectConnectionClose expects connection.close equal to want (RabbitMQ's answer) or to one of alts (the
 // spec's answer where RabbitMQ's is odd), answers close-ok, and expects the broker to close the socket.
 func (w *wireConn) expectConnectionClose(want wireCloseInfo, alts ...wireCloseInfo) {
@@ -520,14 +528,14 @@ func (w *wireConn) expectConnectionClose(want wireCloseInfo, alts ...wireCloseIn
 func (w *wireConn) finishConnectionClose(f wireFrame, want wireCloseInfo, alts ...wireCloseInfo) {
 	w.t.Helper()
 	if f.Channel != 0 || !f.Is(wireConnection, 50) {
-		w.t.Fatalf("got %v, want connection.close %v (or %v)", f, want, alts)
+		w.t.Fatalf("got %v, want connection.close %v%s", f, want, wireOr(alts))
 	}
 	got, err := wireDecodeClose(f)
 	if err != nil {
 		w.t.Fatalf("decode connection.close: %v", err)
 	}
 	if !wireMatches(got, want, alts) {
-		w.t.Fatalf("connection.close:\n got %v\nwant %v (or %v)", got, want, alts)
+		w.t.Fatalf("connection.close:\n got %v\nwant %v%s", got, want, wireOr(alts))
 	}
 	// The broker may close the socket right after connection.close; a failed write is fine then.
 	_ = w.write(wireConnectionCloseOK())
