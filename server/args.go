@@ -88,7 +88,8 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 		case "x-max-length", "x-max-length-bytes", "x-message-ttl", "x-max-priority", "x-expires", "x-delivery-limit":
 			n, ok := intArg(x)
 			if !ok {
-				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", fieldTypeName(x)))
+				// RabbitMQ 3.10 prints this reason as an Erlang string, quotes included.
+				return lim, bad(k, fmt.Sprintf("\"expected integer, got %s\"", fieldTypeName(x)))
 			}
 			switch {
 			case n < 0:

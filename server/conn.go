@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -129,7 +130,7 @@ func (c *conn) serve() {
 // readLoop reads frames until the connection ends. Frame errors are answered with connection.close.
 func (c *conn) readLoop() error {
 	for {
-		if c.br.Buffered() < 8 && len(c.confirmDirty) > 0 {
+		if len(c.confirmDirty) > 0 && !c.frameBuffered() {
 			// About to block on the socket: send the confirms this batch of frames earned.
 			c.flushConfirms()
 		}
@@ -160,6 +161,20 @@ func (c *conn) readLoop() error {
 			c.sendConnClose(ae)
 		}
 	}
+}
+
+// frameBuffered reports whether a whole frame is already in the read buffer, so reading it will
+// not block on the socket.
+func (c *conn) frameBuffered() bool {
+	n := c.br.Buffered()
+	if n < 7 {
+		return false
+	}
+	h, err := c.br.Peek(7)
+	if err != nil {
+		return false
+	}
+	return uint64(n) >= uint64(binary.BigEndian.Uint32(h[3:7]))+8
 }
 
 // errConnClosedByClient ends the read loop after the client's connection.close was answered.
