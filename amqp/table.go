@@ -409,3 +409,45 @@ func valueEqual(a, b any, depth int) bool {
 		return false
 	}
 }
+
+// FieldTypeName returns RabbitMQ's name for the field type of a decoded value (rabbit_binary_parser's
+// atoms: "longstr", "signedint", ...), as RabbitMQ's error texts print it.
+func FieldTypeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "void"
+	case bool:
+		return "bool"
+	case int8:
+		return "byte"
+	case uint8:
+		return "unsignedbyte"
+	case int16:
+		return "short"
+	case uint16:
+		return "unsignedshort"
+	case int32:
+		return "signedint"
+	case uint32:
+		return "unsignedint"
+	case int64, int, uint64, uint:
+		return "long"
+	case float32:
+		return "float"
+	case float64:
+		return "double"
+	case Decimal:
+		return "decimal"
+	case string:
+		return "longstr"
+	case []byte:
+		return "binary"
+	case time.Time:
+		return "timestamp"
+	case Table, map[string]any:
+		return "table"
+	case []any:
+		return "array"
+	}
+	return "unknown"
+}

@@ -15,48 +15,6 @@ import (
 // This file renders field values the way RabbitMQ prints them in error
 // texts, so that CheckBindArgs returns RabbitMQ's exact wording.
 
-// fieldTypeName returns RabbitMQ's name for the field type a decoded value
-// has (rabbit_binary_parser's atoms).
-func fieldTypeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "void"
-	case bool:
-		return "bool"
-	case int8:
-		return "byte"
-	case uint8:
-		return "unsignedbyte"
-	case int16:
-		return "short"
-	case uint16:
-		return "unsignedshort"
-	case int32:
-		return "signedint"
-	case uint32:
-		return "unsignedint"
-	case int64, int, uint64, uint:
-		return "long"
-	case float32:
-		return "float"
-	case float64:
-		return "double"
-	case amqp.Decimal:
-		return "decimal"
-	case string:
-		return "longstr"
-	case []byte:
-		return "binary"
-	case time.Time:
-		return "timestamp"
-	case amqp.Table, map[string]any:
-		return "table"
-	case []any:
-		return "array"
-	}
-	return "unknown"
-}
-
 // erlangTerm renders a decoded field value as Erlang's ~tp prints
 // RabbitMQ's representation of it: binaries as <<"...">>, void as
 // undefined, timestamps as seconds, decimals as {Scale,Value}, tables as
@@ -95,7 +53,7 @@ func writeTerm(b *strings.Builder, v any) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("{" + fieldTypeName(e) + ",")
+			b.WriteString("{" + amqp.FieldTypeName(e) + ",")
 			writeTerm(b, e)
 			b.WriteByte('}')
 		}
@@ -126,7 +84,7 @@ func writeTable(b *strings.Builder, t map[string]any) {
 		}
 		b.WriteByte('{')
 		writeBinary(b, k)
-		b.WriteString("," + fieldTypeName(t[k]) + ",")
+		b.WriteString("," + amqp.FieldTypeName(t[k]) + ",")
 		writeTerm(b, t[k])
 		b.WriteByte('}')
 	}

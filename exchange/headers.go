@@ -230,7 +230,7 @@ func CheckBindArgs(kind Kind, args amqp.Table) error {
 	}
 	s, isString := v.(string)
 	if !isString {
-		return errors.New("Invalid x-match field type " + fieldTypeName(v) +
+		return errors.New("Invalid x-match field type " + amqp.FieldTypeName(v) +
 			" (value " + erlangTerm(v) + "); expected longstr")
 	}
 	switch s {

@@ -2,51 +2,9 @@ package server
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/warrenmq/warren/amqp"
 )
-
-// fieldTypeName is RabbitMQ's name for a field value's type, as it appears in error texts.
-func fieldTypeName(x any) string {
-	switch x.(type) {
-	case bool:
-		return "bool"
-	case int8:
-		return "byte"
-	case uint8:
-		return "unsignedbyte"
-	case int16:
-		return "short"
-	case uint16:
-		return "unsignedshort"
-	case int32:
-		return "signedint"
-	case uint32:
-		return "unsignedint"
-	case int64:
-		return "long"
-	case float32:
-		return "float"
-	case float64:
-		return "double"
-	case amqp.Decimal:
-		return "decimal"
-	case string:
-		return "longstr"
-	case []byte:
-		return "binary"
-	case time.Time:
-		return "timestamp"
-	case amqp.Table:
-		return "table"
-	case []any:
-		return "array"
-	case nil:
-		return "void"
-	}
-	return fmt.Sprintf("%T", x)
-}
 
 // intArg returns an integer-typed field value as int64 (RabbitMQ's integer argument types).
 func intArg(x any) (int64, bool) {
@@ -89,7 +47,7 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 			n, ok := intArg(x)
 			if !ok {
 				// RabbitMQ 3.10 prints this reason as an Erlang string, quotes included.
-				return lim, bad(k, fmt.Sprintf("\"expected integer, got %s\"", fieldTypeName(x)))
+				return lim, bad(k, fmt.Sprintf("\"expected integer, got %s\"", amqp.FieldTypeName(x)))
 			}
 			switch {
 			case n < 0:
@@ -108,7 +66,7 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 		case "x-overflow":
 			s, ok := x.(string)
 			if !ok {
-				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", fieldTypeName(x)))
+				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", amqp.FieldTypeName(x)))
 			}
 			switch s {
 			case "drop-head", "reject-publish", "reject-publish-dlx":
@@ -118,11 +76,11 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 			}
 		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode", "x-queue-type":
 			if _, ok := x.(string); !ok {
-				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", fieldTypeName(x)))
+				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", amqp.FieldTypeName(x)))
 			}
 		case "x-single-active-consumer":
 			if _, ok := x.(bool); !ok {
-				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", fieldTypeName(x)))
+				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", amqp.FieldTypeName(x)))
 			}
 		}
 	}

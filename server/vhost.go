@@ -492,7 +492,7 @@ func typedVal(x any, ok bool) argValue {
 	if !ok {
 		return "none"
 	}
-	return argValue(fmt.Sprintf("the value '%v' of type '%s'", x, fieldTypeName(x)))
+	return argValue(fmt.Sprintf("the value '%v' of type '%s'", x, amqp.FieldTypeName(x)))
 }
 
 // argsEqual compares argument values, treating all integer types as one (RabbitMQ's
