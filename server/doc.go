@@ -14,9 +14,10 @@
 //
 // A goroutine may take these locks only in this order (a later one while holding an earlier one):
 //
-//	vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> outbound.mu
+//	Server.vhostsMu -> vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> outbound.mu
 //
 // exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
 // alone; queue.mu is taken without vhost.mu on the publish path. Server.mu is a leaf: nothing is taken
-// while holding it. No lock is held across socket I/O or a storage sync.
+// while holding it. No lock is held across socket I/O. Durable metadata is written to the store under
+// vhost.mu (see persist.go); messages are not stored yet.
 package server
