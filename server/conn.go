@@ -111,7 +111,8 @@ func (c *conn) serve() {
 	case errors.Is(err, errConnClosedByClient):
 		// close-ok is on its way: let the client close the socket first, so that it reads
 		// close-ok rather than a reset or an early EOF.
-		c.nc.SetReadDeadline(time.Now().Add(time.Second))
+		// closeAt (not a plain deadline) so that deadlineReader does not extend it.
+		c.closeAt.Store(time.Now().Add(time.Second).UnixNano())
 		io.Copy(io.Discard, c.br)
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case errors.Is(err, os.ErrDeadlineExceeded) && c.closeAt.Load() == 0:
