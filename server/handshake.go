@@ -128,6 +128,9 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	c.nc.SetDeadline(time.Time{})
+	// From now on every socket read is bounded by two heartbeat intervals (see deadlineReader);
+	// until here the handshake deadline applied.
+	c.idleTimeout = 2 * c.heartbeat
 	return true
 }
 
@@ -147,7 +150,6 @@ func (c *conn) negotiate(t *amqp.ConnectionTuneOk) *amqp.Error {
 	c.frameMax = t.FrameMax
 	c.channelMax = t.ChannelMax
 	c.heartbeat = time.Duration(t.Heartbeat) * time.Second
-	c.idleTimeout = 2 * c.heartbeat
 	c.fr.SetFrameMax(c.frameMax)
 	c.out.frameMax = c.frameMax
 	return nil
