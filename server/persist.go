@@ -118,6 +118,21 @@ func tableOrEmpty(t amqp.Table) amqp.Table {
 	return t
 }
 
+// scanEntities calls fn with each exchange or queue record under prefix, decoded.
+func (s *Server) scanEntities(prefix []byte, fn func(key []byte, vhost, name string, rec amqp.Table) error) error {
+	return s.store.Scan(prefix, func(k, rec []byte) error {
+		vname, name, err := storage.ParseEntityKey(k)
+		if err != nil {
+			return err
+		}
+		t, err := decodeRecord(k, rec)
+		if err != nil {
+			return err
+		}
+		return fn(k, vname, name, t)
+	})
+}
+
 // recover rebuilds durable exchanges, queues and bindings from the store.
 func (s *Server) recover() error {
 	vh := func(name string) *vhost {
@@ -128,15 +143,7 @@ func (s *Server) recover() error {
 		}
 		return v
 	}
-	err := s.store.Scan(storage.ExchangePrefix(), func(k, rec []byte) error {
-		vname, name, err := storage.ParseEntityKey(k)
-		if err != nil {
-			return err
-		}
-		t, err := decodeRecord(k, rec)
-		if err != nil {
-			return err
-		}
+	err := s.scanEntities(storage.ExchangePrefix(), func(k []byte, vname, name string, t amqp.Table) error {
 		typ, _ := t["type"].(string)
 		kind, ok := exchange.ParseKind(typ)
 		if !ok {
@@ -153,15 +160,7 @@ func (s *Server) recover() error {
 	if err != nil {
 		return fmt.Errorf("recovering exchanges: %w", err)
 	}
-	err = s.store.Scan(storage.QueuePrefix(), func(k, rec []byte) error {
-		vname, name, err := storage.ParseEntityKey(k)
-		if err != nil {
-			return err
-		}
-		t, err := decodeRecord(k, rec)
-		if err != nil {
-			return err
-		}
+	err = s.scanEntities(storage.QueuePrefix(), func(k []byte, vname, name string, t amqp.Table) error {
 		args, _ := t["arguments"].(amqp.Table)
 		ad, _ := t["auto_delete"].(bool)
 		v := vh(vname)
