@@ -22,7 +22,7 @@ type outbound struct {
 		sync.Mutex
 		buf        []byte
 		closeAfter bool // close the socket once buf is written
-		stopped    bool // run has returned or will: appends are dropped
+		stopped    bool // a write failed and run returned: appends are dropped
 		wrote      bool // bytes were written since the heartbeat ticker last looked
 	}
 }
@@ -38,8 +38,8 @@ func (o *outbound) ring() {
 	}
 }
 
-// appendLocked-style producer: fn appends frames to the pending buffer. It reports false if the
-// connection is no longer writable (the frames are dropped).
+// write lets fn append frames to the pending buffer and wakes the write loop. It reports false if
+// the connection is no longer writable (the frames are dropped).
 func (o *outbound) write(fn func([]byte) []byte) bool {
 	o.mu.Lock()
 	if o.mu.stopped || o.mu.closeAfter {
@@ -74,21 +74,6 @@ func (o *outbound) closeAfterFlush() {
 	o.mu.closeAfter = true
 	o.mu.Unlock()
 	o.ring()
-}
-
-// stop makes the write loop return without writing anything more.
-func (o *outbound) stop() {
-	o.mu.Lock()
-	o.mu.stopped = true
-	o.mu.Unlock()
-	o.ring()
-}
-
-// pending reports the bytes queued and not yet handed to the socket.
-func (o *outbound) pending() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.mu.buf)
 }
 
 // run is the write loop. heartbeat > 0 sends a heartbeat frame whenever nothing else was written
