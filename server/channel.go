@@ -68,12 +68,15 @@ type delivery struct {
 
 // publishing is a basic.publish being assembled, or held by a transaction.
 type publishing struct {
-	ex        *exchangeEntity
-	method    amqp.BasicPublish
-	props     []byte
-	body      []byte
-	bodySize  uint64
-	gotHeader bool
+	ex     *exchangeEntity
+	method amqp.BasicPublish
+	props  []byte
+	body   []byte
+	// Decoded once from props when the header frame arrives.
+	deliveryMode uint8
+	headers      amqp.Table
+	bodySize     uint64
+	gotHeader    bool
 }
 
 // settlement is an ack, nack or reject held by a transaction.

@@ -188,10 +188,12 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 		}
 		// Validate every property now: a message is immutable once routed, and a malformed one
 		// must not reach consumers. (TODO(perf): validate without decoding into a struct.)
-		if _, err := amqp.DecodeProperties(props); err != nil {
+		decoded, err := amqp.DecodeProperties(props)
+		if err != nil {
 			return methodErr(amqp.Errorf(amqp.SyntaxError, "malformed content header properties: %v", err), &p.method)
 		}
-		if err := ch.checkUserID(props); err != nil {
+		p.deliveryMode, p.headers = decoded.DeliveryMode, decoded.Headers
+		if err := ch.checkUserID(decoded.UserID); err != nil {
 			ch.closeWith(methodErr(err, &p.method))
 			return nil
 		}
@@ -237,19 +239,11 @@ func (p *publishing) unexpected() error {
 	return methodErr(amqp.Errorf(amqp.UnexpectedFrame, "expected content header for class 60, got non content header frame instead"), &p.method)
 }
 
-// checkUserID refuses a user-id property that is not the connection's user, as RabbitMQ does.
-// The properties are decoded only when the user-id flag is set.
-func (ch *channel) checkUserID(props []byte) *amqp.Error {
-	const flagUserID = 1 << 4 // in the first (big-endian) flag word
-	if len(props) < 2 || props[1]&flagUserID == 0 {
-		return nil
-	}
-	p, err := amqp.DecodeProperties(props)
-	if err != nil {
-		return asAMQPError(err)
-	}
-	if p.UserID != ch.conn.user.name {
-		return amqp.Errorf(amqp.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", p.UserID, ch.conn.user.name)
+// checkUserID refuses a user-id property that is set and is not the connection's user, as
+// RabbitMQ does.
+func (ch *channel) checkUserID(userID string) *amqp.Error {
+	if userID != "" && userID != ch.conn.user.name {
+		return amqp.Errorf(amqp.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", userID, ch.conn.user.name)
 	}
 	return nil
 }
@@ -269,10 +263,9 @@ func (ch *channel) published() error {
 // route delivers an assembled publish to its queues, returns it if mandatory and unroutable, and
 // confirms it in confirm mode.
 func (ch *channel) route(p *publishing) {
-	mode, _ := amqp.RawDeliveryMode(p.props)
 	msg := &message{
 		exchange: p.method.Exchange, routingKey: p.method.RoutingKey,
-		props: p.props, body: p.body, persistent: mode == 2,
+		props: p.props, body: p.body, persistent: p.deliveryMode == 2, headers: p.headers,
 	}
 	var buf [8]*queue
 	qs := ch.vhost().route(p.ex, msg.routingKey, msg, buf[:0])

@@ -14,20 +14,8 @@ type message struct {
 	routingKey string
 	props      []byte // raw content-header properties (flags + list), as received
 	body       []byte
-	persistent bool // delivery-mode 2
-
-	hdrs      amqp.Table // decoded lazily by headers(), on the publishing read loop only
-	hdrsValid bool
-}
-
-// headers decodes the headers property once. Only the publishing connection's read loop calls it
-// (while routing), before the message is shared.
-func (m *message) headers() amqp.Table {
-	if !m.hdrsValid {
-		m.hdrs, _ = amqp.RawHeaders(m.props)
-		m.hdrsValid = true
-	}
-	return m.hdrs
+	persistent bool       // delivery-mode 2
+	headers    amqp.Table // the headers property, decoded once on publish (for headers exchanges)
 }
 
 // qentry is a message's place in one queue.

@@ -307,7 +307,6 @@ func (v *vhost) route(ex *exchangeEntity, key string, msg *message, out []*queue
 	var dests [16]destination
 	frontier := []*exchangeEntity{ex}
 	var visited []*exchangeEntity
-	var headers amqp.Table
 	for len(frontier) > 0 {
 		e := frontier[len(frontier)-1]
 		frontier = frontier[:len(frontier)-1]
@@ -315,11 +314,8 @@ func (v *vhost) route(ex *exchangeEntity, key string, msg *message, out []*queue
 			continue
 		}
 		visited = append(visited, e)
-		if e.kind == exchange.Headers && headers == nil {
-			headers = msg.headers()
-		}
 		e.mu.Lock()
-		ds := e.router.Route(key, headers, dests[:0])
+		ds := e.router.Route(key, msg.headers, dests[:0])
 		e.mu.Unlock()
 		for _, d := range ds {
 			switch d := d.(type) {
