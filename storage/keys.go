@@ -11,7 +11,33 @@ const (
 	prefixExchange = 'E'
 	prefixQueue    = 'Q'
 	prefixBinding  = 'B'
+	prefixMessage  = 'M'
 )
+
+// MessageKey is the key of message seq in the queue with id queueID. A queue's messages sort by
+// seq, and MessageRange covers all of them.
+func MessageKey(queueID, seq uint64) []byte {
+	k := make([]byte, 0, 17)
+	k = append(k, prefixMessage)
+	k = binary.BigEndian.AppendUint64(k, queueID)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// MessageRange is [start, end) over every message of queue queueID.
+func MessageRange(queueID uint64) (start, end []byte) {
+	return MessageKey(queueID, 0), MessageKey(queueID+1, 0)
+}
+
+// MessagePrefix selects every message record of every queue.
+func MessagePrefix() []byte { return []byte{prefixMessage} }
+
+// ParseMessageKey splits a message key into queue id and seq.
+func ParseMessageKey(key []byte) (queueID, seq uint64, err error) {
+	if len(key) != 17 || key[0] != prefixMessage {
+		return 0, 0, fmt.Errorf("storage: malformed message key %x", key)
+	}
+	return binary.BigEndian.Uint64(key[1:9]), binary.BigEndian.Uint64(key[9:]), nil
+}
 
 func appendName(dst []byte, s string) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))

@@ -13,6 +13,9 @@ const RecordVersion = 1
 // ErrClosed is returned by a store used after Close.
 var ErrClosed = errors.New("storage: closed")
 
+// ErrStop, returned by a scan callback, ends the scan early; the scan then returns nil.
+var ErrStop = errors.New("storage: stop scan")
+
 // Store is Warren's durable key-value state. Implementations are safe for concurrent use.
 type Store interface {
 	// Apply writes b atomically; with sync it returns after the write is durable.
@@ -20,6 +23,8 @@ type Store interface {
 	// Scan calls fn for every key with prefix, in key order, until fn returns an error (which Scan
 	// returns). fn must not keep key or value after it returns.
 	Scan(prefix []byte, fn func(key, value []byte) error) error
+	// ScanRange is Scan over the keys in [start, end) (end nil: no upper bound).
+	ScanRange(start, end []byte, fn func(key, value []byte) error) error
 	// Close releases the store.
 	Close() error
 }
@@ -92,6 +97,15 @@ func (s *MemStore) Apply(b *Batch, sync bool) error {
 
 // Scan implements Store. It copies the matching entries first, so fn may call Apply.
 func (s *MemStore) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	return s.scan(func(k string) bool { return bytes.HasPrefix([]byte(k), prefix) }, fn)
+}
+
+// ScanRange implements Store.
+func (s *MemStore) ScanRange(start, end []byte, fn func(key, value []byte) error) error {
+	return s.scan(func(k string) bool { return k >= string(start) && (end == nil || k < string(end)) }, fn)
+}
+
+func (s *MemStore) scan(match func(string) bool, fn func(key, value []byte) error) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -99,7 +113,7 @@ func (s *MemStore) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	}
 	var keys []string
 	for k := range s.m {
-		if bytes.HasPrefix([]byte(k), prefix) {
+		if match(k) {
 			keys = append(keys, k)
 		}
 	}
@@ -111,6 +125,9 @@ func (s *MemStore) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	s.mu.Unlock()
 	for i, k := range keys {
 		if err := fn([]byte(k), vals[i]); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
 			return err
 		}
 	}

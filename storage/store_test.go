@@ -131,3 +131,50 @@ func equal(got []string, want ...string) bool {
 	}
 	return true
 }
+
+func TestScanRangeAndStop(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s Store) {
+		var b Batch
+		for q := uint64(1); q <= 3; q++ {
+			for seq := uint64(1); seq <= 5; seq++ {
+				b.Set(MessageKey(q, seq), []byte{byte(q), byte(seq)})
+			}
+		}
+		if err := s.Apply(&b, true); err != nil {
+			t.Fatal(err)
+		}
+		start, end := MessageRange(2)
+		var seqs []uint64
+		if err := s.ScanRange(MessageKey(2, 3), end, func(k, v []byte) error {
+			q, seq, err := ParseMessageKey(k)
+			if err != nil || q != 2 || v[1] != byte(seq) {
+				t.Fatalf("key %x value %x: q=%d err=%v", k, v, q, err)
+			}
+			seqs = append(seqs, seq)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(seqs) != 3 || seqs[0] != 3 || seqs[2] != 5 {
+			t.Fatalf("seqs = %v, want [3 4 5]", seqs)
+		}
+		n := 0
+		if err := s.ScanRange(start, nil, func(k, v []byte) error {
+			n++
+			if n == 2 {
+				return ErrStop
+			}
+			return nil
+		}); err != nil || n != 2 {
+			t.Fatalf("stop: n=%d err=%v", n, err)
+		}
+		var d Batch
+		d.DeleteRange(start, end)
+		if err := s.Apply(&d, false); err != nil {
+			t.Fatal(err)
+		}
+		if got := scanAll(t, s, MessagePrefix()); len(got) != 10 {
+			t.Fatalf("after range delete of queue 2: %d records, want 10", len(got))
+		}
+	})
+}
