@@ -1,0 +1,52 @@
+package storage
+
+import "fmt"
+
+// Key spaces for the broker's administrative records: virtual hosts, users and permissions.
+const (
+	prefixVhost      = 'V'
+	prefixUser       = 'U'
+	prefixPermission = 'P'
+)
+
+// VhostKey is the key of a virtual host's record.
+func VhostKey(name string) []byte { return appendName([]byte{prefixVhost}, name) }
+
+// UserKey is the key of a user's record.
+func UserKey(name string) []byte { return appendName([]byte{prefixUser}, name) }
+
+// PermissionKey is the key of the permissions of user in vhost. A vhost's permissions form one range.
+func PermissionKey(vhost, user string) []byte {
+	return appendName(appendName([]byte{prefixPermission}, vhost), user)
+}
+
+// VhostPrefix, UserPrefix and PermissionPrefix select every record of one kind.
+func VhostPrefix() []byte      { return []byte{prefixVhost} }
+func UserPrefix() []byte       { return []byte{prefixUser} }
+func PermissionPrefix() []byte { return []byte{prefixPermission} }
+
+// ParseVhostKey and ParseUserKey return the name in a vhost or user key.
+func ParseVhostKey(key []byte) (string, error) { return parseSingleName(key, prefixVhost) }
+func ParseUserKey(key []byte) (string, error)  { return parseSingleName(key, prefixUser) }
+
+// ParsePermissionKey splits a permission key into vhost and user.
+func ParsePermissionKey(key []byte) (vhost, user string, err error) {
+	if len(key) < 1 || key[0] != prefixPermission {
+		return "", "", fmt.Errorf("storage: malformed permission key %q", key)
+	}
+	return ParseEntityKey(key)
+}
+
+func parseSingleName(key []byte, prefix byte) (string, error) {
+	if len(key) < 1 || key[0] != prefix {
+		return "", fmt.Errorf("storage: malformed key %q", key)
+	}
+	name, rest, err := ParseName(key[1:])
+	if err != nil {
+		return "", err
+	}
+	if len(rest) != 0 {
+		return "", fmt.Errorf("storage: trailing bytes in key %q", key)
+	}
+	return name, nil
+}

@@ -1,0 +1,35 @@
+package storage
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestAdminKeysRoundTrip(t *testing.T) {
+	for _, name := range []string{"", "/", "a.b c", "ünï"} {
+		if got, err := ParseVhostKey(VhostKey(name)); err != nil || got != name {
+			t.Fatalf("vhost %q: %q %v", name, got, err)
+		}
+		if got, err := ParseUserKey(UserKey(name)); err != nil || got != name {
+			t.Fatalf("user %q: %q %v", name, got, err)
+		}
+		v, u, err := ParsePermissionKey(PermissionKey(name, name+"x"))
+		if err != nil || v != name || u != name+"x" {
+			t.Fatalf("permission %q: %q %q %v", name, v, u, err)
+		}
+	}
+	if !bytes.HasPrefix(VhostKey("a"), VhostPrefix()) || !bytes.HasPrefix(UserKey("a"), UserPrefix()) ||
+		!bytes.HasPrefix(PermissionKey("a", "b"), PermissionPrefix()) {
+		t.Fatal("prefixes")
+	}
+	// A vhost's permissions are one range, distinct from a vhost whose name extends it.
+	if bytes.HasPrefix(PermissionKey("ab", "c"), PermissionKey("a", "")[:4]) {
+		t.Fatal("length-prefixed names must not collide")
+	}
+	if _, err := ParseUserKey(VhostKey("a")); err == nil {
+		t.Fatal("wrong prefix accepted")
+	}
+	if _, err := ParseVhostKey(append(VhostKey("a"), 'x')); err == nil {
+		t.Fatal("trailing bytes accepted")
+	}
+}
