@@ -32,8 +32,9 @@ type channel struct {
 	txPubs    []*publishing
 	txSettles []settlement
 
-	lastQueue        string // the last queue declared on this channel, for methods naming queue ""
-	consumerPrefetch uint16 // basic.qos global=false: the limit given to consumers created next
+	lastQueue        string    // the last queue declared on this channel, for methods naming queue ""
+	stats            chanStats // counters and mirrored settings for the management API (stats.go)
+	consumerPrefetch uint16    // basic.qos global=false: the limit given to consumers created next
 
 	mu struct {
 		sync.Mutex
@@ -98,6 +99,7 @@ const (
 func newChannel(c *conn, id uint16) *channel {
 	ch := &channel{id: id, conn: c}
 	ch.mu.consumers = map[string]*consumer{}
+	c.addChannel(ch)
 	return ch
 }
 
@@ -226,12 +228,14 @@ func (ch *channel) dispatch(m amqp.Method) error {
 			return amqp.Errorf(amqp.PreconditionFailed, "cannot switch from tx to confirm mode")
 		}
 		ch.confirm = true
+		ch.stats.confirm.Store(true)
 		return ch.replyUnless(m.NoWait, &amqp.ConfirmSelectOk{})
 	case *amqp.TxSelect:
 		if ch.confirm {
 			return amqp.Errorf(amqp.PreconditionFailed, "cannot switch from confirm to tx mode")
 		}
 		ch.tx = true
+		ch.stats.tx.Store(true)
 		return ch.reply(&amqp.TxSelectOk{})
 	case *amqp.TxCommit:
 		if !ch.tx {

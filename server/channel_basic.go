@@ -15,6 +15,7 @@ func (ch *channel) basicQos(m *amqp.BasicQos) error {
 	}
 	if !m.Global {
 		ch.consumerPrefetch = m.PrefetchCount
+		ch.stats.prefetch.Store(uint32(m.PrefetchCount))
 	} else {
 		ch.mu.Lock()
 		ch.mu.prefetchGlobal = m.PrefetchCount
@@ -131,6 +132,7 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
 		ConsumerTag: c.tag, DeliveryTag: tag, Redelivered: e.redelivered,
 		Exchange: m.exchange, RoutingKey: m.routingKey,
 	}, m)
+	ch.countDeliver(c.q, c.noAck, e.redelivered)
 	return true
 }
 
@@ -275,6 +277,7 @@ func (ch *channel) route(p *publishing) {
 			refused = true
 		}
 	}
+	ch.countPublish(p.ex, qs, p.method.Mandatory, refused)
 	if len(qs) == 0 && p.method.Mandatory {
 		ch.writeContent(&amqp.BasicReturn{
 			ReplyCode: amqp.NoRoute, ReplyText: "NO_ROUTE", Exchange: msg.exchange, RoutingKey: msg.routingKey,
@@ -314,6 +317,7 @@ func (ch *channel) basicGet(m *amqp.BasicGet) error {
 		return err
 	}
 	e, remaining := q.get(!m.NoAck)
+	ch.countGet(q, e, m.NoAck)
 	if e == nil {
 		return ch.reply(&amqp.BasicGetEmpty{})
 	}
@@ -354,6 +358,7 @@ func (ch *channel) settle(s settlement) error {
 	if len(ds) == 0 {
 		return amqp.Errorf(amqp.PreconditionFailed, "unknown delivery tag %d", s.tag)
 	}
+	ch.countSettle(s.kind, ds)
 	if s.kind != settleAck && s.requeue {
 		requeueDeliveries(ds)
 	} else {
@@ -483,6 +488,7 @@ func (ch *channel) teardown() {
 		return
 	}
 	ch.mu.closed = true
+	ch.conn.removeChannel(ch)
 	consumers := ch.mu.consumers
 	ch.mu.consumers = map[string]*consumer{}
 	ds := ch.takeLocked(0, true)

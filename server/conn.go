@@ -42,6 +42,8 @@ type conn struct {
 	channels     map[uint16]*channel
 	confirmDirty []*channel // channels with confirms to send at the end of this read batch
 
+	adm connAdmin // what the management API reads (stats.go)
+
 	opening bool         // the handshake reached connection.open (errors get connection.close)
 	open    atomic.Bool  // handshake finished: the write loop runs
 	closeAt atomic.Int64 // unix nanos: we sent connection.close and wait for close-ok until then

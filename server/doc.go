@@ -8,7 +8,8 @@
 // Message dispatch to consumers runs on whichever goroutine made a delivery possible (a publisher's
 // read loop, an acking consumer's read loop, a basic.consume): it encodes frames into the consumer's
 // connection buffer under locks and never touches a socket; the write loop does the I/O with no broker
-// lock held.
+// lock held. The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown,
+// also counted in Server.wg.
 //
 // # Lock order
 //
@@ -18,6 +19,9 @@
 //
 // exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
 // alone; queue.mu is taken without vhost.mu on the publish path. Server.mu is a leaf: nothing is taken
-// while holding it. No lock is held across socket I/O. Durable metadata is written to the store under
+// while holding it. So are Server.adm.mu (users, permissions, vhost metadata; the store is written
+// under it), conn.adm.mu (a connection's channel registry, taken under channel.mu by teardown) and
+// the sampler's connRates.mu. Management snapshots (admin*.go) take each lock briefly, in this order,
+// and copy plain values out; statistics are atomics, so the hot paths take no lock for them. No lock is held across socket I/O. Durable metadata is written to the store under
 // vhost.mu (see persist.go); messages are not stored yet.
 package server

@@ -178,7 +178,7 @@ func (c *conn) authenticate(so *amqp.ConnectionStartOk) error {
 	default:
 		return amqp.Errorf(amqp.CommandInvalid, "unknown authentication mechanism '%s'", so.Mechanism)
 	}
-	u := c.srv.users[username]
+	u := c.srv.lookupUser(username)
 	if u == nil || !u.checkPassword(password) {
 		return amqp.Errorf(amqp.AccessRefused, "invalid credentials for user '%s'", username)
 	}
@@ -186,6 +186,7 @@ func (c *conn) authenticate(so *amqp.ConnectionStartOk) error {
 		return amqp.Errorf(amqp.AccessRefused, "user '%s' can only connect via localhost", username)
 	}
 	c.user = u
+	c.adm.mechanism = so.Mechanism
 	return nil
 }
 

@@ -217,5 +217,5 @@ func (s *Server) recover() error {
 	if err != nil {
 		return fmt.Errorf("recovering bindings: %w", err)
 	}
-	return nil
+	return s.recoverAdmin()
 }

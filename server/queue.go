@@ -35,6 +35,7 @@ type queue struct {
 	owner      *conn // exclusive owner, nil if not exclusive; immutable
 	args       amqp.Table
 	limits     queueLimits
+	stats      statSet // message counters (stats.go)
 
 	mu struct {
 		sync.Mutex

@@ -51,6 +51,8 @@ type Options struct {
 	// Store holds durable state. nil: a fresh in-memory store, owned and closed by the server. A
 	// store passed in belongs to the caller, who closes it after Shutdown.
 	Store storage.Store
+	// StatsInterval is how often message rates are sampled (0: DefaultStatsInterval).
+	StatsInterval time.Duration
 }
 
 func (o *Options) setDefaults() error {
@@ -90,6 +92,9 @@ func (o *Options) setDefaults() error {
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = defaultHandshake
 	}
+	if o.StatsInterval <= 0 {
+		o.StatsInterval = DefaultStatsInterval
+	}
 	return nil
 }
 
@@ -100,11 +105,13 @@ type Server struct {
 	store     storage.Store
 	ownsStore bool
 
-	users    map[string]*user // read-only after New
+	users    map[string]*user // guarded by adm.mu
 	loopback map[string]bool  // users restricted to loopback; read-only after New
 
 	vhostsMu sync.RWMutex
 	vhosts   map[string]*vhost
+
+	adm adminState // users, permissions, vhost metadata, statistics (admin_users.go, stats.go)
 
 	connSeq    atomic.Uint64
 	closeStore sync.Once
@@ -134,6 +141,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mu.listeners = map[net.Listener]struct{}{}
 	s.mu.conns = map[*conn]struct{}{}
+	s.initAdmin()
 	s.users[opts.DefaultUser] = newUser(opts.DefaultUser, opts.DefaultPass, "administrator")
 	for _, u := range opts.LoopbackUsers {
 		s.loopback[u] = true
@@ -169,6 +177,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}()
 
 	s.log.Info("AMQP listener started", "addr", ln.Addr().String())
+	s.startSampler()
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -186,7 +195,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("warren: accept: %w", err)
 		}
 		backoff = 0
-		c := newConn(s, nc)
+		c := newConn(s, s.meter(nc))
 		s.mu.Lock()
 		if s.mu.closed {
 			s.mu.Unlock()
@@ -230,6 +239,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.closeFromOutside(amqp.ConnectionForced, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
 	}
+	s.stopSampler()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	var err error

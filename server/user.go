@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 )
 
 // user is a broker user. Passwords are kept as RabbitMQ keeps them: a 4-byte salt followed by
@@ -12,6 +11,7 @@ type user struct {
 	name string
 	hash []byte // salt(4) || sha256(salt || password)
 	tags []string
+	algo string // hashing algorithm (HashSHA256, ...); "" means SHA-256
 }
 
 func newUser(name, password string, tags ...string) *user {
@@ -31,8 +31,5 @@ func hashPassword(salt []byte, password string) []byte {
 
 // checkPassword compares in constant time.
 func (u *user) checkPassword(password string) bool {
-	if len(u.hash) < 4 {
-		return false
-	}
-	return subtle.ConstantTimeCompare(hashPassword(u.hash[:4], password), u.hash) == 1
+	return checkHash(u.algo, u.hash, password)
 }

@@ -24,6 +24,8 @@ type vhost struct {
 	mu        sync.RWMutex
 	exchanges map[string]*exchangeEntity
 	queues    map[string]*queue
+
+	stats statSet // message counters (stats.go)
 }
 
 // destination is a binding's destination: a *queue or an *exchangeEntity.
@@ -43,6 +45,8 @@ type exchangeEntity struct {
 
 	mu     sync.Mutex // guards router; taken alone (see the lock order in doc.go)
 	router exchange.Router[destination]
+
+	stats statSet // publish_in, publish_out (stats.go)
 }
 
 func (e *exchangeEntity) destName() string { return e.name }
@@ -360,6 +364,7 @@ func (v *vhost) lookupQueue(c *conn, name string) (*queue, error) {
 func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.srv.adm.stats.inc(sQueueDeclared)
 	name := d.Queue
 	if name == "" && !d.Passive {
 		name = "amq.gen-" + randomName()
@@ -411,6 +416,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 		}
 	}
 	v.queues[name] = q
+	v.srv.adm.stats.inc(sQueueCreated)
 	return q, nil
 }
 
@@ -427,6 +433,7 @@ func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
 		return 0, err
 	}
 	delete(v.queues, q.name)
+	v.srv.adm.stats.inc(sQueueDeleted)
 	err = v.unbindAllLocked(q)
 	if q.isDurable() {
 		var b storage.Batch

@@ -1,0 +1,159 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/warrenmq/warren/amqp"
+)
+
+// Definitions are the broker's topology and access control, as RabbitMQ's definitions export
+// holds them: everything but messages. Exclusive queues and the standard exchanges are left out;
+// the default exchange's implicit bindings too.
+type Definitions struct {
+	Users       []UserInfo
+	Vhosts      []VhostInfo
+	Permissions []Permission
+	Queues      []QueueDef
+	Exchanges   []ExchangeDef
+	Bindings    []BindingInfo
+}
+
+// QueueDef is a queue in definitions.
+type QueueDef struct {
+	Vhost, Name         string
+	Durable, AutoDelete bool
+	Arguments           amqp.Table
+}
+
+// ExchangeDef is an exchange in definitions.
+type ExchangeDef struct {
+	Vhost, Name, Type             string
+	Durable, AutoDelete, Internal bool
+	Arguments                     amqp.Table
+}
+
+func builtinExchange(name string) bool {
+	switch name {
+	case "", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match":
+		return true
+	}
+	return false
+}
+
+// ExportDefinitions returns the definitions of every vhost (vhost "" with all=true) or of one.
+func (s *Server) ExportDefinitions(vhost string, all bool) (Definitions, error) {
+	var d Definitions
+	match := func(name string) bool { return all || name == vhost }
+	if !all && s.vhost(vhost) == nil {
+		return d, ErrNotFound
+	}
+	if all {
+		d.Users = s.Users()
+		d.Vhosts = s.Vhosts()
+		d.Permissions = s.Permissions()
+	}
+	for _, v := range s.vhostList() {
+		if !match(v.name) {
+			continue
+		}
+		qs, xs := v.lists()
+		for _, q := range qs {
+			if q.owner != nil {
+				continue
+			}
+			d.Queues = append(d.Queues, QueueDef{Vhost: v.name, Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Arguments: tableOrEmpty(q.args)})
+		}
+		for _, x := range xs {
+			if builtinExchange(x.name) {
+				continue
+			}
+			d.Exchanges = append(d.Exchanges, ExchangeDef{Vhost: v.name, Name: x.name, Type: x.kind.String(), Durable: x.durable,
+				AutoDelete: x.autoDelete, Internal: x.internal, Arguments: tableOrEmpty(x.args)})
+		}
+		for _, b := range v.bindings() {
+			if b.Source == "" {
+				continue
+			}
+			if b.DestinationType == "queue" {
+				if q, _ := v.queueNamed(b.Destination); q != nil && q.owner != nil {
+					continue
+				}
+			}
+			d.Bindings = append(d.Bindings, b)
+		}
+	}
+	return d, nil
+}
+
+// ImportDefinitions merges d into the broker, in the order users, vhosts, permissions, exchanges,
+// queues, bindings. Objects that already exist are updated (users, vhosts, permissions) or kept
+// when equivalent; an inequivalent exchange or queue is left as it is and logged, as RabbitMQ does.
+// A queue, exchange or binding naming a missing vhost is an error.
+func (s *Server) ImportDefinitions(d Definitions, actingUser string) error {
+	for _, u := range d.Users {
+		if _, err := s.PutUser(UserSpec{Name: u.Name, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: u.Tags}); err != nil {
+			return fmt.Errorf("user %q: %w", u.Name, err)
+		}
+	}
+	for _, v := range d.Vhosts {
+		if _, err := s.PutVhost(v, actingUser); err != nil {
+			return fmt.Errorf("vhost %q: %w", v.Name, err)
+		}
+	}
+	for _, p := range d.Permissions {
+		if _, err := s.PutPermission(p); err != nil {
+			return fmt.Errorf("permission of %q in %q: %w", p.User, p.Vhost, err)
+		}
+	}
+	noVhost := func(name string) error {
+		return &BadRequestError{Reason: "no_such_vhost", Term: []any{"no_such_vhost", name}}
+	}
+	for _, x := range d.Exchanges {
+		if s.vhost(x.Vhost) == nil {
+			return noVhost(x.Vhost)
+		}
+		if builtinExchange(x.Name) {
+			continue
+		}
+		_, existsErr := s.Exchange(x.Vhost, x.Name)
+		_, err := s.DeclareExchange(x.Vhost, x.Name, ExchangeSpec{Type: x.Type, Durable: x.Durable, AutoDelete: x.AutoDelete, Internal: x.Internal, Arguments: x.Arguments})
+		if err = s.importErr("exchange", x.Vhost, x.Name, existsErr == nil, err); err != nil {
+			return err
+		}
+	}
+	for _, q := range d.Queues {
+		if s.vhost(q.Vhost) == nil {
+			return noVhost(q.Vhost)
+		}
+		_, existsErr := s.Queue(q.Vhost, q.Name)
+		_, err := s.DeclareQueue(q.Vhost, q.Name, QueueSpec{Durable: q.Durable, AutoDelete: q.AutoDelete, Arguments: q.Arguments})
+		if err = s.importErr("queue", q.Vhost, q.Name, existsErr == nil, err); err != nil {
+			return err
+		}
+	}
+	for _, b := range d.Bindings {
+		if s.vhost(b.Vhost) == nil {
+			return noVhost(b.Vhost)
+		}
+		err := s.Bind(b.Vhost, b.Source, b.DestinationType, b.Destination, b.RoutingKey, b.Arguments)
+		if err = s.importErr("binding from", b.Vhost, b.Source, false, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// importErr logs and drops a failed redeclaration of an object that existed (it is inequivalent);
+// other errors are returned with context.
+func (s *Server) importErr(what, vhost, name string, existed bool, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *amqp.Error
+	if existed && errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
+		s.log.Warn("definitions import: keeping the existing object", "kind", what, "vhost", vhost, "name", name, "reason", ae.Text)
+		return nil
+	}
+	return fmt.Errorf("%s %q in vhost %q: %w", what, name, vhost, err)
+}

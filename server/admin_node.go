@@ -1,0 +1,113 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// NodeInfo is the node's resource use, for /api/nodes and Prometheus. Figures the platform does not
+// provide are -1.
+type NodeInfo struct {
+	Name             string
+	Uptime           time.Duration
+	OSPid            int
+	Processors       int
+	MemUsed          int64 // resident set size
+	MemLimit         int64 // physical memory: Warren has no memory alarm of its own
+	FDUsed, FDTotal  int64
+	SocketsUsed      int64 // open AMQP connections
+	Goroutines       int
+	GCNum            int64
+	GCBytesReclaimed int64 // bytes freed by the garbage collector since start
+	ContextSwitches  int64
+	IOReadBytes      int64
+	IOWriteBytes     int64
+	DiskFree         int64 // on the file system of the working directory
+	HeapAlloc        int64
+}
+
+// Node returns the node's resource figures.
+func (s *Server) Node() NodeInfo {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	n := NodeInfo{
+		Name: s.NodeName(), Uptime: s.Uptime(), OSPid: os.Getpid(), Processors: runtime.NumCPU(),
+		Goroutines: runtime.NumGoroutine(), GCNum: int64(ms.NumGC), GCBytesReclaimed: int64(ms.TotalAlloc - ms.HeapAlloc),
+		HeapAlloc: int64(ms.HeapAlloc), MemUsed: int64(ms.Sys), MemLimit: -1,
+		FDUsed: -1, FDTotal: -1, ContextSwitches: -1, IOReadBytes: -1, IOWriteBytes: -1, DiskFree: -1,
+		SocketsUsed: int64(len(s.openConns())),
+	}
+	if rss := procStatusField("VmRSS:"); rss >= 0 {
+		n.MemUsed = rss * 1024
+	}
+	if total := procMeminfoTotal(); total > 0 {
+		n.MemLimit = total
+	}
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		n.FDUsed = int64(len(ents))
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
+		n.FDTotal = int64(rl.Cur)
+	}
+	if v, nv := procStatusField("voluntary_ctxt_switches:"), procStatusField("nonvoluntary_ctxt_switches:"); v >= 0 && nv >= 0 {
+		n.ContextSwitches = v + nv
+	}
+	if r, w, ok := procIO(); ok {
+		n.IOReadBytes, n.IOWriteBytes = r, w
+	}
+	if wd, err := os.Getwd(); err == nil {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(wd, &st); err == nil {
+			n.DiskFree = int64(st.Bavail) * int64(st.Bsize)
+		}
+	}
+	return n
+}
+
+// procStatusField returns a numeric field of /proc/self/status (kB for sizes), or -1.
+func procStatusField(name string) int64 {
+	return procField("/proc/self/status", name)
+}
+
+func procMeminfoTotal() int64 {
+	if kb := procField("/proc/meminfo", "MemTotal:"); kb > 0 {
+		return kb * 1024
+	}
+	return -1
+}
+
+func procIO() (read, write int64, ok bool) {
+	r, w := procField("/proc/self/io", "read_bytes:"), procField("/proc/self/io", "write_bytes:")
+	return r, w, r >= 0 && w >= 0
+}
+
+func procField(path, name string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return -1
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		f := strings.Fields(line[len(name):])
+		if len(f) == 0 {
+			return -1
+		}
+		v, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return -1
+		}
+		return v
+	}
+	return -1
+}

@@ -1,0 +1,528 @@
+package server
+
+import (
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/storage"
+)
+
+// adminState is the broker's administrative state: users, permissions and vhost metadata, plus the
+// server-wide statistics and their sampler.
+//
+// mu guards Server.users, perms and meta. It is a leaf lock: nothing else is taken while it is
+// held, except that the store is written under it so that the store sees changes in order.
+type adminState struct {
+	mu    sync.RWMutex
+	perms map[string]map[string]Permission // vhost -> user -> permission
+	meta  map[string]vhostMeta
+
+	clusterName string // guarded by mu
+
+	stats       statSet // server-wide counters
+	connRates   connRates
+	samplerOnce sync.Once
+	stopOnce    sync.Once
+	stop        chan struct{}
+}
+
+// vhostMeta is what a vhost has besides its exchanges and queues.
+type vhostMeta struct {
+	description      string
+	tags             []string
+	defaultQueueType string
+	tracing          bool
+}
+
+// Hashing algorithms RabbitMQ names in definitions; SHA-256 is the default.
+const (
+	HashSHA256 = "rabbit_password_hashing_sha256"
+	HashSHA512 = "rabbit_password_hashing_sha512"
+	HashMD5    = "rabbit_password_hashing_md5"
+)
+
+// ErrNotFound is returned for a vhost, user, permission or other object that does not exist.
+var ErrNotFound = errors.New("warren: object not found")
+
+// ErrAuth is returned by Authenticate for bad credentials or a refused login.
+var ErrAuth = errors.New("warren: login failed")
+
+// BadRequestError is an administrative request the broker refuses because of its content. Reason is
+// RabbitMQ's reason text where there is one; Term, if set, is the reason as RabbitMQ's API renders
+// an Erlang term (a JSON array such as ["no_such_vhost","x"]).
+type BadRequestError struct {
+	Reason string
+	Term   []any
+}
+
+func (e *BadRequestError) Error() string { return "warren: bad request: " + e.Reason }
+
+func badRequest(format string, args ...any) error {
+	return &BadRequestError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// UserInfo describes a user.
+type UserInfo struct {
+	Name             string
+	PasswordHash     []byte // salt || hash, as in RabbitMQ's definitions
+	HashingAlgorithm string
+	Tags             []string
+}
+
+// HasTag reports whether the user has tag.
+func (u UserInfo) HasTag(tag string) bool { return slices.Contains(u.Tags, tag) }
+
+// Permission is a user's configure, write and read patterns in a vhost.
+type Permission struct {
+	User, Vhost            string
+	Configure, Write, Read string
+}
+
+// VhostInfo describes a vhost.
+type VhostInfo struct {
+	Name             string
+	Description      string
+	Tags             []string
+	DefaultQueueType string
+	Tracing          bool
+}
+
+func (s *Server) initAdmin() {
+	s.adm.perms = map[string]map[string]Permission{}
+	s.adm.meta = map[string]vhostMeta{}
+	s.adm.stop = make(chan struct{})
+	s.adm.clusterName = s.NodeName()
+}
+
+// --- users ---
+
+func (u *user) info() UserInfo {
+	algo := u.algo
+	if algo == "" {
+		algo = HashSHA256
+	}
+	return UserInfo{Name: u.name, PasswordHash: slices.Clone(u.hash), HashingAlgorithm: algo, Tags: slices.Clone(u.tags)}
+}
+
+// lookupUser returns the user called name, or nil.
+func (s *Server) lookupUser(name string) *user {
+	s.adm.mu.RLock()
+	defer s.adm.mu.RUnlock()
+	return s.users[name]
+}
+
+// Authenticate checks a user's password as an AMQP login does, including the loopback restriction
+// for remote (nil remote: no restriction). It returns ErrAuth on failure.
+func (s *Server) Authenticate(name, password string, remote net.Addr) (UserInfo, error) {
+	u := s.lookupUser(name)
+	if u == nil || !u.checkPassword(password) {
+		return UserInfo{}, ErrAuth
+	}
+	if remote != nil && s.loopback[name] && !isLoopback(remote) {
+		return UserInfo{}, fmt.Errorf("%w: user '%s' can only connect via localhost", ErrAuth, name)
+	}
+	return u.info(), nil
+}
+
+// Users lists every user, sorted by name.
+func (s *Server) Users() []UserInfo {
+	s.adm.mu.RLock()
+	out := make([]UserInfo, 0, len(s.users))
+	for _, u := range s.users {
+		out = append(out, u.info())
+	}
+	s.adm.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// User returns the named user.
+func (s *Server) User(name string) (UserInfo, error) {
+	if u := s.lookupUser(name); u != nil {
+		return u.info(), nil
+	}
+	return UserInfo{}, ErrNotFound
+}
+
+// UserSpec creates or updates a user. With Password set the password is hashed with SHA-256 and a
+// new salt; with PasswordHash set it is taken as is (HashingAlgorithm names its algorithm); with
+// neither, an existing user keeps its password and a new one gets none (it cannot log in with one).
+type UserSpec struct {
+	Name             string
+	Password         *string
+	PasswordHash     []byte
+	HashingAlgorithm string
+	Tags             []string
+}
+
+// PutUser creates or updates a user and reports whether it was created.
+func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
+	if spec.Name == "" {
+		return false, badRequest("user name must not be empty")
+	}
+	algo := spec.HashingAlgorithm
+	if algo == "" {
+		algo = HashSHA256
+	}
+	switch algo {
+	case HashSHA256, HashSHA512, HashMD5:
+	default:
+		return false, badRequest("unsupported hashing algorithm '%s'", algo)
+	}
+	tags := make([]string, 0, len(spec.Tags))
+	for _, t := range spec.Tags {
+		if t != "" && !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	s.adm.mu.Lock()
+	defer s.adm.mu.Unlock()
+	old := s.users[spec.Name]
+	u := &user{name: spec.Name, tags: tags, algo: algo}
+	switch {
+	case spec.Password != nil:
+		u.algo = HashSHA256
+		u.hash = hashPassword(newSalt(), *spec.Password)
+	case spec.PasswordHash != nil:
+		u.hash = slices.Clone(spec.PasswordHash)
+	case old != nil:
+		u.hash, u.algo = old.hash, old.algo
+	}
+	var b storage.Batch
+	b.Set(storage.UserKey(u.name), u.record())
+	if err := s.store.Apply(&b, true); err != nil {
+		return false, fmt.Errorf("storing user %q: %w", u.name, err)
+	}
+	s.users[u.name] = u
+	return old == nil, nil
+}
+
+// DeleteUser removes a user and its permissions.
+func (s *Server) DeleteUser(name string) error {
+	s.adm.mu.Lock()
+	defer s.adm.mu.Unlock()
+	if s.users[name] == nil {
+		return ErrNotFound
+	}
+	var b storage.Batch
+	b.Delete(storage.UserKey(name))
+	for vh, ps := range s.adm.perms {
+		if _, ok := ps[name]; ok {
+			b.Delete(storage.PermissionKey(vh, name))
+		}
+	}
+	if err := s.store.Apply(&b, true); err != nil {
+		return fmt.Errorf("deleting user %q: %w", name, err)
+	}
+	delete(s.users, name)
+	for _, ps := range s.adm.perms {
+		delete(ps, name)
+	}
+	return nil
+}
+
+func newSalt() []byte {
+	salt := make([]byte, 4)
+	if _, err := rand.Read(salt); err != nil {
+		panic("crypto/rand failed: " + err.Error()) // crypto/rand never fails on supported platforms
+	}
+	return salt
+}
+
+// hashWith hashes password with salt under a RabbitMQ hashing algorithm.
+func hashWith(algo string, salt []byte, password string) []byte {
+	switch algo {
+	case HashSHA512:
+		h := sha512.New()
+		h.Write(salt)
+		h.Write([]byte(password))
+		return h.Sum(append([]byte(nil), salt...))
+	case HashMD5:
+		h := md5.New()
+		h.Write(salt)
+		h.Write([]byte(password))
+		return h.Sum(append([]byte(nil), salt...))
+	}
+	h := sha256.New()
+	h.Write(salt)
+	h.Write([]byte(password))
+	return h.Sum(append([]byte(nil), salt...))
+}
+
+// checkHash compares password against a stored salt || hash in constant time.
+func checkHash(algo string, stored []byte, password string) bool {
+	if len(stored) < 4 {
+		return false
+	}
+	return subtle.ConstantTimeCompare(hashWith(algo, stored[:4], password), stored) == 1
+}
+
+// --- permissions ---
+
+// Permissions lists every permission, sorted by vhost then user.
+func (s *Server) Permissions() []Permission {
+	s.adm.mu.RLock()
+	var out []Permission
+	for _, ps := range s.adm.perms {
+		for _, p := range ps {
+			out = append(out, p)
+		}
+	}
+	s.adm.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Vhost != out[j].Vhost {
+			return out[i].Vhost < out[j].Vhost
+		}
+		return out[i].User < out[j].User
+	})
+	return out
+}
+
+// Permission returns user's permission in vhost.
+func (s *Server) Permission(vhost, user string) (Permission, error) {
+	s.adm.mu.RLock()
+	defer s.adm.mu.RUnlock()
+	p, ok := s.adm.perms[vhost][user]
+	if !ok {
+		return Permission{}, ErrNotFound
+	}
+	return p, nil
+}
+
+// PutPermission sets user's permission in vhost and reports whether it was created. The patterns
+// must be valid regular expressions; the vhost and the user must exist.
+func (s *Server) PutPermission(p Permission) (created bool, err error) {
+	for _, re := range []string{p.Configure, p.Write, p.Read} {
+		if _, err := regexp.Compile(re); err != nil {
+			return false, badRequest("invalid_regexp: %v", err)
+		}
+	}
+	if s.vhost(p.Vhost) == nil {
+		return false, badRequest("vhost_or_user_not_found")
+	}
+	s.adm.mu.Lock()
+	defer s.adm.mu.Unlock()
+	if s.users[p.User] == nil {
+		return false, badRequest("vhost_or_user_not_found")
+	}
+	if err := s.putPermissionLocked(p); err != nil {
+		return false, err
+	}
+	_, existed := s.adm.perms[p.Vhost][p.User]
+	if s.adm.perms[p.Vhost] == nil {
+		s.adm.perms[p.Vhost] = map[string]Permission{}
+	}
+	s.adm.perms[p.Vhost][p.User] = p
+	return !existed, nil
+}
+
+func (s *Server) putPermissionLocked(p Permission) error {
+	var b storage.Batch
+	b.Set(storage.PermissionKey(p.Vhost, p.User), p.record())
+	if err := s.store.Apply(&b, true); err != nil {
+		return fmt.Errorf("storing permission %s@%s: %w", p.User, p.Vhost, err)
+	}
+	return nil
+}
+
+// DeletePermission removes user's permission in vhost.
+func (s *Server) DeletePermission(vhost, user string) error {
+	s.adm.mu.Lock()
+	defer s.adm.mu.Unlock()
+	if _, ok := s.adm.perms[vhost][user]; !ok {
+		return ErrNotFound
+	}
+	var b storage.Batch
+	b.Delete(storage.PermissionKey(vhost, user))
+	if err := s.store.Apply(&b, true); err != nil {
+		return fmt.Errorf("deleting permission %s@%s: %w", user, vhost, err)
+	}
+	delete(s.adm.perms[vhost], user)
+	return nil
+}
+
+// UserVhosts returns the vhosts user has a permission in.
+func (s *Server) UserVhosts(user string) []string {
+	s.adm.mu.RLock()
+	defer s.adm.mu.RUnlock()
+	var out []string
+	for vh, ps := range s.adm.perms {
+		if _, ok := ps[user]; ok {
+			out = append(out, vh)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// --- vhosts ---
+
+// vhostList returns the vhosts, sorted by name.
+func (s *Server) vhostList() []*vhost {
+	s.vhostsMu.RLock()
+	out := make([]*vhost, 0, len(s.vhosts))
+	for _, v := range s.vhosts {
+		out = append(out, v)
+	}
+	s.vhostsMu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// Vhosts lists every vhost, sorted by name.
+func (s *Server) Vhosts() []VhostInfo {
+	vs := s.vhostList()
+	out := make([]VhostInfo, 0, len(vs))
+	s.adm.mu.RLock()
+	defer s.adm.mu.RUnlock()
+	for _, v := range vs {
+		out = append(out, s.vhostInfoLocked(v.name))
+	}
+	return out
+}
+
+// Vhost describes the named vhost.
+func (s *Server) Vhost(name string) (VhostInfo, error) {
+	if s.vhost(name) == nil {
+		return VhostInfo{}, ErrNotFound
+	}
+	s.adm.mu.RLock()
+	defer s.adm.mu.RUnlock()
+	return s.vhostInfoLocked(name), nil
+}
+
+func (s *Server) vhostInfoLocked(name string) VhostInfo {
+	m := s.adm.meta[name]
+	dqt := m.defaultQueueType
+	if dqt == "" {
+		dqt = "undefined"
+	}
+	tags := slices.Clone(m.tags)
+	if tags == nil {
+		tags = []string{}
+	}
+	return VhostInfo{Name: name, Description: m.description, Tags: tags, DefaultQueueType: dqt, Tracing: m.tracing}
+}
+
+// PutVhost creates a vhost (with its standard exchanges, and full permissions for actingUser, as
+// RabbitMQ's API grants) or updates its metadata. It reports whether the vhost was created.
+func (s *Server) PutVhost(info VhostInfo, actingUser string) (created bool, err error) {
+	if info.Name == "" {
+		return false, badRequest("vhost name must not be empty")
+	}
+	meta := vhostMeta{description: info.Description, tags: slices.Clone(info.Tags), defaultQueueType: info.DefaultQueueType, tracing: info.Tracing}
+	if meta.defaultQueueType == "undefined" {
+		meta.defaultQueueType = ""
+	}
+	s.vhostsMu.Lock()
+	v := s.vhosts[info.Name]
+	created = v == nil
+	var b storage.Batch
+	b.Set(storage.VhostKey(info.Name), meta.record())
+	if err := s.store.Apply(&b, true); err != nil {
+		s.vhostsMu.Unlock()
+		return false, fmt.Errorf("storing vhost %q: %w", info.Name, err)
+	}
+	if created {
+		s.vhosts[info.Name] = newVhost(s, info.Name)
+	}
+	s.vhostsMu.Unlock()
+
+	s.adm.mu.Lock()
+	defer s.adm.mu.Unlock()
+	s.adm.meta[info.Name] = meta
+	if created && actingUser != "" && s.users[actingUser] != nil {
+		p := Permission{User: actingUser, Vhost: info.Name, Configure: ".*", Write: ".*", Read: ".*"}
+		if err := s.putPermissionLocked(p); err != nil {
+			return true, err
+		}
+		if s.adm.perms[info.Name] == nil {
+			s.adm.perms[info.Name] = map[string]Permission{}
+		}
+		s.adm.perms[info.Name][actingUser] = p
+	}
+	return created, nil
+}
+
+// DeleteVhost deletes a vhost: its connections are closed, its queues and exchanges deleted (from
+// the store too), and its permissions removed.
+func (s *Server) DeleteVhost(name string) error {
+	s.vhostsMu.Lock()
+	v := s.vhosts[name]
+	if v == nil {
+		s.vhostsMu.Unlock()
+		return ErrNotFound
+	}
+	delete(s.vhosts, name)
+	var b storage.Batch
+	b.Delete(storage.VhostKey(name))
+	err := s.store.Apply(&b, true)
+	s.vhostsMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("deleting vhost %q: %w", name, err)
+	}
+
+	for _, c := range s.openConns() {
+		if c.vhost == v {
+			c.closeFromOutside(amqp.ConnectionForced, fmt.Sprintf("CONNECTION_FORCED - vhost '%s' is deleted", name))
+		}
+	}
+	qs, xs := v.lists()
+	for _, q := range qs {
+		if _, derr := v.deleteQueue(q, false, false); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	v.mu.Lock()
+	for _, x := range xs {
+		if x.name == "" || v.exchanges[x.name] != x {
+			continue
+		}
+		if derr := v.removeExchangeLocked(x); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	v.mu.Unlock()
+
+	s.adm.mu.Lock()
+	var pb storage.Batch
+	for u := range s.adm.perms[name] {
+		pb.Delete(storage.PermissionKey(name, u))
+	}
+	delete(s.adm.perms, name)
+	delete(s.adm.meta, name)
+	if perr := s.store.Apply(&pb, true); perr != nil && err == nil {
+		err = fmt.Errorf("deleting permissions of vhost %q: %w", name, perr)
+	}
+	s.adm.mu.Unlock()
+	return err
+}
+
+// ClusterName returns the cluster's name (the node name unless set).
+func (s *Server) ClusterName() string {
+	s.adm.mu.RLock()
+	defer s.adm.mu.RUnlock()
+	return s.adm.clusterName
+}
+
+// SetClusterName renames the cluster (in memory: it is not kept across restarts).
+func (s *Server) SetClusterName(name string) error {
+	if name == "" {
+		return badRequest("cluster name must not be empty")
+	}
+	s.adm.mu.Lock()
+	s.adm.clusterName = name
+	s.adm.mu.Unlock()
+	return nil
+}

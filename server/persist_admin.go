@@ -1,0 +1,186 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/storage"
+)
+
+// Durable administrative state: vhosts ('V' records with their metadata), users ('U', with the
+// password hash and tags) and permissions ('P'). Records are RecordVersion followed by an AMQP
+// field table, like the topology records in persist.go.
+//
+// A store without vhost records is a first boot (or a store written before vhosts were recorded):
+// the vhosts found in it are recorded, and the default user is created with full permissions on
+// "/", as RabbitMQ does on a fresh node. Otherwise the recorded users and permissions are loaded and
+// the options' default user is not recreated.
+
+func stringsToArray(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func arrayToStrings(x any) []string {
+	a, _ := x.([]any)
+	out := make([]string, 0, len(a))
+	for _, v := range a {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (m vhostMeta) record() []byte {
+	return encodeRecord(amqp.Table{
+		"description": m.description, "tags": stringsToArray(m.tags),
+		"default_queue_type": m.defaultQueueType, "tracing": m.tracing,
+	})
+}
+
+func (u *user) record() []byte {
+	algo := u.algo
+	if algo == "" {
+		algo = HashSHA256
+	}
+	hash := u.hash
+	if hash == nil {
+		hash = []byte{}
+	}
+	return encodeRecord(amqp.Table{"password_hash": hash, "hashing_algorithm": algo, "tags": stringsToArray(u.tags)})
+}
+
+func (p Permission) record() []byte {
+	return encodeRecord(amqp.Table{"configure": p.Configure, "write": p.Write, "read": p.Read})
+}
+
+// recoverAdmin loads vhosts, users and permissions (called at the end of recover, before the
+// server is shared).
+func (s *Server) recoverAdmin() error {
+	recorded := map[string]bool{}
+	err := s.store.Scan(storage.VhostPrefix(), func(k, rec []byte) error {
+		name, err := storage.ParseVhostKey(k)
+		if err != nil {
+			return err
+		}
+		t, err := decodeRecord(k, rec)
+		if err != nil {
+			return err
+		}
+		m := vhostMeta{tags: arrayToStrings(t["tags"])}
+		m.description, _ = t["description"].(string)
+		m.defaultQueueType, _ = t["default_queue_type"].(string)
+		m.tracing, _ = t["tracing"].(bool)
+		s.adm.meta[name] = m
+		recorded[name] = true
+		if s.vhosts[name] == nil {
+			s.vhosts[name] = newVhost(s, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recovering vhosts: %w", err)
+	}
+	if len(recorded) == 0 {
+		return s.firstBoot()
+	}
+	// Exchanges or queues of a vhost deleted while a client was still declaring in it: drop them.
+	for name, v := range s.vhosts {
+		if recorded[name] {
+			continue
+		}
+		s.log.Warn("dropping records of a deleted vhost", "vhost", name)
+		var b storage.Batch
+		for _, q := range v.queues {
+			b.Delete(storage.QueueKey(name, q.name))
+		}
+		for _, x := range v.exchanges {
+			b.Delete(storage.ExchangeKey(name, x.name))
+			for _, bd := range x.router.Bindings() {
+				b.Delete(bindingKey(name, x, bd.Dest, bd.Key, bd.Args))
+			}
+		}
+		if err := s.store.Apply(&b, true); err != nil {
+			return fmt.Errorf("dropping records of deleted vhost %q: %w", name, err)
+		}
+		delete(s.vhosts, name)
+	}
+
+	users := map[string]*user{}
+	err = s.store.Scan(storage.UserPrefix(), func(k, rec []byte) error {
+		name, err := storage.ParseUserKey(k)
+		if err != nil {
+			return err
+		}
+		t, err := decodeRecord(k, rec)
+		if err != nil {
+			return err
+		}
+		u := &user{name: name, tags: arrayToStrings(t["tags"])}
+		u.hash, _ = t["password_hash"].([]byte)
+		u.algo, _ = t["hashing_algorithm"].(string)
+		users[name] = u
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recovering users: %w", err)
+	}
+	clear(s.users)
+	for name, u := range users {
+		s.users[name] = u
+	}
+	err = s.store.Scan(storage.PermissionPrefix(), func(k, rec []byte) error {
+		vh, name, err := storage.ParsePermissionKey(k)
+		if err != nil {
+			return err
+		}
+		t, err := decodeRecord(k, rec)
+		if err != nil {
+			return err
+		}
+		p := Permission{User: name, Vhost: vh}
+		p.Configure, _ = t["configure"].(string)
+		p.Write, _ = t["write"].(string)
+		p.Read, _ = t["read"].(string)
+		if s.adm.perms[vh] == nil {
+			s.adm.perms[vh] = map[string]Permission{}
+		}
+		s.adm.perms[vh][name] = p
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recovering permissions: %w", err)
+	}
+	return nil
+}
+
+// firstBoot records the vhosts found in the store (at least "/") and the default user with full
+// permissions on "/".
+func (s *Server) firstBoot() error {
+	var b storage.Batch
+	for name := range s.vhosts {
+		m := vhostMeta{}
+		if name == "/" {
+			m.description = "Default virtual host"
+		}
+		s.adm.meta[name] = m
+		b.Set(storage.VhostKey(name), m.record())
+	}
+	for _, u := range s.users {
+		b.Set(storage.UserKey(u.name), u.record())
+		p := Permission{User: u.name, Vhost: "/", Configure: ".*", Write: ".*", Read: ".*"}
+		if s.adm.perms["/"] == nil {
+			s.adm.perms["/"] = map[string]Permission{}
+		}
+		s.adm.perms["/"][u.name] = p
+		b.Set(storage.PermissionKey("/", u.name), p.record())
+	}
+	if err := s.store.Apply(&b, true); err != nil {
+		return fmt.Errorf("recording the initial vhosts and user: %w", err)
+	}
+	return nil
+}
