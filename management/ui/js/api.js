@@ -84,6 +84,9 @@ async function send(method, rel, body, opts = {}) {
   }
   let res;
   try {
+    // credentials 'omit': the Authorization header is the only credential sent, and a 401 does not
+    // make the browser pop up its own login dialog (the Fetch standard prompts only when
+    // credentials are included).
     res = await fetch(new URL(rel, BASE), { method, headers, body: payload, cache: 'no-store', credentials: 'omit' });
   } catch (e) {
     throw new ApiError(0, 'network_error', `cannot reach the server (${e.message})`);

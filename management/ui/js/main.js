@@ -72,6 +72,10 @@ function show() {
   nav.hidden = false;
   sessionBox.hidden = false;
   document.getElementById('session-user').textContent = session().user;
+  // Like RabbitMQ's UI, the admin pages are for administrators (the API would refuse the rest anyway).
+  const tags = Array.isArray(session().tags) ? session().tags : String(session().tags || '').split(',');
+  const admin = tags.map(t => t.trim()).includes('administrator');
+  for (const a of nav.querySelectorAll('a[data-admin]')) a.parentElement.hidden = !admin;
   main.hidden = false;
   if (!document.getElementById('footer').textContent) footer();
 
@@ -164,7 +168,14 @@ document.getElementById('logout').addEventListener('click', () => {
 });
 
 onUnauthorized(() => showLogin('Your session has ended: log in again.'));
-window.addEventListener('hashchange', show);
+window.addEventListener('hashchange', () => {
+  show();
+  // Tell assistive technology the page changed: focus moves to the new page's content.
+  if (!main.hidden) {
+    window.scrollTo(0, 0);
+    main.focus({ preventScroll: true });
+  }
+});
 
 // Footer: what we are talking to.
 async function footer() {
