@@ -1,38 +1,113 @@
-// Package management serves Warren's HTTP API in RabbitMQ's shapes. For now it answers the
-// overview and a health check; the full API is built on the Broker interface it declares.
+// Package management serves Warren's HTTP API in RabbitMQ's shapes (RabbitMQ 3.10's management
+// API: paths, status codes, JSON field names and types, error bodies), Prometheus metrics with
+// rabbitmq_prometheus's names, and the embedded web UI.
+//
+// Requests are authenticated with HTTP basic auth against the broker's users. A user's tags decide
+// what it may do, as in RabbitMQ: "administrator" everything; "monitoring" read everything;
+// "management" (and "policymaker") the vhosts it has a permission in; a user without any of these
+// is refused. /metrics needs no credentials, as RabbitMQ's Prometheus port.
+//
+// The handler keeps no state of its own: every request reads a snapshot from the broker (see the
+// Broker interface) and encodes it with no broker lock held.
 package management
 
 import (
-	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
+	"time"
 
+	"github.com/gorilla/mux"
+
+	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/server"
 )
 
-// Broker is what the management API needs from the broker.
+// Broker is what the management API needs from the broker; *server.Server implements it.
 type Broker interface {
-	// Overview returns the figures /api/overview reports.
+	NodeName() string
+	ClusterName() string
+	SetClusterName(name string) error
+	Uptime() time.Duration
+	MaxMessageSize() int
 	Overview() server.Overview
+	GlobalCounters() server.GlobalCounters
+	Node() server.NodeInfo
+
+	Authenticate(user, password string, remote net.Addr) (server.UserInfo, error)
+	Users() []server.UserInfo
+	User(name string) (server.UserInfo, error)
+	PutUser(spec server.UserSpec) (created bool, err error)
+	DeleteUser(name string) error
+	Permissions() []server.Permission
+	Permission(vhost, user string) (server.Permission, error)
+	PutPermission(p server.Permission) (created bool, err error)
+	DeletePermission(vhost, user string) error
+	UserVhosts(user string) []string
+
+	Vhosts() []server.VhostInfo
+	Vhost(name string) (server.VhostInfo, error)
+	VhostStats(name string) (server.VhostStats, error)
+	PutVhost(info server.VhostInfo, actingUser string) (created bool, err error)
+	DeleteVhost(name string) error
+
+	Queues(match func(vhost string) bool) []server.QueueInfo
+	Queue(vhost, name string) (server.QueueInfo, error)
+	DeclareQueue(vhost, name string, spec server.QueueSpec) (created bool, err error)
+	DeleteQueue(vhost, name string, ifUnused, ifEmpty bool) error
+	PurgeQueue(vhost, name string) (int, error)
+	Get(vhost, queue string, count int, mode server.AckMode) ([]server.GotMessage, error)
+
+	Exchanges(match func(vhost string) bool) []server.ExchangeInfo
+	Exchange(vhost, name string) (server.ExchangeInfo, error)
+	DeclareExchange(vhost, name string, spec server.ExchangeSpec) (created bool, err error)
+	DeleteExchange(vhost, name string, ifUnused bool) error
+	Publish(vhost, exchange, routingKey string, props amqp.Properties, body []byte, user string) (routed bool, err error)
+
+	Bindings(match func(vhost string) bool) []server.BindingInfo
+	VhostBindings(vhost string) ([]server.BindingInfo, error)
+	Bind(vhost, source, destType, dest, key string, args amqp.Table) error
+	Unbind(vhost, source, destType, dest, key string, args amqp.Table) error
+
+	Connections() []server.ConnectionInfo
+	Connection(name string) (server.ConnectionInfo, error)
+	CloseConnection(name, reason string) error
+	Channels(connection string) ([]server.ChannelInfo, error)
+	Channel(name string) (server.ChannelInfo, error)
+	Consumers(match func(vhost string) bool) []server.ConsumerInfo
+
+	ExportDefinitions(vhost string, all bool) (server.Definitions, error)
+	ImportDefinitions(d server.Definitions, actingUser string) error
+	AlivenessTest(vhost string) error
 }
 
-// NewHandler returns the management HTTP handler.
+var _ Broker = (*server.Server)(nil)
+
+// Request body limits.
+const (
+	maxBody            = 1 << 20  // most requests
+	maxDefinitionsBody = 16 << 20 // definitions import
+)
+
+// api is the management API's state: the broker and the logger; nothing else.
+type api struct {
+	b   Broker
+	log *slog.Logger
+}
+
+// NewHandler returns the management HTTP handler: the API under /api, Prometheus metrics under
+// /metrics, and the web UI for every other path.
 func NewHandler(b Broker, log *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/overview", func(w http.ResponseWriter, r *http.Request) {
-		o := b.Overview()
-		writeJSON(w, log, map[string]any{"product_name": "Warren", "product_version": server.Version,
-			"object_totals": map[string]int{"connections": o.Connections, "queues": o.Queues, "exchanges": o.Exchanges}})
-	})
-	mux.HandleFunc("GET /api/health/checks/alarms", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, log, map[string]any{"status": "ok"})
-	})
-	return mux
-}
-
-func writeJSON(w http.ResponseWriter, log *slog.Logger, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(v); err != nil {
-		log.Debug("writing response", "err", err)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	a := &api{b: b, log: log}
+	r := mux.NewRouter().UseEncodedPath()
+	r.SkipClean(true)
+	a.routes(r)
+	r.Handle("/metrics", a.metricsHandler(false))
+	r.Handle("/metrics/per-object", a.metricsHandler(true))
+	r.PathPrefix("/api/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeNotFound(w) })
+	r.PathPrefix("/").Handler(uiHandler())
+	return r
 }

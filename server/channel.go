@@ -32,9 +32,10 @@ type channel struct {
 	txPubs    []*publishing
 	txSettles []settlement
 
-	lastQueue        string    // the last queue declared on this channel, for methods naming queue ""
-	stats            chanStats // counters and mirrored settings for the management API (stats.go)
-	consumerPrefetch uint16    // basic.qos global=false: the limit given to consumers created next
+	lastQueue        string // the last queue declared on this channel, for methods naming queue ""
+	consumerPrefetch uint16 // basic.qos global=false: the limit given to consumers created next
+
+	stats chanStats // counters and mirrored settings for the management API (stats.go)
 
 	mu struct {
 		sync.Mutex

@@ -1,0 +1,284 @@
+package management
+
+import (
+	"encoding/base64"
+	"net/http"
+	"slices"
+
+	"github.com/gorilla/mux"
+
+	"github.com/warrenmq/warren/server"
+)
+
+// Users, vhosts and permissions.
+
+func (a *api) accessRoutes(r *mux.Router) {
+	a.handle(r, "/api/whoami", resource{http.MethodGet: {fn: whoami}})
+
+	a.handle(r, "/api/users", resource{http.MethodGet: {level: lvlAdmin, fn: listUsers}})
+	a.handle(r, "/api/users/", resource{http.MethodGet: {level: lvlAdmin, fn: listUsers}})
+	a.handle(r, "/api/users/without-permissions", resource{http.MethodGet: {level: lvlAdmin, fn: usersWithoutPermissions}})
+	a.handle(r, "/api/users/{user}", resource{
+		http.MethodGet:    {level: lvlAdmin, fn: getUser},
+		http.MethodPut:    {level: lvlAdmin, fn: putUser},
+		http.MethodDelete: {level: lvlAdmin, fn: deleteUser},
+	})
+	a.handle(r, "/api/users/{user}/permissions", resource{http.MethodGet: {level: lvlAdmin, fn: userPermissions}})
+
+	a.handle(r, "/api/vhosts", resource{http.MethodGet: {fn: listVhosts}})
+	a.handle(r, "/api/vhosts/{vhost}", resource{
+		http.MethodGet:    {vhost: true, fn: getVhost},
+		http.MethodPut:    {level: lvlAdmin, fn: putVhost},
+		http.MethodDelete: {level: lvlAdmin, fn: deleteVhost},
+	})
+	a.handle(r, "/api/vhosts/{vhost}/permissions", resource{http.MethodGet: {level: lvlAdmin, vhost: true, fn: vhostPermissions}})
+
+	a.handle(r, "/api/permissions", resource{http.MethodGet: {level: lvlAdmin, fn: listPermissions}})
+	a.handle(r, "/api/permissions/{vhost}/{user}", resource{
+		http.MethodGet:    {level: lvlAdmin, fn: getPermission},
+		http.MethodPut:    {level: lvlAdmin, fn: putPermission},
+		http.MethodDelete: {level: lvlAdmin, fn: deletePermission},
+	})
+}
+
+func whoami(c *call) error {
+	return c.ok(map[string]any{"name": c.user.Name, "tags": tagsJSON(c.user.Tags)})
+}
+
+func tagsJSON(tags []string) []string {
+	if tags == nil {
+		return []string{}
+	}
+	return tags
+}
+
+func userJSON(u server.UserInfo) map[string]any {
+	return map[string]any{
+		"name": u.Name, "password_hash": base64.StdEncoding.EncodeToString(u.PasswordHash),
+		"hashing_algorithm": u.HashingAlgorithm, "tags": tagsJSON(u.Tags), "limits": map[string]any{},
+	}
+}
+
+func listUsers(c *call) error {
+	us := c.a.b.Users()
+	out := make([]any, 0, len(us))
+	for _, u := range us {
+		out = append(out, userJSON(u))
+	}
+	return c.list(out)
+}
+
+func usersWithoutPermissions(c *call) error {
+	with := map[string]bool{}
+	for _, p := range c.a.b.Permissions() {
+		with[p.User] = true
+	}
+	out := []any{}
+	for _, u := range c.a.b.Users() {
+		if !with[u.Name] {
+			out = append(out, userJSON(u))
+		}
+	}
+	return c.list(out)
+}
+
+func getUser(c *call) error {
+	u, err := c.a.b.User(c.vars["user"])
+	if err != nil {
+		return err
+	}
+	return c.ok(userJSON(u))
+}
+
+func putUser(c *call) error {
+	m, err := c.body(maxBody)
+	if err != nil {
+		return err
+	}
+	f := fields(m)
+	spec := server.UserSpec{Name: c.vars["user"]}
+	if spec.Tags, err = f.tags("tags"); err != nil {
+		return err
+	}
+	if _, ok := m["password"]; ok {
+		pw, err := f.string("password", "")
+		if err != nil {
+			return err
+		}
+		spec.Password = &pw
+	} else if _, ok := m["password_hash"]; ok {
+		h, err := f.string("password_hash", "")
+		if err != nil {
+			return err
+		}
+		b, err := base64.StdEncoding.DecodeString(h)
+		if err != nil {
+			return badRequestTerm("not_base64", h)
+		}
+		spec.PasswordHash = b
+		if spec.HashingAlgorithm, err = f.string("hashing_algorithm", server.HashSHA256); err != nil {
+			return err
+		}
+	} else if _, err := c.a.b.User(spec.Name); err != nil {
+		spec.PasswordHash = []byte{} // a new user without a password cannot log in with one
+	}
+	created, err := c.a.b.PutUser(spec)
+	if err != nil {
+		return err
+	}
+	return c.created(created)
+}
+
+func deleteUser(c *call) error { return c.deleted(c.a.b.DeleteUser(c.vars["user"])) }
+
+func permissionJSON(p server.Permission) map[string]any {
+	return map[string]any{"user": p.User, "vhost": p.Vhost, "configure": p.Configure, "write": p.Write, "read": p.Read}
+}
+
+func permissionsJSON(ps []server.Permission, keep func(server.Permission) bool) []any {
+	out := []any{}
+	for _, p := range ps {
+		if keep(p) {
+			out = append(out, permissionJSON(p))
+		}
+	}
+	return out
+}
+
+func listPermissions(c *call) error {
+	return c.list(permissionsJSON(c.a.b.Permissions(), func(server.Permission) bool { return true }))
+}
+
+func userPermissions(c *call) error {
+	name := c.vars["user"]
+	if _, err := c.a.b.User(name); err != nil {
+		return err
+	}
+	return c.list(permissionsJSON(c.a.b.Permissions(), func(p server.Permission) bool { return p.User == name }))
+}
+
+func vhostPermissions(c *call) error {
+	vh := c.vars["vhost"]
+	return c.list(permissionsJSON(c.a.b.Permissions(), func(p server.Permission) bool { return p.Vhost == vh }))
+}
+
+func getPermission(c *call) error {
+	p, err := c.a.b.Permission(c.vars["vhost"], c.vars["user"])
+	if err != nil {
+		return err
+	}
+	return c.ok(permissionJSON(p))
+}
+
+func putPermission(c *call) error {
+	m, err := c.body(maxBody)
+	if err != nil {
+		return err
+	}
+	f := fields(m)
+	if err := f.require("configure", "write", "read"); err != nil {
+		return err
+	}
+	p := server.Permission{User: c.vars["user"], Vhost: c.vars["vhost"]}
+	if p.Configure, err = f.string("configure", ""); err != nil {
+		return err
+	}
+	if p.Write, err = f.string("write", ""); err != nil {
+		return err
+	}
+	if p.Read, err = f.string("read", ""); err != nil {
+		return err
+	}
+	created, err := c.a.b.PutPermission(p)
+	if err != nil {
+		return err
+	}
+	return c.created(created)
+}
+
+func deletePermission(c *call) error {
+	return c.deleted(c.a.b.DeletePermission(c.vars["vhost"], c.vars["user"]))
+}
+
+// --- vhosts ---
+
+func (a *api) vhostJSON(v server.VhostInfo) map[string]any {
+	tags := tagsJSON(v.Tags)
+	m := map[string]any{
+		"name": v.Name, "description": v.Description, "tags": tags, "default_queue_type": v.DefaultQueueType,
+		"metadata":      map[string]any{"description": v.Description, "tags": tags},
+		"tracing":       v.Tracing,
+		"cluster_state": map[string]any{a.b.NodeName(): "running"},
+	}
+	st, err := a.b.VhostStats(v.Name)
+	if err != nil {
+		return m // deleted meanwhile
+	}
+	m["message_stats"] = messageStats(st.Stats, vhostStatKeys)
+	putStat(m, "messages", st.Totals.Messages)
+	putStat(m, "messages_ready", st.Totals.Ready)
+	putStat(m, "messages_unacknowledged", st.Totals.Unacked)
+	putStat(m, "recv_oct", st.RecvOct)
+	putStat(m, "send_oct", st.SendOct)
+	return m
+}
+
+func listVhosts(c *call) error {
+	vs := c.a.b.Vhosts()
+	visible := c.visible()
+	out := make([]any, 0, len(vs))
+	for _, v := range vs {
+		if visible == nil || visible(v.Name) {
+			out = append(out, c.a.vhostJSON(v))
+		}
+	}
+	return c.list(out)
+}
+
+func getVhost(c *call) error {
+	v, err := c.a.b.Vhost(c.vars["vhost"])
+	if err != nil {
+		return err
+	}
+	return c.ok(c.a.vhostJSON(v))
+}
+
+func putVhost(c *call) error {
+	m, err := c.body(maxBody)
+	if err != nil {
+		return err
+	}
+	f := fields(m)
+	info := server.VhostInfo{Name: c.vars["vhost"]}
+	if info.Description, err = f.string("description", ""); err != nil {
+		return err
+	}
+	if info.Tags, err = f.tags("tags"); err != nil {
+		return err
+	}
+	if info.DefaultQueueType, err = f.string("default_queue_type", ""); err != nil {
+		return err
+	}
+	if info.Tracing, err = f.bool("tracing", false); err != nil {
+		return err
+	}
+	if old, err := c.a.b.Vhost(info.Name); err == nil {
+		// An update keeps what the body does not mention.
+		if _, ok := m["description"]; !ok {
+			info.Description = old.Description
+		}
+		if _, ok := m["tags"]; !ok {
+			info.Tags = slices.Clone(old.Tags)
+		}
+		if _, ok := m["default_queue_type"]; !ok {
+			info.DefaultQueueType = old.DefaultQueueType
+		}
+	}
+	created, err := c.a.b.PutVhost(info, c.user.Name)
+	if err != nil {
+		return err
+	}
+	return c.created(created)
+}
+
+func deleteVhost(c *call) error { return c.deleted(c.a.b.DeleteVhost(c.vars["vhost"])) }

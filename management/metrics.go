@@ -1,0 +1,199 @@
+package management
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/warrenmq/warren/server"
+)
+
+// Prometheus metrics with rabbitmq_prometheus's names, so RabbitMQ's Grafana dashboards show
+// Warren. /metrics aggregates (queue figures are summed, without labels); /metrics/per-object has a
+// series per queue labelled vhost and queue. Each handler has its own registry with one collector
+// that reads a broker snapshot at scrape time, and Go's process and runtime collectors.
+
+func (a *api) metricsHandler(perObject bool) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&collector{b: a.b, perObject: perObject})
+	reg.MustRegister(collectors.NewGoCollector())
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPromLogger{a}, ErrorHandling: promhttp.ContinueOnError})
+}
+
+type slogPromLogger struct{ a *api }
+
+func (l slogPromLogger) Println(v ...any) { l.a.log.Warn("prometheus", "msg", v) }
+
+type collector struct {
+	b         Broker
+	perObject bool
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+var (
+	mIdentity = desc("rabbitmq_identity_info", "RabbitMQ node & cluster identity info", "rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id")
+	mBuild    = desc("rabbitmq_build_info", "RabbitMQ & Erlang/OTP version info", "rabbitmq_version", "prometheus_plugin_version", "prometheus_client_version", "erlang_version", "product", "product_version")
+
+	mConnections = desc("rabbitmq_connections", "Connections currently open")
+	mChannels    = desc("rabbitmq_channels", "Channels currently open")
+	mConsumers   = desc("rabbitmq_consumers", "Consumers currently connected")
+	mQueues      = desc("rabbitmq_queues", "Queues available")
+
+	mConnOpened  = desc("rabbitmq_connections_opened_total", "Total number of connections opened")
+	mConnClosed  = desc("rabbitmq_connections_closed_total", "Total number of connections closed or terminated")
+	mChanOpened  = desc("rabbitmq_channels_opened_total", "Total number of channels opened")
+	mChanClosed  = desc("rabbitmq_channels_closed_total", "Total number of channels closed")
+	mQDeclared   = desc("rabbitmq_queues_declared_total", "Total number of queues declared")
+	mQCreated    = desc("rabbitmq_queues_created_total", "Total number of queues created")
+	mQDeleted    = desc("rabbitmq_queues_deleted_total", "Total number of queues deleted")
+	mOpenFDs     = desc("rabbitmq_process_open_fds", "Open file descriptors")
+	mMaxFDs      = desc("rabbitmq_process_max_fds", "Open file descriptors limit")
+	mOpenSockets = desc("rabbitmq_process_open_tcp_sockets", "Open TCP sockets")
+	mRSS         = desc("rabbitmq_process_resident_memory_bytes", "Memory used in bytes")
+	mDiskFree    = desc("rabbitmq_disk_space_available_bytes", "Disk space available in bytes")
+	mUptime      = desc("rabbitmq_erlang_uptime_seconds", "Node uptime")
+
+	mQReady         = "rabbitmq_queue_messages_ready"
+	mQUnacked       = "rabbitmq_queue_messages_unacked"
+	mQMessages      = "rabbitmq_queue_messages"
+	mQConsumers     = "rabbitmq_queue_consumers"
+	mQBytes         = "rabbitmq_queue_messages_bytes"
+	mQReadyBytes    = "rabbitmq_queue_messages_ready_bytes"
+	mQUnackedBytes  = "rabbitmq_queue_messages_unacked_bytes"
+	mQPersistent    = "rabbitmq_queue_messages_persistent"
+	mQRAM           = "rabbitmq_queue_messages_ram"
+	mQMemory        = "rabbitmq_queue_process_memory_bytes"
+	mQPublished     = "rabbitmq_queue_messages_published_total"
+	queueMetricHelp = map[string]string{
+		mQReady: "Messages ready to be delivered to consumers", mQUnacked: "Messages delivered to consumers but not yet acknowledged",
+		mQMessages: "Sum of ready and unacknowledged messages - total queue depth", mQConsumers: "Consumers on a queue",
+		mQBytes: "Size in bytes of ready and unacknowledged messages", mQReadyBytes: "Size in bytes of ready messages",
+		mQUnackedBytes: "Size in bytes of all unacknowledged messages", mQPersistent: "Persistent messages",
+		mQRAM: "Ready and unacknowledged messages stored in memory", mQMemory: "Memory in bytes used by the Erlang queue process",
+		mQPublished: "Total number of messages published to queues",
+	}
+
+	mGlobal = []struct {
+		name, help string
+		queueType  bool // has the queue_type label
+		value      func(g server.GlobalCounters) float64
+		gauge      bool
+	}{
+		{"rabbitmq_global_messages_received_total", "Total number of messages received from publishers", false, func(g server.GlobalCounters) float64 { return float64(g.Received) }, false},
+		{"rabbitmq_global_messages_received_confirm_total", "Total number of messages received from publishers expecting confirmations", false, func(g server.GlobalCounters) float64 { return float64(g.ReceivedConfirm) }, false},
+		{"rabbitmq_global_messages_confirmed_total", "Total number of messages confirmed to publishers", false, func(g server.GlobalCounters) float64 { return float64(g.Confirmed) }, false},
+		{"rabbitmq_global_messages_routed_total", "Total number of messages routed to queues or streams", false, func(g server.GlobalCounters) float64 { return float64(g.Routed) }, false},
+		{"rabbitmq_global_messages_unroutable_dropped_total", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable", false, func(g server.GlobalCounters) float64 { return float64(g.UnroutableDropped) }, false},
+		{"rabbitmq_global_messages_unroutable_returned_total", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable", false, func(g server.GlobalCounters) float64 { return float64(g.UnroutableReturned) }, false},
+		{"rabbitmq_global_messages_delivered_total", "Total number of messages delivered to consumers", true, func(g server.GlobalCounters) float64 {
+			return float64(g.DeliveredConsumeAutoAck + g.DeliveredConsumeManualAck + g.DeliveredGetAutoAck + g.DeliveredGetManualAck)
+		}, false},
+		{"rabbitmq_global_messages_delivered_consume_auto_ack_total", "Total number of messages delivered to consumers using basic.consume with automatic acknowledgment", true, func(g server.GlobalCounters) float64 { return float64(g.DeliveredConsumeAutoAck) }, false},
+		{"rabbitmq_global_messages_delivered_consume_manual_ack_total", "Total number of messages delivered to consumers using basic.consume with manual acknowledgment", true, func(g server.GlobalCounters) float64 { return float64(g.DeliveredConsumeManualAck) }, false},
+		{"rabbitmq_global_messages_delivered_get_auto_ack_total", "Total number of messages delivered to consumers using basic.get with automatic acknowledgment", true, func(g server.GlobalCounters) float64 { return float64(g.DeliveredGetAutoAck) }, false},
+		{"rabbitmq_global_messages_delivered_get_manual_ack_total", "Total number of messages delivered to consumers using basic.get with manual acknowledgment", true, func(g server.GlobalCounters) float64 { return float64(g.DeliveredGetManualAck) }, false},
+		{"rabbitmq_global_messages_redelivered_total", "Total number of messages redelivered to consumers", true, func(g server.GlobalCounters) float64 { return float64(g.Redelivered) }, false},
+		{"rabbitmq_global_messages_acknowledged_total", "Total number of messages acknowledged by consumers", true, func(g server.GlobalCounters) float64 { return float64(g.Acknowledged) }, false},
+		{"rabbitmq_global_messages_get_empty_total", "Total number of times basic.get operations fetched no message", true, func(g server.GlobalCounters) float64 { return float64(g.GetEmpty) }, false},
+		{"rabbitmq_global_publishers", "Current number of publishers", false, func(g server.GlobalCounters) float64 { return float64(g.Publishers) }, true},
+		{"rabbitmq_global_consumers", "Current number of consumers", false, func(g server.GlobalCounters) float64 { return float64(g.Consumers) }, true},
+	}
+)
+
+// Describe sends no descriptors: the collector is unchecked, since its per-object series depend on
+// what exists at scrape time.
+func (c *collector) Describe(chan<- *prometheus.Desc) {}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	node := c.b.NodeName()
+	gauge(mIdentity, 1, node, c.b.ClusterName(), "warren-"+node)
+	gauge(mBuild, 1, server.RabbitMQVersion, server.RabbitMQVersion, "client_golang", "go", "Warren", server.Version)
+
+	o := c.b.Overview()
+	gauge(mConnections, float64(o.Connections))
+	gauge(mChannels, float64(o.Channels))
+	gauge(mConsumers, float64(o.Consumers))
+	gauge(mQueues, float64(o.Queues))
+	counter(mConnOpened, float64(o.Churn.ConnectionCreated.Count))
+	counter(mConnClosed, float64(o.Churn.ConnectionClosed.Count))
+	counter(mChanOpened, float64(o.Churn.ChannelCreated.Count))
+	counter(mChanClosed, float64(o.Churn.ChannelClosed.Count))
+	counter(mQDeclared, float64(o.Churn.QueueDeclared.Count))
+	counter(mQCreated, float64(o.Churn.QueueCreated.Count))
+	counter(mQDeleted, float64(o.Churn.QueueDeleted.Count))
+
+	n := c.b.Node()
+	for _, x := range []struct {
+		d *prometheus.Desc
+		v int64
+	}{{mOpenFDs, n.FDUsed}, {mMaxFDs, n.FDTotal}, {mOpenSockets, n.SocketsUsed}, {mRSS, n.MemUsed}, {mDiskFree, n.DiskFree}} {
+		if x.v >= 0 {
+			gauge(x.d, float64(x.v))
+		}
+	}
+	gauge(mUptime, n.Uptime.Seconds())
+
+	g := c.b.GlobalCounters()
+	for _, m := range mGlobal {
+		labels, values := []string{"protocol"}, []string{"amqp091"}
+		if m.queueType {
+			labels, values = append(labels, "queue_type"), append(values, "rabbit_classic_queue")
+		}
+		d := prometheus.NewDesc(m.name, m.help, labels, nil)
+		if m.gauge {
+			gauge(d, m.value(g), values...)
+		} else {
+			counter(d, m.value(g), values...)
+		}
+	}
+
+	c.collectQueues(ch)
+}
+
+func (c *collector) collectQueues(ch chan<- prometheus.Metric) {
+	qs := c.b.Queues(nil)
+	type qv struct {
+		name  string
+		value func(q server.QueueInfo) float64
+		kind  prometheus.ValueType
+	}
+	series := []qv{
+		{mQReady, func(q server.QueueInfo) float64 { return float64(q.Ready) }, prometheus.GaugeValue},
+		{mQUnacked, func(q server.QueueInfo) float64 { return float64(q.Unacked) }, prometheus.GaugeValue},
+		{mQMessages, func(q server.QueueInfo) float64 { return float64(q.Ready + q.Unacked) }, prometheus.GaugeValue},
+		{mQConsumers, func(q server.QueueInfo) float64 { return float64(q.Consumers) }, prometheus.GaugeValue},
+		{mQBytes, func(q server.QueueInfo) float64 { return float64(q.ReadyBytes + q.UnackedBytes) }, prometheus.GaugeValue},
+		{mQReadyBytes, func(q server.QueueInfo) float64 { return float64(q.ReadyBytes) }, prometheus.GaugeValue},
+		{mQUnackedBytes, func(q server.QueueInfo) float64 { return float64(q.UnackedBytes) }, prometheus.GaugeValue},
+		{mQPersistent, func(q server.QueueInfo) float64 { return float64(q.Persistent) }, prometheus.GaugeValue},
+		{mQRAM, func(q server.QueueInfo) float64 { return float64(q.Ready + q.Unacked) }, prometheus.GaugeValue},
+		{mQMemory, func(q server.QueueInfo) float64 { return float64(q.Memory) }, prometheus.GaugeValue},
+		{mQPublished, func(q server.QueueInfo) float64 { return float64(q.Stats.Publish.Count) }, prometheus.CounterValue},
+	}
+	for _, s := range series {
+		if c.perObject {
+			d := desc(s.name, queueMetricHelp[s.name], "vhost", "queue")
+			for _, q := range qs {
+				ch <- prometheus.MustNewConstMetric(d, s.kind, s.value(q), q.Vhost, q.Name)
+			}
+			continue
+		}
+		var sum float64
+		for _, q := range qs {
+			sum += s.value(q)
+		}
+		ch <- prometheus.MustNewConstMetric(desc(s.name, queueMetricHelp[s.name]), s.kind, sum)
+	}
+}
