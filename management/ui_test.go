@@ -49,6 +49,9 @@ func chromiumPath(t *testing.T) string {
 		t.Skip("WARREN_SKIP_BROWSER=1: browser test skipped")
 	}
 	if p := os.Getenv("WARREN_CHROMIUM"); p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("WARREN_CHROMIUM=%s: %v", p, err)
+		}
 		return p
 	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
@@ -67,8 +70,9 @@ type uiEnv struct {
 	ctx      context.Context // the tab
 	base     string          // http://127.0.0.1:port/
 	amqpURL  string
-	shots    string // screenshot directory
-	external bool   // the API is a RabbitMQ's (WARREN_UI_TEST_API), not an in-process Warren's
+	shots    string    // screenshot directory
+	external bool      // the API is a RabbitMQ's (WARREN_UI_TEST_API), not an in-process Warren's
+	last     time.Time // see mark
 
 	mu        sync.Mutex
 	done      bool
@@ -223,6 +227,15 @@ func proxyRabbitMQ(t *testing.T, api string) (base, amqpURL string) {
 		transport.CloseIdleConnections()
 	})
 	return hs.URL + "/", amqpURL
+}
+
+// mark logs how long the part of the test that just ended took (seen with go test -v).
+func (e *uiEnv) mark(part string) {
+	now := time.Now()
+	if !e.last.IsZero() {
+		e.t.Logf("%-32s %v", part, now.Sub(e.last).Round(time.Millisecond))
+	}
+	e.last = now
 }
 
 func (e *uiEnv) logf(format string, args ...any) {
@@ -417,6 +430,7 @@ func (e *uiEnv) waitRow(what, tableSel, cell string, present bool) {
 func TestUIBrowser(t *testing.T) {
 	start := time.Now()
 	e := startUI(t)
+	e.last = start
 
 	// A client with one channel, for the overview totals and the Connections page.
 	props := amqp.NewConnectionProperties()
@@ -438,6 +452,8 @@ func TestUIBrowser(t *testing.T) {
 	}
 	t.Cleanup(func() { deleteQueues(t, e.amqpURL, xssName) }) // the UI closes conn
 
+	e.mark("browser start, client setup")
+
 	// Log in: first with a wrong password, then as guest.
 	e.do("open the UI", chromedp.Navigate(e.base), chromedp.WaitVisible(chromedp.CSS("#login-username")))
 	e.screenshot("01-login")
@@ -450,6 +466,8 @@ func TestUIBrowser(t *testing.T) {
 	e.do("log in", chromedp.WaitVisible(chromedp.CSS("#nav")), chromedp.WaitVisible(chromedp.CSS("#totals")))
 	e.waitText("logged-in user", "#session-user", "guest")
 
+	e.mark("login")
+
 	// Overview totals: our one connection, channel and queue.
 	totals := map[string]string{"#total-connections": "1", "#total-channels": "1", "#total-queues": "1", "#msg-ready": "0", "#msg-unacked": "0"}
 	for sel, want := range totals {
@@ -460,6 +478,8 @@ func TestUIBrowser(t *testing.T) {
 		}
 	}
 	e.screenshot("02-overview")
+
+	e.mark("overview")
 
 	// Declare a queue through the form, with a name that needs encoding and one argument.
 	const qName = "ui test.q#1?&/x"
@@ -473,6 +493,8 @@ func TestUIBrowser(t *testing.T) {
 	e.waitText("declare queue", "#declare-queue .status", "Queue "+qName+" declared.")
 	e.waitRow("the new queue is listed", "#queues", qName, true)
 	e.screenshot("03-queues")
+
+	e.mark("declare queue")
 
 	// Its page: details, publish, message count, get.
 	e.js("open the queue", nil, `(name) => {
@@ -513,6 +535,8 @@ func TestUIBrowser(t *testing.T) {
 	e.waitText("message requeued after get", "#queue-messages-ready", "1")
 	e.screenshot("04-queue-get")
 
+	e.mark("publish and get")
+
 	// Bind the queue to amq.topic from its page; a publish from the exchange's page reaches it.
 	e.fill("#queue-bind [name=source]", "amq.topic")
 	e.fill("#queue-bind [name=routing_key]", "ui.#")
@@ -538,6 +562,8 @@ func TestUIBrowser(t *testing.T) {
 	e.press("#queue-bindings", "Yes, unbind")
 	e.waitRow("the binding is gone", "#queue-bindings", "ui.#", false)
 
+	e.mark("bindings and exchange publish")
+
 	// Declare an exchange through the form, bind it to the queue from its page, delete it.
 	const xName = "ui ex/1"
 	e.goTo("#/exchanges")
@@ -561,6 +587,8 @@ func TestUIBrowser(t *testing.T) {
 	e.waitText("exchange deleted", "h1 + .status", "Exchange "+xName+" deleted.")
 	e.waitRow("the deleted exchange is not listed", "#exchanges", xName, false)
 
+	e.mark("exchange declare, bind, delete")
+
 	// An API error shows: a queue of the same name with other properties.
 	e.goTo("#/queues")
 	e.do("queues page", chromedp.WaitVisible(chromedp.CSS("#declare-queue")))
@@ -572,6 +600,8 @@ func TestUIBrowser(t *testing.T) {
 		return s.classList.contains('error') && /400/.test(s.textContent) && /durable/.test(s.textContent);
 	}`)
 
+	e.mark("API error")
+
 	// Delete the queue from its page.
 	e.goTo("#/queues/%2F/" + encodeURIComponent(qName))
 	e.do("queue page", chromedp.WaitVisible(chromedp.CSS("#queue-details table")))
@@ -580,6 +610,8 @@ func TestUIBrowser(t *testing.T) {
 	e.waitText("queue deleted", "h1 + .status", "Queue "+qName+" deleted.")
 	e.waitRow("the deleted queue is not listed", "#queues", xssName, true)
 	e.waitRow("the deleted queue is not listed", "#queues", qName, false)
+
+	e.mark("delete queue")
 
 	// The markup-named queue is text everywhere.
 	var xss struct {
@@ -597,6 +629,8 @@ func TestUIBrowser(t *testing.T) {
 	e.waitText("markup-named queue page", "#queue-name", xssName)
 	e.do("markup-named queue details", chromedp.WaitVisible(chromedp.CSS("#queue-details table")))
 	e.screenshot("06-xss-queue")
+
+	e.mark("markup-named queue")
 
 	// Virtual hosts and users: add and delete.
 	e.goTo("#/vhosts")
@@ -622,11 +656,15 @@ func TestUIBrowser(t *testing.T) {
 	e.press("#users", "Yes, delete")
 	e.waitRow("the deleted user is not listed", "#users", "ui-user", false)
 
+	e.mark("vhosts and users")
+
 	// The client's channel is listed.
 	local := conn.LocalAddr().String()
 	e.goTo("#/channels")
 	e.waitFor("the client's channel is listed", `(local) => [...document.querySelectorAll('#channels tbody tr')]
 		.some(tr => (tr.dataset.name || '').includes(local))`, local)
+
+	e.mark("channels")
 
 	// Close the client's connection from the Connections page; the client sees it closed.
 	e.goTo("#/connections")
@@ -652,6 +690,8 @@ func TestUIBrowser(t *testing.T) {
 	e.waitFor("the closed connection is not listed", `(local) => document.querySelector('#connections') &&
 		![...document.querySelectorAll('#connections tbody tr')].some(tr => (tr.dataset.name || '').includes(local))`, local)
 
+	e.mark("close connection")
+
 	// A session whose credentials stop working goes back to the login form.
 	e.js("spoil the stored credentials", nil, `() => {
 		const s = JSON.parse(sessionStorage.getItem('warren.credentials'));
@@ -661,6 +701,8 @@ func TestUIBrowser(t *testing.T) {
 	}`)
 	e.do("login form after a 401", chromedp.WaitVisible(chromedp.CSS("#login-username")))
 	e.waitFor("session-ended message", `() => /session has ended/.test(document.querySelector('#login-status').textContent)`)
+
+	e.mark("session end")
 
 	if err := e.problems(); err != nil {
 		t.Error(err)
