@@ -298,7 +298,7 @@ func putExchange(c *call) error {
 		return err
 	}
 	spec := server.ExchangeSpec{Type: typ}
-	if spec.Durable, err = f.bool("durable", true); err != nil {
+	if spec.Durable, err = f.bool("durable", false); err != nil {
 		return err
 	}
 	if spec.AutoDelete, err = f.bool("auto_delete", false); err != nil {
