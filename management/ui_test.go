@@ -390,6 +390,16 @@ func (e *uiEnv) fill(sel, value string) {
 	}`, sel, value)
 }
 
+// login fills in and sends the login form, and waits for the menu.
+func (e *uiEnv) login(user, password string) {
+	e.t.Helper()
+	e.fill("#login-username", user)
+	e.fill("#login-password", password)
+	e.press("#login-form", "Log in")
+	e.do("log in as "+user, chromedp.WaitVisible(chromedp.CSS("#nav")))
+	e.waitText("logged-in user", "#session-user", user)
+}
+
 // press clicks the enabled button labelled label (its whole text) inside scope, waiting for it to
 // appear, as a user would look for it.
 func (e *uiEnv) press(scope, label string) {
@@ -461,10 +471,8 @@ func TestUIBrowser(t *testing.T) {
 	e.fill("#login-password", "wrong")
 	e.press("#login-form", "Log in")
 	e.waitFor("a wrong password is refused", `() => /Login failed/.test(document.querySelector('#login-status').textContent)`)
-	e.fill("#login-password", "guest")
-	e.press("#login-form", "Log in")
-	e.do("log in", chromedp.WaitVisible(chromedp.CSS("#nav")), chromedp.WaitVisible(chromedp.CSS("#totals")))
-	e.waitText("logged-in user", "#session-user", "guest")
+	e.login("guest", "guest")
+	e.do("overview", chromedp.WaitVisible(chromedp.CSS("#totals")))
 
 	e.mark("login")
 
@@ -652,11 +660,33 @@ func TestUIBrowser(t *testing.T) {
 	e.waitRow("the new user is listed", "#users", "ui-user", true)
 	e.waitFor("the new user's tag", `() => [...document.querySelectorAll('#users tbody tr')]
 		.some(tr => tr.cells[0].textContent === 'ui-user' && tr.cells[1].textContent === 'monitoring')`)
+
+	// Log in as that monitoring user: no admin pages in the menu, and an action it may not do
+	// shows the API's refusal without ending the session.
+	e.press("#session", "Log out")
+	e.do("login form after logging out", chromedp.WaitVisible(chromedp.CSS("#login-username")))
+	e.login("ui-user", "s3cret")
+	e.waitFor("no Users page for a monitoring user", `() => document.querySelector('#nav a[data-section=users]').parentElement.hidden`)
+	e.goTo("#/queues")
+	e.do("queues page", chromedp.WaitVisible(chromedp.CSS("#declare-queue")))
+	e.fill("#declare-queue [name=name]", "ui-denied")
+	e.press("#declare-queue", "Add queue")
+	e.waitFor("a refused declare shows the API's error", `() => {
+		const s = document.querySelector('#declare-queue .status');
+		return s.classList.contains('error') && /^401/.test(s.textContent);
+	}`)
+	e.waitFor("still logged in after a refusal", `() => !document.querySelector('#nav').hidden && document.querySelector('#login').hidden`)
+	e.press("#session", "Log out")
+	e.do("login form after logging out", chromedp.WaitVisible(chromedp.CSS("#login-username")))
+	e.login("guest", "guest")
+
+	e.goTo("#/users")
+	e.do("users page", chromedp.WaitVisible(chromedp.CSS("#add-user")))
 	e.pressInRow("#users", "ui-user", "Delete")
 	e.press("#users", "Yes, delete")
 	e.waitRow("the deleted user is not listed", "#users", "ui-user", false)
 
-	e.mark("vhosts and users")
+	e.mark("vhosts, users, a monitoring user")
 
 	// The client's channel is listed.
 	local := conn.LocalAddr().String()

@@ -145,5 +145,6 @@ function drawChart(rates) {
     sw.style.background = color;
     return h('li', {}, sw, label);
   }));
-  return h('div', {}, svg, legend, h('p', { className: 'muted' }, `Scale: 0 to ${rate(max)}`));
+  const minutes = Math.round(MAX_SAMPLES * 5 / 60);
+  return h('div', {}, svg, legend, h('p', { className: 'muted' }, `Scale: 0 to ${rate(max)}; the last ${minutes} minutes, sampled while this page is open.`));
 }
