@@ -390,6 +390,20 @@ func (e *uiEnv) fill(sel, value string) {
 	}`, sel, value)
 }
 
+// clean fails the test if the page shows a value JavaScript made up: null, undefined, NaN or
+// [object Object] (a rendering bug, say a missing field shown as is).
+func (e *uiEnv) clean(what string) {
+	e.t.Helper()
+	var junk string
+	e.js("check "+what+" for junk", &junk, `() => {
+		const m = document.querySelector('main').innerText.match(/\b(null|undefined|NaN)\b|\[object Object\]/);
+		return m ? m[0] : '';
+	}`)
+	if junk != "" {
+		e.fail(what, fmt.Errorf("the page shows %q", junk))
+	}
+}
+
 // login fills in and sends the login form, and waits for the menu.
 func (e *uiEnv) login(user, password string) {
 	e.t.Helper()
@@ -485,6 +499,7 @@ func TestUIBrowser(t *testing.T) {
 			e.waitText("overview", sel, want)
 		}
 	}
+	e.clean("overview")
 	e.screenshot("02-overview")
 
 	e.mark("overview")
@@ -500,6 +515,7 @@ func TestUIBrowser(t *testing.T) {
 	e.press("#declare-queue", "Add queue")
 	e.waitText("declare queue", "#declare-queue .status", "Queue "+qName+" declared.")
 	e.waitRow("the new queue is listed", "#queues", qName, true)
+	e.clean("queue list")
 	e.screenshot("03-queues")
 
 	e.mark("declare queue")
@@ -541,6 +557,7 @@ func TestUIBrowser(t *testing.T) {
 	}
 	// ack_requeue_true puts it back.
 	e.waitText("message requeued after get", "#queue-messages-ready", "1")
+	e.clean("queue page")
 	e.screenshot("04-queue-get")
 
 	e.mark("publish and get")
@@ -562,7 +579,13 @@ func TestUIBrowser(t *testing.T) {
 	e.fill("#exchange-publish [name=routing_key]", "nobody.listens")
 	e.press("#exchange-publish", "Publish message")
 	e.waitText("unroutable publish", "#exchange-publish .status", "Message published, but not routed to any queue.")
+	e.clean("exchange page")
 	e.screenshot("05-exchange")
+
+	e.goTo("#/exchanges/%2F/")
+	e.waitText("default exchange page", "#exchange-name", "(AMQP default)")
+	e.do("default exchange details", chromedp.WaitVisible(chromedp.CSS("#exchange-details table")))
+	e.clean("default exchange page")
 
 	e.goTo("#/queues/%2F/" + encodeURIComponent(qName))
 	e.waitText("two messages after the exchange publish", "#queue-messages-ready", "2")
@@ -582,6 +605,7 @@ func TestUIBrowser(t *testing.T) {
 	e.press("#declare-exchange", "Add exchange")
 	e.waitText("declare exchange", "#declare-exchange .status", "Exchange "+xName+" declared.")
 	e.waitRow("the new exchange is listed", "#exchanges", xName, true)
+	e.clean("exchange list")
 	e.js("open the exchange", nil, `(name) => [...document.querySelectorAll('#exchanges a')].find(a => a.textContent === name).click()`, xName)
 	e.waitText("exchange page", "#exchange-name", xName)
 	e.do("exchange details", chromedp.WaitVisible(chromedp.CSS("#exchange-details table")))
@@ -644,6 +668,7 @@ func TestUIBrowser(t *testing.T) {
 	e.goTo("#/vhosts")
 	e.do("vhosts page", chromedp.WaitVisible(chromedp.CSS("#add-vhost")))
 	e.waitRow("default vhost listed", "#vhosts", "/", true)
+	e.clean("vhosts page")
 	e.fill("#add-vhost [name=name]", "ui vhost")
 	e.press("#add-vhost", "Add virtual host")
 	e.waitRow("the new vhost is listed", "#vhosts", "ui vhost", true)
@@ -658,6 +683,7 @@ func TestUIBrowser(t *testing.T) {
 	e.press("#add-user", "monitoring")
 	e.press("#add-user", "Add user")
 	e.waitRow("the new user is listed", "#users", "ui-user", true)
+	e.clean("users page")
 	e.waitFor("the new user's tag", `() => [...document.querySelectorAll('#users tbody tr')]
 		.some(tr => tr.cells[0].textContent === 'ui-user' && tr.cells[1].textContent === 'monitoring')`)
 
@@ -693,6 +719,7 @@ func TestUIBrowser(t *testing.T) {
 	e.goTo("#/channels")
 	e.waitFor("the client's channel is listed", `(local) => [...document.querySelectorAll('#channels tbody tr')]
 		.some(tr => (tr.dataset.name || '').includes(local))`, local)
+	e.clean("channels page")
 
 	e.mark("channels")
 
@@ -700,6 +727,7 @@ func TestUIBrowser(t *testing.T) {
 	e.goTo("#/connections")
 	e.waitFor("the client's connection is listed", `(local) => [...document.querySelectorAll('#connections tbody tr')]
 		.some(tr => (tr.dataset.name || '').includes(local))`, local)
+	e.clean("connections page")
 	e.screenshot("07-connections")
 	e.js("close the connection", nil, `(local) => {
 		const tr = [...document.querySelectorAll('#connections tbody tr')].find(tr => (tr.dataset.name || '').includes(local));

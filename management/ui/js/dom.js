@@ -27,6 +27,13 @@ export function h(tag, props = {}, ...children) {
   return el;
 }
 
+// add appends children to el as h() does: null, false and undefined are skipped (the DOM's own
+// append would show them as text).
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;

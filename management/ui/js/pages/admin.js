@@ -2,7 +2,7 @@
 
 import { api, path, session } from '../api.js';
 import {
-  h, table, num, rate, statRate, field, input, actionForm, confirmButton, statusLine, showError,
+  add, h, table, num, rate, statRate, field, input, actionForm, confirmButton, statusLine, showError,
   clearStatus, redraw, vhostSelect, uid,
 } from '../dom.js';
 
@@ -74,7 +74,7 @@ export function renderVhosts(ctx) {
       return `Virtual host ${v} added.`;
     },
   });
-  ctx.view.append(
+  add(ctx.view,
     h('h1', {}, 'Virtual hosts'),
     status,
     actionStatus,
@@ -160,7 +160,7 @@ export function renderUsers(ctx) {
     ], list || [], { id: 'users', rowName: u => u.name, empty: 'No users.' }));
   };
 
-  ctx.view.append(
+  add(ctx.view,
     h('h1', {}, 'Users'),
     status,
     actionStatus,

@@ -2,7 +2,7 @@
 
 import { api, path } from '../api.js';
 import {
-  h, table, num, rate, bytes, statRate, time, statusLine, showError, clearStatus, confirmButton, redraw,
+  add, h, table, num, rate, bytes, statRate, time, statusLine, showError, clearStatus, confirmButton, redraw,
 } from '../dom.js';
 import { filterBar } from './common.js';
 
@@ -66,7 +66,7 @@ export function renderConnections(ctx) {
     );
   };
   const filter = filterBar(draw);
-  ctx.view.append(
+  add(ctx.view,
     h('h1', {}, 'Connections'),
     status,
     actionStatus,
@@ -113,7 +113,7 @@ export function renderChannels(ctx) {
     );
   };
   const filter = filterBar(draw);
-  ctx.view.append(h('h1', {}, 'Channels'), status, h('section', { className: 'panel' }, filter.el, holder));
+  add(ctx.view, h('h1', {}, 'Channels'), status, h('section', { className: 'panel' }, filter.el, holder));
   ctx.every(async () => {
     try {
       chans = await api.get('channels');

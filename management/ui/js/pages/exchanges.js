@@ -3,7 +3,7 @@
 
 import { api, path, exchangeSegment } from '../api.js';
 import {
-  h, table, kv, link, num, rate, statRate, features, jsonText, isEmpty, field, input, select,
+  add, h, table, kv, link, num, rate, statRate, features, jsonText, isEmpty, field, input, select,
   actionForm, argsEditor, confirmButton, statusLine, setStatus, clearStatus, showError, vhostSelect,
   exchangeLabel, isApiError, redraw,
 } from '../dom.js';
@@ -44,7 +44,7 @@ export function renderList(ctx) {
       showError(status, err);
     }
   };
-  ctx.view.append(
+  add(ctx.view,
     h('h1', {}, 'Exchanges'),
     status,
     h('section', { className: 'panel', 'aria-labelledby': 'exchanges-list-title' },
@@ -146,7 +146,7 @@ export function renderExchange(ctx) {
 
   const dangerStatus = statusLine();
   const builtIn = name === '' || name.startsWith('amq.');
-  ctx.view.append(
+  add(ctx.view,
     h('p', { className: 'crumbs' }, link('Exchanges', 'exchanges'), ` › virtual host ${vhost}`),
     h('h1', {}, 'Exchange ', h('span', { id: 'exchange-name' }, label)),
     status,

@@ -2,7 +2,7 @@
 // the page was opened) and the node's listeners.
 
 import { api } from '../api.js';
-import { h, table, num, rate, statusLine, showError, clearStatus } from '../dom.js';
+import { add, h, table, num, rate, statusLine, showError, clearStatus } from '../dom.js';
 
 const RATES = [
   ['publish', 'Publish', '#c2410c'],
@@ -28,7 +28,7 @@ export function render(ctx) {
   const rateRows = h('div');
   const chart = h('div');
   const node = h('div');
-  ctx.view.append(
+  add(ctx.view,
     h('h1', {}, 'Overview'),
     status,
     h('section', { className: 'panel', 'aria-labelledby': 'totals-title' },

@@ -3,7 +3,7 @@
 
 import { api, path } from '../api.js';
 import {
-  h, table, kv, link, num, rate, bytes, statRate, features, stateCell, jsonText, isEmpty, field, input,
+  add, h, table, kv, link, num, rate, bytes, statRate, features, stateCell, jsonText, isEmpty, field, input,
   select, actionForm, argsEditor, confirmButton, statusLine, setStatus, clearStatus, showError,
   vhostSelect, isApiError, redraw,
 } from '../dom.js';
@@ -50,7 +50,7 @@ export function renderList(ctx) {
       showError(status, err);
     }
   };
-  ctx.view.append(
+  add(ctx.view,
     h('h1', {}, 'Queues'),
     status,
     h('section', { className: 'panel', 'aria-labelledby': 'queues-list-title' },
@@ -156,7 +156,7 @@ export function renderQueue(ctx) {
   const getResults = h('div', { id: 'get-results', 'aria-live': 'polite' });
   const dangerStatus = statusLine();
 
-  ctx.view.append(
+  add(ctx.view,
     h('p', { className: 'crumbs' }, link('Queues', 'queues'), ` › virtual host ${vhost}`),
     h('h1', {}, 'Queue ', h('span', { id: 'queue-name' }, name)),
     status,
