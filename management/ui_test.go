@@ -662,6 +662,16 @@ func TestUIBrowser(t *testing.T) {
 	e.do("markup-named queue details", chromedp.WaitVisible(chromedp.CSS("#queue-details table")))
 	e.screenshot("06-xss-queue")
 
+	// On a phone-sized window the page does not scroll sideways (wide tables scroll in their box).
+	e.do("narrow window", chromedp.EmulateViewport(390, 844))
+	var overflow int
+	e.js("page width", &overflow, `() => document.documentElement.scrollWidth - document.documentElement.clientWidth`)
+	if overflow > 0 {
+		t.Errorf("on a 390px wide window the queue page is %dpx too wide", overflow)
+	}
+	e.screenshot("06-narrow")
+	e.do("wide window", chromedp.EmulateViewport(1280, 900))
+
 	e.mark("markup-named queue")
 
 	// Virtual hosts and users: add and delete.
