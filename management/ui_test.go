@@ -390,17 +390,26 @@ func (e *uiEnv) fill(sel, value string) {
 	}`, sel, value)
 }
 
-// clean fails the test if the page shows a value JavaScript made up: null, undefined, NaN or
-// [object Object] (a rendering bug, say a missing field shown as is).
+// clean fails the test if the page shows a value JavaScript made up (null, undefined, NaN or
+// [object Object]: a rendering bug, say a missing field shown as is), or has a form control without
+// a label or a button without text.
 func (e *uiEnv) clean(what string) {
 	e.t.Helper()
-	var junk string
-	e.js("check "+what+" for junk", &junk, `() => {
+	var problems []string
+	e.js("check "+what, &problems, `() => {
+		const out = [];
 		const m = document.querySelector('main').innerText.match(/\b(null|undefined|NaN)\b|\[object Object\]/);
-		return m ? m[0] : '';
+		if (m) out.push('the page shows ' + JSON.stringify(m[0]));
+		for (const c of document.querySelectorAll('main input, main select, main textarea')) {
+			if (c.type !== 'hidden' && c.labels.length === 0 && !c.getAttribute('aria-label')) out.push('unlabelled ' + c.outerHTML);
+		}
+		for (const b of document.querySelectorAll('main button')) {
+			if (b.textContent.trim() === '' && !b.getAttribute('aria-label')) out.push('button without text ' + b.outerHTML);
+		}
+		return out;
 	}`)
-	if junk != "" {
-		e.fail(what, fmt.Errorf("the page shows %q", junk))
+	if len(problems) > 0 {
+		e.fail(what, errors.New(strings.Join(problems, "; ")))
 	}
 }
 
