@@ -16,7 +16,6 @@ func (a *api) accessRoutes(r *mux.Router) {
 	a.handle(r, "/api/whoami", resource{http.MethodGet: {fn: whoami}})
 
 	a.handle(r, "/api/users", resource{http.MethodGet: {level: lvlAdmin, fn: listUsers}})
-	a.handle(r, "/api/users/", resource{http.MethodGet: {level: lvlAdmin, fn: listUsers}})
 	a.handle(r, "/api/users/without-permissions", resource{http.MethodGet: {level: lvlAdmin, fn: usersWithoutPermissions}})
 	a.handle(r, "/api/users/{user}", resource{
 		http.MethodGet:    {level: lvlAdmin, fn: getUser},

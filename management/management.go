@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -109,5 +110,20 @@ func NewHandler(b Broker, log *slog.Logger) http.Handler {
 	r.Handle("/metrics/per-object", a.metricsHandler(true))
 	r.PathPrefix("/api/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeNotFound(w) })
 	r.PathPrefix("/").Handler(uiHandler())
-	return r
+	return trimSlash(r)
+}
+
+// trimSlash drops one trailing slash from API paths ("/api/bindings/" is "/api/bindings"), as
+// RabbitMQ's router accepts both and clients such as rabbit-hole send them.
+func trimSlash(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if len(p) > len("/api/") && strings.HasPrefix(p, "/api/") && strings.HasSuffix(p, "/") {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = strings.TrimSuffix(p, "/")
+			r2.URL.RawPath = strings.TrimSuffix(r.URL.RawPath, "/")
+			r = r2
+		}
+		h.ServeHTTP(w, r)
+	})
 }
