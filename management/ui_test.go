@@ -727,9 +727,16 @@ func TestUIBrowser(t *testing.T) {
 
 	e.goTo("#/users")
 	e.do("users page", chromedp.WaitVisible(chromedp.CSS("#add-user")))
+	e.fill("#set-permission [name=user]", "ui-user")
+	e.fill("#set-permission [name=read]", "^ui\\.")
+	e.press("#set-permission", "Set permission")
+	e.waitText("set permission", "#set-permission .status", "Permissions set for ui-user on /.")
+	e.waitFor("the permission is listed", `() => [...document.querySelectorAll('#permissions tbody tr')]
+		.some(tr => tr.cells[0].textContent === 'ui-user' && tr.cells[1].textContent === '/' && tr.cells[4].textContent === '^ui\\.')`)
 	e.pressInRow("#users", "ui-user", "Delete")
 	e.press("#users", "Yes, delete")
 	e.waitRow("the deleted user is not listed", "#users", "ui-user", false)
+	e.waitRow("the deleted user's permission is not listed", "#permissions", "ui-user", false)
 
 	e.mark("vhosts, users, a monitoring user")
 

@@ -178,8 +178,13 @@ export function showError(el, err) {
 
 export function field(label, control, opts = {}) {
   if (!control.id) control.id = uid('f');
+  let hint = null;
+  if (opts.hint) {
+    hint = h('small', { className: 'muted', id: uid('hint') }, opts.hint);
+    control.setAttribute('aria-describedby', hint.id);
+  }
   return h('div', { className: 'field' + (opts.className ? ' ' + opts.className : '') },
-    h('label', { for: control.id }, label), control, opts.hint ? h('small', { className: 'muted' }, opts.hint) : null);
+    h('label', { for: control.id }, label), control, hint);
 }
 
 export function input(name, props = {}) {

@@ -190,14 +190,20 @@ function addUserForm(refresh) {
   return actionForm({
     id: 'add-user',
     fields: [
-      h('div', { className: 'form-grid' }, field('Username', name), field('Password', password), field('Tags', tags)),
+      h('div', { className: 'form-grid' },
+        field('Username', name),
+        field('Password', password, { hint: 'Empty: the user cannot log in with a password.' }),
+        field('Tags', tags)),
       quick,
     ],
     submit: 'Add user',
     action: async () => {
       if (name.value === '') throw new Error('Enter a username.');
       const u = name.value;
-      await api.put('users/' + path(u), { password: password.value, tags: tagList(tags.value).join(',') });
+      // No password: RabbitMQ's way is an empty password_hash (the user cannot log in with one).
+      const body = password.value === '' ? { password_hash: '' } : { password: password.value };
+      body.tags = tagList(tags.value).join(',');
+      await api.put('users/' + path(u), body);
       name.value = '';
       password.value = '';
       tags.value = '';
