@@ -829,7 +829,8 @@ func encodeURIComponent(s string) string {
 	return b.String()
 }
 
-// The UI's static files are served by the management handler.
+// The UI's static files are served by the management handler, with their types, revalidated on
+// each load; directories are not listed.
 func TestUIServed(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := server.New(server.Options{Logger: log})
@@ -839,10 +840,25 @@ func TestUIServed(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx) //nolint:errcheck // never served
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
 	})
 	hs := httptest.NewServer(NewHandler(srv, log))
 	defer hs.Close()
+	get := func(path string) (*http.Response, []byte) {
+		t.Helper()
+		res, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, body
+	}
 	for path, ctype := range map[string]string{
 		"/":                     "text/html",
 		"/style.css":            "text/css",
@@ -850,14 +866,20 @@ func TestUIServed(t *testing.T) {
 		"/js/pages/queues.js":   "text/javascript",
 		"/js/pages/overview.js": "text/javascript",
 	} {
-		res, err := http.Get(hs.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
+		res, body := get(path)
 		if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), ctype) || len(body) == 0 {
 			t.Errorf("GET %s: %d %q, %d bytes; want 200 %s", path, res.StatusCode, res.Header.Get("Content-Type"), len(body), ctype)
+		}
+		if got := res.Header.Get("Cache-Control"); got != "no-cache" {
+			t.Errorf("GET %s: Cache-Control %q, want no-cache", path, got)
+		}
+		if got := res.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("GET %s: X-Content-Type-Options %q, want nosniff", path, got)
+		}
+	}
+	for _, path := range []string{"/js/", "/js/pages/", "/nope.js"} {
+		if res, _ := get(path); res.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", path, res.StatusCode)
 		}
 	}
 }
