@@ -166,6 +166,15 @@ func TestQueueLifecycleAndNames(t *testing.T) {
 	e.must(204, "DELETE", "/api/queues/%2F/full/contents", nil)
 	e.must(204, "DELETE", "/api/queues/%2F/full?if-empty=true", nil)
 	e.must(404, "DELETE", "/api/queues/%2F/full/contents", nil)
+	// A trailing slash is accepted, and %2F at the end is a vhost, not a slash.
+	e.must(201, "PUT", "/api/queues/%2F/slashy/", nil)
+	if qs := e.must(200, "GET", "/api/queues/%2F/", nil).list(t); len(qs) != 1 {
+		t.Errorf("GET /api/queues/%%2F/: %v", qs)
+	}
+	if qs := e.must(200, "GET", "/api/queues/%2F", nil).list(t); len(qs) != 1 {
+		t.Errorf("GET /api/queues/%%2F: %v", qs)
+	}
+	e.must(200, "GET", "/api/bindings/", nil)
 }
 
 // A queue declared over HTTP is there for AMQP clients, and one declared over AMQP is in the API.

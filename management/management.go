@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -117,12 +118,14 @@ func NewHandler(b Broker, log *slog.Logger) http.Handler {
 // RabbitMQ's router accepts both and clients such as rabbit-hole send them.
 func trimSlash(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		if len(p) > len("/api/") && strings.HasPrefix(p, "/api/") && strings.HasSuffix(p, "/") {
-			r2 := r.Clone(r.Context())
-			r2.URL.Path = strings.TrimSuffix(p, "/")
-			r2.URL.RawPath = strings.TrimSuffix(r.URL.RawPath, "/")
-			r = r2
+		// Look at the escaped path: "/api/queues/%2F" ends in a vhost named "/", not in a slash.
+		if p := r.URL.EscapedPath(); len(p) > len("/api/") && strings.HasPrefix(p, "/api/") && strings.HasSuffix(p, "/") {
+			trimmed, err := url.PathUnescape(strings.TrimSuffix(p, "/"))
+			if err == nil {
+				r2 := r.Clone(r.Context())
+				r2.URL.Path, r2.URL.RawPath = trimmed, strings.TrimSuffix(p, "/")
+				r = r2
+			}
 		}
 		h.ServeHTTP(w, r)
 	})
