@@ -54,7 +54,7 @@ func buildFixture(t *testing.T, e *env) *fixture {
 		t.Fatal(err)
 	}
 	confirms := pub.NotifyPublish(make(chan amqp.Confirmation, 64))
-	for i := 0; i < 20; i++ {
+	for i := 0; i < 30; i++ {
 		key := "rq.consumed"
 		ex := ""
 		if i%2 == 1 {
@@ -68,7 +68,7 @@ func buildFixture(t *testing.T, e *env) *fixture {
 			t.Fatal(err)
 		}
 	}
-	for i := 0; i < 20; i++ {
+	for i := 0; i < 30; i++ {
 		if c := <-confirms; !c.Ack {
 			t.Fatalf("publish %d nacked", c.DeliveryTag)
 		}
@@ -85,19 +85,22 @@ func buildFixture(t *testing.T, e *env) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// 15 messages, prefetch 10: ack the first 5, and the other 10 stay unacknowledged.
+	var got []amqp.Delivery
 	for i := 0; i < 10; i++ {
-		d := <-deliveries
-		if i < 5 {
-			continue // keep 10 unacked in the end: 5 here, 5 more below
-		}
+		got = append(got, <-deliveries)
+	}
+	for _, d := range got[:5] {
 		if err := d.Ack(false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// 5 acked; take 5 more unacked so that 10 stay unacknowledged, with prefetch 10.
+	for i := 0; i < 5; i++ {
+		<-deliveries
+	}
 	eventually(t, "10 unacked deliveries", func() bool {
 		q := e.must(200, "GET", "/api/queues/research/rq.consumed", nil).obj(t)
-		return q["messages_unacknowledged"] == json.Number("10")
+		return q["messages_unacknowledged"] == json.Number("10") && q["message_stats"].(map[string]any)["ack"] == json.Number("5")
 	})
 	for _, c := range e.must(200, "GET", "/api/connections", nil).list(t) {
 		c := c.(map[string]any)
@@ -112,7 +115,7 @@ func buildFixture(t *testing.T, e *env) *fixture {
 	eventually(t, "vhost statistics", func() bool {
 		v := e.must(200, "GET", "/api/vhosts/research", nil).obj(t)
 		ms, _ := v["message_stats"].(map[string]any)
-		return ms != nil && ms["publish"] == json.Number("20")
+		return ms != nil && ms["publish"] == json.Number("30")
 	})
 	return f
 }
