@@ -565,3 +565,23 @@ func TestUsersVhostsPermissionsPersist(t *testing.T) {
 		t.Errorf("vhosts after deleting prod and restarting: %v", vs)
 	}
 }
+
+// Deleting a vhost closes its connections with 320 CONNECTION_FORCED.
+func TestDeleteVhostClosesConnections(t *testing.T) {
+	e := startEnv(t, nil)
+	e.must(201, "PUT", "/api/vhosts/gone", nil)
+	conn, err := amqp.Dial("amqp://guest:guest@" + e.addr + "/gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	e.must(204, "DELETE", "/api/vhosts/gone", nil)
+	ae := <-closed
+	if ae == nil || ae.Code != 320 || ae.Reason != "CONNECTION_FORCED - vhost 'gone' is deleted" {
+		t.Fatalf("close: %v", ae)
+	}
+	if _, err := amqp.Dial("amqp://guest:guest@" + e.addr + "/gone"); err == nil {
+		t.Fatal("connected to a deleted vhost")
+	}
+}
