@@ -58,7 +58,7 @@ function find(segments) {
 function stop() {
   if (!current) return;
   current.alive = false;
-  for (const t of current.timers) clearTimeout(t);
+  for (const id of current.timers) clearTimeout(id);
   current = null;
 }
 
@@ -93,7 +93,7 @@ function show() {
   }
   const ctx = {
     alive: true,
-    timers: [],
+    timers: new Set(), // pending refresh timeouts
     view,
     params: found.params,
     title(t) {
@@ -111,7 +111,12 @@ function show() {
             console.warn('refresh failed', err);
           }
         }
-        if (ctx.alive) ctx.timers.push(setTimeout(tick, ms));
+        if (!ctx.alive) return;
+        const id = setTimeout(() => {
+          ctx.timers.delete(id);
+          tick();
+        }, ms);
+        ctx.timers.add(id);
       };
       tick();
     },
@@ -135,10 +140,8 @@ function showLogin(message) {
   sessionBox.hidden = true;
   loginBox.hidden = false;
   document.title = 'Log in · Warren';
-  if (message) {
-    loginStatus.className = 'status error';
-    loginStatus.textContent = message;
-  }
+  loginStatus.className = message ? 'status error' : 'status';
+  loginStatus.textContent = message || '';
   document.getElementById('login-username').focus();
 }
 
