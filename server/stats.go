@@ -343,16 +343,11 @@ func (s *Server) runSampler() {
 // sampleAll copies gauges into the stat sets and samples every set. It takes each lock briefly and
 // alone (vhost.mu shared to list, then each queue's mu to count), so it never blocks traffic long.
 func (s *Server) sampleAll(now time.Time) {
-	var totReady, totUnacked, totRecv, totSend int64
-	vrecv, vsend := map[*vhost]int64{}, map[*vhost]int64{}
-	for _, c := range s.openConns() {
-		if m := c.metered(); m != nil {
-			r, w := m.recvOct.Load(), m.sendOct.Load()
-			vrecv[c.vhost] += r
-			vsend[c.vhost] += w
-			totRecv += r
-			totSend += w
-		}
+	var totReady, totUnacked int64
+	conns := s.openConns()
+	// Bytes moved since the previous sample, added to the connections' vhosts and the server.
+	s.adm.connRates.sample(now, conns, &s.adm.stats)
+	for _, c := range conns {
 		for _, ch := range c.channelList() {
 			ch.stats.sample(now)
 		}
@@ -375,10 +370,6 @@ func (s *Server) sampleAll(now time.Time) {
 		v.stats.n[gReady].Store(ready)
 		v.stats.n[gUnacked].Store(unacked)
 		v.stats.n[gMessages].Store(ready + unacked)
-		// Byte counts: what the vhost's closed connections moved is not kept, so the vhost's
-		// counters are the open connections' totals, never decreasing.
-		storeMax(&v.stats.n[sRecvOct], vrecv[v])
-		storeMax(&v.stats.n[sSendOct], vsend[v])
 		v.stats.sample(now)
 		totReady += ready
 		totUnacked += unacked
@@ -387,19 +378,11 @@ func (s *Server) sampleAll(now time.Time) {
 	g.n[gReady].Store(totReady)
 	g.n[gUnacked].Store(totUnacked)
 	g.n[gMessages].Store(totReady + totUnacked)
-	storeMax(&g.n[sRecvOct], totRecv)
-	storeMax(&g.n[sSendOct], totSend)
 	g.sample(now)
-	s.adm.connRates.sample(now, s.openConns())
 }
 
-func storeMax(a *atomic.Int64, v int64) {
-	if v > a.Load() {
-		a.Store(v)
-	}
-}
-
-// connRates keeps each open connection's previous byte counts to compute its rates.
+// connRates keeps each open connection's previous byte counts, to compute its rates and to add
+// what it moved to its vhost's and the server's byte counters.
 type connRates struct {
 	mu   sync.Mutex
 	prev map[*conn]connSample
@@ -411,23 +394,32 @@ type connSample struct {
 	recvRate, sendRate float64
 }
 
-func (r *connRates) sample(now time.Time, conns []*conn) {
+func (r *connRates) sample(now time.Time, conns []*conn, g *statSet) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	next := make(map[*conn]connSample, len(conns))
-	for _, c := range conns {
-		m := c.metered()
-		if m == nil {
-			continue
-		}
+	account := func(c *conn, m *meteredConn, p connSample) connSample {
 		cur := connSample{at: now, recv: m.recvOct.Load(), send: m.sendOct.Load()}
-		if p, ok := r.prev[c]; ok {
-			if dt := now.Sub(p.at).Seconds(); dt > 0 {
-				cur.recvRate = float64(cur.recv-p.recv) / dt
-				cur.sendRate = float64(cur.send-p.send) / dt
-			}
+		dr, ds := cur.recv-p.recv, cur.send-p.send
+		if dt := now.Sub(p.at).Seconds(); !p.at.IsZero() && dt > 0 {
+			cur.recvRate, cur.sendRate = float64(dr)/dt, float64(ds)/dt
 		}
-		next[c] = cur
+		c.vhost.stats.add(sRecvOct, dr)
+		c.vhost.stats.add(sSendOct, ds)
+		g.add(sRecvOct, dr)
+		g.add(sSendOct, ds)
+		return cur
+	}
+	for _, c := range conns {
+		if m := c.metered(); m != nil {
+			next[c] = account(c, m, r.prev[c])
+		}
+	}
+	// Connections closed since the last sample: count their last bytes, then forget them.
+	for c, p := range r.prev {
+		if _, open := next[c]; !open {
+			account(c, c.metered(), p)
+		}
 	}
 	r.prev = next
 }
