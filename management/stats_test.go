@@ -238,6 +238,8 @@ func TestPrometheus(t *testing.T) {
 	}
 	e.must(200, "POST", "/api/exchanges/v2/amq.default/publish", map[string]any{"properties": map[string]any{}, "routing_key": "p.two", "payload": "x", "payload_encoding": "string"})
 	e.dial(nil)
+	// The client has connection.open-ok slightly before the broker lists the connection.
+	eventually(t, "the connection to be listed", func() bool { return len(e.must(200, "GET", "/api/connections", nil).list(t)) == 1 })
 
 	scrape := func(path string) map[string]*dto.MetricFamily {
 		r := e.do("GET", path, "", nil)
