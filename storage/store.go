@@ -58,6 +58,9 @@ func (b *Batch) DeleteRange(start, end []byte) {
 	b.ops = append(b.ops, op{kind: opDeleteRange, key: start, value: end})
 }
 
+// Append adds every write of o to b, after b's own.
+func (b *Batch) Append(o *Batch) { b.ops = append(b.ops, o.ops...) }
+
 // Len is the number of writes in the batch.
 func (b *Batch) Len() int { return len(b.ops) }
 
