@@ -51,6 +51,10 @@ type Options struct {
 	// Store holds durable state. nil: a fresh in-memory store, owned and closed by the server. A
 	// store passed in belongs to the caller, who closes it after Shutdown.
 	Store storage.Store
+	// QueueWindow and QueueWindowBytes bound the messages a queue keeps in memory (0: 4096
+	// messages, 8 MiB); past them, messages wait in the store and are paged back in order.
+	QueueWindow      int
+	QueueWindowBytes int64
 }
 
 func (o *Options) setDefaults() error {
@@ -90,6 +94,12 @@ func (o *Options) setDefaults() error {
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = defaultHandshake
 	}
+	if o.QueueWindow <= 0 {
+		o.QueueWindow = 4096
+	}
+	if o.QueueWindowBytes <= 0 {
+		o.QueueWindowBytes = 8 << 20
+	}
 	return nil
 }
 
@@ -107,7 +117,13 @@ type Server struct {
 	vhosts   map[string]*vhost
 
 	connSeq    atomic.Uint64
+	queueIDs   atomic.Uint64 // the last queue id handed out
 	closeStore sync.Once
+
+	commit *committer // every store write goes through it
+	pager  *pager
+	// storeDone ends the committer and pager once, after the last connection is gone.
+	storeDone sync.Once
 
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
@@ -143,7 +159,16 @@ func New(opts Options) (*Server, error) {
 	if s.store == nil {
 		s.store, s.ownsStore = storage.NewMemStore(), true
 	}
+	s.commit = newCommitter(s.store, s.log)
+	s.pager = newPager()
+	go s.commit.run()
+	go s.pager.run()
 	if err := s.recover(); err != nil {
+		s.pager.shutdown()
+		s.commit.stop()
+		if s.ownsStore {
+			s.store.Close()
+		}
 		return nil, fmt.Errorf("warren: %w", err)
 	}
 	return s, nil
@@ -244,6 +269,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		err = ctx.Err()
 	}
+	s.storeDone.Do(func() {
+		s.pager.shutdown()
+		if merr := s.markClean(); merr != nil && err == nil {
+			err = fmt.Errorf("warren: recording a clean shutdown: %w", merr)
+		}
+		s.commit.stop()
+	})
 	if s.ownsStore {
 		s.closeStore.Do(func() {
 			if cerr := s.store.Close(); cerr != nil && err == nil {

@@ -23,7 +23,9 @@ func StateKey(name string) []byte { return append([]byte{prefixState}, name...) 
 func DeliveredKey(queueID, seq uint64) []byte { return append(MessageKey(queueID, seq), 'd') }
 
 // IsDeliveredKey reports whether a key under MessagePrefix is a DeliveredKey.
-func IsDeliveredKey(key []byte) bool { return len(key) == 18 && key[0] == prefixMessage && key[17] == 'd' }
+func IsDeliveredKey(key []byte) bool {
+	return len(key) == 18 && key[0] == prefixMessage && key[17] == 'd'
+}
 
 // MessageKey is the key of message seq in the queue with id queueID. A queue's messages sort by
 // seq, and MessageRange covers all of them.
