@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,9 @@ type conn struct {
 	lastGroup    *commitGroup // the last commit group a publish of this connection must wait for
 	groupFresh   bool         // a publish since the last flush wrote to lastGroup
 
+	stopped  chan struct{} // closed by closeFromOutside: wakes a read loop waiting on a blocked publish
+	stopOnce sync.Once
+
 	opening bool         // the handshake reached connection.open (errors get connection.close)
 	open    atomic.Bool  // handshake finished: the write loop runs
 	closeAt atomic.Int64 // unix nanos: we sent connection.close and wait for close-ok until then
@@ -64,6 +68,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		id:         s.connSeq.Add(1),
 		name:       nc.RemoteAddr().String() + " -> " + nc.LocalAddr().String(),
 		channels:   map[uint16]*channel{},
+		stopped:    make(chan struct{}),
 		frameMax:   amqp.FrameMinSize,
 		channelMax: s.opts.ChannelMax,
 	}
@@ -217,6 +222,7 @@ func (c *conn) sendConnClose(e *amqp.Error) {
 // closeFromOutside closes the connection from another goroutine (shutdown, management): it sends
 // connection.close and lets the read loop wait for close-ok until the deadline.
 func (c *conn) closeFromOutside(code uint16, text string) {
+	c.stopOnce.Do(func() { close(c.stopped) })
 	if !c.open.Load() {
 		c.nc.Close()
 		return
@@ -243,6 +249,9 @@ func (c *conn) handleFrame(f amqp.Frame) error {
 		}
 		if f.Channel == 0 {
 			return c.handleConnMethod(m)
+		}
+		if _, ok := m.(*amqp.BasicPublish); ok && !c.waitPublishAllowed() {
+			return nil
 		}
 		return c.channelMethod(f.Channel, m)
 	case amqp.FrameHeader, amqp.FrameBody:

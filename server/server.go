@@ -55,6 +55,12 @@ type Options struct {
 	// messages, 8 MiB); past them, messages wait in the store and are paged back in order.
 	QueueWindow      int
 	QueueWindowBytes int64
+	// DiskFree reports the free bytes of the store's disk (nil: no disk alarm, as for an
+	// in-memory store). Below DiskFreeLimit (0: DefaultDiskFreeLimit) publishers are blocked.
+	// It is checked every DiskCheckInterval (0: 1s).
+	DiskFree          func() (uint64, error)
+	DiskFreeLimit     int64
+	DiskCheckInterval time.Duration
 }
 
 func (o *Options) setDefaults() error {
@@ -100,6 +106,12 @@ func (o *Options) setDefaults() error {
 	if o.QueueWindowBytes <= 0 {
 		o.QueueWindowBytes = 8 << 20
 	}
+	if o.DiskFreeLimit <= 0 {
+		o.DiskFreeLimit = DefaultDiskFreeLimit
+	}
+	if o.DiskCheckInterval <= 0 {
+		o.DiskCheckInterval = time.Second
+	}
 	return nil
 }
 
@@ -122,6 +134,7 @@ type Server struct {
 
 	commit *committer // every store write goes through it
 	pager  *pager
+	alarm  *diskAlarm
 	// storeDone ends the committer and pager once, after the last connection is gone.
 	storeDone sync.Once
 
@@ -161,9 +174,12 @@ func New(opts Options) (*Server, error) {
 	}
 	s.commit = newCommitter(s.store, s.log)
 	s.pager = newPager()
+	s.alarm = newDiskAlarm(s)
 	go s.commit.run()
 	go s.pager.run()
+	go s.alarm.run()
 	if err := s.recover(); err != nil {
+		s.alarm.shutdown()
 		s.pager.shutdown()
 		s.commit.stop()
 		if s.ownsStore {
@@ -270,6 +286,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.storeDone.Do(func() {
+		s.alarm.shutdown()
 		s.pager.shutdown()
 		if merr := s.markClean(); merr != nil && err == nil {
 			err = fmt.Errorf("warren: recording a clean shutdown: %w", merr)
