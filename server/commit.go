@@ -168,3 +168,14 @@ func (c *committer) stop() {
 	}
 	<-c.done
 }
+
+// StoreStats counts the broker's store commits.
+type StoreStats struct {
+	Commits       uint64 // groups applied
+	SyncedCommits uint64 // groups applied with an fsync
+}
+
+// StoreStats returns the commit counters since New.
+func (s *Server) StoreStats() StoreStats {
+	return StoreStats{Commits: s.commit.groups.Load(), SyncedCommits: s.commit.syncs.Load()}
+}
