@@ -222,6 +222,12 @@ func describeOpenError(dir string, fs vfs.FS, files []string, opts *pebble.Optio
 			return marked(ErrCorrupt, cerr, "storage: data directory %s is corrupt: %s is unreadable or incompatible", dir, desc.OptionsFilename)
 		}
 	}
+	if pebble.IsCorruptionError(err) && strings.Contains(err.Error(), "replaying WAL") {
+		// Pebble does not say which WAL: name the ones there are.
+		wals := slices.DeleteFunc(slices.Clone(files), func(name string) bool { return !strings.HasSuffix(name, ".log") })
+		slices.Sort(wals)
+		return marked(ErrCorrupt, err, "storage: data directory %s is corrupt: a write-ahead log (one of %s) is damaged", dir, summarize(wals))
+	}
 	if pebble.IsCorruptionError(err) || errors.Is(err, iofs.ErrNotExist) {
 		// A file the MANIFEST (or its marker) names is damaged or missing.
 		return marked(ErrCorrupt, err, "storage: data directory %s is corrupt", dir)

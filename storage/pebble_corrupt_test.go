@@ -181,7 +181,7 @@ func TestPebbleWALCorruptInTheMiddle(t *testing.T) {
 		t.Fatalf("opened with %d of 1000 keys", n)
 	}
 	t.Logf("open: %v", err)
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "WAL") {
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), ".log") {
 		t.Fatalf("open error should wrap ErrCorrupt and name the WAL: %v", err)
 	}
 }
