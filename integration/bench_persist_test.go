@@ -12,8 +12,15 @@ import (
 	"github.com/warrenmq/warren/storage"
 )
 
-// benchStore opens the store a benchmark broker runs on.
-var benchStore = func(b *testing.B) storage.Store { return storage.NewMemStore() }
+// benchStore opens the store a benchmark broker runs on: Pebble in a temporary directory on the
+// real disk, so that the fsyncs are real.
+func benchStore(b *testing.B) storage.Store {
+	s, err := storage.OpenPebble(b.TempDir(), storage.PebbleOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
 
 // BenchmarkPersistentConfirm publishes persistent messages to a durable queue with publisher
 // confirms (up to 1000 outstanding per publisher) while one consumer acks them (prefetch 1000),

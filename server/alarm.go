@@ -99,6 +99,18 @@ func (s *Server) Alarms() []string {
 // RabbitMQ blocks publishing connections: connection.blocked first if the client understands it,
 // connection.unblocked once the alarm clears. It returns false if the connection is closing.
 func (c *conn) waitPublishAllowed() bool {
+	if relief := c.srv.commit.throttle(); relief != nil {
+		// The store is behind: wait for it (flow control, invisible to the client but for the
+		// TCP window), after sending the confirms already earned.
+		c.flushConfirms()
+		select {
+		case <-relief:
+		case <-c.stopped:
+			return false
+		case <-c.out.done:
+			return false
+		}
+	}
 	cleared := c.srv.alarm.blocked()
 	if cleared == nil {
 		return true

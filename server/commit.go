@@ -31,8 +31,15 @@ type committer struct {
 		sync.Mutex
 		cur     *commitGroup
 		stopped bool
+		relief  chan struct{} // closed when a group over maxPending is taken for writing
 	}
 }
+
+// maxPending bounds the bytes waiting in the current group: past it, publishers wait (throttle)
+// until the committer takes the group, so a store slower than the publishers slows them down
+// instead of filling memory. Synced writes are bounded anyway by the confirms that wait for them;
+// this is for the unsynced ones (transient messages paged out, acks).
+const maxPending = 8 << 20
 
 // commitGroup is a set of writes applied as one atomic store batch.
 type commitGroup struct {
@@ -88,6 +95,20 @@ func (c *committer) apply(b *storage.Batch) error {
 	return g.err
 }
 
+// throttle returns a channel to wait on before adding more writes when the current group is over
+// maxPending, or nil if writes may go on.
+func (c *committer) throttle() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.stopped || c.mu.cur == nil || c.mu.cur.b.Size() < maxPending {
+		return nil
+	}
+	if c.mu.relief == nil {
+		c.mu.relief = make(chan struct{})
+	}
+	return c.mu.relief
+}
+
 // onCommit runs fn(err) once g is applied: at once (on this goroutine) if it already is.
 func (c *committer) onCommit(g *commitGroup, fn func(error)) {
 	c.mu.Lock()
@@ -112,6 +133,10 @@ func (c *committer) run() {
 			c.mu.cur = &commitGroup{done: make(chan struct{})}
 		} else {
 			g = nil
+		}
+		if c.mu.relief != nil {
+			close(c.mu.relief)
+			c.mu.relief = nil
 		}
 		c.mu.Unlock()
 		if g != nil {

@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -138,6 +139,7 @@ type config struct {
 	jsonOut              bool
 	drainTimeout         time.Duration
 	durable, keep        bool
+	random               bool
 	count                int64
 }
 
@@ -232,6 +234,12 @@ func produce(ctx context.Context, cfg *config, id int, cnt *counters) {
 	if cfg.persistent {
 		msg.DeliveryMode = amqp.Persistent
 	}
+	var rng *rand.ChaCha8
+	if cfg.random {
+		var seed [32]byte
+		seed[0] = byte(id)
+		rng = rand.NewChaCha8(seed)
+	}
 	quota := int64(-1)
 	if cfg.count > 0 {
 		quota = cfg.count / int64(cfg.producers)
@@ -247,6 +255,11 @@ func produce(ctx context.Context, cfg *config, id int, cnt *counters) {
 			case <-ctx.Done():
 				continue
 			}
+		}
+		if rng != nil {
+			// A fresh body per message: incompressible, as real payloads mostly are.
+			msg.Body = make([]byte, cfg.size)
+			rng.Read(msg.Body)
 		}
 		if err := ch.PublishWithContext(ctx, "", cfg.queue, false, false, msg); err != nil {
 			if ctx.Err() == nil {
@@ -363,7 +376,9 @@ func run(cfg *config) (*Result, error) {
 		go func() { defer pwg.Done(); produce(ctx, cfg, i, cnt) }()
 	}
 	producersDone := make(chan struct{})
-	go func() { pwg.Wait(); close(producersDone) }()
+	if cfg.producers > 0 { // with none, consumers run for the whole duration (to drain a backlog)
+		go func() { pwg.Wait(); close(producersDone) }()
+	}
 	select { // the window ends after duration, or when a --count run has published everything
 	case <-time.After(cfg.duration):
 	case <-producersDone:
@@ -428,6 +443,7 @@ func main() {
 	flag.BoolVar(&cfg.durable, "durable", false, "declare the queue durable (default: transient, auto-delete)")
 	flag.BoolVar(&cfg.keep, "keep", false, "do not delete the queue at the end")
 	flag.Int64Var(&cfg.count, "count", 0, "publish this many messages in all, then stop (0 = for --duration)")
+	flag.BoolVar(&cfg.random, "random", false, "random bodies, a new one per message (default: zeros, which a store compresses)")
 	flag.Parse()
 	if cfg.ackEvery <= 0 {
 		cfg.ackEvery = max(1, cfg.prefetch/10)
