@@ -286,7 +286,9 @@ func (s *Server) recoverMessages(byID map[uint64]*queue) error {
 		count++
 		q.mu.nextSeq = max(q.mu.nextSeq, seq)
 		q.mu.storedAny = true
-		if q.mu.paged.n == 0 && q.mu.ready.len() < s.opts.QueueWindow && q.mu.ready.bytes < s.opts.QueueWindowBytes {
+		// A queue that does not page (its drop-head limit bounds it) holds everything in memory,
+		// so that its publishes, which never page, stay behind the recovered messages.
+		if !q.pageable || q.mu.paged.n == 0 && q.mu.ready.len() < s.opts.QueueWindow && q.mu.ready.bytes < s.opts.QueueWindowBytes {
 			m, err := decodeMessage(rec)
 			if err != nil {
 				return fmt.Errorf("message %d of queue %q: %w", seq, q.name, err)

@@ -59,6 +59,32 @@
 // "panic: storage: pebble fatal error: ...", which is what Pebble intends (continuing could
 // lose data) and is safe for the same reason: what was acknowledged is in the synced WAL.
 //
+// # What the broker keeps here, and what it promises
+//
+// The server package writes through one committer (server/commit.go): every change, from every
+// connection, is appended in the order the broker made it to the current group, and one goroutine
+// applies the groups one after another, so one fsync covers everything written while the previous
+// one ran (group commit) and a message's record is always applied before the delete of its ack.
+//
+//   - Metadata: durable exchanges, durable non-exclusive queues (with their arguments and a store
+//     id) and bindings whose two ends are durable are written, synced, before the declaring
+//     method is answered; deletes likewise. Transient and exclusive entities are never written.
+//   - Messages: a persistent message (delivery-mode 2) routed to a durable queue is written under
+//     (queue id, seq) and synced before it is confirmed (basic.ack to a confirm-mode publisher,
+//     tx.commit-ok); if the write or the sync fails it is nacked, never acked. Records keep the
+//     raw property bytes and the body as received.
+//   - Acks (and autoack deliveries, basic.get no-ack, nack/reject without requeue) delete the
+//     record, unsynced: after a crash an acked message may come back, with redelivered=true.
+//     Purge deletes the records of the ready messages (and the paged range with one DeleteRange);
+//     queue delete is one DeleteRange over the queue's id.
+//   - Bounded memory: a queue keeps a window of messages in memory (server.Options.QueueWindow);
+//     newer messages wait only in the store, transient ones too (written unsynced, deleted at the
+//     next start as RabbitMQ drops transient messages on restart), and are read back in order.
+//   - Recovery: metadata first, then each durable queue's messages in seq order. After a clean
+//     shutdown (a state record says so) messages delivered before the stop carry a delivered
+//     mark and come back redelivered=true; after a crash every recovered message comes back
+//     redelivered=true, since the broker cannot know which were delivered.
+//
 // Close waits for calls in flight (it must not be called from a Scan callback); a second Close
 // returns nil, and any other call after Close returns ErrClosed. Pebble's own goroutines all end
 // in Close.
