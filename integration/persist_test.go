@@ -130,7 +130,44 @@ func equalStrings(a, b []string) bool {
 // transient queues are gone.
 func TestPersistRestartKeepsPersistentMessages(t *testing.T) {
 	persistSkipExternal(t)
-	store := storage.NewMemStore()
+	forEachRestartableStore(t, testPersistRestart)
+}
+
+// restartable is a store that can be opened again, as a restarted broker would.
+type restartable struct {
+	storage.Store
+	reopen func(t *testing.T) storage.Store // after the broker using Store has shut down
+}
+
+// forEachRestartableStore runs f over the in-memory store and Pebble in a temporary directory.
+func forEachRestartableStore(t *testing.T, f func(t *testing.T, s restartable)) {
+	t.Run("mem", func(t *testing.T) {
+		m := storage.NewMemStore()
+		f(t, restartable{Store: m, reopen: func(t *testing.T) storage.Store { return m.Reopen() }})
+	})
+	t.Run("pebble", func(t *testing.T) {
+		dir := t.TempDir()
+		open := func(t *testing.T) storage.Store {
+			p, err := storage.OpenPebble(dir, storage.PebbleOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		first := open(t)
+		t.Cleanup(func() { first.Close() }) // after the broker's shutdown; a no-op if reopen closed it
+		f(t, restartable{Store: first, reopen: func(t *testing.T) storage.Store {
+			if err := first.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s := open(t)
+			t.Cleanup(func() { s.Close() }) // after the broker's shutdown
+			return s
+		}})
+	})
+}
+
+func testPersistRestart(t *testing.T, store restartable) {
 	b1 := startBroker(t, func(o *server.Options) { o.Store = store })
 	c := persistDial(t, b1.URL, true)
 	for _, q := range []string{"d.q", "t.q"} {
@@ -166,7 +203,7 @@ func TestPersistRestartKeepsPersistentMessages(t *testing.T) {
 	c.conn.Close()
 	shutdown(t, b1.Srv)
 
-	store2 := store.Reopen()
+	store2 := store.reopen(t)
 	b2 := startBroker(t, func(o *server.Options) { o.Store = store2 })
 	c2 := persistDial(t, b2.URL, false)
 	bodies, redelivered := c2.getAll("d.q")
@@ -187,7 +224,7 @@ func TestPersistRestartKeepsPersistentMessages(t *testing.T) {
 
 // waitRecords polls the store until it holds want records under prefix (deletes are written
 // asynchronously, after the ack that caused them).
-func waitRecords(t *testing.T, s *storage.MemStore, prefix []byte, want int) {
+func waitRecords(t *testing.T, s storage.Store, prefix []byte, want int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -243,7 +280,10 @@ func TestPersistCrashRecoveryFlagsRedelivered(t *testing.T) {
 // for consumers and basic.get, persistent or not. Purge and delete drop the paged records.
 func TestPersistPagingKeepsOrder(t *testing.T) {
 	persistSkipExternal(t)
-	store := storage.NewMemStore()
+	forEachRestartableStore(t, testPersistPaging)
+}
+
+func testPersistPaging(t *testing.T, store restartable) {
 	b := startBroker(t, func(o *server.Options) { o.Store = store; o.QueueWindow = 8 })
 	c := persistDial(t, b.URL, true)
 	for _, q := range []string{"page.d", "page.t"} {
