@@ -178,7 +178,7 @@ func (c *collector) collectQueues(ch chan<- prometheus.Metric) {
 		{mQReadyBytes, func(q server.QueueInfo) float64 { return float64(q.ReadyBytes) }, prometheus.GaugeValue},
 		{mQUnackedBytes, func(q server.QueueInfo) float64 { return float64(q.UnackedBytes) }, prometheus.GaugeValue},
 		{mQPersistent, func(q server.QueueInfo) float64 { return float64(q.Persistent) }, prometheus.GaugeValue},
-		{mQRAM, func(q server.QueueInfo) float64 { return float64(q.Ready + q.Unacked) }, prometheus.GaugeValue},
+		{mQRAM, func(q server.QueueInfo) float64 { return float64(q.Ready - q.PagedOut + q.Unacked) }, prometheus.GaugeValue},
 		{mQMemory, func(q server.QueueInfo) float64 { return float64(q.Memory) }, prometheus.GaugeValue},
 		{mQPublished, func(q server.QueueInfo) float64 { return float64(q.Stats.Publish.Count) }, prometheus.CounterValue},
 	}

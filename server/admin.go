@@ -83,11 +83,11 @@ func (v *vhost) lists() ([]*queue, []*exchangeEntity) {
 	return qs, xs
 }
 
-// lengths returns the ready and unacknowledged message counts.
+// lengths returns the ready (in memory and paged out) and unacknowledged message counts.
 func (q *queue) lengths() (ready, unacked int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return int64(q.mu.ready.len()), int64(q.mu.unacked)
+	return q.lenLocked(), int64(q.mu.unacked)
 }
 
 // --- overview ---
@@ -203,7 +203,8 @@ type QueueInfo struct {
 	Arguments                      amqp.Table
 	Ready, Unacked                 int64
 	ReadyBytes, UnackedBytes       int64
-	Persistent, PersistentBytes    int64
+	Persistent, PersistentBytes    int64 // of the messages in memory (paged-out ones are not read back to count)
+	PagedOut, PagedOutBytes        int64 // ready messages only in the store
 	Consumers                      int
 	Memory                         int64 // estimate: message bytes and per-message bookkeeping
 	Totals                         Totals
@@ -253,8 +254,9 @@ func (q *queue) info(un *unackedSums) QueueInfo {
 		qi.Owner = q.owner.name
 	}
 	q.mu.Lock()
-	qi.Ready, qi.Unacked = int64(q.mu.ready.len()), int64(q.mu.unacked)
-	qi.ReadyBytes = q.mu.ready.bytes
+	qi.Ready, qi.Unacked = q.lenLocked(), int64(q.mu.unacked)
+	qi.ReadyBytes = q.bytesLocked()
+	qi.PagedOut, qi.PagedOutBytes = q.mu.paged.n, q.mu.paged.bytes
 	qi.Consumers = len(q.mu.consumers)
 	for _, e := range q.mu.ready.s[q.mu.ready.head:] {
 		qi.Memory += int64(len(e.msg.body)+len(e.msg.props)) + perMessageOverhead

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/warrenmq/warren/amqp"
 )
@@ -225,9 +226,13 @@ func (s *Server) Publish(vhost, exchangeName, routingKey string, props amqp.Prop
 		persistent: decoded.DeliveryMode == 2, headers: decoded.Headers}
 	var buf [8]*queue
 	qs := v.route(x, routingKey, msg, buf[:0])
+	var groups []*commitGroup
 	for _, q := range qs {
-		q.publish(msg)
+		if _, g := q.publish(msg); g != nil && !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
 	}
+	msg.rec = nil
 	g := &s.adm.stats
 	v.stats.inc(sPublish)
 	g.inc(sPublish)
@@ -241,6 +246,13 @@ func (s *Server) Publish(vhost, exchangeName, routingKey string, props amqp.Prop
 	} else {
 		v.stats.inc(sReturnUnroutable)
 		g.inc(sReturnUnroutable)
+	}
+	// Answer as a confirm would: once a persistent message is on disk in every durable queue.
+	for _, cg := range groups {
+		<-cg.done
+		if cg.err != nil {
+			return false, amqp.Errorf(amqp.InternalError, "storage write failed: %v", cg.err)
+		}
 	}
 	return len(qs) > 0, nil
 }
@@ -300,7 +312,7 @@ func (s *Server) Get(vhost, queueName string, count int, mode AckMode) ([]GotMes
 	case AckRequeueTrue, RejectRequeueTrue:
 		q.requeue(taken)
 	default:
-		q.settle(len(taken))
+		q.settle(taken)
 		if mode == AckRequeueFalse && len(taken) > 0 {
 			q.stats.add(sAck, int64(len(taken)))
 			v.stats.add(sAck, int64(len(taken)))

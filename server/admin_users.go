@@ -201,7 +201,7 @@ func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
 	}
 	var b storage.Batch
 	b.Set(storage.UserKey(u.name), u.record())
-	if err := s.store.Apply(&b, true); err != nil {
+	if err := s.commit.apply(&b); err != nil {
 		return false, fmt.Errorf("storing user %q: %w", u.name, err)
 	}
 	s.users[u.name] = u
@@ -222,7 +222,7 @@ func (s *Server) DeleteUser(name string) error {
 			b.Delete(storage.PermissionKey(vh, name))
 		}
 	}
-	if err := s.store.Apply(&b, true); err != nil {
+	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting user %q: %w", name, err)
 	}
 	delete(s.users, name)
@@ -330,7 +330,7 @@ func (s *Server) PutPermission(p Permission) (created bool, err error) {
 func (s *Server) putPermissionLocked(p Permission) error {
 	var b storage.Batch
 	b.Set(storage.PermissionKey(p.Vhost, p.User), p.record())
-	if err := s.store.Apply(&b, true); err != nil {
+	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("storing permission %s@%s: %w", p.User, p.Vhost, err)
 	}
 	return nil
@@ -345,7 +345,7 @@ func (s *Server) DeletePermission(vhost, user string) error {
 	}
 	var b storage.Batch
 	b.Delete(storage.PermissionKey(vhost, user))
-	if err := s.store.Apply(&b, true); err != nil {
+	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting permission %s@%s: %w", user, vhost, err)
 	}
 	delete(s.adm.perms[vhost], user)
@@ -430,7 +430,7 @@ func (s *Server) PutVhost(info VhostInfo, actingUser string) (created bool, err 
 	created = v == nil
 	var b storage.Batch
 	b.Set(storage.VhostKey(info.Name), meta.record())
-	if err := s.store.Apply(&b, true); err != nil {
+	if err := s.commit.apply(&b); err != nil {
 		s.vhostsMu.Unlock()
 		return false, fmt.Errorf("storing vhost %q: %w", info.Name, err)
 	}
@@ -467,7 +467,7 @@ func (s *Server) DeleteVhost(name string) error {
 	delete(s.vhosts, name)
 	var b storage.Batch
 	b.Delete(storage.VhostKey(name))
-	err := s.store.Apply(&b, true)
+	err := s.commit.apply(&b)
 	s.vhostsMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("deleting vhost %q: %w", name, err)
@@ -502,7 +502,7 @@ func (s *Server) DeleteVhost(name string) error {
 	}
 	delete(s.adm.perms, name)
 	delete(s.adm.meta, name)
-	if perr := s.store.Apply(&pb, true); perr != nil && err == nil {
+	if perr := s.commit.apply(&pb); perr != nil && err == nil {
 		err = fmt.Errorf("deleting permissions of vhost %q: %w", name, perr)
 	}
 	s.adm.mu.Unlock()

@@ -19,13 +19,17 @@ type channel struct {
 	// Content assembly: a basic.publish waiting for its header and body frames.
 	pub *publishing
 
-	// Publisher confirms (confirm.select). Every publish gets the next seq; since Warren confirms a
-	// message once every queue it was routed to has it, confirms complete in order and are sent as
-	// one basic.ack (multiple=true) per batch of frames read.
-	confirm       bool
-	publishSeq    uint64
-	confirmed     uint64 // highest seq confirmed
-	confirmedSent uint64 // highest seq the client has been told about
+	// Publisher confirms (confirm.select). Every publish gets the next seq. A publish is
+	// confirmed once every queue it was routed to has it, and, for a persistent message on a
+	// durable queue, once its commit group is fsynced. Commit groups complete in order, so
+	// confirms do too: at the end of each batch of frames read, the connection hands the highest
+	// seq to the ledger, at once or when the last commit group it wrote to is durable, and the
+	// ledger sends one basic.ack (multiple=true) for it.
+	confirm    bool
+	publishSeq uint64
+	flushedSeq uint64 // the highest seq handed to the ledger
+
+	confirms confirmLedger
 
 	// Transactions (tx.select): publishes and settlements wait for tx.commit.
 	tx        bool
@@ -97,6 +101,60 @@ const (
 	settleReject
 )
 
+// confirmLedger sends a channel's basic.ack and basic.nack in seq order. It is called from the
+// read loop and from commit callbacks on the committer goroutine; mu comes after queue.mu and
+// before outbound.mu in the lock order.
+type confirmLedger struct {
+	mu     sync.Mutex
+	sent   uint64   // every seq up to sent has been acked or nacked
+	nacks  []uint64 // seqs above sent to nack (a queue refused them), ascending
+	closed bool     // the channel is closed: nothing more is sent
+}
+
+// nack records that seq must be nacked when the ledger reaches it.
+func (l *confirmLedger) nack(seq uint64) {
+	l.mu.Lock()
+	l.nacks = append(l.nacks, seq)
+	l.mu.Unlock()
+}
+
+// settleUpTo confirms every seq up to upTo: acks, with the recorded nacks in their places, or,
+// if err is not nil (the store failed), nacks for all of them.
+func (l *confirmLedger) settleUpTo(ch *channel, upTo uint64, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || upTo <= l.sent {
+		return
+	}
+	if err != nil {
+		ch.reply(&amqp.BasicNack{DeliveryTag: upTo, Multiple: upTo-l.sent > 1})
+		l.sent = upTo
+		for len(l.nacks) > 0 && l.nacks[0] <= upTo {
+			l.nacks = l.nacks[1:]
+		}
+		return
+	}
+	for len(l.nacks) > 0 && l.nacks[0] <= upTo {
+		n := l.nacks[0]
+		l.nacks = l.nacks[1:]
+		if n-1 > l.sent {
+			ch.reply(&amqp.BasicAck{DeliveryTag: n - 1, Multiple: n-1-l.sent > 1})
+		}
+		ch.reply(&amqp.BasicNack{DeliveryTag: n})
+		l.sent = n
+	}
+	if upTo > l.sent {
+		ch.reply(&amqp.BasicAck{DeliveryTag: upTo, Multiple: upTo-l.sent > 1})
+		l.sent = upTo
+	}
+}
+
+func (l *confirmLedger) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+}
+
 func newChannel(c *conn, id uint16) *channel {
 	ch := &channel{id: id, conn: c}
 	ch.mu.consumers = map[string]*consumer{}
@@ -149,7 +207,9 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.ChannelOpen:
 		return amqp.Errorf(amqp.ChannelError, "second 'channel.open' seen")
 	case *amqp.ChannelClose:
-		ch.flushConfirms() // confirms earned before the close go out before close-ok
+		// Confirms earned before the close go out before close-ok.
+		ch.conn.flushConfirms()
+		ch.conn.awaitCommits()
 		ch.teardown()
 		ch.closing = true
 		delete(ch.conn.channels, ch.id)

@@ -273,11 +273,16 @@ func (ch *channel) route(p *publishing) {
 	qs := ch.vhost().route(p.ex, msg.routingKey, msg, buf[:0])
 	refused := false
 	for _, q := range qs {
-		if q.publish(msg) == rejected {
+		res, g := q.publish(msg)
+		if res == rejected {
 			refused = true
+		}
+		if g != nil {
+			ch.conn.lastGroup, ch.conn.groupFresh = g, true
 		}
 	}
 	ch.countPublish(p.ex, qs, p.method.Mandatory, refused)
+	msg.rec = nil // the commit groups hold the record until it is written
 	if len(qs) == 0 && p.method.Mandatory {
 		ch.writeContent(&amqp.BasicReturn{
 			ReplyCode: amqp.NoRoute, ReplyText: "NO_ROUTE", Exchange: msg.exchange, RoutingKey: msg.routingKey,
@@ -286,27 +291,12 @@ func (ch *channel) route(p *publishing) {
 	if ch.confirm {
 		ch.publishSeq++
 		if refused {
-			// A queue refused it: nack this one, after acking everything before it.
-			ch.flushConfirms()
-			ch.reply(&amqp.BasicNack{DeliveryTag: ch.publishSeq})
-			ch.confirmed, ch.confirmedSent = ch.publishSeq, ch.publishSeq
-			return
+			ch.confirms.nack(ch.publishSeq) // a queue refused it
 		}
-		ch.confirmed = ch.publishSeq
-		if ch.confirmed == ch.confirmedSent+1 {
+		if ch.publishSeq == ch.flushedSeq+1 {
 			ch.conn.confirmDirty = append(ch.conn.confirmDirty, ch)
 		}
 	}
-}
-
-// flushConfirms sends one basic.ack covering every publish confirmed since the last one.
-func (ch *channel) flushConfirms() {
-	if ch.confirmed <= ch.confirmedSent || ch.closing {
-		return
-	}
-	multiple := ch.confirmed-ch.confirmedSent > 1
-	ch.reply(&amqp.BasicAck{DeliveryTag: ch.confirmed, Multiple: multiple})
-	ch.confirmedSent = ch.confirmed
 }
 
 // --- get, ack, nack, reject, recover ---
@@ -362,7 +352,7 @@ func (ch *channel) settle(s settlement) error {
 	if s.kind != settleAck && s.requeue {
 		requeueDeliveries(ds)
 	} else {
-		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(len(es)) })
+		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(es) })
 	}
 	ch.kickConsumers()
 	return nil
@@ -469,6 +459,7 @@ func (ch *channel) txCommit() error {
 	for _, p := range pubs {
 		ch.route(p)
 	}
+	ch.conn.awaitCommits() // commit-ok means the persistent messages are on disk
 	for _, s := range settles {
 		if err := ch.settle(s); err != nil {
 			return err
@@ -489,6 +480,7 @@ func (ch *channel) teardown() {
 	}
 	ch.mu.closed = true
 	ch.conn.removeChannel(ch)
+	ch.confirms.close()
 	consumers := ch.mu.consumers
 	ch.mu.consumers = map[string]*consumer{}
 	ds := ch.takeLocked(0, true)

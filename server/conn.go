@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +41,12 @@ type conn struct {
 	caps        clientCaps
 
 	channels     map[uint16]*channel
-	confirmDirty []*channel // channels with confirms to send at the end of this read batch
+	confirmDirty []*channel   // channels with confirms to send at the end of this read batch
+	lastGroup    *commitGroup // the last commit group a publish of this connection must wait for
+	groupFresh   bool         // a publish since the last flush wrote to lastGroup
+
+	stopped  chan struct{} // closed by closeFromOutside: wakes a read loop waiting on a blocked publish
+	stopOnce sync.Once
 
 	adm connAdmin // what the management API reads (stats.go)
 
@@ -64,6 +70,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		id:         s.connSeq.Add(1),
 		name:       nc.RemoteAddr().String() + " -> " + nc.LocalAddr().String(),
 		channels:   map[uint16]*channel{},
+		stopped:    make(chan struct{}),
 		frameMax:   amqp.FrameMinSize,
 		channelMax: s.opts.ChannelMax,
 	}
@@ -217,6 +224,7 @@ func (c *conn) sendConnClose(e *amqp.Error) {
 // closeFromOutside closes the connection from another goroutine (shutdown, management): it sends
 // connection.close and lets the read loop wait for close-ok until the deadline.
 func (c *conn) closeFromOutside(code uint16, text string) {
+	c.stopOnce.Do(func() { close(c.stopped) })
 	if !c.open.Load() {
 		c.nc.Close()
 		return
@@ -244,6 +252,9 @@ func (c *conn) handleFrame(f amqp.Frame) error {
 		if f.Channel == 0 {
 			return c.handleConnMethod(m)
 		}
+		if _, ok := m.(*amqp.BasicPublish); ok && !c.waitPublishAllowed() {
+			return nil
+		}
 		return c.channelMethod(f.Channel, m)
 	case amqp.FrameHeader, amqp.FrameBody:
 		if f.Channel == 0 {
@@ -265,6 +276,7 @@ func (c *conn) handleConnMethod(m amqp.Method) error {
 		// Release everything first: once the client has close-ok, its unacked messages are back
 		// in their queues and its exclusive queues are gone.
 		c.flushConfirms()
+		c.awaitCommits()
 		c.teardown()
 		c.out.writeMethod(0, &amqp.ConnectionCloseOk{})
 		return errConnClosedByClient
@@ -312,13 +324,54 @@ func (c *conn) teardown() {
 	}
 }
 
-// flushConfirms sends the publisher confirms accumulated while reading the last batch of frames.
+// flushConfirms hands the confirms earned by the last batch of frames to the channels' ledgers:
+// at once if nothing they depend on is still being written, or when the connection's last commit
+// group is durable (groups complete in order, so that covers every earlier write too).
 func (c *conn) flushConfirms() {
-	for _, ch := range c.confirmDirty {
-		ch.flushConfirms()
+	if len(c.confirmDirty) == 0 {
+		return
+	}
+	type pending struct {
+		ch  *channel
+		seq uint64
+	}
+	ps := make([]pending, len(c.confirmDirty))
+	for i, ch := range c.confirmDirty {
+		ps[i] = pending{ch, ch.publishSeq}
+		ch.flushedSeq = ch.publishSeq
 	}
 	clear(c.confirmDirty)
 	c.confirmDirty = c.confirmDirty[:0]
+	// A failed group fails these publishes only if one of them wrote to it; otherwise they
+	// waited for it just to keep confirms in order.
+	depends := c.groupFresh
+	c.groupFresh = false
+	settle := func(err error) {
+		if !depends {
+			err = nil
+		}
+		for _, p := range ps {
+			p.ch.confirms.settleUpTo(p.ch, p.seq, err)
+		}
+	}
+	if g := c.lastGroup; g != nil {
+		c.srv.commit.onCommit(g, settle)
+		select {
+		case <-g.done:
+			c.lastGroup = nil // its callbacks have run: later confirms need not wait
+		default:
+		}
+		return
+	}
+	settle(nil)
+}
+
+// awaitCommits waits until the connection's writes are durable and their confirms sent.
+func (c *conn) awaitCommits() {
+	if g := c.lastGroup; g != nil {
+		<-g.done
+		c.lastGroup = nil
+	}
 }
 
 // methodErr returns a copy of e naming m as the failing method (e itself may be shared).

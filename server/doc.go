@@ -4,7 +4,9 @@
 //
 // Server.Serve runs the accept loop. Every accepted connection gets a read loop (serveConn, which owns
 // the connection's channels and all protocol state) and a write loop (outbound.run), both counted in
-// Server.wg; the read loop waits for its write loop before it returns. Nothing else starts goroutines.
+// Server.wg; the read loop waits for its write loop before it returns. Three more belong to the
+// Server and are stopped by Shutdown after the last connection: the committer (commit.go, the only
+// store writer), the pager (pager.go, reads paged-out messages back) and the disk alarm (alarm.go).
 // Message dispatch to consumers runs on whichever goroutine made a delivery possible (a publisher's
 // read loop, an acking consumer's read loop, a basic.consume): it encodes frames into the consumer's
 // connection buffer under locks and never touches a socket; the write loop does the I/O with no broker
@@ -15,13 +17,17 @@
 //
 // A goroutine may take these locks only in this order (a later one while holding an earlier one):
 //
-//	Server.vhostsMu -> vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> outbound.mu
+//	Server.vhostsMu -> vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> confirmLedger.mu -> outbound.mu
 //
+// committer.mu, pager.mu and diskAlarm.mu are leaves: taken under any of the above, nothing under them.
 // exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
 // alone; queue.mu is taken without vhost.mu on the publish path. Server.mu is a leaf: nothing is taken
 // while holding it. So are Server.adm.mu (users, permissions, vhost metadata; the store is written
 // under it), conn.adm.mu (a connection's channel registry, taken under channel.mu by teardown) and
 // the sampler's connRates.mu. Management snapshots (admin*.go) take each lock briefly, in this order,
-// and copy plain values out; statistics are atomics, so the hot paths take no lock for them. No lock is held across socket I/O. Durable metadata is written to the store under
-// vhost.mu (see persist.go); messages are not stored yet.
+// and copy plain values out; statistics are atomics, so the hot paths take no lock for them.
+// No lock is held across socket I/O. Store I/O happens only on the committer and
+// pager goroutines and in recovery, with no broker lock held; a declare waits for its metadata fsync
+// under vhost.mu (persist.go), and an administrative change (users, vhosts, permissions) for its
+// own under Server.vhostsMu or Server.adm.mu.
 package server

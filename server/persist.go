@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -14,9 +15,10 @@ import (
 // rebuilt by New. Records are RecordVersion followed by an AMQP field table, which keeps argument
 // types exactly (an int32 x-max-length stays an int32).
 //
-// The writes happen under vhost.mu, so that the store sees declares and deletes in the order the
-// broker applied them. They are synchronous; the in-memory store makes them free, and the Pebble
-// store (next) must keep metadata writes off the message path.
+// The writes happen under vhost.mu and go through the committer like every other store write, so
+// the store sees declares, deletes and message records in the order the broker applied them. The
+// declaring client waits for the fsync (and so does the vhost's lock: metadata changes are not on
+// the message path).
 
 func (v *vhost) store() storage.Store { return v.srv.store }
 
@@ -26,7 +28,7 @@ func (v *vhost) persistLocked(b *storage.Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	if err := v.store().Apply(b, true); err != nil {
+	if err := v.srv.commit.apply(b); err != nil {
 		v.srv.log.Error("storage write failed", "vhost", v.name, "err", err)
 		return amqp.Errorf(amqp.InternalError, "storage write failed: %v", err)
 	}
@@ -42,7 +44,7 @@ func (e *exchangeEntity) record() []byte {
 func (q *queue) isDurable() bool { return q.durable && q.owner == nil }
 
 func (q *queue) record() []byte {
-	return encodeRecord(amqp.Table{"auto_delete": q.autoDelete, "arguments": tableOrEmpty(q.args)})
+	return encodeRecord(amqp.Table{"auto_delete": q.autoDelete, "arguments": tableOrEmpty(q.args), "id": int64(q.id)})
 }
 
 // destDurable reports whether a binding to d outlives a restart (with a durable source).
@@ -133,8 +135,10 @@ func (s *Server) scanEntities(prefix []byte, fn func(key []byte, vhost, name str
 	})
 }
 
-// recover rebuilds durable exchanges, queues and bindings from the store.
+// recover rebuilds durable exchanges, queues and bindings from the store, then the queues'
+// messages.
 func (s *Server) recover() error {
+	byID := map[uint64]*queue{}
 	vh := func(name string) *vhost {
 		v := s.vhosts[name]
 		if v == nil {
@@ -163,12 +167,22 @@ func (s *Server) recover() error {
 	err = s.scanEntities(storage.QueuePrefix(), func(k []byte, vname, name string, t amqp.Table) error {
 		args, _ := t["arguments"].(amqp.Table)
 		ad, _ := t["auto_delete"].(bool)
+		id, ok := t["id"].(int64)
+		if !ok || id <= 0 {
+			return fmt.Errorf("record %q: no queue id", k)
+		}
 		v := vh(vname)
 		lim, err := v.queueArgs(name, args)
 		if err != nil {
 			return fmt.Errorf("record %q: %w", k, err)
 		}
-		v.queues[name] = newQueue(v, name, true, ad, nil, args, lim)
+		q := newQueue(v, name, true, ad, nil, args, lim)
+		q.id = uint64(id)
+		if s.queueIDs.Load() < q.id {
+			s.queueIDs.Store(q.id)
+		}
+		byID[q.id] = q
+		v.queues[name] = q
 		return nil
 	})
 	if err != nil {
@@ -217,5 +231,121 @@ func (s *Server) recover() error {
 	if err != nil {
 		return fmt.Errorf("recovering bindings: %w", err)
 	}
-	return s.recoverAdmin()
+	if err := s.recoverAdmin(byID); err != nil {
+		return err
+	}
+	return s.recoverMessages(byID)
+}
+
+// cleanKey is present in the store only while the broker is stopped after a clean shutdown.
+var cleanKey = storage.StateKey("clean-shutdown")
+
+// recoverMessages loads each durable queue's messages in order: the oldest up to the queue's
+// window into memory, the rest as the queue's paged range. Records of queues that no longer
+// exist (transient queues of the last run, or a delete that raced the stop) and transient
+// messages are deleted, as RabbitMQ drops transient messages on restart.
+//
+// After a clean shutdown, messages that had been delivered carry a DeliveredKey and come back
+// redelivered. After a crash the broker cannot know which were delivered, so every recovered
+// message comes back redelivered=true (a false positive is allowed; a false negative is not).
+func (s *Server) recoverMessages(byID map[uint64]*queue) error {
+	clean := false
+	if err := s.store.Scan(cleanKey, func(k, v []byte) error { clean = true; return nil }); err != nil {
+		return fmt.Errorf("reading the shutdown state: %w", err)
+	}
+	var drop storage.Batch
+	var last *qentry // the last entry loaded into memory, for its DeliveredKey
+	var droppedQueue uint64
+	count := 0
+	err := s.store.Scan(storage.MessagePrefix(), func(k, rec []byte) error {
+		id, seq, err := storage.ParseMessageKey(k)
+		if err != nil {
+			return err
+		}
+		q := byID[id]
+		if q == nil {
+			if droppedQueue != id {
+				start, end := storage.MessageRange(id)
+				drop.DeleteRange(start, end)
+				droppedQueue = id
+			}
+			return nil
+		}
+		if storage.IsDeliveredKey(k) {
+			if last != nil && last.seq == seq && q.mu.ready.len() > 0 && q.mu.ready.peekLast() == last {
+				last.redelivered, last.marked = true, true
+			}
+			return nil
+		}
+		size, persistent, err := recordBodySize(rec)
+		if err != nil {
+			return fmt.Errorf("message %d of queue %q: %w", seq, q.name, err)
+		}
+		if !persistent {
+			drop.Delete(bytes.Clone(k))
+			drop.Delete(storage.DeliveredKey(id, seq))
+			return nil
+		}
+		count++
+		q.mu.nextSeq = max(q.mu.nextSeq, seq)
+		q.mu.storedAny = true
+		// A queue that does not page (its drop-head limit bounds it) holds everything in memory,
+		// so that its publishes, which never page, stay behind the recovered messages.
+		if !q.pageable || q.mu.paged.n == 0 && q.mu.ready.len() < s.opts.QueueWindow && q.mu.ready.bytes < s.opts.QueueWindowBytes {
+			m, err := decodeMessage(rec)
+			if err != nil {
+				return fmt.Errorf("message %d of queue %q: %w", seq, q.name, err)
+			}
+			last = &qentry{msg: m, seq: seq, stored: true, redelivered: !clean}
+			q.mu.ready.push(last)
+			return nil
+		}
+		if q.mu.paged.n == 0 {
+			q.mu.paged.from = seq
+		}
+		q.mu.paged.n++
+		q.mu.paged.bytes += size
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recovering messages: %w", err)
+	}
+	if !clean {
+		for _, q := range byID {
+			q.mu.uncleanUpTo = q.mu.nextSeq
+		}
+	}
+	// From now on a crash is an unclean stop.
+	drop.Delete(cleanKey)
+	if err := s.commit.apply(&drop); err != nil {
+		return fmt.Errorf("recovering messages: %w", err)
+	}
+	if count > 0 {
+		s.log.Info("recovered messages", "messages", count, "queues", len(byID), "clean_shutdown", clean)
+	}
+	return nil
+}
+
+// markClean records, after every connection has closed, which in-memory messages were delivered
+// before (so they come back redelivered) and that the shutdown was clean.
+func (s *Server) markClean() error {
+	var b storage.Batch
+	s.vhostsMu.RLock()
+	for _, v := range s.vhosts {
+		v.mu.RLock()
+		for _, q := range v.queues {
+			q.mu.Lock()
+			for i := q.mu.ready.head; i < len(q.mu.ready.s); i++ {
+				if e := q.mu.ready.s[i]; e.stored && e.redelivered && !e.marked {
+					b.Set(storage.DeliveredKey(q.id, e.seq), nil)
+					e.marked = true
+				}
+			}
+			q.mu.Unlock()
+		}
+		v.mu.RUnlock()
+	}
+	s.vhostsMu.RUnlock()
+	b.Set(cleanKey, []byte{storage.RecordVersion})
+	return s.commit.apply(&b)
 }

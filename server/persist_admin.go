@@ -58,9 +58,10 @@ func (p Permission) record() []byte {
 	return encodeRecord(amqp.Table{"configure": p.Configure, "write": p.Write, "read": p.Read})
 }
 
-// recoverAdmin loads vhosts, users and permissions (called at the end of recover, before the
-// server is shared).
-func (s *Server) recoverAdmin() error {
+// recoverAdmin loads vhosts, users and permissions (called by recover before the messages are
+// loaded; the queues of a vhost that no longer exists are dropped from byID, so that their
+// messages are dropped too).
+func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 	recorded := map[string]bool{}
 	err := s.store.Scan(storage.VhostPrefix(), func(k, rec []byte) error {
 		name, err := storage.ParseVhostKey(k)
@@ -97,6 +98,7 @@ func (s *Server) recoverAdmin() error {
 		var b storage.Batch
 		for _, q := range v.queues {
 			b.Delete(storage.QueueKey(name, q.name))
+			delete(byID, q.id)
 		}
 		for _, x := range v.exchanges {
 			b.Delete(storage.ExchangeKey(name, x.name))
@@ -104,7 +106,7 @@ func (s *Server) recoverAdmin() error {
 				b.Delete(bindingKey(name, x, bd.Dest, bd.Key, bd.Args))
 			}
 		}
-		if err := s.store.Apply(&b, true); err != nil {
+		if err := s.commit.apply(&b); err != nil {
 			return fmt.Errorf("dropping records of deleted vhost %q: %w", name, err)
 		}
 		delete(s.vhosts, name)
@@ -179,7 +181,7 @@ func (s *Server) firstBoot() error {
 		s.adm.perms["/"][u.name] = p
 		b.Set(storage.PermissionKey("/", u.name), p.record())
 	}
-	if err := s.store.Apply(&b, true); err != nil {
+	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("recording the initial vhosts and user: %w", err)
 	}
 	return nil

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/storage"
 )
 
 // message is one published message. It is immutable once published and shared by every queue it
@@ -16,6 +18,18 @@ type message struct {
 	body       []byte
 	persistent bool       // delivery-mode 2
 	headers    amqp.Table // the headers property, decoded once on publish (for headers exchanges)
+
+	// rec is the store record, built once while the message is routed (by the publishing
+	// goroutine) if some queue writes it, and dropped after routing.
+	rec []byte
+}
+
+// record returns m's store record, encoding it on first use. Only the routing goroutine calls it.
+func (m *message) record() []byte {
+	if m.rec == nil {
+		m.rec = encodeMessage(m)
+	}
+	return m.rec
 }
 
 // qentry is a message's place in one queue.
@@ -23,10 +37,17 @@ type qentry struct {
 	msg         *message
 	seq         uint64 // position in the queue: requeued entries go back to it
 	redelivered bool
+	stored      bool // the message has a record under the queue's id (deleted on ack)
+	marked      bool // a DeliveredKey exists for it (deleted with the record)
 }
 
 // queue holds ready messages in order and hands them to consumers with credit. Its state is
 // guarded by mu; dispatch runs on whichever goroutine changes what can be delivered.
+//
+// Memory is bounded by a window: once a queue holds window messages (or bytes) in memory, newer
+// messages stay only in the store (the paged range) until consumers drain the window, and the
+// pager reads them back in order. Persistent messages on a durable queue are stored in any case
+// (synced before they are confirmed); others are written only when paged (unsynced).
 type queue struct {
 	v          *vhost
 	name       string
@@ -35,26 +56,51 @@ type queue struct {
 	owner      *conn // exclusive owner, nil if not exclusive; immutable
 	args       amqp.Table
 	limits     queueLimits
-	stats      statSet // message counters (stats.go)
+	id         uint64 // message keys are (id, seq); unique in the store
+	pageable   bool   // false when a drop-head length limit already bounds the queue
+
+	stats statSet // message counters (stats.go)
 
 	mu struct {
 		sync.Mutex
-		ready       entryQueue
+		ready       entryQueue // in memory, by seq
 		nextSeq     uint64
 		consumers   []*consumer
 		rr          int // round-robin position in consumers
 		unacked     int // delivered to a consumer or get and not yet settled
 		deleted     bool
 		hadConsumer bool // for auto-delete: a queue is deleted when its last consumer goes
+
+		paged     pagedRange    // stored messages not in memory, all newer than ready's
+		pageGen   uint64        // bumped by purge and delete: a page-in in flight is discarded
+		paging    chan struct{} // non-nil while a page-in runs; closed when it ends
+		queuedIn  bool          // waiting in the pager's queue
+		lastWrite *commitGroup  // the last group with one of this queue's message records
+		storedAny bool          // some record may exist under id (delete drops the range)
+		// After an unclean stop every recovered message may have been delivered: those up to
+		// this seq come back redelivered.
+		uncleanUpTo uint64
 	}
 }
 
+// pagedRange counts the messages of a queue that are only in the store: every one has seq >= from.
+type pagedRange struct {
+	n     int64
+	bytes int64
+	from  uint64
+}
+
 func newQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args amqp.Table, lim queueLimits) *queue {
-	return &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args, limits: lim}
+	q := &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args, limits: lim,
+		id: v.srv.queueIDs.Add(1)}
+	q.pageable = !(lim.overflow == "drop-head" && (lim.maxLen >= 0 || lim.maxBytes >= 0))
+	return q
 }
 
 func (q *queue) destName() string { return q.name }
 func (q *queue) destKind() string { return "queue" }
+
+func (q *queue) commit() *committer { return q.v.srv.commit }
 
 // publishResult says what a queue did with a message.
 type publishResult uint8
@@ -65,42 +111,84 @@ const (
 	gone                           // the queue was deleted meanwhile
 )
 
-// publish enqueues msg and delivers what it can, applying x-max-length / x-max-length-bytes.
-func (q *queue) publish(msg *message) publishResult {
+// publish enqueues msg and delivers what it can, applying x-max-length / x-max-length-bytes. If
+// the message must be durable before it is confirmed, the commit group holding it is returned.
+func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.mu.deleted {
-		return gone
+		return gone, nil
 	}
 	lim := q.limits
 	if lim.overflow != "drop-head" && q.fullLocked(int64(len(msg.body))) {
-		return rejected
+		return rejected, nil
 	}
 	q.mu.nextSeq++
-	q.mu.ready.push(&qentry{msg: msg, seq: q.mu.nextSeq})
+	e := &qentry{msg: msg, seq: q.mu.nextSeq}
+	durable := msg.persistent && q.isDurable()
+	opts := &q.v.srv.opts
+	pageOut := q.pageable && (q.mu.paged.n > 0 || q.mu.ready.len() >= opts.QueueWindow ||
+		q.mu.ready.bytes >= opts.QueueWindowBytes)
+	var g *commitGroup
+	if durable || pageOut {
+		rec, key := msg.record(), storage.MessageKey(q.id, e.seq)
+		g = q.commit().add(durable, func(b *storage.Batch) { b.Set(key, rec) })
+		q.mu.lastWrite, q.mu.storedAny, e.stored = g, true, true
+		if !durable {
+			g = nil // a transient message is confirmed without waiting for its page-out
+		}
+	}
+	if pageOut {
+		if q.mu.paged.n == 0 {
+			q.mu.paged.from = e.seq
+		}
+		q.mu.paged.n++
+		q.mu.paged.bytes += int64(len(msg.body))
+		q.wantPageInLocked()
+		return published, g
+	}
+	q.mu.ready.push(e)
 	q.dispatchLocked()
 	for q.mu.ready.len() > 0 && q.overLocked() {
-		q.mu.ready.pop() // drop-head
+		q.forgetLocked(q.mu.ready.pop()) // drop-head
 	}
-	return published
+	return published, g
 }
+
+// forgetLocked deletes the record of an entry that leaves the queue for good.
+func (q *queue) forgetLocked(e *qentry) {
+	if !e.stored || q.mu.deleted {
+		return
+	}
+	key := storage.MessageKey(q.id, e.seq)
+	q.commit().add(false, func(b *storage.Batch) {
+		b.Delete(key)
+		if e.marked {
+			b.Delete(storage.DeliveredKey(q.id, e.seq))
+		}
+	})
+}
+
+func (q *queue) lenLocked() int64   { return int64(q.mu.ready.len()) + q.mu.paged.n }
+func (q *queue) bytesLocked() int64 { return q.mu.ready.bytes + q.mu.paged.bytes }
 
 // fullLocked reports whether one more message of size bytes would pass a limit.
 func (q *queue) fullLocked(size int64) bool {
 	lim := q.limits
-	return (lim.maxLen >= 0 && int64(q.mu.ready.len())+1 > lim.maxLen) ||
-		(lim.maxBytes >= 0 && q.mu.ready.bytes+size > lim.maxBytes)
+	return (lim.maxLen >= 0 && q.lenLocked()+1 > lim.maxLen) ||
+		(lim.maxBytes >= 0 && q.bytesLocked()+size > lim.maxBytes)
 }
 
-// overLocked reports whether the ready messages exceed a limit.
+// overLocked reports whether the messages exceed a limit.
 func (q *queue) overLocked() bool {
 	lim := q.limits
-	return (lim.maxLen >= 0 && int64(q.mu.ready.len()) > lim.maxLen) ||
-		(lim.maxBytes >= 0 && q.mu.ready.bytes > lim.maxBytes)
+	return (lim.maxLen >= 0 && q.lenLocked() > lim.maxLen) ||
+		(lim.maxBytes >= 0 && q.bytesLocked() > lim.maxBytes)
 }
 
 // dispatchLocked hands ready messages to consumers round-robin while any has credit.
 func (q *queue) dispatchLocked() {
+	defer q.wantPageInLocked()
 	for q.mu.ready.len() > 0 && len(q.mu.consumers) > 0 {
 		e := q.mu.ready.peek()
 		n := len(q.mu.consumers)
@@ -112,6 +200,8 @@ func (q *queue) dispatchLocked() {
 				q.mu.ready.pop()
 				if !c.noAck {
 					q.mu.unacked++
+				} else {
+					q.forgetLocked(e)
 				}
 				delivered = true
 				break
@@ -123,6 +213,105 @@ func (q *queue) dispatchLocked() {
 	}
 }
 
+// wantPageInLocked asks the pager to refill the window when it has drained below half.
+func (q *queue) wantPageInLocked() {
+	if q.mu.paged.n == 0 || q.mu.queuedIn || q.mu.paging != nil || q.mu.deleted ||
+		q.mu.ready.len() >= q.v.srv.opts.QueueWindow/2 {
+		return
+	}
+	q.mu.queuedIn = true
+	q.v.srv.pager.enqueue(q)
+}
+
+// pageIn reads the oldest paged messages back into memory, up to the window, with no lock held
+// while it reads the store. It returns after another goroutine's page-in if one is running.
+func (q *queue) pageIn() {
+	q.mu.Lock()
+	if ch := q.mu.paging; ch != nil {
+		q.mu.Unlock()
+		<-ch
+		return
+	}
+	want := q.v.srv.opts.QueueWindow - q.mu.ready.len()
+	if q.mu.deleted || q.mu.paged.n == 0 || want <= 0 {
+		q.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	q.mu.paging = done
+	snap, gen, upto, wait := q.mu.paged, q.mu.pageGen, q.mu.nextSeq, q.mu.lastWrite
+	unclean := q.mu.uncleanUpTo
+	q.mu.Unlock()
+
+	if wait != nil {
+		<-wait.done // the records of the paged messages are in the store (or failed)
+	}
+	es, next, err := q.readRange(snap.from, upto, want)
+	if err != nil {
+		q.v.srv.log.Error("reading paged messages", "vhost", q.v.name, "queue", q.name, "err", err)
+	}
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.mu.paging = nil
+	close(done)
+	if gen != q.mu.pageGen || q.mu.deleted || err != nil {
+		q.wantPageInLocked()
+		return
+	}
+	var bytes int64
+	for _, e := range es {
+		e.redelivered = e.redelivered || e.seq <= unclean
+		bytes += int64(len(e.msg.body))
+		q.mu.ready.push(e)
+	}
+	if next != 0 {
+		q.mu.paged.n -= int64(len(es))
+		q.mu.paged.bytes -= bytes
+		q.mu.paged.from = next
+	} else {
+		// Everything paged up to upto was read; what remains was paged since the snapshot.
+		if missing := snap.n - int64(len(es)); missing != 0 {
+			q.v.srv.log.Error("paged messages missing from the store", "vhost", q.v.name, "queue", q.name, "missing", missing)
+		}
+		q.mu.paged.n -= snap.n
+		q.mu.paged.bytes -= snap.bytes
+		q.mu.paged.from = upto + 1
+	}
+	if q.mu.paged.n <= 0 {
+		q.mu.paged = pagedRange{}
+	}
+	q.dispatchLocked()
+}
+
+// readRange decodes up to max stored messages with seq in [from, upto]. next is the seq of the
+// first message left unread (0 if it read to upto).
+func (q *queue) readRange(from, upto uint64, max int) (es []*qentry, next uint64, err error) {
+	err = q.v.srv.store.ScanRange(storage.MessageKey(q.id, from), storage.MessageKey(q.id, upto+1), func(k, v []byte) error {
+		_, seq, err := storage.ParseMessageKey(k)
+		if err != nil {
+			return err
+		}
+		if storage.IsDeliveredKey(k) {
+			if n := len(es); n > 0 && es[n-1].seq == seq {
+				es[n-1].redelivered, es[n-1].marked = true, true
+			}
+			return nil
+		}
+		if len(es) == max {
+			next = seq
+			return storage.ErrStop
+		}
+		m, err := decodeMessage(v)
+		if err != nil {
+			return fmt.Errorf("message %d: %w", seq, err)
+		}
+		es = append(es, &qentry{msg: m, seq: seq, stored: true})
+		return nil
+	})
+	return es, next, err
+}
+
 // kick delivers what it can (after credit was freed).
 func (q *queue) kick() {
 	q.mu.Lock()
@@ -132,25 +321,46 @@ func (q *queue) kick() {
 	}
 }
 
-// get takes the head message for basic.get. ackRequired counts it as unacked.
+// get takes the head message for basic.get. ackRequired counts it as unacked. If the head is
+// paged out, get reads it back first.
 func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.mu.deleted || q.mu.ready.len() == 0 {
-		return nil, 0
+	for range 3 {
+		q.mu.Lock()
+		if q.mu.deleted {
+			q.mu.Unlock()
+			return nil, 0
+		}
+		if q.mu.ready.len() > 0 {
+			e = q.mu.ready.pop()
+			if ackRequired {
+				q.mu.unacked++
+			} else {
+				q.forgetLocked(e)
+			}
+			remaining = uint32(q.lenLocked())
+			q.wantPageInLocked()
+			q.mu.Unlock()
+			return e, remaining
+		}
+		paged := q.mu.paged.n > 0
+		q.mu.Unlock()
+		if !paged {
+			return nil, 0
+		}
+		q.pageIn()
 	}
-	e = q.mu.ready.pop()
-	if ackRequired {
-		q.mu.unacked++
-	}
-	return e, uint32(q.mu.ready.len())
+	return nil, 0
 }
 
-// settle finishes n unacked entries (ack, or reject/nack without requeue).
-func (q *queue) settle(n int) {
+// settle finishes unacked entries for good (ack, or reject/nack without requeue): their records
+// are deleted.
+func (q *queue) settle(es []*qentry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.mu.unacked -= n
+	q.mu.unacked -= len(es)
+	for _, e := range es {
+		q.forgetLocked(e)
+	}
 }
 
 // requeue puts unacked entries back at their positions, marked redelivered, and delivers again.
@@ -211,15 +421,25 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 func (q *queue) counts() (ready, consumers uint32) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return uint32(q.mu.ready.len()), uint32(len(q.mu.consumers))
+	return uint32(q.lenLocked()), uint32(len(q.mu.consumers))
 }
 
-// purge drops the ready messages (not the unacked ones) and returns how many.
+// purge drops the ready messages (not the unacked ones) and returns how many. The paged ones go
+// with one range delete.
 func (q *queue) purge() uint32 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := q.mu.ready.len()
-	q.mu.ready.reset()
+	n := q.lenLocked()
+	for q.mu.ready.len() > 0 {
+		q.forgetLocked(q.mu.ready.pop())
+	}
+	if q.mu.paged.n > 0 {
+		from := storage.MessageKey(q.id, q.mu.paged.from)
+		_, end := storage.MessageRange(q.id)
+		q.commit().add(false, func(b *storage.Batch) { b.DeleteRange(from, end) })
+	}
+	q.mu.paged = pagedRange{}
+	q.mu.pageGen++
 	return uint32(n)
 }
 
@@ -231,12 +451,18 @@ func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 	if ifUnused && len(q.mu.consumers) > 0 {
 		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.v.name)
 	}
-	if ifEmpty && q.mu.ready.len() > 0 {
+	if ifEmpty && q.lenLocked() > 0 {
 		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.name, q.v.name)
 	}
+	n := q.lenLocked()
+	if q.mu.storedAny {
+		start, end := storage.MessageRange(q.id)
+		q.commit().add(false, func(b *storage.Batch) { b.DeleteRange(start, end) })
+	}
 	q.mu.deleted = true
-	n := q.mu.ready.len()
 	q.mu.ready.reset()
+	q.mu.paged = pagedRange{}
+	q.mu.pageGen++
 	for _, c := range q.mu.consumers {
 		c.ch.serverCancel(c)
 	}
@@ -254,6 +480,9 @@ type entryQueue struct {
 
 func (d *entryQueue) len() int      { return len(d.s) - d.head }
 func (d *entryQueue) peek() *qentry { return d.s[d.head] }
+
+// peekLast is the newest entry; the queue must not be empty.
+func (d *entryQueue) peekLast() *qentry { return d.s[len(d.s)-1] }
 func (d *entryQueue) push(e *qentry) {
 	d.s = append(d.s, e)
 	d.bytes += int64(len(e.msg.body))

@@ -51,6 +51,16 @@ type Options struct {
 	// Store holds durable state. nil: a fresh in-memory store, owned and closed by the server. A
 	// store passed in belongs to the caller, who closes it after Shutdown.
 	Store storage.Store
+	// QueueWindow and QueueWindowBytes bound the messages a queue keeps in memory (0: 4096
+	// messages, 8 MiB); past them, messages wait in the store and are paged back in order.
+	QueueWindow      int
+	QueueWindowBytes int64
+	// DiskFree reports the free bytes of the store's disk (nil: no disk alarm, as for an
+	// in-memory store). Below DiskFreeLimit (0: DefaultDiskFreeLimit) publishers are blocked.
+	// It is checked every DiskCheckInterval (0: 1s).
+	DiskFree          func() (uint64, error)
+	DiskFreeLimit     int64
+	DiskCheckInterval time.Duration
 	// StatsInterval is how often message rates are sampled (0: DefaultStatsInterval).
 	StatsInterval time.Duration
 }
@@ -95,6 +105,18 @@ func (o *Options) setDefaults() error {
 	if o.StatsInterval <= 0 {
 		o.StatsInterval = DefaultStatsInterval
 	}
+	if o.QueueWindow <= 0 {
+		o.QueueWindow = 4096
+	}
+	if o.QueueWindowBytes <= 0 {
+		o.QueueWindowBytes = 8 << 20
+	}
+	if o.DiskFreeLimit <= 0 {
+		o.DiskFreeLimit = DefaultDiskFreeLimit
+	}
+	if o.DiskCheckInterval <= 0 {
+		o.DiskCheckInterval = time.Second
+	}
 	return nil
 }
 
@@ -114,7 +136,14 @@ type Server struct {
 	adm adminState // users, permissions, vhost metadata, statistics (admin_users.go, stats.go)
 
 	connSeq    atomic.Uint64
+	queueIDs   atomic.Uint64 // the last queue id handed out
 	closeStore sync.Once
+
+	commit *committer // every store write goes through it
+	pager  *pager
+	alarm  *diskAlarm
+	// storeDone ends the committer and pager once, after the last connection is gone.
+	storeDone sync.Once
 
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
@@ -151,7 +180,19 @@ func New(opts Options) (*Server, error) {
 	if s.store == nil {
 		s.store, s.ownsStore = storage.NewMemStore(), true
 	}
+	s.commit = newCommitter(s.store, s.log)
+	s.pager = newPager()
+	s.alarm = newDiskAlarm(s)
+	go s.commit.run()
+	go s.pager.run()
+	go s.alarm.run()
 	if err := s.recover(); err != nil {
+		s.alarm.shutdown()
+		s.pager.shutdown()
+		s.commit.stop()
+		if s.ownsStore {
+			s.store.Close()
+		}
 		return nil, fmt.Errorf("warren: %w", err)
 	}
 	return s, nil
@@ -254,6 +295,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		err = ctx.Err()
 	}
+	s.storeDone.Do(func() {
+		s.alarm.shutdown()
+		s.pager.shutdown()
+		if merr := s.markClean(); merr != nil && err == nil {
+			err = fmt.Errorf("warren: recording a clean shutdown: %w", merr)
+		}
+		s.commit.stop()
+	})
 	if s.ownsStore {
 		s.closeStore.Do(func() {
 			if cerr := s.store.Close(); cerr != nil && err == nil {

@@ -12,7 +12,20 @@ const (
 	prefixQueue    = 'Q'
 	prefixBinding  = 'B'
 	prefixMessage  = 'M'
+	prefixState    = 'S'
 )
+
+// StateKey is the key of a broker-wide state record (such as the clean-shutdown mark).
+func StateKey(name string) []byte { return append([]byte{prefixState}, name...) }
+
+// DeliveredKey marks message seq of queue queueID as delivered before (it comes back with
+// redelivered=true). It sorts right after the message's own key, inside MessageRange.
+func DeliveredKey(queueID, seq uint64) []byte { return append(MessageKey(queueID, seq), 'd') }
+
+// IsDeliveredKey reports whether a key under MessagePrefix is a DeliveredKey.
+func IsDeliveredKey(key []byte) bool {
+	return len(key) == 18 && key[0] == prefixMessage && key[17] == 'd'
+}
 
 // MessageKey is the key of message seq in the queue with id queueID. A queue's messages sort by
 // seq, and MessageRange covers all of them.
@@ -31,12 +44,12 @@ func MessageRange(queueID uint64) (start, end []byte) {
 // MessagePrefix selects every message record of every queue.
 func MessagePrefix() []byte { return []byte{prefixMessage} }
 
-// ParseMessageKey splits a message key into queue id and seq.
+// ParseMessageKey splits a message key (or a DeliveredKey) into queue id and seq.
 func ParseMessageKey(key []byte) (queueID, seq uint64, err error) {
-	if len(key) != 17 || key[0] != prefixMessage {
+	if (len(key) != 17 && !IsDeliveredKey(key)) || key[0] != prefixMessage {
 		return 0, 0, fmt.Errorf("storage: malformed message key %x", key)
 	}
-	return binary.BigEndian.Uint64(key[1:9]), binary.BigEndian.Uint64(key[9:]), nil
+	return binary.BigEndian.Uint64(key[1:9]), binary.BigEndian.Uint64(key[9:17]), nil
 }
 
 func appendName(dst []byte, s string) []byte {

@@ -30,7 +30,10 @@ type Store interface {
 }
 
 // Batch is a list of writes applied together.
-type Batch struct{ ops []op }
+type Batch struct {
+	ops  []op
+	size int // bytes of keys and values
+}
 
 type opKind uint8
 
@@ -48,15 +51,29 @@ type op struct {
 // Set writes key=value. The batch keeps the slices: do not modify them afterwards.
 func (b *Batch) Set(key, value []byte) {
 	b.ops = append(b.ops, op{kind: opSet, key: key, value: value})
+	b.size += len(key) + len(value)
 }
 
 // Delete removes key.
-func (b *Batch) Delete(key []byte) { b.ops = append(b.ops, op{kind: opDelete, key: key}) }
+func (b *Batch) Delete(key []byte) {
+	b.ops = append(b.ops, op{kind: opDelete, key: key})
+	b.size += len(key)
+}
 
 // DeleteRange removes every key in [start, end).
 func (b *Batch) DeleteRange(start, end []byte) {
 	b.ops = append(b.ops, op{kind: opDeleteRange, key: start, value: end})
+	b.size += len(start) + len(end)
 }
+
+// Append adds every write of o to b, after b's own.
+func (b *Batch) Append(o *Batch) {
+	b.ops = append(b.ops, o.ops...)
+	b.size += o.size
+}
+
+// Size is the number of bytes of the keys and values in the batch.
+func (b *Batch) Size() int { return b.size }
 
 // Len is the number of writes in the batch.
 func (b *Batch) Len() int { return len(b.ops) }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // stores lists every Store implementation; each test runs over all of them.
@@ -12,6 +14,8 @@ var stores = []struct {
 	open func(t *testing.T) Store
 }{
 	{"mem", func(t *testing.T) Store { return NewMemStore() }},
+	{"pebble-memfs", func(t *testing.T) Store { return openPebble(t, "/data", PebbleOptions{FS: vfs.NewMem()}) }},
+	{"pebble-disk", func(t *testing.T) Store { return openPebble(t, t.TempDir(), PebbleOptions{}) }},
 }
 
 func forEachStore(t *testing.T, f func(t *testing.T, s Store)) {

@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -137,6 +138,9 @@ type config struct {
 	autoack, persistent  bool
 	jsonOut              bool
 	drainTimeout         time.Duration
+	durable, keep        bool
+	random               bool
+	count                int64
 }
 
 // Result is the report; it is also the --json output.
@@ -230,13 +234,32 @@ func produce(ctx context.Context, cfg *config, id int, cnt *counters) {
 	if cfg.persistent {
 		msg.DeliveryMode = amqp.Persistent
 	}
-	for ctx.Err() == nil {
+	var rng *rand.ChaCha8
+	if cfg.random {
+		var seed [32]byte
+		seed[0] = byte(id)
+		rng = rand.NewChaCha8(seed)
+	}
+	quota := int64(-1)
+	if cfg.count > 0 {
+		quota = cfg.count / int64(cfg.producers)
+		if int64(id) < cfg.count%int64(cfg.producers) {
+			quota++
+		}
+	}
+	for ctx.Err() == nil && quota != 0 {
+		quota--
 		if window != nil {
 			select {
 			case window <- struct{}{}:
 			case <-ctx.Done():
 				continue
 			}
+		}
+		if rng != nil {
+			// A fresh body per message: incompressible, as real payloads mostly are.
+			msg.Body = make([]byte, cfg.size)
+			rng.Read(msg.Body)
 		}
 		if err := ch.PublishWithContext(ctx, "", cfg.queue, false, false, msg); err != nil {
 			if ctx.Err() == nil {
@@ -329,7 +352,7 @@ func run(cfg *config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := ach.QueueDeclare(cfg.queue, false, true, false, false, nil)
+	q, err := ach.QueueDeclare(cfg.queue, cfg.durable, !cfg.durable, false, false, nil)
 	if err != nil {
 		return nil, fmt.Errorf("queue.declare: %w", err)
 	}
@@ -352,7 +375,14 @@ func run(cfg *config) (*Result, error) {
 		pwg.Add(1)
 		go func() { defer pwg.Done(); produce(ctx, cfg, i, cnt) }()
 	}
-	time.Sleep(cfg.duration)
+	producersDone := make(chan struct{})
+	if cfg.producers > 0 { // with none, consumers run for the whole duration (to drain a backlog)
+		go func() { pwg.Wait(); close(producersDone) }()
+	}
+	select { // the window ends after duration, or when a --count run has published everything
+	case <-time.After(cfg.duration):
+	case <-producersDone:
+	}
 	pub, con, conf := cnt.published.Load(), cnt.consumed.Load(), cnt.confirmed.Load()
 	secs := time.Since(start).Seconds()
 	cancel()
@@ -371,7 +401,9 @@ func run(cfg *config) (*Result, error) {
 	}
 	close(stop)
 	cwg.Wait()
-	if _, err := ach.QueueDelete(cfg.queue, false, false, false); err != nil {
+	if cfg.keep {
+		// leave the queue and its messages (to measure a backlog or a restart)
+	} else if _, err := ach.QueueDelete(cfg.queue, false, false, false); err != nil {
 		// auto-delete may already have removed it (404 closes the channel): not an error.
 		if e, ok := err.(*amqp.Error); !ok || e.Code != amqp.NotFound {
 			cnt.fail("queue.delete: %v", err)
@@ -408,6 +440,10 @@ func main() {
 	flag.BoolVar(&cfg.jsonOut, "json", false, "print the result as JSON")
 	flag.DurationVar(&cfg.flushDelay, "flush-delay", 200*time.Microsecond, "client write batching delay (0 = one write per frame set)")
 	flag.DurationVar(&cfg.drainTimeout, "drain-timeout", 5*time.Second, "at the end, give up draining after this long without progress")
+	flag.BoolVar(&cfg.durable, "durable", false, "declare the queue durable (default: transient, auto-delete)")
+	flag.BoolVar(&cfg.keep, "keep", false, "do not delete the queue at the end")
+	flag.Int64Var(&cfg.count, "count", 0, "publish this many messages in all, then stop (0 = for --duration)")
+	flag.BoolVar(&cfg.random, "random", false, "random bodies, a new one per message (default: zeros, which a store compresses)")
 	flag.Parse()
 	if cfg.ackEvery <= 0 {
 		cfg.ackEvery = max(1, cfg.prefetch/10)

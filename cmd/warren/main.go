@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/storage"
 )
 
 func main() {
@@ -35,6 +37,7 @@ func run(args []string) error {
 	amqpAddr := fs.String("amqp-addr", envOr("WARREN_AMQP_ADDR", ":5672"), "AMQP listen address (env WARREN_AMQP_ADDR)")
 	httpAddr := fs.String("http-addr", envOr("WARREN_HTTP_ADDR", ":15672"), "management HTTP listen address, empty to disable (env WARREN_HTTP_ADDR)")
 	dataDir := fs.String("data-dir", envOr("WARREN_DATA_DIR", "./warren-data"), "data directory (env WARREN_DATA_DIR)")
+	debugAddr := fs.String("debug-addr", envOr("WARREN_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env WARREN_DEBUG_ADDR; default off)")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -48,10 +51,42 @@ func run(args []string) error {
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	srv, err := server.New(server.Options{Logger: log})
+	if *debugAddr != "" {
+		dln, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			return fmt.Errorf("debug listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ds := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go ds.Serve(dln)
+		defer ds.Close()
+		log.Info("pprof listener started", "addr", dln.Addr().String())
+	}
+	start := time.Now()
+	store, err := storage.OpenPebble(*dataDir, storage.PebbleOptions{Logger: log})
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+	dir := *dataDir
+
+	srv, err := server.New(server.Options{
+		Logger:   log,
+		Store:    store,
+		DiskFree: func() (uint64, error) { return storage.DiskFree(dir) },
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("store recovered", "data_dir", *dataDir, "took", time.Since(start).Round(time.Millisecond).String())
 	ln, err := net.Listen("tcp", *amqpAddr)
 	if err != nil {
 		return fmt.Errorf("amqp listener: %w", err)

@@ -1,0 +1,206 @@
+package server
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/warrenmq/warren/storage"
+)
+
+// committer is the broker's only writer to the store. Every store write — metadata, message
+// records, acks, purges — is appended under mu to the current commit group, in the order the
+// broker made the change, and one goroutine (run) applies groups one after another. While a
+// group is being fsynced the next one fills up, so any number of publishers, channels and queues
+// share one fsync (group commit), and the store sees every change in the order it happened: a
+// message's record is always written before the delete of its ack, whichever connections they
+// came from.
+//
+// add is called with queue and vhost locks held; it only appends to memory. Callbacks registered
+// with onCommit run on the committer goroutine after the group is durable (or failed), before
+// the group's done channel closes.
+type committer struct {
+	store storage.Store
+	log   *slog.Logger
+	wake  chan struct{} // 1-buffered: "cur has work" or "stop"
+	done  chan struct{} // closed when run returns
+
+	groups, syncs atomic.Uint64 // applied groups, and those applied with sync
+
+	mu struct {
+		sync.Mutex
+		cur     *commitGroup
+		stopped bool
+		relief  chan struct{} // closed when a group over maxPending is taken for writing
+	}
+}
+
+// maxPending bounds the bytes waiting in the current group: past it, publishers wait (throttle)
+// until the committer takes the group, so a store slower than the publishers slows them down
+// instead of filling memory. Synced writes are bounded anyway by the confirms that wait for them;
+// this is for the unsynced ones (transient messages paged out, acks).
+const maxPending = 8 << 20
+
+// commitGroup is a set of writes applied as one atomic store batch.
+type commitGroup struct {
+	b    storage.Batch
+	sync bool
+	done chan struct{} // closed once applied (err set, callbacks run)
+	err  error
+
+	// Guarded by committer.mu.
+	committed bool
+	callbacks []func(error)
+}
+
+func newCommitter(store storage.Store, log *slog.Logger) *committer {
+	c := &committer{store: store, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c.mu.cur = &commitGroup{done: make(chan struct{})}
+	return c
+}
+
+// add lets fn append writes to the current group and returns the group. sync asks for the group
+// to be fsynced. After stop, the writes are refused: the returned group is already failed.
+func (c *committer) add(sync bool, fn func(b *storage.Batch)) *commitGroup {
+	c.mu.Lock()
+	if c.mu.stopped {
+		c.mu.Unlock()
+		return failedGroup
+	}
+	g := c.mu.cur
+	fn(&g.b)
+	g.sync = g.sync || sync
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return g
+}
+
+// failedGroup is returned for writes after the committer stopped.
+var failedGroup = func() *commitGroup {
+	g := &commitGroup{done: make(chan struct{}), committed: true, err: storage.ErrClosed}
+	close(g.done)
+	return g
+}()
+
+// apply writes b synchronously through the group log and waits for it to be durable.
+func (c *committer) apply(b *storage.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	g := c.add(true, func(gb *storage.Batch) { gb.Append(b) })
+	<-g.done
+	return g.err
+}
+
+// throttle returns a channel to wait on before adding more writes when the current group is over
+// maxPending, or nil if writes may go on.
+func (c *committer) throttle() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.stopped || c.mu.cur == nil || c.mu.cur.b.Size() < maxPending {
+		return nil
+	}
+	if c.mu.relief == nil {
+		c.mu.relief = make(chan struct{})
+	}
+	return c.mu.relief
+}
+
+// onCommit runs fn(err) once g is applied: at once (on this goroutine) if it already is.
+func (c *committer) onCommit(g *commitGroup, fn func(error)) {
+	c.mu.Lock()
+	if g.committed {
+		c.mu.Unlock()
+		fn(g.err)
+		return
+	}
+	g.callbacks = append(g.callbacks, fn)
+	c.mu.Unlock()
+}
+
+// run applies groups until stop; after stop it applies what was already added, then returns.
+func (c *committer) run() {
+	defer close(c.done)
+	for {
+		<-c.wake
+		c.mu.Lock()
+		g := c.mu.cur
+		stopped := c.mu.stopped
+		if g.b.Len() > 0 || len(g.callbacks) > 0 {
+			c.mu.cur = &commitGroup{done: make(chan struct{})}
+		} else {
+			g = nil
+		}
+		if c.mu.relief != nil {
+			close(c.mu.relief)
+			c.mu.relief = nil
+		}
+		c.mu.Unlock()
+		if g != nil {
+			c.commit(g)
+		}
+		if stopped {
+			c.mu.Lock()
+			rest := c.mu.cur
+			c.mu.cur = nil
+			c.mu.Unlock()
+			if rest != nil && (rest.b.Len() > 0 || len(rest.callbacks) > 0) {
+				c.commit(rest)
+			}
+			return
+		}
+	}
+}
+
+func (c *committer) commit(g *commitGroup) {
+	var err error
+	if g.b.Len() > 0 {
+		err = c.store.Apply(&g.b, g.sync)
+		c.groups.Add(1)
+		if g.sync {
+			c.syncs.Add(1)
+		}
+		if err != nil {
+			c.log.Error("storage write failed; the affected publishes are nacked", "writes", g.b.Len(), "err", err)
+		}
+	}
+	c.mu.Lock()
+	g.err = err
+	g.committed = true
+	cbs := g.callbacks
+	g.callbacks = nil
+	c.mu.Unlock()
+	for _, fn := range cbs {
+		fn(err)
+	}
+	close(g.done)
+}
+
+// stop makes run apply what is pending and return, and waits for it. Later adds fail.
+func (c *committer) stop() {
+	c.mu.Lock()
+	already := c.mu.stopped
+	c.mu.stopped = true
+	c.mu.Unlock()
+	if !already {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	<-c.done
+}
+
+// StoreStats counts the broker's store commits.
+type StoreStats struct {
+	Commits       uint64 // groups applied
+	SyncedCommits uint64 // groups applied with an fsync
+}
+
+// StoreStats returns the commit counters since New.
+func (s *Server) StoreStats() StoreStats {
+	return StoreStats{Commits: s.commit.groups.Load(), SyncedCommits: s.commit.syncs.Load()}
+}
