@@ -22,8 +22,8 @@ func (a *api) routes(r *mux.Router) {
 	a.handle(r, "/api/nodes", resource{http.MethodGet: {level: lvlMonitoring, fn: listNodes}})
 	a.handle(r, "/api/nodes/{node}", resource{http.MethodGet: {level: lvlMonitoring, fn: getNode}})
 	a.handle(r, "/api/extensions", resource{http.MethodGet: {fn: extensions}})
-	a.handle(r, "/api/health/checks/alarms", resource{http.MethodGet: {fn: healthOK}})
-	a.handle(r, "/api/health/checks/local-alarms", resource{http.MethodGet: {fn: healthOK}})
+	a.handle(r, "/api/health/checks/alarms", resource{http.MethodGet: {fn: healthAlarms("There are alarms in effect in the cluster")}})
+	a.handle(r, "/api/health/checks/local-alarms", resource{http.MethodGet: {fn: healthAlarms("There are alarms in effect on the node")}})
 	a.handle(r, "/api/health/checks/virtual-hosts", resource{http.MethodGet: {fn: healthOK}})
 	a.handle(r, "/api/aliveness-test/{vhost}", resource{http.MethodGet: {vhost: true, write: true, fn: aliveness}})
 	a.handle(r, "/api/definitions", resource{
@@ -219,7 +219,7 @@ func (c *call) nodeJSON() map[string]any {
 		"name": n.Name, "type": "disc", "running": true, "os_pid": strconv.Itoa(n.OSPid), "processors": n.Processors,
 		"uptime": n.Uptime.Milliseconds(), "rates_mode": "basic", "run_queue": 0, "net_ticktime": 60,
 		"mem_limit": n.MemLimit, "mem_alarm": false, "mem_calculation_strategy": "rss",
-		"disk_free_limit": 0, "disk_free_alarm": false,
+		"disk_free_limit": n.DiskFreeLimit, "disk_free_alarm": n.DiskAlarm,
 		"fd_total": n.FDTotal, "sockets_total": n.FDTotal, "partitions": []any{}, "cluster_links": []any{},
 		"exchange_types": exchangeTypesJSON(),
 		"auth_mechanisms": []any{
@@ -269,6 +269,30 @@ func getNode(c *call) error {
 func extensions(c *call) error { return c.ok([]any{}) }
 
 func healthOK(c *call) error { return c.ok(map[string]any{"status": "ok"}) }
+
+// alarmResources are RabbitMQ's names for the resources of its alarms.
+var alarmResources = map[string]string{"disk": "disk space", "memory": "memory"}
+
+// healthAlarms answers 503 with the alarms in effect, as RabbitMQ does; Warren is one node, so the
+// cluster's alarms are the node's.
+func healthAlarms(reason string) func(c *call) error {
+	return func(c *call) error {
+		alarms := c.a.b.Alarms()
+		if len(alarms) == 0 {
+			return healthOK(c)
+		}
+		var list []any
+		for _, a := range alarms {
+			res := alarmResources[a]
+			if res == "" {
+				res = a
+			}
+			list = append(list, map[string]any{"node": c.a.b.NodeName(), "resource": res})
+		}
+		writeJSON(c.w, http.StatusServiceUnavailable, map[string]any{"status": "failed", "reason": reason, "alarms": list})
+		return nil
+	}
+}
 
 func aliveness(c *call) error {
 	if err := c.a.b.AlivenessTest(c.vars["vhost"]); err != nil {

@@ -55,14 +55,18 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // startEnv starts a broker (on store, a fresh one if nil) and its management API; both stop when
-// the test ends.
-func startEnv(t *testing.T, store *storage.MemStore) *env {
+// the test ends. opts adjust the broker's options.
+func startEnv(t *testing.T, store *storage.MemStore, opts ...func(*server.Options)) *env {
 	t.Helper()
 	if store == nil {
 		store = storage.NewMemStore()
 	}
 	log := testLog(t)
-	srv, err := server.New(server.Options{Logger: log, Store: store, StatsInterval: 20 * time.Millisecond})
+	o := server.Options{Logger: log, Store: store, StatsInterval: 20 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := server.New(o)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

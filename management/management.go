@@ -35,6 +35,7 @@ type Broker interface {
 	Overview() server.Overview
 	GlobalCounters() server.GlobalCounters
 	Node() server.NodeInfo
+	Alarms() []string
 
 	Authenticate(user, password string, remote net.Addr) (server.UserInfo, error)
 	Users() []server.UserInfo

@@ -58,6 +58,11 @@ var (
 	mRSS         = desc("rabbitmq_process_resident_memory_bytes", "Memory used in bytes")
 	mDiskFree    = desc("rabbitmq_disk_space_available_bytes", "Disk space available in bytes")
 	mUptime      = desc("rabbitmq_erlang_uptime_seconds", "Node uptime")
+	mDiskLimit   = desc("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes")
+
+	mAlarmFD   = desc("rabbitmq_alarms_file_descriptor_limit", "is 1 if file descriptor limit alarm is in effect")
+	mAlarmDisk = desc("rabbitmq_alarms_free_disk_space_watermark", "is 1 if free disk space watermark alarm is in effect")
+	mAlarmMem  = desc("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect")
 
 	mQReady         = "rabbitmq_queue_messages_ready"
 	mQUnacked       = "rabbitmq_queue_messages_unacked"
@@ -144,6 +149,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(mUptime, n.Uptime.Seconds())
+	if n.DiskFreeLimit > 0 {
+		gauge(mDiskLimit, float64(n.DiskFreeLimit))
+	}
+	untyped := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.UntypedValue, v)
+	}
+	untyped(mAlarmFD, 0)
+	untyped(mAlarmMem, 0)
+	diskAlarm := 0.0
+	if n.DiskAlarm {
+		diskAlarm = 1
+	}
+	untyped(mAlarmDisk, diskAlarm)
 
 	g := c.b.GlobalCounters()
 	for _, m := range mGlobal {

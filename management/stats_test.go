@@ -3,14 +3,20 @@ package management
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/server"
 )
 
 // Definitions exported from one broker and imported into a fresh one export the same (password
@@ -311,5 +317,65 @@ func TestPrometheus(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, map[string]float64{"/|p.one": 3, "v2|p.two": 1}) {
 		t.Errorf("per-object messages_ready: %v", got)
+	}
+}
+
+// The disk alarm shows in the health checks (503 with RabbitMQ's body), the node and Prometheus.
+func TestAlarms(t *testing.T) {
+	var free atomic.Int64
+	free.Store(1 << 40)
+	e := startEnv(t, nil, func(o *server.Options) {
+		o.DiskFree = func() (uint64, error) { return uint64(free.Load()), nil }
+		o.DiskCheckInterval = 5 * time.Millisecond
+	})
+	e.must(200, "GET", "/api/health/checks/alarms", nil)
+	free.Store(1)
+	var body map[string]any
+	eventually(t, "the disk alarm", func() bool {
+		r := e.do("GET", "/api/health/checks/alarms", guest, nil)
+		body = r.obj(t)
+		return r.status == 503
+	})
+	want := `{"alarms":[{"node":"` + e.srv.NodeName() + `","resource":"disk space"}],"reason":"There are alarms in effect in the cluster","status":"failed"}`
+	if got, _ := json.Marshal(body); string(got) != want {
+		t.Errorf("alarms body %s, want %s", got, want)
+	}
+	if r := e.do("GET", "/api/health/checks/local-alarms", guest, nil); r.status != 503 {
+		t.Errorf("local alarms: %d", r.status)
+	}
+	n := e.must(200, "GET", "/api/nodes/"+url.PathEscape(e.srv.NodeName()), nil).obj(t)
+	if n["disk_free_alarm"] != true || n["disk_free"] != json.Number("1") || n["disk_free_limit"] != json.Number(fmt.Sprint(server.DefaultDiskFreeLimit)) {
+		t.Errorf("node: alarm %v free %v limit %v", n["disk_free_alarm"], n["disk_free"], n["disk_free_limit"])
+	}
+	if m := e.do("GET", "/metrics", "", nil); !strings.Contains(string(m.body), "\nrabbitmq_alarms_free_disk_space_watermark 1\n") {
+		t.Errorf("no raised disk alarm in /metrics")
+	}
+	free.Store(1 << 40)
+	eventually(t, "the alarm to clear", func() bool { return e.do("GET", "/api/health/checks/alarms", guest, nil).status == 200 })
+}
+
+// A persistent message published over HTTP is on disk when the API answers; a queue past its
+// memory window reports its paged-out messages and gives them back in order.
+func TestPersistentPublishAndPaging(t *testing.T) {
+	e := startEnv(t, nil, func(o *server.Options) { o.QueueWindow = 2 })
+	e.must(201, "PUT", "/api/queues/%2F/dur", map[string]any{"durable": true})
+	for i := 0; i < 5; i++ {
+		e.must(200, "POST", "/api/exchanges/%2F/amq.default/publish", map[string]any{
+			"properties": map[string]any{"delivery_mode": 2}, "routing_key": "dur", "payload": fmt.Sprint("m", i), "payload_encoding": "string"})
+	}
+	q := e.must(200, "GET", "/api/queues/%2F/dur", nil).obj(t)
+	if q["messages"] != json.Number("5") || q["messages_paged_out"] != json.Number("3") || q["messages_ram"] != json.Number("2") {
+		t.Errorf("paged queue: messages %v paged_out %v ram %v", q["messages"], q["messages_paged_out"], q["messages_ram"])
+	}
+	e.stop()
+	e2 := startEnv(t, e.store.Reopen(), func(o *server.Options) { o.QueueWindow = 2 })
+	msgs := e2.must(200, "POST", "/api/queues/%2F/dur/get", map[string]any{"count": 10, "ackmode": "ack_requeue_false", "encoding": "auto"}).list(t)
+	if len(msgs) != 5 {
+		t.Fatalf("after restart: %d messages", len(msgs))
+	}
+	for i, m := range msgs {
+		if p := m.(map[string]any)["payload"]; p != fmt.Sprint("m", i) {
+			t.Errorf("message %d is %v", i, p)
+		}
 	}
 }

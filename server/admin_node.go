@@ -28,7 +28,9 @@ type NodeInfo struct {
 	ContextSwitches  int64
 	IOReadBytes      int64
 	IOWriteBytes     int64
-	DiskFree         int64 // on the file system of the working directory
+	DiskFree         int64 // of the store's disk (Options.DiskFree), else of the working directory's
+	DiskFreeLimit    int64 // below it the disk alarm is raised (0: no disk alarm)
+	DiskAlarm        bool
 	HeapAlloc        int64
 }
 
@@ -62,12 +64,18 @@ func (s *Server) Node() NodeInfo {
 	if r, w, ok := procIO(); ok {
 		n.IOReadBytes, n.IOWriteBytes = r, w
 	}
-	if wd, err := os.Getwd(); err == nil {
+	if s.opts.DiskFree != nil {
+		if free, err := s.opts.DiskFree(); err == nil {
+			n.DiskFree = int64(free)
+		}
+		n.DiskFreeLimit = s.opts.DiskFreeLimit
+	} else if wd, err := os.Getwd(); err == nil {
 		var st syscall.Statfs_t
 		if err := syscall.Statfs(wd, &st); err == nil {
 			n.DiskFree = int64(st.Bavail) * int64(st.Bsize)
 		}
 	}
+	n.DiskAlarm = len(s.Alarms()) > 0
 	return n
 }
 
