@@ -393,6 +393,18 @@ func TestPersistWriteFailureNacks(t *testing.T) {
 	if n := c.publish("fail.q", amqp.Transient, "transient"); n != 1 {
 		t.Fatal("a transient publish was not acked")
 	}
+	// In a transaction, a commit whose messages cannot be written is not answered with commit-ok:
+	// the connection closes with 541.
+	tx := persistDial(t, b.URL, false)
+	if err := tx.ch.Tx(); err != nil {
+		t.Fatal(err)
+	}
+	tx.publish("fail.q", amqp.Persistent, "in a transaction")
+	err := tx.ch.TxCommit()
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.InternalError {
+		t.Fatalf("tx.commit while the store fails: %v, want 541", err)
+	}
 	store.fail.Store(false)
 	if n := c.publish("fail.q", amqp.Persistent, "after"); n != 1 {
 		t.Fatal("publish after the failure was not acked")

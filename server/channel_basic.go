@@ -459,7 +459,11 @@ func (ch *channel) txCommit() error {
 	for _, p := range pubs {
 		ch.route(p)
 	}
-	ch.conn.awaitCommits() // commit-ok means the persistent messages are on disk
+	// commit-ok means the persistent messages are on disk; if they could not be written, the
+	// transaction fails with the connection (541), as nothing can be promised about it.
+	if err := ch.conn.awaitCommits(); err != nil {
+		return amqp.Errorf(amqp.InternalError, "tx.commit: storage write failed: %v", err)
+	}
 	for _, s := range settles {
 		if err := ch.settle(s); err != nil {
 			return err

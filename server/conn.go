@@ -366,12 +366,20 @@ func (c *conn) flushConfirms() {
 	settle(nil)
 }
 
-// awaitCommits waits until the connection's writes are durable and their confirms sent.
-func (c *conn) awaitCommits() {
-	if g := c.lastGroup; g != nil {
-		<-g.done
-		c.lastGroup = nil
+// awaitCommits waits until the connection's writes are durable and their confirms sent. It
+// returns the store's error if a write made since the last confirm flush failed.
+func (c *conn) awaitCommits() error {
+	g := c.lastGroup
+	if g == nil {
+		return nil
 	}
+	<-g.done
+	c.lastGroup = nil
+	if c.groupFresh {
+		c.groupFresh = false
+		return g.err
+	}
+	return nil
 }
 
 // methodErr returns a copy of e naming m as the failing method (e itself may be shared).
