@@ -224,7 +224,9 @@ func (c *conn) sendConnClose(e *amqp.Error) {
 // closeFromOutside closes the connection from another goroutine (shutdown, management): it sends
 // connection.close and lets the read loop wait for close-ok until the deadline.
 func (c *conn) closeFromOutside(code uint16, text string) {
-	c.stopOnce.Do(func() { close(c.stopped) })
+	// Wake a read loop held by a blocked publish only once closeAt is set, so that it discards
+	// the rest of that publish instead of reading it as a new frame sequence.
+	defer c.stopOnce.Do(func() { close(c.stopped) })
 	if !c.open.Load() {
 		c.nc.Close()
 		return
