@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -577,7 +578,12 @@ func TestDeleteVhostClosesConnections(t *testing.T) {
 	defer conn.Close()
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	e.must(204, "DELETE", "/api/vhosts/gone", nil)
-	ae := <-closed
+	var ae *amqp.Error
+	select {
+	case ae = <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection to the deleted vhost was not closed")
+	}
 	if ae == nil || ae.Code != 320 || ae.Reason != "CONNECTION_FORCED - vhost 'gone' is deleted" {
 		t.Fatalf("close: %v", ae)
 	}

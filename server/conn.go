@@ -51,7 +51,7 @@ type conn struct {
 	adm connAdmin // what the management API reads (stats.go)
 
 	opening bool         // the handshake reached connection.open (errors get connection.close)
-	open    atomic.Bool  // handshake finished: the write loop runs
+	open    atomic.Bool  // connection.open accepted: closes go through out (the write loop starts next)
 	closeAt atomic.Int64 // unix nanos: we sent connection.close and wait for close-ok until then
 }
 
@@ -112,7 +112,6 @@ func (c *conn) serve() {
 		defer close(done)
 		c.out.run(c.heartbeat)
 	}()
-	c.open.Store(true)
 	c.log.Debug("connection open", "user", c.user.name, "vhost", c.vhost.name)
 
 	err := c.readLoop()

@@ -124,6 +124,15 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	c.vhost = vh
+	// Open from here: Shutdown and the management API (DeleteVhost, DELETE connection) see the
+	// connection and close it through its outbound buffer, which the write loop sends once it
+	// starts. A vhost deleted since the lookup above is refused: either DeleteVhost saw this
+	// connection open, or this check sees the vhost gone.
+	c.open.Store(true)
+	if c.srv.vhost(open.VirtualHost) != vh {
+		c.closeDirect(methodErr(amqp.Errorf(amqp.NotAllowed, "vhost %s not found", open.VirtualHost), open))
+		return false
+	}
 	if err := c.writeDirect(&amqp.ConnectionOpenOk{}); err != nil {
 		return false
 	}
