@@ -176,13 +176,20 @@ func queueBindings(c *call) error {
 	if _, err := c.a.b.Queue(vh, name); err != nil {
 		return err
 	}
+	return c.listBindings(vh, func(b server.BindingInfo) bool {
+		return b.DestinationType == "queue" && b.Destination == name
+	})
+}
+
+// listBindings answers with vh's bindings that keep says to keep.
+func (c *call) listBindings(vh string, keep func(server.BindingInfo) bool) error {
 	bs, err := c.a.b.VhostBindings(vh)
 	if err != nil {
 		return err
 	}
 	out := []any{}
 	for _, b := range bs {
-		if b.DestinationType == "queue" && b.Destination == name {
+		if keep(b) {
 			out = append(out, bindingJSON(b))
 		}
 	}
@@ -332,17 +339,9 @@ func exchangeBindings(side string) func(c *call) error {
 		if _, err := c.a.b.Exchange(vh, name); err != nil {
 			return err
 		}
-		bs, err := c.a.b.VhostBindings(vh)
-		if err != nil {
-			return err
-		}
-		out := []any{}
-		for _, b := range bs {
-			if side == "source" && b.Source == name || side == "destination" && b.DestinationType == "exchange" && b.Destination == name {
-				out = append(out, bindingJSON(b))
-			}
-		}
-		return c.list(out)
+		return c.listBindings(vh, func(b server.BindingInfo) bool {
+			return side == "source" && b.Source == name || side == "destination" && b.DestinationType == "exchange" && b.Destination == name
+		})
 	}
 }
 
