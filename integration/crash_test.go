@@ -326,3 +326,52 @@ func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
 		t.Fatal("no publish was confirmed: the test measured nothing")
 	}
 }
+
+// runProcUntilExit runs the broker binary with args and returns its exit code and output; it must
+// exit by itself (it is killed after 30s).
+func runProcUntilExit(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, warrenBinary(t), args...).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the broker did not exit:\n%s", out)
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, string(out)
+}
+
+// A second broker on a data directory in use exits with a clear error; a corrupt store is refused
+// with an error naming the file, never replaced by an empty one.
+func TestDataDirLockedAndCorrupt(t *testing.T) {
+	persistSkipExternal(t)
+	if testing.Short() {
+		t.Skip("-short: builds and runs the broker binary")
+	}
+	dir := t.TempDir()
+	p := startProc(t, dir)
+	code, out := runProcUntilExit(t, "--amqp-addr", "127.0.0.1:0", "--http-addr", "", "--data-dir", dir)
+	if code == 0 || !regexp.MustCompile(`data directory .* is locked by another broker`).MatchString(out) {
+		t.Fatalf("second broker on the same directory: exit %d\n%s", code, out)
+	}
+	p.kill()
+
+	manifests, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+	if len(manifests) == 0 {
+		t.Fatal("no MANIFEST in the data directory")
+	}
+	for _, m := range manifests {
+		if err := os.WriteFile(m, []byte("not a manifest, garbage garbage garbage"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out = runProcUntilExit(t, "--amqp-addr", "127.0.0.1:0", "--http-addr", "", "--data-dir", dir)
+	if code == 0 || !regexp.MustCompile(`is corrupt: .*MANIFEST-\d+`).MatchString(out) {
+		t.Fatalf("broker on a corrupt store: exit %d\n%s", code, out)
+	}
+}
