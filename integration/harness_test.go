@@ -4,10 +4,12 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +24,17 @@ import (
 // Set WARREN_TEST_URL (for example amqp://guest:guest@127.0.0.1:5672/) to run the suite against another
 // broker, such as a reference RabbitMQ; tests that need a broker option Warren alone has are skipped then.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath)) // the broker binary crash_test.go built
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines left behind: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // externalURL is the broker under test when it is not an in-process Warren.
