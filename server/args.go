@@ -32,12 +32,14 @@ type queueLimits struct {
 	maxLen   int64 // -1: none
 	maxBytes int64 // -1: none
 	overflow string
+	msgTTL   int64 // x-message-ttl in ms; -1: none
+	expires  int64 // x-expires in ms; -1: none
 }
 
 // queueArgs validates a queue's declare arguments as RabbitMQ does and returns its limits.
 // Arguments Warren does not know are accepted and ignored, as RabbitMQ ignores them.
 func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
-	lim := queueLimits{maxLen: -1, maxBytes: -1, overflow: "drop-head"}
+	lim := queueLimits{maxLen: -1, maxBytes: -1, overflow: "drop-head", msgTTL: -1, expires: -1}
 	bad := func(k string, why string) error {
 		return amqp.Errorf(amqp.PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", k, name, v.name, why)
 	}
@@ -62,6 +64,10 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 				lim.maxLen = n
 			case "x-max-length-bytes":
 				lim.maxBytes = n
+			case "x-message-ttl":
+				lim.msgTTL = n
+			case "x-expires":
+				lim.expires = n
 			}
 		case "x-overflow":
 			s, ok := x.(string)

@@ -81,6 +81,8 @@ type publishing struct {
 	// Decoded once from props when the header frame arrives.
 	deliveryMode uint8
 	headers      amqp.Table
+	ttl          int64 // the expiration property in ms, if hasTTL
+	hasTTL       bool
 	bodySize     uint64
 	gotHeader    bool
 }
@@ -389,7 +391,7 @@ func (ch *channel) queueDeclare(m *amqp.QueueDeclare) error {
 	if m.NoWait {
 		return nil
 	}
-	ready, consumers := q.counts()
+	ready, consumers := q.declared()
 	return ch.reply(&amqp.QueueDeclareOk{Queue: q.name, MessageCount: ready, ConsumerCount: consumers})
 }
 

@@ -199,6 +199,13 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 			ch.closeWith(methodErr(err, &p.method))
 			return nil
 		}
+		if decoded.Expiration != "" {
+			if p.ttl, err = parseExpiration(decoded.Expiration); err != nil {
+				ch.closeWith(methodErr(expirationError(decoded.Expiration, err), &p.method))
+				return nil
+			}
+			p.hasTTL = true
+		}
 		p.gotHeader = true
 		p.bodySize = size
 		p.props = bytes.Clone(props)
@@ -268,6 +275,7 @@ func (ch *channel) route(p *publishing) {
 	msg := &message{
 		exchange: p.method.Exchange, routingKey: p.method.RoutingKey,
 		props: p.props, body: p.body, persistent: p.deliveryMode == 2, headers: p.headers,
+		arrived: nowMillis(), ttl: p.ttl, hasTTL: p.hasTTL,
 	}
 	var buf [8]*queue
 	qs := ch.vhost().route(p.ex, msg.routingKey, msg, buf[:0])

@@ -11,7 +11,9 @@
 // read loop, an acking consumer's read loop, a basic.consume): it encodes frames into the consumer's
 // connection buffer under locks and never touches a socket; the write loop does the I/O with no broker
 // lock held. The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown,
-// also counted in Server.wg.
+// also counted in Server.wg. Queue timers (ttl.go: message expiry, x-expires) are time.AfterFunc
+// functions that run only while Server.timers is open; Shutdown closes it, waits for the running
+// ones and stops every queue's timer, before it stops the committer.
 //
 // # Lock order
 //
@@ -22,7 +24,7 @@
 // committer.mu, pager.mu and diskAlarm.mu are leaves: taken under any of the above, nothing under them.
 // exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
 // alone; queue.mu is taken without vhost.mu on the publish path. Server.mu is a leaf: nothing is taken
-// while holding it. So are Server.adm.mu (users, permissions, vhost metadata; the store is written
+// while holding it. So is Server.timers.mu. So are Server.adm.mu (users, permissions, vhost metadata; the store is written
 // under it), conn.adm.mu (a connection's channel registry, taken under channel.mu by teardown) and
 // the sampler's connRates.mu. Management snapshots (admin*.go) take each lock briefly, in this order,
 // and copy plain values out; statistics are atomics, so the hot paths take no lock for them.

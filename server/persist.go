@@ -234,7 +234,13 @@ func (s *Server) recover() error {
 	if err := s.recoverAdmin(byID); err != nil {
 		return err
 	}
-	return s.recoverMessages(byID)
+	if err := s.recoverMessages(byID); err != nil {
+		return err
+	}
+	for _, q := range byID {
+		q.start() // expiries of recovered messages, x-expires
+	}
+	return nil
 }
 
 // cleanKey is present in the store only while the broker is stopped after a clean shutdown.
@@ -296,7 +302,7 @@ func (s *Server) recoverMessages(byID map[uint64]*queue) error {
 			if err != nil {
 				return fmt.Errorf("message %d of queue %q: %w", seq, q.name, err)
 			}
-			last = &qentry{msg: m, seq: seq, stored: true, redelivered: !clean}
+			last = &qentry{msg: m, seq: seq, stored: true, redelivered: !clean, expiry: q.expiryOf(m)}
 			q.mu.ready.push(last)
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/storage"
@@ -18,6 +19,9 @@ type message struct {
 	body       []byte
 	persistent bool       // delivery-mode 2
 	headers    amqp.Table // the headers property, decoded once on publish (for headers exchanges)
+	arrived    int64      // Unix milliseconds when it was published (TTLs run from then)
+	ttl        int64      // the expiration property in milliseconds, if hasTTL
+	hasTTL     bool
 
 	// rec is the store record, built once while the message is routed (by the publishing
 	// goroutine) if some queue writes it, and dropped after routing.
@@ -37,8 +41,9 @@ type qentry struct {
 	msg         *message
 	seq         uint64 // position in the queue: requeued entries go back to it
 	redelivered bool
-	stored      bool // the message has a record under the queue's id (deleted on ack)
-	marked      bool // a DeliveredKey exists for it (deleted with the record)
+	stored      bool  // the message has a record under the queue's id (deleted on ack)
+	marked      bool  // a DeliveredKey exists for it (deleted with the record)
+	expiry      int64 // Unix milliseconds after which it expires at the head; 0: never
 }
 
 // queue holds ready messages in order and hands them to consumers with credit. Its state is
@@ -80,6 +85,10 @@ type queue struct {
 		// After an unclean stop every recovered message may have been delivered: those up to
 		// this seq come back redelivered.
 		uncleanUpTo uint64
+
+		timer    *time.Timer // expiries (ttl.go); nil until first needed
+		timerAt  int64       // when timer fires (Unix ms); 0: not armed
+		lastUsed int64       // for x-expires: the last declare, get or consumer (Unix ms)
 	}
 }
 
@@ -94,6 +103,7 @@ func newQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args
 	q := &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args, limits: lim,
 		id: v.srv.queueIDs.Add(1)}
 	q.pageable = !(lim.overflow == "drop-head" && (lim.maxLen >= 0 || lim.maxBytes >= 0))
+	q.mu.lastUsed = nowMillis()
 	return q
 }
 
@@ -124,7 +134,7 @@ func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 		return rejected, nil
 	}
 	q.mu.nextSeq++
-	e := &qentry{msg: msg, seq: q.mu.nextSeq}
+	e := &qentry{msg: msg, seq: q.mu.nextSeq, expiry: q.expiryOf(msg)}
 	durable := msg.persistent && q.isDurable()
 	opts := &q.v.srv.opts
 	pageOut := q.pageable && (q.mu.paged.n > 0 || q.mu.ready.len() >= opts.QueueWindow ||
@@ -148,7 +158,7 @@ func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 		return published, g
 	}
 	q.mu.ready.push(e)
-	q.dispatchLocked()
+	q.dispatchFreshLocked(e)
 	for q.mu.ready.len() > 0 && q.overLocked() {
 		q.forgetLocked(q.mu.ready.pop()) // drop-head
 	}
@@ -186,10 +196,20 @@ func (q *queue) overLocked() bool {
 		(lim.maxBytes >= 0 && q.bytesLocked() > lim.maxBytes)
 }
 
-// dispatchLocked hands ready messages to consumers round-robin while any has credit.
-func (q *queue) dispatchLocked() {
+// dispatchLocked hands ready messages to consumers round-robin while any has credit, dropping
+// the expired ones at the head.
+func (q *queue) dispatchLocked() { q.dispatchFreshLocked(nil) }
+
+// dispatchFreshLocked is dispatchLocked for a publish: fresh, the message just published, is
+// offered to the consumers before its expiry is checked (a TTL of 0 means "deliver now or never").
+func (q *queue) dispatchFreshLocked(fresh *qentry) {
 	defer q.wantPageInLocked()
-	for q.mu.ready.len() > 0 && len(q.mu.consumers) > 0 {
+	defer q.expireHeadLocked(nil)
+	for {
+		q.expireHeadLocked(fresh)
+		if q.mu.ready.len() == 0 || len(q.mu.consumers) == 0 {
+			return
+		}
 		e := q.mu.ready.peek()
 		n := len(q.mu.consumers)
 		delivered := false
@@ -306,7 +326,7 @@ func (q *queue) readRange(from, upto uint64, max int) (es []*qentry, next uint64
 		if err != nil {
 			return fmt.Errorf("message %d: %w", seq, err)
 		}
-		es = append(es, &qentry{msg: m, seq: seq, stored: true})
+		es = append(es, &qentry{msg: m, seq: seq, stored: true, expiry: q.expiryOf(m)})
 		return nil
 	})
 	return es, next, err
@@ -330,6 +350,8 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 			q.mu.Unlock()
 			return nil, 0
 		}
+		q.touchLocked()
+		q.expireHeadLocked(nil)
 		if q.mu.ready.len() > 0 {
 			e = q.mu.ready.pop()
 			if ackRequired {
@@ -390,6 +412,7 @@ func (q *queue) addConsumer(c *consumer, onAdded func()) error {
 		return amqp.Errorf(amqp.AccessRefused, "queue '%s' in vhost '%s' in exclusive use", q.name, q.v.name)
 	}
 	onAdded()
+	q.touchLocked()
 	q.mu.consumers = append(q.mu.consumers, c)
 	q.mu.hadConsumer = true
 	q.dispatchLocked()
@@ -410,6 +433,8 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 				q.mu.rr %= len(q.mu.consumers)
 			} else {
 				q.mu.rr = 0
+				q.touchLocked() // x-expires counts from the last consumer's going
+				q.armTimerLocked()
 			}
 			break
 		}
@@ -422,6 +447,25 @@ func (q *queue) counts() (ready, consumers uint32) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return uint32(q.lenLocked()), uint32(len(q.mu.consumers))
+}
+
+// declared is counts for a queue.declare (passive or not), which is a use for x-expires, as in
+// RabbitMQ; it also arms the queue's timer for a queue just created.
+func (q *queue) declared() (ready, consumers uint32) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.mu.deleted {
+		q.touchLocked()
+		q.expireHeadLocked(nil)
+	}
+	return uint32(q.lenLocked()), uint32(len(q.mu.consumers))
+}
+
+// start arms the timer of a recovered queue (its messages' expiries, its x-expires).
+func (q *queue) start() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.expireHeadLocked(nil)
 }
 
 // purge drops the ready messages (not the unacked ones) and returns how many. The paged ones go
@@ -460,6 +504,7 @@ func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 		q.commit().add(false, func(b *storage.Batch) { b.DeleteRange(start, end) })
 	}
 	q.mu.deleted = true
+	q.stopTimerLocked()
 	q.mu.ready.reset()
 	q.mu.paged = pagedRange{}
 	q.mu.pageGen++

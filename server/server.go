@@ -145,6 +145,8 @@ type Server struct {
 	// storeDone ends the committer and pager once, after the last connection is gone.
 	storeDone sync.Once
 
+	timers timerSet // lets queue timers run until Shutdown (ttl.go)
+
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
 
@@ -296,6 +298,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.storeDone.Do(func() {
+		s.stopTimers()
 		s.alarm.shutdown()
 		s.pager.shutdown()
 		if merr := s.markClean(); merr != nil && err == nil {
