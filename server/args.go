@@ -34,6 +34,10 @@ type queueLimits struct {
 	overflow string
 	msgTTL   int64 // x-message-ttl in ms; -1: none
 	expires  int64 // x-expires in ms; -1: none
+	hasDLX   bool  // x-dead-letter-exchange is set (dlx may be "", the default exchange)
+	dlx      string
+	hasDLRK  bool // x-dead-letter-routing-key is set
+	dlrk     string
 }
 
 // queueArgs validates a queue's declare arguments as RabbitMQ does and returns its limits.
@@ -81,8 +85,15 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 				return lim, bad(k, fmt.Sprintf("{invalid_overflow,<<\"%s\">>}", s))
 			}
 		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode", "x-queue-type":
-			if _, ok := x.(string); !ok {
+			s, ok := x.(string)
+			if !ok {
 				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", amqp.FieldTypeName(x)))
+			}
+			switch k {
+			case "x-dead-letter-exchange":
+				lim.hasDLX, lim.dlx = true, s
+			case "x-dead-letter-routing-key":
+				lim.hasDLRK, lim.dlrk = true, s
 			}
 		case "x-single-active-consumer":
 			if _, ok := x.(bool); !ok {

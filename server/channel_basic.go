@@ -359,6 +359,8 @@ func (ch *channel) settle(s settlement) error {
 	ch.countSettle(s.kind, ds)
 	if s.kind != settleAck && s.requeue {
 		requeueDeliveries(ds)
+	} else if s.kind != settleAck {
+		forEachQueue(ds, func(q *queue, es []*qentry) { q.reject(es) })
 	} else {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(es) })
 	}

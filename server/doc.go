@@ -13,7 +13,9 @@
 // lock held. The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown,
 // also counted in Server.wg. Queue timers (ttl.go: message expiry, x-expires) are time.AfterFunc
 // functions that run only while Server.timers is open; Shutdown closes it, waits for the running
-// ones and stops every queue's timer, before it stops the committer.
+// ones and stops every queue's timer, before it stops the committer. Dead-lettering (deadletter.go)
+// also runs on whichever goroutine removed the message: queue.unlock republishes the queue's dead
+// list after releasing queue.mu, with no lock held, so a queue's lock is never taken under another's.
 //
 // # Lock order
 //

@@ -85,6 +85,7 @@ type queue struct {
 		// After an unclean stop every recovered message may have been delivered: those up to
 		// this seq come back redelivered.
 		uncleanUpTo uint64
+		dead        []deadLetter // dead-lettered under the lock, republished by unlock
 
 		timer    *time.Timer // expiries (ttl.go); nil until first needed
 		timerAt  int64       // when timer fires (Unix ms); 0: not armed
@@ -125,12 +126,15 @@ const (
 // the message must be durable before it is confirmed, the commit group holding it is returned.
 func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.mu.deleted {
 		return gone, nil
 	}
 	lim := q.limits
 	if lim.overflow != "drop-head" && q.fullLocked(int64(len(msg.body))) {
+		if lim.overflow == "reject-publish-dlx" && lim.hasDLX {
+			q.mu.dead = append(q.mu.dead, deadLetter{msg: msg, reason: "maxlen"})
+		}
 		return rejected, nil
 	}
 	q.mu.nextSeq++
@@ -160,7 +164,7 @@ func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 	q.mu.ready.push(e)
 	q.dispatchFreshLocked(e)
 	for q.mu.ready.len() > 0 && q.overLocked() {
-		q.forgetLocked(q.mu.ready.pop()) // drop-head
+		q.deadLocked(q.mu.ready.pop(), "maxlen") // drop-head
 	}
 	return published, g
 }
@@ -272,7 +276,7 @@ func (q *queue) pageIn() {
 	}
 
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	q.mu.paging = nil
 	close(done)
 	if gen != q.mu.pageGen || q.mu.deleted || err != nil {
@@ -335,7 +339,7 @@ func (q *queue) readRange(from, upto uint64, max int) (es []*qentry, next uint64
 // kick delivers what it can (after credit was freed).
 func (q *queue) kick() {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if !q.mu.deleted {
 		q.dispatchLocked()
 	}
@@ -361,11 +365,11 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 			}
 			remaining = uint32(q.lenLocked())
 			q.wantPageInLocked()
-			q.mu.Unlock()
+			q.unlock()
 			return e, remaining
 		}
 		paged := q.mu.paged.n > 0
-		q.mu.Unlock()
+		q.unlock()
 		if !paged {
 			return nil, 0
 		}
@@ -388,7 +392,7 @@ func (q *queue) settle(es []*qentry) {
 // requeue puts unacked entries back at their positions, marked redelivered, and delivers again.
 func (q *queue) requeue(es []*qentry) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	q.mu.unacked -= len(es)
 	if q.mu.deleted {
 		return
@@ -404,7 +408,7 @@ func (q *queue) requeue(es []*qentry) {
 // any delivery (it queues consume-ok, so the client sees it before the first basic.deliver).
 func (q *queue) addConsumer(c *consumer, onAdded func()) error {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.mu.deleted {
 		return q.v.errNoQueue(q.name)
 	}
@@ -453,7 +457,7 @@ func (q *queue) counts() (ready, consumers uint32) {
 // RabbitMQ; it also arms the queue's timer for a queue just created.
 func (q *queue) declared() (ready, consumers uint32) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if !q.mu.deleted {
 		q.touchLocked()
 		q.expireHeadLocked(nil)
@@ -464,7 +468,7 @@ func (q *queue) declared() (ready, consumers uint32) {
 // start arms the timer of a recovered queue (its messages' expiries, its x-expires).
 func (q *queue) start() {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	q.expireHeadLocked(nil)
 }
 

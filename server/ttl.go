@@ -93,7 +93,7 @@ func (q *queue) expireHeadLocked(skip *qentry) {
 		if now < e.expiry {
 			break
 		}
-		q.forgetLocked(q.mu.ready.pop())
+		q.deadLocked(q.mu.ready.pop(), "expired")
 	}
 	q.armTimerLocked()
 }
@@ -151,7 +151,7 @@ func (q *queue) onTimer() {
 	if !unused {
 		q.dispatchLocked() // expires the head and re-arms
 	}
-	q.mu.Unlock()
+	q.unlock()
 	if unused {
 		if _, err := q.v.deleteQueue(q, false, false); err != nil {
 			q.v.srv.log.Error("deleting an expired queue", "vhost", q.v.name, "queue", q.name, "err", err)
