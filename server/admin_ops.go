@@ -232,7 +232,8 @@ func (s *Server) Publish(vhost, exchangeName, routingKey string, props amqp.Prop
 		}
 	}
 	msg := &message{exchange: exchangeName, routingKey: routingKey, props: raw, body: bytes.Clone(body),
-		persistent: decoded.DeliveryMode == 2, headers: decoded.Headers, arrived: nowMillis(), ttl: ttl, hasTTL: decoded.Expiration != ""}
+		persistent: decoded.DeliveryMode == 2, headers: decoded.Headers, arrived: nowMillis(), ttl: ttl, hasTTL: decoded.Expiration != "",
+		priority: decoded.Priority}
 	var buf [8]*queue
 	qs := v.route(x, routingKey, msg, buf[:0])
 	var groups []*commitGroup

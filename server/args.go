@@ -38,6 +38,8 @@ type queueLimits struct {
 	dlx      string
 	hasDLRK  bool // x-dead-letter-routing-key is set
 	dlrk     string
+	// x-max-priority; 0: not a priority queue
+	maxPriority uint8
 }
 
 // queueArgs validates a queue's declare arguments as RabbitMQ does and returns its limits.
@@ -61,7 +63,7 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 			case n == 0 && k == "x-expires":
 				return lim, bad(k, "{value_zero,0}")
 			case k == "x-max-priority" && n > 255:
-				return lim, bad(k, fmt.Sprintf("{value_too_large,%d,255}", n))
+				return lim, bad(k, fmt.Sprintf("{max_value_exceeded,%d}", n))
 			}
 			switch k {
 			case "x-max-length":
@@ -72,6 +74,8 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 				lim.msgTTL = n
 			case "x-expires":
 				lim.expires = n
+			case "x-max-priority":
+				lim.maxPriority = uint8(n)
 			}
 		case "x-overflow":
 			s, ok := x.(string)

@@ -83,6 +83,7 @@ type publishing struct {
 	headers      amqp.Table
 	ttl          int64 // the expiration property in ms, if hasTTL
 	hasTTL       bool
+	priority     uint8
 	bodySize     uint64
 	gotHeader    bool
 }

@@ -194,7 +194,7 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 		if err != nil {
 			return methodErr(amqp.Errorf(amqp.SyntaxError, "malformed content header properties: %v", err), &p.method)
 		}
-		p.deliveryMode, p.headers = decoded.DeliveryMode, decoded.Headers
+		p.deliveryMode, p.headers, p.priority = decoded.DeliveryMode, decoded.Headers, decoded.Priority
 		if err := ch.checkUserID(decoded.UserID); err != nil {
 			ch.closeWith(methodErr(err, &p.method))
 			return nil
@@ -275,7 +275,7 @@ func (ch *channel) route(p *publishing) {
 	msg := &message{
 		exchange: p.method.Exchange, routingKey: p.method.RoutingKey,
 		props: p.props, body: p.body, persistent: p.deliveryMode == 2, headers: p.headers,
-		arrived: nowMillis(), ttl: p.ttl, hasTTL: p.hasTTL,
+		arrived: nowMillis(), ttl: p.ttl, hasTTL: p.hasTTL, priority: p.priority,
 	}
 	var buf [8]*queue
 	qs := ch.vhost().route(p.ex, msg.routingKey, msg, buf[:0])

@@ -155,7 +155,7 @@ func (q *queue) deadMessage(d deadLetter) (*message, []string, []any) {
 	}
 	m := &message{
 		exchange: q.limits.dlx, routingKey: keys[0], props: raw, body: old.body,
-		persistent: old.persistent, headers: h, arrived: nowMillis(),
+		persistent: old.persistent, headers: h, arrived: nowMillis(), priority: old.priority,
 	}
 	return m, keys, deaths
 }

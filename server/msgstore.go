@@ -71,7 +71,7 @@ func decodeMessage(rec []byte) (*message, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: properties: %v", errBadRecord, err)
 		}
-		m.headers = props.Headers
+		m.headers, m.priority = props.Headers, props.Priority
 		if props.Expiration != "" {
 			if ttl, err := parseExpiration(props.Expiration); err == nil {
 				m.ttl, m.hasTTL = ttl, true

@@ -22,6 +22,7 @@ type message struct {
 	arrived    int64      // Unix milliseconds when it was published (TTLs run from then)
 	ttl        int64      // the expiration property in milliseconds, if hasTTL
 	hasTTL     bool
+	priority   uint8 // the priority property
 
 	// rec is the store record, built once while the message is routed (by the publishing
 	// goroutine) if some queue writes it, and dropped after routing.
@@ -44,6 +45,7 @@ type qentry struct {
 	stored      bool  // the message has a record under the queue's id (deleted on ack)
 	marked      bool  // a DeliveredKey exists for it (deleted with the record)
 	expiry      int64 // Unix milliseconds after which it expires at the head; 0: never
+	prio        uint8 // priority level in the queue (0 unless x-max-priority)
 }
 
 // queue holds ready messages in order and hands them to consumers with credit. Its state is
@@ -68,7 +70,7 @@ type queue struct {
 
 	mu struct {
 		sync.Mutex
-		ready       entryQueue // in memory, by seq
+		ready       readyQueue // in memory, by priority then seq
 		nextSeq     uint64
 		consumers   []*consumer
 		rr          int // round-robin position in consumers
@@ -103,7 +105,8 @@ type pagedRange struct {
 func newQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args amqp.Table, lim queueLimits) *queue {
 	q := &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args, limits: lim,
 		id: v.srv.queueIDs.Add(1)}
-	q.pageable = !(lim.overflow == "drop-head" && (lim.maxLen >= 0 || lim.maxBytes >= 0))
+	q.pageable = !(lim.overflow == "drop-head" && (lim.maxLen >= 0 || lim.maxBytes >= 0)) && lim.maxPriority == 0
+	q.mu.ready.init(int(lim.maxPriority))
 	q.mu.lastUsed = nowMillis()
 	return q
 }
@@ -138,7 +141,7 @@ func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 		return rejected, nil
 	}
 	q.mu.nextSeq++
-	e := &qentry{msg: msg, seq: q.mu.nextSeq, expiry: q.expiryOf(msg)}
+	e := &qentry{msg: msg, seq: q.mu.nextSeq, expiry: q.expiryOf(msg), prio: q.prioOf(msg)}
 	durable := msg.persistent && q.isDurable()
 	opts := &q.v.srv.opts
 	pageOut := q.pageable && (q.mu.paged.n > 0 || q.mu.ready.len() >= opts.QueueWindow ||
@@ -330,7 +333,7 @@ func (q *queue) readRange(from, upto uint64, max int) (es []*qentry, next uint64
 		if err != nil {
 			return fmt.Errorf("message %d: %w", seq, err)
 		}
-		es = append(es, &qentry{msg: m, seq: seq, stored: true, expiry: q.expiryOf(m)})
+		es = append(es, &qentry{msg: m, seq: seq, stored: true, expiry: q.expiryOf(m), prio: q.prioOf(m)})
 		return nil
 	})
 	return es, next, err
