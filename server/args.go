@@ -40,6 +40,7 @@ type queueLimits struct {
 	dlrk     string
 	// x-max-priority; 0: not a priority queue
 	maxPriority uint8
+	single      bool // x-single-active-consumer
 }
 
 // queueArgs validates a queue's declare arguments as RabbitMQ does and returns its limits.
@@ -100,9 +101,11 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 				lim.hasDLRK, lim.dlrk = true, s
 			}
 		case "x-single-active-consumer":
-			if _, ok := x.(bool); !ok {
+			b, ok := x.(bool)
+			if !ok {
 				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", amqp.FieldTypeName(x)))
 			}
+			lim.single = b
 		}
 	}
 	return lim, nil

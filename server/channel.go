@@ -61,7 +61,8 @@ type consumer struct {
 	exclusive bool
 	prefetch  uint16 // 0 = unlimited
 	args      amqp.Table
-	unacked   int // guarded by ch.mu
+	unacked   int   // guarded by ch.mu
+	priority  int64 // x-priority; set by queue.addConsumer
 }
 
 // delivery is a message handed to the client and not yet settled.

@@ -218,24 +218,15 @@ func (q *queue) dispatchFreshLocked(fresh *qentry) {
 			return
 		}
 		e := q.mu.ready.peek()
-		n := len(q.mu.consumers)
-		delivered := false
-		for i := 0; i < n; i++ {
-			c := q.mu.consumers[(q.mu.rr+i)%n]
-			if c.ch.tryDeliver(c, e) {
-				q.mu.rr = (q.mu.rr + i + 1) % n
-				q.mu.ready.pop()
-				if !c.noAck {
-					q.mu.unacked++
-				} else {
-					q.forgetLocked(e)
-				}
-				delivered = true
-				break
-			}
-		}
-		if !delivered {
+		c := q.pickConsumerLocked(e)
+		if c == nil {
 			return
+		}
+		q.mu.ready.pop()
+		if !c.noAck {
+			q.mu.unacked++
+		} else {
+			q.forgetLocked(e)
 		}
 	}
 }
@@ -415,12 +406,18 @@ func (q *queue) addConsumer(c *consumer, onAdded func()) error {
 	if q.mu.deleted {
 		return q.v.errNoQueue(q.name)
 	}
-	if len(q.mu.consumers) > 0 && (c.exclusive || q.mu.consumers[0].exclusive) {
+	if x, ok := c.args["x-priority"]; ok {
+		if _, ok := intArg(x); !ok {
+			return amqp.Errorf(amqp.PreconditionFailed, "invalid arg 'x-priority' for queue '%s' in vhost '%s': \"expected integer, got %s\"",
+				q.name, q.v.name, amqp.FieldTypeName(x))
+		}
+	}
+	if len(q.mu.consumers) > 0 && (c.exclusive || q.mu.consumers[0].exclusive) || c.exclusive && q.limits.single {
 		return amqp.Errorf(amqp.AccessRefused, "queue '%s' in vhost '%s' in exclusive use", q.name, q.v.name)
 	}
 	onAdded()
 	q.touchLocked()
-	q.mu.consumers = append(q.mu.consumers, c)
+	q.insertConsumerLocked(c)
 	q.mu.hadConsumer = true
 	q.dispatchLocked()
 	return nil
