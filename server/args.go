@@ -41,12 +41,15 @@ type queueLimits struct {
 	// x-max-priority; 0: not a priority queue
 	maxPriority uint8
 	single      bool // x-single-active-consumer
+	// countDeliveries: x-queue-type quorum or x-delivery-limit set; deliveryLimit -1: none
+	countDeliveries bool
+	deliveryLimit   int64
 }
 
 // queueArgs validates a queue's declare arguments as RabbitMQ does and returns its limits.
 // Arguments Warren does not know are accepted and ignored, as RabbitMQ ignores them.
 func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
-	lim := queueLimits{maxLen: -1, maxBytes: -1, overflow: "drop-head", msgTTL: -1, expires: -1}
+	lim := queueLimits{maxLen: -1, maxBytes: -1, overflow: "drop-head", msgTTL: -1, expires: -1, deliveryLimit: -1}
 	bad := func(k string, why string) error {
 		return amqp.Errorf(amqp.PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", k, name, v.name, why)
 	}
@@ -77,6 +80,8 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 				lim.expires = n
 			case "x-max-priority":
 				lim.maxPriority = uint8(n)
+			case "x-delivery-limit":
+				lim.deliveryLimit, lim.countDeliveries = n, true
 			}
 		case "x-overflow":
 			s, ok := x.(string)
@@ -99,6 +104,8 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 				lim.hasDLX, lim.dlx = true, s
 			case "x-dead-letter-routing-key":
 				lim.hasDLRK, lim.dlrk = true, s
+			case "x-queue-type":
+				lim.countDeliveries = lim.countDeliveries || s == "quorum"
 			}
 		case "x-single-active-consumer":
 			b, ok := x.(bool)

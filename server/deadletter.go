@@ -96,6 +96,9 @@ func (q *queue) deadMessage(d deadLetter) (*message, []string, []any) {
 	for k, x := range props.Headers {
 		h[k] = x
 	}
+	if q.limits.countDeliveries {
+		delete(h, "x-delivery-count") // the queue's, not the message's
+	}
 	keys := []string{old.routingKey}
 	if cc, ok := h["CC"].([]any); ok {
 		for _, x := range cc {

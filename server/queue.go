@@ -42,10 +42,12 @@ type qentry struct {
 	msg         *message
 	seq         uint64 // position in the queue: requeued entries go back to it
 	redelivered bool
-	stored      bool  // the message has a record under the queue's id (deleted on ack)
-	marked      bool  // a DeliveredKey exists for it (deleted with the record)
-	expiry      int64 // Unix milliseconds after which it expires at the head; 0: never
-	prio        uint8 // priority level in the queue (0 unless x-max-priority)
+	stored      bool   // the message has a record under the queue's id (deleted on ack)
+	marked      bool   // a DeliveredKey exists for it (deleted with the record)
+	expiry      int64  // Unix milliseconds after which it expires at the head; 0: never
+	prio        uint8  // priority level in the queue (0 unless x-max-priority)
+	returns     uint32 // times requeued (x-delivery-count), on queues that count deliveries
+	stamped     uint32 // returns+1 when msg carries x-delivery-count for returns; 0: not stamped
 }
 
 // queue holds ready messages in order and hands them to consumers with credit. Its state is
@@ -218,6 +220,7 @@ func (q *queue) dispatchFreshLocked(fresh *qentry) {
 			return
 		}
 		e := q.mu.ready.peek()
+		q.stampLocked(e)
 		c := q.pickConsumerLocked(e)
 		if c == nil {
 			return
@@ -351,6 +354,7 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 		q.touchLocked()
 		q.expireHeadLocked(nil)
 		if q.mu.ready.len() > 0 {
+			q.stampLocked(q.mu.ready.peek())
 			e = q.mu.ready.pop()
 			if ackRequired {
 				q.mu.unacked++
@@ -393,6 +397,13 @@ func (q *queue) requeue(es []*qentry) {
 	}
 	for _, e := range es {
 		e.redelivered = true
+		if q.limits.countDeliveries {
+			e.returns++
+			if lim := q.limits.deliveryLimit; lim >= 0 && int64(e.returns) > lim {
+				q.deadLocked(e, "delivery_limit")
+				continue
+			}
+		}
 		q.mu.ready.insertSorted(e)
 	}
 	q.dispatchLocked()
