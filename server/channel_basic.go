@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"slices"
+	"time"
 
 	"github.com/warrenmq/warren/amqp"
 )
@@ -123,7 +124,8 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
 	ch.mu.deliveryTag++
 	tag := ch.mu.deliveryTag
 	if !c.noAck {
-		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: c.q, e: e, c: c})
+		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: c.q, e: e, c: c, at: time.Now()})
+		ch.armAckTimerLocked()
 		c.unacked++
 		ch.mu.consumerUnack++
 	}
@@ -323,7 +325,8 @@ func (ch *channel) basicGet(m *amqp.BasicGet) error {
 	ch.mu.deliveryTag++
 	tag := ch.mu.deliveryTag
 	if !m.NoAck {
-		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: q, e: e})
+		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: q, e: e, at: time.Now()})
+		ch.armAckTimerLocked()
 	}
 	ch.mu.Unlock()
 	ch.writeContent(&amqp.BasicGetOk{
@@ -493,6 +496,7 @@ func (ch *channel) teardown() {
 		return
 	}
 	ch.mu.closed = true
+	ch.stopAckTimerLocked()
 	ch.conn.removeChannel(ch)
 	ch.confirms.close()
 	consumers := ch.mu.consumers

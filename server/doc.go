@@ -21,7 +21,11 @@
 //
 // A goroutine may take these locks only in this order (a later one while holding an earlier one):
 //
-//	Server.vhostsMu -> vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> confirmLedger.mu -> outbound.mu
+//	channel.loopMu -> Server.vhostsMu -> vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> confirmLedger.mu -> outbound.mu
+//
+// channel.loopMu is held by the read loop while it handles one of the channel's frames, and by the
+// channel's consumer-timeout timer (consumer_timeout.go) while it closes the channel; nothing else
+// takes it, and never under another lock.
 //
 // committer.mu, pager.mu and diskAlarm.mu are leaves: taken under any of the above, nothing under them.
 // exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
