@@ -67,3 +67,52 @@ func TestMessageRecordVersions(t *testing.T) {
 		t.Fatalf("expiry %d, want arrival+500", at)
 	}
 }
+
+// RabbitMQ's is_cycle: the queue is in the history with no rejection up to its first entry.
+func TestIsDeathCycle(t *testing.T) {
+	d := func(q, reason string) amqp.Table { return amqp.Table{"queue": q, "reason": reason} }
+	for _, c := range []struct {
+		deaths []any
+		queue  string
+		want   bool
+	}{
+		{nil, "a", false},
+		{[]any{d("a", "expired")}, "a", true},
+		{[]any{d("b", "expired"), d("a", "expired")}, "a", true},
+		{[]any{d("b", "rejected"), d("a", "expired")}, "a", false},
+		{[]any{d("a", "rejected")}, "a", false},
+		{[]any{d("b", "maxlen")}, "a", false},
+		{[]any{d("a", "expired"), d("b", "rejected")}, "a", true},
+	} {
+		if got := isDeathCycle(c.queue, c.deaths); got != c.want {
+			t.Errorf("%v / %s: %v, want %v", c.deaths, c.queue, got, c.want)
+		}
+	}
+}
+
+// Priority levels: highest first, FIFO within a level, requeue to its place, counts kept.
+func TestReadyQueuePriorities(t *testing.T) {
+	var r readyQueue
+	r.init(3)
+	e := func(seq uint64, prio uint8) *qentry {
+		return &qentry{seq: seq, prio: prio, msg: &message{body: make([]byte, 1)}}
+	}
+	for _, x := range []*qentry{e(1, 0), e(2, 3), e(3, 1), e(4, 3), e(5, 0)} {
+		r.push(x)
+	}
+	first := r.pop()
+	r.insertSorted(first)
+	var got []uint64
+	for r.len() > 0 {
+		got = append(got, r.pop().seq)
+	}
+	want := []uint64{2, 4, 3, 1, 5}
+	for i := range want {
+		if i >= len(got) || got[i] != want[i] {
+			t.Fatalf("order %v, want %v", got, want)
+		}
+	}
+	if r.bytes != 0 || r.n != 0 {
+		t.Fatalf("bytes %d n %d", r.bytes, r.n)
+	}
+}
