@@ -36,15 +36,24 @@ func (q *queue) deadLocked(e *qentry, reason string) {
 	}
 }
 
-// unlock releases q.mu and then republishes the messages dead-lettered meanwhile. The caller
-// must hold no other lock.
+// unlock releases q.mu and then republishes the messages dead-lettered meanwhile, in the order
+// they left the queue: one goroutine at a time republishes a queue's dead list (another that finds
+// it busy leaves its messages to it), with q.mu released. The caller must hold no other lock.
 func (q *queue) unlock() {
-	dead := q.mu.dead
-	q.mu.dead = nil
-	q.mu.Unlock()
-	if len(dead) > 0 {
-		q.deadLetterAll(dead)
+	if len(q.mu.dead) == 0 || q.mu.deadBusy {
+		q.mu.Unlock()
+		return
 	}
+	q.mu.deadBusy = true
+	for len(q.mu.dead) > 0 {
+		dead := q.mu.dead
+		q.mu.dead = nil
+		q.mu.Unlock()
+		q.deadLetterAll(dead)
+		q.mu.Lock()
+	}
+	q.mu.deadBusy = false
+	q.mu.Unlock()
 }
 
 // reject settles unacked entries rejected or nacked without requeue: they are dead-lettered.

@@ -90,6 +90,7 @@ type queue struct {
 		// this seq come back redelivered.
 		uncleanUpTo uint64
 		dead        []deadLetter // dead-lettered under the lock, republished by unlock
+		deadBusy    bool         // a goroutine is republishing dead (deadletter.go)
 
 		timer    *time.Timer // expiries (ttl.go); nil until first needed
 		timerAt  int64       // when timer fires (Unix ms); 0: not armed
