@@ -258,13 +258,13 @@ func (q *queue) info(un *unackedSums) QueueInfo {
 	qi.ReadyBytes = q.bytesLocked()
 	qi.PagedOut, qi.PagedOutBytes = q.mu.paged.n, q.mu.paged.bytes
 	qi.Consumers = len(q.mu.consumers)
-	for _, e := range q.mu.ready.s[q.mu.ready.head:] {
+	q.mu.ready.each(func(e *qentry) {
 		qi.Memory += int64(len(e.msg.body)+len(e.msg.props)) + perMessageOverhead
 		if e.msg.persistent {
 			qi.Persistent++
 			qi.PersistentBytes += int64(len(e.msg.body))
 		}
-	}
+	})
 	q.mu.Unlock()
 	if un != nil {
 		qi.UnackedBytes = un.bytes

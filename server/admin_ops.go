@@ -53,7 +53,10 @@ func (s *Server) DeclareQueue(vhost, name string, spec QueueSpec) (created bool,
 	v.mu.RLock()
 	existed := v.queues[name] != nil
 	v.mu.RUnlock()
-	_, err = v.declareQueue(nil, &amqp.QueueDeclare{Queue: name, Durable: spec.Durable, AutoDelete: spec.AutoDelete, Arguments: spec.Arguments})
+	q, err := v.declareQueue(nil, &amqp.QueueDeclare{Queue: name, Durable: spec.Durable, AutoDelete: spec.AutoDelete, Arguments: spec.Arguments})
+	if err == nil {
+		q.declared() // arms its timers
+	}
 	if err != nil {
 		return false, err
 	}
@@ -222,8 +225,15 @@ func (s *Server) Publish(vhost, exchangeName, routingKey string, props amqp.Prop
 	if err != nil {
 		return false, badRequest("properties: %v", err)
 	}
+	var ttl int64
+	if decoded.Expiration != "" {
+		if ttl, err = parseExpiration(decoded.Expiration); err != nil {
+			return false, badRequest("%s", expirationError(decoded.Expiration, err).Text)
+		}
+	}
 	msg := &message{exchange: exchangeName, routingKey: routingKey, props: raw, body: bytes.Clone(body),
-		persistent: decoded.DeliveryMode == 2, headers: decoded.Headers}
+		persistent: decoded.DeliveryMode == 2, headers: decoded.Headers, arrived: nowMillis(), ttl: ttl, hasTTL: decoded.Expiration != "",
+		priority: decoded.Priority}
 	var buf [8]*queue
 	qs := v.route(x, routingKey, msg, buf[:0])
 	var groups []*commitGroup

@@ -32,12 +32,24 @@ type queueLimits struct {
 	maxLen   int64 // -1: none
 	maxBytes int64 // -1: none
 	overflow string
+	msgTTL   int64 // x-message-ttl in ms; -1: none
+	expires  int64 // x-expires in ms; -1: none
+	hasDLX   bool  // x-dead-letter-exchange is set (dlx may be "", the default exchange)
+	dlx      string
+	hasDLRK  bool // x-dead-letter-routing-key is set
+	dlrk     string
+	// x-max-priority; 0: not a priority queue
+	maxPriority uint8
+	single      bool // x-single-active-consumer
+	// countDeliveries: x-queue-type quorum or x-delivery-limit set; deliveryLimit -1: none
+	countDeliveries bool
+	deliveryLimit   int64
 }
 
 // queueArgs validates a queue's declare arguments as RabbitMQ does and returns its limits.
 // Arguments Warren does not know are accepted and ignored, as RabbitMQ ignores them.
 func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
-	lim := queueLimits{maxLen: -1, maxBytes: -1, overflow: "drop-head"}
+	lim := queueLimits{maxLen: -1, maxBytes: -1, overflow: "drop-head", msgTTL: -1, expires: -1, deliveryLimit: -1}
 	bad := func(k string, why string) error {
 		return amqp.Errorf(amqp.PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", k, name, v.name, why)
 	}
@@ -55,13 +67,21 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 			case n == 0 && k == "x-expires":
 				return lim, bad(k, "{value_zero,0}")
 			case k == "x-max-priority" && n > 255:
-				return lim, bad(k, fmt.Sprintf("{value_too_large,%d,255}", n))
+				return lim, bad(k, fmt.Sprintf("{max_value_exceeded,%d}", n))
 			}
 			switch k {
 			case "x-max-length":
 				lim.maxLen = n
 			case "x-max-length-bytes":
 				lim.maxBytes = n
+			case "x-message-ttl":
+				lim.msgTTL = n
+			case "x-expires":
+				lim.expires = n
+			case "x-max-priority":
+				lim.maxPriority = uint8(n)
+			case "x-delivery-limit":
+				lim.deliveryLimit, lim.countDeliveries = n, true
 			}
 		case "x-overflow":
 			s, ok := x.(string)
@@ -75,13 +95,24 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 				return lim, bad(k, fmt.Sprintf("{invalid_overflow,<<\"%s\">>}", s))
 			}
 		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode", "x-queue-type":
-			if _, ok := x.(string); !ok {
+			s, ok := x.(string)
+			if !ok {
 				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", amqp.FieldTypeName(x)))
+			}
+			switch k {
+			case "x-dead-letter-exchange":
+				lim.hasDLX, lim.dlx = true, s
+			case "x-dead-letter-routing-key":
+				lim.hasDLRK, lim.dlrk = true, s
+			case "x-queue-type":
+				lim.countDeliveries = lim.countDeliveries || s == "quorum"
 			}
 		case "x-single-active-consumer":
-			if _, ok := x.(bool); !ok {
+			b, ok := x.(bool)
+			if !ok {
 				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", amqp.FieldTypeName(x)))
 			}
+			lim.single = b
 		}
 	}
 	return lim, nil

@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync"
+	"time"
 
 	"github.com/warrenmq/warren/amqp"
 )
@@ -15,6 +16,11 @@ type channel struct {
 	conn *conn
 
 	closing bool // we sent channel.close; everything but close/close-ok is discarded
+
+	// loopMu is held by the read loop while it handles a frame of this channel, and by the
+	// consumer-timeout timer while it closes the channel (consumer_timeout.go), so that the
+	// channel's read-loop state (closing, pub, tx) has one owner at a time.
+	loopMu sync.Mutex
 
 	// Content assembly: a basic.publish waiting for its header and body frames.
 	pub *publishing
@@ -49,6 +55,8 @@ type channel struct {
 		unacked        []*delivery // ordered by tag
 		prefetchGlobal uint16      // basic.qos global=true: limit on the channel's consumer deliveries
 		consumerUnack  int         // unacked deliveries to consumers (not basic.get)
+		ackTimer       *time.Timer // consumer timeout (consumer_timeout.go); nil until needed
+		ackTimerAt     time.Time   // when ackTimer fires; zero: not armed
 	}
 }
 
@@ -61,7 +69,8 @@ type consumer struct {
 	exclusive bool
 	prefetch  uint16 // 0 = unlimited
 	args      amqp.Table
-	unacked   int // guarded by ch.mu
+	unacked   int   // guarded by ch.mu
+	priority  int64 // x-priority; set by queue.addConsumer
 }
 
 // delivery is a message handed to the client and not yet settled.
@@ -70,6 +79,7 @@ type delivery struct {
 	q   *queue
 	e   *qentry
 	c   *consumer // nil for basic.get
+	at  time.Time // when it was delivered (consumer timeout)
 }
 
 // publishing is a basic.publish being assembled, or held by a transaction.
@@ -81,6 +91,9 @@ type publishing struct {
 	// Decoded once from props when the header frame arrives.
 	deliveryMode uint8
 	headers      amqp.Table
+	ttl          int64 // the expiration property in ms, if hasTTL
+	hasTTL       bool
+	priority     uint8
 	bodySize     uint64
 	gotHeader    bool
 }
@@ -389,7 +402,7 @@ func (ch *channel) queueDeclare(m *amqp.QueueDeclare) error {
 	if m.NoWait {
 		return nil
 	}
-	ready, consumers := q.counts()
+	ready, consumers := q.declared()
 	return ch.reply(&amqp.QueueDeclareOk{Queue: q.name, MessageCount: ready, ConsumerCount: consumers})
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"slices"
+	"time"
 
 	"github.com/warrenmq/warren/amqp"
 )
@@ -123,7 +124,8 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
 	ch.mu.deliveryTag++
 	tag := ch.mu.deliveryTag
 	if !c.noAck {
-		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: c.q, e: e, c: c})
+		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: c.q, e: e, c: c, at: time.Now()})
+		ch.armAckTimerLocked()
 		c.unacked++
 		ch.mu.consumerUnack++
 	}
@@ -194,10 +196,17 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 		if err != nil {
 			return methodErr(amqp.Errorf(amqp.SyntaxError, "malformed content header properties: %v", err), &p.method)
 		}
-		p.deliveryMode, p.headers = decoded.DeliveryMode, decoded.Headers
+		p.deliveryMode, p.headers, p.priority = decoded.DeliveryMode, decoded.Headers, decoded.Priority
 		if err := ch.checkUserID(decoded.UserID); err != nil {
 			ch.closeWith(methodErr(err, &p.method))
 			return nil
+		}
+		if decoded.Expiration != "" {
+			if p.ttl, err = parseExpiration(decoded.Expiration); err != nil {
+				ch.closeWith(methodErr(expirationError(decoded.Expiration, err), &p.method))
+				return nil
+			}
+			p.hasTTL = true
 		}
 		p.gotHeader = true
 		p.bodySize = size
@@ -268,6 +277,7 @@ func (ch *channel) route(p *publishing) {
 	msg := &message{
 		exchange: p.method.Exchange, routingKey: p.method.RoutingKey,
 		props: p.props, body: p.body, persistent: p.deliveryMode == 2, headers: p.headers,
+		arrived: nowMillis(), ttl: p.ttl, hasTTL: p.hasTTL, priority: p.priority,
 	}
 	var buf [8]*queue
 	qs := ch.vhost().route(p.ex, msg.routingKey, msg, buf[:0])
@@ -315,7 +325,8 @@ func (ch *channel) basicGet(m *amqp.BasicGet) error {
 	ch.mu.deliveryTag++
 	tag := ch.mu.deliveryTag
 	if !m.NoAck {
-		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: q, e: e})
+		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: q, e: e, at: time.Now()})
+		ch.armAckTimerLocked()
 	}
 	ch.mu.Unlock()
 	ch.writeContent(&amqp.BasicGetOk{
@@ -351,6 +362,8 @@ func (ch *channel) settle(s settlement) error {
 	ch.countSettle(s.kind, ds)
 	if s.kind != settleAck && s.requeue {
 		requeueDeliveries(ds)
+	} else if s.kind != settleAck {
+		forEachQueue(ds, func(q *queue, es []*qentry) { q.reject(es) })
 	} else {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(es) })
 	}
@@ -483,6 +496,7 @@ func (ch *channel) teardown() {
 		return
 	}
 	ch.mu.closed = true
+	ch.stopAckTimerLocked()
 	ch.conn.removeChannel(ch)
 	ch.confirms.close()
 	consumers := ch.mu.consumers

@@ -265,6 +265,8 @@ func (c *conn) handleFrame(f amqp.Frame) error {
 		if ch == nil {
 			return amqp.Errorf(amqp.ChannelError, "expected 'channel.open'")
 		}
+		ch.loopMu.Lock()
+		defer ch.loopMu.Unlock()
 		return ch.handleContent(f)
 	}
 	return amqp.Errorf(amqp.FrameError, "unknown frame type %d", f.Type)
@@ -310,6 +312,8 @@ func (c *conn) channelMethod(id uint16, m amqp.Method) error {
 		c.channels[id] = ch
 		return c.out.writeMethod(id, &amqp.ChannelOpenOk{})
 	}
+	ch.loopMu.Lock()
+	defer ch.loopMu.Unlock()
 	return ch.handleMethod(m)
 }
 

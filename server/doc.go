@@ -11,18 +11,26 @@
 // read loop, an acking consumer's read loop, a basic.consume): it encodes frames into the consumer's
 // connection buffer under locks and never touches a socket; the write loop does the I/O with no broker
 // lock held. The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown,
-// also counted in Server.wg.
+// also counted in Server.wg. Queue timers (ttl.go: message expiry, x-expires) are time.AfterFunc
+// functions that run only while Server.timers is open; Shutdown closes it, waits for the running
+// ones and stops every queue's timer, before it stops the committer. Dead-lettering (deadletter.go)
+// also runs on whichever goroutine removed the message: queue.unlock republishes the queue's dead
+// list after releasing queue.mu, with no lock held, so a queue's lock is never taken under another's.
 //
 // # Lock order
 //
 // A goroutine may take these locks only in this order (a later one while holding an earlier one):
 //
-//	Server.vhostsMu -> vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> confirmLedger.mu -> outbound.mu
+//	channel.loopMu -> Server.vhostsMu -> vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> confirmLedger.mu -> outbound.mu
+//
+// channel.loopMu is held by the read loop while it handles one of the channel's frames, and by the
+// channel's consumer-timeout timer (consumer_timeout.go) while it closes the channel; nothing else
+// takes it, and never under another lock.
 //
 // committer.mu, pager.mu and diskAlarm.mu are leaves: taken under any of the above, nothing under them.
 // exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
 // alone; queue.mu is taken without vhost.mu on the publish path. Server.mu is a leaf: nothing is taken
-// while holding it. So are Server.adm.mu (users, permissions, vhost metadata; the store is written
+// while holding it. So is Server.timers.mu. So are Server.adm.mu (users, permissions, vhost metadata; the store is written
 // under it), conn.adm.mu (a connection's channel registry, taken under channel.mu by teardown) and
 // the sampler's connRates.mu. Management snapshots (admin*.go) take each lock briefly, in this order,
 // and copy plain values out; statistics are atomics, so the hot paths take no lock for them.

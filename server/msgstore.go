@@ -14,20 +14,28 @@ import (
 // the queue pages it out because its in-memory window is full (then unsynced, and for a transient
 // message dropped at the next start, as RabbitMQ drops transient messages on restart).
 //
-// Record: RecordVersion, flags (bit 0: persistent), exchange and routing key (shortstr), the raw
-// content-header properties (uint32 length + bytes, exactly as received) and the body as received.
+// Record: a version byte, flags (bit 0: persistent), in version 2 the time the message arrived
+// (int64 Unix milliseconds, from which a queue derives its expiry), exchange and routing key
+// (shortstr), the raw content-header properties (uint32 length + bytes, exactly as received) and
+// the body as received. Version 1 (storage.RecordVersion, no arrival time) is still read: its
+// messages count as arrived when they are read, so a TTL runs from then.
 
-const recPersistent = 1
+const (
+	recPersistent = 1
+	msgRecordV2   = 2 // version 1 plus the arrival time
+)
 
 // encodeMessage builds m's record.
 func encodeMessage(m *message) []byte {
-	n := 1 + 1 + 1 + len(m.exchange) + 1 + len(m.routingKey) + 4 + len(m.props) + len(m.body)
+	n := 1 + 1 + 8 + 1 + len(m.exchange) + 1 + len(m.routingKey) + 4 + len(m.props) + len(m.body)
 	b := make([]byte, 0, n)
 	var flags byte
 	if m.persistent {
 		flags |= recPersistent
 	}
-	b = append(b, storage.RecordVersion, flags, byte(len(m.exchange)))
+	b = append(b, msgRecordV2, flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.arrived))
+	b = append(b, byte(len(m.exchange)))
 	b = append(b, m.exchange...)
 	b = append(b, byte(len(m.routingKey)))
 	b = append(b, m.routingKey...)
@@ -46,6 +54,12 @@ func decodeMessage(rec []byte) (*message, error) {
 	}
 	m := &message{persistent: rec[1]&recPersistent != 0}
 	p := 2
+	if rec[0] == msgRecordV2 {
+		m.arrived = int64(binary.BigEndian.Uint64(rec[2:]))
+		p += 8
+	} else {
+		m.arrived = nowMillis()
+	}
 	m.exchange = string(rec[p+1 : p+1+int(rec[p])])
 	p += 1 + int(rec[p])
 	m.routingKey = string(rec[p+1 : p+1+int(rec[p])])
@@ -57,17 +71,28 @@ func decodeMessage(rec []byte) (*message, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: properties: %v", errBadRecord, err)
 		}
-		m.headers = props.Headers
+		m.headers, m.priority = props.Headers, props.Priority
+		if props.Expiration != "" {
+			if ttl, err := parseExpiration(props.Expiration); err == nil {
+				m.ttl, m.hasTTL = ttl, true
+			}
+		}
 	}
 	return m, nil
 }
 
 // messageHeader validates rec's layout and returns the offset of the properties and their length.
 func messageHeader(rec []byte) (hdr, propsLen int, err error) {
-	if len(rec) < 2 || rec[0] != storage.RecordVersion {
+	if len(rec) < 2 || rec[0] != storage.RecordVersion && rec[0] != msgRecordV2 {
 		return 0, 0, fmt.Errorf("%w: unknown version", errBadRecord)
 	}
 	p := 2
+	if rec[0] == msgRecordV2 {
+		if len(rec) < p+8 {
+			return 0, 0, fmt.Errorf("%w: truncated", errBadRecord)
+		}
+		p += 8
+	}
 	for range 2 { // exchange, routing key
 		if p >= len(rec) || p+1+int(rec[p]) > len(rec) {
 			return 0, 0, fmt.Errorf("%w: truncated", errBadRecord)

@@ -234,7 +234,13 @@ func (s *Server) recover() error {
 	if err := s.recoverAdmin(byID); err != nil {
 		return err
 	}
-	return s.recoverMessages(byID)
+	if err := s.recoverMessages(byID); err != nil {
+		return err
+	}
+	for _, q := range byID {
+		q.start() // expiries of recovered messages, x-expires
+	}
+	return nil
 }
 
 // cleanKey is present in the store only while the broker is stopped after a clean shutdown.
@@ -272,7 +278,7 @@ func (s *Server) recoverMessages(byID map[uint64]*queue) error {
 			return nil
 		}
 		if storage.IsDeliveredKey(k) {
-			if last != nil && last.seq == seq && q.mu.ready.len() > 0 && q.mu.ready.peekLast() == last {
+			if last != nil && last.seq == seq && q.mu.ready.isLast(last) {
 				last.redelivered, last.marked = true, true
 			}
 			return nil
@@ -296,7 +302,7 @@ func (s *Server) recoverMessages(byID map[uint64]*queue) error {
 			if err != nil {
 				return fmt.Errorf("message %d of queue %q: %w", seq, q.name, err)
 			}
-			last = &qentry{msg: m, seq: seq, stored: true, redelivered: !clean}
+			last = &qentry{msg: m, seq: seq, stored: true, redelivered: !clean, expiry: q.expiryOf(m), prio: q.prioOf(m)}
 			q.mu.ready.push(last)
 			return nil
 		}
@@ -335,12 +341,12 @@ func (s *Server) markClean() error {
 		v.mu.RLock()
 		for _, q := range v.queues {
 			q.mu.Lock()
-			for i := q.mu.ready.head; i < len(q.mu.ready.s); i++ {
-				if e := q.mu.ready.s[i]; e.stored && e.redelivered && !e.marked {
+			q.mu.ready.each(func(e *qentry) {
+				if e.stored && e.redelivered && !e.marked {
 					b.Set(storage.DeliveredKey(q.id, e.seq), nil)
 					e.marked = true
 				}
-			}
+			})
 			q.mu.Unlock()
 		}
 		v.mu.RUnlock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/storage"
@@ -18,6 +19,10 @@ type message struct {
 	body       []byte
 	persistent bool       // delivery-mode 2
 	headers    amqp.Table // the headers property, decoded once on publish (for headers exchanges)
+	arrived    int64      // Unix milliseconds when it was published (TTLs run from then)
+	ttl        int64      // the expiration property in milliseconds, if hasTTL
+	hasTTL     bool
+	priority   uint8 // the priority property
 
 	// rec is the store record, built once while the message is routed (by the publishing
 	// goroutine) if some queue writes it, and dropped after routing.
@@ -37,8 +42,12 @@ type qentry struct {
 	msg         *message
 	seq         uint64 // position in the queue: requeued entries go back to it
 	redelivered bool
-	stored      bool // the message has a record under the queue's id (deleted on ack)
-	marked      bool // a DeliveredKey exists for it (deleted with the record)
+	stored      bool   // the message has a record under the queue's id (deleted on ack)
+	marked      bool   // a DeliveredKey exists for it (deleted with the record)
+	expiry      int64  // Unix milliseconds after which it expires at the head; 0: never
+	prio        uint8  // priority level in the queue (0 unless x-max-priority)
+	returns     uint32 // times requeued (x-delivery-count), on queues that count deliveries
+	stamped     uint32 // returns+1 when msg carries x-delivery-count for returns; 0: not stamped
 }
 
 // queue holds ready messages in order and hands them to consumers with credit. Its state is
@@ -63,7 +72,7 @@ type queue struct {
 
 	mu struct {
 		sync.Mutex
-		ready       entryQueue // in memory, by seq
+		ready       readyQueue // in memory, by priority then seq
 		nextSeq     uint64
 		consumers   []*consumer
 		rr          int // round-robin position in consumers
@@ -80,6 +89,12 @@ type queue struct {
 		// After an unclean stop every recovered message may have been delivered: those up to
 		// this seq come back redelivered.
 		uncleanUpTo uint64
+		dead        []deadLetter // dead-lettered under the lock, republished by unlock
+		deadBusy    bool         // a goroutine is republishing dead (deadletter.go)
+
+		timer    *time.Timer // expiries (ttl.go); nil until first needed
+		timerAt  int64       // when timer fires (Unix ms); 0: not armed
+		lastUsed int64       // for x-expires: the last declare, get or consumer (Unix ms)
 	}
 }
 
@@ -93,7 +108,9 @@ type pagedRange struct {
 func newQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args amqp.Table, lim queueLimits) *queue {
 	q := &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args, limits: lim,
 		id: v.srv.queueIDs.Add(1)}
-	q.pageable = !(lim.overflow == "drop-head" && (lim.maxLen >= 0 || lim.maxBytes >= 0))
+	q.pageable = !(lim.overflow == "drop-head" && (lim.maxLen >= 0 || lim.maxBytes >= 0)) && lim.maxPriority == 0
+	q.mu.ready.init(int(lim.maxPriority))
+	q.mu.lastUsed = nowMillis()
 	return q
 }
 
@@ -115,16 +132,19 @@ const (
 // the message must be durable before it is confirmed, the commit group holding it is returned.
 func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.mu.deleted {
 		return gone, nil
 	}
 	lim := q.limits
 	if lim.overflow != "drop-head" && q.fullLocked(int64(len(msg.body))) {
+		if lim.overflow == "reject-publish-dlx" && lim.hasDLX {
+			q.mu.dead = append(q.mu.dead, deadLetter{msg: msg, reason: "maxlen"})
+		}
 		return rejected, nil
 	}
 	q.mu.nextSeq++
-	e := &qentry{msg: msg, seq: q.mu.nextSeq}
+	e := &qentry{msg: msg, seq: q.mu.nextSeq, expiry: q.expiryOf(msg), prio: q.prioOf(msg)}
 	durable := msg.persistent && q.isDurable()
 	opts := &q.v.srv.opts
 	pageOut := q.pageable && (q.mu.paged.n > 0 || q.mu.ready.len() >= opts.QueueWindow ||
@@ -148,9 +168,9 @@ func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 		return published, g
 	}
 	q.mu.ready.push(e)
-	q.dispatchLocked()
+	q.dispatchFreshLocked(e)
 	for q.mu.ready.len() > 0 && q.overLocked() {
-		q.forgetLocked(q.mu.ready.pop()) // drop-head
+		q.deadLocked(q.mu.ready.pop(), "maxlen") // drop-head
 	}
 	return published, g
 }
@@ -186,29 +206,31 @@ func (q *queue) overLocked() bool {
 		(lim.maxBytes >= 0 && q.bytesLocked() > lim.maxBytes)
 }
 
-// dispatchLocked hands ready messages to consumers round-robin while any has credit.
-func (q *queue) dispatchLocked() {
+// dispatchLocked hands ready messages to consumers round-robin while any has credit, dropping
+// the expired ones at the head.
+func (q *queue) dispatchLocked() { q.dispatchFreshLocked(nil) }
+
+// dispatchFreshLocked is dispatchLocked for a publish: fresh, the message just published, is
+// offered to the consumers before its expiry is checked (a TTL of 0 means "deliver now or never").
+func (q *queue) dispatchFreshLocked(fresh *qentry) {
 	defer q.wantPageInLocked()
-	for q.mu.ready.len() > 0 && len(q.mu.consumers) > 0 {
-		e := q.mu.ready.peek()
-		n := len(q.mu.consumers)
-		delivered := false
-		for i := 0; i < n; i++ {
-			c := q.mu.consumers[(q.mu.rr+i)%n]
-			if c.ch.tryDeliver(c, e) {
-				q.mu.rr = (q.mu.rr + i + 1) % n
-				q.mu.ready.pop()
-				if !c.noAck {
-					q.mu.unacked++
-				} else {
-					q.forgetLocked(e)
-				}
-				delivered = true
-				break
-			}
-		}
-		if !delivered {
+	defer q.expireHeadLocked(nil)
+	for {
+		q.expireHeadLocked(fresh)
+		if q.mu.ready.len() == 0 || len(q.mu.consumers) == 0 {
 			return
+		}
+		e := q.mu.ready.peek()
+		q.stampLocked(e)
+		c := q.pickConsumerLocked(e)
+		if c == nil {
+			return
+		}
+		q.mu.ready.pop()
+		if !c.noAck {
+			q.mu.unacked++
+		} else {
+			q.forgetLocked(e)
 		}
 	}
 }
@@ -252,7 +274,7 @@ func (q *queue) pageIn() {
 	}
 
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	q.mu.paging = nil
 	close(done)
 	if gen != q.mu.pageGen || q.mu.deleted || err != nil {
@@ -306,7 +328,7 @@ func (q *queue) readRange(from, upto uint64, max int) (es []*qentry, next uint64
 		if err != nil {
 			return fmt.Errorf("message %d: %w", seq, err)
 		}
-		es = append(es, &qentry{msg: m, seq: seq, stored: true})
+		es = append(es, &qentry{msg: m, seq: seq, stored: true, expiry: q.expiryOf(m), prio: q.prioOf(m)})
 		return nil
 	})
 	return es, next, err
@@ -315,7 +337,7 @@ func (q *queue) readRange(from, upto uint64, max int) (es []*qentry, next uint64
 // kick delivers what it can (after credit was freed).
 func (q *queue) kick() {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if !q.mu.deleted {
 		q.dispatchLocked()
 	}
@@ -330,7 +352,10 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 			q.mu.Unlock()
 			return nil, 0
 		}
+		q.touchLocked()
+		q.expireHeadLocked(nil)
 		if q.mu.ready.len() > 0 {
+			q.stampLocked(q.mu.ready.peek())
 			e = q.mu.ready.pop()
 			if ackRequired {
 				q.mu.unacked++
@@ -339,11 +364,11 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 			}
 			remaining = uint32(q.lenLocked())
 			q.wantPageInLocked()
-			q.mu.Unlock()
+			q.unlock()
 			return e, remaining
 		}
 		paged := q.mu.paged.n > 0
-		q.mu.Unlock()
+		q.unlock()
 		if !paged {
 			return nil, 0
 		}
@@ -366,13 +391,20 @@ func (q *queue) settle(es []*qentry) {
 // requeue puts unacked entries back at their positions, marked redelivered, and delivers again.
 func (q *queue) requeue(es []*qentry) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	q.mu.unacked -= len(es)
 	if q.mu.deleted {
 		return
 	}
 	for _, e := range es {
 		e.redelivered = true
+		if q.limits.countDeliveries {
+			e.returns++
+			if lim := q.limits.deliveryLimit; lim >= 0 && int64(e.returns) > lim {
+				q.deadLocked(e, "delivery_limit")
+				continue
+			}
+		}
 		q.mu.ready.insertSorted(e)
 	}
 	q.dispatchLocked()
@@ -382,15 +414,22 @@ func (q *queue) requeue(es []*qentry) {
 // any delivery (it queues consume-ok, so the client sees it before the first basic.deliver).
 func (q *queue) addConsumer(c *consumer, onAdded func()) error {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.mu.deleted {
 		return q.v.errNoQueue(q.name)
 	}
-	if len(q.mu.consumers) > 0 && (c.exclusive || q.mu.consumers[0].exclusive) {
+	if x, ok := c.args["x-priority"]; ok {
+		if _, ok := intArg(x); !ok {
+			return amqp.Errorf(amqp.PreconditionFailed, "invalid arg 'x-priority' for queue '%s' in vhost '%s': \"expected integer, got %s\"",
+				q.name, q.v.name, amqp.FieldTypeName(x))
+		}
+	}
+	if len(q.mu.consumers) > 0 && (c.exclusive || q.mu.consumers[0].exclusive) || c.exclusive && q.limits.single {
 		return amqp.Errorf(amqp.AccessRefused, "queue '%s' in vhost '%s' in exclusive use", q.name, q.v.name)
 	}
 	onAdded()
-	q.mu.consumers = append(q.mu.consumers, c)
+	q.touchLocked()
+	q.insertConsumerLocked(c)
 	q.mu.hadConsumer = true
 	q.dispatchLocked()
 	return nil
@@ -410,6 +449,8 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 				q.mu.rr %= len(q.mu.consumers)
 			} else {
 				q.mu.rr = 0
+				q.touchLocked() // x-expires counts from the last consumer's going
+				q.armTimerLocked()
 			}
 			break
 		}
@@ -422,6 +463,25 @@ func (q *queue) counts() (ready, consumers uint32) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return uint32(q.lenLocked()), uint32(len(q.mu.consumers))
+}
+
+// declared is counts for a queue.declare (passive or not), which is a use for x-expires, as in
+// RabbitMQ; it also arms the queue's timer for a queue just created.
+func (q *queue) declared() (ready, consumers uint32) {
+	q.mu.Lock()
+	defer q.unlock()
+	if !q.mu.deleted {
+		q.touchLocked()
+		q.expireHeadLocked(nil)
+	}
+	return uint32(q.lenLocked()), uint32(len(q.mu.consumers))
+}
+
+// start arms the timer of a recovered queue (its messages' expiries, its x-expires).
+func (q *queue) start() {
+	q.mu.Lock()
+	defer q.unlock()
+	q.expireHeadLocked(nil)
 }
 
 // purge drops the ready messages (not the unacked ones) and returns how many. The paged ones go
@@ -460,6 +520,7 @@ func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 		q.commit().add(false, func(b *storage.Batch) { b.DeleteRange(start, end) })
 	}
 	q.mu.deleted = true
+	q.stopTimerLocked()
 	q.mu.ready.reset()
 	q.mu.paged = pagedRange{}
 	q.mu.pageGen++

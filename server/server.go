@@ -63,6 +63,9 @@ type Options struct {
 	DiskCheckInterval time.Duration
 	// StatsInterval is how often message rates are sampled (0: DefaultStatsInterval).
 	StatsInterval time.Duration
+	// ConsumerTimeout closes a channel (406) holding a delivery unacknowledged for longer, as
+	// RabbitMQ's consumer_timeout (0: DefaultConsumerTimeout, 30 minutes; negative: none).
+	ConsumerTimeout time.Duration
 }
 
 func (o *Options) setDefaults() error {
@@ -101,6 +104,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = defaultHandshake
+	}
+	if o.ConsumerTimeout == 0 {
+		o.ConsumerTimeout = DefaultConsumerTimeout
 	}
 	if o.StatsInterval <= 0 {
 		o.StatsInterval = DefaultStatsInterval
@@ -144,6 +150,8 @@ type Server struct {
 	alarm  *diskAlarm
 	// storeDone ends the committer and pager once, after the last connection is gone.
 	storeDone sync.Once
+
+	timers timerSet // lets queue timers run until Shutdown (ttl.go)
 
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
@@ -296,6 +304,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.storeDone.Do(func() {
+		s.stopTimers()
 		s.alarm.shutdown()
 		s.pager.shutdown()
 		if merr := s.markClean(); merr != nil && err == nil {

@@ -13,7 +13,9 @@
 //     bindings and a queue's messages (by sequence) are each one contiguous, ordered range, and a
 //     queue's messages can be dropped with one DeleteRange. A scan callback must not keep key or
 //     value after it returns; it may call Apply, and the scan does not see what that writes.
-//   - Records carry a version byte first (RecordVersion) so their encoding can change.
+//   - Records carry a version byte first so their encoding can change: RecordVersion for the
+//     broker's metadata; message records have their own versions (server/msgstore.go: version 2
+//     adds the arrival time), and a reader keeps accepting every version it ever wrote.
 //
 // MemStore implements Store in memory (state survives a broker restart within one process, as
 // tests use it; sync is a no-op). Pebble implements it on disk, as described below.

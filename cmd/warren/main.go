@@ -38,6 +38,7 @@ func run(args []string) error {
 	httpAddr := fs.String("http-addr", envOr("WARREN_HTTP_ADDR", ":15672"), "management HTTP listen address, empty to disable (env WARREN_HTTP_ADDR)")
 	dataDir := fs.String("data-dir", envOr("WARREN_DATA_DIR", "./warren-data"), "data directory (env WARREN_DATA_DIR)")
 	debugAddr := fs.String("debug-addr", envOr("WARREN_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env WARREN_DEBUG_ADDR; default off)")
+	consumerTimeout := fs.Duration("consumer-timeout", server.DefaultConsumerTimeout, "close a channel holding a delivery unacknowledged this long (RabbitMQ's consumer_timeout; negative: never)")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -82,6 +83,8 @@ func run(args []string) error {
 		Logger:   log,
 		Store:    store,
 		DiskFree: func() (uint64, error) { return storage.DiskFree(dir) },
+
+		ConsumerTimeout: *consumerTimeout,
 	})
 	if err != nil {
 		return err
