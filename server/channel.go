@@ -399,10 +399,10 @@ func (ch *channel) queueDeclare(m *amqp.QueueDeclare) error {
 		return err
 	}
 	ch.lastQueue = q.name
+	ready, consumers := q.declared() // a declare is a use (x-expires), with or without nowait
 	if m.NoWait {
 		return nil
 	}
-	ready, consumers := q.declared()
 	return ch.reply(&amqp.QueueDeclareOk{Queue: q.name, MessageCount: ready, ConsumerCount: consumers})
 }
 
