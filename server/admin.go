@@ -210,6 +210,8 @@ type QueueInfo struct {
 	Totals                         Totals
 	Stats                          MessageStats
 	ConsumerDetails                []ConsumerInfo // only from Queue
+	Policy                         string         // the applied policy's name; "": none
+	PolicyDefinition               map[string]any // its definition (shared: do not modify)
 }
 
 // perMessageOverhead estimates the memory a queued message costs besides its body and properties.
@@ -250,6 +252,7 @@ func (q *queue) info(un *unackedSums) QueueInfo {
 		Vhost: q.v.name, Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Exclusive: q.owner != nil,
 		Arguments: q.args, Totals: q.stats.totals(), Stats: q.stats.messageStats(),
 	}
+	qi.Policy, qi.PolicyDefinition = q.lim().policy.nameAndDefinition()
 	if q.owner != nil {
 		qi.Owner = q.owner.name
 	}
@@ -372,11 +375,12 @@ type ExchangeInfo struct {
 	Durable, AutoDelete, Internal bool
 	Arguments                     amqp.Table
 	Stats                         MessageStats
+	Policy                        string // the applied policy's name; "": none
 }
 
 func (x *exchangeEntity) info(vhost string) ExchangeInfo {
 	return ExchangeInfo{Vhost: vhost, Name: x.name, Type: x.kind.String(), Durable: x.durable, AutoDelete: x.autoDelete,
-		Internal: x.internal, Arguments: x.args, Stats: x.stats.messageStats()}
+		Internal: x.internal, Arguments: x.args, Stats: x.stats.messageStats(), Policy: policyName(x.pol.Load())}
 }
 
 // Exchanges returns the exchanges of the vhosts match accepts (nil: all).

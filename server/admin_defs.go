@@ -17,6 +17,7 @@ type Definitions struct {
 	Queues      []QueueDef
 	Exchanges   []ExchangeDef
 	Bindings    []BindingInfo
+	Policies    []Policy
 }
 
 // QueueDef is a queue in definitions.
@@ -52,6 +53,11 @@ func (s *Server) ExportDefinitions(vhost string, all bool) (Definitions, error) 
 		d.Users = s.Users()
 		d.Vhosts = s.Vhosts()
 		d.Permissions = s.Permissions()
+	}
+	for _, p := range s.Policies() {
+		if match(p.Vhost) {
+			d.Policies = append(d.Policies, p)
+		}
 	}
 	for _, v := range s.vhostList() {
 		if !match(v.name) {
@@ -108,6 +114,14 @@ func (s *Server) ImportDefinitions(d Definitions, actingUser string) error {
 	}
 	noVhost := func(name string) error {
 		return &BadRequestError{Reason: "no_such_vhost", Term: []any{"no_such_vhost", name}}
+	}
+	for _, p := range d.Policies {
+		if s.vhost(p.Vhost) == nil {
+			return noVhost(p.Vhost)
+		}
+		if _, err := s.PutPolicy(p); err != nil {
+			return fmt.Errorf("policy %q in vhost %q: %w", p.Name, p.Vhost, err)
+		}
 	}
 	for _, x := range d.Exchanges {
 		if s.vhost(x.Vhost) == nil {

@@ -506,6 +506,9 @@ func (s *Server) DeleteVhost(name string) error {
 		err = fmt.Errorf("deleting permissions of vhost %q: %w", name, perr)
 	}
 	s.adm.mu.Unlock()
+	if perr := s.dropPolicies(name); perr != nil && err == nil {
+		err = perr
+	}
 	return err
 }
 

@@ -44,6 +44,8 @@ type queueLimits struct {
 	// countDeliveries: x-queue-type quorum or x-delivery-limit set; deliveryLimit -1: none
 	countDeliveries bool
 	deliveryLimit   int64
+	// policy is the policy these settings include (policy.go); nil: none (or the arguments alone)
+	policy *policy
 }
 
 // queueArgs validates a queue's declare arguments as RabbitMQ does and returns its limits.

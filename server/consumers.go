@@ -18,7 +18,7 @@ func (q *queue) insertConsumerLocked(c *consumer) {
 	}
 	cs := q.mu.consumers
 	i := len(cs)
-	if !q.limits.single {
+	if !q.lim().single {
 		for i > 0 && cs[i-1].priority < c.priority {
 			i--
 		}
@@ -36,7 +36,7 @@ func (q *queue) insertConsumerLocked(c *consumer) {
 // if no consumer can take it now.
 func (q *queue) pickConsumerLocked(e *qentry) *consumer {
 	cs := q.mu.consumers
-	if q.limits.single {
+	if q.lim().single {
 		if c := cs[0]; c.ch.tryDeliver(c, e) {
 			return c
 		}

@@ -31,7 +31,7 @@ type deadLetter struct {
 // deadLocked removes e from the queue for good, dead-lettering it if the queue has a DLX.
 func (q *queue) deadLocked(e *qentry, reason string) {
 	q.forgetLocked(e)
-	if q.limits.hasDLX && !q.mu.deleted {
+	if q.lim().hasDLX && !q.mu.deleted {
 		q.mu.dead = append(q.mu.dead, deadLetter{msg: e.msg, reason: reason})
 	}
 }
@@ -68,12 +68,13 @@ func (q *queue) reject(es []*qentry) {
 
 func (q *queue) deadLetterAll(dead []deadLetter) {
 	v := q.v
-	ex := v.exchange(q.limits.dlx)
+	lim := q.lim() // one snapshot: a policy change may replace the queue's settings meanwhile
+	ex := v.exchange(lim.dlx)
 	if ex == nil {
 		return
 	}
 	for _, d := range dead {
-		m, keys, deaths := q.deadMessage(d)
+		m, keys, deaths := q.deadMessage(d, lim)
 		var buf [8]*queue
 		qs := v.route(ex, keys[0], m, buf[:0])
 		for _, k := range keys[1:] {
@@ -95,7 +96,7 @@ func (q *queue) deadLetterAll(dead []deadLetter) {
 
 // deadMessage builds the dead-lettered copy of d.msg: the routing keys it is routed with and
 // its new x-death list.
-func (q *queue) deadMessage(d deadLetter) (*message, []string, []any) {
+func (q *queue) deadMessage(d deadLetter, lim *queueLimits) (*message, []string, []any) {
 	old := d.msg
 	props, err := amqp.DecodeProperties(old.props)
 	if err != nil { // validated on publish; cannot happen
@@ -105,7 +106,7 @@ func (q *queue) deadMessage(d deadLetter) (*message, []string, []any) {
 	for k, x := range props.Headers {
 		h[k] = x
 	}
-	if q.limits.countDeliveries {
+	if lim.countDeliveries {
 		delete(h, "x-delivery-count") // the queue's, not the message's
 	}
 	keys := []string{old.routingKey}
@@ -154,8 +155,8 @@ func (q *queue) deadMessage(d deadLetter) (*message, []string, []any) {
 		}
 	}
 	h["x-death"] = deaths
-	if q.limits.hasDLRK {
-		keys = []string{q.limits.dlrk}
+	if lim.hasDLRK {
+		keys = []string{lim.dlrk}
 		delete(h, "CC")
 	}
 	props.Headers = h
@@ -166,7 +167,7 @@ func (q *queue) deadMessage(d deadLetter) (*message, []string, []any) {
 		raw = old.props
 	}
 	m := &message{
-		exchange: q.limits.dlx, routingKey: keys[0], props: raw, body: old.body,
+		exchange: lim.dlx, routingKey: keys[0], props: raw, body: old.body,
 		persistent: old.persistent, headers: h, arrived: nowMillis(), priority: old.priority,
 	}
 	return m, keys, deaths

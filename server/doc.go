@@ -23,6 +23,11 @@
 //
 //	channel.loopMu -> Server.vhostsMu -> vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> confirmLedger.mu -> outbound.mu
 //
+// Server.pol.change (policy.go) serializes policy changes: it is taken before any of the locks above
+// and held while the change is stored and re-applied to the vhost's queues and exchanges (which
+// takes vhost.mu and each queue.mu in turn, never two at once). Server.pol.mu, guarding the policy
+// map, is a leaf (declares read it under vhost.mu).
+//
 // channel.loopMu is held by the read loop while it handles one of the channel's frames, and by the
 // channel's consumer-timeout timer (consumer_timeout.go) while it closes the channel; nothing else
 // takes it, and never under another lock.

@@ -78,5 +78,5 @@ func (r *readyQueue) reset() {
 
 // prioOf is m's priority level in q.
 func (q *queue) prioOf(m *message) uint8 {
-	return min(m.priority, q.limits.maxPriority)
+	return min(m.priority, q.lim().maxPriority)
 }

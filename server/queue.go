@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
@@ -64,9 +65,12 @@ type queue struct {
 	autoDelete bool
 	owner      *conn // exclusive owner, nil if not exclusive; immutable
 	args       amqp.Table
-	limits     queueLimits
-	id         uint64 // message keys are (id, seq); unique in the store
-	pageable   bool   // false when a drop-head length limit already bounds the queue
+	argLimits  queueLimits // what args alone set; immutable
+	// limits are the effective settings: argLimits combined with the applied policy's definition.
+	// Replaced whole (policy.go) under mu; read with lim(), with or without mu.
+	limits   atomic.Pointer[queueLimits]
+	id       uint64 // message keys are (id, seq); unique in the store
+	pageable bool   // false when a drop-head length limit already bounds the queue
 
 	stats statSet // message counters (stats.go)
 
@@ -106,13 +110,17 @@ type pagedRange struct {
 }
 
 func newQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args amqp.Table, lim queueLimits) *queue {
-	q := &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args, limits: lim,
+	q := &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args, argLimits: lim,
 		id: v.srv.queueIDs.Add(1)}
+	q.limits.Store(&q.argLimits)
 	q.pageable = !(lim.overflow == "drop-head" && (lim.maxLen >= 0 || lim.maxBytes >= 0)) && lim.maxPriority == 0
 	q.mu.ready.init(int(lim.maxPriority))
 	q.mu.lastUsed = nowMillis()
 	return q
 }
+
+// lim returns the queue's effective settings (a snapshot: never modified once stored).
+func (q *queue) lim() *queueLimits { return q.limits.Load() }
 
 func (q *queue) destName() string { return q.name }
 func (q *queue) destKind() string { return "queue" }
@@ -136,7 +144,7 @@ func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 	if q.mu.deleted {
 		return gone, nil
 	}
-	lim := q.limits
+	lim := q.lim()
 	if lim.overflow != "drop-head" && q.fullLocked(int64(len(msg.body))) {
 		if lim.overflow == "reject-publish-dlx" && lim.hasDLX {
 			q.mu.dead = append(q.mu.dead, deadLetter{msg: msg, reason: "maxlen"})
@@ -194,14 +202,14 @@ func (q *queue) bytesLocked() int64 { return q.mu.ready.bytes + q.mu.paged.bytes
 
 // fullLocked reports whether one more message of size bytes would pass a limit.
 func (q *queue) fullLocked(size int64) bool {
-	lim := q.limits
+	lim := q.lim()
 	return (lim.maxLen >= 0 && q.lenLocked()+1 > lim.maxLen) ||
 		(lim.maxBytes >= 0 && q.bytesLocked()+size > lim.maxBytes)
 }
 
 // overLocked reports whether the messages exceed a limit.
 func (q *queue) overLocked() bool {
-	lim := q.limits
+	lim := q.lim()
 	return (lim.maxLen >= 0 && q.lenLocked() > lim.maxLen) ||
 		(lim.maxBytes >= 0 && q.bytesLocked() > lim.maxBytes)
 }
@@ -398,9 +406,9 @@ func (q *queue) requeue(es []*qentry) {
 	}
 	for _, e := range es {
 		e.redelivered = true
-		if q.limits.countDeliveries {
+		if q.lim().countDeliveries {
 			e.returns++
-			if lim := q.limits.deliveryLimit; lim >= 0 && int64(e.returns) > lim {
+			if lim := q.lim().deliveryLimit; lim >= 0 && int64(e.returns) > lim {
 				q.deadLocked(e, "delivery_limit")
 				continue
 			}
@@ -424,7 +432,7 @@ func (q *queue) addConsumer(c *consumer, onAdded func()) error {
 				q.name, q.v.name, amqp.FieldTypeName(x))
 		}
 	}
-	if len(q.mu.consumers) > 0 && (c.exclusive || q.mu.consumers[0].exclusive) || c.exclusive && q.limits.single {
+	if len(q.mu.consumers) > 0 && (c.exclusive || q.mu.consumers[0].exclusive) || c.exclusive && q.lim().single {
 		return amqp.Errorf(amqp.AccessRefused, "queue '%s' in vhost '%s' in exclusive use", q.name, q.v.name)
 	}
 	onAdded()

@@ -139,7 +139,8 @@ type Server struct {
 	vhostsMu sync.RWMutex
 	vhosts   map[string]*vhost
 
-	adm adminState // users, permissions, vhost metadata, statistics (admin_users.go, stats.go)
+	adm adminState  // users, permissions, vhost metadata, statistics (admin_users.go, stats.go)
+	pol policyState // policies (policy.go)
 
 	connSeq    atomic.Uint64
 	queueIDs   atomic.Uint64 // the last queue id handed out

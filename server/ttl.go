@@ -63,7 +63,7 @@ func (q *queue) expiryOf(m *message) int64 {
 	if m.hasTTL {
 		at = addMillis(m.arrived, m.ttl)
 	}
-	if t := q.limits.msgTTL; t >= 0 {
+	if t := q.lim().msgTTL; t >= 0 {
 		if x := addMillis(m.arrived, t); at == 0 || x < at {
 			at = x
 		}
@@ -108,8 +108,8 @@ func (q *queue) armTimerLocked() {
 	if q.mu.ready.len() > 0 {
 		at = q.mu.ready.peek().expiry
 	}
-	if q.limits.expires >= 0 && len(q.mu.consumers) == 0 {
-		if x := addMillis(q.mu.lastUsed, q.limits.expires); at == 0 || x < at {
+	if q.lim().expires >= 0 && len(q.mu.consumers) == 0 {
+		if x := addMillis(q.mu.lastUsed, q.lim().expires); at == 0 || x < at {
 			at = x
 		}
 	}
@@ -126,10 +126,9 @@ func (q *queue) armTimerLocked() {
 }
 
 // touchLocked records a use of the queue for x-expires (a declare, a basic.get, a consumer).
+// It is recorded whether or not the queue expires now: a policy may set an expiry later.
 func (q *queue) touchLocked() {
-	if q.limits.expires >= 0 {
-		q.mu.lastUsed = nowMillis()
-	}
+	q.mu.lastUsed = nowMillis()
 }
 
 // onTimer runs on the timer's goroutine: it expires messages at the head and deletes the queue
@@ -146,8 +145,8 @@ func (q *queue) onTimer() {
 		q.mu.Unlock()
 		return
 	}
-	unused := q.limits.expires >= 0 && len(q.mu.consumers) == 0 &&
-		nowMillis() >= addMillis(q.mu.lastUsed, q.limits.expires)
+	unused := q.lim().expires >= 0 && len(q.mu.consumers) == 0 &&
+		nowMillis() >= addMillis(q.mu.lastUsed, q.lim().expires)
 	if !unused {
 		q.dispatchLocked() // expires the head and re-arms
 	}

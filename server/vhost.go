@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/exchange"
@@ -45,6 +46,8 @@ type exchangeEntity struct {
 
 	mu     sync.Mutex // guards router; taken alone (see the lock order in doc.go)
 	router exchange.Router[destination]
+
+	pol atomic.Pointer[policy] // the policy that applies (policy.go); nil: none
 
 	stats statSet // publish_in, publish_out (stats.go)
 }
@@ -165,6 +168,7 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 			return err
 		}
 	}
+	e.pol.Store(v.srv.pol.match(v.name, e.name, false))
 	v.exchanges[d.Exchange] = e
 	return nil
 }
@@ -408,6 +412,8 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 		owner = c
 	}
 	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, lim)
+	// Under v.mu: a policy change lists the queues after it changed the policies (policy.go).
+	q.limits.Store(effectiveLimits(q.argLimits, q.args, v.srv.pol.match(v.name, name, true)))
 	if q.isDurable() {
 		var b storage.Batch
 		b.Set(storage.QueueKey(v.name, name), q.record())

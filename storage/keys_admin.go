@@ -50,3 +50,22 @@ func parseSingleName(key []byte, prefix byte) (string, error) {
 	}
 	return name, nil
 }
+
+// Policies: 'L' records, one per (vhost, policy name). A vhost's policies form one range.
+const prefixPolicy = 'L'
+
+// PolicyKey is the key of the policy name in vhost.
+func PolicyKey(vhost, name string) []byte {
+	return appendName(appendName([]byte{prefixPolicy}, vhost), name)
+}
+
+// PolicyPrefix selects every policy record.
+func PolicyPrefix() []byte { return []byte{prefixPolicy} }
+
+// ParsePolicyKey splits a policy key into vhost and name.
+func ParsePolicyKey(key []byte) (vhost, name string, err error) {
+	if len(key) < 1 || key[0] != prefixPolicy {
+		return "", "", fmt.Errorf("storage: malformed policy key %q", key)
+	}
+	return ParseEntityKey(key)
+}

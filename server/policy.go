@@ -1,0 +1,491 @@
+package server
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/storage"
+)
+
+// Policies, as RabbitMQ 3.10 has them: a policy names the queues and/or exchanges of a vhost whose
+// names match its pattern, and sets the same settings as their x-arguments. One policy applies to
+// an object: the matching one with the highest priority (ties: the first name in order).
+//
+// Where an argument and the policy set the same thing they combine as in RabbitMQ's
+// rabbit_amqqueue_process:process_args_policy: the lower value wins for expires, message-ttl,
+// max-length, max-length-bytes (and delivery-limit, as rabbit_quorum_queue does); the argument
+// wins for dead-letter-exchange, dead-letter-routing-key and overflow, and for an exchange's
+// alternate-exchange (rabbit_policy:get_arg).
+//
+// A queue's effective settings (queue.limits) are replaced whole under queue.mu when a policy is
+// added, changed or deleted; a lowered length limit drops (dead-letters) the excess at once, as
+// RabbitMQ does whatever the overflow mode. Policy changes are serialized by policyState.change,
+// which is taken before any other broker lock (see doc.go); the policy map is guarded by
+// policyState.mu, a leaf. Policies are durable ('L' records, storage/keys_admin.go).
+
+// Policy is one policy, as the management API shows it. Definition values are int64 or string
+// (or, for the keys Warren accepts and ignores, what the JSON held).
+type Policy struct {
+	Vhost, Name, Pattern, ApplyTo string
+	Priority                      int64
+	Definition                    map[string]any
+}
+
+// policy is a validated Policy with its compiled pattern. Immutable once stored.
+type policy struct {
+	Policy
+	re *regexp.Regexp
+}
+
+type policyState struct {
+	change sync.Mutex // serializes changes and their re-application (taken first, alone)
+
+	mu      sync.Mutex                    // leaf; guards byVhost
+	byVhost map[string]map[string]*policy // vhost -> name -> policy
+}
+
+func (ps *policyState) list(vhost string) []*policy {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	out := make([]*policy, 0, len(ps.byVhost[vhost]))
+	for _, p := range ps.byVhost[vhost] {
+		out = append(out, p)
+	}
+	return out
+}
+
+// match returns the policy that applies to the object name in vhost (nil: none).
+func (ps *policyState) match(vhost, name string, isQueue bool) *policy {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var best *policy
+	for _, p := range ps.byVhost[vhost] {
+		switch p.ApplyTo {
+		case "queues":
+			if !isQueue {
+				continue
+			}
+		case "exchanges":
+			if isQueue {
+				continue
+			}
+		}
+		if !p.re.MatchString(name) {
+			continue
+		}
+		if best == nil || p.Priority > best.Priority || p.Priority == best.Priority && p.Name < best.Name {
+			best = p
+		}
+	}
+	return best
+}
+
+// --- validation, with RabbitMQ's texts ---
+
+// erlTerm formats a JSON value as Erlang's ~p prints it, HTML-escaped as RabbitMQ's management
+// API returns validation reasons.
+func erlTerm(x any) string {
+	var s string
+	switch v := x.(type) {
+	case string:
+		s = fmt.Sprintf("<<%q>>", v)
+	case nil:
+		s = "null"
+	default:
+		s = fmt.Sprint(v)
+	}
+	return strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func policyInvalid(format string, args ...any) error {
+	return &BadRequestError{Reason: "Validation failed\n\n" + fmt.Sprintf(format, args...) + "\n"}
+}
+
+// policyKeys are the definition keys RabbitMQ 3.10 recognises, with the check of each; nil: the
+// key is accepted and ignored (mirroring, quorum and stream settings Warren has no use for).
+var policyKeys = map[string]func(x any) error{
+	"alternate-exchange":            stringKey("%s is not a valid alternate exchange name"),
+	"dead-letter-exchange":          stringKey("%s is not a valid dead letter exchange name"),
+	"dead-letter-routing-key":       stringKey("%s is not a valid dead letter routing key"),
+	"message-ttl":                   intKey(0, "%s is not a valid message TTL"),
+	"expires":                       intKey(1, "%s is not a valid queue expiry"),
+	"max-length":                    intKey(0, "%s is not a valid maximum length"),
+	"max-length-bytes":              intKey(0, "%s is not a valid maximum length in bytes"),
+	"delivery-limit":                intKey(0, "%s is not a valid delivery limit"),
+	"queue-mode":                    enumKey("%s is not a valid queue-mode value", "default", "lazy"),
+	"overflow":                      enumKey("%s is not a valid overflow value", "drop-head", "reject-publish", "reject-publish-dlx"),
+	"max-in-memory-length":          nil,
+	"max-in-memory-bytes":           nil,
+	"queue-master-locator":          nil,
+	"queue-leader-locator":          nil,
+	"ha-mode":                       nil,
+	"ha-params":                     nil,
+	"ha-sync-mode":                  nil,
+	"ha-sync-batch-size":            nil,
+	"ha-promote-on-shutdown":        nil,
+	"ha-promote-on-failure":         nil,
+	"initial-cluster-size":          nil,
+	"max-age":                       nil,
+	"stream-max-segment-size-bytes": nil,
+}
+
+func stringKey(msg string) func(any) error {
+	return func(x any) error {
+		if _, ok := x.(string); !ok {
+			return policyInvalid(msg, erlTerm(x))
+		}
+		return nil
+	}
+}
+
+func intKey(lowest int64, msg string) func(any) error {
+	return func(x any) error {
+		if n, ok := x.(int64); !ok || n < lowest {
+			return policyInvalid(msg, erlTerm(x))
+		}
+		return nil
+	}
+}
+
+func enumKey(msg string, values ...string) func(any) error {
+	return func(x any) error {
+		s, ok := x.(string)
+		for _, v := range values {
+			if ok && s == v {
+				return nil
+			}
+		}
+		return policyInvalid(msg, erlTerm(x))
+	}
+}
+
+// validate checks p as RabbitMQ does and compiles its pattern. An empty ApplyTo is "all".
+func (p Policy) validate() (*policy, error) {
+	if p.ApplyTo == "" {
+		p.ApplyTo = "all"
+	}
+	switch p.ApplyTo {
+	case "queues", "exchanges", "all":
+	default:
+		return nil, policyInvalid("apply-to '%s' unrecognised; should be 'queues', 'exchanges' or 'all'", p.ApplyTo)
+	}
+	re, err := regexp.Compile(p.Pattern)
+	if err != nil {
+		return nil, policyInvalid("pattern should be regular expression but is invalid: %s", erlTerm(err.Error()))
+	}
+	if len(p.Definition) == 0 {
+		return nil, policyInvalid("no policy provided")
+	}
+	keys := make([]string, 0, len(p.Definition))
+	for k := range p.Definition {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var unknown []string
+	for _, k := range keys {
+		check, known := policyKeys[k]
+		switch {
+		case !known:
+			unknown = append(unknown, fmt.Sprintf("{%s,%s}", erlTerm(k), erlTerm(p.Definition[k])))
+		case check != nil:
+			if err := check(p.Definition[k]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if unknown != nil {
+		return nil, policyInvalid("[%s] are not recognised policy settings", strings.Join(unknown, ","))
+	}
+	def := make(map[string]any, len(p.Definition))
+	for k, x := range p.Definition {
+		def[k] = x
+	}
+	p.Definition = def
+	return &policy{Policy: p, re: re}, nil
+}
+
+// --- effective settings ---
+
+// effectiveLimits combines a queue's argument settings with policy p's definition (p may be nil).
+func effectiveLimits(arg queueLimits, args amqp.Table, p *policy) *queueLimits {
+	lim := arg
+	lim.policy = p
+	if p == nil {
+		return &lim
+	}
+	lower := func(cur *int64, key string) bool {
+		n, ok := p.Definition[key].(int64)
+		if !ok {
+			return false
+		}
+		if *cur < 0 || n < *cur {
+			*cur = n
+		}
+		return true
+	}
+	lower(&lim.maxLen, "max-length")
+	lower(&lim.maxBytes, "max-length-bytes")
+	lower(&lim.msgTTL, "message-ttl")
+	lower(&lim.expires, "expires")
+	if lower(&lim.deliveryLimit, "delivery-limit") {
+		lim.countDeliveries = true
+	}
+	_, argOverflow := args["x-overflow"]
+	if s, ok := p.Definition["overflow"].(string); ok && !argOverflow {
+		lim.overflow = s
+	}
+	if s, ok := p.Definition["dead-letter-exchange"].(string); ok && !arg.hasDLX {
+		lim.hasDLX, lim.dlx = true, s
+	}
+	if s, ok := p.Definition["dead-letter-routing-key"].(string); ok && !arg.hasDLRK {
+		lim.hasDLRK, lim.dlrk = true, s
+	}
+	return &lim
+}
+
+// PolicyName returns the name of the policy applied (or "") and its definition.
+func (p *policy) nameAndDefinition() (string, map[string]any) {
+	if p == nil {
+		return "", nil
+	}
+	return p.Name, p.Definition
+}
+
+func policyName(p *policy) string {
+	n, _ := p.nameAndDefinition()
+	return n
+}
+
+// alternateExchange is the exchange's effective alternate exchange: its alternate-exchange
+// argument, else its policy's (ok false: none).
+func (x *exchangeEntity) alternateExchange() (string, bool) {
+	if s, ok := x.args["alternate-exchange"].(string); ok {
+		return s, true
+	}
+	if p := x.pol.Load(); p != nil {
+		s, ok := p.Definition["alternate-exchange"].(string)
+		return s, ok
+	}
+	return "", false
+}
+
+// applyPolicy sets q's effective settings from the policy that now matches it. A lowered length
+// limit drops the excess from the head (dead-lettered with reason maxlen); expiry timers are
+// re-armed. The caller holds no lock.
+func (q *queue) applyPolicy() {
+	p := q.v.srv.pol.match(q.v.name, q.name, true)
+	q.mu.Lock()
+	defer q.unlock()
+	if q.mu.deleted {
+		return
+	}
+	cur := q.lim()
+	if cur.policy == p {
+		return
+	}
+	q.limits.Store(effectiveLimits(q.argLimits, q.args, p))
+	for q.mu.ready.len() > 0 && q.overLocked() {
+		q.deadLocked(q.mu.ready.pop(), "maxlen")
+	}
+	q.mu.timerAt = 0 // re-arm from scratch: the expiry may be sooner or later now
+	if q.mu.timer != nil {
+		q.mu.timer.Stop()
+	}
+	q.armTimerLocked()
+}
+
+// applyPolicies re-applies the policies of v to its queues and exchanges.
+func (v *vhost) applyPolicies() {
+	qs, xs := v.lists()
+	for _, x := range xs {
+		x.pol.Store(v.srv.pol.match(v.name, x.name, false))
+	}
+	for _, q := range qs {
+		q.applyPolicy()
+	}
+}
+
+// --- API ---
+
+// Policies returns every policy, by vhost and name.
+func (s *Server) Policies() []Policy {
+	s.pol.mu.Lock()
+	var out []Policy
+	for _, ps := range s.pol.byVhost {
+		for _, p := range ps {
+			out = append(out, p.Policy)
+		}
+	}
+	s.pol.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Vhost != out[j].Vhost {
+			return out[i].Vhost < out[j].Vhost
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Policy returns the policy name of vhost.
+func (s *Server) Policy(vhost, name string) (Policy, error) {
+	s.pol.mu.Lock()
+	defer s.pol.mu.Unlock()
+	p, ok := s.pol.byVhost[vhost][name]
+	if !ok {
+		return Policy{}, ErrNotFound
+	}
+	return p.Policy, nil
+}
+
+func (p *policy) record() []byte {
+	def := amqp.Table{}
+	for k, x := range p.Definition {
+		def[k] = x
+	}
+	return encodeRecord(amqp.Table{"pattern": p.Pattern, "apply-to": p.ApplyTo, "priority": p.Priority, "definition": def})
+}
+
+// PutPolicy validates and stores p, re-applying the vhost's policies, and reports whether it was
+// created. The vhost must exist (ErrNotFound).
+func (s *Server) PutPolicy(in Policy) (created bool, err error) {
+	p, err := in.validate()
+	if err != nil {
+		return false, err
+	}
+	s.pol.change.Lock()
+	defer s.pol.change.Unlock()
+	v := s.vhost(p.Vhost)
+	if v == nil {
+		return false, ErrNotFound
+	}
+	var b storage.Batch
+	b.Set(storage.PolicyKey(p.Vhost, p.Name), p.record())
+	if err := s.commit.apply(&b); err != nil {
+		return false, fmt.Errorf("storing policy %s in %s: %w", p.Name, p.Vhost, err)
+	}
+	s.pol.mu.Lock()
+	_, existed := s.pol.byVhost[p.Vhost][p.Name]
+	s.pol.setLocked(p)
+	s.pol.mu.Unlock()
+	v.applyPolicies()
+	return !existed, nil
+}
+
+func (ps *policyState) setLocked(p *policy) {
+	if ps.byVhost == nil {
+		ps.byVhost = map[string]map[string]*policy{}
+	}
+	if ps.byVhost[p.Vhost] == nil {
+		ps.byVhost[p.Vhost] = map[string]*policy{}
+	}
+	ps.byVhost[p.Vhost][p.Name] = p
+}
+
+// DeletePolicy removes the policy name of vhost and re-applies the vhost's policies.
+func (s *Server) DeletePolicy(vhost, name string) error {
+	s.pol.change.Lock()
+	defer s.pol.change.Unlock()
+	s.pol.mu.Lock()
+	_, ok := s.pol.byVhost[vhost][name]
+	s.pol.mu.Unlock()
+	if !ok {
+		return ErrNotFound
+	}
+	var b storage.Batch
+	b.Delete(storage.PolicyKey(vhost, name))
+	if err := s.commit.apply(&b); err != nil {
+		return fmt.Errorf("deleting policy %s in %s: %w", name, vhost, err)
+	}
+	s.pol.mu.Lock()
+	delete(s.pol.byVhost[vhost], name)
+	s.pol.mu.Unlock()
+	if v := s.vhost(vhost); v != nil {
+		v.applyPolicies()
+	}
+	return nil
+}
+
+// dropPolicies deletes the policies of a deleted vhost.
+func (s *Server) dropPolicies(vhost string) error {
+	s.pol.change.Lock()
+	defer s.pol.change.Unlock()
+	s.pol.mu.Lock()
+	names := make([]string, 0, len(s.pol.byVhost[vhost]))
+	for n := range s.pol.byVhost[vhost] {
+		names = append(names, n)
+	}
+	delete(s.pol.byVhost, vhost)
+	s.pol.mu.Unlock()
+	if len(names) == 0 {
+		return nil
+	}
+	var b storage.Batch
+	for _, n := range names {
+		b.Delete(storage.PolicyKey(vhost, n))
+	}
+	if err := s.commit.apply(&b); err != nil {
+		return fmt.Errorf("deleting the policies of vhost %s: %w", vhost, err)
+	}
+	return nil
+}
+
+// recoverPolicies loads the policies (after the vhosts, queues and exchanges, before the
+// messages) and sets the recovered queues' and exchanges' effective settings. Policies of a vhost
+// that no longer exists are dropped.
+func (s *Server) recoverPolicies() error {
+	var orphans [][]byte
+	err := s.store.Scan(storage.PolicyPrefix(), func(k, rec []byte) error {
+		vhost, name, err := storage.ParsePolicyKey(k)
+		if err != nil {
+			return err
+		}
+		t, err := decodeRecord(k, rec)
+		if err != nil {
+			return err
+		}
+		if s.vhost(vhost) == nil {
+			orphans = append(orphans, append([]byte(nil), k...))
+			return nil
+		}
+		in := Policy{Vhost: vhost, Name: name, Definition: map[string]any{}}
+		in.Pattern, _ = t["pattern"].(string)
+		in.ApplyTo, _ = t["apply-to"].(string)
+		in.Priority, _ = t["priority"].(int64)
+		def, _ := t["definition"].(amqp.Table)
+		for k, x := range def {
+			in.Definition[k] = x
+		}
+		p, err := in.validate()
+		if err != nil {
+			return fmt.Errorf("record %q: %w", k, err)
+		}
+		s.pol.setLocked(p) // recovery runs alone
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recovering policies: %w", err)
+	}
+	if len(orphans) > 0 {
+		var b storage.Batch
+		for _, k := range orphans {
+			b.Delete(k)
+		}
+		if err := s.commit.apply(&b); err != nil {
+			return err
+		}
+	}
+	for _, v := range s.vhostList() {
+		qs, xs := v.lists()
+		for _, x := range xs {
+			x.pol.Store(s.pol.match(v.name, x.name, false))
+		}
+		for _, q := range qs {
+			q.limits.Store(effectiveLimits(q.argLimits, q.args, s.pol.match(v.name, q.name, true)))
+		}
+	}
+	return nil
+}
