@@ -45,8 +45,12 @@ func exportDefinitions(c *call) error {
 		}
 		bindings = append(bindings, m)
 	}
+	policies := []any{}
+	for _, p := range d.Policies {
+		policies = append(policies, policyJSON(p)) // with its vhost, even in a vhost's export, as RabbitMQ
+	}
 	out := map[string]any{
-		"rabbit_version": server.RabbitMQVersion, "parameters": []any{}, "policies": []any{},
+		"rabbit_version": server.RabbitMQVersion, "parameters": []any{}, "policies": policies,
 		"queues": queues, "exchanges": exchanges, "bindings": bindings,
 	}
 	if !one {
@@ -168,6 +172,25 @@ func importDefinitions(c *call) error {
 			p.Read, _ = f.string("read", "")
 			d.Permissions = append(d.Permissions, p)
 		}
+	}
+	policies, err := objects("policies")
+	if err != nil {
+		return err
+	}
+	for _, f := range policies {
+		vhost, err := vhostOf(f)
+		if err != nil {
+			return err
+		}
+		name, err := f.string("name", "")
+		if err != nil {
+			return err
+		}
+		p, err := policyFromJSON(f, vhost, name)
+		if err != nil {
+			return err
+		}
+		d.Policies = append(d.Policies, p)
 	}
 	exchanges, err := objects("exchanges")
 	if err != nil {

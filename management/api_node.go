@@ -36,6 +36,7 @@ func (a *api) routes(r *mux.Router) {
 	})
 	a.objectRoutes(r)
 	a.accessRoutes(r)
+	a.policyRoutes(r)
 	a.connRoutes(r)
 }
 

@@ -96,6 +96,9 @@ func (a *api) queueJSON(q server.QueueInfo, single bool) map[string]any {
 	if q.Owner != "" {
 		m["owner_pid_details"] = map[string]any{"name": q.Owner}
 	}
+	if q.Policy != "" {
+		m["policy"], m["effective_policy_definition"] = q.Policy, policyDefinitionJSON(q.PolicyDefinition)
+	}
 	if single {
 		cds := make([]any, 0, len(q.ConsumerDetails))
 		for _, cd := range q.ConsumerDetails {
@@ -270,6 +273,9 @@ func exchangeJSON(x server.ExchangeInfo, single bool) map[string]any {
 		"name": x.Name, "vhost": x.Vhost, "type": x.Type, "durable": x.Durable, "auto_delete": x.AutoDelete,
 		"internal": x.Internal, "arguments": tableJSON(x.Arguments),
 		"message_stats": messageStats(x.Stats, exchangeStatKeys),
+	}
+	if x.Policy != "" {
+		m["policy"] = x.Policy // RabbitMQ shows the key only when a policy applies
 	}
 	if single {
 		m["incoming"], m["outgoing"] = []any{}, []any{}

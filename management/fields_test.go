@@ -28,6 +28,7 @@ func buildFixture(t *testing.T, e *env) *fixture {
 	e.must(201, "PUT", "/api/exchanges/research/rx.topic", map[string]any{"type": "topic", "durable": true})
 	e.must(201, "PUT", "/api/exchanges/research/rx.fanout", map[string]any{"type": "fanout", "durable": true, "arguments": map[string]any{"alternate-exchange": "amq.fanout"}})
 	e.must(201, "POST", "/api/bindings/research/e/rx.topic/e/rx.fanout", map[string]any{"routing_key": "orders.#"})
+	e.must(201, "PUT", "/api/policies/research/ttl-policy", map[string]any{"pattern": `^rq\.classic$`, "apply-to": "queues", "priority": 1, "definition": map[string]any{"max-length-bytes": 10485760}})
 	e.must(201, "PUT", "/api/queues/research/rq.classic", map[string]any{"durable": true, "arguments": map[string]any{"x-max-length": 100000, "x-message-ttl": 3600000}})
 	e.must(201, "PUT", "/api/queues/research/rq.consumed", map[string]any{"durable": true})
 	e.must(201, "POST", "/api/bindings/research/e/rx.topic/q/rq.classic", map[string]any{"routing_key": "orders.*"})
@@ -142,8 +143,8 @@ func TestFieldsMatchRabbitMQ(t *testing.T) {
 		{"node.json", "/api/nodes/" + esc(node), skipPrefixes("log_files")},
 		{"node-memory.json", "/api/nodes/" + esc(node) + "?memory=true", skipPrefixes("log_files")},
 		{"whoami.json", "/api/whoami", nil},
-		{"definitions.json", "/api/definitions", skipPrefixes("parameters[]", "policies[]", "topic_permissions[]")},
-		{"definitions-vhost.json", "/api/definitions/research", skipPrefixes("parameters[]", "policies[]")},
+		{"definitions.json", "/api/definitions", skipPrefixes("parameters[]", "topic_permissions[]")},
+		{"definitions-vhost.json", "/api/definitions/research", skipPrefixes("parameters[]")},
 		{"connections.json", "/api/connections", nil},
 		{"connections-vhost.json", "/api/vhosts/research/connections", nil},
 		{"connection.json", "/api/connections/" + esc(f.pubName), nil},
@@ -161,7 +162,10 @@ func TestFieldsMatchRabbitMQ(t *testing.T) {
 		{"exchange-bindings-destination.json", "/api/exchanges/research/rx.fanout/bindings/destination", nil},
 		{"queues.json", "/api/queues", nil},
 		{"queues-vhost.json", "/api/queues/research", nil},
-		{"queue-classic.json", "/api/queues/research/rq.classic", skipPrefixes("policy")},
+		{"queue-classic.json", "/api/queues/research/rq.classic", nil},
+		{"policies.json", "/api/policies", nil},
+		{"policies-vhost.json", "/api/policies/research", nil},
+		{"policy.json", "/api/policies/research/ttl-policy", nil},
 		{"queue-consumed.json", "/api/queues/research/rq.consumed", nil},
 		{"queue-bindings.json", "/api/queues/research/rq.classic/bindings", nil},
 		{"queues-paged.json", "/api/queues?page=1&page_size=2&name=rq&use_regex=false&pagination=true", nil},
@@ -211,6 +215,9 @@ func TestFieldsMatchRabbitMQ(t *testing.T) {
 		r = e.must(200, "POST", "/api/exchanges/research/rx.topic/publish", map[string]any{
 			"properties": map[string]any{}, "routing_key": "nobody.here", "payload": "x", "payload_encoding": "string"})
 		sameJSON(t, r.body, "exchange-publish-unroutable.json")
+	})
+	t.Run("policy.json", func(t *testing.T) {
+		sameJSON(t, e.must(200, "GET", "/api/policies/research/ttl-policy", nil).body, "policy.json")
 	})
 	t.Run("queue-get.json", func(t *testing.T) {
 		r := e.must(200, "POST", "/api/queues/research/rq.classic/get", map[string]any{"count": 2, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": 50000})

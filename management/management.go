@@ -79,6 +79,11 @@ type Broker interface {
 	Channel(name string) (server.ChannelInfo, error)
 	Consumers(match func(vhost string) bool) []server.ConsumerInfo
 
+	Policies() []server.Policy
+	Policy(vhost, name string) (server.Policy, error)
+	PutPolicy(p server.Policy) (created bool, err error)
+	DeletePolicy(vhost, name string) error
+
 	ExportDefinitions(vhost string, all bool) (server.Definitions, error)
 	ImportDefinitions(d server.Definitions, actingUser string) error
 	AlivenessTest(vhost string) error

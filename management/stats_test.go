@@ -30,23 +30,28 @@ func TestDefinitionsRoundTrip(t *testing.T) {
 	a.must(201, "PUT", "/api/exchanges/v%20one/ex.h", map[string]any{"type": "headers", "durable": true, "internal": true})
 	a.must(201, "PUT", "/api/queues/v%20one/q.1", map[string]any{"durable": true, "arguments": map[string]any{"x-max-length": 10, "x-overflow": "reject-publish"}})
 	a.must(201, "PUT", "/api/queues/%2F/q.2", map[string]any{"durable": false, "auto_delete": true})
+	a.must(201, "PUT", "/api/policies/v%20one/p.1", map[string]any{"pattern": `^q\.`, "apply-to": "queues", "priority": 3,
+		"definition": map[string]any{"max-length": 5, "dead-letter-exchange": "ex.t"}})
+	a.must(201, "PUT", "/api/policies/%2F/p.2", map[string]any{"pattern": ".*", "definition": map[string]any{"expires": 60000}})
 	a.must(201, "POST", "/api/bindings/v%20one/e/ex.t/q/q.1", map[string]any{"routing_key": "a.*", "arguments": map[string]any{"k": "v"}})
 	a.must(201, "POST", "/api/bindings/v%20one/e/ex.t/e/ex.h", map[string]any{"routing_key": "#"})
 
 	exported := a.must(200, "GET", "/api/definitions", nil)
 	defs := exported.obj(t)
-	if len(defs["users"].([]any)) != 2 || len(defs["queues"].([]any)) != 2 || len(defs["exchanges"].([]any)) != 2 || len(defs["bindings"].([]any)) != 2 {
+	if len(defs["users"].([]any)) != 2 || len(defs["queues"].([]any)) != 2 || len(defs["exchanges"].([]any)) != 2 || len(defs["bindings"].([]any)) != 2 ||
+		len(defs["policies"].([]any)) != 2 {
 		t.Fatalf("export: %s", exported.body)
 	}
 	vhostDefs := a.must(200, "GET", "/api/definitions/v%20one", nil).obj(t)
-	if len(vhostDefs["queues"].([]any)) != 1 || vhostDefs["queues"].([]any)[0].(map[string]any)["vhost"] != nil {
+	if len(vhostDefs["queues"].([]any)) != 1 || vhostDefs["queues"].([]any)[0].(map[string]any)["vhost"] != nil ||
+		len(vhostDefs["policies"].([]any)) != 1 || vhostDefs["policies"].([]any)[0].(map[string]any)["vhost"] != "v one" {
 		t.Errorf("vhost export: %v", vhostDefs)
 	}
 
 	b := startEnv(t, nil)
 	b.must(204, "POST", "/api/definitions", exported.body)
 	again := b.must(200, "GET", "/api/definitions", nil).obj(t)
-	for _, k := range []string{"users", "vhosts", "permissions", "queues", "exchanges", "bindings"} {
+	for _, k := range []string{"users", "vhosts", "permissions", "queues", "exchanges", "bindings", "policies"} {
 		if !reflect.DeepEqual(sortedJSON(t, defs[k]), sortedJSON(t, again[k])) {
 			t.Errorf("%s differ after the round trip:\n %v\n %v", k, defs[k], again[k])
 		}
