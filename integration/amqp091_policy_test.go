@@ -303,3 +303,25 @@ func TestAMQPPolicyRestart(t *testing.T) {
 		}
 	})
 }
+
+// A limit set by a policy on a queue whose backlog is paged out drops the oldest messages, paged
+// ones included, and keeps limiting later publishes.
+func TestAMQPPolicyPagedQueue(t *testing.T) {
+	b := startBroker(t, func(o *server.Options) { o.QueueWindow = 4 })
+	conn := amqpDial(t, b)
+	ch := amqpConfirmChannel(t, conn)
+	q := ttlDeclare(t, b, ch, "paged", nil)
+	publishN(t, ch, q, 0, 20)
+	setPolicy(t, b, amqpName(t, "pol"), exact(q), "queues", 0, map[string]any{"max-length": int64(3)})
+	ttlWaitReady(t, conn, q, 3)
+	publishN(t, ch, q, 20, 22)
+	wantBodies(t, getBodies(t, ch, q), "m19", "m20", "m21")
+
+	// A limit above the window: messages past the window are paged, and the head is still dropped.
+	q2 := ttlDeclare(t, b, ch, "paged2", nil)
+	setPolicy(t, b, amqpName(t, "pol2"), exact(q2), "queues", 0, map[string]any{"max-length": int64(10)})
+	publishN(t, ch, q2, 0, 30)
+	ttlWaitReady(t, conn, q2, 10)
+	want := seqBodies("m", 20, 30)
+	wantBodies(t, getBodies(t, ch, q2), want...)
+}

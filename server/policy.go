@@ -288,10 +288,9 @@ func (q *queue) applyPolicy() {
 		return
 	}
 	q.limits.Store(effectiveLimits(q.argLimits, q.args, p))
-	for q.mu.ready.len() > 0 && q.overLocked() {
-		q.deadLocked(q.mu.ready.pop(), "maxlen")
-	}
-	q.mu.timerAt = 0 // re-arm from scratch: the expiry may be sooner or later now
+	q.trimLocked()
+	q.wantPageInLocked() // the rest of the excess, if paged, is trimmed as it comes back
+	q.mu.timerAt = 0     // re-arm from scratch: the expiry may be sooner or later now
 	if q.mu.timer != nil {
 		q.mu.timer.Stop()
 	}

@@ -172,15 +172,22 @@ func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 		}
 		q.mu.paged.n++
 		q.mu.paged.bytes += int64(len(msg.body))
+		q.trimLocked() // a limit set by a policy on a paging queue: the oldest are in memory
 		q.wantPageInLocked()
 		return published, g
 	}
 	q.mu.ready.push(e)
 	q.dispatchFreshLocked(e)
-	for q.mu.ready.len() > 0 && q.overLocked() {
-		q.deadLocked(q.mu.ready.pop(), "maxlen") // drop-head
-	}
+	q.trimLocked()
 	return published, g
+}
+
+// trimLocked drops (dead-letters) messages from the head while the queue is over its length
+// limits (drop-head). Paged messages are trimmed once they are paged in, in order.
+func (q *queue) trimLocked() {
+	for q.mu.ready.len() > 0 && q.overLocked() {
+		q.deadLocked(q.mu.ready.pop(), "maxlen")
+	}
 }
 
 // forgetLocked deletes the record of an entry that leaves the queue for good.
@@ -311,6 +318,8 @@ func (q *queue) pageIn() {
 	if q.mu.paged.n <= 0 {
 		q.mu.paged = pagedRange{}
 	}
+	q.trimLocked() // over a limit a policy lowered meanwhile
+	q.wantPageInLocked()
 	q.dispatchLocked()
 }
 
