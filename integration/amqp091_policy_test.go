@@ -325,3 +325,11 @@ func TestAMQPPolicyPagedQueue(t *testing.T) {
 	want := seqBodies("m", 20, 30)
 	wantBodies(t, getBodies(t, ch, q2), want...)
 }
+
+// An expires policy deletes an unused queue, declared before the policy.
+func TestAMQPPolicyExpires(t *testing.T) {
+	b, conn, ch := amqpSetup(t)
+	q := amqpQueue(t, b, ch, "q")
+	setPolicy(t, b, amqpName(t, "pol"), exact(q), "queues", 0, map[string]any{"expires": int64(100)})
+	ttlWaitGone(t, conn, q)
+}
