@@ -333,3 +333,52 @@ func TestAMQPPolicyExpires(t *testing.T) {
 	setPolicy(t, b, amqpName(t, "pol"), exact(q), "queues", 0, map[string]any{"expires": int64(100)})
 	ttlWaitGone(t, conn, q)
 }
+
+// Policies changing while messages are published, rejected and dead-lettered (for -race): nothing
+// fails, and the queue ends within the final policy's limit.
+func TestAMQPPolicyChangesUnderLoad(t *testing.T) {
+	b, conn, ch := amqpSetup(t)
+	if b.Srv == nil {
+		t.Skip("changes policies through the in-process broker's API")
+	}
+	dead := amqpQueue(t, b, ch, "dead")
+	q := amqpQueue(t, b, ch, "q")
+	name := amqpName(t, "pol")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			def := map[string]any{"max-length": int64(i % 7), "dead-letter-exchange": "", "dead-letter-routing-key": dead,
+				"message-ttl": int64(1 + i%5)}
+			if i%3 == 0 {
+				_ = b.Srv.DeletePolicy("/", name)
+				continue
+			}
+			if _, err := b.Srv.PutPolicy(server.Policy{Vhost: "/", Name: name, Pattern: exact(q), ApplyTo: "queues", Definition: def}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	pub := amqpChannel(t, amqpDial(t, b))
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			setPolicy(t, b, name, exact(q), "queues", 0, map[string]any{"max-length": int64(2)})
+			publishN(t, ch, q, 0, 5)
+			ttlWaitReady(t, conn, q, 2)
+			return
+		default:
+		}
+		if err := pub.Publish("", q, false, false, amqp.Publishing{Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 0 {
+			if m, ok, err := ch.Get(q, false); err != nil {
+				t.Fatal(err)
+			} else if ok {
+				_ = m.Reject(false)
+			}
+		}
+	}
+}
