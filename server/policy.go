@@ -25,7 +25,7 @@ import (
 // added, changed or deleted; a lowered length limit drops (dead-letters) the excess at once, as
 // RabbitMQ does whatever the overflow mode. Policy changes are serialized by policyState.change,
 // which is taken before any other broker lock (see doc.go); the policy map is guarded by
-// policyState.mu, a leaf. Policies are durable ('L' records, storage/keys_admin.go).
+// policyState.mu, a leaf. Policies are durable ('O' records, storage/keys_admin.go).
 
 // Policy is one policy, as the management API shows it. Definition values are int64 or string
 // (or, for the keys Warren accepts and ignores, what the JSON held).

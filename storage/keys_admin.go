@@ -51,8 +51,8 @@ func parseSingleName(key []byte, prefix byte) (string, error) {
 	return name, nil
 }
 
-// Policies: 'L' records, one per (vhost, policy name). A vhost's policies form one range.
-const prefixPolicy = 'L'
+// Policies: 'O' records, one per (vhost, policy name). A vhost's policies form one range.
+const prefixPolicy = 'O' // 'L' is vhost limits (branch access)
 
 // PolicyKey is the key of the policy name in vhost.
 func PolicyKey(vhost, name string) []byte {
