@@ -38,6 +38,15 @@ func (a *api) accessRoutes(r *mux.Router) {
 		http.MethodPut:    {level: lvlAdmin, fn: putPermission},
 		http.MethodDelete: {level: lvlAdmin, fn: deletePermission},
 	})
+
+	a.handle(r, "/api/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, fn: listTopicPermissions}})
+	a.handle(r, "/api/topic-permissions/{vhost}/{user}", resource{
+		http.MethodGet:    {level: lvlAdmin, fn: getTopicPermissions},
+		http.MethodPut:    {level: lvlAdmin, fn: putTopicPermission},
+		http.MethodDelete: {level: lvlAdmin, fn: deleteTopicPermissions},
+	})
+	a.handle(r, "/api/users/{user}/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, fn: userTopicPermissions}})
+	a.handle(r, "/api/vhosts/{vhost}/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, vhost: true, fn: vhostTopicPermissions}})
 }
 
 func whoami(c *call) error {
@@ -281,3 +290,82 @@ func putVhost(c *call) error {
 }
 
 func deleteVhost(c *call) error { return c.deleted(c.a.b.DeleteVhost(c.vars["vhost"])) }
+
+// --- topic permissions ---
+
+func topicPermissionJSON(p server.TopicPermission) map[string]any {
+	return map[string]any{"user": p.User, "vhost": p.Vhost, "exchange": p.Exchange, "write": p.Write, "read": p.Read}
+}
+
+func (c *call) topicPermissions(keep func(server.TopicPermission) bool) error {
+	out := []any{}
+	for _, p := range c.a.b.TopicPermissions() {
+		if keep(p) {
+			out = append(out, topicPermissionJSON(p))
+		}
+	}
+	return c.list(out)
+}
+
+func listTopicPermissions(c *call) error {
+	return c.topicPermissions(func(server.TopicPermission) bool { return true })
+}
+
+func userTopicPermissions(c *call) error {
+	name := c.vars["user"]
+	if _, err := c.a.b.User(name); err != nil {
+		return err
+	}
+	return c.topicPermissions(func(p server.TopicPermission) bool { return p.User == name })
+}
+
+func vhostTopicPermissions(c *call) error {
+	vh := c.vars["vhost"]
+	return c.topicPermissions(func(p server.TopicPermission) bool { return p.Vhost == vh })
+}
+
+// getTopicPermissions lists a user's topic permissions in a vhost; 404 if there are none, as in
+// RabbitMQ.
+func getTopicPermissions(c *call) error {
+	vh, user := c.vars["vhost"], c.vars["user"]
+	var out []any
+	for _, p := range c.a.b.TopicPermissions() {
+		if p.Vhost == vh && p.User == user {
+			out = append(out, topicPermissionJSON(p))
+		}
+	}
+	if len(out) == 0 {
+		return server.ErrNotFound
+	}
+	return c.list(out)
+}
+
+func putTopicPermission(c *call) error {
+	m, err := c.body(maxBody)
+	if err != nil {
+		return err
+	}
+	f := fields(m)
+	if err := f.require("exchange", "write", "read"); err != nil {
+		return err
+	}
+	p := server.TopicPermission{User: c.vars["user"], Vhost: c.vars["vhost"]}
+	if p.Exchange, err = f.string("exchange", ""); err != nil {
+		return err
+	}
+	if p.Write, err = f.string("write", ""); err != nil {
+		return err
+	}
+	if p.Read, err = f.string("read", ""); err != nil {
+		return err
+	}
+	created, err := c.a.b.PutTopicPermission(p)
+	if err != nil {
+		return err
+	}
+	return c.created(created)
+}
+
+func deleteTopicPermissions(c *call) error {
+	return c.deleted(c.a.b.DeleteTopicPermissions(c.vars["vhost"], c.vars["user"], ""))
+}

@@ -64,7 +64,11 @@ func exportDefinitions(c *call) error {
 			perms = append(perms, permissionJSON(p))
 		}
 		out["users"], out["vhosts"], out["permissions"] = users, vhosts, perms
-		out["topic_permissions"] = []any{}
+		tps := []any{}
+		for _, p := range d.TopicPerms {
+			tps = append(tps, topicPermissionJSON(p))
+		}
+		out["topic_permissions"] = tps
 		out["global_parameters"] = []any{map[string]any{"name": "cluster_name", "value": c.a.b.ClusterName()}}
 	}
 	if c.r.URL.Query().Has("download") {
@@ -167,6 +171,22 @@ func importDefinitions(c *call) error {
 			p.Write, _ = f.string("write", "")
 			p.Read, _ = f.string("read", "")
 			d.Permissions = append(d.Permissions, p)
+		}
+		tps, err := objects("topic_permissions")
+		if err != nil {
+			return err
+		}
+		for _, f := range tps {
+			if err := f.require("user", "vhost", "exchange", "write", "read"); err != nil {
+				return err
+			}
+			var p server.TopicPermission
+			p.User, _ = f.string("user", "")
+			p.Vhost, _ = f.string("vhost", "")
+			p.Exchange, _ = f.string("exchange", "")
+			p.Write, _ = f.string("write", "")
+			p.Read, _ = f.string("read", "")
+			d.TopicPerms = append(d.TopicPerms, p)
 		}
 	}
 	exchanges, err := objects("exchanges")

@@ -46,6 +46,9 @@ type Broker interface {
 	Permission(vhost, user string) (server.Permission, error)
 	PutPermission(p server.Permission) (created bool, err error)
 	DeletePermission(vhost, user string) error
+	TopicPermissions() []server.TopicPermission
+	PutTopicPermission(p server.TopicPermission) (created bool, err error)
+	DeleteTopicPermissions(vhost, user, exchange string) error
 	UserVhosts(user string) []string
 
 	Vhosts() []server.VhostInfo

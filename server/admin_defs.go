@@ -14,6 +14,7 @@ type Definitions struct {
 	Users       []UserInfo
 	Vhosts      []VhostInfo
 	Permissions []Permission
+	TopicPerms  []TopicPermission
 	Queues      []QueueDef
 	Exchanges   []ExchangeDef
 	Bindings    []BindingInfo
@@ -52,6 +53,7 @@ func (s *Server) ExportDefinitions(vhost string, all bool) (Definitions, error) 
 		d.Users = s.Users()
 		d.Vhosts = s.Vhosts()
 		d.Permissions = s.Permissions()
+		d.TopicPerms = s.TopicPermissions()
 	}
 	for _, v := range s.vhostList() {
 		if !match(v.name) {
@@ -104,6 +106,11 @@ func (s *Server) ImportDefinitions(d Definitions, actingUser string) error {
 	for _, p := range d.Permissions {
 		if _, err := s.PutPermission(p); err != nil {
 			return fmt.Errorf("permission of %q in %q: %w", p.User, p.Vhost, err)
+		}
+	}
+	for _, p := range d.TopicPerms {
+		if _, err := s.PutTopicPermission(p); err != nil {
+			return fmt.Errorf("topic permission of %q in %q on %q: %w", p.User, p.Vhost, p.Exchange, err)
 		}
 	}
 	noVhost := func(name string) error {

@@ -26,9 +26,13 @@ import (
 type adminState struct {
 	mu    sync.RWMutex
 	perms map[string]map[string]Permission // vhost -> user -> permission
-	meta  map[string]vhostMeta
+
+	topicPerms map[string]map[string]map[string]TopicPermission // vhost -> user -> exchange -> permission
+	meta       map[string]vhostMeta
 
 	clusterName string // guarded by mu
+
+	patterns sync.Map // permission pattern -> *regexp.Regexp (access.go); no lock needed
 
 	stats       statSet // server-wide counters
 	connRates   connRates
@@ -100,6 +104,7 @@ type VhostInfo struct {
 
 func (s *Server) initAdmin() {
 	s.adm.perms = map[string]map[string]Permission{}
+	s.adm.topicPerms = map[string]map[string]map[string]TopicPermission{}
 	s.adm.meta = map[string]vhostMeta{}
 	s.adm.stop = make(chan struct{})
 	s.adm.clusterName = s.NodeName()
@@ -222,6 +227,7 @@ func (s *Server) DeleteUser(name string) error {
 			b.Delete(storage.PermissionKey(vh, name))
 		}
 	}
+	s.deleteTopicPermissionsLocked(&b, func(_, u string) bool { return u == name })
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting user %q: %w", name, err)
 	}
@@ -501,6 +507,8 @@ func (s *Server) DeleteVhost(name string) error {
 		pb.Delete(storage.PermissionKey(name, u))
 	}
 	delete(s.adm.perms, name)
+	s.deleteTopicPermissionsLocked(&pb, func(vh, _ string) bool { return vh == name })
+	delete(s.adm.topicPerms, name)
 	delete(s.adm.meta, name)
 	if perr := s.commit.apply(&pb); perr != nil && err == nil {
 		err = fmt.Errorf("deleting permissions of vhost %q: %w", name, perr)

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
 )
 
 // channel is one AMQP channel of a connection.
@@ -230,6 +232,11 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.ExchangeDeclare:
 		return ch.exchangeDeclare(m)
 	case *amqp.ExchangeDelete:
+		if m.Exchange != "" && !strings.HasPrefix(m.Exchange, "amq.") {
+			if err := ch.conn.checkAccess(accessConfigure, "exchange", m.Exchange); err != nil {
+				return err
+			}
+		}
 		if err := ch.vhost().deleteExchange(m.Exchange, m.IfUnused); err != nil {
 			return err
 		}
@@ -246,7 +253,7 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.QueueUnbind:
 		return ch.queueBind(m.Queue, m.Exchange, m.RoutingKey, m.Arguments, false, false)
 	case *amqp.QueuePurge:
-		q, err := ch.queueFor(m.Queue)
+		q, err := ch.queueChecked(m.Queue, accessRead)
 		if err != nil {
 			return err
 		}
@@ -327,6 +334,22 @@ func (ch *channel) replyUnless(nowait bool, m amqp.Method) error {
 // --- exchanges and queues ---
 
 func (ch *channel) exchangeDeclare(m *amqp.ExchangeDeclare) error {
+	if _, known := exchange.ParseKind(m.Type); known && !m.Passive && m.Exchange != "" {
+		// As RabbitMQ: the type and the default exchange first (declareExchange), then configure on
+		// the exchange, and for a new one with an alternate exchange read on it and write on that.
+		c := ch.conn
+		if err := c.checkAccess(accessConfigure, "exchange", m.Exchange); err != nil {
+			return err
+		}
+		if ae, ok := m.Arguments["alternate-exchange"].(string); ok && ch.vhost().exchange(m.Exchange) == nil {
+			if err := c.checkAccess(accessRead, "exchange", m.Exchange); err != nil {
+				return err
+			}
+			if err := c.checkAccess(accessWrite, "exchange", ae); err != nil {
+				return err
+			}
+		}
+	}
 	if err := ch.vhost().declareExchange(m); err != nil {
 		return err
 	}
@@ -335,6 +358,9 @@ func (ch *channel) exchangeDeclare(m *amqp.ExchangeDeclare) error {
 
 func (ch *channel) exchangeBind(srcName, dstName, key string, args amqp.Table, bind, nowait bool) error {
 	v := ch.vhost()
+	if err := ch.checkBinding("exchange", dstName, srcName, key); err != nil {
+		return err
+	}
 	dst := v.exchange(dstName)
 	if dst == nil {
 		return v.errNoExchange(dstName)
@@ -363,6 +389,35 @@ func (ch *channel) queueName(name string) (string, error) {
 		return "", amqp.Errorf(amqp.NotFound, "no previously declared queue")
 	}
 	return ch.lastQueue, nil
+}
+
+// queueChecked resolves name as queueFor does, checking kind of access on the queue before looking
+// it up (so a refused operation on a missing queue is 403, as in RabbitMQ).
+func (ch *channel) queueChecked(name string, kind access) (*queue, error) {
+	name, err := ch.queueName(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.conn.checkAccess(kind, "queue", name); err != nil {
+		return nil, err
+	}
+	return ch.vhost().lookupQueue(ch.conn, name)
+}
+
+// checkBinding checks a bind or unbind as RabbitMQ does: write on the destination, the default
+// exchange refused as either end, read on the source, then the topic permission on the key.
+func (ch *channel) checkBinding(dstKind, dstName, srcName, key string) error {
+	c := ch.conn
+	if err := c.checkAccess(accessWrite, dstKind, dstName); err != nil {
+		return err
+	}
+	if srcName == "" || (dstKind == "exchange" && dstName == "") {
+		return errDefaultExchange
+	}
+	if err := c.checkAccess(accessRead, "exchange", srcName); err != nil {
+		return err
+	}
+	return ch.checkTopicAccess(accessRead, srcName, key)
 }
 
 func (ch *channel) queueFor(name string) (*queue, error) {
@@ -394,7 +449,14 @@ func (ch *channel) queueDeclare(m *amqp.QueueDeclare) error {
 }
 
 func (ch *channel) queueBind(qName, exName, key string, args amqp.Table, bind, nowait bool) error {
-	q, err := ch.queueFor(qName)
+	name, err := ch.queueName(qName)
+	if err != nil {
+		return err
+	}
+	if err := ch.checkBinding("queue", name, exName, key); err != nil {
+		return err
+	}
+	q, err := ch.vhost().lookupQueue(ch.conn, name)
 	if err != nil {
 		return err
 	}
@@ -416,6 +478,9 @@ func (ch *channel) queueBind(qName, exName, key string, args amqp.Table, bind, n
 func (ch *channel) queueDelete(m *amqp.QueueDelete) error {
 	name, err := ch.queueName(m.Queue)
 	if err != nil {
+		return err
+	}
+	if err := ch.conn.checkAccess(accessConfigure, "queue", name); err != nil {
 		return err
 	}
 	v := ch.vhost()

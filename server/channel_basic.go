@@ -26,7 +26,7 @@ func (ch *channel) basicQos(m *amqp.BasicQos) error {
 }
 
 func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
-	q, err := ch.queueFor(m.Queue)
+	q, err := ch.queueChecked(m.Queue, accessRead)
 	if err != nil {
 		return err
 	}
@@ -156,6 +156,9 @@ func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
 	if m.Immediate {
 		return amqp.Errorf(amqp.NotImplemented, "immediate=true")
 	}
+	if err := ch.conn.checkAccess(accessWrite, "exchange", m.Exchange); err != nil {
+		return err
+	}
 	v := ch.vhost()
 	ex := v.exchange(m.Exchange)
 	if ex == nil {
@@ -163,6 +166,9 @@ func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
 	}
 	if ex.internal {
 		return amqp.Errorf(amqp.AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, v.name)
+	}
+	if err := ch.checkTopicAccess(accessWrite, m.Exchange, m.RoutingKey); err != nil {
+		return err
 	}
 	ch.pub = &publishing{ex: ex, method: *m}
 	return nil
@@ -302,7 +308,7 @@ func (ch *channel) route(p *publishing) {
 // --- get, ack, nack, reject, recover ---
 
 func (ch *channel) basicGet(m *amqp.BasicGet) error {
-	q, err := ch.queueFor(m.Queue)
+	q, err := ch.queueChecked(m.Queue, accessRead)
 	if err != nil {
 		return err
 	}

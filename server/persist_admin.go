@@ -157,7 +157,7 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 	if err != nil {
 		return fmt.Errorf("recovering permissions: %w", err)
 	}
-	return nil
+	return s.recoverTopicPermissions()
 }
 
 // firstBoot records the vhosts found in the store (at least "/") and the default user with full

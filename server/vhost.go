@@ -369,6 +369,11 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if name == "" && !d.Passive {
 		name = "amq.gen-" + randomName()
 	}
+	if c != nil && !d.Passive && !(strings.HasPrefix(name, "amq.") && d.Queue != "") {
+		if err := c.checkQueueDeclare(v, name, d.Arguments); err != nil {
+			return nil, err
+		}
+	}
 	lim, err := v.queueArgs(name, d.Arguments)
 	if err != nil && !d.Passive {
 		return nil, err

@@ -1,0 +1,56 @@
+package management
+
+import "testing"
+
+// Topic permissions over the HTTP API: set, listed, exported and imported in definitions, kept
+// across a restart, removed with their user.
+func TestTopicPermissions(t *testing.T) {
+	e := startEnv(t, nil)
+	e.must(201, "PUT", "/api/users/tp", map[string]any{"password": "x", "tags": ""})
+	e.must(404, "GET", "/api/topic-permissions/%2F/tp", nil)
+	e.must(201, "PUT", "/api/topic-permissions/%2F/tp", map[string]any{"exchange": "amq.topic", "write": "^a", "read": "^b"})
+	e.must(204, "PUT", "/api/topic-permissions/%2F/tp", map[string]any{"exchange": "amq.topic", "write": "^{username}", "read": "^c"})
+	e.must(201, "PUT", "/api/topic-permissions/%2F/tp", map[string]any{"exchange": "other", "write": "", "read": ".*"})
+	for _, body := range []map[string]any{
+		{"write": "a", "read": "b"},
+		{"exchange": "amq.topic", "write": "(", "read": "b"},
+	} {
+		if r := e.do("PUT", "/api/topic-permissions/%2F/tp", guest, body); r.status != 400 {
+			t.Errorf("PUT %v: %d %s", body, r.status, r.body)
+		}
+	}
+	if r := e.do("PUT", "/api/topic-permissions/%2F/nobody", guest, map[string]any{"exchange": "x", "write": "", "read": ""}); r.status != 400 {
+		t.Errorf("PUT for a missing user: %d %s", r.status, r.body)
+	}
+	if ps := e.must(200, "GET", "/api/topic-permissions/%2F/tp", nil).list(t); len(ps) != 2 ||
+		ps[0].(map[string]any)["exchange"] != "amq.topic" || ps[0].(map[string]any)["write"] != "^{username}" {
+		t.Errorf("tp's topic permissions: %v", ps)
+	}
+	for _, path := range []string{"/api/topic-permissions", "/api/users/tp/topic-permissions", "/api/vhosts/%2F/topic-permissions"} {
+		if ps := e.must(200, "GET", path, nil).list(t); len(ps) != 2 {
+			t.Errorf("%s: %v", path, ps)
+		}
+	}
+	defs := e.must(200, "GET", "/api/definitions", nil).obj(t)
+	if tps := defs["topic_permissions"].([]any); len(tps) != 2 || tps[1].(map[string]any)["exchange"] != "other" {
+		t.Errorf("definitions: %v", tps)
+	}
+
+	e.stop()
+	e2 := startEnv(t, e.store.Reopen())
+	if ps := e2.must(200, "GET", "/api/topic-permissions/%2F/tp", nil).list(t); len(ps) != 2 {
+		t.Errorf("after restart: %v", ps)
+	}
+	e2.must(204, "DELETE", "/api/topic-permissions/%2F/tp", nil)
+	e2.must(404, "DELETE", "/api/topic-permissions/%2F/tp", nil)
+	// Imported from definitions (the user first).
+	e2.must(204, "POST", "/api/definitions", map[string]any{
+		"users":             []any{map[string]any{"name": "tp2", "password_hash": "Y4uvMYDhdhzbH1cNSd1q7VzrcB+HCH4xQfmBBMTU3/ayUJ/b", "tags": ""}},
+		"topic_permissions": []any{map[string]any{"user": "tp2", "vhost": "/", "exchange": "amq.topic", "write": "w", "read": "r"}},
+	})
+	if ps := e2.must(200, "GET", "/api/topic-permissions/%2F/tp2", nil).list(t); len(ps) != 1 || ps[0].(map[string]any)["read"] != "r" {
+		t.Errorf("imported: %v", ps)
+	}
+	e2.must(204, "DELETE", "/api/users/tp2", nil)
+	e2.must(404, "GET", "/api/topic-permissions/%2F/tp2", nil)
+}
