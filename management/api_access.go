@@ -47,6 +47,13 @@ func (a *api) accessRoutes(r *mux.Router) {
 	})
 	a.handle(r, "/api/users/{user}/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, fn: userTopicPermissions}})
 	a.handle(r, "/api/vhosts/{vhost}/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, vhost: true, fn: vhostTopicPermissions}})
+
+	a.handle(r, "/api/vhost-limits", resource{http.MethodGet: {level: lvlAdmin, fn: listVhostLimits}})
+	a.handle(r, "/api/vhost-limits/{vhost}", resource{http.MethodGet: {level: lvlAdmin, vhost: true, fn: listVhostLimits}})
+	a.handle(r, "/api/vhost-limits/{vhost}/{name}", resource{
+		http.MethodPut:    {level: lvlAdmin, vhost: true, fn: putVhostLimit},
+		http.MethodDelete: {level: lvlAdmin, vhost: true, fn: deleteVhostLimit},
+	})
 }
 
 func whoami(c *call) error {
@@ -368,4 +375,42 @@ func putTopicPermission(c *call) error {
 
 func deleteTopicPermissions(c *call) error {
 	return c.deleted(c.a.b.DeleteTopicPermissions(c.vars["vhost"], c.vars["user"], ""))
+}
+
+// --- vhost limits ---
+
+func listVhostLimits(c *call) error {
+	vh, one := c.vars["vhost"]
+	out := []any{}
+	for _, l := range c.a.b.AllVhostLimits() {
+		if !one || l.Vhost == vh {
+			out = append(out, map[string]any{"vhost": l.Vhost, "value": l.Limits})
+		}
+	}
+	return c.list(out)
+}
+
+// putVhostLimit sets one limit from {"value": N}; RabbitMQ answers 204 whether it is new or not.
+func putVhostLimit(c *call) error {
+	m, err := c.body(maxBody)
+	if err != nil {
+		return err
+	}
+	f := fields(m)
+	if err := f.require("value"); err != nil {
+		return err
+	}
+	name := c.vars["name"]
+	v, err := f.int("value", 0)
+	if err != nil {
+		return badRequest("Validation failed\n\n%s should be a number, actually was %v\n", name, m["value"])
+	}
+	if err := c.a.b.PutVhostLimit(c.vars["vhost"], name, v); err != nil {
+		return err
+	}
+	return c.noContent()
+}
+
+func deleteVhostLimit(c *call) error {
+	return c.deleted(c.a.b.DeleteVhostLimit(c.vars["vhost"], c.vars["name"]))
 }

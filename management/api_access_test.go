@@ -54,3 +54,62 @@ func TestTopicPermissions(t *testing.T) {
 	e2.must(204, "DELETE", "/api/users/tp2", nil)
 	e2.must(404, "GET", "/api/topic-permissions/%2F/tp2", nil)
 }
+
+// Vhost limits over the HTTP API: set, listed, validated, exported as vhost-limits parameters,
+// imported, kept across a restart, removed with the vhost.
+func TestVhostLimits(t *testing.T) {
+	e := startEnv(t, nil)
+	e.must(201, "PUT", "/api/vhosts/lim", nil)
+	e.must(204, "PUT", "/api/vhost-limits/lim/max-queues", map[string]any{"value": 10})
+	e.must(204, "PUT", "/api/vhost-limits/lim/max-connections", map[string]any{"value": 2})
+	e.must(204, "PUT", "/api/vhost-limits/lim/max-connections", map[string]any{"value": 3})
+	for _, x := range []struct {
+		path string
+		body map[string]any
+		want int
+	}{
+		{"/api/vhost-limits/lim/bogus", map[string]any{"value": 1}, 400},
+		{"/api/vhost-limits/lim/max-queues", map[string]any{"value": "x"}, 400},
+		{"/api/vhost-limits/lim/max-queues", map[string]any{}, 400},
+		{"/api/vhost-limits/nope/max-queues", map[string]any{"value": 1}, 404},
+	} {
+		if r := e.do("PUT", x.path, guest, x.body); r.status != x.want {
+			t.Errorf("PUT %s %v: %d %s, want %d", x.path, x.body, r.status, r.body, x.want)
+		}
+	}
+	want := `[{"value":{"max-connections":3,"max-queues":10},"vhost":"lim"}]`
+	for _, path := range []string{"/api/vhost-limits", "/api/vhost-limits/lim"} {
+		if got := string(e.must(200, "GET", path, nil).body); got != want {
+			t.Errorf("%s: %s, want %s", path, got, want)
+		}
+	}
+	if got := e.must(200, "GET", "/api/vhost-limits/%2F", nil).list(t); len(got) != 0 {
+		t.Errorf("/ has no limits: %v", got)
+	}
+	params := e.must(200, "GET", "/api/definitions", nil).obj(t)["parameters"].([]any)
+	if len(params) != 1 || params[0].(map[string]any)["component"] != "vhost-limits" || params[0].(map[string]any)["vhost"] != "lim" {
+		t.Errorf("definitions parameters: %v", params)
+	}
+
+	e.stop()
+	e2 := startEnv(t, e.store.Reopen())
+	if got := string(e2.must(200, "GET", "/api/vhost-limits/lim", nil).body); got != want {
+		t.Errorf("after restart: %s", got)
+	}
+	e2.must(204, "DELETE", "/api/vhost-limits/lim/max-queues", nil)
+	if got := string(e2.must(200, "GET", "/api/vhost-limits/lim", nil).body); got != `[{"value":{"max-connections":3},"vhost":"lim"}]` {
+		t.Errorf("after deleting max-queues: %s", got)
+	}
+	e2.must(204, "DELETE", "/api/vhosts/lim", nil)
+	if got := e2.must(200, "GET", "/api/vhost-limits", nil).list(t); len(got) != 0 {
+		t.Errorf("limits of a deleted vhost: %v", got)
+	}
+	// Imported from definitions.
+	e2.must(204, "POST", "/api/definitions", map[string]any{
+		"vhosts":     []any{map[string]any{"name": "lim2"}},
+		"parameters": []any{map[string]any{"vhost": "lim2", "component": "vhost-limits", "name": "limits", "value": map[string]any{"max-queues": 5}}},
+	})
+	if got := string(e2.must(200, "GET", "/api/vhost-limits/lim2", nil).body); got != `[{"value":{"max-queues":5},"vhost":"lim2"}]` {
+		t.Errorf("imported: %s", got)
+	}
+}

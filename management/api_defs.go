@@ -46,7 +46,7 @@ func exportDefinitions(c *call) error {
 		bindings = append(bindings, m)
 	}
 	out := map[string]any{
-		"rabbit_version": server.RabbitMQVersion, "parameters": []any{}, "policies": []any{},
+		"rabbit_version": server.RabbitMQVersion, "parameters": limitParameters(d.Limits, one), "policies": []any{},
 		"queues": queues, "exchanges": exchanges, "bindings": bindings,
 	}
 	if !one {
@@ -189,6 +189,26 @@ func importDefinitions(c *call) error {
 			d.TopicPerms = append(d.TopicPerms, p)
 		}
 	}
+	params, err := objects("parameters")
+	if err != nil {
+		return err
+	}
+	for _, f := range params {
+		if comp, _ := f.string("component", ""); comp != "vhost-limits" {
+			continue // other runtime parameters are not supported yet
+		}
+		l := server.VhostLimits{Limits: map[string]int64{}}
+		if l.Vhost, err = vhostOf(f); err != nil {
+			return err
+		}
+		value, _ := f["value"].(map[string]any)
+		for name := range value {
+			if l.Limits[name], err = fields(value).int(name, 0); err != nil {
+				return err
+			}
+		}
+		d.Limits = append(d.Limits, l)
+	}
 	exchanges, err := objects("exchanges")
 	if err != nil {
 		return err
@@ -293,4 +313,18 @@ func importUser(f fields) (server.UserInfo, error) {
 		return u, badRequestTerm("not_base64", h)
 	}
 	return u, nil
+}
+
+// limitParameters renders vhost limits as RabbitMQ's definitions hold them: runtime parameters of
+// component vhost-limits named limits.
+func limitParameters(ls []server.VhostLimits, one bool) []any {
+	out := []any{}
+	for _, l := range ls {
+		m := map[string]any{"component": "vhost-limits", "name": "limits", "value": l.Limits}
+		if !one {
+			m["vhost"] = l.Vhost
+		}
+		out = append(out, m)
+	}
+	return out
 }

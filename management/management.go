@@ -49,6 +49,9 @@ type Broker interface {
 	TopicPermissions() []server.TopicPermission
 	PutTopicPermission(p server.TopicPermission) (created bool, err error)
 	DeleteTopicPermissions(vhost, user, exchange string) error
+	AllVhostLimits() []server.VhostLimits
+	PutVhostLimit(vhost, name string, value int64) error
+	DeleteVhostLimit(vhost, name string) error
 	UserVhosts(user string) []string
 
 	Vhosts() []server.VhostInfo

@@ -15,6 +15,7 @@ type Definitions struct {
 	Vhosts      []VhostInfo
 	Permissions []Permission
 	TopicPerms  []TopicPermission
+	Limits      []VhostLimits // exported as vhost-limits parameters
 	Queues      []QueueDef
 	Exchanges   []ExchangeDef
 	Bindings    []BindingInfo
@@ -54,6 +55,11 @@ func (s *Server) ExportDefinitions(vhost string, all bool) (Definitions, error) 
 		d.Vhosts = s.Vhosts()
 		d.Permissions = s.Permissions()
 		d.TopicPerms = s.TopicPermissions()
+	}
+	for _, l := range s.AllVhostLimits() {
+		if match(l.Vhost) {
+			d.Limits = append(d.Limits, l)
+		}
 	}
 	for _, v := range s.vhostList() {
 		if !match(v.name) {
@@ -106,6 +112,11 @@ func (s *Server) ImportDefinitions(d Definitions, actingUser string) error {
 	for _, p := range d.Permissions {
 		if _, err := s.PutPermission(p); err != nil {
 			return fmt.Errorf("permission of %q in %q: %w", p.User, p.Vhost, err)
+		}
+	}
+	for _, l := range d.Limits {
+		if err := s.SetVhostLimits(l.Vhost, l.Limits); err != nil {
+			return fmt.Errorf("limits of vhost %q: %w", l.Vhost, err)
 		}
 	}
 	for _, p := range d.TopicPerms {

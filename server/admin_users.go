@@ -28,6 +28,7 @@ type adminState struct {
 	perms map[string]map[string]Permission // vhost -> user -> permission
 
 	topicPerms map[string]map[string]map[string]TopicPermission // vhost -> user -> exchange -> permission
+	limits     map[string]map[string]int64                      // vhost -> limit name -> value (admin_limits.go)
 	meta       map[string]vhostMeta
 
 	clusterName string // guarded by mu
@@ -105,6 +106,7 @@ type VhostInfo struct {
 func (s *Server) initAdmin() {
 	s.adm.perms = map[string]map[string]Permission{}
 	s.adm.topicPerms = map[string]map[string]map[string]TopicPermission{}
+	s.adm.limits = map[string]map[string]int64{}
 	s.adm.meta = map[string]vhostMeta{}
 	s.adm.stop = make(chan struct{})
 	s.adm.clusterName = s.NodeName()
@@ -510,6 +512,10 @@ func (s *Server) DeleteVhost(name string) error {
 	s.deleteTopicPermissionsLocked(&pb, func(vh, _ string) bool { return vh == name })
 	delete(s.adm.topicPerms, name)
 	delete(s.adm.meta, name)
+	if _, ok := s.adm.limits[name]; ok {
+		pb.Delete(storage.VhostLimitKey(name))
+		delete(s.adm.limits, name)
+	}
 	if perr := s.commit.apply(&pb); perr != nil && err == nil {
 		err = fmt.Errorf("deleting permissions of vhost %q: %w", name, perr)
 	}

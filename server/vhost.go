@@ -408,6 +408,9 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if strings.HasPrefix(name, "amq.") && d.Queue != "" {
 		return nil, amqp.Errorf(amqp.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", name)
 	}
+	if err := v.checkQueueLimitLocked(name); err != nil {
+		return nil, err
+	}
 	var owner *conn
 	if d.Exclusive {
 		owner = c
