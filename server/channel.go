@@ -83,6 +83,7 @@ type publishing struct {
 	// Decoded once from props when the header frame arrives.
 	deliveryMode uint8
 	headers      amqp.Table
+	routes       []string // routing keys added by the CC and BCC headers
 	bodySize     uint64
 	gotHeader    bool
 }

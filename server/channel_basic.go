@@ -205,9 +205,16 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 			ch.closeWith(methodErr(err, &p.method))
 			return nil
 		}
+		if p.routes, err = senderRoutes(decoded.Headers); err != nil {
+			ch.closeWith(methodErr(asAMQPError(err), &p.method))
+			return nil
+		}
 		p.gotHeader = true
 		p.bodySize = size
 		p.props = bytes.Clone(props)
+		if p.props, p.headers, err = stripBCC(p.props, p.headers); err != nil {
+			return methodErr(amqp.Errorf(amqp.SyntaxError, "malformed content header properties: %v", err), &p.method)
+		}
 		if size > uint64(ch.conn.srv.opts.MaxMessageSize) {
 			ch.closeWith(methodErr(amqp.Errorf(amqp.PreconditionFailed, "message size %d is larger than configured max size %d",
 				size, ch.conn.srv.opts.MaxMessageSize), &p.method))
@@ -276,7 +283,7 @@ func (ch *channel) route(p *publishing) {
 		props: p.props, body: p.body, persistent: p.deliveryMode == 2, headers: p.headers,
 	}
 	var buf [8]*queue
-	qs := ch.vhost().route(p.ex, msg.routingKey, msg, buf[:0])
+	qs := ch.vhost().route(p.ex, msg.routingKey, p.routes, msg, buf[:0])
 	refused := false
 	for _, q := range qs {
 		res, g := q.publish(msg)

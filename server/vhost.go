@@ -298,13 +298,19 @@ func (v *vhost) bindableSourceLocked(name string) (*exchangeEntity, error) {
 // --- routing ---
 
 // route appends to out every queue msg reaches from ex, each at most once, following
-// exchange-to-exchange bindings (each exchange visited once, so cycles end).
-func (v *vhost) route(ex *exchangeEntity, key string, msg *message, out []*queue) []*queue {
+// exchange-to-exchange bindings (each exchange visited once, so cycles end). The CC and BCC headers
+// add routing keys (extra, taken from them before BCC is stripped); an exchange that routes the
+// message nowhere hands it to its alternate exchange.
+func (v *vhost) route(ex *exchangeEntity, key string, extra []string, msg *message, out []*queue) []*queue {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
+	var kbuf [4]string
+	keys := append(append(kbuf[:0], key), extra...)
 	if ex.name == "" {
-		if q := v.queues[key]; q != nil {
-			out = append(out, q)
+		for _, k := range keys {
+			if q := v.queues[k]; q != nil && !containsPtr(out, q) {
+				out = append(out, q)
+			}
 		}
 		return out
 	}
@@ -318,9 +324,17 @@ func (v *vhost) route(ex *exchangeEntity, key string, msg *message, out []*queue
 			continue
 		}
 		visited = append(visited, e)
+		ds := dests[:0]
 		e.mu.Lock()
-		ds := e.router.Route(key, msg.headers, dests[:0])
+		for _, k := range keys {
+			ds = e.router.Route(k, msg.headers, ds)
+		}
 		e.mu.Unlock()
+		if len(ds) == 0 {
+			if ae := v.alternateLocked(e); ae != nil {
+				frontier = append(frontier, ae)
+			}
+		}
 		for _, d := range ds {
 			switch d := d.(type) {
 			case *queue:
