@@ -48,9 +48,10 @@ type channel struct {
 		closed         bool // torn down: no more deliveries
 		consumers      map[string]*consumer
 		deliveryTag    uint64
-		unacked        []*delivery // ordered by tag
-		prefetchGlobal uint16      // basic.qos global=true: limit on the channel's consumer deliveries
-		consumerUnack  int         // unacked deliveries to consumers (not basic.get)
+		unacked        []*delivery    // ordered by tag
+		prefetchGlobal uint16         // basic.qos global=true: limit on the channel's consumer deliveries
+		consumerUnack  int            // unacked deliveries to consumers (not basic.get)
+		reply          *replyConsumer // the direct reply-to consumer (replyto.go)
 	}
 }
 
@@ -267,7 +268,9 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.BasicConsume:
 		return ch.basicConsume(m)
 	case *amqp.BasicCancel:
-		ch.cancelConsumer(m.ConsumerTag)
+		if !ch.cancelReplyTo(m.ConsumerTag, false) {
+			ch.cancelConsumer(m.ConsumerTag)
+		}
 		return ch.replyUnless(m.NoWait, &amqp.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 	case *amqp.BasicPublish:
 		return ch.basicPublish(m)

@@ -26,6 +26,9 @@ func (ch *channel) basicQos(m *amqp.BasicQos) error {
 }
 
 func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
+	if m.Queue == replyToQueue {
+		return ch.consumeReplyTo(m)
+	}
 	q, err := ch.queueChecked(m.Queue, accessRead)
 	if err != nil {
 		return err
@@ -209,6 +212,12 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 			ch.closeWith(methodErr(asAMQPError(err), &p.method))
 			return nil
 		}
+		if decoded.ReplyTo == replyToQueue {
+			if props, err = ch.setReplyTo(props); err != nil {
+				ch.closeWith(methodErr(asAMQPError(err), &p.method))
+				return nil
+			}
+		}
 		p.gotHeader = true
 		p.bodySize = size
 		p.props = bytes.Clone(props)
@@ -284,6 +293,7 @@ func (ch *channel) route(p *publishing) {
 	}
 	var buf [8]*queue
 	qs := ch.vhost().route(p.ex, msg.routingKey, p.routes, msg, buf[:0])
+	replied := p.ex.name == "" && ch.conn.srv.deliverReply(msg.routingKey, msg)
 	refused := false
 	for _, q := range qs {
 		res, g := q.publish(msg)
@@ -296,7 +306,7 @@ func (ch *channel) route(p *publishing) {
 	}
 	ch.countPublish(p.ex, qs, p.method.Mandatory, refused)
 	msg.rec = nil // the commit groups hold the record until it is written
-	if len(qs) == 0 && p.method.Mandatory {
+	if len(qs) == 0 && !replied && p.method.Mandatory {
 		ch.writeContent(&amqp.BasicReturn{
 			ReplyCode: amqp.NoRoute, ReplyText: "NO_ROUTE", Exchange: msg.exchange, RoutingKey: msg.routingKey,
 		}, msg)
@@ -501,7 +511,12 @@ func (ch *channel) teardown() {
 	consumers := ch.mu.consumers
 	ch.mu.consumers = map[string]*consumer{}
 	ds := ch.takeLocked(0, true)
+	rc := ch.mu.reply
+	ch.mu.reply = nil
 	ch.mu.Unlock()
+	if rc != nil {
+		ch.conn.srv.replies.remove(rc)
+	}
 	for _, c := range consumers {
 		ch.detach(c)
 	}
