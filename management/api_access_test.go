@@ -113,3 +113,21 @@ func TestVhostLimits(t *testing.T) {
 		t.Errorf("imported: %s", got)
 	}
 }
+
+// A quorum queue is reported as one, with this node as its only member and leader.
+func TestQuorumQueueReported(t *testing.T) {
+	e := startEnv(t, nil)
+	e.must(201, "PUT", "/api/queues/%2F/qq", map[string]any{"durable": true, "arguments": map[string]any{"x-queue-type": "quorum"}})
+	if r := e.do("PUT", "/api/queues/%2F/qq2", guest, map[string]any{"durable": false, "arguments": map[string]any{"x-queue-type": "quorum"}}); r.status != 400 {
+		t.Errorf("non-durable quorum queue: %d %s", r.status, r.body)
+	}
+	e.must(201, "PUT", "/api/queues/%2F/cq", map[string]any{"durable": true})
+	q := e.must(200, "GET", "/api/queues/%2F/qq", nil).obj(t)
+	node := e.srv.NodeName()
+	if q["type"] != "quorum" || q["leader"] != node || len(q["members"].([]any)) != 1 || q["members"].([]any)[0] != node {
+		t.Errorf("quorum queue: type %v leader %v members %v", q["type"], q["leader"], q["members"])
+	}
+	if c := e.must(200, "GET", "/api/queues/%2F/cq", nil).obj(t); c["type"] != "classic" || c["members"] != nil {
+		t.Errorf("classic queue: type %v members %v", c["type"], c["members"])
+	}
+}

@@ -381,6 +381,9 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	v.srv.adm.stats.inc(sQueueDeclared)
 	name := d.Queue
 	if name == "" && !d.Passive {
+		if err := checkServerNamedType(d.Arguments); err != nil {
+			return nil, err
+		}
 		name = "amq.gen-" + randomName()
 	}
 	if c != nil && !d.Passive && !(strings.HasPrefix(name, "amq.") && d.Queue != "") {
@@ -423,6 +426,9 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 		return nil, amqp.Errorf(amqp.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", name)
 	}
 	if err := v.checkQueueLimitLocked(name); err != nil {
+		return nil, err
+	}
+	if err := v.checkNewQueueType(name, d); err != nil {
 		return nil, err
 	}
 	var owner *conn
@@ -496,6 +502,9 @@ func equivalentArgs(v *vhost, what, name string, keys []string, got, cur amqp.Ta
 	for _, k := range keys {
 		g, gok := got[k]
 		c, cok := cur[k]
+		if k == "x-queue-type" && gok != cok && (g == "classic" || c == "classic") {
+			continue // no type is classic (RabbitMQ 3.10 accepts either)
+		}
 		switch {
 		case !gok && !cok:
 		case gok && cok:
