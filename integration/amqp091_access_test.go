@@ -374,3 +374,35 @@ func regexpQuote(s string) string {
 	}
 	return sb.String()
 }
+
+// Declaring an exchange with an alternate exchange needs write on that one; a queue with a
+// dead-letter exchange, write on that exchange (and read on the queue).
+func TestAMQP091AccessAlternateAndDeadLetterExchanges(t *testing.T) {
+	b := startBroker(t)
+	user := accessUser(t, b)
+	prefix := amqpName(t, "p")
+	mine, other := prefix+".mine", prefix+".other"
+	accessPermit(t, b, user, ".*", "^"+regexpQuote(mine), ".*")
+	conn := accessDial(t, b, user)
+	refused := fmt.Sprintf("access to exchange '%s' in vhost '/' refused for user '%s'", other, user)
+	accessRefused(t, conn, refused, func(ch *amqp.Channel) error {
+		return ch.ExchangeDeclare(mine+".x", "fanout", false, true, false, false, amqp.Table{"alternate-exchange": other})
+	})
+	accessRefused(t, conn, refused, func(ch *amqp.Channel) error {
+		_, err := ch.QueueDeclare(mine+".q", false, true, false, false, amqp.Table{"x-dead-letter-exchange": other})
+		return err
+	})
+	accessOK(t, conn, "alternate and dead-letter exchanges the user may write to", func(ch *amqp.Channel) error {
+		if err := ch.ExchangeDeclare(mine+".x", "fanout", false, true, false, false, amqp.Table{"alternate-exchange": mine + ".ae"}); err != nil {
+			return err
+		}
+		if _, err := ch.QueueDeclare(mine+".q", false, true, false, false, amqp.Table{"x-dead-letter-exchange": mine + ".dlx"}); err != nil {
+			return err
+		}
+		if err := ch.ExchangeDelete(mine+".x", false, false); err != nil {
+			return err
+		}
+		_, err := ch.QueueDelete(mine+".q", false, false, false)
+		return err
+	})
+}
