@@ -115,9 +115,11 @@ func (s *Server) DeleteTopicPermissions(vhost, user, exchange string) error {
 	return nil
 }
 
-// deleteTopicPermissionsLocked adds to b the deletion of the topic permissions selected by keep
-// returning false, and removes them from memory. Called with adm.mu held.
-func (s *Server) deleteTopicPermissionsLocked(b *storage.Batch, drop func(vhost, user string) bool) {
+// deleteTopicPermissionsLocked adds to b the deletion of the topic permissions drop selects, and
+// returns the function that removes them from memory once b is written. Called with adm.mu held.
+func (s *Server) deleteTopicPermissionsLocked(b *storage.Batch, drop func(vhost, user string) bool) (forget func()) {
+	type vu struct{ vhost, user string }
+	var gone []vu
 	for vh, byUser := range s.adm.topicPerms {
 		for u, byEx := range byUser {
 			if !drop(vh, u) {
@@ -126,7 +128,12 @@ func (s *Server) deleteTopicPermissionsLocked(b *storage.Batch, drop func(vhost,
 			for x := range byEx {
 				b.Delete(storage.TopicPermissionKey(vh, u, x))
 			}
-			delete(byUser, u)
+			gone = append(gone, vu{vh, u})
+		}
+	}
+	return func() {
+		for _, g := range gone {
+			delete(s.adm.topicPerms[g.vhost], g.user)
 		}
 	}
 }

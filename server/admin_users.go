@@ -229,10 +229,11 @@ func (s *Server) DeleteUser(name string) error {
 			b.Delete(storage.PermissionKey(vh, name))
 		}
 	}
-	s.deleteTopicPermissionsLocked(&b, func(_, u string) bool { return u == name })
+	forgetTopics := s.deleteTopicPermissionsLocked(&b, func(_, u string) bool { return u == name })
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting user %q: %w", name, err)
 	}
+	forgetTopics()
 	delete(s.users, name)
 	for _, ps := range s.adm.perms {
 		delete(ps, name)
@@ -510,7 +511,7 @@ func (s *Server) DeleteVhost(name string) error {
 	}
 	delete(s.adm.perms, name)
 	s.deleteTopicPermissionsLocked(&pb, func(vh, _ string) bool { return vh == name })
-	delete(s.adm.topicPerms, name)
+	delete(s.adm.topicPerms, name) // the vhost is gone from memory whatever the store says
 	delete(s.adm.meta, name)
 	if _, ok := s.adm.limits[name]; ok {
 		pb.Delete(storage.VhostLimitKey(name))
