@@ -38,6 +38,22 @@ func (a *api) accessRoutes(r *mux.Router) {
 		http.MethodPut:    {level: lvlAdmin, fn: putPermission},
 		http.MethodDelete: {level: lvlAdmin, fn: deletePermission},
 	})
+
+	a.handle(r, "/api/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, fn: listTopicPermissions}})
+	a.handle(r, "/api/topic-permissions/{vhost}/{user}", resource{
+		http.MethodGet:    {level: lvlAdmin, fn: getTopicPermissions},
+		http.MethodPut:    {level: lvlAdmin, fn: putTopicPermission},
+		http.MethodDelete: {level: lvlAdmin, fn: deleteTopicPermissions},
+	})
+	a.handle(r, "/api/users/{user}/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, fn: userTopicPermissions}})
+	a.handle(r, "/api/vhosts/{vhost}/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, vhost: true, fn: vhostTopicPermissions}})
+
+	a.handle(r, "/api/vhost-limits", resource{http.MethodGet: {level: lvlAdmin, fn: listVhostLimits}})
+	a.handle(r, "/api/vhost-limits/{vhost}", resource{http.MethodGet: {level: lvlAdmin, vhost: true, fn: listVhostLimits}})
+	a.handle(r, "/api/vhost-limits/{vhost}/{name}", resource{
+		http.MethodPut:    {level: lvlAdmin, vhost: true, fn: putVhostLimit},
+		http.MethodDelete: {level: lvlAdmin, vhost: true, fn: deleteVhostLimit},
+	})
 }
 
 func whoami(c *call) error {
@@ -281,3 +297,120 @@ func putVhost(c *call) error {
 }
 
 func deleteVhost(c *call) error { return c.deleted(c.a.b.DeleteVhost(c.vars["vhost"])) }
+
+// --- topic permissions ---
+
+func topicPermissionJSON(p server.TopicPermission) map[string]any {
+	return map[string]any{"user": p.User, "vhost": p.Vhost, "exchange": p.Exchange, "write": p.Write, "read": p.Read}
+}
+
+func (c *call) topicPermissions(keep func(server.TopicPermission) bool) error {
+	out := []any{}
+	for _, p := range c.a.b.TopicPermissions() {
+		if keep(p) {
+			out = append(out, topicPermissionJSON(p))
+		}
+	}
+	return c.list(out)
+}
+
+func listTopicPermissions(c *call) error {
+	return c.topicPermissions(func(server.TopicPermission) bool { return true })
+}
+
+func userTopicPermissions(c *call) error {
+	name := c.vars["user"]
+	if _, err := c.a.b.User(name); err != nil {
+		return err
+	}
+	return c.topicPermissions(func(p server.TopicPermission) bool { return p.User == name })
+}
+
+func vhostTopicPermissions(c *call) error {
+	vh := c.vars["vhost"]
+	return c.topicPermissions(func(p server.TopicPermission) bool { return p.Vhost == vh })
+}
+
+// getTopicPermissions lists a user's topic permissions in a vhost; 404 if there are none, as in
+// RabbitMQ.
+func getTopicPermissions(c *call) error {
+	vh, user := c.vars["vhost"], c.vars["user"]
+	var out []any
+	for _, p := range c.a.b.TopicPermissions() {
+		if p.Vhost == vh && p.User == user {
+			out = append(out, topicPermissionJSON(p))
+		}
+	}
+	if len(out) == 0 {
+		return server.ErrNotFound
+	}
+	return c.list(out)
+}
+
+func putTopicPermission(c *call) error {
+	m, err := c.body(maxBody)
+	if err != nil {
+		return err
+	}
+	f := fields(m)
+	if err := f.require("exchange", "write", "read"); err != nil {
+		return err
+	}
+	p := server.TopicPermission{User: c.vars["user"], Vhost: c.vars["vhost"]}
+	if p.Exchange, err = f.string("exchange", ""); err != nil {
+		return err
+	}
+	if p.Write, err = f.string("write", ""); err != nil {
+		return err
+	}
+	if p.Read, err = f.string("read", ""); err != nil {
+		return err
+	}
+	created, err := c.a.b.PutTopicPermission(p)
+	if err != nil {
+		return err
+	}
+	return c.created(created)
+}
+
+func deleteTopicPermissions(c *call) error {
+	return c.deleted(c.a.b.DeleteTopicPermissions(c.vars["vhost"], c.vars["user"], ""))
+}
+
+// --- vhost limits ---
+
+func listVhostLimits(c *call) error {
+	vh, one := c.vars["vhost"]
+	out := []any{}
+	for _, l := range c.a.b.AllVhostLimits() {
+		if !one || l.Vhost == vh {
+			out = append(out, map[string]any{"vhost": l.Vhost, "value": l.Limits})
+		}
+	}
+	return c.list(out)
+}
+
+// putVhostLimit sets one limit from {"value": N}; RabbitMQ answers 204 whether it is new or not.
+func putVhostLimit(c *call) error {
+	m, err := c.body(maxBody)
+	if err != nil {
+		return err
+	}
+	f := fields(m)
+	if err := f.require("value"); err != nil {
+		return err
+	}
+	name := c.vars["name"]
+	v, err := f.int("value", 0)
+	if err != nil {
+		return badRequest("Validation failed\n\n%s should be a number, actually was %v\n", name, m["value"])
+	}
+	if err := c.a.b.PutVhostLimit(c.vars["vhost"], name, v); err != nil {
+		return err
+	}
+	return c.noContent()
+}
+
+func deleteVhostLimit(c *call) error {
+	return c.deleted(c.a.b.DeleteVhostLimit(c.vars["vhost"], c.vars["name"]))
+}

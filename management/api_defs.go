@@ -50,7 +50,7 @@ func exportDefinitions(c *call) error {
 		policies = append(policies, policyJSON(p)) // with its vhost, even in a vhost's export, as RabbitMQ
 	}
 	out := map[string]any{
-		"rabbit_version": server.RabbitMQVersion, "parameters": []any{}, "policies": policies,
+		"rabbit_version": server.RabbitMQVersion, "parameters": limitParameters(d.Limits, one), "policies": policies,
 		"queues": queues, "exchanges": exchanges, "bindings": bindings,
 	}
 	if !one {
@@ -68,7 +68,11 @@ func exportDefinitions(c *call) error {
 			perms = append(perms, permissionJSON(p))
 		}
 		out["users"], out["vhosts"], out["permissions"] = users, vhosts, perms
-		out["topic_permissions"] = []any{}
+		tps := []any{}
+		for _, p := range d.TopicPerms {
+			tps = append(tps, topicPermissionJSON(p))
+		}
+		out["topic_permissions"] = tps
 		out["global_parameters"] = []any{map[string]any{"name": "cluster_name", "value": c.a.b.ClusterName()}}
 	}
 	if c.r.URL.Query().Has("download") {
@@ -172,6 +176,42 @@ func importDefinitions(c *call) error {
 			p.Read, _ = f.string("read", "")
 			d.Permissions = append(d.Permissions, p)
 		}
+		tps, err := objects("topic_permissions")
+		if err != nil {
+			return err
+		}
+		for _, f := range tps {
+			if err := f.require("user", "vhost", "exchange", "write", "read"); err != nil {
+				return err
+			}
+			var p server.TopicPermission
+			p.User, _ = f.string("user", "")
+			p.Vhost, _ = f.string("vhost", "")
+			p.Exchange, _ = f.string("exchange", "")
+			p.Write, _ = f.string("write", "")
+			p.Read, _ = f.string("read", "")
+			d.TopicPerms = append(d.TopicPerms, p)
+		}
+	}
+	params, err := objects("parameters")
+	if err != nil {
+		return err
+	}
+	for _, f := range params {
+		if comp, _ := f.string("component", ""); comp != "vhost-limits" {
+			continue // other runtime parameters are not supported yet
+		}
+		l := server.VhostLimits{Limits: map[string]int64{}}
+		if l.Vhost, err = vhostOf(f); err != nil {
+			return err
+		}
+		value, _ := f["value"].(map[string]any)
+		for name := range value {
+			if l.Limits[name], err = fields(value).int(name, 0); err != nil {
+				return err
+			}
+		}
+		d.Limits = append(d.Limits, l)
 	}
 	policies, err := objects("policies")
 	if err != nil {
@@ -296,4 +336,18 @@ func importUser(f fields) (server.UserInfo, error) {
 		return u, badRequestTerm("not_base64", h)
 	}
 	return u, nil
+}
+
+// limitParameters renders vhost limits as RabbitMQ's definitions hold them: runtime parameters of
+// component vhost-limits named limits.
+func limitParameters(ls []server.VhostLimits, one bool) []any {
+	out := []any{}
+	for _, l := range ls {
+		m := map[string]any{"component": "vhost-limits", "name": "limits", "value": l.Limits}
+		if !one {
+			m["vhost"] = l.Vhost
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -82,6 +82,11 @@ func (a *api) queueJSON(q server.QueueInfo, single bool) map[string]any {
 		"messages_paged_out":           q.PagedOut,
 		"message_stats":                messageStats(q.Stats, queueStatKeys),
 	}
+	if t, _ := q.Arguments["x-queue-type"].(string); t == "quorum" {
+		// A quorum queue on one node: this node is its only member and its leader.
+		node := a.b.NodeName()
+		m["type"], m["leader"], m["members"], m["online"] = "quorum", node, []string{node}, []string{node}
+	}
 	putStat(m, "messages", server.Stat{Count: q.Ready + q.Unacked, Rate: q.Totals.Messages.Rate})
 	putStat(m, "messages_ready", server.Stat{Count: q.Ready, Rate: q.Totals.Ready.Rate})
 	putStat(m, "messages_unacknowledged", server.Stat{Count: q.Unacked, Rate: q.Totals.Unacked.Rate})

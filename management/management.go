@@ -46,6 +46,12 @@ type Broker interface {
 	Permission(vhost, user string) (server.Permission, error)
 	PutPermission(p server.Permission) (created bool, err error)
 	DeletePermission(vhost, user string) error
+	TopicPermissions() []server.TopicPermission
+	PutTopicPermission(p server.TopicPermission) (created bool, err error)
+	DeleteTopicPermissions(vhost, user, exchange string) error
+	AllVhostLimits() []server.VhostLimits
+	PutVhostLimit(vhost, name string, value int64) error
+	DeleteVhostLimit(vhost, name string) error
 	UserVhosts(user string) []string
 
 	Vhosts() []server.VhostInfo

@@ -14,6 +14,8 @@ type Definitions struct {
 	Users       []UserInfo
 	Vhosts      []VhostInfo
 	Permissions []Permission
+	TopicPerms  []TopicPermission
+	Limits      []VhostLimits // exported as vhost-limits parameters
 	Queues      []QueueDef
 	Exchanges   []ExchangeDef
 	Bindings    []BindingInfo
@@ -53,6 +55,12 @@ func (s *Server) ExportDefinitions(vhost string, all bool) (Definitions, error) 
 		d.Users = s.Users()
 		d.Vhosts = s.Vhosts()
 		d.Permissions = s.Permissions()
+		d.TopicPerms = s.TopicPermissions()
+	}
+	for _, l := range s.AllVhostLimits() {
+		if match(l.Vhost) {
+			d.Limits = append(d.Limits, l)
+		}
 	}
 	for _, p := range s.Policies() {
 		if match(p.Vhost) {
@@ -110,6 +118,16 @@ func (s *Server) ImportDefinitions(d Definitions, actingUser string) error {
 	for _, p := range d.Permissions {
 		if _, err := s.PutPermission(p); err != nil {
 			return fmt.Errorf("permission of %q in %q: %w", p.User, p.Vhost, err)
+		}
+	}
+	for _, l := range d.Limits {
+		if err := s.SetVhostLimits(l.Vhost, l.Limits); err != nil {
+			return fmt.Errorf("limits of vhost %q: %w", l.Vhost, err)
+		}
+	}
+	for _, p := range d.TopicPerms {
+		if _, err := s.PutTopicPermission(p); err != nil {
+			return fmt.Errorf("topic permission of %q in %q on %q: %w", p.User, p.Vhost, p.Exchange, err)
 		}
 	}
 	noVhost := func(name string) error {

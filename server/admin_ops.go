@@ -231,11 +231,18 @@ func (s *Server) Publish(vhost, exchangeName, routingKey string, props amqp.Prop
 			return false, badRequest("%s", expirationError(decoded.Expiration, err).Text)
 		}
 	}
+	routes, err := senderRoutes(decoded.Headers)
+	if err != nil {
+		return false, badRequest("%v", err)
+	}
+	if raw, decoded.Headers, err = stripBCC(raw, decoded.Headers); err != nil {
+		return false, badRequest("properties: %v", err)
+	}
 	msg := &message{exchange: exchangeName, routingKey: routingKey, props: raw, body: bytes.Clone(body),
 		persistent: decoded.DeliveryMode == 2, headers: decoded.Headers, arrived: nowMillis(), ttl: ttl, hasTTL: decoded.Expiration != "",
 		priority: decoded.Priority}
 	var buf [8]*queue
-	qs := v.route(x, routingKey, msg, buf[:0])
+	qs := v.route(x, routingKey, routes, msg, buf[:0])
 	var groups []*commitGroup
 	for _, q := range qs {
 		if _, g := q.publish(msg); g != nil && !slices.Contains(groups, g) {

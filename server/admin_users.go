@@ -26,9 +26,14 @@ import (
 type adminState struct {
 	mu    sync.RWMutex
 	perms map[string]map[string]Permission // vhost -> user -> permission
-	meta  map[string]vhostMeta
+
+	topicPerms map[string]map[string]map[string]TopicPermission // vhost -> user -> exchange -> permission
+	limits     map[string]map[string]int64                      // vhost -> limit name -> value (admin_limits.go)
+	meta       map[string]vhostMeta
 
 	clusterName string // guarded by mu
+
+	patterns sync.Map // permission pattern -> *regexp.Regexp (access.go); no lock needed
 
 	stats       statSet // server-wide counters
 	connRates   connRates
@@ -100,6 +105,8 @@ type VhostInfo struct {
 
 func (s *Server) initAdmin() {
 	s.adm.perms = map[string]map[string]Permission{}
+	s.adm.topicPerms = map[string]map[string]map[string]TopicPermission{}
+	s.adm.limits = map[string]map[string]int64{}
 	s.adm.meta = map[string]vhostMeta{}
 	s.adm.stop = make(chan struct{})
 	s.adm.clusterName = s.NodeName()
@@ -222,9 +229,11 @@ func (s *Server) DeleteUser(name string) error {
 			b.Delete(storage.PermissionKey(vh, name))
 		}
 	}
+	forgetTopics := s.deleteTopicPermissionsLocked(&b, func(_, u string) bool { return u == name })
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting user %q: %w", name, err)
 	}
+	forgetTopics()
 	delete(s.users, name)
 	for _, ps := range s.adm.perms {
 		delete(ps, name)
@@ -501,7 +510,13 @@ func (s *Server) DeleteVhost(name string) error {
 		pb.Delete(storage.PermissionKey(name, u))
 	}
 	delete(s.adm.perms, name)
+	s.deleteTopicPermissionsLocked(&pb, func(vh, _ string) bool { return vh == name })
+	delete(s.adm.topicPerms, name) // the vhost is gone from memory whatever the store says
 	delete(s.adm.meta, name)
+	if _, ok := s.adm.limits[name]; ok {
+		pb.Delete(storage.VhostLimitKey(name))
+		delete(s.adm.limits, name)
+	}
 	if perr := s.commit.apply(&pb); perr != nil && err == nil {
 		err = fmt.Errorf("deleting permissions of vhost %q: %w", name, perr)
 	}

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
 )
 
 // channel is one AMQP channel of a connection.
@@ -52,11 +54,12 @@ type channel struct {
 		closed         bool // torn down: no more deliveries
 		consumers      map[string]*consumer
 		deliveryTag    uint64
-		unacked        []*delivery // ordered by tag
-		prefetchGlobal uint16      // basic.qos global=true: limit on the channel's consumer deliveries
-		consumerUnack  int         // unacked deliveries to consumers (not basic.get)
-		ackTimer       *time.Timer // consumer timeout (consumer_timeout.go); nil until needed
-		ackTimerAt     time.Time   // when ackTimer fires; zero: not armed
+		unacked        []*delivery    // ordered by tag
+		prefetchGlobal uint16         // basic.qos global=true: limit on the channel's consumer deliveries
+		consumerUnack  int            // unacked deliveries to consumers (not basic.get)
+		ackTimer       *time.Timer    // consumer timeout (consumer_timeout.go); nil until needed
+		ackTimerAt     time.Time      // when ackTimer fires; zero: not armed
+		reply          *replyConsumer // the direct reply-to consumer (replyto.go)
 	}
 }
 
@@ -94,6 +97,7 @@ type publishing struct {
 	ttl          int64 // the expiration property in ms, if hasTTL
 	hasTTL       bool
 	priority     uint8
+	routes       []string // routing keys added by the CC and BCC headers
 	bodySize     uint64
 	gotHeader    bool
 }
@@ -243,6 +247,11 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.ExchangeDeclare:
 		return ch.exchangeDeclare(m)
 	case *amqp.ExchangeDelete:
+		if m.Exchange != "" && !strings.HasPrefix(m.Exchange, "amq.") {
+			if err := ch.conn.checkAccess(accessConfigure, "exchange", m.Exchange); err != nil {
+				return err
+			}
+		}
 		if err := ch.vhost().deleteExchange(m.Exchange, m.IfUnused); err != nil {
 			return err
 		}
@@ -259,7 +268,7 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.QueueUnbind:
 		return ch.queueBind(m.Queue, m.Exchange, m.RoutingKey, m.Arguments, false, false)
 	case *amqp.QueuePurge:
-		q, err := ch.queueFor(m.Queue)
+		q, err := ch.queueChecked(m.Queue, accessRead)
 		if err != nil {
 			return err
 		}
@@ -272,7 +281,9 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.BasicConsume:
 		return ch.basicConsume(m)
 	case *amqp.BasicCancel:
-		ch.cancelConsumer(m.ConsumerTag)
+		if !ch.cancelReplyTo(m.ConsumerTag, false) {
+			ch.cancelConsumer(m.ConsumerTag)
+		}
 		return ch.replyUnless(m.NoWait, &amqp.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 	case *amqp.BasicPublish:
 		return ch.basicPublish(m)
@@ -340,6 +351,22 @@ func (ch *channel) replyUnless(nowait bool, m amqp.Method) error {
 // --- exchanges and queues ---
 
 func (ch *channel) exchangeDeclare(m *amqp.ExchangeDeclare) error {
+	if _, known := exchange.ParseKind(m.Type); known && !m.Passive && m.Exchange != "" {
+		// As RabbitMQ: the type and the default exchange first (declareExchange), then configure on
+		// the exchange, and for a new one with an alternate exchange read on it and write on that.
+		c := ch.conn
+		if err := c.checkAccess(accessConfigure, "exchange", m.Exchange); err != nil {
+			return err
+		}
+		if ae, ok := m.Arguments["alternate-exchange"].(string); ok && ch.vhost().exchange(m.Exchange) == nil {
+			if err := c.checkAccess(accessRead, "exchange", m.Exchange); err != nil {
+				return err
+			}
+			if err := c.checkAccess(accessWrite, "exchange", ae); err != nil {
+				return err
+			}
+		}
+	}
 	if err := ch.vhost().declareExchange(m); err != nil {
 		return err
 	}
@@ -348,6 +375,9 @@ func (ch *channel) exchangeDeclare(m *amqp.ExchangeDeclare) error {
 
 func (ch *channel) exchangeBind(srcName, dstName, key string, args amqp.Table, bind, nowait bool) error {
 	v := ch.vhost()
+	if err := ch.checkBinding("exchange", dstName, srcName, key); err != nil {
+		return err
+	}
 	dst := v.exchange(dstName)
 	if dst == nil {
 		return v.errNoExchange(dstName)
@@ -376,6 +406,35 @@ func (ch *channel) queueName(name string) (string, error) {
 		return "", amqp.Errorf(amqp.NotFound, "no previously declared queue")
 	}
 	return ch.lastQueue, nil
+}
+
+// queueChecked resolves name as queueFor does, checking kind of access on the queue before looking
+// it up (so a refused operation on a missing queue is 403, as in RabbitMQ).
+func (ch *channel) queueChecked(name string, kind access) (*queue, error) {
+	name, err := ch.queueName(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.conn.checkAccess(kind, "queue", name); err != nil {
+		return nil, err
+	}
+	return ch.vhost().lookupQueue(ch.conn, name)
+}
+
+// checkBinding checks a bind or unbind as RabbitMQ does: write on the destination, the default
+// exchange refused as either end, read on the source, then the topic permission on the key.
+func (ch *channel) checkBinding(dstKind, dstName, srcName, key string) error {
+	c := ch.conn
+	if err := c.checkAccess(accessWrite, dstKind, dstName); err != nil {
+		return err
+	}
+	if srcName == "" || (dstKind == "exchange" && dstName == "") {
+		return errDefaultExchange
+	}
+	if err := c.checkAccess(accessRead, "exchange", srcName); err != nil {
+		return err
+	}
+	return ch.checkTopicAccess(accessRead, srcName, key)
 }
 
 func (ch *channel) queueFor(name string) (*queue, error) {
@@ -407,7 +466,14 @@ func (ch *channel) queueDeclare(m *amqp.QueueDeclare) error {
 }
 
 func (ch *channel) queueBind(qName, exName, key string, args amqp.Table, bind, nowait bool) error {
-	q, err := ch.queueFor(qName)
+	name, err := ch.queueName(qName)
+	if err != nil {
+		return err
+	}
+	if err := ch.checkBinding("queue", name, exName, key); err != nil {
+		return err
+	}
+	q, err := ch.vhost().lookupQueue(ch.conn, name)
 	if err != nil {
 		return err
 	}
@@ -429,6 +495,9 @@ func (ch *channel) queueBind(qName, exName, key string, args amqp.Table, bind, n
 func (ch *channel) queueDelete(m *amqp.QueueDelete) error {
 	name, err := ch.queueName(m.Queue)
 	if err != nil {
+		return err
+	}
+	if err := ch.conn.checkAccess(accessConfigure, "queue", name); err != nil {
 		return err
 	}
 	v := ch.vhost()

@@ -27,7 +27,10 @@ func (ch *channel) basicQos(m *amqp.BasicQos) error {
 }
 
 func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
-	q, err := ch.queueFor(m.Queue)
+	if m.Queue == replyToQueue {
+		return ch.consumeReplyTo(m)
+	}
+	q, err := ch.queueChecked(m.Queue, accessRead)
 	if err != nil {
 		return err
 	}
@@ -158,6 +161,9 @@ func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
 	if m.Immediate {
 		return amqp.Errorf(amqp.NotImplemented, "immediate=true")
 	}
+	if err := ch.conn.checkAccess(accessWrite, "exchange", m.Exchange); err != nil {
+		return err
+	}
 	v := ch.vhost()
 	ex := v.exchange(m.Exchange)
 	if ex == nil {
@@ -165,6 +171,9 @@ func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
 	}
 	if ex.internal {
 		return amqp.Errorf(amqp.AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, v.name)
+	}
+	if err := ch.checkTopicAccess(accessWrite, m.Exchange, m.RoutingKey); err != nil {
+		return err
 	}
 	ch.pub = &publishing{ex: ex, method: *m}
 	return nil
@@ -208,9 +217,22 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 			}
 			p.hasTTL = true
 		}
+		if p.routes, err = senderRoutes(decoded.Headers); err != nil {
+			ch.closeWith(methodErr(asAMQPError(err), &p.method))
+			return nil
+		}
+		if decoded.ReplyTo == replyToQueue {
+			if props, err = ch.setReplyTo(props); err != nil {
+				ch.closeWith(methodErr(asAMQPError(err), &p.method))
+				return nil
+			}
+		}
 		p.gotHeader = true
 		p.bodySize = size
 		p.props = bytes.Clone(props)
+		if p.props, p.headers, err = stripBCC(p.props, p.headers); err != nil {
+			return methodErr(amqp.Errorf(amqp.SyntaxError, "malformed content header properties: %v", err), &p.method)
+		}
 		if size > uint64(ch.conn.srv.opts.MaxMessageSize) {
 			ch.closeWith(methodErr(amqp.Errorf(amqp.PreconditionFailed, "message size %d is larger than configured max size %d",
 				size, ch.conn.srv.opts.MaxMessageSize), &p.method))
@@ -280,7 +302,8 @@ func (ch *channel) route(p *publishing) {
 		arrived: nowMillis(), ttl: p.ttl, hasTTL: p.hasTTL, priority: p.priority,
 	}
 	var buf [8]*queue
-	qs := ch.vhost().route(p.ex, msg.routingKey, msg, buf[:0])
+	qs := ch.vhost().route(p.ex, msg.routingKey, p.routes, msg, buf[:0])
+	replied := p.ex.name == "" && ch.conn.srv.deliverReply(msg.routingKey, msg)
 	refused := false
 	for _, q := range qs {
 		res, g := q.publish(msg)
@@ -293,7 +316,7 @@ func (ch *channel) route(p *publishing) {
 	}
 	ch.countPublish(p.ex, qs, p.method.Mandatory, refused)
 	msg.rec = nil // the commit groups hold the record until it is written
-	if len(qs) == 0 && p.method.Mandatory {
+	if len(qs) == 0 && !replied && p.method.Mandatory {
 		ch.writeContent(&amqp.BasicReturn{
 			ReplyCode: amqp.NoRoute, ReplyText: "NO_ROUTE", Exchange: msg.exchange, RoutingKey: msg.routingKey,
 		}, msg)
@@ -312,7 +335,7 @@ func (ch *channel) route(p *publishing) {
 // --- get, ack, nack, reject, recover ---
 
 func (ch *channel) basicGet(m *amqp.BasicGet) error {
-	q, err := ch.queueFor(m.Queue)
+	q, err := ch.queueChecked(m.Queue, accessRead)
 	if err != nil {
 		return err
 	}
@@ -502,7 +525,12 @@ func (ch *channel) teardown() {
 	consumers := ch.mu.consumers
 	ch.mu.consumers = map[string]*consumer{}
 	ds := ch.takeLocked(0, true)
+	rc := ch.mu.reply
+	ch.mu.reply = nil
 	ch.mu.Unlock()
+	if rc != nil {
+		ch.conn.srv.replies.remove(rc)
+	}
 	for _, c := range consumers {
 		ch.detach(c)
 	}

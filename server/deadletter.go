@@ -76,14 +76,7 @@ func (q *queue) deadLetterAll(dead []deadLetter) {
 	for _, d := range dead {
 		m, keys, deaths := q.deadMessage(d, lim)
 		var buf [8]*queue
-		qs := v.route(ex, keys[0], m, buf[:0])
-		for _, k := range keys[1:] {
-			for _, tq := range v.route(ex, k, m, nil) {
-				if !containsPtr(qs, tq) {
-					qs = append(qs, tq)
-				}
-			}
-		}
+		qs := v.route(ex, keys[0], keys[1:], m, buf[:0]) // each queue once over all the keys
 		for _, tq := range qs {
 			if d.reason != "rejected" && isDeathCycle(tq.name, deaths) {
 				continue

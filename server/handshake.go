@@ -123,6 +123,14 @@ func (c *conn) handshake() bool {
 		c.closeDirect(methodErr(amqp.Errorf(amqp.NotAllowed, "vhost %s not found", open.VirtualHost), open))
 		return false
 	}
+	if err := c.srv.checkConnectionLimit(vh, c.user.name); err != nil {
+		c.closeDirect(methodErr(asAMQPError(err), open))
+		return false
+	}
+	if !c.srv.hasVhostAccess(c.user.name, vh.name) {
+		c.closeDirect(methodErr(amqp.Errorf(amqp.NotAllowed, "access to vhost '%s' refused for user '%s'", vh.name, c.user.name), open))
+		return false
+	}
 	c.vhost = vh
 	// Open from here: Shutdown and the management API (DeleteVhost, DELETE connection) see the
 	// connection and close it through its outbound buffer, which the write loop sends once it

@@ -157,7 +157,10 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 	if err != nil {
 		return fmt.Errorf("recovering permissions: %w", err)
 	}
-	return nil
+	if err := s.recoverTopicPermissions(); err != nil {
+		return err
+	}
+	return s.recoverVhostLimits()
 }
 
 // firstBoot records the vhosts found in the store (at least "/") and the default user with full

@@ -142,6 +142,8 @@ type Server struct {
 	adm adminState  // users, permissions, vhost metadata, statistics (admin_users.go, stats.go)
 	pol policyState // policies (policy.go)
 
+	replies replyRegistry // direct reply-to consumers (replyto.go)
+
 	connSeq    atomic.Uint64
 	queueIDs   atomic.Uint64 // the last queue id handed out
 	closeStore sync.Once

@@ -302,13 +302,19 @@ func (v *vhost) bindableSourceLocked(name string) (*exchangeEntity, error) {
 // --- routing ---
 
 // route appends to out every queue msg reaches from ex, each at most once, following
-// exchange-to-exchange bindings (each exchange visited once, so cycles end).
-func (v *vhost) route(ex *exchangeEntity, key string, msg *message, out []*queue) []*queue {
+// exchange-to-exchange bindings (each exchange visited once, so cycles end). The CC and BCC headers
+// add routing keys (extra, taken from them before BCC is stripped); an exchange that routes the
+// message nowhere hands it to its alternate exchange.
+func (v *vhost) route(ex *exchangeEntity, key string, extra []string, msg *message, out []*queue) []*queue {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
+	var kbuf [4]string
+	keys := append(append(kbuf[:0], key), extra...)
 	if ex.name == "" {
-		if q := v.queues[key]; q != nil {
-			out = append(out, q)
+		for _, k := range keys {
+			if q := v.queues[k]; q != nil && !containsPtr(out, q) {
+				out = append(out, q)
+			}
 		}
 		return out
 	}
@@ -322,9 +328,17 @@ func (v *vhost) route(ex *exchangeEntity, key string, msg *message, out []*queue
 			continue
 		}
 		visited = append(visited, e)
+		ds := dests[:0]
 		e.mu.Lock()
-		ds := e.router.Route(key, msg.headers, dests[:0])
+		for _, k := range keys {
+			ds = e.router.Route(k, msg.headers, ds)
+		}
 		e.mu.Unlock()
+		if len(ds) == 0 {
+			if ae := v.alternateLocked(e); ae != nil {
+				frontier = append(frontier, ae)
+			}
+		}
 		for _, d := range ds {
 			switch d := d.(type) {
 			case *queue:
@@ -371,7 +385,15 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	v.srv.adm.stats.inc(sQueueDeclared)
 	name := d.Queue
 	if name == "" && !d.Passive {
+		if err := checkServerNamedType(d.Arguments); err != nil {
+			return nil, err
+		}
 		name = "amq.gen-" + randomName()
+	}
+	if c != nil && !d.Passive && !(strings.HasPrefix(name, "amq.") && d.Queue != "") {
+		if err := c.checkQueueDeclare(v, name, d.Arguments); err != nil {
+			return nil, err
+		}
 	}
 	lim, err := v.queueArgs(name, d.Arguments)
 	if err != nil && !d.Passive {
@@ -406,6 +428,12 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	}
 	if strings.HasPrefix(name, "amq.") && d.Queue != "" {
 		return nil, amqp.Errorf(amqp.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", name)
+	}
+	if err := v.checkQueueLimitLocked(name); err != nil {
+		return nil, err
+	}
+	if err := v.checkNewQueueType(name, d); err != nil {
+		return nil, err
 	}
 	var owner *conn
 	if d.Exclusive {
@@ -480,6 +508,9 @@ func equivalentArgs(v *vhost, what, name string, keys []string, got, cur amqp.Ta
 	for _, k := range keys {
 		g, gok := got[k]
 		c, cok := cur[k]
+		if k == "x-queue-type" && gok != cok && (g == "classic" || c == "classic") {
+			continue // no type is classic (RabbitMQ 3.10 accepts either)
+		}
 		switch {
 		case !gok && !cok:
 		case gok && cok:

@@ -51,8 +51,49 @@ func parseSingleName(key []byte, prefix byte) (string, error) {
 	return name, nil
 }
 
+// Key spaces added for access control: topic permissions and per-vhost limits.
+const (
+	prefixTopicPermission = 'T'
+	prefixVhostLimit      = 'L'
+)
+
+// TopicPermissionKey is the key of user's topic permission on exchange in vhost.
+func TopicPermissionKey(vhost, user, exchange string) []byte {
+	return appendName(appendName(appendName([]byte{prefixTopicPermission}, vhost), user), exchange)
+}
+
+// TopicPermissionPrefix selects every topic permission.
+func TopicPermissionPrefix() []byte { return []byte{prefixTopicPermission} }
+
+// ParseTopicPermissionKey splits a topic permission key into vhost, user and exchange.
+func ParseTopicPermissionKey(key []byte) (vhost, user, exchange string, err error) {
+	if len(key) < 1 || key[0] != prefixTopicPermission {
+		return "", "", "", fmt.Errorf("storage: malformed topic permission key %q", key)
+	}
+	rest := key[1:]
+	var names [3]string
+	for i := range names {
+		if names[i], rest, err = ParseName(rest); err != nil {
+			return "", "", "", fmt.Errorf("storage: topic permission key %q: %w", key, err)
+		}
+	}
+	if len(rest) != 0 {
+		return "", "", "", fmt.Errorf("storage: trailing bytes in key %q", key)
+	}
+	return names[0], names[1], names[2], nil
+}
+
+// VhostLimitKey is the key of a vhost's limits record.
+func VhostLimitKey(vhost string) []byte { return appendName([]byte{prefixVhostLimit}, vhost) }
+
+// VhostLimitPrefix selects every vhost's limits.
+func VhostLimitPrefix() []byte { return []byte{prefixVhostLimit} }
+
+// ParseVhostLimitKey returns the vhost in a limits key.
+func ParseVhostLimitKey(key []byte) (string, error) { return parseSingleName(key, prefixVhostLimit) }
+
 // Policies: 'O' records, one per (vhost, policy name). A vhost's policies form one range.
-const prefixPolicy = 'O' // 'L' is vhost limits (branch access)
+const prefixPolicy = 'O' // ('L' is taken by the vhost limits)
 
 // PolicyKey is the key of the policy name in vhost.
 func PolicyKey(vhost, name string) []byte {

@@ -33,3 +33,24 @@ func TestAdminKeysRoundTrip(t *testing.T) {
 		t.Fatal("trailing bytes accepted")
 	}
 }
+
+func TestTopicPermissionAndLimitKeysRoundTrip(t *testing.T) {
+	for _, name := range []string{"", "/", "a.b c", "ünï"} {
+		v, u, x, err := ParseTopicPermissionKey(TopicPermissionKey(name, name+"u", name+"x"))
+		if err != nil || v != name || u != name+"u" || x != name+"x" {
+			t.Fatalf("topic permission %q: %q %q %q %v", name, v, u, x, err)
+		}
+		if got, err := ParseVhostLimitKey(VhostLimitKey(name)); err != nil || got != name {
+			t.Fatalf("vhost limit %q: %q %v", name, got, err)
+		}
+	}
+	if !bytes.HasPrefix(TopicPermissionKey("a", "b", "c"), TopicPermissionPrefix()) || !bytes.HasPrefix(VhostLimitKey("a"), VhostLimitPrefix()) {
+		t.Fatal("prefixes")
+	}
+	if _, _, _, err := ParseTopicPermissionKey(append(TopicPermissionKey("a", "b", "c"), 1)); err == nil {
+		t.Fatal("trailing bytes accepted")
+	}
+	if _, _, _, err := ParseTopicPermissionKey(PermissionKey("a", "b")); err == nil {
+		t.Fatal("wrong prefix accepted")
+	}
+}
