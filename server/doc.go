@@ -42,5 +42,5 @@
 // No lock is held across socket I/O. Store I/O happens only on the committer and
 // pager goroutines and in recovery, with no broker lock held; a declare waits for its metadata fsync
 // under vhost.mu (persist.go), and an administrative change (users, vhosts, permissions) for its
-// own under Server.vhostsMu or Server.adm.mu.
+// own under Server.vhostsMu or Server.adm.mu (a policy change under Server.pol.change).
 package server

@@ -53,10 +53,10 @@ func stripBCC(props []byte, headers amqp.Table) ([]byte, amqp.Table, error) {
 	return out, h, nil
 }
 
-// alternateLocked returns e's alternate exchange, or nil (none, or it does not exist). Called with
-// v.mu held.
+// alternateLocked returns e's alternate exchange, or nil (none, or it does not exist): its
+// alternate-exchange argument, else its policy's (policy.go). Called with v.mu held.
 func (v *vhost) alternateLocked(e *exchangeEntity) *exchangeEntity {
-	name, ok := e.args["alternate-exchange"].(string)
+	name, ok := e.alternateExchange()
 	if !ok {
 		return nil
 	}

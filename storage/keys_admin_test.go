@@ -54,3 +54,18 @@ func TestTopicPermissionAndLimitKeysRoundTrip(t *testing.T) {
 		t.Fatal("wrong prefix accepted")
 	}
 }
+
+func TestPolicyKeysRoundTrip(t *testing.T) {
+	for _, name := range []string{"", "/", "a.b c", "ünï"} {
+		v, n, err := ParsePolicyKey(PolicyKey(name, name+"p"))
+		if err != nil || v != name || n != name+"p" {
+			t.Fatalf("policy %q: %q %q %v", name, v, n, err)
+		}
+	}
+	if !bytes.HasPrefix(PolicyKey("a", "b"), PolicyPrefix()) {
+		t.Fatal("prefix")
+	}
+	if _, _, err := ParsePolicyKey(VhostLimitKey("a")); err == nil {
+		t.Fatal("a vhost limit key parsed as a policy key")
+	}
+}
