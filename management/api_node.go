@@ -102,13 +102,7 @@ func overview(c *call) error {
 	}
 	m["listeners"] = listeners
 	churn := map[string]any{}
-	putStat(churn, "connection_created", o.Churn.ConnectionCreated)
-	putStat(churn, "connection_closed", o.Churn.ConnectionClosed)
-	putStat(churn, "channel_created", o.Churn.ChannelCreated)
-	putStat(churn, "channel_closed", o.Churn.ChannelClosed)
-	putStat(churn, "queue_created", o.Churn.QueueCreated)
-	putStat(churn, "queue_declared", o.Churn.QueueDeclared)
-	putStat(churn, "queue_deleted", o.Churn.QueueDeleted)
+	putChurn(churn, o.Churn)
 	m["churn_rates"] = churn
 
 	totals := map[string]any{}
@@ -242,13 +236,7 @@ func (c *call) nodeJSON() map[string]any {
 	putStat(m, "context_switches", server.Stat{Count: n.ContextSwitches})
 	putStat(m, "io_read_bytes", server.Stat{Count: n.IOReadBytes})
 	putStat(m, "io_write_bytes", server.Stat{Count: n.IOWriteBytes})
-	putStat(m, "connection_created", o.Churn.ConnectionCreated)
-	putStat(m, "connection_closed", o.Churn.ConnectionClosed)
-	putStat(m, "channel_created", o.Churn.ChannelCreated)
-	putStat(m, "channel_closed", o.Churn.ChannelClosed)
-	putStat(m, "queue_created", o.Churn.QueueCreated)
-	putStat(m, "queue_declared", o.Churn.QueueDeclared)
-	putStat(m, "queue_deleted", o.Churn.QueueDeleted)
+	putChurn(m, o.Churn)
 	if c.r.URL.Query().Get("memory") == "true" {
 		m["memory"] = map[string]any{
 			"strategy": "rss",
@@ -301,4 +289,15 @@ func aliveness(c *call) error {
 		return nil
 	}
 	return c.ok(map[string]any{"status": "ok"})
+}
+
+// putChurn adds the connection, channel and queue churn counters with their rates.
+func putChurn(m map[string]any, c server.Churn) {
+	putStat(m, "connection_created", c.ConnectionCreated)
+	putStat(m, "connection_closed", c.ConnectionClosed)
+	putStat(m, "channel_created", c.ChannelCreated)
+	putStat(m, "channel_closed", c.ChannelClosed)
+	putStat(m, "queue_created", c.QueueCreated)
+	putStat(m, "queue_declared", c.QueueDeclared)
+	putStat(m, "queue_deleted", c.QueueDeleted)
 }
