@@ -250,20 +250,7 @@ func (s *Server) Publish(vhost, exchangeName, routingKey string, props amqp.Prop
 		}
 	}
 	msg.rec = nil
-	g := &s.adm.stats
-	v.stats.inc(sPublish)
-	g.inc(sPublish)
-	x.stats.inc(sPublishIn)
-	for _, q := range qs {
-		q.stats.inc(sPublish)
-	}
-	if len(qs) > 0 {
-		x.stats.add(sPublishOut, int64(len(qs)))
-		g.inc(sRouted)
-	} else {
-		v.stats.inc(sReturnUnroutable)
-		g.inc(sReturnUnroutable)
-	}
+	countRoute(nil, v, x, qs, sReturnUnroutable)
 	// Answer as a confirm would: once a persistent message is on disk in every durable queue.
 	for _, cg := range groups {
 		<-cg.done

@@ -122,7 +122,28 @@ func (s *statSet) messageStats() MessageStats {
 // countPublish records a publish that was routed to qs (none: unroutable, returned if mandatory).
 func (ch *channel) countPublish(ex *exchangeEntity, qs []*queue, mandatory, refused bool) {
 	v, g := ch.vhost(), &ch.conn.srv.adm.stats
-	ch.stats.inc(sPublish)
+	unroutable := sDropUnroutable
+	if mandatory {
+		unroutable = sReturnUnroutable
+	}
+	countRoute(&ch.stats.statSet, v, ex, qs, unroutable)
+	if ch.confirm {
+		g.inc(sReceivedConfirm)
+		if !refused {
+			ch.stats.inc(sConfirm)
+			v.stats.inc(sConfirm)
+			g.inc(sConfirm)
+		}
+	}
+}
+
+// countRoute records a publish into ex routed to qs (none: counted as unroutable) on the vhost,
+// the broker, the exchange, the queues and, if not nil, the channel's counters.
+func countRoute(ch *statSet, v *vhost, ex *exchangeEntity, qs []*queue, unroutable stat) {
+	g := &v.srv.adm.stats
+	if ch != nil {
+		ch.inc(sPublish)
+	}
 	v.stats.inc(sPublish)
 	g.inc(sPublish)
 	ex.stats.inc(sPublishIn)
@@ -132,23 +153,13 @@ func (ch *channel) countPublish(ex *exchangeEntity, qs []*queue, mandatory, refu
 	if len(qs) > 0 {
 		ex.stats.add(sPublishOut, int64(len(qs)))
 		g.inc(sRouted)
-	} else {
-		k := sDropUnroutable
-		if mandatory {
-			k = sReturnUnroutable
-		}
-		ch.stats.inc(k)
-		v.stats.inc(k)
-		g.inc(k)
+		return
 	}
-	if ch.confirm {
-		g.inc(sReceivedConfirm)
-		if !refused {
-			ch.stats.inc(sConfirm)
-			v.stats.inc(sConfirm)
-			g.inc(sConfirm)
-		}
+	if ch != nil {
+		ch.inc(unroutable)
 	}
+	v.stats.inc(unroutable)
+	g.inc(unroutable)
 }
 
 // countDeliver records a delivery of e from q to a consumer on ch.
