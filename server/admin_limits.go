@@ -47,8 +47,8 @@ func (s *Server) PutVhostLimit(vhost, name string, value int64) error {
 	if s.vhost(vhost) == nil {
 		return ErrNotFound
 	}
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
+	s.adm.write.Lock()
+	defer s.adm.write.Unlock()
 	ls := make(map[string]int64, len(s.adm.limits[vhost])+1)
 	for k, v := range s.adm.limits[vhost] {
 		ls[k] = v
@@ -69,8 +69,8 @@ func (s *Server) SetVhostLimits(vhost string, limits map[string]int64) error {
 	if s.vhost(vhost) == nil {
 		return ErrNotFound
 	}
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
+	s.adm.write.Lock()
+	defer s.adm.write.Unlock()
 	ls := make(map[string]int64, len(limits))
 	for k, v := range limits {
 		ls[k] = v
@@ -83,8 +83,8 @@ func (s *Server) DeleteVhostLimit(vhost, name string) error {
 	if s.vhost(vhost) == nil {
 		return ErrNotFound
 	}
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
+	s.adm.write.Lock()
+	defer s.adm.write.Unlock()
 	ls := make(map[string]int64, len(s.adm.limits[vhost]))
 	for k, v := range s.adm.limits[vhost] {
 		if k != name {
@@ -94,7 +94,8 @@ func (s *Server) DeleteVhostLimit(vhost, name string) error {
 	return s.storeLimitsLocked(vhost, ls)
 }
 
-// storeLimitsLocked writes a vhost's limits (none: deletes the record) and installs them.
+// storeLimitsLocked writes a vhost's limits (none: deletes the record) and installs them. The
+// caller holds adm.write.
 func (s *Server) storeLimitsLocked(vhost string, ls map[string]int64) error {
 	var b storage.Batch
 	if len(ls) == 0 {
@@ -109,11 +110,13 @@ func (s *Server) storeLimitsLocked(vhost string, ls map[string]int64) error {
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("storing the limits of vhost %q: %w", vhost, err)
 	}
-	if len(ls) == 0 {
-		delete(s.adm.limits, vhost)
-	} else {
-		s.adm.limits[vhost] = ls
-	}
+	s.admUpdate(func() {
+		if len(ls) == 0 {
+			delete(s.adm.limits, vhost)
+		} else {
+			s.adm.limits[vhost] = ls
+		}
+	})
 	return nil
 }
 

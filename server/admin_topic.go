@@ -61,8 +61,8 @@ func (s *Server) PutTopicPermission(p TopicPermission) (created bool, err error)
 	if s.vhost(p.Vhost) == nil {
 		return false, badRequest("vhost_or_user_not_found")
 	}
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
+	s.adm.write.Lock()
+	defer s.adm.write.Unlock()
 	if s.users[p.User] == nil {
 		return false, badRequest("vhost_or_user_not_found")
 	}
@@ -72,7 +72,7 @@ func (s *Server) PutTopicPermission(p TopicPermission) (created bool, err error)
 		return false, fmt.Errorf("storing topic permission %s@%s on %q: %w", p.User, p.Vhost, p.Exchange, err)
 	}
 	_, existed := s.adm.topicPerms[p.Vhost][p.User][p.Exchange]
-	s.setTopicPermissionLocked(p)
+	s.admUpdate(func() { s.setTopicPermissionLocked(p) })
 	return !existed, nil
 }
 
@@ -89,8 +89,8 @@ func (s *Server) setTopicPermissionLocked(p TopicPermission) {
 // DeleteTopicPermissions removes user's topic permissions in vhost: on exchange only, or all of them
 // if exchange is "".
 func (s *Server) DeleteTopicPermissions(vhost, user, exchange string) error {
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
+	s.adm.write.Lock()
+	defer s.adm.write.Unlock()
 	byEx := s.adm.topicPerms[vhost][user]
 	if len(byEx) == 0 {
 		return ErrNotFound
@@ -107,16 +107,19 @@ func (s *Server) DeleteTopicPermissions(vhost, user, exchange string) error {
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting topic permissions %s@%s: %w", user, vhost, err)
 	}
-	if exchange == "" {
-		delete(s.adm.topicPerms[vhost], user)
-	} else {
-		delete(byEx, exchange)
-	}
+	s.admUpdate(func() {
+		if exchange == "" {
+			delete(s.adm.topicPerms[vhost], user)
+		} else {
+			delete(byEx, exchange)
+		}
+	})
 	return nil
 }
 
 // deleteTopicPermissionsLocked adds to b the deletion of the topic permissions drop selects, and
-// returns the function that removes them from memory once b is written. Called with adm.mu held.
+// returns the function that removes them from memory once b is written. Called with adm.write
+// held; the returned function must run under adm.mu.
 func (s *Server) deleteTopicPermissionsLocked(b *storage.Batch, drop func(vhost, user string) bool) (forget func()) {
 	type vu struct{ vhost, user string }
 	var gone []vu

@@ -24,6 +24,12 @@ import (
 // mu guards Server.users, perms and meta. It is a leaf lock: nothing else is taken while it is
 // held, except that the store is written under it so that the store sees changes in order.
 type adminState struct {
+	// write serialises administrative changes (users, permissions, vhosts, limits) and is held
+	// across their store write; mu guards the maps below and is held only while they are read or
+	// changed, never across I/O, since connection.open and every publish's permission check read
+	// them. A writer reads the maps holding write alone (only writers change them) and takes mu to
+	// change them, after its store write.
+	write sync.Mutex
 	mu    sync.RWMutex
 	perms map[string]map[string]Permission // vhost -> user -> permission
 
@@ -193,8 +199,8 @@ func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
 			tags = append(tags, t)
 		}
 	}
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
+	s.adm.write.Lock()
+	defer s.adm.write.Unlock()
 	old := s.users[spec.Name]
 	u := &user{name: spec.Name, tags: tags, algo: algo}
 	switch {
@@ -211,14 +217,14 @@ func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
 	if err := s.commit.apply(&b); err != nil {
 		return false, fmt.Errorf("storing user %q: %w", u.name, err)
 	}
-	s.users[u.name] = u
+	s.admUpdate(func() { s.users[u.name] = u })
 	return old == nil, nil
 }
 
 // DeleteUser removes a user and its permissions.
 func (s *Server) DeleteUser(name string) error {
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
+	s.adm.write.Lock()
+	defer s.adm.write.Unlock()
 	if s.users[name] == nil {
 		return ErrNotFound
 	}
@@ -233,11 +239,13 @@ func (s *Server) DeleteUser(name string) error {
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting user %q: %w", name, err)
 	}
-	forgetTopics()
-	delete(s.users, name)
-	for _, ps := range s.adm.perms {
-		delete(ps, name)
-	}
+	s.admUpdate(func() {
+		forgetTopics()
+		delete(s.users, name)
+		for _, ps := range s.adm.perms {
+			delete(ps, name)
+		}
+	})
 	return nil
 }
 
@@ -320,35 +328,45 @@ func (s *Server) PutPermission(p Permission) (created bool, err error) {
 	if s.vhost(p.Vhost) == nil {
 		return false, badRequest("vhost_or_user_not_found")
 	}
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
+	s.adm.write.Lock()
+	defer s.adm.write.Unlock()
 	if s.users[p.User] == nil {
 		return false, badRequest("vhost_or_user_not_found")
 	}
-	if err := s.putPermissionLocked(p); err != nil {
+	_, existed := s.adm.perms[p.Vhost][p.User]
+	if err := s.putPermissionWriting(p); err != nil {
 		return false, err
 	}
-	_, existed := s.adm.perms[p.Vhost][p.User]
-	if s.adm.perms[p.Vhost] == nil {
-		s.adm.perms[p.Vhost] = map[string]Permission{}
-	}
-	s.adm.perms[p.Vhost][p.User] = p
 	return !existed, nil
 }
 
-func (s *Server) putPermissionLocked(p Permission) error {
+// putPermissionWriting stores p and installs it. The caller holds adm.write.
+func (s *Server) putPermissionWriting(p Permission) error {
 	var b storage.Batch
 	b.Set(storage.PermissionKey(p.Vhost, p.User), p.record())
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("storing permission %s@%s: %w", p.User, p.Vhost, err)
 	}
+	s.admUpdate(func() {
+		if s.adm.perms[p.Vhost] == nil {
+			s.adm.perms[p.Vhost] = map[string]Permission{}
+		}
+		s.adm.perms[p.Vhost][p.User] = p
+	})
 	return nil
+}
+
+// admUpdate runs fn, which changes the admin maps, under adm.mu. The caller holds adm.write.
+func (s *Server) admUpdate(fn func()) {
+	s.adm.mu.Lock()
+	defer s.adm.mu.Unlock()
+	fn()
 }
 
 // DeletePermission removes user's permission in vhost.
 func (s *Server) DeletePermission(vhost, user string) error {
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
+	s.adm.write.Lock()
+	defer s.adm.write.Unlock()
 	if _, ok := s.adm.perms[vhost][user]; !ok {
 		return ErrNotFound
 	}
@@ -357,7 +375,7 @@ func (s *Server) DeletePermission(vhost, user string) error {
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting permission %s@%s: %w", user, vhost, err)
 	}
-	delete(s.adm.perms[vhost], user)
+	s.admUpdate(func() { delete(s.adm.perms[vhost], user) })
 	return nil
 }
 
@@ -434,32 +452,25 @@ func (s *Server) PutVhost(info VhostInfo, actingUser string) (created bool, err 
 	if meta.defaultQueueType == "undefined" {
 		meta.defaultQueueType = ""
 	}
-	s.vhostsMu.Lock()
-	v := s.vhosts[info.Name]
-	created = v == nil
+	s.adm.write.Lock() // vhosts are created and deleted only under it
+	defer s.adm.write.Unlock()
+	created = s.vhost(info.Name) == nil
 	var b storage.Batch
 	b.Set(storage.VhostKey(info.Name), meta.record())
 	if err := s.commit.apply(&b); err != nil {
-		s.vhostsMu.Unlock()
 		return false, fmt.Errorf("storing vhost %q: %w", info.Name, err)
 	}
 	if created {
+		s.vhostsMu.Lock()
 		s.vhosts[info.Name] = newVhost(s, info.Name)
+		s.vhostsMu.Unlock()
 	}
-	s.vhostsMu.Unlock()
-
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
-	s.adm.meta[info.Name] = meta
+	s.admUpdate(func() { s.adm.meta[info.Name] = meta })
 	if created && actingUser != "" && s.users[actingUser] != nil {
 		p := Permission{User: actingUser, Vhost: info.Name, Configure: ".*", Write: ".*", Read: ".*"}
-		if err := s.putPermissionLocked(p); err != nil {
+		if err := s.putPermissionWriting(p); err != nil {
 			return true, err
 		}
-		if s.adm.perms[info.Name] == nil {
-			s.adm.perms[info.Name] = map[string]Permission{}
-		}
-		s.adm.perms[info.Name][actingUser] = p
 	}
 	return created, nil
 }
@@ -467,20 +478,23 @@ func (s *Server) PutVhost(info VhostInfo, actingUser string) (created bool, err 
 // DeleteVhost deletes a vhost: its connections are closed, its queues and exchanges deleted (from
 // the store too), and its permissions removed.
 func (s *Server) DeleteVhost(name string) error {
-	s.vhostsMu.Lock()
-	v := s.vhosts[name]
+	s.adm.write.Lock()
+	defer s.adm.write.Unlock()
+	v := s.vhost(name)
 	if v == nil {
-		s.vhostsMu.Unlock()
 		return ErrNotFound
 	}
-	delete(s.vhosts, name)
 	var b storage.Batch
 	b.Delete(storage.VhostKey(name))
-	err := s.commit.apply(&b)
-	s.vhostsMu.Unlock()
-	if err != nil {
+	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting vhost %q: %w", name, err)
 	}
+	// Gone from the map before its connections are listed: a connection opening meanwhile is
+	// either listed below or refused by its handshake's second look (handshake.go).
+	s.vhostsMu.Lock()
+	delete(s.vhosts, name)
+	s.vhostsMu.Unlock()
+	var err error
 
 	for _, c := range s.openConns() {
 		if c.vhost == v {
@@ -504,23 +518,24 @@ func (s *Server) DeleteVhost(name string) error {
 	}
 	v.mu.Unlock()
 
-	s.adm.mu.Lock()
 	var pb storage.Batch
 	for u := range s.adm.perms[name] {
 		pb.Delete(storage.PermissionKey(name, u))
 	}
-	delete(s.adm.perms, name)
 	s.deleteTopicPermissionsLocked(&pb, func(vh, _ string) bool { return vh == name })
-	delete(s.adm.topicPerms, name) // the vhost is gone from memory whatever the store says
-	delete(s.adm.meta, name)
 	if _, ok := s.adm.limits[name]; ok {
 		pb.Delete(storage.VhostLimitKey(name))
-		delete(s.adm.limits, name)
 	}
+	// The vhost is gone from memory whatever the store says.
+	s.admUpdate(func() {
+		delete(s.adm.perms, name)
+		delete(s.adm.topicPerms, name)
+		delete(s.adm.meta, name)
+		delete(s.adm.limits, name)
+	})
 	if perr := s.commit.apply(&pb); perr != nil && err == nil {
 		err = fmt.Errorf("deleting permissions of vhost %q: %w", name, perr)
 	}
-	s.adm.mu.Unlock()
 	if perr := s.dropPolicies(name); perr != nil && err == nil {
 		err = perr
 	}

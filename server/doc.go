@@ -23,6 +23,12 @@
 //
 //	channel.loopMu -> Server.vhostsMu -> vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> confirmLedger.mu -> outbound.mu
 //
+// Server.adm.write (admin_users.go) serialises administrative changes (users, permissions, vhosts,
+// limits): it is taken before everything else, Server.pol.change included (deleting a vhost drops
+// its policies), and held across the change's store write; Server.adm.mu, which connection.open
+// and every publish's permission check read, is held only to read or change the maps, never
+// across I/O.
+//
 // Server.pol.change (policy.go) serializes policy changes: it is taken before any of the locks above
 // and held while the change is stored and re-applied to the vhost's queues and exchanges (which
 // takes vhost.mu and each queue.mu in turn, never two at once). Server.pol.mu, guarding the policy
@@ -35,12 +41,12 @@
 // committer.mu, pager.mu, diskAlarm.mu and Server.replies.mu (direct reply-to, replyto.go) are leaves: taken under any of the above, nothing under them.
 // exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
 // alone; queue.mu is taken without vhost.mu on the publish path. Server.mu is a leaf: nothing is taken
-// while holding it. So is Server.timers.mu. So are Server.adm.mu (users, permissions, vhost metadata; the store is written
-// under it), conn.adm.mu (a connection's channel registry, taken under channel.mu by teardown) and
+// while holding it. So is Server.timers.mu. So are Server.adm.mu (users, permissions, vhost metadata),
+// conn.adm.mu (a connection's channel registry, taken under channel.mu by teardown) and
 // the sampler's connRates.mu. Management snapshots (admin*.go) take each lock briefly, in this order,
 // and copy plain values out; statistics are atomics, so the hot paths take no lock for them.
 // No lock is held across socket I/O. Store I/O happens only on the committer and
 // pager goroutines and in recovery, with no broker lock held; a declare waits for its metadata fsync
 // under vhost.mu (persist.go), and an administrative change (users, vhosts, permissions) for its
-// own under Server.vhostsMu or Server.adm.mu (a policy change under Server.pol.change).
+// own under Server.adm.write alone (a policy change under Server.pol.change).
 package server
