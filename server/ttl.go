@@ -79,8 +79,11 @@ func addMillis(at, d int64) int64 {
 }
 
 // expireHeadLocked removes the expired messages at the head of the queue (but not skip, a message
-// being published that a consumer may still take) and arms the timer for the next expiry.
+// being published that a consumer may still take), asks for the paged ones behind them if the
+// window ran low (they may have expired too, and nothing else may come to read them) and arms the
+// timer for the next expiry.
 func (q *queue) expireHeadLocked(skip *qentry) {
+	defer q.wantPageInLocked()
 	var now int64
 	for q.mu.ready.len() > 0 {
 		e := q.mu.ready.peek()
