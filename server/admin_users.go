@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/storage"
@@ -137,15 +138,31 @@ func (s *Server) lookupUser(name string) *user {
 
 // Authenticate checks a user's password as an AMQP login does, including the loopback restriction
 // for remote (nil remote: no restriction). It returns ErrAuth on failure.
+//
+// A failure from remote is logged (never with the password) and counted by the failed-login
+// limiter; past its limit, Authenticate returns only after Options.LoginFailureDelay (the caller's
+// goroutine sleeps, as an AMQP connection's does).
 func (s *Server) Authenticate(name, password string, remote net.Addr) (UserInfo, error) {
 	u := s.lookupUser(name)
-	if u == nil || !u.checkPassword(password) {
-		return UserInfo{}, ErrAuth
+	var err error
+	switch {
+	case u == nil || !u.checkPassword(password):
+		err = ErrAuth
+	case remote != nil && s.loopback[name] && !isLoopback(remote):
+		err = fmt.Errorf("%w: user '%s' can only connect via localhost", ErrAuth, name)
+	default:
+		return u.info(), nil
 	}
-	if remote != nil && s.loopback[name] && !isLoopback(remote) {
-		return UserInfo{}, fmt.Errorf("%w: user '%s' can only connect via localhost", ErrAuth, name)
+	if remote != nil {
+		reason := "invalid credentials for user '" + name + "'"
+		if u != nil && err != ErrAuth {
+			reason = "user '" + name + "' can only connect via localhost"
+		}
+		if d := s.logins.failed(remote, name, "HTTP basic", reason); d > 0 {
+			time.Sleep(d)
+		}
 	}
-	return u.info(), nil
+	return UserInfo{}, err
 }
 
 // Users lists every user, sorted by name.

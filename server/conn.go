@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,6 +40,8 @@ type conn struct {
 	vhost       *vhost
 	clientProps amqp.Table
 	caps        clientCaps
+	tls         *tls.ConnectionState // nil on plain TCP; set by the handshake
+	loginName   string               // the user name the client tried to log in as (for logs)
 
 	channels     map[uint16]*channel
 	confirmDirty []*channel   // channels with confirms to send at the end of this read batch

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -43,6 +44,20 @@ func serverProperties() amqp.Table {
 // connection is open; on false the caller closes the socket.
 func (c *conn) handshake() bool {
 	c.nc.SetDeadline(time.Now().Add(c.srv.opts.HandshakeTimeout))
+	if tc := c.tlsConn(); tc != nil {
+		// The TLS handshake runs within the connection's handshake deadline, on this goroutine.
+		if err := tc.Handshake(); err != nil {
+			c.srv.tlsHandshakeFailures.Add(1)
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				c.log.Debug("TLS handshake failed", "err", err)
+			} else {
+				c.log.Info("TLS handshake failed", "err", err)
+			}
+			return false
+		}
+		st := tc.ConnectionState()
+		c.tls = &st
+	}
 	var hdr [8]byte
 	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
 		// Like RabbitMQ: a peer that leaves before sending a whole header gets nothing back.
@@ -61,7 +76,7 @@ func (c *conn) handshake() bool {
 		VersionMajor:     0,
 		VersionMinor:     9,
 		ServerProperties: serverProperties(),
-		Mechanisms:       "AMQPLAIN PLAIN",
+		Mechanisms:       c.mechanisms(),
 		Locales:          "en_US",
 	}); err != nil {
 		return false
@@ -83,7 +98,16 @@ func (c *conn) handshake() bool {
 	if err := c.authenticate(startOk); err != nil {
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.AccessRefused {
-			c.log.Warn("login refused", "mechanism", startOk.Mechanism, "reason", err)
+			// Logged (without the password) and rate limited per source address: past the
+			// limit, the refusal waits (this goroutine sleeps; Shutdown wakes it).
+			if d := c.srv.logins.failed(c.nc.RemoteAddr(), c.loginName, startOk.Mechanism, ae.Text); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-c.stopped:
+				}
+				t.Stop()
+			}
 			if c.caps.authFailureClose {
 				c.closeDirect(amqp.Errorf(amqp.AccessRefused,
 					"Login was refused using authentication mechanism %s. For details see the broker logfile.", startOk.Mechanism))
@@ -172,10 +196,36 @@ func (c *conn) negotiate(t *amqp.ConnectionTuneOk) *amqp.Error {
 	return nil
 }
 
-// authenticate checks start-ok's credentials (PLAIN or AMQPLAIN) and the loopback restriction.
+// tlsConn returns the connection's TLS layer, or nil for a plain TCP connection.
+func (c *conn) tlsConn() *tls.Conn {
+	nc := c.nc
+	if m, ok := nc.(*meteredConn); ok {
+		nc = m.Conn
+	}
+	tc, _ := nc.(*tls.Conn)
+	return tc
+}
+
+// mechanisms are the SASL mechanisms connection.start offers: EXTERNAL too on a TLS connection,
+// first, as RabbitMQ with rabbitmq_auth_mechanism_ssl offers it (on every TLS connection, so that a
+// client without a certificate is told so rather than finding no common mechanism).
+func (c *conn) mechanisms() string {
+	if c.tls != nil {
+		return "EXTERNAL AMQPLAIN PLAIN"
+	}
+	return "AMQPLAIN PLAIN"
+}
+
+// authenticate checks start-ok's credentials (PLAIN, AMQPLAIN, or EXTERNAL: the verified client
+// certificate) and the loopback restriction. It records the name tried in c.loginName.
 func (c *conn) authenticate(so *amqp.ConnectionStartOk) error {
 	var username, password string
 	switch so.Mechanism {
+	case "EXTERNAL":
+		if c.tls == nil {
+			return amqp.Errorf(amqp.CommandInvalid, "unknown authentication mechanism '%s'", so.Mechanism)
+		}
+		return c.authenticateExternal()
 	case "PLAIN":
 		// authzid NUL authcid NUL password
 		parts := strings.SplitN(so.Response, "\x00", 3)
@@ -195,15 +245,41 @@ func (c *conn) authenticate(so *amqp.ConnectionStartOk) error {
 	default:
 		return amqp.Errorf(amqp.CommandInvalid, "unknown authentication mechanism '%s'", so.Mechanism)
 	}
+	c.loginName = username
 	u := c.srv.lookupUser(username)
 	if u == nil || !u.checkPassword(password) {
 		return amqp.Errorf(amqp.AccessRefused, "invalid credentials for user '%s'", username)
 	}
-	if c.srv.loopback[username] && !isLoopback(c.nc.RemoteAddr()) {
-		return amqp.Errorf(amqp.AccessRefused, "user '%s' can only connect via localhost", username)
+	return c.loggedIn(u, so.Mechanism)
+}
+
+// authenticateExternal logs in as the user named by the client's verified certificate, without a
+// password, as rabbitmq_auth_mechanism_ssl: the name is the subject's distinguished name or its
+// common name (Options.SSLCertLoginFrom), and the user must exist.
+func (c *conn) authenticateExternal() error {
+	if len(c.tls.VerifiedChains) == 0 || len(c.tls.PeerCertificates) == 0 {
+		return amqp.Errorf(amqp.AccessRefused, "connection peer presented no TLS (x.509) certificate")
+	}
+	name, err := certLoginName(c.tls.PeerCertificates[0], c.srv.opts.SSLCertLoginFrom)
+	if err != nil {
+		return amqp.Errorf(amqp.AccessRefused, "%v", err)
+	}
+	c.loginName = name
+	u := c.srv.lookupUser(name)
+	if u == nil {
+		return amqp.Errorf(amqp.AccessRefused, "user '%s' - invalid credentials", name)
+	}
+	c.log.Debug("auth mechanism TLS extracted username from peer certificate", "user", name)
+	return c.loggedIn(u, "EXTERNAL")
+}
+
+// loggedIn applies the loopback restriction to an authenticated user and records the login.
+func (c *conn) loggedIn(u *user, mechanism string) error {
+	if c.srv.loopback[u.name] && !isLoopback(c.nc.RemoteAddr()) {
+		return amqp.Errorf(amqp.AccessRefused, "user '%s' can only connect via localhost", u.name)
 	}
 	c.user = u
-	c.adm.mechanism = so.Mechanism
+	c.adm.mechanism = mechanism
 	return nil
 }
 

@@ -66,6 +66,17 @@ type Options struct {
 	// ConsumerTimeout closes a channel (406) holding a delivery unacknowledged for longer, as
 	// RabbitMQ's consumer_timeout (0: DefaultConsumerTimeout, 30 minutes; negative: none).
 	ConsumerTimeout time.Duration
+	// SSLCertLoginFrom is where SASL EXTERNAL takes the user name from in a client certificate, as
+	// RabbitMQ's ssl_cert_login_from: CertLoginDistinguishedName (the default; the subject in
+	// RabbitMQ's RFC 4514 string form) or CertLoginCommonName.
+	SSLCertLoginFrom string
+	// LoginFailureLimit failed logins (AMQP or management API) from one address within
+	// LoginFailureWindow are logged and answered at once; later ones in the window are answered
+	// only after LoginFailureDelay (at most HandshakeTimeout) and counted instead of logged.
+	// Defaults: 5, one minute, one second; a negative limit turns the limiter off.
+	LoginFailureLimit  int
+	LoginFailureWindow time.Duration
+	LoginFailureDelay  time.Duration
 }
 
 func (o *Options) setDefaults() error {
@@ -123,6 +134,23 @@ func (o *Options) setDefaults() error {
 	if o.DiskCheckInterval <= 0 {
 		o.DiskCheckInterval = time.Second
 	}
+	switch o.SSLCertLoginFrom {
+	case "":
+		o.SSLCertLoginFrom = CertLoginDistinguishedName
+	case CertLoginDistinguishedName, CertLoginCommonName:
+	default:
+		return fmt.Errorf("ssl_cert_login_from %q: want %s or %s", o.SSLCertLoginFrom, CertLoginDistinguishedName, CertLoginCommonName)
+	}
+	if o.LoginFailureLimit == 0 {
+		o.LoginFailureLimit = DefaultLoginFailureLimit
+	}
+	if o.LoginFailureWindow <= 0 {
+		o.LoginFailureWindow = DefaultLoginFailureWindow
+	}
+	if o.LoginFailureDelay <= 0 {
+		o.LoginFailureDelay = DefaultLoginFailureDelay
+	}
+	o.LoginFailureDelay = min(o.LoginFailureDelay, o.HandshakeTimeout)
 	return nil
 }
 
@@ -143,6 +171,9 @@ type Server struct {
 	pol policyState // policies (policy.go)
 
 	replies replyRegistry // direct reply-to consumers (replyto.go)
+	logins  *loginLimiter // failed logins per source address (loginlimit.go)
+
+	tlsHandshakeFailures atomic.Uint64
 
 	connSeq    atomic.Uint64
 	queueIDs   atomic.Uint64 // the last queue id handed out
@@ -181,6 +212,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mu.listeners = map[net.Listener]struct{}{}
 	s.mu.conns = map[*conn]struct{}{}
+	s.logins = newLoginLimiter(&s.opts)
 	s.initAdmin()
 	s.users[opts.DefaultUser] = newUser(opts.DefaultUser, opts.DefaultPass, "administrator")
 	for _, u := range opts.LoopbackUsers {
