@@ -40,6 +40,7 @@ func run(args []string) error {
 	debugAddr := fs.String("debug-addr", envOr("WARREN_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env WARREN_DEBUG_ADDR; default off)")
 	consumerTimeout := fs.Duration("consumer-timeout", server.DefaultConsumerTimeout, "close a channel holding a delivery unacknowledged this long (RabbitMQ's consumer_timeout; negative: never)")
 	version := fs.Bool("version", false, "print the version and exit")
+	tlsf := addTLSFlags(fs) // AMQPS, HTTPS, SASL EXTERNAL (tls.go)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,17 +85,24 @@ func run(args []string) error {
 		Store:    store,
 		DiskFree: func() (uint64, error) { return storage.DiskFree(dir) },
 
-		ConsumerTimeout: *consumerTimeout,
+		ConsumerTimeout:  *consumerTimeout,
+		SSLCertLoginFrom: tlsf.certLoginFrom,
 	})
 	if err != nil {
 		return err
 	}
 	log.Info("store recovered", "data_dir", *dataDir, "took", time.Since(start).Round(time.Millisecond).String())
+	serveErr := make(chan error, 4)
+	tl, err := startTLS(tlsf, log, srv, serveErr)
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	defer tl.close()
 	ln, err := net.Listen("tcp", *amqpAddr)
 	if err != nil {
 		return fmt.Errorf("amqp listener: %w", err)
 	}
-	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	var hs *http.Server
@@ -124,6 +132,7 @@ func run(args []string) error {
 	if hs != nil {
 		hs.Shutdown(ctx)
 	}
+	tl.close()
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
