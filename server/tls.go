@@ -249,3 +249,6 @@ func escapeDNValue(s string) string {
 	}
 	return b.String()
 }
+
+// TLSHandshakeFailures counts the TLS handshakes that failed on the broker's AMQPS listeners.
+func (s *Server) TLSHandshakeFailures() uint64 { return s.tlsHandshakeFailures.Load() }
