@@ -115,15 +115,31 @@ func NewHandler(b Broker, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &api{b: b, log: log}
+	return noSniff(trimSlash(newRouter(&api{b: b, log: log})))
+}
+
+// newRouter registers every path. Each /api/ resource authenticates its requests (resource.go);
+// the test walking these routes checks that none answers without credentials.
+func newRouter(a *api) *mux.Router {
 	r := mux.NewRouter().UseEncodedPath()
 	r.SkipClean(true)
 	a.routes(r)
+	// Open without credentials on purpose, as rabbitmq_prometheus's endpoints are: scrapers
+	// do not log in, and the metrics name no message contents.
 	r.Handle("/metrics", a.metricsHandler(false))
 	r.Handle("/metrics/per-object", a.metricsHandler(true))
 	r.PathPrefix("/api/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeNotFound(w) })
 	r.PathPrefix("/").Handler(uiHandler())
-	return trimSlash(r)
+	return r
+}
+
+// noSniff marks every response X-Content-Type-Options: nosniff, so that a browser never reads a
+// JSON body (which may carry names users chose) as HTML or script.
+func noSniff(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // trimSlash drops one trailing slash from API paths ("/api/bindings/" is "/api/bindings"), as

@@ -208,7 +208,9 @@ func (c *call) notAuthorised(reason string) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		http.Error(w, `{"error":"internal_server_error","reason":"encoding the response"}`, http.StatusInternalServerError)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error":"internal_server_error","reason":"encoding the response"}`)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
