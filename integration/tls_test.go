@@ -312,6 +312,9 @@ func TestTLSExternalAuth(t *testing.T) {
 			for _, ci := range b.Srv.Connections() {
 				if ci.User == tc.user && ci.AuthMechanism == "EXTERNAL" {
 					found = true
+					if ci.TLS == nil || ci.TLS.PeerCertSubject != dn || ci.TLS.PeerCertIssuer != "CN=Warren Test CA" || !strings.HasPrefix(ci.TLS.Protocol, "tlsv1.") {
+						t.Fatalf("connection TLS info %+v", ci.TLS)
+					}
 				}
 			}
 			if !found {

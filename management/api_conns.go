@@ -51,6 +51,12 @@ func (a *api) connectionJSON(ci server.ConnectionInfo, single bool) map[string]a
 	if name, ok := ci.ClientProperties["connection_name"].(string); ok {
 		m["user_provided_name"] = name
 	}
+	if t := ci.TLS; t != nil {
+		m["ssl"], m["ssl_protocol"], m["ssl_cipher"] = true, t.Protocol, t.Cipher
+		if t.PeerCertSubject != "" {
+			m["peer_cert_subject"], m["peer_cert_issuer"], m["peer_cert_validity"] = t.PeerCertSubject, t.PeerCertIssuer, t.PeerCertValidity
+		}
+	}
 	return m
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"net"
 	"os"
 	"slices"
@@ -487,6 +488,16 @@ type ConnectionInfo struct {
 	ClientProperties                 amqp.Table
 	RecvOct, SendOct                 Stat
 	RecvCnt, SendCnt                 int64
+	// TLS is set for an AMQPS connection.
+	TLS *ConnTLS
+}
+
+// ConnTLS describes an AMQPS connection's TLS session, with RabbitMQ's ssl_* and peer_cert_*
+// values where they map (the cipher suite in Go's names).
+type ConnTLS struct {
+	Protocol                                          string // "tlsv1.2", "tlsv1.3"
+	Cipher                                            string
+	PeerCertSubject, PeerCertIssuer, PeerCertValidity string // "" without a client certificate
 }
 
 func (c *conn) info(s *Server) ConnectionInfo {
@@ -503,6 +514,15 @@ func (c *conn) info(s *Server) ConnectionInfo {
 		ci.RecvOct = Stat{Count: m.recvOct.Load(), Rate: rr}
 		ci.SendOct = Stat{Count: m.sendOct.Load(), Rate: sr}
 		ci.RecvCnt, ci.SendCnt = m.recvCnt.Load(), m.sendCnt.Load()
+	}
+	if st := c.tls; st != nil {
+		ci.TLS = &ConnTLS{Protocol: tlsVersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite)}
+		if len(st.PeerCertificates) > 0 {
+			pc := st.PeerCertificates[0]
+			ci.TLS.PeerCertSubject, _ = certLoginName(pc, CertLoginDistinguishedName)
+			ci.TLS.PeerCertIssuer = issuerDN(pc)
+			ci.TLS.PeerCertValidity = pc.NotBefore.UTC().Format("2006-01-02T15:04:05Z") + " - " + pc.NotAfter.UTC().Format("2006-01-02T15:04:05Z")
+		}
 	}
 	return ci
 }

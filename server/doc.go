@@ -38,7 +38,10 @@
 // channel's consumer-timeout timer (consumer_timeout.go) while it closes the channel; nothing else
 // takes it, and never under another lock.
 //
-// committer.mu, pager.mu, diskAlarm.mu and Server.replies.mu (direct reply-to, replyto.go) are leaves: taken under any of the above, nothing under them.
+// committer.mu, pager.mu, diskAlarm.mu, Server.replies.mu (direct reply-to, replyto.go) and
+// loginLimiter.mu (failed logins per address, loginlimit.go; it logs only after releasing it) are
+// leaves: taken under any of the above, nothing under them. A TLS listener's certificates
+// (tls.go) are an atomic pointer swapped by Reload: no lock.
 // exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
 // alone; queue.mu is taken without vhost.mu on the publish path. Server.mu is a leaf: nothing is taken
 // while holding it. So is Server.timers.mu. So are Server.adm.mu (users, permissions, vhost metadata),

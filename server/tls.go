@@ -252,3 +252,22 @@ func escapeDNValue(s string) string {
 
 // TLSHandshakeFailures counts the TLS handshakes that failed on the broker's AMQPS listeners.
 func (s *Server) TLSHandshakeFailures() uint64 { return s.tlsHandshakeFailures.Load() }
+
+// issuerDN is a certificate's issuer in the same form as certLoginName's DN.
+func issuerDN(cert *x509.Certificate) string {
+	var rdns pkix.RDNSequence
+	if _, err := asn1.Unmarshal(cert.RawIssuer, &rdns); err != nil {
+		return ""
+	}
+	return formatDN(rdns)
+}
+
+func tlsVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS12:
+		return "tlsv1.2"
+	case tls.VersionTLS13:
+		return "tlsv1.3"
+	}
+	return tls.VersionName(v)
+}
