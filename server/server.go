@@ -46,7 +46,8 @@ type Options struct {
 	// LoopbackUsers may only log in from a loopback address (nil: just DefaultUser when it is "guest",
 	// as RabbitMQ's loopback_users; an empty non-nil slice allows every user from anywhere).
 	LoopbackUsers []string
-	// HandshakeTimeout bounds the time from accept to connection.open (0: 10s).
+	// HandshakeTimeout bounds the time from accept to connection.open, a TLS handshake included
+	// (0: 10s).
 	HandshakeTimeout time.Duration
 	// Store holds durable state. nil: a fresh in-memory store, owned and closed by the server. A
 	// store passed in belongs to the caller, who closes it after Shutdown.

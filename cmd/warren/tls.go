@@ -44,7 +44,6 @@ func addTLSFlags(fs *flag.FlagSet) *tlsFlags {
 
 // tlsListeners are the running TLS listeners and the SIGHUP reloader.
 type tlsListeners struct {
-	log       *slog.Logger
 	hs        *http.Server
 	amqpsLn   net.Listener
 	stopHUP   chan struct{}
@@ -58,7 +57,7 @@ type tlsListeners struct {
 // errors other than a clean close go to fail without blocking. With no TLS listener configured it
 // returns a no-op value; a certificate flag without a listener is an error (it would do nothing).
 func startTLS(f *tlsFlags, log *slog.Logger, srv *server.Server, fail chan<- error) (*tlsListeners, error) {
-	t := &tlsListeners{log: log}
+	t := &tlsListeners{}
 	if f.amqpsAddr == "" && f.httpsAddr == "" {
 		if f.cert != "" || f.key != "" || f.ca != "" {
 			return nil, errors.New("--tls-cert/--tls-key/--tls-ca given without --amqps-addr or --https-addr")
