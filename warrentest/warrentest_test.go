@@ -340,7 +340,9 @@ func TestStartFailsOnBadOptions(t *testing.T) {
 func TestStartGood(t *testing.T) {
 	f := &fakeTB{}
 	var url string
-	f.run(func(tb testing.TB) { url = warrentest.Start(tb, warrentest.WithVhost("v"), warrentest.WithManagement()) })
+	f.run(func(tb testing.TB) {
+		url = warrentest.Start(tb, warrentest.WithVhost("v"), warrentest.WithManagement())
+	})
 	if f.fatal != "" || len(f.errs) > 0 || url == "" {
 		t.Fatalf("fatal %q, errors %q, url %q", f.fatal, f.errs, url)
 	}
