@@ -237,7 +237,34 @@ func (c *cli) dispatch(args []string) error {
 	c.url = strings.TrimSuffix(c.url, "/")
 	c.http = &http.Client{Timeout: c.timeout}
 	defer c.http.CloseIdleConnections()
-	return do(c, pos)
+	if err := do(c, pos); err != nil {
+		// Say which command and object the API refused: "delete queue "q": 404 Not Found: ...".
+		what := key
+		for _, p := range pos {
+			what += fmt.Sprintf(" %q", p)
+		}
+		if c.vhostGiven && !globalCommands[key] || inVhost[key] {
+			what += fmt.Sprintf(" in vhost %q", c.vhost)
+		}
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// inVhost are the commands that act in --vhost (given or not); globalCommands never do.
+var inVhost = map[string]bool{
+	"declare queue": true, "declare exchange": true, "declare binding": true, "declare permission": true,
+	"delete queue": true, "delete exchange": true, "delete binding": true, "purge queue": true,
+	"publish": true, "get": true,
+}
+
+var globalCommands = map[string]bool{
+	"declare vhost": true, "declare user": true, "delete vhost": true, "delete user": true,
+	"list users": true, "list vhosts": true, "status": true, "health": true, "close connection": true,
 }
 
 // kinds lists what each two-word verb applies to, for its usage errors.
