@@ -395,3 +395,33 @@ func BenchmarkStartStop(b *testing.B) {
 		}
 	}
 }
+
+// TestNewClose: New starts a broker outside a test; Close stops it, and a second Close is a no-op.
+func TestNewClose(t *testing.T) {
+	b, err := warrentest.New(warrentest.WithManagement())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(b.AMQPURL())
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if e := <-closed; e == nil || e.Code != amqp.ConnectionForced {
+		t.Fatalf("the client's connection closed with %v, want 320", e)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if resp, err := http.Get(b.HTTPURL() + "/api/overview"); err == nil {
+		resp.Body.Close()
+		t.Fatal("the management API still answers after Close")
+	}
+	if _, err := warrentest.New(warrentest.WithVhost("")); err == nil || !strings.Contains(err.Error(), `WithVhost("")`) {
+		t.Fatalf("New with a bad option: %v", err)
+	}
+}
