@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -48,6 +50,8 @@ Global flags (before or after the command):
   --format table|json  table: aligned columns; json: the API's objects
   --columns a,b.c      list: the table's columns (dotted paths into the API's objects)
   --timeout DURATION   per HTTP request (default 60s)
+  --cacert FILE        https: CA certificates (PEM) to trust (env WARREN_CACERT)
+  --insecure           https: do not verify the server's certificate
 
 Exit codes:
   0  success
@@ -63,6 +67,8 @@ type cli struct {
 	stdout, stderr io.Writer
 
 	url, user, password, vhost, format, columns string
+	cacert                                      string
+	insecure                                    bool
 	timeout                                     time.Duration
 	vhostGiven                                  bool // --vhost was on the command line
 	http                                        *http.Client
@@ -128,6 +134,8 @@ func (c *cli) flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.format, "format", c.format, "output format: table or json")
 	fs.StringVar(&c.columns, "columns", c.columns, "list: columns of the table, comma-separated")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "timeout of each HTTP request")
+	fs.StringVar(&c.cacert, "cacert", c.cacert, "https: PEM file of the CA certificates to trust (env WARREN_CACERT)")
+	fs.BoolVar(&c.insecure, "insecure", c.insecure, "https: do not verify the server's certificate")
 	return fs
 }
 
@@ -159,6 +167,7 @@ func (c *cli) run(args []string) int {
 	c.url = envOr("WARREN_URL", "http://127.0.0.1:15672")
 	c.user = envOr("WARREN_USER", "guest")
 	c.password = envOr("WARREN_PASSWORD", "guest")
+	c.cacert = envOr("WARREN_CACERT", "")
 	c.vhost, c.format, c.timeout = "/", "table", 60*time.Second
 	err := c.dispatch(args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -235,8 +244,23 @@ func (c *cli) dispatch(args []string) error {
 		return usagef("--url %q is not an http(s) URL", c.url)
 	}
 	c.url = strings.TrimSuffix(c.url, "/")
-	c.http = &http.Client{Timeout: c.timeout}
-	defer c.http.CloseIdleConnections()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if c.cacert != "" || c.insecure {
+		tc := &tls.Config{InsecureSkipVerify: c.insecure}
+		if c.cacert != "" {
+			pem, err := os.ReadFile(c.cacert)
+			if err != nil {
+				return usagef("--cacert: %v", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return usagef("--cacert: no PEM certificate in %s", c.cacert)
+			}
+		}
+		tr.TLSClientConfig = tc
+	}
+	c.http = &http.Client{Timeout: c.timeout, Transport: tr}
+	defer tr.CloseIdleConnections()
 	if err := do(c, pos); err != nil {
 		// Say which command and object the API refused: "delete queue "q": 404 Not Found: ...".
 		what := key

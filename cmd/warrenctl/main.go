@@ -37,6 +37,8 @@
 //	--format table|json  table: aligned columns; json: the API's objects as it returns them
 //	--columns a,b.c   the table's columns for list (dotted paths into the objects)
 //	--timeout 60s     for each HTTP request
+//	--cacert FILE     https: the CA certificates (PEM) to trust (env WARREN_CACERT)
+//	--insecure        https: do not verify the server's certificate
 //
 // Exit codes, for scripts:
 //

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
+	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/warrentest"
 )
@@ -554,4 +557,30 @@ func TestListEveryKind(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHTTPS: --cacert trusts a server's CA, --insecure skips verification, and without either an
+// unknown certificate is refused (exit 1).
+func TestHTTPS(t *testing.T) {
+	if external() {
+		t.Skip("starts its own HTTPS server")
+	}
+	b := warrentest.StartBroker(t)
+	hs := httptest.NewTLSServer(management.NewHandler(b.Server(), nil))
+	defer hs.Close()
+	tg := target{http: hs.URL}
+	r := tg.must(t, exitError, "status")
+	if !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("an unknown certificate: %q", r.stderr)
+	}
+	tg.must(t, 0, "--insecure", "status")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})
+	if err := os.WriteFile(ca, cert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tg.must(t, 0, "--cacert", ca, "list", "vhosts")
+	t.Setenv("WARREN_CACERT", ca)
+	tg.must(t, 0, "health")
+	tg.must(t, exitUsage, "--cacert", filepath.Join(t.TempDir(), "missing.pem"), "status")
 }
