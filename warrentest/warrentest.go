@@ -19,7 +19,7 @@
 // API (WithManagement), and any server.Options field (WithServerOptions). StartBroker returns a
 // Broker for the URLs of other users and vhosts, the management URL and the server itself.
 //
-// A broker starts in well under a millisecond (0.1-0.4 ms, 183 allocations), and in about 4 ms
+// A broker starts in well under a millisecond (0.1-0.4 ms, 183 allocations), and in 2-5 ms
 // with the management API or definitions, most of it gorilla/mux compiling the API's routes
 // (BenchmarkStart). Any failure to start, a bad option included, fails the test at once with
 // t.Fatal and a message that says what was wrong, and leaves nothing running.
