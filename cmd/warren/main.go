@@ -22,6 +22,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -248,36 +249,52 @@ func startDebug(addr string, serveErr chan<- error, log *slog.Logger) (*http.Ser
 	return ds, nil
 }
 
-// healthcheck asks the management API whether the broker is healthy (no alarm in effect) and
-// fails otherwise: `warren healthcheck` exits 0 or 1, for Docker's HEALTHCHECK. It logs in as the
-// default user of the broker's own configuration (file and environment) unless told otherwise.
-func healthcheck(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+// healthcheckOptions are `warren healthcheck`'s settings.
+type healthcheckOptions struct {
+	url, user, pass string
+	timeout         time.Duration
+}
+
+// parseHealthcheck reads healthcheck's flags. The defaults come from the broker's own
+// configuration (file and environment): its management port and default user.
+func parseHealthcheck(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (healthcheckOptions, error) {
+	var o healthcheckOptions
 	cfg, _, err := loadConfig(nil, lookupEnv, io.Discard)
 	if err != nil {
-		return err
+		return o, err
 	}
 	fs := flag.NewFlagSet("warren healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", healthURL(cfg.HTTPAddr), "the management API's base `URL`")
-	user := fs.String("user", cfg.DefaultUser, "user to log in as (default: the configured default user)")
-	pass := fs.String("password", cfg.DefaultPass, "password (default: the configured default password)")
-	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	fs.StringVar(&o.url, "url", healthURL(cfg.HTTPAddr), "the management API's base `URL`")
+	fs.StringVar(&o.user, "user", cfg.DefaultUser, "`user` to log in as (default: the configured default user)")
+	fs.StringVar(&o.pass, "password", cfg.DefaultPass, "`password` (default: the configured default password)")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return o, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("healthcheck: unexpected argument %q", fs.Arg(0))
+		return o, fmt.Errorf("healthcheck: unexpected argument %q", fs.Arg(0))
 	}
-	if *url == "" {
-		return errors.New("healthcheck: the management listener is disabled; give --url")
+	if o.url == "" {
+		return o, errors.New("healthcheck: the management listener is disabled; give --url")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	return o, nil
+}
+
+// healthcheck asks the management API whether the broker is healthy (no alarm in effect) and
+// fails otherwise: `warren healthcheck` exits 0 or 1, for Docker's HEALTHCHECK.
+func healthcheck(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	o, err := parseHealthcheck(args, lookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url+"/api/health/checks/alarms", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(o.url, "/")+"/api/health/checks/alarms", nil)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
-	req.SetBasicAuth(*user, *pass)
+	req.SetBasicAuth(o.user, o.pass)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
