@@ -65,17 +65,21 @@ type MemoryWatermark struct {
 }
 
 // TLSConfig holds the TLS keys of the config file, as RabbitMQ spells them. Only parsing and
-// validation happen here; cmd/warren/tls.go owns the TLS listeners and their flags (--amqps-addr,
-// --tls-cert, --tls-key, --tls-ca, --tls-verify-peer, --tls-fail-if-no-peer-cert, --https-addr),
-// and these values plug in as the defaults those flags override.
+// validation happen here: tls.go owns the TLS listeners and their flags, and these values plug in
+// as the defaults of those flags (below their environment variables and the flags themselves):
+// AMQPSAddr -> --amqps-addr, HTTPSAddr -> --https-addr, CertFile/KeyFile/CACertFile -> --tls-cert/
+// --tls-key/--tls-ca, VerifyPeer -> --tls-verify-peer, FailIfNoPeerCert -> --tls-fail-if-no-peer-cert,
+// CertLoginFrom -> --ssl-cert-login-from. Warren serves HTTPS with the same files as AMQPS, so
+// validate folds management.ssl.certfile/keyfile/cacertfile into them (and refuses different ones).
 type TLSConfig struct {
-	AMQPSAddr        string // listeners.ssl.default (port or ip:port)       -> --amqps-addr
-	CACertFile       string // ssl_options.cacertfile                        -> --tls-ca
-	CertFile         string // ssl_options.certfile                          -> --tls-cert
-	KeyFile          string // ssl_options.keyfile                           -> --tls-key
-	VerifyPeer       bool   // ssl_options.verify = verify_peer|verify_none  -> --tls-verify-peer
-	FailIfNoPeerCert bool   // ssl_options.fail_if_no_peer_cert = true|false -> --tls-fail-if-no-peer-cert
-	HTTPSAddr        string // management.ssl.port (+ management.ssl.ip)     -> --https-addr
+	AMQPSAddr        string // listeners.ssl.default (port or ip:port)
+	CACertFile       string // ssl_options.cacertfile
+	CertFile         string // ssl_options.certfile
+	KeyFile          string // ssl_options.keyfile
+	VerifyPeer       bool   // ssl_options.verify = verify_peer|verify_none
+	FailIfNoPeerCert bool   // ssl_options.fail_if_no_peer_cert = true|false
+	CertLoginFrom    string // ssl_cert_login_from = distinguished_name|common_name
+	HTTPSAddr        string // management.ssl.port (+ management.ssl.ip)
 	HTTPSCertFile    string // management.ssl.certfile
 	HTTPSKeyFile     string // management.ssl.keyfile
 	HTTPSCACertFile  string // management.ssl.cacertfile
@@ -284,6 +288,10 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"ssl_options.certfile":             func(c *Config, v string) error { c.TLS.CertFile = v; return nil },
 	"ssl_options.keyfile":              func(c *Config, v string) error { c.TLS.KeyFile = v; return nil },
 	"ssl_options.fail_if_no_peer_cert": func(c *Config, v string) (err error) { c.TLS.FailIfNoPeerCert, err = parseBool(v); return },
+	"ssl_cert_login_from": func(c *Config, v string) (err error) {
+		c.TLS.CertLoginFrom, err = oneOf(v, "distinguished_name", "common_name")
+		return
+	},
 	"ssl_options.verify": func(c *Config, v string) error {
 		s, err := oneOf(v, "verify_peer", "verify_none")
 		c.TLS.VerifyPeer = s == "verify_peer"
@@ -400,21 +408,51 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 
 // validate checks what involves several settings.
 func (c *Config) validate() error {
-	t := c.TLS
+	t := &c.TLS
 	where := "TLS"
 	if c.File != "" {
 		where = c.File
 	}
+	// One set of files serves AMQPS and HTTPS: management.ssl.* fill in for ssl_options.* and
+	// must not differ from them.
+	for _, f := range []struct {
+		key  string
+		dst  *string
+		mgmt string
+	}{
+		{"certfile", &t.CertFile, t.HTTPSCertFile},
+		{"keyfile", &t.KeyFile, t.HTTPSKeyFile},
+		{"cacertfile", &t.CACertFile, t.HTTPSCACertFile},
+	} {
+		switch {
+		case f.mgmt == "" || f.mgmt == *f.dst:
+		case *f.dst == "":
+			*f.dst = f.mgmt
+		default:
+			return fmt.Errorf("%s: management.ssl.%s differs from ssl_options.%s: Warren serves HTTPS with the same files as AMQPS", where, f.key, f.key)
+		}
+	}
 	if t.AMQPSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return fmt.Errorf("%s: listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile", where)
 	}
-	if t.HTTPSAddr != "" && (t.HTTPSCertFile == "" && t.CertFile == "" || t.HTTPSKeyFile == "" && t.KeyFile == "") {
-		return fmt.Errorf("%s: management.ssl.port needs management.ssl.certfile and management.ssl.keyfile", where)
+	if t.HTTPSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return fmt.Errorf("%s: management.ssl.port needs management.ssl.certfile and management.ssl.keyfile (or ssl_options')", where)
+	}
+	if t.VerifyPeer && t.CACertFile == "" {
+		return fmt.Errorf("%s: ssl_options.verify = verify_peer needs ssl_options.cacertfile", where)
 	}
 	if t.FailIfNoPeerCert && !t.VerifyPeer {
 		return fmt.Errorf("%s: ssl_options.fail_if_no_peer_cert = true needs ssl_options.verify = verify_peer", where)
 	}
 	return nil
+}
+
+// envOr is the environment variable key, or def if it is unset (tls.go's flags use it).
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
 }
 
 // parseConfigFile applies a rabbitmq.conf-style file to c: "key = value" lines, blank lines and

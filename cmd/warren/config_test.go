@@ -77,9 +77,10 @@ ssl_options.keyfile = /certs/server.key
 ssl_options.verify = verify_peer
 ssl_options.fail_if_no_peer_cert = true
 management.ssl.port = 15671
-management.ssl.certfile = /certs/mgmt.pem
-management.ssl.keyfile = /certs/mgmt.key
-management.ssl.cacertfile = /certs/mgmt-ca.pem
+management.ssl.certfile = /certs/server.pem
+management.ssl.keyfile = /certs/server.key
+management.ssl.cacertfile = /certs/ca.pem
+ssl_cert_login_from = common_name
 `)
 	got := mustLoad(t, []string{"--config", path}, env())
 	want := Config{
@@ -100,8 +101,8 @@ management.ssl.cacertfile = /certs/mgmt-ca.pem
 		LoadDefinitions:     "/etc/warren/definitions.json",
 		TLS: TLSConfig{
 			AMQPSAddr: ":5671", CACertFile: "/certs/ca.pem", CertFile: "/certs/server.pem", KeyFile: "/certs/server.key",
-			VerifyPeer: true, FailIfNoPeerCert: true, HTTPSAddr: ":15671",
-			HTTPSCertFile: "/certs/mgmt.pem", HTTPSKeyFile: "/certs/mgmt.key", HTTPSCACertFile: "/certs/mgmt-ca.pem",
+			VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", HTTPSAddr: ":15671",
+			HTTPSCertFile: "/certs/server.pem", HTTPSKeyFile: "/certs/server.key", HTTPSCACertFile: "/certs/ca.pem",
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -134,6 +135,10 @@ func TestConfigFileValues(t *testing.T) {
 		{"log.console.level = debug", func(c Config) bool { return c.LogLevel == slog.LevelDebug }},
 		{"default_pass = a#b", func(c Config) bool { return c.DefaultPass == "a#b" }},
 		{"default_pass = ab # comment", func(c Config) bool { return c.DefaultPass == "ab" }},
+		// HTTPS alone: management.ssl's files are the ones tls.go loads.
+		{"management.ssl.port = 15671\nmanagement.ssl.certfile = c.pem\nmanagement.ssl.keyfile = k.pem", func(c Config) bool {
+			return c.TLS.HTTPSAddr == ":15671" && c.TLS.CertFile == "c.pem" && c.TLS.KeyFile == "k.pem"
+		}},
 	} {
 		c := mustLoad(t, []string{"--config", writeFile(t, "w.conf", tc.line+"\n")}, env())
 		if !tc.check(c) {
@@ -179,6 +184,9 @@ func TestConfigFileErrors(t *testing.T) {
 		{"listeners.ssl.default = 5671\n", `listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile`},
 		{"management.ssl.port = 15671\n", `management.ssl.port needs management.ssl.certfile`},
 		{"ssl_options.fail_if_no_peer_cert = true\n", `needs ssl_options.verify = verify_peer`},
+		{"ssl_options.verify = verify_peer\n", `verify_peer needs ssl_options.cacertfile`},
+		{"ssl_options.certfile = a.pem\nmanagement.ssl.certfile = b.pem\n", `management.ssl.certfile differs from ssl_options.certfile`},
+		{"ssl_cert_login_from = email\n", `:1: ssl_cert_login_from: "email" is not one of distinguished_name, common_name`},
 	} {
 		path := writeFile(t, "bad.conf", tc.text)
 		_, _, err := loadConfig([]string{"--config", path}, env(), io.Discard)
