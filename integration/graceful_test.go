@@ -219,3 +219,49 @@ func TestVersionLdflagsAndHealth(t *testing.T) {
 		t.Errorf("warren healthcheck: %v, want exit code 1", err)
 	}
 }
+
+// The binary reads a rabbitmq.conf-style file and imports load_definitions before it is ready;
+// default_user and default_vhost shape a fresh store; a bad file stops it with FILE:LINE and exit 1.
+func TestConfigFileAndDefinitionsAtBoot(t *testing.T) {
+	if externalURL != "" {
+		t.Skip("runs the warren binary")
+	}
+	dir := t.TempDir()
+	defs := filepath.Join(dir, "defs.json")
+	if err := os.WriteFile(defs, []byte(`{"queues": [{"name": "from-defs", "vhost": "app", "durable": true, "auto_delete": false, "arguments": {}}],
+		"vhosts": [{"name": "app"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "warren.conf")
+	if err := os.WriteFile(conf, []byte("# test\ndefault_user = admin\ndefault_pass = pw\ndefault_vhost = app\n"+
+		"loopback_users = none\nload_definitions = "+defs+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, filepath.Join(dir, "data"), "--config", conf)
+	conn, err := amqp.Dial(strings.Replace(p.url, "guest:guest@", "admin:pw@", 1) + "app")
+	if err != nil {
+		t.Fatalf("dial admin@app: %v\n%s", err, p.log)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclarePassive("from-defs", true, false, false, false, nil); err != nil {
+		t.Fatalf("queue from load_definitions: %v", err)
+	}
+	if c, err := amqp.Dial(p.url); err == nil { // guest does not exist: default_user replaced it
+		c.Close()
+		t.Fatal("guest logged in on a broker whose default user is admin")
+	}
+
+	bad := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(bad, []byte("heartbeat = 30\nheart_beat = 30\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(warrenBinary(t), "--config", bad, "--data-dir", filepath.Join(dir, "data2")).CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), bad+":2: heart_beat: unknown key") {
+		t.Fatalf("bad config: %v\n%s", err, out)
+	}
+}
