@@ -72,7 +72,7 @@ func TestBinaryTLSFlagsAndSIGHUP(t *testing.T) {
 	if err := os.WriteFile(files.KeyFile, []byte("broken"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sighup("TLS certificate reload failed")
+	sighup("step=tls") // "reload failed; keeping the previous settings"
 	if s := serial(); s != 301 {
 		t.Fatalf("after a failed reload: serial %d, want 301", s)
 	}

@@ -1,8 +1,11 @@
 package management
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/warrenmq/warren/server"
@@ -97,6 +100,42 @@ func importDefinitions(c *call) error {
 		}
 	}
 	var d server.Definitions
+	if err := decodeDefinitions(m, vh, one, &d); err != nil {
+		return err
+	}
+	if err := c.a.b.ImportDefinitions(d, c.user.Name); err != nil {
+		return err
+	}
+	return c.noContent()
+}
+
+// ParseDefinitions reads a definitions export of every vhost, in RabbitMQ's JSON format (as
+// GET /api/definitions writes it and load_definitions reads it), for Server.ImportDefinitions.
+func ParseDefinitions(data []byte) (server.Definitions, error) {
+	var d server.Definitions
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return d, fmt.Errorf("not a JSON object: %w", err)
+	}
+	if m == nil || dec.More() {
+		return d, errors.New("not a single JSON object")
+	}
+	if err := decodeDefinitions(m, "", false, &d); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return d, fmt.Errorf("%v", ae.reason)
+		}
+		return d, err
+	}
+	return d, nil
+}
+
+// decodeDefinitions fills d from a decoded definitions document: every vhost's, or vhost vh's
+// alone when one is true.
+func decodeDefinitions(m map[string]any, vh string, one bool, d *server.Definitions) error {
+	var err error
 	objects := func(key string) ([]fields, error) {
 		v, ok := m[key]
 		if !ok || v == nil {
@@ -310,10 +349,7 @@ func importDefinitions(c *call) error {
 		}
 		d.Bindings = append(d.Bindings, b)
 	}
-	if err := c.a.b.ImportDefinitions(d, c.user.Name); err != nil {
-		return err
-	}
-	return c.noContent()
+	return nil
 }
 
 func importUser(f fields) (server.UserInfo, error) {

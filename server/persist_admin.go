@@ -163,13 +163,13 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 	return s.recoverVhostLimits()
 }
 
-// firstBoot records the vhosts found in the store (at least "/") and the default user with full
-// permissions on "/".
+// firstBoot records the vhosts found in the store (at least the default vhost, "/" unless
+// Options.DefaultVhost says otherwise) and the default user with full permissions on it.
 func (s *Server) firstBoot() error {
 	var b storage.Batch
 	for name := range s.vhosts {
 		m := vhostMeta{}
-		if name == "/" {
+		if name == s.opts.DefaultVhost {
 			m.description = "Default virtual host"
 		}
 		s.adm.meta[name] = m
@@ -177,12 +177,13 @@ func (s *Server) firstBoot() error {
 	}
 	for _, u := range s.users {
 		b.Set(storage.UserKey(u.name), u.record())
-		p := Permission{User: u.name, Vhost: "/", Configure: ".*", Write: ".*", Read: ".*"}
-		if s.adm.perms["/"] == nil {
-			s.adm.perms["/"] = map[string]Permission{}
+		dv := s.opts.DefaultVhost
+		p := Permission{User: u.name, Vhost: dv, Configure: ".*", Write: ".*", Read: ".*"}
+		if s.adm.perms[dv] == nil {
+			s.adm.perms[dv] = map[string]Permission{}
 		}
-		s.adm.perms["/"][u.name] = p
-		b.Set(storage.PermissionKey("/", u.name), p.record())
+		s.adm.perms[dv][u.name] = p
+		b.Set(storage.PermissionKey(dv, u.name), p.record())
 	}
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("recording the initial vhosts and user: %w", err)

@@ -43,6 +43,9 @@ type Options struct {
 	MaxMessageSize int
 	// DefaultUser and DefaultPass create the administrator user (default guest/guest).
 	DefaultUser, DefaultPass string
+	// DefaultVhost is the vhost a fresh store starts with, where DefaultUser gets full
+	// permissions (default "/"), as RabbitMQ's default_vhost.
+	DefaultVhost string
 	// LoopbackUsers may only log in from a loopback address (nil: just DefaultUser when it is "guest",
 	// as RabbitMQ's loopback_users; an empty non-nil slice allows every user from anywhere).
 	LoopbackUsers []string
@@ -110,6 +113,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.DefaultUser == "" {
 		o.DefaultUser, o.DefaultPass = "guest", "guest"
+	}
+	if o.DefaultVhost == "" {
+		o.DefaultVhost = "/"
 	}
 	if o.LoopbackUsers == nil && o.DefaultUser == "guest" {
 		o.LoopbackUsers = []string{"guest"}
@@ -199,7 +205,8 @@ type Server struct {
 	}
 }
 
-// New returns a broker configured by opts, with the vhost "/" and its standard exchanges.
+// New returns a broker configured by opts, with the vhost opts.DefaultVhost ("/") and its standard
+// exchanges.
 func New(opts Options) (*Server, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, fmt.Errorf("warren: options: %w", err)
@@ -219,7 +226,7 @@ func New(opts Options) (*Server, error) {
 	for _, u := range opts.LoopbackUsers {
 		s.loopback[u] = true
 	}
-	s.vhosts["/"] = newVhost(s, "/")
+	s.vhosts[opts.DefaultVhost] = newVhost(s, opts.DefaultVhost)
 	s.store = opts.Store
 	if s.store == nil {
 		s.store, s.ownsStore = storage.NewMemStore(), true

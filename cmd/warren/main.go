@@ -1,9 +1,13 @@
 // Command warren runs the Warren AMQP 0-9-1 broker.
 //
-//	go run ./cmd/warren [--amqp-addr :5672] [--http-addr :15672] [--data-dir ./warren-data]
+//	go run ./cmd/warren [--config warren.conf] [--amqp-addr :5672] [--http-addr :15672] [--data-dir ./warren-data] ...
+//	warren healthcheck [--url http://127.0.0.1:15672]
+//	warren --version
 //
-// Each flag can also be set with an environment variable (WARREN_AMQP_ADDR, WARREN_HTTP_ADDR,
-// WARREN_DATA_DIR); a flag given on the command line wins over the environment.
+// Settings come from defaults, a rabbitmq.conf-style config file (--config or WARREN_CONFIG_FILE),
+// environment variables (WARREN_*) and flags, each beating the previous (config.go). SIGHUP
+// re-reads the config file and applies its log level; SIGINT and SIGTERM close every connection
+// with 320 CONNECTION_FORCED, flush the store and exit 0.
 package main
 
 import (
@@ -11,12 +15,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,50 +32,57 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "warren:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("warren", flag.ContinueOnError)
-	amqpAddr := fs.String("amqp-addr", envOr("WARREN_AMQP_ADDR", ":5672"), "AMQP listen address (env WARREN_AMQP_ADDR)")
-	httpAddr := fs.String("http-addr", envOr("WARREN_HTTP_ADDR", ":15672"), "management HTTP listen address, empty to disable (env WARREN_HTTP_ADDR)")
-	dataDir := fs.String("data-dir", envOr("WARREN_DATA_DIR", "./warren-data"), "data directory (env WARREN_DATA_DIR)")
-	debugAddr := fs.String("debug-addr", envOr("WARREN_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env WARREN_DEBUG_ADDR; default off)")
-	consumerTimeout := fs.Duration("consumer-timeout", server.DefaultConsumerTimeout, "close a channel holding a delivery unacknowledged this long (RabbitMQ's consumer_timeout; negative: never)")
-	version := fs.Bool("version", false, "print the version and exit")
-	tlsf := addTLSFlags(fs) // AMQPS, HTTPS, SASL EXTERNAL (tls.go)
-	if err := fs.Parse(args); err != nil {
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(args[1:], os.LookupEnv, stdout, stderr)
+	}
+	cfg, cf, err := loadConfig(args, os.LookupEnv, stderr)
+	if err != nil {
 		return err
 	}
-	if *version {
-		fmt.Println("warren", server.Version)
+	if *cf.version {
+		fmt.Fprintln(stdout, "warren", server.Version)
 		return nil
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+	// Signals are taken from the start, so that SIGTERM during recovery still stops the broker
+	// cleanly once it is up.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	log := newLogger(stderr, cfg.LogFormat, level)
+	if cfg.File != "" {
+		log.Info("config file read", "file", cfg.File)
+	}
+	if w := cfg.MemoryHighWatermark; w != (MemoryWatermark{}) {
+		log.Warn("vm_memory_high_watermark is accepted but not enforced: Warren has no memory alarm",
+			"relative", w.Relative, "absolute", w.Absolute)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	if *debugAddr != "" {
-		dln, err := net.Listen("tcp", *debugAddr)
+
+	serveErr := make(chan error, 5) // AMQP, HTTP, debug, AMQPS and HTTPS listeners
+	if cfg.DebugAddr != "" {
+		ds, err := startDebug(cfg.DebugAddr, serveErr, log)
 		if err != nil {
-			return fmt.Errorf("debug listener: %w", err)
+			return err
 		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		ds := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go ds.Serve(dln)
 		defer ds.Close()
-		log.Info("pprof listener started", "addr", dln.Addr().String())
 	}
+
 	start := time.Now()
-	store, err := storage.OpenPebble(*dataDir, storage.PebbleOptions{Logger: log})
+	store, err := storage.OpenPebble(cfg.DataDir, storage.PebbleOptions{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -78,70 +91,239 @@ func run(args []string) error {
 			log.Error("closing the store", "err", err)
 		}
 	}()
-	dir := *dataDir
-
-	srv, err := server.New(server.Options{
-		Logger:   log,
-		Store:    store,
-		DiskFree: func() (uint64, error) { return storage.DiskFree(dir) },
-
-		ConsumerTimeout:  *consumerTimeout,
-		SSLCertLoginFrom: tlsf.certLoginFrom,
-	})
+	opts := cfg.serverOptions()
+	opts.Logger, opts.Store = log, store
+	opts.DiskFree = func() (uint64, error) { return storage.DiskFree(cfg.DataDir) }
+	srv, err := server.New(opts)
 	if err != nil {
 		return err
 	}
-	log.Info("store recovered", "data_dir", *dataDir, "took", time.Since(start).Round(time.Millisecond).String())
-	serveErr := make(chan error, 4)
-	tl, err := startTLS(tlsf, log, srv, serveErr)
+	// stop stops the broker within 15s: it closes every connection with 320 CONNECTION_FORCED and
+	// records a clean shutdown; the deferred store.Close then flushes Pebble.
+	stop := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return nil
+	}
+	log.Info("store recovered", "data_dir", cfg.DataDir, "took", time.Since(start).Round(time.Millisecond).String())
+	if cfg.LoadDefinitions != "" {
+		if err := loadDefinitions(srv, cfg.LoadDefinitions); err != nil {
+			stop()
+			return err
+		}
+		log.Info("definitions imported", "file", cfg.LoadDefinitions)
+	}
+
+	tl, err := startTLS(cfg.TLS, log, srv, serveErr)
 	if err != nil {
-		srv.Shutdown(context.Background())
+		stop()
 		return err
 	}
 	defer tl.close()
-	ln, err := net.Listen("tcp", *amqpAddr)
+	ln, err := net.Listen("tcp", cfg.AMQPAddr)
 	if err != nil {
+		stop()
 		return fmt.Errorf("amqp listener: %w", err)
 	}
 	go func() { serveErr <- srv.Serve(ln) }()
-
 	var hs *http.Server
-	if *httpAddr != "" {
-		hln, err := net.Listen("tcp", *httpAddr)
+	httpAddr := ""
+	if cfg.HTTPAddr != "" {
+		hln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
-			ln.Close()
-			<-serveErr
+			stop()
 			return fmt.Errorf("http listener: %w", err)
 		}
+		httpAddr = hln.Addr().String()
 		hs = &http.Server{Handler: management.NewHandler(srv, log), ReadHeaderTimeout: 10 * time.Second}
-		log.Info("management listener started", "addr", hln.Addr().String())
+		log.Info("management listener started", "addr", httpAddr)
 		go func() { serveErr <- hs.Serve(hln) }()
 	}
-	log.Info("warren ready", "version", server.Version, "amqp", ln.Addr().String(), "data_dir", *dataDir)
+	log.Info("warren ready", "version", server.Version, "amqp", ln.Addr().String(), "http", httpAddr, "data_dir", cfg.DataDir)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String())
-	case err := <-serveErr:
-		return err
+	// SIGHUP runs every reloader in order; tls.go appends its certificate reload here.
+	reloaders := []reloader{{"config", configReloader(args, &cfg, level, log)}, {"tls", tl.reload}}
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				runReloads(reloaders, log)
+				continue
+			}
+			log.Info("shutting down", "signal", s.String())
+		case err := <-serveErr:
+			stop()
+			if hs != nil {
+				hs.Close()
+			}
+			return err
+		}
+		break
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
 	if hs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		hs.Shutdown(ctx)
+		cancel()
 	}
-	tl.close()
-	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	return stop()
+}
+
+// newLogger logs to w as text ("plain", slog's key=value) or JSON, at level's current level.
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// reloader is one step of a SIGHUP reload.
+type reloader struct {
+	name string
+	fn   func() error
+}
+
+func runReloads(rs []reloader, log *slog.Logger) {
+	log.Info("SIGHUP: reloading", "steps", len(rs))
+	for _, r := range rs {
+		if err := r.fn(); err != nil {
+			log.Error("reload failed; keeping the previous settings", "step", r.name, "err", err)
+		}
+	}
+}
+
+// configReloader re-reads the configuration as at start-up (file, environment, the same flags)
+// and applies its log level; other changed settings are reported as needing a restart.
+func configReloader(args []string, cur *Config, level *slog.LevelVar, log *slog.Logger) func() error {
+	return func() error {
+		next, _, err := loadConfig(args, os.LookupEnv, io.Discard)
+		if err != nil {
+			return err
+		}
+		if old := level.Level(); old != next.LogLevel {
+			level.Set(next.LogLevel)
+			log.Info("log level changed", "from", levelName(old), "to", levelName(next.LogLevel))
+		} else {
+			log.Info("log level unchanged", "level", levelName(old))
+		}
+		cur.LogLevel = next.LogLevel
+		if changed := changedFields(*cur, next); len(changed) > 0 {
+			log.Warn("changed settings take effect at the next start", "settings", changed)
+		}
+		return nil
+	}
+}
+
+// loadDefinitions imports a definitions JSON file (RabbitMQ's format) into srv.
+func loadDefinitions(srv *server.Server, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("load_definitions: %w", err)
+	}
+	d, err := management.ParseDefinitions(data)
+	if err != nil {
+		return fmt.Errorf("load_definitions %s: %w", path, err)
+	}
+	if err := srv.ImportDefinitions(d, "rmq-internal"); err != nil {
+		return fmt.Errorf("load_definitions %s: %w", path, err)
 	}
 	return nil
 }
 
-func envOr(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok {
-		return v
+// startDebug serves Go's pprof profiles on addr; its Serve error goes to serveErr.
+func startDebug(addr string, serveErr chan<- error, log *slog.Logger) (*http.Server, error) {
+	dln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug listener: %w", err)
 	}
-	return def
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ds := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := ds.Serve(dln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	}()
+	log.Info("pprof listener started", "addr", dln.Addr().String())
+	return ds, nil
+}
+
+// healthcheckOptions are `warren healthcheck`'s settings.
+type healthcheckOptions struct {
+	url, user, pass string
+	timeout         time.Duration
+}
+
+// parseHealthcheck reads healthcheck's flags. The defaults come from the broker's own
+// configuration (file and environment): its management port and default user.
+func parseHealthcheck(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (healthcheckOptions, error) {
+	var o healthcheckOptions
+	cfg, _, err := loadConfig(nil, lookupEnv, io.Discard)
+	if err != nil {
+		return o, err
+	}
+	fs := flag.NewFlagSet("warren healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.url, "url", healthURL(cfg.HTTPAddr), "the management API's base `URL`")
+	fs.StringVar(&o.user, "user", cfg.DefaultUser, "`user` to log in as (default: the configured default user)")
+	fs.StringVar(&o.pass, "password", cfg.DefaultPass, "`password` (default: the configured default password)")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("healthcheck: unexpected argument %q", fs.Arg(0))
+	}
+	if o.url == "" {
+		return o, errors.New("healthcheck: the management listener is disabled; give --url")
+	}
+	return o, nil
+}
+
+// healthcheck asks the management API whether the broker is healthy (no alarm in effect) and
+// fails otherwise: `warren healthcheck` exits 0 or 1, for Docker's HEALTHCHECK.
+func healthcheck(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	o, err := parseHealthcheck(args, lookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(o.url, "/")+"/api/health/checks/alarms", nil)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	req.SetBasicAuth(o.user, o.pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: unhealthy: %s: %s", resp.Status, body)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
+}
+
+// healthURL is the local URL of the management listener at addr ("" if it is disabled).
+func healthURL(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
