@@ -106,6 +106,7 @@ func runCompare(cc *compareConfig, out io.Writer) error {
 	if len(scs) == 0 {
 		return fmt.Errorf("compare: no scenario matches %q", cc.only)
 	}
+	loadBefore := loadAvg()
 	var raw []RawRun
 	results := map[string][2][]*Result{} // scenario -> per broker
 	for run := range cc.runs {
@@ -137,7 +138,8 @@ func runCompare(cc *compareConfig, out io.Writer) error {
 
 	fmt.Fprintf(out, "warren-perf --compare: %d run(s) of %v per broker and scenario, brokers alternating; %s\n\n",
 		cc.runs, cc.duration, time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(out, "- %s: %s\n- %s: %s\n\n", cc.labels[0], redact(cc.urls[0]), cc.labels[1], redact(cc.urls[1]))
+	fmt.Fprintf(out, "- %s: %s\n- %s: %s\n", cc.labels[0], redact(cc.urls[0]), cc.labels[1], redact(cc.urls[1]))
+	fmt.Fprintf(out, "- load average (1, 5, 15 min) before: %s; after: %s\n\n", loadBefore, loadAvg())
 	fmt.Fprintf(out, "| scenario | metric | %s median (min-max) | %s median (min-max) | %s / %s |\n",
 		cc.labels[0], cc.labels[1], cc.labels[0], cc.labels[1])
 	fmt.Fprintf(out, "|---|---|---|---|---|\n")
@@ -248,4 +250,17 @@ func fmtVal(v float64, unit string) string {
 		return fmt.Sprintf("%.1fk", v/1000)
 	}
 	return fmt.Sprintf("%.0f", v)
+}
+
+// loadAvg returns the first three fields of /proc/loadavg ("?" where there is none).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
