@@ -455,6 +455,9 @@ func run(cfg *config) (*Result, error) {
 				lastN, lastT = n, time.Now()
 			}
 		}
+		if n := cnt.consumed.Load(); n < total {
+			cnt.fail("%d of %d deliveries missing after draining for %v without progress", total-n, total, cfg.drainTimeout)
+		}
 	}
 	close(stop)
 	cwg.Wait()
