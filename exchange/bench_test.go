@@ -96,3 +96,24 @@ func BenchmarkTopicBind(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFanoutRoute routes over a fanout exchange bound to 10 and to 1,000 queues: every
+// binding is a destination.
+func BenchmarkFanoutRoute(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run("queues="+strconv.Itoa(n), func(b *testing.B) {
+			r := New[int](Fanout)
+			for i := range n {
+				r.Bind(i, "", nil)
+			}
+			out := make([]int, 0, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				out = r.Route("ignored", nil, out[:0])
+			}
+			if len(out) != n {
+				b.Fatalf("routed to %d, want %d", len(out), n)
+			}
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -28,7 +27,7 @@ type conn struct {
 	id   uint64
 	name string // "client-addr -> server-addr", as RabbitMQ names connections
 
-	br *bufio.Reader
+	br *connReader // small while the connection is idle, 64 KiB once busy (connreader.go)
 	fr *amqp.FrameReader
 
 	// Negotiated in the handshake; read-only afterwards.
@@ -78,7 +77,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		channelMax: s.opts.ChannelMax,
 	}
 	c.log = s.log.With("conn", c.name)
-	c.br = bufio.NewReaderSize(deadlineReader{c}, 64<<10)
+	c.br = newConnReader(deadlineReader{c})
 	c.fr = amqp.NewFrameReader(c.br)
 	return c
 }
@@ -178,15 +177,11 @@ func (c *conn) readLoop() error {
 // frameBuffered reports whether a whole frame is already in the read buffer, so reading it will
 // not block on the socket.
 func (c *conn) frameBuffered() bool {
-	n := c.br.Buffered()
-	if n < 7 {
+	h := c.br.peekBuffered(7)
+	if h == nil {
 		return false
 	}
-	h, err := c.br.Peek(7)
-	if err != nil {
-		return false
-	}
-	return uint64(n) >= uint64(binary.BigEndian.Uint32(h[3:7]))+8
+	return uint64(c.br.Buffered()) >= uint64(binary.BigEndian.Uint32(h[3:7]))+8
 }
 
 // errConnClosedByClient ends the read loop after the client's connection.close was answered.

@@ -27,6 +27,11 @@ type outbound struct {
 	}
 }
 
+// idleBufMax is the largest write buffer a connection keeps once it has been idle for half a
+// heartbeat interval: a burst's buffers (up to 4 MiB each, see run) are let go then, so an idle
+// connection does not pin them. Busy connections are unaffected (they write between ticks).
+const idleBufMax = 64 << 10
+
 func newOutbound(nc net.Conn) *outbound {
 	return &outbound{nc: nc, bell: make(chan struct{}, 1), done: make(chan struct{}), frameMax: amqp.FrameMinSize}
 }
@@ -93,11 +98,18 @@ func (o *outbound) run(heartbeat time.Duration) {
 		case <-o.bell:
 		case <-tick:
 			o.mu.Lock()
-			if !o.mu.wrote && len(o.mu.buf) == 0 && !o.mu.stopped && !o.mu.closeAfter {
+			idle := !o.mu.wrote
+			if idle && len(o.mu.buf) == 0 && cap(o.mu.buf) > idleBufMax {
+				o.mu.buf = nil // nothing written for half a heartbeat: give a burst's buffer back
+			}
+			if idle && len(o.mu.buf) == 0 && !o.mu.stopped && !o.mu.closeAfter {
 				o.mu.buf = amqp.AppendHeartbeat(o.mu.buf)
 			}
 			o.mu.wrote = false
 			o.mu.Unlock()
+			if idle && cap(spare) > idleBufMax {
+				spare = nil
+			}
 		}
 		o.mu.Lock()
 		buf := o.mu.buf
