@@ -6,7 +6,7 @@ package integration
 // invocation) and fails with the fuzzer's output when a target fails; the failing input is then in
 // that package's testdata/fuzz/FuzzX/ directory, where it stays as a regression seed.
 //
-// WARREN_FUZZTIME sets the time per target (default 3s); WARREN_SKIP_FUZZ=1 or -short skips it.
+// WARREN_FUZZTIME sets the time per target (default 2s); WARREN_SKIP_FUZZ=1 or -short skips it.
 // The first run builds instrumented test binaries (minutes on a cold build cache); later runs reuse
 // them from the cache.
 
@@ -80,7 +80,7 @@ func TestFuzzTargets(t *testing.T) {
 	if externalURL != "" {
 		t.Skip("fuzzes Warren's own code")
 	}
-	fuzztime := "3s"
+	fuzztime := "2s"
 	if s := os.Getenv("WARREN_FUZZTIME"); s != "" {
 		fuzztime = s
 	}

@@ -5,7 +5,6 @@ package integration
 // heap that a test returns to after its work.
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,33 +17,53 @@ import (
 	"github.com/warrenmq/warren/server"
 )
 
-// logCapture is an io.Writer that keeps everything a broker logged.
+// logCapture is an io.Writer for a broker's log: it keeps the lines that mention a panic and the
+// last 64 KiB, so that long runs (churn, soak) do not keep every line they logged.
 type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu    sync.Mutex
+	bad   []string // lines mentioning a panic (at most 20)
+	nbad  int
+	tail  []byte
+	lines int
 }
+
+// logPanicWords mark a panic in a log line: a recovered panic, a runtime error, a stack dump.
+var logPanicWords = []string{"panic", "runtime error", "goroutine "}
 
 func (l *logCapture) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.buf.Write(p)
+	l.lines++
+	low := strings.ToLower(string(p))
+	for _, w := range logPanicWords {
+		if strings.Contains(low, w) {
+			l.nbad++
+			if len(l.bad) < 20 {
+				l.bad = append(l.bad, string(p))
+			}
+			break
+		}
+	}
+	l.tail = append(l.tail, p...)
+	if len(l.tail) > 64<<10 {
+		l.tail = append(l.tail[:0], l.tail[len(l.tail)-32<<10:]...)
+	}
+	return len(p), nil
 }
 
 func (l *logCapture) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.buf.String()
+	return string(l.tail)
 }
 
-// checkNoPanic fails t if the log mentions a panic (a recovered panic, a runtime error, a stack dump).
+// checkNoPanic fails t if a log line mentioned a panic.
 func (l *logCapture) checkNoPanic(t testing.TB) {
 	t.Helper()
-	s := l.String()
-	for _, bad := range []string{"panic", "runtime error", "goroutine "} {
-		if i := strings.Index(strings.ToLower(s), bad); i >= 0 {
-			lo, hi := max(0, i-300), min(len(s), i+700)
-			t.Errorf("the broker's log mentions %q:\n%s", bad, s[lo:hi])
-		}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.nbad > 0 {
+		t.Errorf("%d of the broker's %d log lines mention a panic, for example:\n%s", l.nbad, l.lines, strings.Join(l.bad, ""))
 	}
 }
 
@@ -123,5 +142,37 @@ func waitBaseline(t testing.TB, base procState, b leakBounds, within time.Durati
 			return st
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// recordTB records Errorf calls, to test the checks above.
+type recordTB struct {
+	testing.TB
+	errs []string
+}
+
+func (r *recordTB) Helper() {}
+func (r *recordTB) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+// The log check finds a panic among many lines and keeps only a bounded tail.
+func TestLogCaptureFindsPanic(t *testing.T) {
+	lc := &logCapture{}
+	for range 10000 {
+		fmt.Fprintf(lc, "level=DEBUG msg=\"connection opened\" conn=%d\n", 1)
+	}
+	r := &recordTB{TB: t}
+	lc.checkNoPanic(r)
+	if len(r.errs) != 0 {
+		t.Fatalf("clean log reported: %v", r.errs)
+	}
+	fmt.Fprintf(lc, "level=ERROR msg=\"recovered\" err=\"panic: runtime error: index out of range\"\n")
+	lc.checkNoPanic(r)
+	if len(r.errs) != 1 || !strings.Contains(r.errs[0], "index out of range") {
+		t.Fatalf("panic not reported: %v", r.errs)
+	}
+	if n := len(lc.String()); n > 64<<10 {
+		t.Fatalf("log capture keeps %d bytes", n)
 	}
 }
