@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -333,6 +334,15 @@ type wireConn struct {
 	c  net.Conn
 	r  *bufio.Reader
 	tu wireTune // what was negotiated, after wireHandshake
+
+	// For the close-latency check: whether connection.open-ok was seen, when the client last wrote,
+	// and, for the first sign of an error close from the broker (connection.close, channel.close, or
+	// the socket closed), how long after the last write before it it arrived.
+	opened       bool
+	lastWrite    time.Time
+	closeSeen    bool
+	closeOpen    bool // the connection was open when the close arrived
+	closeLatency time.Duration
 }
 
 // wireTune holds tune parameters.
@@ -350,7 +360,44 @@ func wireDial(t testing.TB, b broker) *wireConn {
 		t.Fatalf("dial %s: %v", b.Addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &wireConn{t: t, c: c, r: bufio.NewReader(c)}
+	w := &wireConn{t: t, c: c, r: bufio.NewReader(c)}
+	wireTrack(t, w)
+	return w
+}
+
+// wireConns records the connections each test dialled, for the close-latency check.
+var wireConns struct {
+	sync.Mutex
+	m map[testing.TB][]*wireConn
+}
+
+func wireTrack(t testing.TB, w *wireConn) {
+	wireConns.Lock()
+	defer wireConns.Unlock()
+	if wireConns.m == nil {
+		wireConns.m = map[testing.TB][]*wireConn{}
+	}
+	wireConns.m[t] = append(wireConns.m[t], w)
+}
+
+// wireTracked returns and forgets the connections t dialled.
+func wireTracked(t testing.TB) []*wireConn {
+	wireConns.Lock()
+	defer wireConns.Unlock()
+	ws := wireConns.m[t]
+	delete(wireConns.m, t)
+	return ws
+}
+
+// noteClose records the first error close from the broker and how long after the last write it came.
+func (w *wireConn) noteClose() {
+	if w.closeSeen {
+		return
+	}
+	w.closeSeen, w.closeOpen = true, w.opened
+	if !w.lastWrite.IsZero() {
+		w.closeLatency = time.Since(w.lastWrite)
+	}
 }
 
 // send writes raw bytes and fails the test on error.
@@ -371,6 +418,7 @@ func (w *wireConn) write(p ...[]byte) error {
 		return err
 	}
 	_, err := w.c.Write(all)
+	w.lastWrite = time.Now()
 	return err
 }
 
@@ -379,6 +427,21 @@ func (w *wireConn) readFrameBy(deadline time.Time) (wireFrame, error) {
 	if err := w.c.SetReadDeadline(deadline); err != nil {
 		return wireFrame{}, err
 	}
+	f, err := w.readFrameRaw()
+	if err != nil && wireClosed(err) {
+		w.noteClose()
+	}
+	if err == nil && f.Type == wireFrameMethod && (f.Is(wireConnection, 50) || f.Is(wireChannel, 40)) {
+		w.noteClose()
+	}
+	if err == nil && f.Channel == 0 && f.Is(wireConnection, 41) {
+		w.opened = true
+	}
+	return f, err
+}
+
+// readFrameRaw reads one frame under the deadline already set.
+func (w *wireConn) readFrameRaw() (wireFrame, error) {
 	var h [7]byte
 	if _, err := io.ReadFull(w.r, h[:]); err != nil {
 		return wireFrame{}, err

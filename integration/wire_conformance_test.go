@@ -9,7 +9,9 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -30,26 +32,107 @@ func wireDropped(w *wireConn) {
 	w.expectDrop()
 }
 
-// wireRunCases runs each case as a parallel subtest, then proves the broker still serves a new client.
-func wireRunCases(t *testing.T, cases []wireCase) {
-	b := startBroker(t)
-	started := make([]*wireConn, len(cases))
-	for i, c := range cases {
-		if c.start != nil {
-			started[i] = c.start(t, b)
+// wireCloseBound is how soon after the offending write the broker must close, once the connection is
+// open: 100 ms, as the issue asks; 1 s under the race detector, which slows the broker several times,
+// on a shared 2-core machine. WARREN_WIRE_CLOSE_BOUND overrides it (a Go duration).
+func wireCloseBound(t testing.TB) time.Duration {
+	if s := os.Getenv("WARREN_WIRE_CLOSE_BOUND"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("WARREN_WIRE_CLOSE_BOUND=%q: %v", s, err)
+		}
+		return d
+	}
+	if raceEnabled {
+		return time.Second
+	}
+	return 100 * time.Millisecond
+}
+
+// wireCheckCloseLatency fails t if a connection that was open saw the broker's error close more than
+// bound after the write that provoked it, and returns the slowest such close.
+func wireCheckCloseLatency(t testing.TB, bound time.Duration, ws ...*wireConn) time.Duration {
+	t.Helper()
+	var slowest time.Duration
+	for _, w := range ws {
+		if w == nil || !w.closeSeen || !w.closeOpen {
+			continue
+		}
+		slowest = max(slowest, w.closeLatency)
+		if w.closeLatency > bound {
+			t.Errorf("the broker closed %v after the offending write, want within %v", w.closeLatency, bound)
 		}
 	}
-	for i, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			if w := started[i]; w != nil {
-				w.t = t
-				c.finish(w)
-			} else {
-				c.run(t, b)
+	return slowest
+}
+
+// wireRunCases runs each case as a parallel subtest against one broker whose log is captured, and
+// checks for every case: its own expectations (reply code and text), the close within wireCloseBound
+// of the offending write once the connection is open, and a new connection served right after. Once
+// all cases are done, the process's goroutines, open files and heap must come back to where they were
+// before the cases, and the broker's log must not mention a panic.
+func wireRunCases(t *testing.T, cases []wireCase) {
+	b, _ := startLoggedBroker(t)
+	wireCheckServing(t, b) // warm up: the first connection allocates what every later one reuses
+	base := takeProcState()
+	bound := wireCloseBound(t)
+	var mu sync.Mutex
+	var slowest time.Duration
+	var slowestName string
+	measured := 0
+	note := func(name string, d time.Duration, n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		measured += n
+		if d > slowest {
+			slowest, slowestName = d, name
+		}
+	}
+	start := time.Now()
+	t.Run("cases", func(t *testing.T) {
+		// Against RabbitMQ, whose answers to some cases take 3 s, every start runs first so that the
+		// slow answers overlap. Warren answers at once, so each case starts inside its subtest, which
+		// lets the close latency be measured from the offending write.
+		started := make([]*wireConn, len(cases))
+		for i, c := range cases {
+			if c.start != nil && externalURL != "" {
+				started[i] = c.start(t, b)
 			}
-			wireCheckServing(t, b)
-		})
+		}
+		for i, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				var ws []*wireConn
+				if c.start != nil {
+					w := started[i]
+					if w == nil {
+						w = c.start(t, b)
+					}
+					w.t = t
+					c.finish(w)
+					ws = []*wireConn{w}
+				} else {
+					c.run(t, b)
+					ws = wireTracked(t)
+				}
+				n := 0
+				for _, w := range ws {
+					if w.closeSeen && w.closeOpen {
+						n++
+					}
+				}
+				note(c.name, wireCheckCloseLatency(t, bound, ws...), n)
+				wireCheckServing(t, b)
+				wireTracked(t) // forget the checking connection
+			})
+		}
+	})
+	wireTracked(t)
+	t.Logf("%d wire cases in %v; %d closes of open connections timed, slowest %v (%s), bound %v",
+		len(cases), time.Since(start).Round(time.Millisecond), measured, slowest, slowestName, bound)
+	if externalURL == "" {
+		end := waitBaseline(t, base, leakBounds{Goroutines: 2, FDs: 2, Heap: 16 << 20}, 10*time.Second)
+		t.Logf("before the cases %v; after %v", base, end)
 	}
 }
 
@@ -106,6 +189,7 @@ func (w *wireConn) closeWrite() {
 	if err := w.c.(*net.TCPConn).CloseWrite(); err != nil {
 		w.t.Fatalf("close write: %v", err)
 	}
+	w.lastWrite = time.Now()
 }
 
 // expectHugeBodyHandled checks the answer to a content header declaring a body no broker should buffer:
@@ -652,6 +736,7 @@ func TestWireConformance(t *testing.T) {
 	cases = append(cases, wireChannelCases()...)
 	cases = append(cases, wireContentCases()...)
 	cases = append(cases, wireMethodCases()...)
+	cases = append(cases, wireAbuseCases()...)
 	seen := map[string]bool{}
 	for _, c := range cases {
 		if seen[c.name] || strings.TrimSpace(c.name) == "" {

@@ -6,6 +6,7 @@ package integration
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -267,4 +268,91 @@ func TestWireMaxMessageSize(t *testing.T) {
 	w.expectChannelClose(1, wireHard(406, "PRECONDITION_FAILED - message size 134217729 is larger than configured max size 134217728", 60, 40))
 	w.checkOtherChannel(2)
 	wireCheckServing(t, b)
+}
+
+// TestWireOversizedBodyNotBuffered: a content header declaring 200 MiB, past the default maximum
+// message size, followed by the whole body sent in frames with pauses. The broker answers 406 and
+// discards the body frames as they come instead of assembling them: the process's heap stays within
+// 32 MiB of where it started while the 200 MiB go through, and the connection works afterwards.
+func TestWireOversizedBodyNotBuffered(t *testing.T) {
+	persistSkipExternal(t)
+	if testing.Short() {
+		t.Skip("sends 200 MiB")
+	}
+	b, _ := startLoggedBroker(t)
+	w := wireReady(t, b)
+	base := takeProcState()
+	const size = 200 << 20
+	chunk := make([]byte, w.tu.FrameMax-8)
+	frame := wireBodyFrame(1, chunk)
+	batch := make([]byte, 0, 8*len(frame))
+	for range 8 {
+		batch = append(batch, frame...)
+	}
+	w.send(wireBasicPublish(1, "", "x"), wireHeaderFrame(1, wireBasic, size, 0, nil))
+	var peak uint64
+	for sent, n := 0, 0; sent < size; n++ {
+		if size-sent >= 8*len(chunk) {
+			w.send(batch)
+			sent += 8 * len(chunk)
+		} else {
+			k := min(size-sent, len(chunk))
+			w.send(wireBodyFrame(1, chunk[:k]))
+			sent += k
+		}
+		if n%20 == 0 { // every 20 MiB or so: pause, and look at the heap
+			time.Sleep(20 * time.Millisecond)
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+		}
+	}
+	w.expectChannelClose(1, wireHard(406, "PRECONDITION_FAILED - message size 209715200 is larger than configured max size 134217728", 60, 40))
+	t.Logf("heap before %.1f MiB, peak while 200 MiB were sent %.1f MiB", float64(base.Heap)/(1<<20), float64(peak)/(1<<20))
+	if peak > base.Heap+32<<20 {
+		t.Errorf("the heap reached %.1f MiB (from %.1f MiB) while an oversized body was sent: it is being buffered",
+			float64(peak)/(1<<20), float64(base.Heap)/(1<<20))
+	}
+	w.checkOtherChannel(2)
+}
+
+// TestWireHandshakeTimeout: a client that connects and says nothing, or sends the protocol header and
+// then nothing, is disconnected once Warren's HandshakeTimeout passes (RabbitMQ's handshake_timeout,
+// 10 s by default); one that completes the handshake in time stays.
+func TestWireHandshakeTimeout(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	b := startBroker(t, func(o *server.Options) { o.HandshakeTimeout = timeout })
+	check := func(t *testing.T, w *wireConn) {
+		start := time.Now()
+		w.expectEOF()
+		if d := time.Since(start); d < timeout/2 || d > timeout+2*time.Second {
+			t.Fatalf("dropped after %v, want about %v", d, timeout)
+		}
+	}
+	t.Run("silent", func(t *testing.T) {
+		t.Parallel()
+		check(t, wireDial(t, b))
+	})
+	t.Run("header-only", func(t *testing.T) {
+		t.Parallel()
+		w := wireDial(t, b)
+		w.readStart()
+		check(t, w)
+	})
+	t.Run("after-start-ok", func(t *testing.T) {
+		t.Parallel()
+		w := wireDial(t, b)
+		w.readStart()
+		w.send(wireStartOK())
+		w.readTune()
+		check(t, w)
+	})
+	t.Run("in-time-stays", func(t *testing.T) {
+		t.Parallel()
+		w := wireReady(t, b)
+		time.Sleep(2 * timeout)
+		q := w.declareQueue(1)
+		w.roundTrip(1, q, "after the handshake timeout")
+		w.closeConnection()
+	})
 }

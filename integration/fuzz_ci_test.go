@@ -1,0 +1,126 @@
+package integration
+
+// TestFuzzTargets runs every fuzz target in the module for a short time, so that the plain
+// `go test ./...` CI runs fuzzing too. It finds the targets itself (every func FuzzX in a _test.go
+// file), runs the targets of one package one after another (go test -fuzz takes one target per
+// invocation) and fails with the fuzzer's output when a target fails; the failing input is then in
+// that package's testdata/fuzz/FuzzX/ directory, where it stays as a regression seed.
+//
+// WARREN_FUZZTIME sets the time per target (default 2s); WARREN_SKIP_FUZZ=1 or -short skips it.
+// The first run builds instrumented test binaries (minutes on a cold build cache); later runs reuse
+// them from the cache.
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fuzzTargets maps each package directory (relative to the module root, "./amqp") to its targets.
+func fuzzTargets(t *testing.T, root string) map[string][]string {
+	t.Helper()
+	decl := regexp.MustCompile(`^func (Fuzz\w+)\(\w+ \*testing\.F\)`)
+	out := map[string][]string{}
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if m := decl.FindStringSubmatch(sc.Text()); m != nil {
+				rel, err := filepath.Rel(root, filepath.Dir(path))
+				if err != nil {
+					return err
+				}
+				pkg := "./" + filepath.ToSlash(rel)
+				out[pkg] = append(out[pkg], m[1])
+			}
+		}
+		return sc.Err()
+	})
+	if err != nil {
+		t.Fatalf("finding fuzz targets: %v", err)
+	}
+	return out
+}
+
+// goBinary is the go command of the toolchain running the tests, or "go" on PATH.
+func goBinary() string {
+	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return "go"
+}
+
+func TestFuzzTargets(t *testing.T) {
+	if testing.Short() || os.Getenv("WARREN_SKIP_FUZZ") == "1" {
+		t.Skip("-short or WARREN_SKIP_FUZZ=1")
+	}
+	if externalURL != "" {
+		t.Skip("fuzzes Warren's own code")
+	}
+	fuzztime := "2s"
+	if s := os.Getenv("WARREN_FUZZTIME"); s != "" {
+		fuzztime = s
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := fuzzTargets(t, root)
+	var pkgs []string
+	n := 0
+	for p, ts := range targets {
+		pkgs = append(pkgs, p)
+		n += len(ts)
+	}
+	sort.Strings(pkgs)
+	if n < 8 {
+		t.Fatalf("found %d fuzz targets (%v), want at least 8", n, targets)
+	}
+	t.Logf("%d fuzz targets in %d packages, %s each", n, len(pkgs), fuzztime)
+	goBin := goBinary()
+	for _, pkg := range pkgs {
+		t.Run(strings.TrimPrefix(pkg, "./"), func(t *testing.T) {
+			for _, target := range targets[pkg] {
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+				cmd := exec.CommandContext(ctx, goBin, "test", "-run", "^$", "-fuzz", "^"+target+"$",
+					"-fuzztime", fuzztime, "-parallel", "2", pkg)
+				cmd.Dir = root
+				out, err := cmd.CombinedOutput()
+				cancel()
+				if err != nil {
+					t.Errorf("%s %s: %v\n%s", pkg, target, err, out)
+					continue
+				}
+				execs := ""
+				if m := regexp.MustCompile(`execs: (\d+)`).FindAllSubmatch(out, -1); len(m) > 0 {
+					execs = string(m[len(m)-1][1]) + " execs"
+				}
+				t.Logf("%s %s: ok in %v, %s", pkg, target, time.Since(start).Round(100*time.Millisecond), execs)
+			}
+		})
+	}
+}
