@@ -306,7 +306,10 @@ func (ch *channel) route(p *publishing) {
 	replied := p.ex.name == "" && ch.conn.srv.deliverReply(msg.routingKey, msg)
 	refused := false
 	for _, q := range qs {
-		res, g := q.publish(msg)
+		res, g, wake := q.publishFrom(msg, ch.conn)
+		if wake != nil {
+			ch.conn.flowWaits = append(ch.conn.flowWaits, flowWait{q: q, wake: wake})
+		}
 		if res == rejected {
 			refused = true
 		}

@@ -44,6 +44,7 @@ type conn struct {
 	confirmDirty []*channel   // channels with confirms to send at the end of this read batch
 	lastGroup    *commitGroup // the last commit group a publish of this connection must wait for
 	groupFresh   bool         // a publish since the last flush wrote to lastGroup
+	flowWaits    []flowWait   // queues to wait for before reading on (flow.go)
 
 	stopped  chan struct{} // closed by closeFromOutside: wakes a read loop waiting on a blocked publish
 	stopOnce sync.Once
@@ -139,6 +140,15 @@ func (c *conn) serve() {
 // readLoop reads frames until the connection ends. Frame errors are answered with connection.close.
 func (c *conn) readLoop() error {
 	for {
+		if len(c.flowWaits) > 0 {
+			// A publish filled a queue that others drain: stop reading until it has drained
+			// (unless we are closing: then the rest of the stream is discarded anyway).
+			if c.closeAt.Load() == 0 {
+				c.waitFlow()
+			}
+			clear(c.flowWaits)
+			c.flowWaits = c.flowWaits[:0]
+		}
 		if len(c.confirmDirty) > 0 && !c.frameBuffered() {
 			// About to block on the socket: send the confirms this batch of frames earned.
 			c.flushConfirms()

@@ -38,6 +38,9 @@
 // channel's consumer-timeout timer (consumer_timeout.go) while it closes the channel; nothing else
 // takes it, and never under another lock.
 //
+// A read loop paused by publisher flow control (flow.go) waits at the top of its loop, between
+// frames, holding no lock; queues release it under queue.mu by closing a channel.
+//
 // committer.mu, pager.mu, diskAlarm.mu and Server.replies.mu (direct reply-to, replyto.go) are leaves: taken under any of the above, nothing under them.
 // exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
 // alone; queue.mu is taken without vhost.mu on the publish path. Server.mu is a leaf: nothing is taken
