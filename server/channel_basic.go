@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
 )
 
 // --- consumers ---
@@ -161,7 +162,7 @@ func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
 	if m.Immediate {
 		return amqp.Errorf(amqp.NotImplemented, "immediate=true")
 	}
-	if err := ch.conn.checkAccess(accessWrite, "exchange", m.Exchange); err != nil {
+	if err := ch.checkPublishAccess(m.Exchange); err != nil {
 		return err
 	}
 	v := ch.vhost()
@@ -172,8 +173,10 @@ func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
 	if ex.internal {
 		return amqp.Errorf(amqp.AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, v.name)
 	}
-	if err := ch.checkTopicAccess(accessWrite, m.Exchange, m.RoutingKey); err != nil {
-		return err
+	if ex.kind == exchange.Topic {
+		if err := ch.checkTopicAccess(accessWrite, m.Exchange, m.RoutingKey); err != nil {
+			return err
+		}
 	}
 	ch.pub = &publishing{ex: ex, method: *m}
 	return nil
@@ -299,7 +302,7 @@ func (ch *channel) route(p *publishing) {
 	msg := &message{
 		exchange: p.method.Exchange, routingKey: p.method.RoutingKey,
 		props: p.props, body: p.body, persistent: p.deliveryMode == 2, headers: p.headers,
-		arrived: nowMillis(), ttl: p.ttl, hasTTL: p.hasTTL, priority: p.priority,
+		arrived: ch.conn.readAt, ttl: p.ttl, hasTTL: p.hasTTL, priority: p.priority,
 	}
 	var buf [8]*queue
 	qs := ch.vhost().route(p.ex, msg.routingKey, p.routes, msg, buf[:0])

@@ -45,6 +45,9 @@ type conn struct {
 	lastGroup    *commitGroup // the last commit group a publish of this connection must wait for
 	groupFresh   bool         // a publish since the last flush wrote to lastGroup
 	flowWaits    []flowWait   // queues to wait for before reading on (flow.go)
+	// readAt is when the last bytes came off the socket (Unix ms): the arrival time of the
+	// messages they carry, without a clock read per message.
+	readAt int64
 
 	stopped  chan struct{} // closed by closeFromOutside: wakes a read loop waiting on a blocked publish
 	stopOnce sync.Once
@@ -96,7 +99,11 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 			c.nc.SetReadDeadline(time.Unix(0, at))
 		}
 	}
-	return c.nc.Read(p)
+	n, err := c.nc.Read(p)
+	if n > 0 {
+		c.readAt = nowMillis()
+	}
+	return n, err
 }
 
 // serve runs the connection: handshake, then the read loop, then teardown. It returns when the
