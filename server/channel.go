@@ -44,7 +44,7 @@ type channel struct {
 	txPubs    []*publishing
 	txSettles []settlement
 
-	lastQueue        string // the last queue declared on this channel, for methods naming queue ""
+	lastQueue string // the last queue declared on this channel, for methods naming queue ""
 
 	// pubAccess is the last exchange write was permitted on, while the permissions stay at gen.
 	pubAccess struct {
