@@ -24,8 +24,10 @@ type channel struct {
 	// channel's read-loop state (closing, pub, tx) has one owner at a time.
 	loopMu sync.Mutex
 
-	// Content assembly: a basic.publish waiting for its header and body frames.
-	pub *publishing
+	// Content assembly: a basic.publish waiting for its header and body frames; outside
+	// transactions it points at pubBuf, reused publish after publish.
+	pub    *publishing
+	pubBuf publishing
 
 	// Publisher confirms (confirm.select). Every publish gets the next seq. A publish is
 	// confirmed once every queue it was routed to has it, and, for a persistent message on a

@@ -133,13 +133,25 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
 		c.unacked++
 		ch.mu.consumerUnack++
 	}
-	m := e.msg
-	ch.writeContent(&amqp.BasicDeliver{
-		ConsumerTag: c.tag, DeliveryTag: tag, Redelivered: e.redelivered,
-		Exchange: m.exchange, RoutingKey: m.routingKey,
-	}, m)
+	ch.writeDeliver(c.tag, tag, e)
 	ch.countDeliver(c.q, c.noAck, e.redelivered)
 	return true
+}
+
+// writeDeliver queues basic.deliver with the message's header and body frames (writeContent
+// without boxing the method, so a delivery allocates nothing here).
+func (ch *channel) writeDeliver(ctag string, tag uint64, e *qentry) {
+	c, m := ch.conn, e.msg
+	c.out.write(func(b []byte) []byte {
+		d := amqp.BasicDeliver{ConsumerTag: ctag, DeliveryTag: tag, Redelivered: e.redelivered, Exchange: m.exchange, RoutingKey: m.routingKey}
+		nb, err := amqp.AppendDeliverFrame(b, ch.id, &d)
+		if err != nil {
+			c.log.Error("encoding basic.deliver", "err", err)
+			return b
+		}
+		nb = amqp.AppendContentHeaderFrame(nb, ch.id, amqp.ClassBasic, uint64(len(m.body)), m.props)
+		return amqp.AppendBodyFrames(nb, ch.id, m.body, c.frameMax)
+	})
 }
 
 // writeContent queues a content-bearing method with the message's header and body frames.
@@ -178,7 +190,12 @@ func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
 			return err
 		}
 	}
-	ch.pub = &publishing{ex: ex, method: *m}
+	if ch.tx {
+		ch.pub = &publishing{ex: ex, method: *m} // held until tx.commit
+	} else {
+		ch.pubBuf = publishing{ex: ex, method: *m} // routed before the next publish starts
+		ch.pub = &ch.pubBuf
+	}
 	return nil
 }
 
@@ -232,14 +249,21 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 		}
 		p.gotHeader = true
 		p.bodySize = size
-		p.props = bytes.Clone(props)
-		if p.props, p.headers, err = stripBCC(p.props, p.headers); err != nil {
-			return methodErr(amqp.Errorf(amqp.SyntaxError, "malformed content header properties: %v", err), &p.method)
-		}
 		if size > uint64(ch.conn.srv.opts.MaxMessageSize) {
 			ch.closeWith(methodErr(amqp.Errorf(amqp.PreconditionFailed, "message size %d is larger than configured max size %d",
 				size, ch.conn.srv.opts.MaxMessageSize), &p.method))
 			return nil
+		}
+		if n := len(props); size <= 64<<10 {
+			// One allocation for the properties and the body frames to come.
+			buf := make([]byte, n, n+int(size))
+			copy(buf, props)
+			p.props, p.body = buf[:n:n], buf[n:n]
+		} else {
+			p.props = bytes.Clone(props)
+		}
+		if p.props, p.headers, err = stripBCC(p.props, p.headers); err != nil {
+			return methodErr(amqp.Errorf(amqp.SyntaxError, "malformed content header properties: %v", err), &p.method)
 		}
 		if size == 0 {
 			return ch.published()
@@ -253,14 +277,10 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 	if uint64(len(p.body))+uint64(len(f.Payload)) > p.bodySize {
 		return methodErr(amqp.Errorf(amqp.FrameError, "content body exceeds the declared size %d", p.bodySize), &p.method)
 	}
-	if p.body == nil && uint64(len(f.Payload)) == p.bodySize {
-		p.body = bytes.Clone(f.Payload) // the common case: the whole body in one frame
-	} else {
-		if p.body == nil {
-			p.body = make([]byte, 0, min(p.bodySize, 1<<20))
-		}
-		p.body = append(p.body, f.Payload...)
+	if p.body == nil {
+		p.body = make([]byte, 0, min(p.bodySize, 1<<20))
 	}
+	p.body = append(p.body, f.Payload...)
 	if uint64(len(p.body)) == p.bodySize {
 		return ch.published()
 	}

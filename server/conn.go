@@ -29,6 +29,7 @@ type conn struct {
 
 	br *bufio.Reader
 	fr *amqp.FrameReader
+	md amqp.MethodDecoder // reuses basic.publish and basic.ack: a method is handled before the next is decoded
 
 	// Negotiated in the handshake; read-only afterwards.
 	frameMax    uint32
@@ -263,7 +264,7 @@ func (c *conn) handleFrame(f amqp.Frame) error {
 		}
 		return nil
 	case amqp.FrameMethod:
-		m, err := amqp.DecodeMethod(f.Payload)
+		m, err := c.md.Decode(f.Payload)
 		if err != nil {
 			return err
 		}
