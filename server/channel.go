@@ -64,6 +64,7 @@ type channel struct {
 		consumers      map[string]*consumer
 		deliveryTag    uint64
 		unacked        []*delivery    // ordered by tag
+		slab           []delivery     // fresh deliveries to hand out (newDeliveryLocked)
 		prefetchGlobal uint16         // basic.qos global=true: limit on the channel's consumer deliveries
 		consumerUnack  int            // unacked deliveries to consumers (not basic.get)
 		ackTimer       *time.Timer    // consumer timeout (consumer_timeout.go); nil until needed

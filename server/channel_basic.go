@@ -111,7 +111,7 @@ func (ch *channel) kickConsumers() {
 }
 
 // tryDeliver sends e to consumer c if it has credit. Called by queue dispatch with q.mu held.
-func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
+func (ch *channel) tryDeliver(c *consumer, e *qentry, clk *lazyClock) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.mu.closed || ch.mu.consumers[c.tag] != c {
@@ -128,7 +128,9 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
 	ch.mu.deliveryTag++
 	tag := ch.mu.deliveryTag
 	if !c.noAck {
-		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: c.q, e: e, c: c, at: time.Now()})
+		d := ch.newDeliveryLocked()
+		*d = delivery{tag: tag, q: c.q, e: e, c: c, at: clk.now()}
+		ch.mu.unacked = append(ch.mu.unacked, d)
 		ch.armAckTimerLocked()
 		c.unacked++
 		ch.mu.consumerUnack++
@@ -136,6 +138,36 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
 	ch.writeDeliver(c.tag, tag, e)
 	ch.countDeliver(c.q, c.noAck, e.redelivered)
 	return true
+}
+
+// newDeliveryLocked returns a zero delivery, carved from a slab of them so that a delivery
+// does not cost an allocation of its own. ch.mu is held.
+func (ch *channel) newDeliveryLocked() *delivery {
+	if len(ch.mu.slab) == 0 {
+		ch.mu.slab = make([]delivery, 64)
+	}
+	d := &ch.mu.slab[0]
+	ch.mu.slab = ch.mu.slab[1:]
+	return d
+}
+
+// releaseDeliveries clears settled deliveries, so that the slab they were carved from does not
+// keep their messages alive while another delivery of the slab is still unacknowledged.
+func releaseDeliveries(ds []*delivery) {
+	for _, d := range ds {
+		*d = delivery{}
+	}
+}
+
+// lazyClock reads the clock once, when first asked: a dispatch run stamps its deliveries with one
+// time (clock reads are not free on every machine).
+type lazyClock struct{ t time.Time }
+
+func (c *lazyClock) now() time.Time {
+	if c.t.IsZero() {
+		c.t = time.Now()
+	}
+	return c.t
 }
 
 // writeDeliver queues basic.deliver with the message's header and body frames (writeContent
@@ -416,6 +448,7 @@ func (ch *channel) settle(s settlement) error {
 	} else {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(es) })
 	}
+	releaseDeliveries(ds)
 	ch.kickConsumers()
 	return nil
 }
@@ -483,6 +516,7 @@ func (ch *channel) recover() {
 	ds := ch.takeLocked(0, true)
 	ch.mu.Unlock()
 	requeueDeliveries(ds)
+	releaseDeliveries(ds)
 	ch.kickConsumers()
 }
 
@@ -561,5 +595,6 @@ func (ch *channel) teardown() {
 		ch.detach(c)
 	}
 	requeueDeliveries(ds)
+	releaseDeliveries(ds)
 	ch.txPubs, ch.txSettles = nil, nil
 }

@@ -251,6 +251,7 @@ func (q *queue) dispatchLocked() { q.dispatchFreshLocked(nil) }
 func (q *queue) dispatchFreshLocked(fresh *qentry) {
 	defer q.wantPageInLocked()
 	defer q.expireHeadLocked(nil)
+	var clk lazyClock // one clock read for every delivery of this run
 	for {
 		q.expireHeadLocked(fresh)
 		if q.mu.ready.len() == 0 || len(q.mu.consumers) == 0 {
@@ -258,7 +259,7 @@ func (q *queue) dispatchFreshLocked(fresh *qentry) {
 		}
 		e := q.mu.ready.peek()
 		q.stampLocked(e)
-		c := q.pickConsumerLocked(e)
+		c := q.pickConsumerLocked(e, &clk)
 		if c == nil {
 			return
 		}
