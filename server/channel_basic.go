@@ -351,17 +351,25 @@ func (ch *channel) published() error {
 // route delivers an assembled publish to its queues, returns it if mandatory and unroutable, and
 // confirms it in confirm mode.
 func (ch *channel) route(p *publishing) {
-	msg := &message{
+	// The message and its entry in the first queue are one allocation.
+	me := &struct {
+		m message
+		e qentry
+	}{m: message{
 		exchange: p.method.Exchange, routingKey: p.method.RoutingKey,
 		props: p.props, body: p.body, persistent: p.deliveryMode == 2, headers: p.headers,
 		arrived: ch.conn.readAt, ttl: p.ttl, hasTTL: p.hasTTL, priority: p.priority,
-	}
+	}}
+	msg, spare := &me.m, &me.e
 	var buf [8]*queue
 	qs := ch.vhost().route(p.ex, msg.routingKey, p.routes, msg, buf[:0])
 	replied := p.ex.name == "" && ch.conn.srv.deliverReply(msg.routingKey, msg)
 	refused := false
 	for _, q := range qs {
-		res, g, wake := q.publishFrom(msg, ch.conn)
+		res, g, wake := q.publishFrom(msg, ch.conn, spare)
+		if res == published {
+			spare = nil
+		}
 		if wake != nil {
 			ch.conn.flowWaits = append(ch.conn.flowWaits, flowWait{q: q, wake: wake})
 		}

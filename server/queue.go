@@ -145,26 +145,27 @@ const (
 // publish enqueues msg and delivers what it can, applying x-max-length / x-max-length-bytes. If
 // the message must be durable before it is confirmed, the commit group holding it is returned.
 func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
-	res, g, _ := q.publishFrom(msg, nil)
+	res, g, _ := q.publishFrom(msg, nil, nil)
 	return res, g
 }
 
 // publishFrom is publish for a message from connection from (nil: not from a connection). If the
 // publisher should stop reading until the queue drains (flow.go), wake is the channel to wait on.
-func (q *queue) publishFrom(msg *message, from *conn) (res publishResult, g *commitGroup, wake <-chan struct{}) {
+// spare, if not nil, is a zero entry the queue may use for msg (saving an allocation).
+func (q *queue) publishFrom(msg *message, from *conn, spare *qentry) (res publishResult, g *commitGroup, wake <-chan struct{}) {
 	q.mu.Lock()
 	defer q.unlock()
 	if q.mu.deleted {
 		return gone, nil, nil
 	}
-	res, g = q.publishLocked(msg)
+	res, g = q.publishLocked(msg, spare)
 	if res == published && from != nil && q.flowHighLocked(from) {
 		wake = q.flowWakeLocked()
 	}
 	return res, g, wake
 }
 
-func (q *queue) publishLocked(msg *message) (publishResult, *commitGroup) {
+func (q *queue) publishLocked(msg *message, spare *qentry) (publishResult, *commitGroup) {
 	lim := q.lim()
 	if lim.overflow != "drop-head" && q.fullLocked(int64(len(msg.body))) {
 		if lim.overflow == "reject-publish-dlx" && lim.hasDLX {
@@ -173,7 +174,11 @@ func (q *queue) publishLocked(msg *message) (publishResult, *commitGroup) {
 		return rejected, nil
 	}
 	q.mu.nextSeq++
-	e := &qentry{msg: msg, seq: q.mu.nextSeq, expiry: q.expiryOf(msg), prio: q.prioOf(msg)}
+	e := spare
+	if e == nil {
+		e = new(qentry)
+	}
+	*e = qentry{msg: msg, seq: q.mu.nextSeq, expiry: q.expiryOf(msg), prio: q.prioOf(msg)}
 	durable := msg.persistent && q.isDurable()
 	opts := &q.v.srv.opts
 	pageOut := q.pageable && (q.mu.paged.n > 0 || q.mu.ready.len() >= opts.QueueWindow ||
