@@ -83,6 +83,7 @@ type consumer struct {
 	prefetch  uint16 // 0 = unlimited
 	args      amqp.Table
 	unacked   int   // guarded by ch.mu
+	gone      bool  // guarded by ch.mu: no longer one of the channel's consumers
 	priority  int64 // x-priority; set by queue.addConsumer
 }
 

@@ -68,6 +68,9 @@ func (ch *channel) cancelConsumer(tag string) {
 	ch.mu.Lock()
 	c := ch.mu.consumers[tag]
 	delete(ch.mu.consumers, tag)
+	if c != nil {
+		c.gone = true
+	}
 	ch.mu.Unlock()
 	if c != nil {
 		ch.detach(c)
@@ -90,6 +93,7 @@ func (ch *channel) serverCancel(c *consumer) {
 		return
 	}
 	delete(ch.mu.consumers, c.tag)
+	c.gone = true
 	if ch.conn.caps.consumerCancelNotify && !ch.mu.closed {
 		ch.reply(&amqp.BasicCancel{ConsumerTag: c.tag, NoWait: true})
 	}
@@ -114,7 +118,7 @@ func (ch *channel) kickConsumers() {
 func (ch *channel) tryDeliver(c *consumer, e *qentry, clk *lazyClock) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.mu.closed || ch.mu.consumers[c.tag] != c {
+	if ch.mu.closed || c.gone {
 		return false
 	}
 	if !c.noAck {
@@ -592,6 +596,9 @@ func (ch *channel) teardown() {
 	ch.confirms.close()
 	consumers := ch.mu.consumers
 	ch.mu.consumers = map[string]*consumer{}
+	for _, c := range consumers {
+		c.gone = true
+	}
 	ds := ch.takeLocked(0, true)
 	rc := ch.mu.reply
 	ch.mu.reply = nil
