@@ -232,3 +232,50 @@ func TestFlowNoConsumerTakesBacklog(t *testing.T) {
 		}
 	}
 }
+
+// A no-ack consumer that stops reading its socket cannot take the queue's messages into its
+// connection's write buffer without bound: past a few MiB waiting for its socket, deliveries to it
+// wait and the messages stay in the queue (its window, then the store). When it reads again, they
+// all come. (A raw client: amqp091-go reads and buffers every delivery whatever the application does.)
+func TestFlowNoAckConsumerBufferIsBounded(t *testing.T) {
+	if externalURL != "" {
+		t.Skip("reads the in-process broker's queue counters")
+	}
+	b := flowBroker(t)
+	conn := amqpDial(t, b)
+	q := amqpQueue(t, b, amqpChannel(t, conn), "q")
+	w := wireReady(t, b)
+	w.send(wireMethodFrame(1, wireBasic, 20, wireArgs().short(0).shortstr(q).shortstr("slow").bits(false, true, false, false).table()))
+	w.expect(1, wireBasic, 21) // consume-ok; from here on nothing is read until the publisher is done
+
+	const n, size = 20000, 1024 // 20 MiB: more than the write buffer and the socket buffers hold
+	pch := amqpConfirmChannel(t, conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var last *amqp.DeferredConfirmation
+	body := make([]byte, size)
+	for i := range n {
+		dc, err := pch.PublishWithDeferredConfirm("", q, false, false, amqp.Publishing{Body: body})
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		last = dc
+	}
+	if ok, err := last.WaitContext(ctx); !ok || err != nil {
+		t.Fatalf("last confirm: ack=%v err=%v", ok, err)
+	}
+	if qi := queueInfo(t, b, q); qi.Ready == 0 {
+		t.Errorf("every message left the queue for a consumer that reads nothing: its connection buffers them all")
+	} else {
+		t.Logf("held in the queue: %d ready (%d paged)", qi.Ready, qi.PagedOut)
+	}
+	for got := 0; got < n; {
+		f, err := w.readFrameBy(time.Now().Add(10 * time.Second))
+		if err != nil {
+			t.Fatalf("after %d of %d deliveries: %v", got, n, err)
+		}
+		if f.Type == wireFrameMethod && f.Channel == 1 {
+			got++
+		}
+	}
+}

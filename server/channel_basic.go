@@ -118,7 +118,7 @@ func (ch *channel) kickConsumers() {
 func (ch *channel) tryDeliver(c *consumer, e *qentry, clk *lazyClock) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.mu.closed || c.gone {
+	if ch.mu.closed || c.gone || ch.conn.out.full.Load() {
 		return false
 	}
 	if !c.noAck {

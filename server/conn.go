@@ -79,6 +79,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		frameMax:   amqp.FrameMinSize,
 		channelMax: s.opts.ChannelMax,
 	}
+	c.out.onDrain = c.kickAll
 	c.log = s.log.With("conn", c.name)
 	c.br = bufio.NewReaderSize(deadlineReader{c}, 64<<10)
 	c.fr = amqp.NewFrameReader(c.br)
@@ -333,6 +334,14 @@ func (c *conn) channelMethod(id uint16, m amqp.Method) error {
 	ch.loopMu.Lock()
 	defer ch.loopMu.Unlock()
 	return ch.handleMethod(m)
+}
+
+// kickAll asks every queue the connection's channels consume from to deliver again (the write
+// loop calls it, with no lock held, when it took a full buffer).
+func (c *conn) kickAll() {
+	for _, ch := range c.channelList() {
+		ch.kickConsumers()
+	}
 }
 
 // teardown releases everything the connection holds: channels (consumers cancelled, unacked

@@ -39,7 +39,9 @@
 // takes it, and never under another lock.
 //
 // A read loop paused by publisher flow control (flow.go) waits at the top of its loop, between
-// frames, holding no lock; queues release it under queue.mu by closing a channel.
+// frames, holding no lock; queues release it under queue.mu by closing a channel. A write loop that
+// took a buffer past outboundLimit (outbound.go) runs dispatch for its connection's consumers
+// (conn.kickAll) after the write, holding no lock, like any other goroutine that enabled deliveries.
 //
 // committer.mu, pager.mu, diskAlarm.mu and Server.replies.mu (direct reply-to, replyto.go) are leaves: taken under any of the above, nothing under them.
 // exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
