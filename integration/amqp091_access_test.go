@@ -406,3 +406,27 @@ func TestAMQP091AccessAlternateAndDeadLetterExchanges(t *testing.T) {
 		return err
 	})
 }
+
+// A channel remembers a successful publish check (access.go), but not across a permission change:
+// revoked write applies to the very next publish on the same channel.
+func TestAMQP091AccessRevokedWriteAppliesToSameChannel(t *testing.T) {
+	b := startBroker(t)
+	user := accessUser(t, b)
+	accessPermit(t, b, user, ".*", ".*", ".*")
+	conn := accessDial(t, b, user)
+	ch := amqpConfirmChannel(t, conn)
+	q := amqpName(t, "q")
+	if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	amqpPublish(t, ch, "", q, "allowed") // confirmed: the check passed and is remembered
+	accessPermit(t, b, user, ".*", "^$", ".*")
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	if err := ch.Publish("", q, false, false, amqp.Publishing{Body: []byte("refused")}); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	want := fmt.Sprintf("ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for user '%s'", user)
+	if e := amqpWaitClose(t, closed); e.Code != 403 || e.Reason != want {
+		t.Fatalf("channel closed with %d %q, want 403 %s", e.Code, e.Reason, want)
+	}
+}

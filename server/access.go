@@ -13,7 +13,8 @@ import (
 // searched (not anchored) in the resource's name; an empty pattern is "^$", so it matches nothing
 // but the empty name. The default exchange is named "amq.default" for these checks. Warren checks
 // the current permission on every operation (RabbitMQ caches successful checks per channel), so a
-// revoked permission takes effect at once.
+// revoked permission takes effect at once; publishes remember their last successful check until
+// any permission changes (checkPublishAccess).
 
 // access is one of the three kinds of permission.
 type access uint8
@@ -85,6 +86,21 @@ func (c *conn) checkAccess(kind access, what, name string) error {
 		return nil
 	}
 	return amqp.Errorf(amqp.AccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", what, name, c.vhost.name, c.user.name)
+}
+
+// checkPublishAccess checks write on the exchange a basic.publish names, remembering a success
+// until the permissions change (RabbitMQ caches successful checks per channel too; Warren drops
+// the cache on any change, so a revoked permission still applies to the next publish).
+func (ch *channel) checkPublishAccess(exName string) error {
+	gen := ch.conn.srv.adm.gen.Load()
+	if ch.pubAccess.ok && ch.pubAccess.gen == gen && ch.pubAccess.exchange == exName {
+		return nil
+	}
+	if err := ch.conn.checkAccess(accessWrite, "exchange", exName); err != nil {
+		return err
+	}
+	ch.pubAccess.ok, ch.pubAccess.gen, ch.pubAccess.exchange = true, gen, exName
+	return nil
 }
 
 // checkQueueDeclare checks a non-passive queue.declare of name (already generated for a

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
@@ -41,6 +42,10 @@ type adminState struct {
 	clusterName string // guarded by mu
 
 	patterns sync.Map // permission pattern -> *regexp.Regexp (access.go); no lock needed
+
+	// gen is bumped (under mu, after the change) by every change of the maps above, so that a
+	// channel may cache a permission check until it changes (access.go).
+	gen atomic.Uint64
 
 	stats       statSet // server-wide counters
 	connRates   connRates
@@ -378,6 +383,7 @@ func (s *Server) admUpdate(fn func()) {
 	s.adm.mu.Lock()
 	defer s.adm.mu.Unlock()
 	fn()
+	s.adm.gen.Add(1)
 }
 
 // DeletePermission removes user's permission in vhost.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
@@ -21,6 +22,9 @@ type diskAlarm struct {
 	srv      *Server
 	stop     chan struct{}
 	done     chan struct{}
+
+	// up mirrors mu.raised for blocked's lock-free fast path (every publish asks).
+	up atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -64,9 +68,11 @@ func (a *diskAlarm) check() {
 	case low && !a.mu.raised:
 		a.mu.raised = true
 		a.mu.cleared = make(chan struct{})
+		a.up.Store(true)
 		a.srv.log.Warn("free disk space below the limit: publishers are blocked", "free_bytes", free, "limit_bytes", a.limit)
 	case !low && a.mu.raised:
 		a.mu.raised = false
+		a.up.Store(false)
 		close(a.mu.cleared)
 		a.srv.log.Info("free disk space back above the limit: publishers unblocked", "free_bytes", free, "limit_bytes", a.limit)
 	}
@@ -74,6 +80,9 @@ func (a *diskAlarm) check() {
 
 // blocked returns a channel that closes when the alarm clears, or nil if it is not raised.
 func (a *diskAlarm) blocked() <-chan struct{} {
+	if !a.up.Load() {
+		return nil
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.mu.raised {

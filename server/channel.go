@@ -24,8 +24,10 @@ type channel struct {
 	// channel's read-loop state (closing, pub, tx) has one owner at a time.
 	loopMu sync.Mutex
 
-	// Content assembly: a basic.publish waiting for its header and body frames.
-	pub *publishing
+	// Content assembly: a basic.publish waiting for its header and body frames; outside
+	// transactions it points at pubBuf, reused publish after publish.
+	pub    *publishing
+	pubBuf publishing
 
 	// Publisher confirms (confirm.select). Every publish gets the next seq. A publish is
 	// confirmed once every queue it was routed to has it, and, for a persistent message on a
@@ -44,7 +46,14 @@ type channel struct {
 	txPubs    []*publishing
 	txSettles []settlement
 
-	lastQueue        string // the last queue declared on this channel, for methods naming queue ""
+	lastQueue string // the last queue declared on this channel, for methods naming queue ""
+
+	// pubAccess is the last exchange write was permitted on, while the permissions stay at gen.
+	pubAccess struct {
+		ok       bool
+		gen      uint64
+		exchange string
+	}
 	consumerPrefetch uint16 // basic.qos global=false: the limit given to consumers created next
 
 	stats chanStats // counters and mirrored settings for the management API (stats.go)
@@ -55,6 +64,7 @@ type channel struct {
 		consumers      map[string]*consumer
 		deliveryTag    uint64
 		unacked        []*delivery    // ordered by tag
+		slab           []delivery     // fresh deliveries to hand out (newDeliveryLocked)
 		prefetchGlobal uint16         // basic.qos global=true: limit on the channel's consumer deliveries
 		consumerUnack  int            // unacked deliveries to consumers (not basic.get)
 		ackTimer       *time.Timer    // consumer timeout (consumer_timeout.go); nil until needed
@@ -73,6 +83,7 @@ type consumer struct {
 	prefetch  uint16 // 0 = unlimited
 	args      amqp.Table
 	unacked   int   // guarded by ch.mu
+	gone      bool  // guarded by ch.mu: no longer one of the channel's consumers
 	priority  int64 // x-priority; set by queue.addConsumer
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
 )
 
 // --- consumers ---
@@ -67,6 +68,9 @@ func (ch *channel) cancelConsumer(tag string) {
 	ch.mu.Lock()
 	c := ch.mu.consumers[tag]
 	delete(ch.mu.consumers, tag)
+	if c != nil {
+		c.gone = true
+	}
 	ch.mu.Unlock()
 	if c != nil {
 		ch.detach(c)
@@ -89,6 +93,7 @@ func (ch *channel) serverCancel(c *consumer) {
 		return
 	}
 	delete(ch.mu.consumers, c.tag)
+	c.gone = true
 	if ch.conn.caps.consumerCancelNotify && !ch.mu.closed {
 		ch.reply(&amqp.BasicCancel{ConsumerTag: c.tag, NoWait: true})
 	}
@@ -110,10 +115,10 @@ func (ch *channel) kickConsumers() {
 }
 
 // tryDeliver sends e to consumer c if it has credit. Called by queue dispatch with q.mu held.
-func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
+func (ch *channel) tryDeliver(c *consumer, e *qentry, clk *lazyClock) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.mu.closed || ch.mu.consumers[c.tag] != c {
+	if ch.mu.closed || c.gone || ch.conn.out.full.Load() {
 		return false
 	}
 	if !c.noAck {
@@ -127,18 +132,62 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry) bool {
 	ch.mu.deliveryTag++
 	tag := ch.mu.deliveryTag
 	if !c.noAck {
-		ch.mu.unacked = append(ch.mu.unacked, &delivery{tag: tag, q: c.q, e: e, c: c, at: time.Now()})
+		d := ch.newDeliveryLocked()
+		*d = delivery{tag: tag, q: c.q, e: e, c: c, at: clk.now()}
+		ch.mu.unacked = append(ch.mu.unacked, d)
 		ch.armAckTimerLocked()
 		c.unacked++
 		ch.mu.consumerUnack++
 	}
-	m := e.msg
-	ch.writeContent(&amqp.BasicDeliver{
-		ConsumerTag: c.tag, DeliveryTag: tag, Redelivered: e.redelivered,
-		Exchange: m.exchange, RoutingKey: m.routingKey,
-	}, m)
+	ch.writeDeliver(c.tag, tag, e)
 	ch.countDeliver(c.q, c.noAck, e.redelivered)
 	return true
+}
+
+// newDeliveryLocked returns a zero delivery, carved from a slab of them so that a delivery
+// does not cost an allocation of its own. ch.mu is held.
+func (ch *channel) newDeliveryLocked() *delivery {
+	if len(ch.mu.slab) == 0 {
+		ch.mu.slab = make([]delivery, 64)
+	}
+	d := &ch.mu.slab[0]
+	ch.mu.slab = ch.mu.slab[1:]
+	return d
+}
+
+// releaseDeliveries clears settled deliveries, so that the slab they were carved from does not
+// keep their messages alive while another delivery of the slab is still unacknowledged.
+func releaseDeliveries(ds []*delivery) {
+	for _, d := range ds {
+		*d = delivery{}
+	}
+}
+
+// lazyClock reads the clock once, when first asked: a dispatch run stamps its deliveries with one
+// time (clock reads are not free on every machine).
+type lazyClock struct{ t time.Time }
+
+func (c *lazyClock) now() time.Time {
+	if c.t.IsZero() {
+		c.t = time.Now()
+	}
+	return c.t
+}
+
+// writeDeliver queues basic.deliver with the message's header and body frames (writeContent
+// without boxing the method, so a delivery allocates nothing here).
+func (ch *channel) writeDeliver(ctag string, tag uint64, e *qentry) {
+	c, m := ch.conn, e.msg
+	c.out.write(func(b []byte) []byte {
+		d := amqp.BasicDeliver{ConsumerTag: ctag, DeliveryTag: tag, Redelivered: e.redelivered, Exchange: m.exchange, RoutingKey: m.routingKey}
+		nb, err := amqp.AppendDeliverFrame(b, ch.id, &d)
+		if err != nil {
+			c.log.Error("encoding basic.deliver", "err", err)
+			return b
+		}
+		nb = amqp.AppendContentHeaderFrame(nb, ch.id, amqp.ClassBasic, uint64(len(m.body)), m.props)
+		return amqp.AppendBodyFrames(nb, ch.id, m.body, c.frameMax)
+	})
 }
 
 // writeContent queues a content-bearing method with the message's header and body frames.
@@ -161,7 +210,7 @@ func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
 	if m.Immediate {
 		return amqp.Errorf(amqp.NotImplemented, "immediate=true")
 	}
-	if err := ch.conn.checkAccess(accessWrite, "exchange", m.Exchange); err != nil {
+	if err := ch.checkPublishAccess(m.Exchange); err != nil {
 		return err
 	}
 	v := ch.vhost()
@@ -172,10 +221,17 @@ func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
 	if ex.internal {
 		return amqp.Errorf(amqp.AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, v.name)
 	}
-	if err := ch.checkTopicAccess(accessWrite, m.Exchange, m.RoutingKey); err != nil {
-		return err
+	if ex.kind == exchange.Topic {
+		if err := ch.checkTopicAccess(accessWrite, m.Exchange, m.RoutingKey); err != nil {
+			return err
+		}
 	}
-	ch.pub = &publishing{ex: ex, method: *m}
+	if ch.tx {
+		ch.pub = &publishing{ex: ex, method: *m} // held until tx.commit
+	} else {
+		ch.pubBuf = publishing{ex: ex, method: *m} // routed before the next publish starts
+		ch.pub = &ch.pubBuf
+	}
 	return nil
 }
 
@@ -229,14 +285,21 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 		}
 		p.gotHeader = true
 		p.bodySize = size
-		p.props = bytes.Clone(props)
-		if p.props, p.headers, err = stripBCC(p.props, p.headers); err != nil {
-			return methodErr(amqp.Errorf(amqp.SyntaxError, "malformed content header properties: %v", err), &p.method)
-		}
 		if size > uint64(ch.conn.srv.opts.MaxMessageSize) {
 			ch.closeWith(methodErr(amqp.Errorf(amqp.PreconditionFailed, "message size %d is larger than configured max size %d",
 				size, ch.conn.srv.opts.MaxMessageSize), &p.method))
 			return nil
+		}
+		if n := len(props); size <= 64<<10 {
+			// One allocation for the properties and the body frames to come.
+			buf := make([]byte, n, n+int(size))
+			copy(buf, props)
+			p.props, p.body = buf[:n:n], buf[n:n]
+		} else {
+			p.props = bytes.Clone(props)
+		}
+		if p.props, p.headers, err = stripBCC(p.props, p.headers); err != nil {
+			return methodErr(amqp.Errorf(amqp.SyntaxError, "malformed content header properties: %v", err), &p.method)
 		}
 		if size == 0 {
 			return ch.published()
@@ -250,14 +313,10 @@ func (ch *channel) handleContent(f amqp.Frame) error {
 	if uint64(len(p.body))+uint64(len(f.Payload)) > p.bodySize {
 		return methodErr(amqp.Errorf(amqp.FrameError, "content body exceeds the declared size %d", p.bodySize), &p.method)
 	}
-	if p.body == nil && uint64(len(f.Payload)) == p.bodySize {
-		p.body = bytes.Clone(f.Payload) // the common case: the whole body in one frame
-	} else {
-		if p.body == nil {
-			p.body = make([]byte, 0, min(p.bodySize, 1<<20))
-		}
-		p.body = append(p.body, f.Payload...)
+	if p.body == nil {
+		p.body = make([]byte, 0, min(p.bodySize, 1<<20))
 	}
+	p.body = append(p.body, f.Payload...)
 	if uint64(len(p.body)) == p.bodySize {
 		return ch.published()
 	}
@@ -296,17 +355,28 @@ func (ch *channel) published() error {
 // route delivers an assembled publish to its queues, returns it if mandatory and unroutable, and
 // confirms it in confirm mode.
 func (ch *channel) route(p *publishing) {
-	msg := &message{
+	// The message and its entry in the first queue are one allocation.
+	me := &struct {
+		m message
+		e qentry
+	}{m: message{
 		exchange: p.method.Exchange, routingKey: p.method.RoutingKey,
 		props: p.props, body: p.body, persistent: p.deliveryMode == 2, headers: p.headers,
-		arrived: nowMillis(), ttl: p.ttl, hasTTL: p.hasTTL, priority: p.priority,
-	}
+		arrived: ch.conn.readAt, ttl: p.ttl, hasTTL: p.hasTTL, priority: p.priority,
+	}}
+	msg, spare := &me.m, &me.e
 	var buf [8]*queue
 	qs := ch.vhost().route(p.ex, msg.routingKey, p.routes, msg, buf[:0])
 	replied := p.ex.name == "" && ch.conn.srv.deliverReply(msg.routingKey, msg)
 	refused := false
 	for _, q := range qs {
-		res, g := q.publish(msg)
+		res, g, wake := q.publishFrom(msg, ch.conn, spare)
+		if res == published {
+			spare = nil
+		}
+		if wake != nil {
+			ch.conn.flowWaits = append(ch.conn.flowWaits, flowWait{q: q, wake: wake})
+		}
 		if res == rejected {
 			refused = true
 		}
@@ -390,6 +460,7 @@ func (ch *channel) settle(s settlement) error {
 	} else {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(es) })
 	}
+	releaseDeliveries(ds)
 	ch.kickConsumers()
 	return nil
 }
@@ -457,6 +528,7 @@ func (ch *channel) recover() {
 	ds := ch.takeLocked(0, true)
 	ch.mu.Unlock()
 	requeueDeliveries(ds)
+	releaseDeliveries(ds)
 	ch.kickConsumers()
 }
 
@@ -524,6 +596,9 @@ func (ch *channel) teardown() {
 	ch.confirms.close()
 	consumers := ch.mu.consumers
 	ch.mu.consumers = map[string]*consumer{}
+	for _, c := range consumers {
+		c.gone = true
+	}
 	ds := ch.takeLocked(0, true)
 	rc := ch.mu.reply
 	ch.mu.reply = nil
@@ -535,5 +610,6 @@ func (ch *channel) teardown() {
 		ch.detach(c)
 	}
 	requeueDeliveries(ds)
+	releaseDeliveries(ds)
 	ch.txPubs, ch.txSettles = nil, nil
 }

@@ -27,6 +27,10 @@ type committer struct {
 
 	groups, syncs atomic.Uint64 // applied groups, and those applied with sync
 
+	// over is set by add when the current group passes maxPending and cleared when run takes
+	// it: throttle's lock-free fast path (every publish asks).
+	over atomic.Bool
+
 	mu struct {
 		sync.Mutex
 		cur     *commitGroup
@@ -70,6 +74,9 @@ func (c *committer) add(sync bool, fn func(b *storage.Batch)) *commitGroup {
 	g := c.mu.cur
 	fn(&g.b)
 	g.sync = g.sync || sync
+	if g.b.Size() >= maxPending {
+		c.over.Store(true)
+	}
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -98,6 +105,9 @@ func (c *committer) apply(b *storage.Batch) error {
 // throttle returns a channel to wait on before adding more writes when the current group is over
 // maxPending, or nil if writes may go on.
 func (c *committer) throttle() <-chan struct{} {
+	if !c.over.Load() {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.stopped || c.mu.cur == nil || c.mu.cur.b.Size() < maxPending {
@@ -131,6 +141,7 @@ func (c *committer) run() {
 		stopped := c.mu.stopped
 		if g.b.Len() > 0 || len(g.callbacks) > 0 {
 			c.mu.cur = &commitGroup{done: make(chan struct{})}
+			c.over.Store(false)
 		} else {
 			g = nil
 		}

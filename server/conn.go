@@ -29,6 +29,7 @@ type conn struct {
 
 	br *connReader // small while the connection is idle, 64 KiB once busy (connreader.go)
 	fr *amqp.FrameReader
+	md amqp.MethodDecoder // reuses basic.publish and basic.ack: a method is handled before the next is decoded
 
 	// Negotiated in the handshake; read-only afterwards.
 	frameMax    uint32
@@ -46,6 +47,10 @@ type conn struct {
 	confirmDirty []*channel   // channels with confirms to send at the end of this read batch
 	lastGroup    *commitGroup // the last commit group a publish of this connection must wait for
 	groupFresh   bool         // a publish since the last flush wrote to lastGroup
+	flowWaits    []flowWait   // queues to wait for before reading on (flow.go)
+	// readAt is when the last bytes came off the socket (Unix ms): the arrival time of the
+	// messages they carry, without a clock read per message.
+	readAt int64
 
 	stopped  chan struct{} // closed by closeFromOutside: wakes a read loop waiting on a blocked publish
 	stopOnce sync.Once
@@ -76,6 +81,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		frameMax:   amqp.FrameMinSize,
 		channelMax: s.opts.ChannelMax,
 	}
+	c.out.onDrain = c.kickAll
 	c.log = s.log.With("conn", c.name)
 	c.br = newConnReader(deadlineReader{c})
 	c.fr = amqp.NewFrameReader(c.br)
@@ -97,7 +103,11 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 			c.nc.SetReadDeadline(time.Unix(0, at))
 		}
 	}
-	return c.nc.Read(p)
+	n, err := c.nc.Read(p)
+	if n > 0 {
+		c.readAt = nowMillis()
+	}
+	return n, err
 }
 
 // serve runs the connection: handshake, then the read loop, then teardown. It returns when the
@@ -141,6 +151,15 @@ func (c *conn) serve() {
 // readLoop reads frames until the connection ends. Frame errors are answered with connection.close.
 func (c *conn) readLoop() error {
 	for {
+		if len(c.flowWaits) > 0 {
+			// A publish filled a queue that others drain: stop reading until it has drained
+			// (unless we are closing: then the rest of the stream is discarded anyway).
+			if c.closeAt.Load() == 0 {
+				c.waitFlow()
+			}
+			clear(c.flowWaits)
+			c.flowWaits = c.flowWaits[:0]
+		}
 		if len(c.confirmDirty) > 0 && !c.frameBuffered() {
 			// About to block on the socket: send the confirms this batch of frames earned.
 			c.flushConfirms()
@@ -244,7 +263,7 @@ func (c *conn) handleFrame(f amqp.Frame) error {
 		}
 		return nil
 	case amqp.FrameMethod:
-		m, err := amqp.DecodeMethod(f.Payload)
+		m, err := c.md.Decode(f.Payload)
 		if err != nil {
 			return err
 		}
@@ -313,6 +332,14 @@ func (c *conn) channelMethod(id uint16, m amqp.Method) error {
 	ch.loopMu.Lock()
 	defer ch.loopMu.Unlock()
 	return ch.handleMethod(m)
+}
+
+// kickAll asks every queue the connection's channels consume from to deliver again (the write
+// loop calls it, with no lock held, when it took a full buffer).
+func (c *conn) kickAll() {
+	for _, ch := range c.channelList() {
+		ch.kickConsumers()
+	}
 }
 
 // teardown releases everything the connection holds: channels (consumers cancelled, unacked

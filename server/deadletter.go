@@ -40,6 +40,9 @@ func (q *queue) deadLocked(e *qentry, reason string) {
 // they left the queue: one goroutine at a time republishes a queue's dead list (another that finds
 // it busy leaves its messages to it), with q.mu released. The caller must hold no other lock.
 func (q *queue) unlock() {
+	if q.mu.flowWake != nil {
+		q.flowReleaseLocked(false)
+	}
 	if len(q.mu.dead) == 0 || q.mu.deadBusy {
 		q.mu.Unlock()
 		return

@@ -38,6 +38,11 @@
 // channel's consumer-timeout timer (consumer_timeout.go) while it closes the channel; nothing else
 // takes it, and never under another lock.
 //
+// A read loop paused by publisher flow control (flow.go) waits at the top of its loop, between
+// frames, holding no lock; queues release it under queue.mu by closing a channel. A write loop that
+// took a buffer past outboundLimit (outbound.go) runs dispatch for its connection's consumers
+// (conn.kickAll) after the write, holding no lock, like any other goroutine that enabled deliveries.
+//
 // committer.mu, pager.mu, diskAlarm.mu, Server.replies.mu (direct reply-to, replyto.go) and
 // loginLimiter.mu (failed logins per address, loginlimit.go; it logs only after releasing it) are
 // leaves: taken under any of the above, nothing under them. A TLS listener's certificates

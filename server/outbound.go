@@ -3,6 +3,7 @@ package server
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
@@ -18,6 +19,12 @@ type outbound struct {
 	done     chan struct{} // closed by run when it returns
 	frameMax uint32        // written once in the handshake, before any concurrent producer exists
 
+	// full is set (under mu) when the pending buffer passes outboundLimit: queues deliver no more
+	// to this connection's consumers (tryDeliver) until the write loop takes the buffer, then it
+	// calls onDrain (set before run starts) with no lock held so that they deliver again.
+	full    atomic.Bool
+	onDrain func()
+
 	mu struct {
 		sync.Mutex
 		buf        []byte
@@ -31,6 +38,11 @@ type outbound struct {
 // heartbeat interval: a burst's buffers (up to 4 MiB each, see run) are let go then, so an idle
 // connection does not pin them. Busy connections are unaffected (they write between ticks).
 const idleBufMax = 64 << 10
+
+// outboundLimit bounds the bytes of deliveries waiting for a connection's write loop: past it, a
+// consumer that does not keep up (no-ack, or no prefetch limit) gets no more until they are written,
+// so its messages stay in their queues, where flow control and paging bound them.
+const outboundLimit = 4 << 20
 
 func newOutbound(nc net.Conn) *outbound {
 	return &outbound{nc: nc, bell: make(chan struct{}, 1), done: make(chan struct{}), frameMax: amqp.FrameMinSize}
@@ -52,6 +64,9 @@ func (o *outbound) write(fn func([]byte) []byte) bool {
 		return false
 	}
 	o.mu.buf = fn(o.mu.buf)
+	if len(o.mu.buf) >= outboundLimit && !o.full.Load() {
+		o.full.Store(true)
+	}
 	o.mu.Unlock()
 	o.ring()
 	return true
@@ -115,6 +130,10 @@ func (o *outbound) run(heartbeat time.Duration) {
 		buf := o.mu.buf
 		o.mu.buf = spare[:0]
 		stopped, closeAfter := o.mu.stopped, o.mu.closeAfter
+		drained := o.full.Load()
+		if drained {
+			o.full.Store(false)
+		}
 		if len(buf) > 0 {
 			o.mu.wrote = true
 		}
@@ -130,6 +149,9 @@ func (o *outbound) run(heartbeat time.Duration) {
 				o.nc.Close()
 				return
 			}
+		}
+		if drained && !closeAfter && o.onDrain != nil {
+			o.onDrain() // deliveries held back while the buffer was full may go on
 		}
 		if closeAfter {
 			o.mu.Lock()

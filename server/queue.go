@@ -96,6 +96,12 @@ type queue struct {
 		dead        []deadLetter // dead-lettered under the lock, republished by unlock
 		deadBusy    bool         // a goroutine is republishing dead (deadletter.go)
 
+		// Publisher flow control (flow.go).
+		flowWake   chan struct{} // non-nil while a publisher may be paused for this queue; closed to release it
+		dispatched uint64        // entries taken from ready by consumers and gets (progress)
+		stalled    bool          // a paused publisher saw no progress: do not pause while dispatched == stallMark
+		stallMark  uint64
+
 		timer    *time.Timer // expiries (ttl.go); nil until first needed
 		timerAt  int64       // when timer fires (Unix ms); 0: not armed
 		lastUsed int64       // for x-expires: the last declare, get or consumer (Unix ms)
@@ -139,11 +145,27 @@ const (
 // publish enqueues msg and delivers what it can, applying x-max-length / x-max-length-bytes. If
 // the message must be durable before it is confirmed, the commit group holding it is returned.
 func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
+	res, g, _ := q.publishFrom(msg, nil, nil)
+	return res, g
+}
+
+// publishFrom is publish for a message from connection from (nil: not from a connection). If the
+// publisher should stop reading until the queue drains (flow.go), wake is the channel to wait on.
+// spare, if not nil, is a zero entry the queue may use for msg (saving an allocation).
+func (q *queue) publishFrom(msg *message, from *conn, spare *qentry) (res publishResult, g *commitGroup, wake <-chan struct{}) {
 	q.mu.Lock()
 	defer q.unlock()
 	if q.mu.deleted {
-		return gone, nil
+		return gone, nil, nil
 	}
+	res, g = q.publishLocked(msg, spare)
+	if res == published && from != nil && q.flowHighLocked(from) {
+		wake = q.flowWakeLocked()
+	}
+	return res, g, wake
+}
+
+func (q *queue) publishLocked(msg *message, spare *qentry) (publishResult, *commitGroup) {
 	lim := q.lim()
 	if lim.overflow != "drop-head" && q.fullLocked(int64(len(msg.body))) {
 		if lim.overflow == "reject-publish-dlx" && lim.hasDLX {
@@ -152,7 +174,11 @@ func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 		return rejected, nil
 	}
 	q.mu.nextSeq++
-	e := &qentry{msg: msg, seq: q.mu.nextSeq, expiry: q.expiryOf(msg), prio: q.prioOf(msg)}
+	e := spare
+	if e == nil {
+		e = new(qentry)
+	}
+	*e = qentry{msg: msg, seq: q.mu.nextSeq, expiry: q.expiryOf(msg), prio: q.prioOf(msg)}
 	durable := msg.persistent && q.isDurable()
 	opts := &q.v.srv.opts
 	pageOut := q.pageable && (q.mu.paged.n > 0 || q.mu.ready.len() >= opts.QueueWindow ||
@@ -230,6 +256,7 @@ func (q *queue) dispatchLocked() { q.dispatchFreshLocked(nil) }
 func (q *queue) dispatchFreshLocked(fresh *qentry) {
 	defer q.wantPageInLocked()
 	defer q.expireHeadLocked(nil)
+	var clk lazyClock // one clock read for every delivery of this run
 	for {
 		q.expireHeadLocked(fresh)
 		if q.mu.ready.len() == 0 || len(q.mu.consumers) == 0 {
@@ -237,11 +264,12 @@ func (q *queue) dispatchFreshLocked(fresh *qentry) {
 		}
 		e := q.mu.ready.peek()
 		q.stampLocked(e)
-		c := q.pickConsumerLocked(e)
+		c := q.pickConsumerLocked(e, &clk)
 		if c == nil {
 			return
 		}
 		q.mu.ready.pop()
+		q.mu.dispatched++
 		if !c.noAck {
 			q.mu.unacked++
 		} else {
@@ -374,6 +402,7 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 		if q.mu.ready.len() > 0 {
 			q.stampLocked(q.mu.ready.peek())
 			e = q.mu.ready.pop()
+			q.mu.dispatched++
 			if ackRequired {
 				q.mu.unacked++
 			} else {
@@ -459,6 +488,7 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 	for i, x := range q.mu.consumers {
 		if x == c {
 			q.mu.consumers = append(q.mu.consumers[:i], q.mu.consumers[i+1:]...)
+			q.flowReleaseLocked(true) // a paused publisher decides again on its next publish
 			if q.mu.rr > i {
 				q.mu.rr--
 			}
@@ -517,6 +547,7 @@ func (q *queue) purge() uint32 {
 	}
 	q.mu.paged = pagedRange{}
 	q.mu.pageGen++
+	q.flowReleaseLocked(false)
 	return uint32(n)
 }
 
@@ -541,6 +572,7 @@ func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 	q.mu.ready.reset()
 	q.mu.paged = pagedRange{}
 	q.mu.pageGen++
+	q.flowReleaseLocked(true)
 	for _, c := range q.mu.consumers {
 		c.ch.serverCancel(c)
 	}

@@ -194,6 +194,8 @@ type Server struct {
 
 	timers timerSet // lets queue timers run until Shutdown (ttl.go)
 
+	flow flowCounters // publisher flow-control pauses (flow.go)
+
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
 
