@@ -167,18 +167,29 @@ func soakDial(ctx context.Context, b broker, n *soakCounters) *amqp.Connection {
 	return nil
 }
 
-// soakPublisher publishes persistent messages in batches of 100 and waits for their confirms.
-func soakPublisher(ctx context.Context, b broker, q string, n *soakCounters) {
+// soakChannel dials (as soakDial) and opens a channel; a nil channel means the worker stops (the
+// connection is closed and the error counted).
+func soakChannel(ctx context.Context, b broker, n *soakCounters) (*amqp.Connection, *amqp.Channel) {
 	c := soakDial(ctx, b, n)
 	if c == nil {
-		return
+		return nil, nil
 	}
-	defer c.Close()
 	ch, err := c.Channel()
 	if err != nil {
 		n.errors.Add(1)
+		c.Close()
+		return nil, nil
+	}
+	return c, ch
+}
+
+// soakPublisher publishes persistent messages in batches of 100 and waits for their confirms.
+func soakPublisher(ctx context.Context, b broker, q string, n *soakCounters) {
+	c, ch := soakChannel(ctx, b, n)
+	if ch == nil {
 		return
 	}
+	defer c.Close()
 	if err := ch.Confirm(false); err != nil {
 		n.errors.Add(1)
 		return
@@ -213,16 +224,11 @@ func soakPublisher(ctx context.Context, b broker, q string, n *soakCounters) {
 
 // soakConsumer consumes with prefetch 50 and acks every delivery.
 func soakConsumer(ctx context.Context, b broker, q string, n *soakCounters) {
-	c := soakDial(ctx, b, n)
-	if c == nil {
+	c, ch := soakChannel(ctx, b, n)
+	if ch == nil {
 		return
 	}
 	defer c.Close()
-	ch, err := c.Channel()
-	if err != nil {
-		n.errors.Add(1)
-		return
-	}
 	if err := ch.Qos(50, 0, false); err != nil {
 		n.errors.Add(1)
 		return
@@ -253,16 +259,11 @@ func soakConsumer(ctx context.Context, b broker, q string, n *soakCounters) {
 // soakDeclarer declares an exchange, a queue and a binding, publishes through them, reads the message
 // back and deletes both, over and over on one connection.
 func soakDeclarer(ctx context.Context, b broker, n *soakCounters) {
-	c := soakDial(ctx, b, n)
-	if c == nil {
+	c, ch := soakChannel(ctx, b, n)
+	if ch == nil {
 		return
 	}
 	defer c.Close()
-	ch, err := c.Channel()
-	if err != nil {
-		n.errors.Add(1)
-		return
-	}
 	for i := 0; ctx.Err() == nil; i++ {
 		ex, q := fmt.Sprintf("soak.x%d", i), fmt.Sprintf("soak.d%d", i)
 		err := ch.ExchangeDeclare(ex, "topic", i%2 == 0, false, false, false, nil)
