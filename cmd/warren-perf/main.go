@@ -18,7 +18,18 @@
 // Producers publish to the default exchange (routing key: a queue name; producer i publishes to
 // queue i mod --queues), or with --exchange-type fanout to one fanout exchange bound to every
 // queue. With --rate R they publish R msg/s in all (each producer R/producers, paced by its own
-// clock; a producer more than a second behind does not burst to catch up).
+// clock; a producer more than a second behind does not burst to catch up). On Linux the pacing
+// is a periodic timerfd read through the Go runtime's poller (pacer_linux.go), so messages are
+// evenly spaced even 100µs apart: a Go timer would round each sub-millisecond sleep up to about
+// a millisecond and send the messages in bursts, which adds queueing to every latency figure.
+//
+// --client chooses the AMQP client of producers and consumers: amqp091 (the default,
+// github.com/rabbitmq/amqp091-go, what most Go applications use) or raw (raw.go: a minimal client
+// on Warren's own codec that reads, times and acknowledges deliveries on one goroutine and writes
+// each batch of publishes with one call). amqp091-go passes every delivery through three
+// goroutines; on a small machine that shares its cores with the broker, those wake-ups are a
+// large share of an end-to-end latency figure and cap a single consumer near 200k msg/s, so the
+// raw client shows more of the broker and less of the client. It does no publisher confirms.
 //
 // Latency: when --size >= 8 the producer writes the send time (unix nanoseconds) into the first
 // 8 bytes of every body, and consumers record now - send time for every delivery in a
@@ -85,6 +96,7 @@ func main() {
 	flag.BoolVar(&cfg.keep, "keep", false, "do not delete the queues at the end")
 	flag.Int64Var(&cfg.count, "count", 0, "publish this many messages in all, then stop (0 = for --duration)")
 	flag.BoolVar(&cfg.random, "random", false, "random bodies, a new one per message (default: zeros, which a store compresses)")
+	flag.StringVar(&cfg.client, "client", "amqp091", "AMQP client for producers and consumers: amqp091 (github.com/rabbitmq/amqp091-go) or raw (a minimal client on Warren's codec, for latency; no --confirm, plain amqp:// only)")
 	flag.DurationVar(&cfg.heartbeat, "heartbeat", 10*time.Second, "AMQP heartbeat interval the client asks for")
 	flag.IntVar(&idleConns, "idle-conns", 0, "memory mode: open this many idle connections (heartbeats only), hold them, report the broker's RSS")
 	flag.DurationVar(&hold, "hold", 30*time.Second, "with --idle-conns: how long to hold the connections")
@@ -113,7 +125,7 @@ func main() {
 		drainSet := false
 		flag.Visit(func(f *flag.Flag) {
 			drainSet = drainSet || f.Name == "drain-timeout"
-			if f.Name == "flush-delay" || f.Name == "drain-timeout" || f.Name == "heartbeat" {
+			if f.Name == "flush-delay" || f.Name == "drain-timeout" || f.Name == "heartbeat" || f.Name == "client" {
 				cc.extra = append(cc.extra, "--"+f.Name, f.Value.String())
 			}
 		})
@@ -163,6 +175,12 @@ func main() {
 		fatal(fmt.Errorf("--exchange-type must be direct or fanout, not %q", cfg.exchangeType))
 	case cfg.producers < 0 || cfg.consumers < 0 || cfg.rate < 0 || cfg.size < 0:
 		fatal(fmt.Errorf("--producers, --consumers, --rate and --size must not be negative"))
+	case cfg.client != "amqp091" && cfg.client != "raw":
+		fatal(fmt.Errorf("--client must be amqp091 or raw, not %q", cfg.client))
+	case cfg.client == "raw" && cfg.confirm > 0:
+		fatal(fmt.Errorf("--client raw does not do publisher confirms: drop --confirm or use --client amqp091"))
+	case cfg.client == "raw" && cfg.prefetch > 65535:
+		fatal(fmt.Errorf("--prefetch must be at most 65535"))
 	}
 	if cfg.consumers > 0 && cfg.consumers < cfg.queues {
 		cfg.consumers = cfg.queues

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -33,6 +34,7 @@ type config struct {
 	count                int64
 	rate                 float64
 	heartbeat            time.Duration
+	client               string // "amqp091" (github.com/rabbitmq/amqp091-go) or "raw" (raw.go)
 }
 
 // Result is the report; it is also the --json output. Rates are over the timed window.
@@ -52,6 +54,7 @@ type Result struct {
 	Persistent   bool     `json:"persistent"`
 	Durable      bool     `json:"durable"`
 	Rate         float64  `json:"rate,omitempty"` // target msg/s across producers (0: as fast as possible)
+	Client       string   `json:"client"`         // amqp091 or raw
 	FlushDelay   string   `json:"flush_delay"`
 	Seconds      float64  `json:"seconds"`
 	Published    int64    `json:"published"`
@@ -127,16 +130,28 @@ func (t *target) route(producer int) (exchange, key string) {
 
 type producer struct {
 	id     int
-	conn   *amqp.Connection
+	conn   *amqp.Connection // amqp091 client
 	bc     *bufConn
 	ch     *amqp.Channel
 	window chan struct{}
 	done   chan struct{} // closed when the confirm listener ends
+
+	raw     *rawConn   // raw client
+	watched chan error // the raw connection's reader: why it ended
 }
 
 // setupProducer connects and opens the channel (and confirm mode), so that every producer is
 // ready before the timed window starts.
 func setupProducer(cfg *config, id int) (*producer, error) {
+	if cfg.client == "raw" {
+		rc, err := rawDial(cfg.url, fmt.Sprintf("producer-%d", id))
+		if err != nil {
+			return nil, fmt.Errorf("producer %d: dial: %w", id, err)
+		}
+		p := &producer{id: id, raw: rc, watched: make(chan error, 1)}
+		go func() { p.watched <- rc.watch() }()
+		return p, nil
+	}
 	conn, bc, err := dial(cfg, fmt.Sprintf("producer-%d", id))
 	if err != nil {
 		return nil, fmt.Errorf("producer %d: dial: %w", id, err)
@@ -156,6 +171,10 @@ func setupProducer(cfg *config, id int) (*producer, error) {
 }
 
 func (p *producer) run(ctx context.Context, cfg *config, tgt *target, cnt *counters) {
+	if p.raw != nil {
+		p.runRaw(ctx, cfg, tgt, cnt)
+		return
+	}
 	defer p.conn.Close()
 	id, ch := p.id, p.ch
 	if cfg.confirm > 0 {
@@ -179,70 +198,32 @@ func (p *producer) run(ctx context.Context, cfg *config, tgt *target, cnt *count
 	if cfg.persistent {
 		msg.DeliveryMode = amqp.Persistent
 	}
-	var rng *rand.ChaCha8
-	if cfg.random {
-		var seed [32]byte
-		seed[0] = byte(id)
-		rng = rand.NewChaCha8(seed)
-	}
-	quota := int64(-1)
-	if cfg.count > 0 {
-		quota = cfg.count / int64(cfg.producers)
-		if int64(id) < cfg.count%int64(cfg.producers) {
-			quota++
-		}
-	}
-	var interval time.Duration // fixed rate: this producer's share of --rate
-	if cfg.rate > 0 {
-		interval = time.Duration(float64(time.Second) * float64(cfg.producers) / cfg.rate)
-	}
 	exchange, key := tgt.route(id)
-	next := time.Now()
-	for ctx.Err() == nil && quota != 0 {
-		quota--
-		if interval > 0 {
-			if wait := time.Until(next); wait > 0 {
-				// Nothing more is due: send what is batched before sleeping.
-				if p.bc != nil {
-					p.bc.Flush()
-				}
-				select {
-				case <-time.After(wait):
-				case <-ctx.Done():
-					continue
-				}
-			} else if wait < -time.Second {
-				next = time.Now() // hopelessly behind: do not burst to catch up
-			}
-			next = next.Add(interval)
+	flush := func() error {
+		if p.bc != nil {
+			return p.bc.Flush()
 		}
+		return nil
+	}
+	publish := func(body []byte) error {
 		if window != nil {
 			select {
 			case window <- struct{}{}:
 			case <-ctx.Done():
-				continue
+				return ctx.Err()
 			}
 		}
-		if rng != nil {
-			// A fresh body per message: incompressible, as real payloads mostly are.
-			msg.Body = make([]byte, cfg.size)
-			rng.Read(msg.Body)
-		}
-		if cfg.size >= 8 {
-			// amqp091-go has copied the previous body into its buffer by now: reuse is safe.
-			binary.BigEndian.PutUint64(msg.Body, uint64(time.Now().UnixNano()))
-		}
+		// amqp091-go has copied the previous body into its buffer by now: reuse is safe.
+		msg.Body = body
 		if err := ch.PublishWithContext(ctx, exchange, key, false, false, msg); err != nil {
 			if window != nil {
 				<-window // not published (the window closed under us): no confirm will come
 			}
-			if ctx.Err() == nil {
-				cnt.fail("producer %d: publish: %v", id, err)
-			}
-			break
+			return err
 		}
-		cnt.published.Add(1)
+		return nil
 	}
+	publishLoop(ctx, cfg, id, msg.Body, publish, flush, cnt)
 	if window != nil {
 		// Wait for the outstanding confirms while they keep coming, then close.
 		last, lastT := len(window), time.Now()
@@ -264,7 +245,92 @@ func (p *producer) run(ctx context.Context, cfg *config, tgt *target, cnt *count
 	}
 }
 
+// runRaw is run for the raw client: no confirms (rejected by the flags), one write per batch.
+func (p *producer) runRaw(ctx context.Context, cfg *config, tgt *target, cnt *counters) {
+	exchange, key := tgt.route(p.id)
+	rp, err := newRawPublisher(p.raw, exchange, key, cfg.size, cfg.persistent)
+	if err == nil {
+		publishLoop(ctx, cfg, p.id, make([]byte, cfg.size), rp.add, rp.flush, cnt)
+		err = rp.flush()
+	}
+	if err != nil {
+		cnt.fail("producer %d: %v", p.id, err)
+	}
+	// Close politely; the reader sees close-ok (or the socket end) and returns.
+	if err := p.raw.sendClose(); err == nil {
+		select {
+		case err := <-p.watched:
+			p.watched <- err
+		case <-time.After(2 * time.Second):
+		}
+	}
+	p.raw.nc.Close()
+	if err := <-p.watched; err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+		cnt.fail("producer %d: %v", p.id, err)
+	}
+}
+
+// publishLoop publishes until ctx ends or the --count quota is spent, paced to the producer's
+// share of --rate if one is set. publish queues one message (the client may batch it); flush
+// writes what is batched, and is called before the loop waits for the next slot, so batching
+// never delays a paced message.
+func publishLoop(ctx context.Context, cfg *config, id int, body []byte, publish func([]byte) error, flush func() error, cnt *counters) {
+	var rng *rand.ChaCha8
+	if cfg.random {
+		var seed [32]byte
+		seed[0] = byte(id)
+		rng = rand.NewChaCha8(seed)
+	}
+	quota := int64(-1)
+	if cfg.count > 0 {
+		quota = cfg.count / int64(cfg.producers)
+		if int64(id) < cfg.count%int64(cfg.producers) {
+			quota++
+		}
+	}
+	var pc pacer
+	if cfg.rate > 0 { // this producer's share of --rate
+		pc = newPacer(ctx, time.Duration(float64(time.Second)*float64(cfg.producers)/cfg.rate))
+		defer pc.close()
+	}
+	for ctx.Err() == nil && quota != 0 {
+		if pc != nil {
+			if !pc.ready() {
+				// Nothing more is due: send what is batched before waiting.
+				if err := flush(); err != nil {
+					cnt.fail("producer %d: publish: %v", id, err)
+					return
+				}
+				if !pc.wait() {
+					return
+				}
+			}
+			pc.take()
+		}
+		quota--
+		if rng != nil {
+			// A fresh body per message: incompressible, as real payloads mostly are.
+			body = make([]byte, cfg.size)
+			rng.Read(body)
+		}
+		if cfg.size >= 8 {
+			binary.BigEndian.PutUint64(body, uint64(time.Now().UnixNano()))
+		}
+		if err := publish(body); err != nil {
+			if ctx.Err() == nil {
+				cnt.fail("producer %d: publish: %v", id, err)
+			}
+			return
+		}
+		cnt.published.Add(1)
+	}
+}
+
 func consume(cfg *config, id int, queue string, cnt *counters, ready *sync.WaitGroup, stop <-chan struct{}) {
+	if cfg.client == "raw" {
+		consumeRaw(cfg, id, queue, cnt, ready, stop)
+		return
+	}
 	conn, _, err := dial(cfg, fmt.Sprintf("consumer-%d", id))
 	if err != nil {
 		cnt.fail("consumer %d: dial: %v", id, err)
@@ -468,7 +534,7 @@ func run(cfg *config) (*Result, error) {
 		Queues: len(tgt.queues), Producers: cfg.producers, Consumers: cfg.consumers,
 		Size: cfg.size, Confirm: cfg.confirm, Prefetch: cfg.prefetch, AckEvery: cfg.ackEvery,
 		AutoAck: cfg.autoack, Persistent: cfg.persistent, Durable: cfg.durable, Rate: cfg.rate,
-		FlushDelay: cfg.flushDelay.String(), Seconds: secs,
+		Client: cfg.client, FlushDelay: cfg.flushDelay.String(), Seconds: secs,
 		Published: pub, Consumed: con, Confirmed: conf, Nacked: cnt.nacked.Load(),
 		PublishRate: float64(pub) / secs, ConsumeRate: float64(con) / secs,
 		PublishedAll: cnt.published.Load(), ConsumedAll: cnt.consumed.Load(), Errors: cnt.errs,

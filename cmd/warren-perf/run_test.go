@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +44,7 @@ func startBroker(t *testing.T) string {
 func baseConfig(url string) *config {
 	return &config{url: url, producers: 1, consumers: 1, queues: 1, exchangeType: "direct", size: 16,
 		duration: 300 * time.Millisecond, flushDelay: 200 * time.Microsecond, prefetch: 100, ackEvery: 10,
-		drainTimeout: 5 * time.Second, heartbeat: 10 * time.Second}
+		drainTimeout: 5 * time.Second, heartbeat: 10 * time.Second, client: "amqp091"}
 }
 
 // Every mode delivers every message it published (fanout: once per queue), confirms them all,
@@ -59,6 +61,15 @@ func TestRunModes(t *testing.T) {
 		{"rate", func(c *config) { c.rate = 2000 }},
 		{"persistent", func(c *config) { c.persistent, c.durable, c.confirm = true, true, 50 }},
 		{"stock client", func(c *config) { c.flushDelay, c.rate = 0, 1000 }},
+		{"raw", func(c *config) { c.client = "raw" }},
+		{"raw rate", func(c *config) { c.client, c.rate = "raw", 2000 }},
+		{"raw autoack", func(c *config) { c.client, c.autoack = "raw", true }},
+		{"raw fanout", func(c *config) { c.client, c.exchangeType, c.queues, c.consumers, c.size = "raw", "fanout", 3, 3, 1024 }},
+		// Bodies of several frames each (the frame max is 128 KiB), published persistently.
+		{"raw large persistent", func(c *config) {
+			c.client, c.size, c.persistent, c.durable, c.count, c.duration = "raw", 300<<10, true, true, 50, time.Minute
+		}},
+		{"raw empty body", func(c *config) { c.client, c.size, c.count, c.duration = "raw", 0, 100, time.Minute }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,6 +89,15 @@ func TestRunModes(t *testing.T) {
 			if cfg.confirm > 0 && (r.Nacked != 0 || r.Confirmed == 0) {
 				t.Fatalf("confirmed %d nacked %d", r.Confirmed, r.Nacked)
 			}
+			if cfg.count > 0 && r.PublishedAll != cfg.count {
+				t.Fatalf("published %d of --count %d", r.PublishedAll, cfg.count)
+			}
+			if cfg.size < 8 {
+				if r.Latency != nil {
+					t.Fatalf("latency %+v without timestamps", r.Latency)
+				}
+				return
+			}
 			if r.Latency == nil || r.Latency.Count != uint64(r.ConsumedAll) || r.Latency.P50 > r.Latency.Max {
 				t.Fatalf("latency %+v for %d deliveries", r.Latency, r.ConsumedAll)
 			}
@@ -93,5 +113,69 @@ func TestIdleConns(t *testing.T) {
 	}
 	if r.Opened != 20 || r.AliveAfterHold != 20 || len(r.Errors) > 0 || r.RSSBeforeKiB <= 0 || r.RSSHeldKiB <= 0 {
 		t.Fatalf("%+v", r)
+	}
+}
+
+// The raw client reports the server's refusal (here: no such queue) rather than hanging, and
+// refuses URLs it cannot serve.
+func TestRawClientErrors(t *testing.T) {
+	url := startBroker(t)
+	cnt := &counters{}
+	var ready sync.WaitGroup
+	ready.Add(1)
+	stop := make(chan struct{})
+	cfg := baseConfig(url)
+	consumeRaw(cfg, 0, "no-such-queue", cnt, &ready, stop)
+	if len(cnt.errs) != 1 || !strings.Contains(cnt.errs[0], "404") || !strings.Contains(cnt.errs[0], "no-such-queue") {
+		t.Fatalf("errors: %q", cnt.errs)
+	}
+	if _, err := rawDial("amqps://guest:guest@127.0.0.1:1/", "x"); err == nil || !strings.Contains(err.Error(), "amqp://") {
+		t.Fatalf("amqps: %v", err)
+	}
+	if _, err := rawDial(strings.Replace(url, "guest:guest", "guest:wrong", 1), "x"); err == nil {
+		t.Fatal("bad password accepted")
+	}
+}
+
+// A pacer hands out slots, waits for the next one, and stops waiting when its run ends.
+func TestPacer(t *testing.T) {
+	for name, mk := range map[string]func(context.Context, time.Duration) pacer{
+		"best": newPacer,
+		"sleep": func(ctx context.Context, d time.Duration) pacer {
+			return &sleepPacer{ctx: ctx, interval: d, next: time.Now()}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			p := mk(ctx, time.Millisecond)
+			defer p.close()
+			if !p.ready() {
+				t.Fatal("the first slot is not due at once")
+			}
+			for range 5 {
+				p.take()
+				if !p.wait() {
+					t.Fatal("wait ended before the run did")
+				}
+				if !p.ready() {
+					t.Fatal("not ready after wait")
+				}
+			}
+			p.take()
+			cancel()
+			for p.ready() { // slots that came due meanwhile may still be spent
+				p.take()
+			}
+			done := make(chan bool)
+			go func() { done <- p.wait() }()
+			select {
+			case ok := <-done:
+				if ok {
+					t.Fatal("wait reported a slot after the run ended")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("wait did not return after the run ended")
+			}
+		})
 	}
 }
