@@ -61,6 +61,10 @@ var scenarios = []scenario{
 		[]string{"--connections", "100", "--confirm", "1000", "--size", "16"}, []metric{confirmedPerSec}},
 	{"latency-10k", "fixed 10,000 msg/s, 16 B, end-to-end latency",
 		[]string{"--rate", "10000", "--size", "16"}, []metric{latencyP50, latencyP99, latencyP999}},
+	{"latency-10k-raw", "fixed 10,000 msg/s, 16 B, end-to-end latency, raw client (--client raw)",
+		[]string{"--rate", "10000", "--size", "16", "--client", "raw"}, []metric{latencyP50, latencyP99, latencyP999}},
+	{"transient-16B-raw", "transient 1 -> 1, 16 B, manual acks (prefetch 1000), raw client (--client raw)",
+		[]string{"--size", "16", "--client", "raw"}, []metric{consumedPerSec}},
 }
 
 type compareConfig struct {

@@ -71,3 +71,12 @@ func (h *hist) quantile(q float64) uint64 {
 	}
 	return h.max
 }
+
+// latency reports the histogram (nanoseconds) in microseconds; nil if nothing was recorded.
+func (h *hist) latency() *Latency {
+	if h.n == 0 {
+		return nil
+	}
+	us := func(ns uint64) float64 { return float64(ns) / 1e3 }
+	return &Latency{Count: h.n, P50: us(h.quantile(0.5)), P99: us(h.quantile(0.99)), P999: us(h.quantile(0.999)), Max: us(h.max)}
+}

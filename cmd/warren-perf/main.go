@@ -67,6 +67,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == floorForwarderFlag {
+		if err := runFloorForwarder(); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	cfg := &config{}
 	var (
 		connections, idleConns, brokerPID, dialParallel int
@@ -97,6 +103,7 @@ func main() {
 	flag.Int64Var(&cfg.count, "count", 0, "publish this many messages in all, then stop (0 = for --duration)")
 	flag.BoolVar(&cfg.random, "random", false, "random bodies, a new one per message (default: zeros, which a store compresses)")
 	flag.StringVar(&cfg.client, "client", "amqp091", "AMQP client for producers and consumers: amqp091 (github.com/rabbitmq/amqp091-go) or raw (a minimal client on Warren's codec, for latency; no --confirm, plain amqp:// only)")
+	flag.StringVar(&cfg.pacer, "pacer", "timerfd", "with --rate: timerfd (evenly spaced; Linux, else sleep) or sleep (Go timers: about 1 ms granularity, so bursts)")
 	flag.DurationVar(&cfg.heartbeat, "heartbeat", 10*time.Second, "AMQP heartbeat interval the client asks for")
 	flag.IntVar(&idleConns, "idle-conns", 0, "memory mode: open this many idle connections (heartbeats only), hold them, report the broker's RSS")
 	flag.DurationVar(&hold, "hold", 30*time.Second, "with --idle-conns: how long to hold the connections")
@@ -111,6 +118,7 @@ func main() {
 	flag.StringVar(&cc.only, "scenarios", "all", "with --compare: comma-separated scenario names (see --list-scenarios)")
 	flag.StringVar(&cc.rawOut, "raw-out", "", "with --compare: write the raw JSON results to this file (default: print them after the table)")
 	flag.DurationVar(&cc.pause, "pause", time.Second, "with --compare: pause between runs")
+	floor := flag.Bool("floor", false, "measure this machine's latency floor: --rate messages of --size bytes through a do-nothing TCP forwarder in a child process (see floor.go)")
 	list := flag.Bool("list-scenarios", false, "list the --compare scenarios and exit")
 	flag.Parse()
 
@@ -125,7 +133,7 @@ func main() {
 		drainSet := false
 		flag.Visit(func(f *flag.Flag) {
 			drainSet = drainSet || f.Name == "drain-timeout"
-			if f.Name == "flush-delay" || f.Name == "drain-timeout" || f.Name == "heartbeat" || f.Name == "client" {
+			if f.Name == "flush-delay" || f.Name == "drain-timeout" || f.Name == "heartbeat" || f.Name == "client" || f.Name == "pacer" {
 				cc.extra = append(cc.extra, "--"+f.Name, f.Value.String())
 			}
 		})
@@ -138,6 +146,25 @@ func main() {
 		}
 		if err := runCompare(&cc, os.Stdout); err != nil {
 			fatal(err)
+		}
+		return
+	}
+	if *floor {
+		r, err := runFloor(cfg)
+		if err != nil {
+			fatal(err)
+		}
+		if cfg.jsonOut {
+			json.NewEncoder(os.Stdout).Encode(r)
+		} else if l := r.Latency; l != nil {
+			fmt.Printf("floor: %d messages of %d B at %.0f msg/s through a do-nothing forwarder: latency (µs): p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n",
+				r.Sent, r.Size, r.Rate, l.P50, l.P99, l.P999, l.Max)
+		}
+		for _, e := range r.Errors {
+			fmt.Fprintln(os.Stderr, "error:", e)
+		}
+		if len(r.Errors) > 0 {
+			os.Exit(2)
 		}
 		return
 	}
@@ -177,6 +204,8 @@ func main() {
 		fatal(fmt.Errorf("--producers, --consumers, --rate and --size must not be negative"))
 	case cfg.client != "amqp091" && cfg.client != "raw":
 		fatal(fmt.Errorf("--client must be amqp091 or raw, not %q", cfg.client))
+	case cfg.pacer != "timerfd" && cfg.pacer != "sleep":
+		fatal(fmt.Errorf("--pacer must be timerfd or sleep, not %q", cfg.pacer))
 	case cfg.client == "raw" && cfg.confirm > 0:
 		fatal(fmt.Errorf("--client raw does not do publisher confirms: drop --confirm or use --client amqp091"))
 	case cfg.client == "raw" && cfg.prefetch > 65535:

@@ -16,10 +16,13 @@ type pacer interface {
 	close()
 }
 
-// newPacer returns the most precise pacer the platform offers (see pacer_linux.go).
-func newPacer(ctx context.Context, interval time.Duration) pacer {
-	if p := newTimerfdPacer(ctx, interval); p != nil {
-		return p
+// newPacer returns a pacer of the given kind: "timerfd" (the default; falls back to sleeping
+// where the platform has none) or "sleep".
+func newPacer(ctx context.Context, kind string, interval time.Duration) pacer {
+	if kind != "sleep" {
+		if p := newTimerfdPacer(ctx, interval); p != nil {
+			return p
+		}
 	}
 	return &sleepPacer{ctx: ctx, interval: interval, next: time.Now()}
 }

@@ -35,6 +35,7 @@ type config struct {
 	rate                 float64
 	heartbeat            time.Duration
 	client               string // "amqp091" (github.com/rabbitmq/amqp091-go) or "raw" (raw.go)
+	pacer                string // "timerfd" or "sleep" (pacer.go)
 }
 
 // Result is the report; it is also the --json output. Rates are over the timed window.
@@ -53,8 +54,9 @@ type Result struct {
 	AutoAck      bool     `json:"autoack"`
 	Persistent   bool     `json:"persistent"`
 	Durable      bool     `json:"durable"`
-	Rate         float64  `json:"rate,omitempty"` // target msg/s across producers (0: as fast as possible)
-	Client       string   `json:"client"`         // amqp091 or raw
+	Rate         float64  `json:"rate,omitempty"`  // target msg/s across producers (0: as fast as possible)
+	Client       string   `json:"client"`          // amqp091 or raw
+	Pacer        string   `json:"pacer,omitempty"` // with --rate: timerfd or sleep
 	FlushDelay   string   `json:"flush_delay"`
 	Seconds      float64  `json:"seconds"`
 	Published    int64    `json:"published"`
@@ -290,7 +292,7 @@ func publishLoop(ctx context.Context, cfg *config, id int, body []byte, publish 
 	}
 	var pc pacer
 	if cfg.rate > 0 { // this producer's share of --rate
-		pc = newPacer(ctx, time.Duration(float64(time.Second)*float64(cfg.producers)/cfg.rate))
+		pc = newPacer(ctx, cfg.pacer, time.Duration(float64(time.Second)*float64(cfg.producers)/cfg.rate))
 		defer pc.close()
 	}
 	for ctx.Err() == nil && quota != 0 {
@@ -534,7 +536,7 @@ func run(cfg *config) (*Result, error) {
 		Queues: len(tgt.queues), Producers: cfg.producers, Consumers: cfg.consumers,
 		Size: cfg.size, Confirm: cfg.confirm, Prefetch: cfg.prefetch, AckEvery: cfg.ackEvery,
 		AutoAck: cfg.autoack, Persistent: cfg.persistent, Durable: cfg.durable, Rate: cfg.rate,
-		Client: cfg.client, FlushDelay: cfg.flushDelay.String(), Seconds: secs,
+		Client: cfg.client, Pacer: map[bool]string{true: cfg.pacer}[cfg.rate > 0], FlushDelay: cfg.flushDelay.String(), Seconds: secs,
 		Published: pub, Consumed: con, Confirmed: conf, Nacked: cnt.nacked.Load(),
 		PublishRate: float64(pub) / secs, ConsumeRate: float64(con) / secs,
 		PublishedAll: cnt.published.Load(), ConsumedAll: cnt.consumed.Load(), Errors: cnt.errs,
@@ -542,10 +544,6 @@ func run(cfg *config) (*Result, error) {
 	if cfg.confirm > 0 {
 		r.ConfirmRate = float64(conf) / secs
 	}
-	if h := &cnt.lat; h.n > 0 {
-		us := func(ns uint64) float64 { return float64(ns) / 1e3 }
-		r.Latency = &Latency{Count: h.n, P50: us(h.quantile(0.5)), P99: us(h.quantile(0.99)),
-			P999: us(h.quantile(0.999)), Max: us(h.max)}
-	}
+	r.Latency = cnt.lat.latency()
 	return r, nil
 }

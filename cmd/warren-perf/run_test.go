@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -44,7 +46,7 @@ func startBroker(t *testing.T) string {
 func baseConfig(url string) *config {
 	return &config{url: url, producers: 1, consumers: 1, queues: 1, exchangeType: "direct", size: 16,
 		duration: 300 * time.Millisecond, flushDelay: 200 * time.Microsecond, prefetch: 100, ackEvery: 10,
-		drainTimeout: 5 * time.Second, heartbeat: 10 * time.Second, client: "amqp091"}
+		drainTimeout: 5 * time.Second, heartbeat: 10 * time.Second, client: "amqp091", pacer: "timerfd"}
 }
 
 // Every mode delivers every message it published (fanout: once per queue), confirms them all,
@@ -63,6 +65,7 @@ func TestRunModes(t *testing.T) {
 		{"stock client", func(c *config) { c.flushDelay, c.rate = 0, 1000 }},
 		{"raw", func(c *config) { c.client = "raw" }},
 		{"raw rate", func(c *config) { c.client, c.rate = "raw", 2000 }},
+		{"sleep pacer", func(c *config) { c.pacer, c.rate = "sleep", 2000 }},
 		{"raw autoack", func(c *config) { c.client, c.autoack = "raw", true }},
 		{"raw fanout", func(c *config) { c.client, c.exchangeType, c.queues, c.consumers, c.size = "raw", "fanout", 3, 3, 1024 }},
 		// Bodies of several frames each (the frame max is 128 KiB), published persistently.
@@ -139,15 +142,13 @@ func TestRawClientErrors(t *testing.T) {
 
 // A pacer hands out slots, waits for the next one, and stops waiting when its run ends.
 func TestPacer(t *testing.T) {
-	for name, mk := range map[string]func(context.Context, time.Duration) pacer{
-		"best": newPacer,
-		"sleep": func(ctx context.Context, d time.Duration) pacer {
-			return &sleepPacer{ctx: ctx, interval: d, next: time.Now()}
-		},
-	} {
-		t.Run(name, func(t *testing.T) {
+	for _, kind := range []string{"timerfd", "sleep"} {
+		t.Run(kind, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
-			p := mk(ctx, time.Millisecond)
+			p := newPacer(ctx, kind, time.Millisecond)
+			if _, isSleep := p.(*sleepPacer); isSleep != (kind == "sleep" || runtime.GOOS != "linux") {
+				t.Fatalf("%s: got a %T", kind, p)
+			}
 			defer p.close()
 			if !p.ready() {
 				t.Fatal("the first slot is not due at once")
@@ -177,5 +178,35 @@ func TestPacer(t *testing.T) {
 				t.Fatal("wait did not return after the run ended")
 			}
 		})
+	}
+}
+
+// TestMain lets the test binary serve as --floor's forwarder child (runFloor starts
+// os.Executable with floorForwarderFlag).
+func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == floorForwarderFlag {
+		if err := runFloorForwarder(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// --floor sends every message through the forwarder child and times each one.
+func TestFloor(t *testing.T) {
+	cfg := baseConfig("")
+	cfg.rate, cfg.duration = 2000, 200*time.Millisecond
+	r, err := runFloor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Errors) > 0 || r.Sent == 0 || r.Latency == nil || r.Latency.Count != uint64(r.Sent) || r.Latency.P50 > r.Latency.Max {
+		t.Fatalf("%+v latency %+v", r, r.Latency)
+	}
+	cfg.size = 4
+	if _, err := runFloor(cfg); err == nil {
+		t.Fatal("--size 4 accepted: there is no room for the send time")
 	}
 }
