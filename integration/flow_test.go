@@ -279,3 +279,44 @@ func TestFlowNoAckConsumerBufferIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// A publisher paused by flow control first writes the deliveries its batch of frames made: they
+// are what lets the consumer ack and the queue drain. (Deliveries a read loop makes are written
+// when its batch ends, server/outbound.go; a pause ends the batch.) One socket write carries 45
+// publishes: 10 go to the consumer (its prefetch), 32 more fill the queue to the high mark and
+// pause the publisher. Held back, the 10 deliveries would leave the consumer nothing to ack and
+// the pause would end only by the stall timeout.
+func TestFlowPauseWritesBatchDeliveriesFirst(t *testing.T) {
+	if externalURL != "" {
+		t.Skip("reads the in-process broker's flow counters")
+	}
+	b := flowBroker(t)
+	cch := amqpChannel(t, amqpDial(t, b))
+	q := amqpQueue(t, b, cch, "q")
+	if err := cch.Qos(10, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	deliveries := amqpConsume(t, cch, q, false)
+
+	const n = 45
+	w := wireHandshake(t, b)
+	w.openChannel(1)
+	var burst [][]byte
+	for range n {
+		burst = append(burst, wirePublish(1, "", q, nil))
+	}
+	w.send(burst...)
+	for range n {
+		if err := amqpRecv(t, deliveries).Ack(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs := b.Srv.FlowStats()
+	if fs.Pauses == 0 {
+		t.Fatalf("flow stats %+v: the burst never paused its publisher", fs)
+	}
+	if fs.Stalls != 0 {
+		t.Fatalf("flow stats %+v: a pause ended by the stall timeout, not by the consumer draining the queue", fs)
+	}
+	w.closeConnection()
+}

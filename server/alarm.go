@@ -111,7 +111,7 @@ func (c *conn) waitPublishAllowed() bool {
 	if relief := c.srv.commit.throttle(); relief != nil {
 		// The store is behind: wait for it (flow control, invisible to the client but for the
 		// TCP window), after sending the confirms already earned.
-		c.flushConfirms()
+		c.endBatch()
 		select {
 		case <-relief:
 		case <-c.stopped:
@@ -124,8 +124,8 @@ func (c *conn) waitPublishAllowed() bool {
 	if cleared == nil {
 		return true
 	}
-	// Confirms already earned are not held back by the block.
-	c.flushConfirms()
+	// Confirms already earned, and deliveries made, are not held back by the block.
+	c.endBatch()
 	if c.caps.connectionBlocked {
 		c.out.writeMethod(0, &amqp.ConnectionBlocked{Reason: "low on disk"})
 	}

@@ -22,7 +22,7 @@ func (ch *channel) basicQos(m *amqp.BasicQos) error {
 		ch.mu.Lock()
 		ch.mu.prefetchGlobal = m.PrefetchCount
 		ch.mu.Unlock()
-		ch.kickConsumers()
+		ch.kickConsumers(&ch.conn.wb) // on the read loop
 	}
 	return ch.reply(&amqp.BasicQosOk{})
 }
@@ -99,8 +99,9 @@ func (ch *channel) serverCancel(c *consumer) {
 	}
 }
 
-// kickConsumers asks every queue this channel consumes from to deliver (credit was freed).
-func (ch *channel) kickConsumers() {
+// kickConsumers asks every queue this channel consumes from to deliver (credit was freed). wb is
+// the batch of the read loop it runs on, or nil.
+func (ch *channel) kickConsumers(wb *writeBatch) {
 	ch.mu.Lock()
 	qs := make([]*queue, 0, len(ch.mu.consumers))
 	for _, c := range ch.mu.consumers {
@@ -110,12 +111,12 @@ func (ch *channel) kickConsumers() {
 	}
 	ch.mu.Unlock()
 	for _, q := range qs {
-		q.kick()
+		q.kick(wb)
 	}
 }
 
 // tryDeliver sends e to consumer c if it has credit. Called by queue dispatch with q.mu held.
-func (ch *channel) tryDeliver(c *consumer, e *qentry, clk *lazyClock) bool {
+func (ch *channel) tryDeliver(c *consumer, e *qentry, run *dispatchRun) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.mu.closed || c.gone || ch.conn.out.full.Load() {
@@ -133,13 +134,13 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry, clk *lazyClock) bool {
 	tag := ch.mu.deliveryTag
 	if !c.noAck {
 		d := ch.newDeliveryLocked()
-		*d = delivery{tag: tag, q: c.q, e: e, c: c, at: clk.now()}
+		*d = delivery{tag: tag, q: c.q, e: e, c: c, at: run.clk.now()}
 		ch.mu.unacked = append(ch.mu.unacked, d)
 		ch.armAckTimerLocked()
 		c.unacked++
 		ch.mu.consumerUnack++
 	}
-	ch.writeDeliver(c.tag, tag, e)
+	ch.writeDeliver(c.tag, tag, e, run.wb)
 	ch.countDeliver(c.q, c.noAck, e.redelivered)
 	return true
 }
@@ -163,6 +164,14 @@ func releaseDeliveries(ds []*delivery) {
 	}
 }
 
+// dispatchRun is what the deliveries of one dispatch run share: one clock read, and the batch of
+// the read loop the run is on (nil elsewhere), which writes the deliveries when it ends instead of
+// each waking its connection's write loop.
+type dispatchRun struct {
+	clk lazyClock
+	wb  *writeBatch
+}
+
 // lazyClock reads the clock once, when first asked: a dispatch run stamps its deliveries with one
 // time (clock reads are not free on every machine).
 type lazyClock struct{ t time.Time }
@@ -176,9 +185,9 @@ func (c *lazyClock) now() time.Time {
 
 // writeDeliver queues basic.deliver with the message's header and body frames (writeContent
 // without boxing the method, so a delivery allocates nothing here).
-func (ch *channel) writeDeliver(ctag string, tag uint64, e *qentry) {
+func (ch *channel) writeDeliver(ctag string, tag uint64, e *qentry, wb *writeBatch) {
 	c, m := ch.conn, e.msg
-	c.out.write(func(b []byte) []byte {
+	c.out.writeVia(wb, func(b []byte) []byte {
 		d := amqp.BasicDeliver{ConsumerTag: ctag, DeliveryTag: tag, Redelivered: e.redelivered, Exchange: m.exchange, RoutingKey: m.routingKey}
 		nb, err := amqp.AppendDeliverFrame(b, ch.id, &d)
 		if err != nil {
@@ -461,7 +470,7 @@ func (ch *channel) settle(s settlement) error {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(es) })
 	}
 	releaseDeliveries(ds)
-	ch.kickConsumers()
+	ch.kickConsumers(&ch.conn.wb) // on the read loop
 	return nil
 }
 
@@ -529,7 +538,7 @@ func (ch *channel) recover() {
 	ch.mu.Unlock()
 	requeueDeliveries(ds)
 	releaseDeliveries(ds)
-	ch.kickConsumers()
+	ch.kickConsumers(&ch.conn.wb) // on the read loop
 }
 
 // requeueDeliveries returns deliveries to their queues, in order.

@@ -45,6 +45,7 @@ type conn struct {
 
 	channels     map[uint16]*channel
 	confirmDirty []*channel   // channels with confirms to send at the end of this read batch
+	wb           writeBatch   // connections this read batch queued deliveries for (outbound.writeVia)
 	lastGroup    *commitGroup // the last commit group a publish of this connection must wait for
 	groupFresh   bool         // a publish since the last flush wrote to lastGroup
 	flowWaits    []flowWait   // queues to wait for before reading on (flow.go)
@@ -150,6 +151,7 @@ func (c *conn) serve() {
 
 // readLoop reads frames until the connection ends. Frame errors are answered with connection.close.
 func (c *conn) readLoop() error {
+	defer c.wb.flush()
 	for {
 		if len(c.flowWaits) > 0 {
 			// A publish filled a queue that others drain: stop reading until it has drained
@@ -160,9 +162,10 @@ func (c *conn) readLoop() error {
 			clear(c.flowWaits)
 			c.flowWaits = c.flowWaits[:0]
 		}
-		if len(c.confirmDirty) > 0 && !c.frameBuffered() {
-			// About to block on the socket: send the confirms this batch of frames earned.
-			c.flushConfirms()
+		if (len(c.confirmDirty) > 0 || len(c.wb.outs) > 0) && !c.frameBuffered() {
+			// About to block on the socket: send the confirms this batch of frames earned and
+			// the deliveries it made.
+			c.endBatch()
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
@@ -338,7 +341,7 @@ func (c *conn) channelMethod(id uint16, m amqp.Method) error {
 // loop calls it, with no lock held, when it took a full buffer).
 func (c *conn) kickAll() {
 	for _, ch := range c.channelList() {
-		ch.kickConsumers()
+		ch.kickConsumers(nil) // the write loop: no batch
 	}
 }
 
@@ -352,6 +355,14 @@ func (c *conn) teardown() {
 	if c.vhost != nil {
 		c.vhost.dropExclusive(c)
 	}
+}
+
+// endBatch ends a batch of frames before the read loop blocks (on its socket, or waiting for
+// flow control, an alarm or a commit): the deliveries it queued for consumers are written and
+// the confirms it earned are sent.
+func (c *conn) endBatch() {
+	c.wb.flush()
+	c.flushConfirms()
 }
 
 // flushConfirms hands the confirms earned by the last batch of frames to the channels' ledgers:
@@ -403,6 +414,7 @@ func (c *conn) awaitCommits() error {
 	if g == nil {
 		return nil
 	}
+	c.wb.flush() // do not hold deliveries back while waiting
 	<-g.done
 	c.lastGroup = nil
 	if c.groupFresh {

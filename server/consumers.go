@@ -34,10 +34,10 @@ func (q *queue) insertConsumerLocked(c *consumer) {
 
 // pickConsumerLocked delivers e to the consumer whose turn it is and returns it, or returns nil
 // if no consumer can take it now.
-func (q *queue) pickConsumerLocked(e *qentry, clk *lazyClock) *consumer {
+func (q *queue) pickConsumerLocked(e *qentry, run *dispatchRun) *consumer {
 	cs := q.mu.consumers
 	if q.lim().single {
-		if c := cs[0]; c.ch.tryDeliver(c, e, clk) {
+		if c := cs[0]; c.ch.tryDeliver(c, e, run) {
 			return c
 		}
 		return nil
@@ -54,7 +54,7 @@ func (q *queue) pickConsumerLocked(e *qentry, clk *lazyClock) *consumer {
 		}
 		for k := 0; k < size; k++ {
 			i := lo + (start-lo+k)%size
-			if c := cs[i]; c.ch.tryDeliver(c, e, clk) {
+			if c := cs[i]; c.ch.tryDeliver(c, e, run) {
 				q.mu.rr = lo + (i-lo+1)%size
 				return c
 			}

@@ -121,7 +121,7 @@ func (q *queue) dispatchCount() uint64 {
 // drained (or stalled, or gone), after sending the confirms already earned. It holds no lock.
 func (c *conn) waitFlow() {
 	waits := c.flowWaits
-	c.flushConfirms()
+	c.endBatch() // the queue drains only once the deliveries this batch made are written
 	var t *time.Timer
 	defer func() {
 		if t != nil {

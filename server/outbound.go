@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
@@ -13,11 +14,21 @@ import (
 // append encoded frames to mu.buf under mu and ring the bell; the write loop (run) swaps the buffer
 // out under mu and writes it with the lock released, so one socket write carries every frame queued
 // since the last one (flush coalescing) and no lock is ever held across I/O.
+//
+// A read loop may instead append without ringing (appendDeferred, recording the outbound in its
+// writeBatch) and write the buffer itself when its batch of frames is done (flushDirect): one
+// non-blocking write, with no goroutine woken, when the socket has room and no other goroutine is
+// writing. Whatever it cannot write goes back to the front of mu.buf for the write loop.
+//
+// Invariant: at most one goroutine writes to nc at a time, the one that set mu.writing; bytes reach
+// the socket in the order they were appended.
 type outbound struct {
 	nc       net.Conn
-	bell     chan struct{} // 1-buffered doorbell: "mu.buf is not empty" or "closing"
-	done     chan struct{} // closed by run when it returns
-	frameMax uint32        // written once in the handshake, before any concurrent producer exists
+	raw      syscall.RawConn // nc's descriptor for flushDirect; nil if nc is not a plain socket (TLS, pipes)
+	meter    *meteredConn    // nc's byte counters, which direct writes bypass; nil if none
+	bell     chan struct{}   // 1-buffered doorbell: "mu.buf is not empty" or "closing"
+	done     chan struct{}   // closed by run when it returns
+	frameMax uint32          // written once in the handshake, before any concurrent producer exists
 
 	// full is set (under mu) when the pending buffer passes outboundLimit: queues deliver no more
 	// to this connection's consumers (tryDeliver) until the write loop takes the buffer, then it
@@ -25,12 +36,16 @@ type outbound struct {
 	full    atomic.Bool
 	onDrain func()
 
+	testHookDirectWrote func() // tests: runs after a direct write, before its rest is put back
+
 	mu struct {
 		sync.Mutex
 		buf        []byte
-		closeAfter bool // close the socket once buf is written
-		stopped    bool // a write failed and run returned: appends are dropped
-		wrote      bool // bytes were written since the heartbeat ticker last looked
+		spare      []byte // the last buffer written, reused for the next swap
+		writing    bool   // a goroutine is writing a buffer it took: nobody else may write to nc
+		closeAfter bool   // close the socket once buf is written
+		stopped    bool   // a write failed and run returned: appends are dropped
+		wrote      bool   // bytes were written since the heartbeat ticker last looked
 	}
 }
 
@@ -44,8 +59,23 @@ const idleBufMax = 64 << 10
 // so its messages stay in their queues, where flow control and paging bound them.
 const outboundLimit = 4 << 20
 
+// directMax is the most a read loop writes to another connection's socket itself (flushDirect).
+// Past it the batch is large enough that a write loop running on another core is worth its
+// wake-up, and the reader gets back to reading sooner.
+const directMax = 64 << 10
+
 func newOutbound(nc net.Conn) *outbound {
-	return &outbound{nc: nc, bell: make(chan struct{}, 1), done: make(chan struct{}), frameMax: amqp.FrameMinSize}
+	o := &outbound{nc: nc, bell: make(chan struct{}, 1), done: make(chan struct{}), frameMax: amqp.FrameMinSize}
+	sock := nc
+	if m, ok := nc.(*meteredConn); ok {
+		o.meter, sock = m, m.Conn
+	}
+	if tc, ok := sock.(*net.TCPConn); ok && canWriteDirect {
+		if rc, err := tc.SyscallConn(); err == nil {
+			o.raw = rc
+		}
+	}
+	return o
 }
 
 func (o *outbound) ring() {
@@ -58,6 +88,15 @@ func (o *outbound) ring() {
 // write lets fn append frames to the pending buffer and wakes the write loop. It reports false if
 // the connection is no longer writable (the frames are dropped).
 func (o *outbound) write(fn func([]byte) []byte) bool {
+	if !o.appendFrames(fn) {
+		return false
+	}
+	o.ring()
+	return true
+}
+
+// appendFrames lets fn append frames to the pending buffer without waking the write loop.
+func (o *outbound) appendFrames(fn func([]byte) []byte) bool {
 	o.mu.Lock()
 	if o.mu.stopped || o.mu.closeAfter {
 		o.mu.Unlock()
@@ -68,8 +107,81 @@ func (o *outbound) write(fn func([]byte) []byte) bool {
 		o.full.Store(true)
 	}
 	o.mu.Unlock()
-	o.ring()
 	return true
+}
+
+// writeVia is write for a caller that may hold a read loop's batch (wb, nil if none): the frames
+// are appended now and written when the batch ends (wb.flush), without waking the write loop.
+func (o *outbound) writeVia(wb *writeBatch, fn func([]byte) []byte) bool {
+	if wb.add(o) {
+		return o.appendFrames(fn)
+	}
+	return o.write(fn)
+}
+
+// flushDirect writes the pending buffer on the calling goroutine if that can be done at once: the
+// socket is a plain one, nobody else is writing, and the buffer is small. It never blocks on the
+// socket: what the socket does not take at once, and every case it declines, is left to the write
+// loop, which it wakes.
+func (o *outbound) flushDirect() {
+	o.mu.Lock()
+	if len(o.mu.buf) == 0 {
+		o.mu.Unlock()
+		return
+	}
+	if o.raw == nil || o.mu.writing || o.mu.stopped || o.mu.closeAfter || o.full.Load() || len(o.mu.buf) > directMax {
+		o.mu.Unlock()
+		o.ring()
+		return
+	}
+	buf := o.takeLocked()
+	o.mu.Unlock()
+
+	n := 0
+	_ = o.raw.Write(func(fd uintptr) bool { // one attempt: the descriptor is non-blocking
+		n = writeNonblocking(fd, buf)
+		return true
+	}) // an error (closed, say) leaves n at 0: the write loop meets it again and ends
+	if n > 0 && o.meter != nil {
+		o.meter.countSend(n)
+	}
+	if o.testHookDirectWrote != nil {
+		o.testHookDirectWrote()
+	}
+
+	o.mu.Lock()
+	o.mu.writing = false
+	if n < len(buf) {
+		// Put the rest back in front of what was appended meanwhile, in buf's own memory.
+		rest := copy(buf, buf[n:])
+		buf = append(buf[:rest], o.mu.buf...)
+		o.mu.buf, o.mu.spare = buf, o.mu.buf[:0]
+	} else {
+		o.keepSpareLocked(buf)
+	}
+	more := len(o.mu.buf) > 0 || o.mu.closeAfter || o.mu.stopped
+	o.mu.Unlock()
+	if more {
+		o.ring() // the write loop skipped its turn while we wrote, or there is a rest to write
+	}
+}
+
+// takeLocked hands the pending buffer to a writer, which must call keepSpareLocked (or put the rest
+// back) and clear mu.writing when it is done.
+func (o *outbound) takeLocked() []byte {
+	buf := o.mu.buf
+	o.mu.buf, o.mu.spare = o.mu.spare[:0], nil
+	o.mu.writing = true
+	o.mu.wrote = true
+	return buf
+}
+
+// keepSpareLocked keeps a written buffer for the next swap unless it grew very large (a burst of
+// big bodies): then it lets it go rather than pin the memory.
+func (o *outbound) keepSpareLocked(buf []byte) {
+	if o.mu.spare == nil && cap(buf) <= 4<<20 {
+		o.mu.spare = buf[:0]
+	}
 }
 
 // writeMethod encodes one method frame. Encoding errors (a field too long for its type) are
@@ -107,7 +219,6 @@ func (o *outbound) run(heartbeat time.Duration) {
 		defer t.Stop()
 		tick = t.C
 	}
-	var spare []byte
 	for {
 		select {
 		case <-o.bell:
@@ -117,38 +228,47 @@ func (o *outbound) run(heartbeat time.Duration) {
 			if idle && len(o.mu.buf) == 0 && cap(o.mu.buf) > idleBufMax {
 				o.mu.buf = nil // nothing written for half a heartbeat: give a burst's buffer back
 			}
+			if idle && cap(o.mu.spare) > idleBufMax {
+				o.mu.spare = nil
+			}
 			if idle && len(o.mu.buf) == 0 && !o.mu.stopped && !o.mu.closeAfter {
 				o.mu.buf = amqp.AppendHeartbeat(o.mu.buf)
 			}
 			o.mu.wrote = false
 			o.mu.Unlock()
-			if idle && cap(spare) > idleBufMax {
-				spare = nil
-			}
 		}
 		o.mu.Lock()
-		buf := o.mu.buf
-		o.mu.buf = spare[:0]
+		if o.mu.writing {
+			// A read loop is writing directly (flushDirect); it rings when it is done.
+			o.mu.Unlock()
+			continue
+		}
 		stopped, closeAfter := o.mu.stopped, o.mu.closeAfter
+		if stopped {
+			o.mu.Unlock()
+			return
+		}
+		var buf []byte
+		if len(o.mu.buf) > 0 {
+			buf = o.takeLocked()
+		}
 		drained := o.full.Load()
 		if drained {
 			o.full.Store(false)
 		}
-		if len(buf) > 0 {
-			o.mu.wrote = true
-		}
 		o.mu.Unlock()
-		if stopped {
-			return
-		}
 		if len(buf) > 0 {
-			if _, err := o.nc.Write(buf); err != nil {
-				o.mu.Lock()
+			_, err := o.nc.Write(buf)
+			o.mu.Lock()
+			o.mu.writing = false
+			if err != nil {
 				o.mu.stopped = true
 				o.mu.Unlock()
 				o.nc.Close()
 				return
 			}
+			o.keepSpareLocked(buf)
+			o.mu.Unlock()
 		}
 		if drained && !closeAfter && o.onDrain != nil {
 			o.onDrain() // deliveries held back while the buffer was full may go on
@@ -162,12 +282,43 @@ func (o *outbound) run(heartbeat time.Duration) {
 				return
 			}
 		}
-		// Keep the written buffer as the next spare unless it grew very large (a burst of big
-		// bodies): then let it go rather than pin the memory.
-		if cap(buf) <= 4<<20 {
-			spare = buf[:0]
-		} else {
-			spare = nil
+	}
+}
+
+// writeBatch is a read loop's list of the connections it queued deliveries for without waking
+// their write loops (outbound.writeVia). The read loop calls flush before it next blocks: when its
+// buffered frames are handled, and before any wait (flow control, alarms, commits). Only the read
+// loop that owns it touches it.
+type writeBatch struct {
+	outs []*outbound
+}
+
+// writeBatchMax bounds a batch: past it (a fanout to many consumer connections) deliveries wake
+// their write loops as they are queued, and add stays a short scan.
+const writeBatchMax = 16
+
+// add records o in the batch; false if there is no batch or it is full (write at once instead).
+func (wb *writeBatch) add(o *outbound) bool {
+	if wb == nil {
+		return false
+	}
+	for _, x := range wb.outs {
+		if x == o {
+			return true
 		}
 	}
+	if len(wb.outs) >= writeBatchMax {
+		return false
+	}
+	wb.outs = append(wb.outs, o)
+	return true
+}
+
+// flush writes (or hands to their write loops) what the batch queued.
+func (wb *writeBatch) flush() {
+	for i, o := range wb.outs {
+		o.flushDirect()
+		wb.outs[i] = nil
+	}
+	wb.outs = wb.outs[:0]
 }

@@ -158,14 +158,18 @@ func (q *queue) publishFrom(msg *message, from *conn, spare *qentry) (res publis
 	if q.mu.deleted {
 		return gone, nil, nil
 	}
-	res, g = q.publishLocked(msg, spare)
+	var wb *writeBatch
+	if from != nil {
+		wb = &from.wb // publishFrom runs on from's read loop
+	}
+	res, g = q.publishLocked(msg, spare, wb)
 	if res == published && from != nil && q.flowHighLocked(from) {
 		wake = q.flowWakeLocked()
 	}
 	return res, g, wake
 }
 
-func (q *queue) publishLocked(msg *message, spare *qentry) (publishResult, *commitGroup) {
+func (q *queue) publishLocked(msg *message, spare *qentry, wb *writeBatch) (publishResult, *commitGroup) {
 	lim := q.lim()
 	if lim.overflow != "drop-head" && q.fullLocked(int64(len(msg.body))) {
 		if lim.overflow == "reject-publish-dlx" && lim.hasDLX {
@@ -203,7 +207,7 @@ func (q *queue) publishLocked(msg *message, spare *qentry) (publishResult, *comm
 		return published, g
 	}
 	q.mu.ready.push(e)
-	q.dispatchFreshLocked(e)
+	q.dispatchFreshLocked(e, wb)
 	q.trimLocked()
 	return published, g
 }
@@ -249,14 +253,15 @@ func (q *queue) overLocked() bool {
 
 // dispatchLocked hands ready messages to consumers round-robin while any has credit, dropping
 // the expired ones at the head.
-func (q *queue) dispatchLocked() { q.dispatchFreshLocked(nil) }
+func (q *queue) dispatchLocked() { q.dispatchFreshLocked(nil, nil) }
 
 // dispatchFreshLocked is dispatchLocked for a publish: fresh, the message just published, is
 // offered to the consumers before its expiry is checked (a TTL of 0 means "deliver now or never").
-func (q *queue) dispatchFreshLocked(fresh *qentry) {
+// wb is the batch of the read loop it runs on, if any (dispatchRun).
+func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 	defer q.wantPageInLocked()
 	defer q.expireHeadLocked(nil)
-	var clk lazyClock // one clock read for every delivery of this run
+	run := dispatchRun{wb: wb} // one clock read for every delivery of this run
 	for {
 		q.expireHeadLocked(fresh)
 		if q.mu.ready.len() == 0 || len(q.mu.consumers) == 0 {
@@ -264,7 +269,7 @@ func (q *queue) dispatchFreshLocked(fresh *qentry) {
 		}
 		e := q.mu.ready.peek()
 		q.stampLocked(e)
-		c := q.pickConsumerLocked(e, &clk)
+		c := q.pickConsumerLocked(e, &run)
 		if c == nil {
 			return
 		}
@@ -379,12 +384,13 @@ func (q *queue) readRange(from, upto uint64, max int) (es []*qentry, next uint64
 	return es, next, err
 }
 
-// kick delivers what it can (after credit was freed).
-func (q *queue) kick() {
+// kick delivers what it can (after credit was freed). wb is the batch of the read loop it runs
+// on, or nil.
+func (q *queue) kick(wb *writeBatch) {
 	q.mu.Lock()
 	defer q.unlock()
 	if !q.mu.deleted {
-		q.dispatchLocked()
+		q.dispatchFreshLocked(nil, wb)
 	}
 }
 

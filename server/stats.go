@@ -297,10 +297,15 @@ func (m *meteredConn) Read(p []byte) (int, error) {
 func (m *meteredConn) Write(p []byte) (int, error) {
 	n, err := m.Conn.Write(p)
 	if n > 0 {
-		m.sendOct.Add(int64(n))
-		m.sendCnt.Add(1)
+		m.countSend(n)
 	}
 	return n, err
+}
+
+// countSend counts a write of n bytes (Write, or a direct write to the socket: outbound.flushDirect).
+func (m *meteredConn) countSend(n int) {
+	m.sendOct.Add(int64(n))
+	m.sendCnt.Add(1)
 }
 
 func (m *meteredConn) Close() error {
