@@ -21,6 +21,7 @@ type scenario struct {
 	title   string
 	args    []string
 	metrics []metric
+	floor   bool // no broker: run once per round with --floor, reported in a table of its own
 }
 
 type metric struct {
@@ -48,23 +49,25 @@ func latOr(r *Result, f func(*Latency) float64) float64 {
 
 var scenarios = []scenario{
 	{"transient-16B", "transient 1 -> 1, 16 B, manual acks (prefetch 1000)",
-		[]string{"--size", "16"}, []metric{consumedPerSec}},
+		[]string{"--size", "16"}, []metric{consumedPerSec}, false},
 	{"transient-1KiB", "transient 1 -> 1, 1 KiB, manual acks (prefetch 1000)",
-		[]string{"--size", "1024"}, []metric{consumedPerSec}},
+		[]string{"--size", "1024"}, []metric{consumedPerSec}, false},
 	{"fanout10-1KiB", "fanout to 10 queues, 1 KiB transient, 1 consumer per queue",
-		[]string{"--exchange-type", "fanout", "--queues", "10", "--consumers", "10", "--size", "1024"}, []metric{deliveredPerSec}},
+		[]string{"--exchange-type", "fanout", "--queues", "10", "--consumers", "10", "--size", "1024"}, []metric{deliveredPerSec}, false},
 	{"persistent-16B", "persistent 16 B, confirms (window 1000), prefetch 1000, durable queue",
-		[]string{"--persistent", "--durable", "--confirm", "1000", "--prefetch", "1000", "--size", "16"}, []metric{consumedPerSec}},
+		[]string{"--persistent", "--durable", "--confirm", "1000", "--prefetch", "1000", "--size", "16"}, []metric{consumedPerSec}, false},
 	{"persistent-1KiB", "persistent 1 KiB, confirms (window 1000), prefetch 1000, durable queue",
-		[]string{"--persistent", "--durable", "--confirm", "1000", "--prefetch", "1000", "--size", "1024"}, []metric{consumedPerSec}},
+		[]string{"--persistent", "--durable", "--confirm", "1000", "--prefetch", "1000", "--size", "1024"}, []metric{consumedPerSec}, false},
 	{"connections100-confirms", "100 publishing connections with confirms (window 1000 each), 16 B, 1 consumer",
-		[]string{"--connections", "100", "--confirm", "1000", "--size", "16"}, []metric{confirmedPerSec}},
+		[]string{"--connections", "100", "--confirm", "1000", "--size", "16"}, []metric{confirmedPerSec}, false},
 	{"latency-10k", "fixed 10,000 msg/s, 16 B, end-to-end latency",
-		[]string{"--rate", "10000", "--size", "16"}, []metric{latencyP50, latencyP99, latencyP999}},
+		[]string{"--rate", "10000", "--size", "16"}, []metric{latencyP50, latencyP99, latencyP999}, false},
 	{"latency-10k-raw", "fixed 10,000 msg/s, 16 B, end-to-end latency, raw client (--client raw)",
-		[]string{"--rate", "10000", "--size", "16", "--client", "raw"}, []metric{latencyP50, latencyP99, latencyP999}},
+		[]string{"--rate", "10000", "--size", "16", "--client", "raw"}, []metric{latencyP50, latencyP99, latencyP999}, false},
 	{"transient-16B-raw", "transient 1 -> 1, 16 B, manual acks (prefetch 1000), raw client (--client raw)",
-		[]string{"--size", "16", "--client", "raw"}, []metric{consumedPerSec}},
+		[]string{"--size", "16", "--client", "raw"}, []metric{consumedPerSec}, false},
+	{"latency-10k-floor", "fixed 10,000 msg/s, 16 B, through a do-nothing forwarder (--floor): this machine's floor",
+		[]string{"--floor", "--rate", "10000", "--size", "16"}, []metric{latencyP50, latencyP99, latencyP999}, true},
 }
 
 type compareConfig struct {
@@ -119,12 +122,19 @@ func runCompare(cc *compareConfig, out io.Writer) error {
 			if (run+si)%2 == 1 {
 				order = []int{1, 0}
 			}
+			if s.floor {
+				order = []int{0} // no broker: once per round
+			}
 			for _, b := range order {
-				args := append([]string{"--url", cc.urls[b], "--duration", cc.duration.String(), "--json"}, s.args...)
-				args = append(args, cc.extra...)
-				fmt.Fprintf(os.Stderr, "run %d/%d %-24s %-9s ", run+1, cc.runs, s.name, cc.labels[b])
+				args := []string{"--url", cc.urls[b], "--duration", cc.duration.String(), "--json"}
+				label := cc.labels[b]
+				if s.floor {
+					args, label = args[2:], "floor"
+				}
+				args = append(append(args, s.args...), cc.extra...)
+				fmt.Fprintf(os.Stderr, "run %d/%d %-24s %-9s ", run+1, cc.runs, s.name, label)
 				res, err := runOnce(self, args, cc.duration)
-				rr := RawRun{Scenario: s.name, Broker: cc.labels[b], Run: run + 1, Args: redactArgs(args), Result: res}
+				rr := RawRun{Scenario: s.name, Broker: label, Run: run + 1, Args: redactArgs(args), Result: res}
 				if err != nil {
 					rr.Error = err.Error()
 					fmt.Fprintf(os.Stderr, "error: %v\n", err)
@@ -147,26 +157,18 @@ func runCompare(cc *compareConfig, out io.Writer) error {
 	fmt.Fprintf(out, "| scenario | metric | %s median (min-max) | %s median (min-max) | %s / %s |\n",
 		cc.labels[0], cc.labels[1], cc.labels[0], cc.labels[1])
 	fmt.Fprintf(out, "|---|---|---|---|---|\n")
+	var floors []scenario
 	for _, s := range scs {
+		if s.floor {
+			floors = append(floors, s)
+			continue
+		}
 		rs := results[s.name]
 		for _, m := range s.metrics {
 			var cells [2]string
 			var meds [2]float64
 			for b := range 2 {
-				vals := make([]float64, 0, len(rs[b]))
-				for _, r := range rs[b] {
-					vals = append(vals, m.get(r))
-				}
-				if len(vals) == 0 {
-					cells[b] = "failed"
-					continue
-				}
-				slices.Sort(vals)
-				meds[b] = median(vals)
-				cells[b] = fmt.Sprintf("**%s** (%s-%s)", fmtVal(meds[b], m.unit), fmtVal(vals[0], m.unit), fmtVal(vals[len(vals)-1], m.unit))
-				if len(vals) == 1 {
-					cells[b] = fmt.Sprintf("**%s**", fmtVal(meds[b], m.unit))
-				}
+				cells[b], meds[b] = medianCell(rs[b], m)
 			}
 			ratio := "-"
 			if meds[0] > 0 && meds[1] > 0 {
@@ -176,6 +178,16 @@ func runCompare(cc *compareConfig, out io.Writer) error {
 				}
 			}
 			fmt.Fprintf(out, "| %s | %s | %s | %s | %s |\n", s.title, m.name, cells[0], cells[1], ratio)
+		}
+	}
+	if len(floors) > 0 {
+		fmt.Fprintf(out, "\nNo broker, same rounds (what the machine costs before any broker work):\n\n")
+		fmt.Fprintf(out, "| scenario | metric | median (min-max) |\n|---|---|---|\n")
+		for _, s := range floors {
+			for _, m := range s.metrics {
+				cell, _ := medianCell(results[s.name][0], m)
+				fmt.Fprintf(out, "| %s | %s | %s |\n", s.title, m.name, cell)
+			}
 		}
 	}
 	enc, err := json.MarshalIndent(raw, "", "  ")
@@ -196,6 +208,23 @@ func runCompare(cc *compareConfig, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// medianCell is a table cell for metric m over runs: the median in bold, then the range.
+func medianCell(runs []*Result, m metric) (string, float64) {
+	vals := make([]float64, 0, len(runs))
+	for _, r := range runs {
+		vals = append(vals, m.get(r))
+	}
+	if len(vals) == 0 {
+		return "failed", 0
+	}
+	slices.Sort(vals)
+	med := median(vals)
+	if len(vals) == 1 {
+		return fmt.Sprintf("**%s**", fmtVal(med, m.unit)), med
+	}
+	return fmt.Sprintf("**%s** (%s-%s)", fmtVal(med, m.unit), fmtVal(vals[0], m.unit), fmtVal(vals[len(vals)-1], m.unit)), med
 }
 
 func redactArgs(args []string) []string {

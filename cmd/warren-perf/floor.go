@@ -18,9 +18,11 @@ import (
 // The floor (--floor) is what end-to-end latency costs on this machine before any broker work:
 // the same paced sender and timing receiver as a fixed-rate run, talking through a do-nothing
 // forwarder in a child process (so that, as with a broker, two processes share the cores). The
-// forwarder has a broker's shape without its protocol: a read loop that hands each chunk it
-// reads to the connection's write loop, which writes it out. A message is --size bytes (at least
-// 8: the send time), with no framing. Whatever latency it shows, no broker can go below it here.
+// forwarder is a broker's read loop without the protocol: it reads what arrives and writes it to
+// the receiver itself, with no other goroutine woken (as Warren's read loop writes the deliveries
+// of a batch to an idle consumer connection: server/outbound.go, flushDirect). A message is
+// --size bytes (at least 8: the send time), with no framing. Whatever latency it shows, no broker
+// can go below it here.
 
 // FloorResult is the report of --floor.
 type FloorResult struct {
@@ -55,33 +57,21 @@ func runFloorForwarder() error {
 		return err
 	}
 	defer out.Close()
-	chunks := make(chan []byte, 1024)
-	var wg sync.WaitGroup
-	var werr error
-	wg.Go(func() { // the write loop
-		for b := range chunks {
-			if _, err := out.Write(b); err != nil && werr == nil {
-				werr = err
-			}
-		}
-	})
 	buf := make([]byte, 64<<10)
-	var rerr error
 	for {
 		n, err := in.Read(buf)
 		if n > 0 {
-			chunks <- append([]byte(nil), buf[:n]...)
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				return werr
+			}
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				rerr = err
+			if errors.Is(err, io.EOF) {
+				return nil
 			}
-			break
+			return err
 		}
 	}
-	close(chunks)
-	wg.Wait()
-	return errors.Join(rerr, werr)
 }
 
 func runFloor(cfg *config) (*FloorResult, error) {
