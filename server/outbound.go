@@ -15,10 +15,13 @@ import (
 // out under mu and writes it with the lock released, so one socket write carries every frame queued
 // since the last one (flush coalescing) and no lock is ever held across I/O.
 //
-// A read loop may instead append without ringing (appendDeferred, recording the outbound in its
+// A read loop may instead append without ringing (writeVia, recording the outbound in its
 // writeBatch) and write the buffer itself when its batch of frames is done (flushDirect): one
-// non-blocking write, with no goroutine woken, when the socket has room and no other goroutine is
-// writing. Whatever it cannot write goes back to the front of mu.buf for the write loop.
+// non-blocking write, with no goroutine woken, when the socket has room, no other goroutine is
+// writing, and every frame pending came from that batch. Frames from several producers are left to
+// the write loop, so that one write still carries them all (100 publishers into one consumer's
+// connection would otherwise cost a write each). Whatever a direct write cannot write goes back to
+// the front of mu.buf for the write loop.
 //
 // Invariant: at most one goroutine writes to nc at a time, the one that set mu.writing; bytes reach
 // the socket in the order they were appended.
@@ -36,16 +39,18 @@ type outbound struct {
 	full    atomic.Bool
 	onDrain func()
 
-	testHookDirectWrote func() // tests: runs after a direct write, before its rest is put back
+	testHookDirectWrote func(wrote, of int) // tests: runs after a direct write, before its rest is put back
 
 	mu struct {
 		sync.Mutex
 		buf        []byte
-		spare      []byte // the last buffer written, reused for the next swap
-		writing    bool   // a goroutine is writing a buffer it took: nobody else may write to nc
-		closeAfter bool   // close the socket once buf is written
-		stopped    bool   // a write failed and run returned: appends are dropped
-		wrote      bool   // bytes were written since the heartbeat ticker last looked
+		spare      []byte      // the last buffer written, reused for the next swap
+		owner      *writeBatch // the batch that appended the first frame pending (nil: not a batch)
+		shared     bool        // frames pending from more than one producer, or a rest put back
+		writing    bool        // a goroutine is writing a buffer it took: nobody else may write to nc
+		closeAfter bool        // close the socket once buf is written
+		stopped    bool        // a write failed and run returned: appends are dropped
+		wrote      bool        // bytes were written since the heartbeat ticker last looked
 	}
 }
 
@@ -88,19 +93,25 @@ func (o *outbound) ring() {
 // write lets fn append frames to the pending buffer and wakes the write loop. It reports false if
 // the connection is no longer writable (the frames are dropped).
 func (o *outbound) write(fn func([]byte) []byte) bool {
-	if !o.appendFrames(fn) {
+	if !o.appendFrames(nil, fn) {
 		return false
 	}
 	o.ring()
 	return true
 }
 
-// appendFrames lets fn append frames to the pending buffer without waking the write loop.
-func (o *outbound) appendFrames(fn func([]byte) []byte) bool {
+// appendFrames lets fn append frames to the pending buffer without waking the write loop, for
+// batch wb (nil: none).
+func (o *outbound) appendFrames(wb *writeBatch, fn func([]byte) []byte) bool {
 	o.mu.Lock()
 	if o.mu.stopped || o.mu.closeAfter {
 		o.mu.Unlock()
 		return false
+	}
+	if len(o.mu.buf) == 0 {
+		o.mu.owner = wb
+	} else if o.mu.owner != wb {
+		o.mu.shared = true
 	}
 	o.mu.buf = fn(o.mu.buf)
 	if len(o.mu.buf) >= outboundLimit && !o.full.Load() {
@@ -114,22 +125,23 @@ func (o *outbound) appendFrames(fn func([]byte) []byte) bool {
 // are appended now and written when the batch ends (wb.flush), without waking the write loop.
 func (o *outbound) writeVia(wb *writeBatch, fn func([]byte) []byte) bool {
 	if wb.add(o) {
-		return o.appendFrames(fn)
+		return o.appendFrames(wb, fn)
 	}
 	return o.write(fn)
 }
 
-// flushDirect writes the pending buffer on the calling goroutine if that can be done at once: the
-// socket is a plain one, nobody else is writing, and the buffer is small. It never blocks on the
-// socket: what the socket does not take at once, and every case it declines, is left to the write
-// loop, which it wakes.
-func (o *outbound) flushDirect() {
+// flushDirect writes the pending buffer on the calling goroutine (the read loop of batch wb) if
+// that can be done at once: the socket is a plain one, nobody else is writing, every pending frame
+// is wb's and the buffer is small. It never blocks on the socket: what the socket does not take at
+// once, and every case it declines, is left to the write loop, which it wakes.
+func (o *outbound) flushDirect(wb *writeBatch) {
 	o.mu.Lock()
 	if len(o.mu.buf) == 0 {
 		o.mu.Unlock()
 		return
 	}
-	if o.raw == nil || o.mu.writing || o.mu.stopped || o.mu.closeAfter || o.full.Load() || len(o.mu.buf) > directMax {
+	if o.raw == nil || o.mu.writing || o.mu.shared || o.mu.owner != wb || o.mu.stopped || o.mu.closeAfter ||
+		o.full.Load() || len(o.mu.buf) > directMax {
 		o.mu.Unlock()
 		o.ring()
 		return
@@ -146,7 +158,7 @@ func (o *outbound) flushDirect() {
 		o.meter.countSend(n)
 	}
 	if o.testHookDirectWrote != nil {
-		o.testHookDirectWrote()
+		o.testHookDirectWrote(n, len(buf))
 	}
 
 	o.mu.Lock()
@@ -156,6 +168,7 @@ func (o *outbound) flushDirect() {
 		rest := copy(buf, buf[n:])
 		buf = append(buf[:rest], o.mu.buf...)
 		o.mu.buf, o.mu.spare = buf, o.mu.buf[:0]
+		o.mu.owner, o.mu.shared = nil, true // the write loop's now
 	} else {
 		o.keepSpareLocked(buf)
 	}
@@ -171,6 +184,7 @@ func (o *outbound) flushDirect() {
 func (o *outbound) takeLocked() []byte {
 	buf := o.mu.buf
 	o.mu.buf, o.mu.spare = o.mu.spare[:0], nil
+	o.mu.owner, o.mu.shared = nil, false
 	o.mu.writing = true
 	o.mu.wrote = true
 	return buf
@@ -317,7 +331,7 @@ func (wb *writeBatch) add(o *outbound) bool {
 // flush writes (or hands to their write loops) what the batch queued.
 func (wb *writeBatch) flush() {
 	for i, o := range wb.outs {
-		o.flushDirect()
+		o.flushDirect(wb)
 		wb.outs[i] = nil
 	}
 	wb.outs = wb.outs[:0]

@@ -177,7 +177,10 @@ func TestOutboundFlushDirectPartialWriteKeepsOrder(t *testing.T) {
 	n := 0
 	// Another goroutine queues a chunk while each direct write is under way: it must follow
 	// whatever part of the write the socket did not take.
-	o.testHookDirectWrote = func() {
+	o.testHookDirectWrote = func(wrote, of int) {
+		if wrote == of {
+			return
+		}
 		chunk := seqChunk(n+1, size)
 		o.write(func(b []byte) []byte { return append(b, chunk...) })
 		n++
@@ -253,5 +256,37 @@ func TestOutboundDirectAndLoopWritersConcurrent(t *testing.T) {
 	checkSeqStream(t, client, chunks*size)
 	for range 4 {
 		<-done
+	}
+}
+
+// Frames from two batches (two publishers' read loops into one consumer's connection) are left to
+// the write loop, so that one write carries both instead of one write each.
+func TestOutboundSharedFramesGoThroughWriteLoop(t *testing.T) {
+	server, client := tcpPair(t)
+	o := newOutbound(server)
+	var a, b writeBatch
+	o.writeVia(&a, func(p []byte) []byte { return append(p, 'a') })
+	o.writeVia(&b, func(p []byte) []byte { return append(p, 'b') })
+	a.flush()
+	b.flush()
+	o.mu.Lock()
+	pending := string(o.mu.buf)
+	o.mu.Unlock()
+	if pending != "ab" || len(o.bell) != 1 {
+		t.Fatalf("pending %q, bell %d: want both frames left to the write loop, rung", pending, len(o.bell))
+	}
+	go o.run(0)
+	defer func() { o.closeAfterFlush(); <-o.done }()
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(client, got); err != nil || string(got) != "ab" {
+		t.Fatalf("peer read %q, %v", got, err)
+	}
+	// Once the write loop has taken them, a lone batch writes directly again.
+	var c writeBatch
+	o.writeVia(&c, func(p []byte) []byte { return append(p, 'c') })
+	c.flush()
+	if _, err := io.ReadFull(client, got[:1]); err != nil || got[0] != 'c' {
+		t.Fatalf("peer read %q, %v", got[:1], err)
 	}
 }
