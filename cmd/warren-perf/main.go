@@ -63,15 +63,19 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 )
 
-func main() {
+func main() { os.Exit(mainCode()) }
+
+// mainCode is main returning its exit status, so that deferred work (the CPU profile) runs.
+func mainCode() int {
 	if len(os.Args) == 2 && os.Args[1] == floorForwarderFlag {
 		if err := runFloorForwarder(); err != nil {
 			fatal(err)
 		}
-		return
+		return 0
 	}
 	cfg := &config{}
 	var (
@@ -120,13 +124,21 @@ func main() {
 	flag.DurationVar(&cc.pause, "pause", time.Second, "with --compare: pause between runs")
 	floor := flag.Bool("floor", false, "measure this machine's latency floor: --rate messages of --size bytes through a do-nothing TCP forwarder in a child process (see floor.go)")
 	list := flag.Bool("list-scenarios", false, "list the --compare scenarios and exit")
+	cpuProfile := flag.String("cpuprofile", "", "write the load tool's own CPU profile to this file (where the client's time goes)")
 	flag.Parse()
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fatal(err)
+		}
+		defer stop()
+	}
 
 	if *list {
 		for _, s := range scenarios {
 			fmt.Printf("%-24s %s\n    flags: %v\n", s.name, s.title, s.args)
 		}
-		return
+		return 0
 	}
 	if compare {
 		cc.duration = cfg.duration
@@ -147,7 +159,7 @@ func main() {
 		if err := runCompare(&cc, os.Stdout); err != nil {
 			fatal(err)
 		}
-		return
+		return 0
 	}
 	if *floor {
 		r, err := runFloor(cfg)
@@ -164,9 +176,9 @@ func main() {
 			fmt.Fprintln(os.Stderr, "error:", e)
 		}
 		if len(r.Errors) > 0 {
-			os.Exit(2)
+			return 2
 		}
-		return
+		return 0
 	}
 	if idleConns > 0 {
 		r, err := runIdle(cfg, idleConns, hold, brokerPID, dialParallel)
@@ -187,9 +199,9 @@ func main() {
 			}
 		}
 		if len(r.Errors) > 0 {
-			os.Exit(2)
+			return 2
 		}
-		return
+		return 0
 	}
 
 	if connections > 0 {
@@ -242,8 +254,25 @@ func main() {
 		}
 	}
 	if len(r.Errors) > 0 {
-		os.Exit(2)
+		return 2
 	}
+	return 0
+}
+
+// startCPUProfile profiles this process into path until the returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func fatal(err error) {

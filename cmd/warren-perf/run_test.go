@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -208,5 +209,25 @@ func TestFloor(t *testing.T) {
 	cfg.size = 4
 	if _, err := runFloor(cfg); err == nil {
 		t.Fatal("--size 4 accepted: there is no room for the send time")
+	}
+}
+
+// --cpuprofile writes a profile go tool pprof can read (it starts with gzip's magic bytes).
+func TestStartCPUProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.prof")
+	stop, err := startCPUProfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile of %d bytes does not start with gzip's magic", len(b))
+	}
+	if _, err := startCPUProfile(filepath.Join(t.TempDir(), "missing", "cpu.prof")); err == nil {
+		t.Fatal("a profile path in a missing directory was accepted")
 	}
 }
