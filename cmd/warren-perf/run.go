@@ -258,12 +258,15 @@ func (p *producer) runRaw(ctx context.Context, cfg *config, tgt *target, cnt *co
 	if err != nil {
 		cnt.fail("producer %d: %v", p.id, err)
 	}
-	// Close politely; the reader sees close-ok (or the socket end) and returns.
+	// Close politely; the reader sees close-ok (or the socket end) and returns. A broker sends
+	// close-ok only after the publishes before it, which a broker applying flow control may
+	// still be reading: closing the socket before then would drop them unread.
 	if err := p.raw.sendClose(); err == nil {
 		select {
 		case err := <-p.watched:
 			p.watched <- err
-		case <-time.After(2 * time.Second):
+		case <-time.After(cfg.drainTimeout):
+			cnt.fail("producer %d: no connection.close-ok within %v: publishes the broker had not read yet are lost", p.id, cfg.drainTimeout)
 		}
 	}
 	p.raw.nc.Close()
