@@ -357,9 +357,9 @@ func (c *conn) teardown() {
 	}
 }
 
-// endBatch ends a batch of frames before the read loop blocks (on its socket, or waiting for
-// flow control, an alarm or a commit): the deliveries it queued for consumers are written and
-// the confirms it earned are sent.
+// endBatch ends a batch of frames before the read loop blocks on its socket, or waits for flow
+// control, an alarm or the store's throttle: the deliveries it queued for consumers are written
+// and the confirms it earned are sent. No lock may be held (it writes to sockets).
 func (c *conn) endBatch() {
 	c.wb.flush()
 	c.flushConfirms()
@@ -414,7 +414,9 @@ func (c *conn) awaitCommits() error {
 	if g == nil {
 		return nil
 	}
-	c.wb.flush() // do not hold deliveries back while waiting
+	// The batch's deliveries are not written first: callers hold channel.loopMu, and no lock is
+	// held across socket I/O. They go out when the batch ends, after the commit (which does not
+	// depend on them).
 	<-g.done
 	c.lastGroup = nil
 	if c.groupFresh {

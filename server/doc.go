@@ -11,10 +11,11 @@
 // read loop, an acking consumer's read loop, a basic.consume): it encodes frames into the consumer's
 // connection buffer under locks and never touches a socket then; the write loop does the I/O with no
 // broker lock held. A read loop that queued deliveries (outbound.writeVia) may instead write them to
-// the consumer's socket itself when its batch of frames ends (writeBatch.flush -> outbound.flushDirect):
-// one non-blocking write, with no lock held, only while no other goroutine writes that socket
-// (outbound.mu.writing); the rest is left to the write loop. The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown,
-// also counted in Server.wg. Queue timers (ttl.go: message expiry, x-expires) are time.AfterFunc
+// the consumer's socket itself when its batch of frames ends (writeBatch.flush ->
+// outbound.flushDirect, from conn.endBatch, with no lock held): one non-blocking write, only while
+// no other goroutine writes that socket (outbound.mu.writing); the rest is left to the write loop.
+// The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown, also
+// counted in Server.wg. Queue timers (ttl.go: message expiry, x-expires) are time.AfterFunc
 // functions that run only while Server.timers is open; Shutdown closes it, waits for the running
 // ones and stops every queue's timer, before it stops the committer. Dead-lettering (deadletter.go)
 // also runs on whichever goroutine removed the message: queue.unlock republishes the queue's dead

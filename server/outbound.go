@@ -300,9 +300,10 @@ func (o *outbound) run(heartbeat time.Duration) {
 }
 
 // writeBatch is a read loop's list of the connections it queued deliveries for without waking
-// their write loops (outbound.writeVia). The read loop calls flush before it next blocks: when its
-// buffered frames are handled, and before any wait (flow control, alarms, commits). Only the read
-// loop that owns it touches it.
+// their write loops (outbound.writeVia). The read loop calls flush (conn.endBatch) when its
+// buffered frames are handled and before it waits for flow control or an alarm; not before a wait
+// for a commit, which happens under channel.loopMu (flush writes to sockets, so no lock may be
+// held). Only the read loop that owns it touches it.
 type writeBatch struct {
 	outs []*outbound
 }
