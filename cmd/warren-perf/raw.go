@@ -145,6 +145,19 @@ func expect[M amqp.Method](c *rawConn, ch uint16) (M, error) {
 	}
 }
 
+// decodeEnding decodes a method the server sent outside a publish or delivery: net.ErrClosed for
+// connection.close-ok (our close was answered), the close's error for a close, else the method.
+func decodeEnding(payload []byte) (amqp.Method, error) {
+	m, err := amqp.DecodeMethod(payload)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := m.(*amqp.ConnectionCloseOk); ok {
+		return nil, net.ErrClosed
+	}
+	return m, closeError(m)
+}
+
 // closeError turns a server's close into an error carrying its reply.
 func closeError(m amqp.Method) error {
 	switch m := m.(type) {
@@ -237,14 +250,7 @@ func (c *rawConn) watch() error {
 		if f.Type != amqp.FrameMethod {
 			continue
 		}
-		m, err := amqp.DecodeMethod(f.Payload)
-		if err != nil {
-			return err
-		}
-		if _, ok := m.(*amqp.ConnectionCloseOk); ok {
-			return net.ErrClosed
-		}
-		if err := closeError(m); err != nil {
+		if _, err := decodeEnding(f.Payload); err != nil {
 			return err
 		}
 	}
@@ -278,14 +284,8 @@ func (c *rawConn) consumeLoop(fn func(rawDelivery) error) error {
 			}
 			tag, ok := deliveryTag(f.Payload)
 			if !ok {
-				m, err := amqp.DecodeMethod(f.Payload)
+				m, err := decodeEnding(f.Payload)
 				if err != nil {
-					return err
-				}
-				if _, ok := m.(*amqp.ConnectionCloseOk); ok {
-					return net.ErrClosed
-				}
-				if err := closeError(m); err != nil {
 					return err
 				}
 				return fmt.Errorf("unexpected %s while consuming", m.Name())
