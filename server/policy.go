@@ -208,45 +208,6 @@ func (p Policy) validate() (*policy, error) {
 	return &policy{Policy: p, re: re}, nil
 }
 
-// --- effective settings ---
-
-// effectiveLimits combines a queue's argument settings with policy p's definition (p may be nil).
-func effectiveLimits(arg queueLimits, args amqp.Table, p *policy) *queueLimits {
-	lim := arg
-	lim.policy = p
-	if p == nil {
-		return &lim
-	}
-	lower := func(cur *int64, key string) bool {
-		n, ok := p.Definition[key].(int64)
-		if !ok {
-			return false
-		}
-		if *cur < 0 || n < *cur {
-			*cur = n
-		}
-		return true
-	}
-	lower(&lim.maxLen, "max-length")
-	lower(&lim.maxBytes, "max-length-bytes")
-	lower(&lim.msgTTL, "message-ttl")
-	lower(&lim.expires, "expires")
-	if lower(&lim.deliveryLimit, "delivery-limit") {
-		lim.countDeliveries = true
-	}
-	_, argOverflow := args["x-overflow"]
-	if s, ok := p.Definition["overflow"].(string); ok && !argOverflow {
-		lim.overflow = s
-	}
-	if s, ok := p.Definition["dead-letter-exchange"].(string); ok && !arg.hasDLX {
-		lim.hasDLX, lim.dlx = true, s
-	}
-	if s, ok := p.Definition["dead-letter-routing-key"].(string); ok && !arg.hasDLRK {
-		lim.hasDLRK, lim.dlrk = true, s
-	}
-	return &lim
-}
-
 // PolicyName returns the name of the policy applied (or "") and its definition.
 func (p *policy) nameAndDefinition() (string, map[string]any) {
 	if p == nil {
@@ -271,30 +232,6 @@ func (x *exchangeEntity) alternateExchange() (string, bool) {
 		return s, ok
 	}
 	return "", false
-}
-
-// applyPolicy sets q's effective settings from the policy that now matches it. A lowered length
-// limit drops the excess from the head (dead-lettered with reason maxlen); expiry timers are
-// re-armed. The caller holds no lock.
-func (q *queue) applyPolicy() {
-	p := q.v.srv.pol.match(q.v.name, q.name, true)
-	q.mu.Lock()
-	defer q.unlock()
-	if q.mu.deleted {
-		return
-	}
-	cur := q.lim()
-	if cur.policy == p {
-		return
-	}
-	q.limits.Store(effectiveLimits(q.argLimits, q.args, p))
-	q.trimLocked()
-	q.wantPageInLocked() // the rest of the excess, if paged, is trimmed as it comes back
-	q.mu.timerAt = 0     // re-arm from scratch: the expiry may be sooner or later now
-	if q.mu.timer != nil {
-		q.mu.timer.Stop()
-	}
-	q.armTimerLocked()
 }
 
 // applyPolicies re-applies the policies of v to its queues and exchanges.
