@@ -87,7 +87,7 @@ func (v *vhost) lists() ([]*queue, []*exchangeEntity) {
 // lengths returns the ready (in memory and paged out) and unacknowledged message counts.
 func (q *queue) lengths() (ready, unacked int64) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	return q.lenLocked(), int64(q.mu.unacked)
 }
 
@@ -269,7 +269,7 @@ func (q *queue) info(un *unackedSums) QueueInfo {
 			qi.PersistentBytes += int64(len(e.msg.body))
 		}
 	})
-	q.mu.Unlock()
+	q.unlock()
 	if un != nil {
 		qi.UnackedBytes = un.bytes
 		qi.Persistent += un.persistent
@@ -342,7 +342,7 @@ func (ch *channel) name() string { return ch.conn.name + " (" + strconv.Itoa(int
 func (q *queue) consumerInfos() []ConsumerInfo {
 	q.mu.Lock()
 	cs := slices.Clone(q.mu.consumers)
-	q.mu.Unlock()
+	q.unlock()
 	out := make([]ConsumerInfo, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, ConsumerInfo{

@@ -350,7 +350,7 @@ func (s *Server) markClean() error {
 					e.marked = true
 				}
 			})
-			q.mu.Unlock()
+			q.unlock()
 		}
 		v.mu.RUnlock()
 	}

@@ -125,6 +125,38 @@ func newQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args
 	return q
 }
 
+// unlock is the one way to release q.mu: no other code calls q.mu.Unlock (TestQueueUnlockOnly
+// checks it). Before the lock goes it finishes what the hold left pending:
+//   - publishers paused for this queue (queue_flow.go) are woken if its backlog is down to the low
+//     mark;
+//   - messages dead-lettered under the lock (q.mu.dead, queue_deadletter.go) are republished, in
+//     the order they left the queue, with q.mu released: one goroutine at a time republishes a
+//     queue's dead list (another that finds it busy leaves its messages to it).
+//
+// Republishing routes (it takes v.mu for reading), so a hold that may dead-letter must be released
+// with no other lock held. The holds taken under v.mu or another queue-wide lock (markDeleted,
+// stopTimers, markClean, recovery) dead-letter nothing, and outside a hold q.mu.dead is empty
+// unless a republishing goroutine owns it (deadBusy), so unlock does no republishing for them.
+func (q *queue) unlock() {
+	if q.mu.flowWake != nil {
+		q.flowReleaseLocked(false)
+	}
+	if len(q.mu.dead) == 0 || q.mu.deadBusy {
+		q.mu.Unlock()
+		return
+	}
+	q.mu.deadBusy = true
+	for len(q.mu.dead) > 0 {
+		dead := q.mu.dead
+		q.mu.dead = nil
+		q.mu.Unlock()
+		q.deadLetterAll(dead)
+		q.mu.Lock()
+	}
+	q.mu.deadBusy = false
+	q.mu.Unlock()
+}
+
 // lim returns the queue's effective settings (a snapshot: never modified once stored).
 func (q *queue) lim() *queueLimits { return q.limits.Load() }
 
@@ -298,20 +330,20 @@ func (q *queue) wantPageInLocked() {
 func (q *queue) pageIn() {
 	q.mu.Lock()
 	if ch := q.mu.paging; ch != nil {
-		q.mu.Unlock()
+		q.unlock()
 		<-ch
 		return
 	}
 	want := q.v.srv.opts.QueueWindow - q.mu.ready.len()
 	if q.mu.deleted || q.mu.paged.n == 0 || want <= 0 {
-		q.mu.Unlock()
+		q.unlock()
 		return
 	}
 	done := make(chan struct{})
 	q.mu.paging = done
 	snap, gen, upto, wait := q.mu.paged, q.mu.pageGen, q.mu.nextSeq, q.mu.lastWrite
 	unclean := q.mu.uncleanUpTo
-	q.mu.Unlock()
+	q.unlock()
 
 	if wait != nil {
 		<-wait.done // the records of the paged messages are in the store (or failed)
@@ -400,7 +432,7 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 	for range 3 {
 		q.mu.Lock()
 		if q.mu.deleted {
-			q.mu.Unlock()
+			q.unlock()
 			return nil, 0
 		}
 		q.touchLocked()
@@ -433,7 +465,7 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 // are deleted.
 func (q *queue) settle(es []*qentry) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	q.mu.unacked -= len(es)
 	for _, e := range es {
 		q.forgetLocked(e)
@@ -490,7 +522,7 @@ func (q *queue) addConsumer(c *consumer, onAdded func()) error {
 // removeConsumer detaches c. It reports whether the queue should now be auto-deleted.
 func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	for i, x := range q.mu.consumers {
 		if x == c {
 			q.mu.consumers = append(q.mu.consumers[:i], q.mu.consumers[i+1:]...)
@@ -514,7 +546,7 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 // counts returns ready messages and consumers (queue.declare-ok's numbers).
 func (q *queue) counts() (ready, consumers uint32) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	return uint32(q.lenLocked()), uint32(len(q.mu.consumers))
 }
 
@@ -541,7 +573,7 @@ func (q *queue) start() {
 // with one range delete.
 func (q *queue) purge() uint32 {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	n := q.lenLocked()
 	for q.mu.ready.len() > 0 {
 		q.forgetLocked(q.mu.ready.pop())
@@ -561,7 +593,7 @@ func (q *queue) purge() uint32 {
 // its consumers (telling clients that asked for consumer_cancel_notify). The caller holds v.mu.
 func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if ifUnused && len(q.mu.consumers) > 0 {
 		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.v.name)
 	}

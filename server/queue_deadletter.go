@@ -12,7 +12,7 @@ import (
 // requeue ("rejected"), expires at the head ("expired"), or is dropped by a length limit: the head
 // with drop-head, or the refused publish with reject-publish-dlx ("maxlen"). Under the queue's lock
 // the entry's record is deleted and the message is kept in the queue's dead list; q.unlock
-// republishes the list with no lock held: a new message to the dead-letter exchange, routed with
+// (queue.go) republishes the list with no lock held: a new message to the dead-letter exchange, routed with
 // x-dead-letter-routing-key or else with the message's own routing keys (its routing key and CC),
 // carrying the x-death header RabbitMQ builds, without the expiration property. The copy is a new
 // publish: persistent ones are written through the committer to durable queues, unconfirmed (as
@@ -34,29 +34,6 @@ func (q *queue) deadLocked(e *qentry, reason string) {
 	if q.lim().hasDLX && !q.mu.deleted {
 		q.mu.dead = append(q.mu.dead, deadLetter{msg: e.msg, reason: reason})
 	}
-}
-
-// unlock releases q.mu and then republishes the messages dead-lettered meanwhile, in the order
-// they left the queue: one goroutine at a time republishes a queue's dead list (another that finds
-// it busy leaves its messages to it), with q.mu released. The caller must hold no other lock.
-func (q *queue) unlock() {
-	if q.mu.flowWake != nil {
-		q.flowReleaseLocked(false)
-	}
-	if len(q.mu.dead) == 0 || q.mu.deadBusy {
-		q.mu.Unlock()
-		return
-	}
-	q.mu.deadBusy = true
-	for len(q.mu.dead) > 0 {
-		dead := q.mu.dead
-		q.mu.dead = nil
-		q.mu.Unlock()
-		q.deadLetterAll(dead)
-		q.mu.Lock()
-	}
-	q.mu.deadBusy = false
-	q.mu.Unlock()
 }
 
 // reject settles unacked entries rejected or nacked without requeue: they are dead-lettered.

@@ -101,7 +101,7 @@ func (q *queue) flowReleaseLocked(force bool) {
 // whether the queue stalled.
 func (q *queue) flowCheckStall(mark uint64) (uint64, bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.mu.dispatched != mark {
 		return q.mu.dispatched, false
 	}
@@ -113,7 +113,7 @@ func (q *queue) flowCheckStall(mark uint64) (uint64, bool) {
 // dispatchCount returns how many entries have left the queue's ready list.
 func (q *queue) dispatchCount() uint64 {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	return q.mu.dispatched
 }
 

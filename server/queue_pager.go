@@ -51,7 +51,7 @@ func (p *pager) run() {
 
 			q.mu.Lock()
 			q.mu.queuedIn = false
-			q.mu.Unlock()
+			q.unlock()
 			q.pageIn()
 			select {
 			case <-p.stop:

@@ -145,7 +145,7 @@ func (q *queue) onTimer() {
 	q.mu.Lock()
 	q.mu.timerAt = 0
 	if q.mu.deleted {
-		q.mu.Unlock()
+		q.unlock()
 		return
 	}
 	unused := q.lim().expires >= 0 && len(q.mu.consumers) == 0 &&
@@ -199,7 +199,7 @@ func (s *Server) stopTimers() {
 		for _, q := range v.queues {
 			q.mu.Lock()
 			q.stopTimerLocked()
-			q.mu.Unlock()
+			q.unlock()
 		}
 		v.mu.RUnlock()
 	}
