@@ -345,10 +345,12 @@ func (q *queue) consumerInfos() []ConsumerInfo {
 	q.unlock()
 	out := make([]ConsumerInfo, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, ConsumerInfo{
+		ci := ConsumerInfo{
 			Vhost: q.v.name, Queue: q.name, Tag: c.tag, AckRequired: !c.noAck, Exclusive: c.exclusive,
-			Prefetch: int(c.prefetch), Arguments: c.args, Channel: c.ch.ref(),
-		})
+			Arguments: c.args,
+		}
+		c.target.describe(&ci)
+		out = append(out, ci)
 	}
 	return out
 }

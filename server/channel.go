@@ -73,18 +73,31 @@ type channel struct {
 	}
 }
 
-// consumer is one basic.consume subscription.
+// consumer is one basic.consume subscription: the AMQP channel's delivery target
+// (queue_consumers.go). Its subscription is what the queue sees of it.
 type consumer struct {
-	tag       string
-	ch        *channel
-	q         *queue
-	noAck     bool
-	exclusive bool
-	prefetch  uint16 // 0 = unlimited
-	args      amqp.Table
-	unacked   int   // guarded by ch.mu
-	gone      bool  // guarded by ch.mu: no longer one of the channel's consumers
-	priority  int64 // x-priority; set by queue.addConsumer
+	subscription // tag, noAck, exclusive, args, priority; target is the consumer itself
+	ch           *channel
+	q            *queue
+	prefetch     uint16 // 0 = unlimited
+	unacked      int    // guarded by ch.mu
+	gone         bool   // guarded by ch.mu: no longer one of the channel's consumers
+}
+
+// deliver is deliveryTarget.deliver: basic.deliver on the consumer's channel if it has credit.
+func (c *consumer) deliver(e *qentry, run *dispatchRun) bool { return c.ch.tryDeliver(c, e, run) }
+
+// queueDeleted is deliveryTarget.queueDeleted: the channel forgets the consumer and tells a client
+// that asked for consumer_cancel_notify.
+func (c *consumer) queueDeleted() { c.ch.serverCancel(c) }
+
+// deliversOn is deliveryTarget.deliversOn: the connection whose socket carries the deliveries and
+// their acks.
+func (c *consumer) deliversOn() any { return c.ch.conn }
+
+// describe is deliveryTarget.describe.
+func (c *consumer) describe(ci *ConsumerInfo) {
+	ci.Prefetch, ci.Channel = int(c.prefetch), c.ch.ref()
 }
 
 // delivery is a message handed to the client and not yet settled.

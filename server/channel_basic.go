@@ -39,7 +39,8 @@ func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
 	if tag == "" {
 		tag = "amq.ctag-" + randomName()
 	}
-	c := &consumer{tag: tag, ch: ch, q: q, noAck: m.NoAck, exclusive: m.Exclusive, prefetch: ch.consumerPrefetch, args: m.Arguments}
+	c := &consumer{ch: ch, q: q, prefetch: ch.consumerPrefetch}
+	c.subscription = subscription{tag: tag, target: c, noAck: m.NoAck, exclusive: m.Exclusive, args: m.Arguments}
 	ch.mu.Lock()
 	_, dup := ch.mu.consumers[tag]
 	if !dup {
@@ -49,7 +50,7 @@ func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
 	if dup {
 		return amqp.Errorf(amqp.NotAllowed, "attempt to reuse consumer tag '%s'", tag)
 	}
-	err = q.addConsumer(c, func() {
+	err = q.addConsumer(&c.subscription, func() {
 		if !m.NoWait {
 			ch.reply(&amqp.BasicConsumeOk{ConsumerTag: tag})
 		}
@@ -79,7 +80,7 @@ func (ch *channel) cancelConsumer(tag string) {
 
 // detach removes c from its queue and auto-deletes the queue if c was its last consumer.
 func (ch *channel) detach(c *consumer) {
-	if c.q.removeConsumer(c) {
+	if c.q.removeConsumer(&c.subscription) {
 		ch.vhost().deleteQueue(c.q, false, false)
 	}
 }
@@ -115,7 +116,8 @@ func (ch *channel) kickConsumers(wb *writeBatch) {
 	}
 }
 
-// tryDeliver sends e to consumer c if it has credit. Called by queue dispatch with q.mu held.
+// tryDeliver sends e to consumer c if it has credit (c's deliveryTarget.deliver). Called by queue
+// dispatch with q.mu held.
 func (ch *channel) tryDeliver(c *consumer, e *qentry, run *dispatchRun) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()

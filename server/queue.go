@@ -78,9 +78,10 @@ type queue struct {
 		sync.Mutex
 		ready       readyQueue // in memory, by priority then seq
 		nextSeq     uint64
-		consumers   []*consumer
-		rr          int // round-robin position in consumers
-		unacked     int // delivered to a consumer or get and not yet settled
+		consumers   []*subscription
+		rr          int         // round-robin position in consumers
+		run         dispatchRun // the dispatch run under way (dispatchFreshLocked)
+		unacked     int         // delivered to a consumer or get and not yet settled
 		deleted     bool
 		hadConsumer bool // for auto-delete: a queue is deleted when its last consumer goes
 
@@ -293,7 +294,12 @@ func (q *queue) dispatchLocked() { q.dispatchFreshLocked(nil, nil) }
 func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 	defer q.wantPageInLocked()
 	defer q.expireHeadLocked(nil)
-	run := dispatchRun{wb: wb} // one clock read for every delivery of this run
+	// One clock read for every delivery of this run. The run lives in the queue, not on the
+	// stack: the targets are reached through an interface, so a pointer to a stack run would
+	// escape and cost an allocation per dispatch.
+	run := &q.mu.run
+	*run = dispatchRun{wb: wb}
+	defer func() { *run = dispatchRun{} }() // keep no write batch past the run
 	for {
 		q.expireHeadLocked(fresh)
 		if q.mu.ready.len() == 0 || len(q.mu.consumers) == 0 {
@@ -301,7 +307,7 @@ func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 		}
 		e := q.mu.ready.peek()
 		q.stampLocked(e)
-		c := q.pickConsumerLocked(e, &run)
+		c := q.pickConsumerLocked(e, run)
 		if c == nil {
 			return
 		}
@@ -496,7 +502,7 @@ func (q *queue) requeue(es []*qentry) {
 
 // addConsumer attaches c unless exclusivity forbids it. onAdded runs under the queue lock before
 // any delivery (it queues consume-ok, so the client sees it before the first basic.deliver).
-func (q *queue) addConsumer(c *consumer, onAdded func()) error {
+func (q *queue) addConsumer(c *subscription, onAdded func()) error {
 	q.mu.Lock()
 	defer q.unlock()
 	if q.mu.deleted {
@@ -520,7 +526,7 @@ func (q *queue) addConsumer(c *consumer, onAdded func()) error {
 }
 
 // removeConsumer detaches c. It reports whether the queue should now be auto-deleted.
-func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
+func (q *queue) removeConsumer(c *subscription) (autoDelete bool) {
 	q.mu.Lock()
 	defer q.unlock()
 	for i, x := range q.mu.consumers {
@@ -612,7 +618,7 @@ func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 	q.mu.pageGen++
 	q.flowReleaseLocked(true)
 	for _, c := range q.mu.consumers {
-		c.ch.serverCancel(c)
+		c.target.queueDeleted()
 	}
 	q.mu.consumers = nil
 	return uint32(n), nil

@@ -1,5 +1,7 @@
 package server
 
+import "github.com/warrenmq/warren/amqp"
+
 // Which consumer gets the next message: consumer priorities (x-priority on basic.consume) and
 // single active consumer (x-single-active-consumer), as RabbitMQ 3.10 does them.
 //
@@ -10,8 +12,48 @@ package server
 // messages (priorities are ignored, as in RabbitMQ 3.10, whose classic queues added them to single
 // active consumer only later); when it goes, the next one in registration order takes over.
 
+// deliveryTarget is where a queue's consumer's messages go: an AMQP channel's consumer today
+// (channel.go), an MQTT session or a STOMP subscription later. The queue decides which message
+// goes to which consumer and when (order, priorities, single active consumer, credit as the
+// target reports it); the target decides how the message reaches its client: it encodes what its
+// protocol needs (basic.deliver with header and body frames for AMQP) and queues it for writing.
+// The queue never encodes frames.
+//
+// Every method runs with q.mu held (deliver and queueDeleted change the target's own state under
+// its own lock, which comes after queue.mu in the lock order, doc.go); none may block on a socket
+// or take a queue's lock.
+type deliveryTarget interface {
+	// deliver hands e to the target if it can take it now: it has credit (prefetch, the
+	// protocol's flow window), is not closed, and its connection is not backed up. It returns
+	// false to let the queue try the next consumer; true means the message is the target's: the
+	// queue counts it unacked (unless the subscription is noAck) and the target later settles it
+	// through the queue (settle, reject, requeue) with e as the handle. e.redelivered and e.msg
+	// are what to tell the client; run is shared by the deliveries of one dispatch run (one clock
+	// read; the write batch of the read loop the run is on, if any).
+	deliver(e *qentry, run *dispatchRun) bool
+	// queueDeleted tells the target that its queue was deleted and it is no longer subscribed.
+	queueDeleted()
+	// deliversOn identifies the connection that carries the target's deliveries and their
+	// settlements: a publisher on the same connection is never paused for the queue (its acks
+	// would wait behind the pause, queue_flow.go).
+	deliversOn() any
+	// describe fills in what management shows of the target beyond the subscription.
+	describe(ci *ConsumerInfo)
+}
+
+// subscription is a consumer as its queue sees it: the queue keeps these, ordered by priority,
+// and hands messages to their targets.
+type subscription struct {
+	tag       string
+	target    deliveryTarget
+	noAck     bool       // deliveries are settled as they are handed over
+	exclusive bool       // no other consumer may attach
+	args      amqp.Table // the consume arguments (x-priority)
+	priority  int64      // x-priority; set by queue.addConsumer
+}
+
 // insertConsumerLocked adds c in its place.
-func (q *queue) insertConsumerLocked(c *consumer) {
+func (q *queue) insertConsumerLocked(c *subscription) {
 	c.priority = 0
 	if p, ok := intArg(c.args["x-priority"]); ok {
 		c.priority = p
@@ -34,10 +76,10 @@ func (q *queue) insertConsumerLocked(c *consumer) {
 
 // pickConsumerLocked delivers e to the consumer whose turn it is and returns it, or returns nil
 // if no consumer can take it now.
-func (q *queue) pickConsumerLocked(e *qentry, run *dispatchRun) *consumer {
+func (q *queue) pickConsumerLocked(e *qentry, run *dispatchRun) *subscription {
 	cs := q.mu.consumers
 	if q.lim().single {
-		if c := cs[0]; c.ch.tryDeliver(c, e, run) {
+		if c := cs[0]; c.target.deliver(e, run) {
 			return c
 		}
 		return nil
@@ -54,7 +96,7 @@ func (q *queue) pickConsumerLocked(e *qentry, run *dispatchRun) *consumer {
 		}
 		for k := 0; k < size; k++ {
 			i := lo + (start-lo+k)%size
-			if c := cs[i]; c.ch.tryDeliver(c, e, run) {
+			if c := cs[i]; c.target.deliver(e, run) {
 				q.mu.rr = lo + (i-lo+1)%size
 				return c
 			}

@@ -66,7 +66,7 @@ func (q *queue) flowHighLocked(from *conn) bool {
 		return false
 	}
 	for _, c := range q.mu.consumers {
-		if c.ch.conn != from {
+		if c.target.deliversOn() != any(from) {
 			return true
 		}
 	}
