@@ -116,7 +116,9 @@ type pagedRange struct {
 	from  uint64
 }
 
-func newQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args amqp.Table, lim queueLimits) *queue {
+// newClassicQueue makes a classic queue (the constructor of the classic and quorum types,
+// queue_type.go).
+func newClassicQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args amqp.Table, lim queueLimits) *queue {
 	q := &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args, argLimits: lim,
 		id: v.srv.queueIDs.Add(1)}
 	q.limits.Store(&q.argLimits)

@@ -107,7 +107,9 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 			case "x-dead-letter-routing-key":
 				lim.hasDLRK, lim.dlrk = true, s
 			case "x-queue-type":
-				lim.countDeliveries = lim.countDeliveries || s == "quorum"
+				if t := queueTypes[s]; t != nil && t.countDeliveries {
+					lim.countDeliveries = true
+				}
 			}
 		case "x-single-active-consumer":
 			b, ok := x.(bool)
