@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"fmt"
-	"slices"
 
 	"github.com/warrenmq/warren/amqp"
 )
@@ -242,21 +241,12 @@ func (s *Server) Publish(vhost, exchangeName, routingKey string, props amqp.Prop
 		persistent: decoded.DeliveryMode == 2, headers: decoded.Headers, arrived: nowMillis(), ttl: ttl, hasTTL: decoded.Expiration != "",
 		priority: decoded.Priority}
 	var buf [8]*queue
-	qs := v.route(x, routingKey, routes, msg, buf[:0])
-	var groups []*commitGroup
-	for _, q := range qs {
-		if _, g := q.publish(msg); g != nil && !slices.Contains(groups, g) {
-			groups = append(groups, g)
-		}
-	}
-	msg.rec = nil
+	var gc groupCollector
+	qs, _ := v.publish(&gc, x, msg, routes, nil, buf[:0]) // publish.go
 	countRoute(nil, v, x, qs, sReturnUnroutable)
 	// Answer as a confirm would: once a persistent message is on disk in every durable queue.
-	for _, cg := range groups {
-		<-cg.done
-		if cg.err != nil {
-			return false, amqp.Errorf(amqp.InternalError, "storage write failed: %v", cg.err)
-		}
+	if err := gc.wait(); err != nil {
+		return false, amqp.Errorf(amqp.InternalError, "storage write failed: %v", err)
 	}
 	return len(qs) > 0, nil
 }

@@ -108,7 +108,7 @@ func (s *Server) Alarms() []string {
 // RabbitMQ blocks publishing connections: connection.blocked first if the client understands it,
 // connection.unblocked once the alarm clears. It returns false if the connection is closing.
 func (c *conn) waitPublishAllowed() bool {
-	if relief := c.srv.commit.throttle(); relief != nil {
+	if relief := c.srv.publishThrottle(); relief != nil { // publish.go
 		// The store is behind: wait for it (flow control, invisible to the client but for the
 		// TCP window), after sending the confirms already earned.
 		c.endBatch()
@@ -120,7 +120,7 @@ func (c *conn) waitPublishAllowed() bool {
 			return false
 		}
 	}
-	cleared := c.srv.alarm.blocked()
+	cleared := c.srv.publishAlarm()
 	if cleared == nil {
 		return true
 	}

@@ -377,26 +377,9 @@ func (ch *channel) route(p *publishing) {
 	}}
 	msg, spare := &me.m, &me.e
 	var buf [8]*queue
-	qs := ch.vhost().route(p.ex, msg.routingKey, p.routes, msg, buf[:0])
+	qs, refused := ch.vhost().publish(ch.conn, p.ex, msg, p.routes, spare, buf[:0]) // publish.go
 	replied := p.ex.name == "" && ch.conn.srv.deliverReply(msg.routingKey, msg)
-	refused := false
-	for _, q := range qs {
-		res, g, wake := q.publishFrom(msg, ch.conn, spare)
-		if res == published {
-			spare = nil
-		}
-		if wake != nil {
-			ch.conn.flowWaits = append(ch.conn.flowWaits, flowWait{q: q, wake: wake})
-		}
-		if res == rejected {
-			refused = true
-		}
-		if g != nil {
-			ch.conn.lastGroup, ch.conn.groupFresh = g, true
-		}
-	}
 	ch.countPublish(p.ex, qs, p.method.Mandatory, refused)
-	msg.rec = nil // the commit groups hold the record until it is written
 	if len(qs) == 0 && !replied && p.method.Mandatory {
 		ch.writeContent(&amqp.BasicReturn{
 			ReplyCode: amqp.NoRoute, ReplyText: "NO_ROUTE", Exchange: msg.exchange, RoutingKey: msg.routingKey,

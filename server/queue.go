@@ -184,10 +184,10 @@ func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 	return res, g
 }
 
-// publishFrom is publish for a message from connection from (nil: not from a connection). If the
-// publisher should stop reading until the queue drains (flow.go), wake is the channel to wait on.
-// spare, if not nil, is a zero entry the queue may use for msg (saving an allocation).
-func (q *queue) publishFrom(msg *message, from *conn, spare *qentry) (res publishResult, g *commitGroup, wake <-chan struct{}) {
+// publishFrom is publish for a message from source from (nil: the broker itself, publish.go). If
+// the publisher should stop reading until the queue drains (queue_flow.go), wake is the channel
+// to wait on. spare, if not nil, is a zero entry the queue may use for msg (saving an allocation).
+func (q *queue) publishFrom(msg *message, from publishSource, spare *qentry) (res publishResult, g *commitGroup, wake <-chan struct{}) {
 	q.mu.Lock()
 	defer q.unlock()
 	if q.mu.deleted {
@@ -195,7 +195,7 @@ func (q *queue) publishFrom(msg *message, from *conn, spare *qentry) (res publis
 	}
 	var wb *writeBatch
 	if from != nil {
-		wb = &from.wb // publishFrom runs on from's read loop
+		wb = from.batch() // publishFrom runs on from's goroutine
 	}
 	res, g = q.publishLocked(msg, spare, wb)
 	if res == published && from != nil && q.flowHighLocked(from) {

@@ -55,9 +55,9 @@ type flowWait struct {
 	wake <-chan struct{}
 }
 
-// flowHighLocked reports whether a publish from conn from must pause: the backlog is at or over
-// the high mark, a consumer on another connection can drain it, and the queue is not stalled.
-func (q *queue) flowHighLocked(from *conn) bool {
+// flowHighLocked reports whether a publish from from must pause: the backlog is at or over the
+// high mark, a consumer on another connection can drain it, and the queue is not stalled.
+func (q *queue) flowHighLocked(from publishSource) bool {
 	opts := &q.v.srv.opts
 	if q.lenLocked() < int64(max(opts.QueueWindow/2, 1)) && q.bytesLocked() < opts.QueueWindowBytes/2 {
 		return false
@@ -65,8 +65,12 @@ func (q *queue) flowHighLocked(from *conn) bool {
 	if q.mu.stalled && q.mu.dispatched == q.mu.stallMark {
 		return false
 	}
+	id := from.flowID()
+	if id == nil { // a source that never pauses
+		return false
+	}
 	for _, c := range q.mu.consumers {
-		if c.target.deliversOn() != any(from) {
+		if c.target.deliversOn() != id {
 			return true
 		}
 	}

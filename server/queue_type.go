@@ -30,12 +30,12 @@ import (
 type queueImpl interface {
 	// --- publishing ---
 
-	// publishFrom enqueues msg (published by connection from, nil for the broker itself, as
-	// dead-lettering) and delivers what it can. If the message must be durable before it is
+	// publishFrom enqueues msg (published by from, nil for the broker itself, as
+	// dead-lettering: publish.go) and delivers what it can. If the message must be durable before it is
 	// confirmed, g is the commit group to wait for (the publisher's confirm joins it); wake, if
 	// not nil, is closed when the publisher paused by flow control may read on. spare is an
 	// entry the queue may use instead of allocating one.
-	publishFrom(msg *message, from *conn, spare *qentry) (res publishResult, g *commitGroup, wake <-chan struct{})
+	publishFrom(msg *message, from publishSource, spare *qentry) (res publishResult, g *commitGroup, wake <-chan struct{})
 	// publish is publishFrom with no connection and no spare entry.
 	publish(msg *message) (publishResult, *commitGroup)
 	// dispatchCount and flowCheckStall serve a publisher paused by flow control (queue_flow.go).

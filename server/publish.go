@@ -1,0 +1,109 @@
+package server
+
+// The core publish path, shared by every front end: AMQP's basic.publish (channel_basic.go),
+// management's publish (admin_ops.go), and the MQTT or STOMP sessions to come.
+//
+//  1. Before reading the next publish, a front end asks publishThrottle and publishAlarm whether
+//     it must wait: the store's throttle or a resource alarm blocks every publisher, whatever its
+//     protocol (AMQP also tells the client with connection.blocked). Waiting is the front end's: it must not
+//     read its socket meanwhile, so TCP pushes back on its client.
+//  2. It checks the user's write permission on the exchange (and topic permission), as its
+//     protocol requires.
+//  3. vhost.publish routes the message and enqueues it on every queue it reaches. The source of
+//     the publish (publishSource) is told what the publish needs from it afterwards: to pause
+//     for a queue that must drain (flow control, queue_flow.go) and the commit group its confirm
+//     waits for (commit.go).
+//  4. The front end confirms (AMQP: basic.ack or basic.nack once the commit group is durable).
+
+// publishSource is whoever publishes through the core path: an AMQP connection today (*conn),
+// an MQTT or STOMP session later. nil publishes for the broker itself (dead-lettering, the
+// management API), which never pauses and confirms nothing.
+type publishSource interface {
+	// batch is the write batch of the goroutine publishing (its read loop), which the
+	// deliveries the publish makes join; nil writes them directly.
+	batch() *writeBatch
+	// flowID identifies the connection for flow control: a consumer delivering on the same
+	// connection (deliveryTarget.deliversOn) does not make the publisher pause. nil: the source
+	// never pauses (queues do not ask it to).
+	flowID() any
+	// pause asks the source to stop reading once it has handled the current publish, until
+	// wake is closed (queue q is draining: flow control).
+	pause(q *queue, wake <-chan struct{})
+	// joined tells the source that the publish's confirm must wait for commit group g.
+	joined(g *commitGroup)
+}
+
+// publishThrottle returns a channel closed when the store has caught up, or nil if it is not
+// behind. A publisher of any protocol waits on it, without reading its socket, before its next
+// publish; then it asks publishAlarm.
+func (s *Server) publishThrottle() <-chan struct{} { return s.commit.throttle() }
+
+// publishAlarm returns a channel closed when the resource alarm (the disk alarm) clears, or nil
+// if none is raised. A publisher of any protocol waits on it, without reading its socket, before
+// its next publish (an AMQP client that supports it is told with connection.blocked).
+func (s *Server) publishAlarm() <-chan struct{} { return s.alarm.blocked() }
+
+// publish routes msg from exchange ex (with the extra routing keys routes, from CC and BCC) and
+// enqueues it on every queue it reaches; buf is scratch for the queue list. It returns the
+// queues and whether one of them refused the message (a full queue with reject-publish: the
+// publisher's confirm is a nack). spare, if not nil, is a zero entry the first queue may use.
+// The caller has checked permissions; it holds no lock.
+func (v *vhost) publish(src publishSource, ex *exchangeEntity, msg *message, routes []string, spare *qentry, buf []*queue) (qs []*queue, refused bool) {
+	qs = v.route(ex, msg.routingKey, routes, msg, buf)
+	for _, q := range qs {
+		res, g, wake := q.publishFrom(msg, src, spare)
+		if res == published {
+			spare = nil
+		}
+		if res == rejected {
+			refused = true
+		}
+		if src != nil {
+			if wake != nil {
+				src.pause(q, wake)
+			}
+			if g != nil {
+				src.joined(g)
+			}
+		}
+	}
+	msg.rec = nil // the commit groups hold the record until it is written
+	return qs, refused
+}
+
+// An AMQP connection is a publishSource; its read loop acts on what the publishes asked
+// (conn.readLoop, conn.flushConfirms).
+
+func (c *conn) batch() *writeBatch { return &c.wb } // publishes run on c's read loop
+func (c *conn) flowID() any        { return c }
+func (c *conn) pause(q *queue, wake <-chan struct{}) {
+	c.flowWaits = append(c.flowWaits, flowWait{q: q, wake: wake})
+}
+func (c *conn) joined(g *commitGroup) { c.lastGroup, c.groupFresh = g, true }
+
+// groupCollector is a publishSource for a publisher that waits for its own confirms (the
+// management API's publish): it keeps the commit groups its messages joined.
+type groupCollector struct{ groups []*commitGroup }
+
+func (gc *groupCollector) batch() *writeBatch            { return nil }
+func (gc *groupCollector) flowID() any                   { return nil } // never paused
+func (gc *groupCollector) pause(*queue, <-chan struct{}) {}
+func (gc *groupCollector) joined(g *commitGroup) {
+	for _, x := range gc.groups {
+		if x == g {
+			return
+		}
+	}
+	gc.groups = append(gc.groups, g)
+}
+
+// wait waits for the collected groups and returns the first write error.
+func (gc *groupCollector) wait() error {
+	for _, g := range gc.groups {
+		<-g.done
+		if g.err != nil {
+			return g.err
+		}
+	}
+	return nil
+}
