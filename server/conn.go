@@ -48,7 +48,7 @@ type conn struct {
 	wb           writeBatch   // connections this read batch queued deliveries for (outbound.writeVia)
 	lastGroup    *commitGroup // the last commit group a publish of this connection must wait for
 	groupFresh   bool         // a publish since the last flush wrote to lastGroup
-	flowWaits    []flowWait   // queues to wait for before reading on (flow.go)
+	flowWaits    []flowWait   // queues to wait for before reading on (queue_flow.go)
 	// readAt is when the last bytes came off the socket (Unix ms): the arrival time of the
 	// messages they carry, without a clock read per message.
 	readAt int64

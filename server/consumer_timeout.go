@@ -11,7 +11,7 @@ import (
 // with 406 PRECONDITION_FAILED, and its unacknowledged messages go back to their queues.
 // RabbitMQ checks once a minute; Warren arms one timer per channel for its oldest unacknowledged
 // delivery, so the close comes at the timeout. The timer's function runs only while the server's
-// timer set is open (ttl.go) and takes the channel's loopMu, so it closes the channel as the read
+// timer set is open (queue_ttl.go) and takes the channel's loopMu, so it closes the channel as the read
 // loop would, never while the read loop is handling one of the channel's frames.
 
 // DefaultConsumerTimeout is RabbitMQ's default consumer_timeout.

@@ -95,15 +95,15 @@ type queue struct {
 		// this seq come back redelivered.
 		uncleanUpTo uint64
 		dead        []deadLetter // dead-lettered under the lock, republished by unlock
-		deadBusy    bool         // a goroutine is republishing dead (deadletter.go)
+		deadBusy    bool         // a goroutine is republishing dead (queue_deadletter.go)
 
-		// Publisher flow control (flow.go).
+		// Publisher flow control (queue_flow.go).
 		flowWake   chan struct{} // non-nil while a publisher may be paused for this queue; closed to release it
 		dispatched uint64        // entries taken from ready by consumers and gets (progress)
 		stalled    bool          // a paused publisher saw no progress: do not pause while dispatched == stallMark
 		stallMark  uint64
 
-		timer    *time.Timer // expiries (ttl.go); nil until first needed
+		timer    *time.Timer // expiries (queue_ttl.go); nil until first needed
 		timerAt  int64       // when timer fires (Unix ms); 0: not armed
 		lastUsed int64       // for x-expires: the last declare, get or consumer (Unix ms)
 	}

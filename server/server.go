@@ -192,9 +192,9 @@ type Server struct {
 	// storeDone ends the committer and pager once, after the last connection is gone.
 	storeDone sync.Once
 
-	timers timerSet // lets queue timers run until Shutdown (ttl.go)
+	timers timerSet // lets queue timers run until Shutdown (queue_ttl.go)
 
-	flow flowCounters // publisher flow-control pauses (flow.go)
+	flow flowCounters // publisher flow-control pauses (queue_flow.go)
 
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
