@@ -14,7 +14,7 @@ import (
 // but the empty name. The default exchange is named "amq.default" for these checks. Warren checks
 // the current permission on every operation (RabbitMQ caches successful checks per channel), so a
 // revoked permission takes effect at once; publishes remember their last successful check until
-// any permission changes (checkPublishAccess).
+// any permission changes (checkWriteCached).
 
 // access is one of the three kinds of permission.
 type access uint8
@@ -76,30 +76,45 @@ func (s *Server) permitted(user, vhost string, kind access, name string) bool {
 // user, with RabbitMQ's 403 text. An exchange named "" is the default exchange, "amq.default".
 // A connection without a user (none in tests of internals) is not checked.
 func (c *conn) checkAccess(kind access, what, name string) error {
-	if c.user == nil || c.vhost == nil {
+	return c.srv.checkAccess(c.user, c.vhost, kind, what, name)
+}
+
+// checkAccess refuses kind on the resource (what is "queue" or "exchange") in v for user u, with
+// RabbitMQ's 403 text, whatever the protocol asking. No user or no vhost: not checked.
+func (s *Server) checkAccess(u *user, v *vhost, kind access, what, name string) error {
+	if u == nil || v == nil {
 		return nil
 	}
 	if what == "exchange" && name == "" {
 		name = "amq.default"
 	}
-	if c.srv.permitted(c.user.name, c.vhost.name, kind, name) {
+	if s.permitted(u.name, v.name, kind, name) {
 		return nil
 	}
-	return amqp.Errorf(amqp.AccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", what, name, c.vhost.name, c.user.name)
+	return amqp.Errorf(amqp.AccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", what, name, v.name, u.name)
 }
 
-// checkPublishAccess checks write on the exchange a basic.publish names, remembering a success
-// until the permissions change (RabbitMQ caches successful checks per channel too; Warren drops
-// the cache on any change, so a revoked permission still applies to the next publish).
-func (ch *channel) checkPublishAccess(exName string) error {
-	gen := ch.conn.srv.adm.gen.Load()
-	if ch.pubAccess.ok && ch.pubAccess.gen == gen && ch.pubAccess.exchange == exName {
+// publishAccess remembers the last exchange a publisher was permitted to write to, while the
+// permissions stay at gen (one per AMQP channel; one per MQTT or STOMP session).
+type publishAccess struct {
+	ok       bool
+	gen      uint64
+	exchange string
+}
+
+// checkWriteCached checks write on exchange exName for u in v (a publish), remembering a success
+// in cache until the permissions change (RabbitMQ caches successful checks per channel too;
+// Warren drops the cache on any change, so a revoked permission still applies to the next
+// publish).
+func (s *Server) checkWriteCached(u *user, v *vhost, exName string, cache *publishAccess) error {
+	gen := s.adm.gen.Load()
+	if cache.ok && cache.gen == gen && cache.exchange == exName {
 		return nil
 	}
-	if err := ch.conn.checkAccess(accessWrite, "exchange", exName); err != nil {
+	if err := s.checkAccess(u, v, accessWrite, "exchange", exName); err != nil {
 		return err
 	}
-	ch.pubAccess.ok, ch.pubAccess.gen, ch.pubAccess.exchange = true, gen, exName
+	cache.ok, cache.gen, cache.exchange = true, gen, exName
 	return nil
 }
 

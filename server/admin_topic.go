@@ -175,17 +175,20 @@ func expandTopicVars(pat, user, vhost string) string {
 // checkTopicAccess checks the topic permission of kind (write or read) on routing key for the
 // exchange called exName, if it is a topic exchange, with RabbitMQ's 403 text.
 func (ch *channel) checkTopicAccess(kind access, exName, key string) error {
-	c := ch.conn
-	if c.user == nil || c.vhost == nil || exName == "" {
+	return ch.conn.srv.checkTopicAccess(ch.conn.user, ch.conn.vhost, kind, exName, key)
+}
+
+// checkTopicAccess is the topic permission check for user u in v, whatever the protocol asking.
+func (s *Server) checkTopicAccess(u *user, v *vhost, kind access, exName, key string) error {
+	if u == nil || v == nil || exName == "" {
 		return nil
 	}
-	x := c.vhost.exchange(exName)
+	x := v.exchange(exName)
 	if x == nil || x.kind != exchange.Topic {
 		return nil
 	}
-	s := c.srv
 	s.adm.mu.RLock()
-	p, ok := s.adm.topicPerms[c.vhost.name][c.user.name][exName]
+	p, ok := s.adm.topicPerms[v.name][u.name][exName]
 	s.adm.mu.RUnlock()
 	if !ok {
 		return nil
@@ -194,9 +197,9 @@ func (ch *channel) checkTopicAccess(kind access, exName, key string) error {
 	if kind == accessRead {
 		pat = p.Read
 	}
-	if s.compiledPattern(expandTopicVars(pat, c.user.name, c.vhost.name)).MatchString(key) {
+	if s.compiledPattern(expandTopicVars(pat, u.name, v.name)).MatchString(key) {
 		return nil
 	}
 	return amqp.Errorf(amqp.AccessRefused, "access to topic '%s' in exchange '%s' in vhost '%s' refused for user '%s'",
-		key, exName, c.vhost.name, c.user.name)
+		key, exName, v.name, u.name)
 }

@@ -49,11 +49,7 @@ type channel struct {
 	lastQueue string // the last queue declared on this channel, for methods naming queue ""
 
 	// pubAccess is the last exchange write was permitted on, while the permissions stay at gen.
-	pubAccess struct {
-		ok       bool
-		gen      uint64
-		exchange string
-	}
+	pubAccess        publishAccess
 	consumerPrefetch uint16 // basic.qos global=false: the limit given to consumers created next
 
 	stats chanStats // counters and mirrored settings for the management API (stats.go)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
-	"github.com/warrenmq/warren/exchange"
 )
 
 // --- consumers ---
@@ -221,21 +220,9 @@ func (ch *channel) basicPublish(m *amqp.BasicPublish) error {
 	if m.Immediate {
 		return amqp.Errorf(amqp.NotImplemented, "immediate=true")
 	}
-	if err := ch.checkPublishAccess(m.Exchange); err != nil {
+	ex, err := ch.vhost().checkPublish(ch.conn.user, m.Exchange, m.RoutingKey, &ch.pubAccess) // publish.go
+	if err != nil {
 		return err
-	}
-	v := ch.vhost()
-	ex := v.exchange(m.Exchange)
-	if ex == nil {
-		return v.errNoExchange(m.Exchange)
-	}
-	if ex.internal {
-		return amqp.Errorf(amqp.AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, v.name)
-	}
-	if ex.kind == exchange.Topic {
-		if err := ch.checkTopicAccess(accessWrite, m.Exchange, m.RoutingKey); err != nil {
-			return err
-		}
 	}
 	if ch.tx {
 		ch.pub = &publishing{ex: ex, method: *m} // held until tx.commit

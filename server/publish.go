@@ -1,5 +1,10 @@
 package server
 
+import (
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
+)
+
 // The core publish path, shared by every front end: AMQP's basic.publish (channel_basic.go),
 // management's publish (admin_ops.go), and the MQTT or STOMP sessions to come.
 //
@@ -7,8 +12,9 @@ package server
 //     it must wait: the store's throttle or a resource alarm blocks every publisher, whatever its
 //     protocol (AMQP also tells the client with connection.blocked). Waiting is the front end's: it must not
 //     read its socket meanwhile, so TCP pushes back on its client.
-//  2. It checks the user's write permission on the exchange (and topic permission), as its
-//     protocol requires.
+//  2. vhost.checkPublish checks the user's write permission on the exchange (cached per
+//     publisher until any permission changes), that the exchange exists and is not internal, and
+//     the topic permission on a topic exchange, with RabbitMQ's texts.
 //  3. vhost.publish routes the message and enqueues it on every queue it reaches. The source of
 //     the publish (publishSource) is told what the publish needs from it afterwards: to pause
 //     for a queue that must drain (flow control, queue_flow.go) and the commit group its confirm
@@ -42,6 +48,29 @@ func (s *Server) publishThrottle() <-chan struct{} { return s.commit.throttle() 
 // if none is raised. A publisher of any protocol waits on it, without reading its socket, before
 // its next publish (an AMQP client that supports it is told with connection.blocked).
 func (s *Server) publishAlarm() <-chan struct{} { return s.alarm.blocked() }
+
+// checkPublish resolves the exchange a publish by user u names and checks it may publish there:
+// write on the exchange (cache: the publisher's remembered check), the exchange exists (404) and
+// is not internal (403), and u's topic permission on key for a topic exchange (403). u nil: no
+// permission checks (the broker's own publishes).
+func (v *vhost) checkPublish(u *user, exName, key string, cache *publishAccess) (*exchangeEntity, error) {
+	if err := v.srv.checkWriteCached(u, v, exName, cache); err != nil {
+		return nil, err
+	}
+	ex := v.exchange(exName)
+	if ex == nil {
+		return nil, v.errNoExchange(exName)
+	}
+	if ex.internal {
+		return nil, amqp.Errorf(amqp.AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", exName, v.name)
+	}
+	if ex.kind == exchange.Topic {
+		if err := v.srv.checkTopicAccess(u, v, accessWrite, exName, key); err != nil {
+			return nil, err
+		}
+	}
+	return ex, nil
+}
 
 // publish routes msg from exchange ex (with the extra routing keys routes, from CC and BCC) and
 // enqueues it on every queue it reaches; buf is scratch for the queue list. It returns the

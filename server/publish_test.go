@@ -70,3 +70,48 @@ func TestCorePublishWithoutConn(t *testing.T) {
 		t.Fatalf("unroutable publish reached %v", qs)
 	}
 }
+
+// The core permission check serves any front end: write on the exchange (remembered until the
+// permissions change), the exchange exists and is not internal, topic permission.
+func TestCorePublishChecks(t *testing.T) {
+	s, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	v := s.vhost("/")
+	pw := "pw"
+	if _, err := s.PutUser(UserSpec{Name: "mqtt", Password: &pw}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutPermission(Permission{User: "mqtt", Vhost: "/", Configure: ".*", Write: "^amq\\.topic$", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
+	u := &user{name: "mqtt"}
+	var cache publishAccess
+	wantErr := func(err error, text string) {
+		t.Helper()
+		e, ok := err.(*amqp.Error)
+		if !ok || e.Text != text {
+			t.Fatalf("got %v, want %q", err, text)
+		}
+	}
+	if ex, err := v.checkPublish(u, "amq.topic", "a.b", &cache); err != nil || ex == nil || ex.name != "amq.topic" {
+		t.Fatalf("amq.topic: %v %v", ex, err)
+	}
+	_, err = v.checkPublish(u, "amq.direct", "k", &cache)
+	wantErr(err, "ACCESS_REFUSED - access to exchange 'amq.direct' in vhost '/' refused for user 'mqtt'")
+	_, err = v.checkPublish(u, "", "k", &cache)
+	wantErr(err, "ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for user 'mqtt'")
+	if _, err := s.PutTopicPermission(TopicPermission{User: "mqtt", Vhost: "/", Exchange: "amq.topic", Write: "^sensors\\.", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.checkPublish(u, "amq.topic", "a.b", &cache)
+	wantErr(err, "ACCESS_REFUSED - access to topic 'a.b' in exchange 'amq.topic' in vhost '/' refused for user 'mqtt'")
+	if _, err := v.checkPublish(u, "amq.topic", "sensors.1", &cache); err != nil {
+		t.Fatal(err)
+	}
+	// The broker's own publishes (no user) are not checked, but the exchange still must exist.
+	_, err = v.checkPublish(nil, "nowhere", "k", &cache)
+	wantErr(err, "NOT_FOUND - no exchange 'nowhere' in vhost '/'")
+}
