@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"net"
 	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,13 +81,6 @@ func (v *vhost) lists() ([]*queue, []*exchangeEntity) {
 	sort.Slice(qs, func(i, j int) bool { return qs[i].name < qs[j].name })
 	sort.Slice(xs, func(i, j int) bool { return xs[i].name < xs[j].name })
 	return qs, xs
-}
-
-// lengths returns the ready (in memory and paged out) and unacknowledged message counts.
-func (q *queue) lengths() (ready, unacked int64) {
-	q.mu.Lock()
-	defer q.unlock()
-	return q.lenLocked(), int64(q.mu.unacked)
 }
 
 // --- overview ---
@@ -248,37 +240,6 @@ func (s *Server) unackedByQueue() map[*queue]*unackedSums {
 	return out
 }
 
-func (q *queue) info(un *unackedSums) QueueInfo {
-	qi := QueueInfo{
-		Vhost: q.v.name, Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Exclusive: q.owner != nil,
-		Arguments: q.args, Totals: q.stats.totals(), Stats: q.stats.messageStats(),
-	}
-	qi.Policy, qi.PolicyDefinition = q.lim().policy.nameAndDefinition()
-	if q.owner != nil {
-		qi.Owner = q.owner.name
-	}
-	q.mu.Lock()
-	qi.Ready, qi.Unacked = q.lenLocked(), int64(q.mu.unacked)
-	qi.ReadyBytes = q.bytesLocked()
-	qi.PagedOut, qi.PagedOutBytes = q.mu.paged.n, q.mu.paged.bytes
-	qi.Consumers = len(q.mu.consumers)
-	q.mu.ready.each(func(e *qentry) {
-		qi.Memory += int64(len(e.msg.body)+len(e.msg.props)) + perMessageOverhead
-		if e.msg.persistent {
-			qi.Persistent++
-			qi.PersistentBytes += int64(len(e.msg.body))
-		}
-	})
-	q.unlock()
-	if un != nil {
-		qi.UnackedBytes = un.bytes
-		qi.Persistent += un.persistent
-		qi.PersistentBytes += un.persistentBytes
-		qi.Memory += un.memory
-	}
-	return qi
-}
-
 // Queues returns the queues of the vhosts match accepts (nil: all), sorted by vhost and name.
 func (s *Server) Queues(match func(vhost string) bool) []QueueInfo {
 	un := s.unackedByQueue()
@@ -338,22 +299,6 @@ func (ch *channel) ref() ChannelRef {
 }
 
 func (ch *channel) name() string { return ch.conn.name + " (" + strconv.Itoa(int(ch.id)) + ")" }
-
-func (q *queue) consumerInfos() []ConsumerInfo {
-	q.mu.Lock()
-	cs := slices.Clone(q.mu.consumers)
-	q.unlock()
-	out := make([]ConsumerInfo, 0, len(cs))
-	for _, c := range cs {
-		ci := ConsumerInfo{
-			Vhost: q.v.name, Queue: q.name, Tag: c.tag, AckRequired: !c.noAck, Exclusive: c.exclusive,
-			Arguments: c.args,
-		}
-		c.target.describe(&ci)
-		out = append(out, ci)
-	}
-	return out
-}
 
 // Consumers returns the consumers in the vhosts match accepts (nil: all).
 func (s *Server) Consumers(match func(vhost string) bool) []ConsumerInfo {

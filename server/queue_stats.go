@@ -1,0 +1,63 @@
+package server
+
+import "slices"
+
+// What management (admin*.go) reads of a queue: counts and snapshots, each taken under the
+// queue's lock and released through q.unlock.
+
+// lengths returns the ready (in memory and paged out) and unacknowledged message counts.
+func (q *queue) lengths() (ready, unacked int64) {
+	q.mu.Lock()
+	defer q.unlock()
+	return q.lenLocked(), int64(q.mu.unacked)
+}
+
+// info is the management API's view of the queue; un sums its messages unacknowledged on
+// channels (Server.unackedByQueue), nil for none.
+func (q *queue) info(un *unackedSums) QueueInfo {
+	qi := QueueInfo{
+		Vhost: q.v.name, Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Exclusive: q.owner != nil,
+		Arguments: q.args, Totals: q.stats.totals(), Stats: q.stats.messageStats(),
+	}
+	qi.Policy, qi.PolicyDefinition = q.lim().policy.nameAndDefinition()
+	if q.owner != nil {
+		qi.Owner = q.owner.name
+	}
+	q.mu.Lock()
+	qi.Ready, qi.Unacked = q.lenLocked(), int64(q.mu.unacked)
+	qi.ReadyBytes = q.bytesLocked()
+	qi.PagedOut, qi.PagedOutBytes = q.mu.paged.n, q.mu.paged.bytes
+	qi.Consumers = len(q.mu.consumers)
+	q.mu.ready.each(func(e *qentry) {
+		qi.Memory += int64(len(e.msg.body)+len(e.msg.props)) + perMessageOverhead
+		if e.msg.persistent {
+			qi.Persistent++
+			qi.PersistentBytes += int64(len(e.msg.body))
+		}
+	})
+	q.unlock()
+	if un != nil {
+		qi.UnackedBytes = un.bytes
+		qi.Persistent += un.persistent
+		qi.PersistentBytes += un.persistentBytes
+		qi.Memory += un.memory
+	}
+	return qi
+}
+
+// consumerInfos describes the queue's consumers; each delivery target adds what it knows.
+func (q *queue) consumerInfos() []ConsumerInfo {
+	q.mu.Lock()
+	cs := slices.Clone(q.mu.consumers)
+	q.unlock()
+	out := make([]ConsumerInfo, 0, len(cs))
+	for _, c := range cs {
+		ci := ConsumerInfo{
+			Vhost: q.v.name, Queue: q.name, Tag: c.tag, AckRequired: !c.noAck, Exclusive: c.exclusive,
+			Arguments: c.args,
+		}
+		c.target.describe(&ci)
+		out = append(out, ci)
+	}
+	return out
+}
