@@ -149,7 +149,7 @@ func (s *Server) checkConnectionLimit(vh *vhost, user string) error {
 }
 
 // checkQueueLimitLocked refuses a new queue in v over its max-queues, with RabbitMQ's text. Called
-// with v.mu held.
+// with v.meta held.
 func (v *vhost) checkQueueLimitLocked(name string) error {
 	limit, ok := v.srv.vhostLimit(v.name, LimitMaxQueues)
 	if !ok || int64(len(v.queues)) < limit {

@@ -530,16 +530,20 @@ func (s *Server) DeleteVhost(name string) error {
 			err = derr
 		}
 	}
+	var xb storage.Batch
+	v.meta.Lock()
 	v.mu.Lock()
 	for _, x := range xs {
 		if x.name == "" || v.exchanges[x.name] != x {
 			continue
 		}
-		if derr := v.removeExchangeLocked(x); derr != nil && err == nil {
-			err = derr
-		}
+		v.removeExchangeLocked(&xb, x)
 	}
 	v.mu.Unlock()
+	if derr := v.persistMeta(&xb); derr != nil && err == nil {
+		err = derr
+	}
+	v.meta.Unlock()
 
 	var pb storage.Batch
 	for u := range s.adm.perms[name] {

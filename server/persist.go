@@ -15,16 +15,19 @@ import (
 // rebuilt by New. Records are RecordVersion followed by an AMQP field table, which keeps argument
 // types exactly (an int32 x-max-length stays an int32).
 //
-// The writes happen under vhost.mu and go through the committer like every other store write, so
-// the store sees declares, deletes and message records in the order the broker applied them. The
-// declaring client waits for the fsync (and so does the vhost's lock: metadata changes are not on
-// the message path).
+// The writes happen under vhost.meta, which serialises a vhost's metadata changes, with no routing
+// lock held (vhost.mu is taken only to install a change in memory), and go through the committer
+// like every other store write. A new entity or binding is written before routing can see it, so
+// no message reaches a queue through a binding the store does not have yet; a delete changes
+// memory first (no publish routes to a deleted queue) and is written after. The declaring client
+// waits for the fsync; publishes in the vhost do not. A change that changes nothing (a redeclare
+// with equal arguments, a re-bind) writes nothing.
 
 func (v *vhost) store() storage.Store { return v.srv.store }
 
-// persistLocked applies b synchronously. A failure is an INTERNAL_ERROR for the client: the
-// declare it belongs to is not acknowledged.
-func (v *vhost) persistLocked(b *storage.Batch) error {
+// persistMeta applies b synchronously; v.meta is held, v.mu is not. A failure is an
+// INTERNAL_ERROR for the client: the declare it belongs to is not acknowledged.
+func (v *vhost) persistMeta(b *storage.Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}

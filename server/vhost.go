@@ -15,12 +15,18 @@ import (
 
 // vhost is a virtual host: its exchanges, queues and the bindings between them.
 //
-// mu guards the two maps and the binding graph as a whole: declare, delete, bind and unbind take it
-// exclusively; routing takes it shared (and each exchange's own mu around its router, since a
-// router is not safe for concurrent use).
+// meta serialises the metadata changes of the vhost (declare, delete, bind, unbind; doc.go's lock
+// table). Its holder validates and decides with no routing lock held, writes the store (and waits
+// for the fsync) still holding no routing lock, and installs the change in memory briefly: the maps
+// under mu taken exclusively, a router under its exchange's mu. Routing takes mu shared (and each
+// exchange's mu around its router, since a router is not safe for concurrent use), so a publish
+// never waits for a metadata fsync. The maps and the routers change only with meta held, so meta's
+// holder reads them without mu.
 type vhost struct {
 	srv  *Server
 	name string
+
+	meta sync.Mutex
 
 	mu        sync.RWMutex
 	exchanges map[string]*exchangeEntity
@@ -119,8 +125,8 @@ func (v *vhost) exchange(name string) *exchangeEntity {
 }
 
 func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.meta.Lock()
+	defer v.meta.Unlock()
 	e := v.exchanges[d.Exchange]
 	if d.Exchange == "" && !d.Passive {
 		return errDefaultExchange
@@ -164,18 +170,21 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	if e.durable {
 		var b storage.Batch
 		b.Set(storage.ExchangeKey(v.name, e.name), e.record())
-		if err := v.persistLocked(&b); err != nil {
+		if err := v.persistMeta(&b); err != nil {
 			return err
 		}
 	}
+	v.mu.Lock()
+	// Under v.mu: a policy change lists the exchanges after it changed the policies (policy.go).
 	e.pol.Store(v.srv.pol.match(v.name, e.name, false))
 	v.exchanges[d.Exchange] = e
+	v.mu.Unlock()
 	return nil
 }
 
 func (v *vhost) deleteExchange(name string, ifUnused bool) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.meta.Lock()
+	defer v.meta.Unlock()
 	if name == "" {
 		return errDefaultExchange
 	}
@@ -189,13 +198,17 @@ func (v *vhost) deleteExchange(name string, ifUnused bool) error {
 	if ifUnused && e.router.Len() > 0 {
 		return amqp.Errorf(amqp.PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.name)
 	}
-	return v.removeExchangeLocked(e)
+	var b storage.Batch
+	v.mu.Lock()
+	v.removeExchangeLocked(&b, e)
+	v.mu.Unlock()
+	return v.persistMeta(&b)
 }
 
 // removeExchangeLocked deletes e and every binding from or to it, then auto-deletes exchanges left
-// without bindings.
-func (v *vhost) removeExchangeLocked(e *exchangeEntity) error {
-	var b storage.Batch
+// without bindings, adding the store deletes to b. v.meta and v.mu are held; the caller writes b
+// after releasing v.mu (memory changes first, as a failed write leaves them made).
+func (v *vhost) removeExchangeLocked(b *storage.Batch, e *exchangeEntity) {
 	if e.durable {
 		b.Delete(storage.ExchangeKey(v.name, e.name))
 		e.mu.Lock()
@@ -207,20 +220,16 @@ func (v *vhost) removeExchangeLocked(e *exchangeEntity) error {
 		e.mu.Unlock()
 	}
 	delete(v.exchanges, e.name)
-	err := v.persistLocked(&b)
-	if uerr := v.unbindAllLocked(e); err == nil {
-		err = uerr
-	}
-	return err
+	v.unbindAllLocked(b, e)
 }
 
-// unbindAllLocked removes every binding to d and auto-deletes the source exchanges it emptied.
-func (v *vhost) unbindAllLocked(d destination) error {
+// unbindAllLocked removes every binding to d and auto-deletes the source exchanges it emptied,
+// adding the store deletes to b. v.meta and v.mu are held.
+func (v *vhost) unbindAllLocked(b *storage.Batch, d destination) {
 	var emptied []*exchangeEntity
-	var b storage.Batch
 	for _, src := range v.exchanges {
 		src.mu.Lock()
-		v.deleteBindingsToLocked(&b, src, d)
+		v.deleteBindingsToLocked(b, src, d)
 		n := src.router.UnbindAll(d)
 		empty := src.router.Len() == 0
 		src.mu.Unlock()
@@ -228,22 +237,20 @@ func (v *vhost) unbindAllLocked(d destination) error {
 			emptied = append(emptied, src)
 		}
 	}
-	err := v.persistLocked(&b)
 	for _, src := range emptied {
 		if v.exchanges[src.name] == src {
-			if rerr := v.removeExchangeLocked(src); err == nil {
-				err = rerr
-			}
+			v.removeExchangeLocked(b, src)
 		}
 	}
-	return err
 }
 
 // --- bindings ---
 
+// bind adds a binding. A binding that exists already (a worker re-declaring its topology) changes
+// nothing and writes nothing; a new durable one is written before routing can see it.
 func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Table) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.meta.Lock()
+	defer v.meta.Unlock()
 	src, err := v.bindableSourceLocked(srcName)
 	if err != nil {
 		return err
@@ -251,10 +258,19 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 	if err := exchange.CheckBindArgs(src.kind, args); err != nil {
 		return amqp.Errorf(amqp.PreconditionFailed, "%v", err)
 	}
+	if err := v.liveDestLocked(dst); err != nil {
+		return err
+	}
+	src.mu.Lock()
+	exists := src.router.Has(dst, key, args)
+	src.mu.Unlock()
+	if exists {
+		return nil
+	}
 	if src.durable && destDurable(dst) {
 		var b storage.Batch
 		b.Set(bindingKey(v.name, src, dst, key, args), encodeRecord(amqp.Table{"arguments": tableOrEmpty(args)}))
-		if err := v.persistLocked(&b); err != nil {
+		if err := v.persistMeta(&b); err != nil {
 			return err
 		}
 	}
@@ -264,9 +280,26 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 	return nil
 }
 
+// liveDestLocked checks, under v.meta, that dst (looked up before v.meta was taken) has not been
+// deleted meanwhile, so that no binding, in memory or in the store, leads to a deleted queue or
+// exchange.
+func (v *vhost) liveDestLocked(dst destination) error {
+	switch d := dst.(type) {
+	case *queue:
+		if v.queues[d.name] != d {
+			return v.errNoQueue(d.name)
+		}
+	case *exchangeEntity:
+		if v.exchanges[d.name] != d {
+			return v.errNoExchange(d.name)
+		}
+	}
+	return nil
+}
+
 func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Table) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.meta.Lock()
+	defer v.meta.Unlock()
 	src, err := v.bindableSourceLocked(srcName)
 	if err != nil {
 		return err
@@ -278,12 +311,16 @@ func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Ta
 	if removed && src.durable && destDurable(dst) {
 		var b storage.Batch
 		b.Delete(bindingKey(v.name, src, dst, key, args))
-		if err := v.persistLocked(&b); err != nil {
+		if err := v.persistMeta(&b); err != nil {
 			return err
 		}
 	}
 	if removed && empty && src.autoDelete {
-		return v.removeExchangeLocked(src)
+		var b storage.Batch
+		v.mu.Lock()
+		v.removeExchangeLocked(&b, src)
+		v.mu.Unlock()
+		return v.persistMeta(&b)
 	}
 	return nil
 }
@@ -380,8 +417,8 @@ func (v *vhost) lookupQueue(c *conn, name string) (*queue, error) {
 
 // declareQueue declares (or checks) a queue for connection c.
 func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.meta.Lock()
+	defer v.meta.Unlock()
 	v.srv.adm.stats.inc(sQueueDeclared)
 	name := d.Queue
 	if name == "" && !d.Passive {
@@ -440,43 +477,47 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 		owner = c
 	}
 	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, lim)
-	// Under v.mu: a policy change lists the queues after it changed the policies (policy.go).
-	q.limits.Store(effectiveLimits(q.argLimits, q.args, v.srv.pol.match(v.name, name, true)))
 	if q.isDurable() {
 		var b storage.Batch
 		b.Set(storage.QueueKey(v.name, name), q.record())
-		if err := v.persistLocked(&b); err != nil {
+		if err := v.persistMeta(&b); err != nil {
 			return nil, err
 		}
 	}
+	v.mu.Lock()
+	// Under v.mu: a policy change lists the queues after it changed the policies (policy.go).
+	q.limits.Store(effectiveLimits(q.argLimits, q.args, v.srv.pol.match(v.name, name, true)))
 	v.queues[name] = q
+	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueCreated)
 	return q, nil
 }
 
 // deleteQueue removes q (if it is still the queue of that name) with its bindings, cancelling its
-// consumers. It returns the number of ready messages dropped.
+// consumers. It returns the number of ready messages dropped. Memory changes first, under v.mu
+// (so no publish routes to the queue once it is marked deleted); the store deletes are written
+// after, with v.meta alone held.
 func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.meta.Lock()
+	defer v.meta.Unlock()
 	if v.queues[q.name] != q {
 		return 0, nil
 	}
+	var b storage.Batch
+	v.mu.Lock()
 	n, err := q.markDeleted(ifUnused, ifEmpty)
 	if err != nil {
+		v.mu.Unlock()
 		return 0, err
 	}
 	delete(v.queues, q.name)
+	v.unbindAllLocked(&b, q)
+	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueDeleted)
-	err = v.unbindAllLocked(q)
 	if q.isDurable() {
-		var b storage.Batch
 		b.Delete(storage.QueueKey(v.name, q.name))
-		if perr := v.persistLocked(&b); err == nil {
-			err = perr
-		}
 	}
-	return n, err
+	return n, v.persistMeta(&b)
 }
 
 // dropExclusive deletes the queues owned by c (on connection close).
