@@ -111,7 +111,7 @@ func (c *conn) checkQueueDeclare(v *vhost, name string, args amqp.Table) error {
 		return err
 	}
 	dlx, ok := args["x-dead-letter-exchange"].(string)
-	if !ok || v.queues[name] != nil {
+	if !ok || v.mu.queues[name] != nil {
 		return nil
 	}
 	if err := c.checkAccess(accessRead, "queue", name); err != nil {

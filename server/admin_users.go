@@ -534,7 +534,7 @@ func (s *Server) DeleteVhost(name string) error {
 	v.meta.Lock()
 	v.mu.Lock()
 	for _, x := range xs {
-		if x.name == "" || v.exchanges[x.name] != x {
+		if x.name == "" || v.mu.exchanges[x.name] != x {
 			continue
 		}
 		v.removeExchangeLocked(&xb, x)

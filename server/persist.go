@@ -160,7 +160,7 @@ func (s *Server) recover() error {
 		ad, _ := t["auto_delete"].(bool)
 		internal, _ := t["internal"].(bool)
 		v := vh(vname)
-		v.exchanges[name] = &exchangeEntity{name: name, kind: kind, durable: true, autoDelete: ad, internal: internal,
+		v.mu.exchanges[name] = &exchangeEntity{name: name, kind: kind, durable: true, autoDelete: ad, internal: internal,
 			args: args, router: exchange.New[destination](kind)}
 		return nil
 	})
@@ -185,7 +185,7 @@ func (s *Server) recover() error {
 			s.queueIDs.Store(q.id)
 		}
 		byID[q.id] = q
-		v.queues[name] = q
+		v.mu.queues[name] = q
 		return nil
 	})
 	if err != nil {
@@ -215,13 +215,13 @@ func (s *Server) recover() error {
 		}
 		args, _ := t["arguments"].(amqp.Table)
 		v := vh(vname)
-		src := v.exchanges[srcName]
+		src := v.mu.exchanges[srcName]
 		var dst destination
 		if kind == 'q' {
-			if q := v.queues[dstName]; q != nil {
+			if q := v.mu.queues[dstName]; q != nil {
 				dst = q
 			}
-		} else if e := v.exchanges[dstName]; e != nil {
+		} else if e := v.mu.exchanges[dstName]; e != nil {
 			dst = e
 		}
 		if src == nil || dst == nil {
@@ -345,7 +345,7 @@ func (s *Server) markClean() error {
 	s.vhostsMu.RLock()
 	for _, v := range s.vhosts {
 		v.mu.RLock()
-		for _, q := range v.queues {
+		for _, q := range v.mu.queues {
 			q.mu.Lock()
 			q.mu.ready.each(func(e *qentry) {
 				if e.stored && e.redelivered && !e.marked {

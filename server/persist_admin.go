@@ -96,11 +96,11 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 		}
 		s.log.Warn("dropping records of a deleted vhost", "vhost", name)
 		var b storage.Batch
-		for _, q := range v.queues {
+		for _, q := range v.mu.queues {
 			b.Delete(storage.QueueKey(name, q.name))
 			delete(byID, q.id)
 		}
-		for _, x := range v.exchanges {
+		for _, x := range v.mu.exchanges {
 			b.Delete(storage.ExchangeKey(name, x.name))
 			for _, bd := range x.router.Bindings() {
 				b.Delete(bindingKey(name, x, bd.Dest, bd.Key, bd.Args))

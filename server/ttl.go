@@ -196,7 +196,7 @@ func (s *Server) stopTimers() {
 	defer s.vhostsMu.RUnlock()
 	for _, v := range s.vhosts {
 		v.mu.RLock()
-		for _, q := range v.queues {
+		for _, q := range v.mu.queues {
 			q.mu.Lock()
 			q.stopTimerLocked()
 			q.mu.Unlock()

@@ -28,9 +28,11 @@ type vhost struct {
 
 	meta sync.Mutex
 
-	mu        sync.RWMutex
-	exchanges map[string]*exchangeEntity
-	queues    map[string]*queue
+	mu struct {
+		sync.RWMutex
+		exchanges map[string]*exchangeEntity
+		queues    map[string]*queue
+	}
 
 	stats statSet // message counters (stats.go)
 }
@@ -62,7 +64,8 @@ func (e *exchangeEntity) destName() string { return e.name }
 func (e *exchangeEntity) destKind() string { return "exchange" }
 
 func newVhost(s *Server, name string) *vhost {
-	v := &vhost{srv: s, name: name, exchanges: map[string]*exchangeEntity{}, queues: map[string]*queue{}}
+	v := &vhost{srv: s, name: name}
+	v.mu.exchanges, v.mu.queues = map[string]*exchangeEntity{}, map[string]*queue{}
 	for _, d := range []struct {
 		name string
 		kind exchange.Kind
@@ -74,7 +77,7 @@ func newVhost(s *Server, name string) *vhost {
 		{"amq.headers", exchange.Headers},
 		{"amq.match", exchange.Headers},
 	} {
-		v.exchanges[d.name] = &exchangeEntity{name: d.name, kind: d.kind, durable: true, router: exchange.New[destination](d.kind)}
+		v.mu.exchanges[d.name] = &exchangeEntity{name: d.name, kind: d.kind, durable: true, router: exchange.New[destination](d.kind)}
 	}
 	return v
 }
@@ -121,13 +124,13 @@ func quoteVal(x any) string {
 func (v *vhost) exchange(name string) *exchangeEntity {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return v.exchanges[name]
+	return v.mu.exchanges[name]
 }
 
 func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	v.meta.Lock()
 	defer v.meta.Unlock()
-	e := v.exchanges[d.Exchange]
+	e := v.mu.exchanges[d.Exchange]
 	if d.Exchange == "" && !d.Passive {
 		return errDefaultExchange
 	}
@@ -177,7 +180,7 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	v.mu.Lock()
 	// Under v.mu: a policy change lists the exchanges after it changed the policies (policy.go).
 	e.pol.Store(v.srv.pol.match(v.name, e.name, false))
-	v.exchanges[d.Exchange] = e
+	v.mu.exchanges[d.Exchange] = e
 	v.mu.Unlock()
 	return nil
 }
@@ -191,7 +194,7 @@ func (v *vhost) deleteExchange(name string, ifUnused bool) error {
 	if strings.HasPrefix(name, "amq.") {
 		return amqp.Errorf(amqp.AccessRefused, "operation not permitted on exchange '%s' in vhost '%s'", name, v.name)
 	}
-	e := v.exchanges[name]
+	e := v.mu.exchanges[name]
 	if e == nil {
 		return nil // RabbitMQ answers delete-ok for a missing exchange
 	}
@@ -219,7 +222,7 @@ func (v *vhost) removeExchangeLocked(b *storage.Batch, e *exchangeEntity) {
 		}
 		e.mu.Unlock()
 	}
-	delete(v.exchanges, e.name)
+	delete(v.mu.exchanges, e.name)
 	v.unbindAllLocked(b, e)
 }
 
@@ -227,7 +230,7 @@ func (v *vhost) removeExchangeLocked(b *storage.Batch, e *exchangeEntity) {
 // adding the store deletes to b. v.meta and v.mu are held.
 func (v *vhost) unbindAllLocked(b *storage.Batch, d destination) {
 	var emptied []*exchangeEntity
-	for _, src := range v.exchanges {
+	for _, src := range v.mu.exchanges {
 		src.mu.Lock()
 		v.deleteBindingsToLocked(b, src, d)
 		n := src.router.UnbindAll(d)
@@ -238,7 +241,7 @@ func (v *vhost) unbindAllLocked(b *storage.Batch, d destination) {
 		}
 	}
 	for _, src := range emptied {
-		if v.exchanges[src.name] == src {
+		if v.mu.exchanges[src.name] == src {
 			v.removeExchangeLocked(b, src)
 		}
 	}
@@ -286,11 +289,11 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 func (v *vhost) liveDestLocked(dst destination) error {
 	switch d := dst.(type) {
 	case *queue:
-		if v.queues[d.name] != d {
+		if v.mu.queues[d.name] != d {
 			return v.errNoQueue(d.name)
 		}
 	case *exchangeEntity:
-		if v.exchanges[d.name] != d {
+		if v.mu.exchanges[d.name] != d {
 			return v.errNoExchange(d.name)
 		}
 	}
@@ -329,7 +332,7 @@ func (v *vhost) bindableSourceLocked(name string) (*exchangeEntity, error) {
 	if name == "" {
 		return nil, errDefaultExchange
 	}
-	src := v.exchanges[name]
+	src := v.mu.exchanges[name]
 	if src == nil {
 		return nil, v.errNoExchange(name)
 	}
@@ -349,7 +352,7 @@ func (v *vhost) route(ex *exchangeEntity, key string, extra []string, msg *messa
 	keys := append(append(kbuf[:0], key), extra...)
 	if ex.name == "" {
 		for _, k := range keys {
-			if q := v.queues[k]; q != nil && !containsPtr(out, q) {
+			if q := v.mu.queues[k]; q != nil && !containsPtr(out, q) {
 				out = append(out, q)
 			}
 		}
@@ -404,7 +407,7 @@ func containsPtr[T comparable](s []T, x T) bool {
 // lookupQueue finds a queue for an operation by c: 404 if missing, 405 if another connection owns it.
 func (v *vhost) lookupQueue(c *conn, name string) (*queue, error) {
 	v.mu.RLock()
-	q := v.queues[name]
+	q := v.mu.queues[name]
 	v.mu.RUnlock()
 	if q == nil {
 		return nil, v.errNoQueue(name)
@@ -436,7 +439,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if err != nil && !d.Passive {
 		return nil, err
 	}
-	q := v.queues[name]
+	q := v.mu.queues[name]
 	if d.Passive {
 		if q == nil {
 			return nil, v.errNoQueue(name)
@@ -487,7 +490,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	v.mu.Lock()
 	// Under v.mu: a policy change lists the queues after it changed the policies (policy.go).
 	q.limits.Store(effectiveLimits(q.argLimits, q.args, v.srv.pol.match(v.name, name, true)))
-	v.queues[name] = q
+	v.mu.queues[name] = q
 	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueCreated)
 	return q, nil
@@ -500,7 +503,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
 	v.meta.Lock()
 	defer v.meta.Unlock()
-	if v.queues[q.name] != q {
+	if v.mu.queues[q.name] != q {
 		return 0, nil
 	}
 	var b storage.Batch
@@ -510,7 +513,7 @@ func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
 		v.mu.Unlock()
 		return 0, err
 	}
-	delete(v.queues, q.name)
+	delete(v.mu.queues, q.name)
 	v.unbindAllLocked(&b, q)
 	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueDeleted)
@@ -524,7 +527,7 @@ func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
 func (v *vhost) dropExclusive(c *conn) {
 	v.mu.RLock()
 	var owned []*queue
-	for _, q := range v.queues {
+	for _, q := range v.mu.queues {
 		if q.owner == c {
 			owned = append(owned, q)
 		}
