@@ -143,10 +143,10 @@ func (s *Server) scanEntities(prefix []byte, fn func(key []byte, vhost, name str
 func (s *Server) recover() error {
 	byID := map[uint64]*queue{}
 	vh := func(name string) *vhost {
-		v := s.vhosts[name]
+		v := s.vhosts.m[name]
 		if v == nil {
 			v = newVhost(s, name)
-			s.vhosts[name] = v
+			s.vhosts.m[name] = v
 		}
 		return v
 	}
@@ -342,8 +342,8 @@ func (s *Server) recoverMessages(byID map[uint64]*queue) error {
 // before (so they come back redelivered) and that the shutdown was clean.
 func (s *Server) markClean() error {
 	var b storage.Batch
-	s.vhostsMu.RLock()
-	for _, v := range s.vhosts {
+	s.vhosts.RLock()
+	for _, v := range s.vhosts.m {
 		v.mu.RLock()
 		for _, q := range v.mu.queues {
 			q.mu.Lock()
@@ -357,7 +357,7 @@ func (s *Server) markClean() error {
 		}
 		v.mu.RUnlock()
 	}
-	s.vhostsMu.RUnlock()
+	s.vhosts.RUnlock()
 	b.Set(cleanKey, []byte{storage.RecordVersion})
 	return s.commit.apply(&b)
 }
