@@ -52,7 +52,7 @@ type exchangeEntity struct {
 	internal   bool
 	args       amqp.Table
 
-	mu     sync.Mutex // guards router; taken alone (see the lock order in doc.go)
+	mu     sync.Mutex // guards router; no broker lock is taken under it (doc.go's lock table)
 	router exchange.Router[destination]
 
 	pol atomic.Pointer[policy] // the policy that applies (policy.go); nil: none
