@@ -19,6 +19,7 @@ import (
 //	kind <direct|fanout|topic|headers>       start a new router
 //	bind <dest> <key> [k=v ...] [-> bool]     Bind with string args (default expect true)
 //	unbind <dest> <key> [k=v ...] -> <bool>   Unbind
+//	has <dest> <key> [k=v ...] -> <bool>      Has
 //	unbindall <dest> -> <n>                   UnbindAll
 //	len -> <n>                                Len
 //	route <key> -> [dest ...]                 Route; the set of destinations, no duplicates
@@ -70,6 +71,11 @@ func runScript(t *testing.T, file string) {
 			} else {
 				got = r.Unbind(toks[1], toks[2], args)
 			}
+			if strconv.FormatBool(got) != want {
+				t.Errorf("%s: %s = %v, want %s", pos, cmd, got, want)
+			}
+		case "has":
+			got := r.Has(toks[1], toks[2], scriptArgs(t, pos, toks[3:]))
 			if strconv.FormatBool(got) != want {
 				t.Errorf("%s: %s = %v, want %s", pos, cmd, got, want)
 			}

@@ -64,6 +64,9 @@ type Router[D comparable] interface {
 	Bind(dest D, key string, args amqp.Table) bool
 	// Unbind removes the identical binding; false if there was none.
 	Unbind(dest D, key string, args amqp.Table) bool
+	// Has reports whether the identical binding (same dest, key and args) exists, as Bind would
+	// find it.
+	Has(dest D, key string, args amqp.Table) bool
 	// UnbindAll removes every binding to dest and returns how many it removed.
 	UnbindAll(dest D) int
 	// Route appends to out every destination whose binding matches, each

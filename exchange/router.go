@@ -128,6 +128,11 @@ func (r *router[D]) Bind(dest D, key string, args amqp.Table) bool {
 	return true
 }
 
+func (r *router[D]) Has(dest D, key string, args amqp.Table) bool {
+	b, _ := r.find(dest, key, args)
+	return b != nil
+}
+
 func (r *router[D]) Unbind(dest D, key string, args amqp.Table) bool {
 	b, _ := r.find(dest, key, args)
 	if b == nil {

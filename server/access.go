@@ -120,13 +120,13 @@ func (s *Server) checkWriteCached(u *user, v *vhost, exName string, cache *publi
 
 // checkQueueDeclare checks a non-passive queue.declare of name (already generated for a
 // server-named queue) as RabbitMQ does: configure on the queue, and, for a new queue with a
-// dead-letter exchange, read on the queue and write on that exchange. Called under v.mu.
+// dead-letter exchange, read on the queue and write on that exchange. Called under v.meta.
 func (c *conn) checkQueueDeclare(v *vhost, name string, args amqp.Table) error {
 	if err := c.checkAccess(accessConfigure, "queue", name); err != nil {
 		return err
 	}
 	dlx, ok := args["x-dead-letter-exchange"].(string)
-	if !ok || v.queues[name] != nil {
+	if !ok || v.mu.queues[name] != nil {
 		return nil
 	}
 	if err := c.checkAccess(accessRead, "queue", name); err != nil {

@@ -69,12 +69,12 @@ func (s *Server) openConns() []*conn {
 // lists returns v's queues and exchanges, each sorted by name.
 func (v *vhost) lists() ([]*queue, []*exchangeEntity) {
 	v.mu.RLock()
-	qs := make([]*queue, 0, len(v.queues))
-	for _, q := range v.queues {
+	qs := make([]*queue, 0, len(v.mu.queues))
+	for _, q := range v.mu.queues {
 		qs = append(qs, q)
 	}
-	xs := make([]*exchangeEntity, 0, len(v.exchanges))
-	for _, x := range v.exchanges {
+	xs := make([]*exchangeEntity, 0, len(v.mu.exchanges))
+	for _, x := range v.mu.exchanges {
 		xs = append(xs, x)
 	}
 	v.mu.RUnlock()
@@ -263,7 +263,7 @@ func (s *Server) Queue(vhost, name string) (QueueInfo, error) {
 		return QueueInfo{}, ErrNotFound
 	}
 	v.mu.RLock()
-	q := v.queues[name]
+	q := v.mu.queues[name]
 	v.mu.RUnlock()
 	if q == nil {
 		return QueueInfo{}, ErrNotFound

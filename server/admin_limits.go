@@ -149,10 +149,10 @@ func (s *Server) checkConnectionLimit(vh *vhost, user string) error {
 }
 
 // checkQueueLimitLocked refuses a new queue in v over its max-queues, with RabbitMQ's text. Called
-// with v.mu held.
+// with v.meta held.
 func (v *vhost) checkQueueLimitLocked(name string) error {
 	limit, ok := v.srv.vhostLimit(v.name, LimitMaxQueues)
-	if !ok || int64(len(v.queues)) < limit {
+	if !ok || int64(len(v.mu.queues)) < limit {
 		return nil
 	}
 	return amqp.Errorf(amqp.PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", name, v.name, limit)

@@ -50,7 +50,7 @@ func (s *Server) DeclareQueue(vhost, name string, spec QueueSpec) (created bool,
 		return false, err
 	}
 	v.mu.RLock()
-	existed := v.queues[name] != nil
+	existed := v.mu.queues[name] != nil
 	v.mu.RUnlock()
 	q, err := v.declareQueue(nil, &amqp.QueueDeclare{Queue: name, Durable: spec.Durable, AutoDelete: spec.AutoDelete, Arguments: spec.Arguments})
 	if err == nil {
@@ -64,7 +64,7 @@ func (s *Server) DeclareQueue(vhost, name string, spec QueueSpec) (created bool,
 
 func (v *vhost) queueNamed(name string) (*queue, error) {
 	v.mu.RLock()
-	q := v.queues[name]
+	q := v.mu.queues[name]
 	v.mu.RUnlock()
 	if q == nil {
 		return nil, ErrNotFound
@@ -141,7 +141,7 @@ func (v *vhost) destination(destType, name string) (destination, error) {
 	switch destType {
 	case "queue":
 		v.mu.RLock()
-		q := v.queues[name]
+		q := v.mu.queues[name]
 		v.mu.RUnlock()
 		if q == nil {
 			return nil, v.errNoQueue(name)

@@ -420,12 +420,12 @@ func (s *Server) UserVhosts(user string) []string {
 
 // vhostList returns the vhosts, sorted by name.
 func (s *Server) vhostList() []*vhost {
-	s.vhostsMu.RLock()
-	out := make([]*vhost, 0, len(s.vhosts))
-	for _, v := range s.vhosts {
+	s.vhosts.RLock()
+	out := make([]*vhost, 0, len(s.vhosts.m))
+	for _, v := range s.vhosts.m {
 		out = append(out, v)
 	}
-	s.vhostsMu.RUnlock()
+	s.vhosts.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
 }
@@ -484,9 +484,9 @@ func (s *Server) PutVhost(info VhostInfo, actingUser string) (created bool, err 
 		return false, fmt.Errorf("storing vhost %q: %w", info.Name, err)
 	}
 	if created {
-		s.vhostsMu.Lock()
-		s.vhosts[info.Name] = newVhost(s, info.Name)
-		s.vhostsMu.Unlock()
+		s.vhosts.Lock()
+		s.vhosts.m[info.Name] = newVhost(s, info.Name)
+		s.vhosts.Unlock()
 	}
 	s.admUpdate(func() { s.adm.meta[info.Name] = meta })
 	if created && actingUser != "" && s.users[actingUser] != nil {
@@ -514,9 +514,9 @@ func (s *Server) DeleteVhost(name string) error {
 	}
 	// Gone from the map before its connections are listed: a connection opening meanwhile is
 	// either listed below or refused by its handshake's second look (handshake.go).
-	s.vhostsMu.Lock()
-	delete(s.vhosts, name)
-	s.vhostsMu.Unlock()
+	s.vhosts.Lock()
+	delete(s.vhosts.m, name)
+	s.vhosts.Unlock()
 	var err error
 
 	for _, c := range s.openConns() {
@@ -530,16 +530,20 @@ func (s *Server) DeleteVhost(name string) error {
 			err = derr
 		}
 	}
+	var xb storage.Batch
+	v.meta.Lock()
 	v.mu.Lock()
 	for _, x := range xs {
-		if x.name == "" || v.exchanges[x.name] != x {
+		if x.name == "" || v.mu.exchanges[x.name] != x {
 			continue
 		}
-		if derr := v.removeExchangeLocked(x); derr != nil && err == nil {
-			err = derr
-		}
+		v.removeExchangeLocked(&xb, x)
 	}
 	v.mu.Unlock()
+	if derr := v.persistMeta(&xb); derr != nil && err == nil {
+		err = derr
+	}
+	v.meta.Unlock()
 
 	var pb storage.Batch
 	for u := range s.adm.perms[name] {

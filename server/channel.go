@@ -34,7 +34,7 @@ type channel struct {
 	// durable queue, once its commit group is fsynced. Commit groups complete in order, so
 	// confirms do too: at the end of each batch of frames read, the connection hands the highest
 	// seq to the ledger, at once or when the last commit group it wrote to is durable, and the
-	// ledger sends one basic.ack (multiple=true) for it.
+	// ledger sends one basic.ack (multiple=true) for it. The rules are in confirm.go.
 	confirm    bool
 	publishSeq uint64
 	flushedSeq uint64 // the highest seq handed to the ledger
@@ -137,60 +137,6 @@ const (
 	settleNack
 	settleReject
 )
-
-// confirmLedger sends a channel's basic.ack and basic.nack in seq order. It is called from the
-// read loop and from commit callbacks on the committer goroutine; mu comes after queue.mu and
-// before outbound.mu in the lock order.
-type confirmLedger struct {
-	mu     sync.Mutex
-	sent   uint64   // every seq up to sent has been acked or nacked
-	nacks  []uint64 // seqs above sent to nack (a queue refused them), ascending
-	closed bool     // the channel is closed: nothing more is sent
-}
-
-// nack records that seq must be nacked when the ledger reaches it.
-func (l *confirmLedger) nack(seq uint64) {
-	l.mu.Lock()
-	l.nacks = append(l.nacks, seq)
-	l.mu.Unlock()
-}
-
-// settleUpTo confirms every seq up to upTo: acks, with the recorded nacks in their places, or,
-// if err is not nil (the store failed), nacks for all of them.
-func (l *confirmLedger) settleUpTo(ch *channel, upTo uint64, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed || upTo <= l.sent {
-		return
-	}
-	if err != nil {
-		ch.reply(&amqp.BasicNack{DeliveryTag: upTo, Multiple: upTo-l.sent > 1})
-		l.sent = upTo
-		for len(l.nacks) > 0 && l.nacks[0] <= upTo {
-			l.nacks = l.nacks[1:]
-		}
-		return
-	}
-	for len(l.nacks) > 0 && l.nacks[0] <= upTo {
-		n := l.nacks[0]
-		l.nacks = l.nacks[1:]
-		if n-1 > l.sent {
-			ch.reply(&amqp.BasicAck{DeliveryTag: n - 1, Multiple: n-1-l.sent > 1})
-		}
-		ch.reply(&amqp.BasicNack{DeliveryTag: n})
-		l.sent = n
-	}
-	if upTo > l.sent {
-		ch.reply(&amqp.BasicAck{DeliveryTag: upTo, Multiple: upTo-l.sent > 1})
-		l.sent = upTo
-	}
-}
-
-func (l *confirmLedger) close() {
-	l.mu.Lock()
-	l.closed = true
-	l.mu.Unlock()
-}
 
 func newChannel(c *conn, id uint16) *channel {
 	ch := &channel{id: id, conn: c}

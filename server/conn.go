@@ -365,48 +365,6 @@ func (c *conn) endBatch() {
 	c.flushConfirms()
 }
 
-// flushConfirms hands the confirms earned by the last batch of frames to the channels' ledgers:
-// at once if nothing they depend on is still being written, or when the connection's last commit
-// group is durable (groups complete in order, so that covers every earlier write too).
-func (c *conn) flushConfirms() {
-	if len(c.confirmDirty) == 0 {
-		return
-	}
-	type pending struct {
-		ch  *channel
-		seq uint64
-	}
-	ps := make([]pending, len(c.confirmDirty))
-	for i, ch := range c.confirmDirty {
-		ps[i] = pending{ch, ch.publishSeq}
-		ch.flushedSeq = ch.publishSeq
-	}
-	clear(c.confirmDirty)
-	c.confirmDirty = c.confirmDirty[:0]
-	// A failed group fails these publishes only if one of them wrote to it; otherwise they
-	// waited for it just to keep confirms in order.
-	depends := c.groupFresh
-	c.groupFresh = false
-	settle := func(err error) {
-		if !depends {
-			err = nil
-		}
-		for _, p := range ps {
-			p.ch.confirms.settleUpTo(p.ch, p.seq, err)
-		}
-	}
-	if g := c.lastGroup; g != nil {
-		c.srv.commit.onCommit(g, settle)
-		select {
-		case <-g.done:
-			c.lastGroup = nil // its callbacks have run: later confirms need not wait
-		default:
-		}
-		return
-	}
-	settle(nil)
-}
-
 // awaitCommits waits until the connection's writes are durable and their confirms sent. It
 // returns the store's error if a write made since the last confirm flush failed.
 func (c *conn) awaitCommits() error {

@@ -13,7 +13,8 @@
 // broker lock held. A read loop that queued deliveries (outbound.writeVia) may instead write them to
 // the consumer's socket itself when its batch of frames ends (writeBatch.flush ->
 // outbound.flushDirect, from conn.endBatch, with no lock held): one non-blocking write, only while
-// no other goroutine writes that socket (outbound.mu.writing); the rest is left to the write loop.
+// no other goroutine writes that socket (it must acquire outbound.mu.writer, a writeClaim); the rest
+// is left to the write loop.
 // The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown, also
 // counted in Server.wg. Queue timers (ttl.go: message expiry, x-expires) are time.AfterFunc
 // functions that run only while Server.timers is open; Shutdown closes it, waits for the running
@@ -21,44 +22,70 @@
 // also runs on whichever goroutine removed the message: queue.unlock republishes the queue's dead
 // list after releasing queue.mu, with no lock held, so a queue's lock is never taken under another's.
 //
-// # Lock order
+// # Locks
 //
-// A goroutine may take these locks only in this order (a later one while holding an earlier one):
+// This table is the one statement of the broker's locks and their order (docs/DESIGN.md links
+// here). A goroutine may take a lock only while holding nothing but locks listed in its third
+// column; those columns follow one order, top to bottom, so no cycle is possible. "Leaf": nothing
+// is taken while holding it.
 //
-//	channel.loopMu -> Server.vhostsMu -> vhost.mu -> exchange.mu -> queue.mu -> channel.mu -> confirmLedger.mu -> outbound.mu
+//	lock                  guards                                          may be held while taking it
+//	--------------------  ----------------------------------------------  -----------------------------------
+//	Server.adm.write      administrative changes (users, permissions,     nothing
+//	                      vhosts, limits), serialised; held across their
+//	                      store write (admin_users.go)
+//	Server.pol.change     policy changes, serialised; held across their   Server.adm.write (a deleted vhost
+//	                      store write and their re-application            drops its policies)
+//	                      (policy.go)
+//	channel.loopMu        the channel's read-loop state (closing, pub,    nothing (the read loop handling a
+//	                      tx) while a frame is handled or the consumer    frame; the consumer-timeout timer)
+//	                      timeout closes the channel
+//	vhost.meta            a vhost's metadata changes (declare, delete,    Server.adm.write, Server.pol.change,
+//	                      bind, unbind), serialised; held across their    channel.loopMu
+//	                      store write and fsync (vhost.go, persist.go)
+//	Server.vhosts         the vhost table, Server.vhosts.m                the above
+//	vhost.mu              vhost.mu.exchanges, vhost.mu.queues; taken      the above
+//	                      shared by routing and lookups, exclusively
+//	                      only to install a metadata change (briefly,
+//	                      never across I/O)
+//	exchange.mu           the exchange's router (routing reads it, a      the above
+//	                      metadata change installs a binding under it)
+//	queue.mu              the queue's state (queue.go); taken without     the above (never another queue.mu:
+//	                      vhost.mu on the publish path                    dead-letters go after queue.unlock)
+//	channel.mu            the channel's consumers, delivery tags,         the above
+//	                      unacked deliveries, credit
+//	confirmLedger.mu      the confirms sent and to nack (confirm.go)      the above
+//	outbound.mu           the pending write buffer and the writeClaim     the above
+//	                      (outbound.go)
+//	leaves                committer.mu, pager.mu, diskAlarm.mu,           anything above
+//	                      Server.mu, Server.timers.mu, Server.adm.mu
+//	                      (users, permissions, vhost metadata),
+//	                      Server.pol.mu (the policy map),
+//	                      Server.replies.mu (replyto.go),
+//	                      loginLimiter.mu (it logs after releasing it),
+//	                      conn.adm.mu (a connection's channel registry),
+//	                      connRates.mu (the sampler's)
 //
-// Server.adm.write (admin_users.go) serialises administrative changes (users, permissions, vhosts,
-// limits): it is taken before everything else, Server.pol.change included (deleting a vhost drops
-// its policies), and held across the change's store write; Server.adm.mu, which connection.open
-// and every publish's permission check read, is held only to read or change the maps, never
-// across I/O.
+// Two locks serialise writers and are held across a store write, each with a brief lock for the
+// readers beside it: Server.adm.write with Server.adm.mu (connection.open and every publish's
+// permission check read the maps), and vhost.meta with vhost.mu (every publish routes under it).
+// The writer decides and writes holding the serialising lock alone, reading the state without the
+// reader lock (only writers change it), then takes the reader lock to install the change. A
+// metadata change that changes nothing (a redeclare with equal arguments, a re-bind) writes nothing.
 //
-// Server.pol.change (policy.go) serializes policy changes: it is taken before any of the locks above
-// and held while the change is stored and re-applied to the vhost's queues and exchanges (which
-// takes vhost.mu and each queue.mu in turn, never two at once). Server.pol.mu, guarding the policy
-// map, is a leaf (declares read it under vhost.mu).
-//
-// channel.loopMu is held by the read loop while it handles one of the channel's frames, and by the
-// channel's consumer-timeout timer (consumer_timeout.go) while it closes the channel; nothing else
-// takes it, and never under another lock.
+// No lock is held across socket I/O. Store I/O happens on the committer and pager goroutines and
+// in recovery, with no broker lock held; a client waits for a metadata fsync holding vhost.meta
+// alone (and channel.loopMu, as for any frame it handles), an administrative change for its own
+// under Server.adm.write, a policy change under Server.pol.change. A policy change re-applies the
+// policies to the vhost's queues and exchanges one lock at a time (vhost.mu, then each queue.mu);
+// a declare computes its entity's policy under vhost.mu as it installs it, so it sees either the
+// new policies or is listed by the re-application.
 //
 // A read loop paused by publisher flow control (flow.go) waits at the top of its loop, between
 // frames, holding no lock; queues release it under queue.mu by closing a channel. A write loop that
 // took a buffer past outboundLimit (outbound.go) runs dispatch for its connection's consumers
-// (conn.kickAll) after the write, holding no lock, like any other goroutine that enabled deliveries.
-//
-// committer.mu, pager.mu, diskAlarm.mu, Server.replies.mu (direct reply-to, replyto.go) and
-// loginLimiter.mu (failed logins per address, loginlimit.go; it logs only after releasing it) are
-// leaves: taken under any of the above, nothing under them. A TLS listener's certificates
-// (tls.go) are an atomic pointer swapped by Reload: no lock.
-// exchange.mu is only ever held around its router (it never waits on a queue), so routing takes it
-// alone; queue.mu is taken without vhost.mu on the publish path. Server.mu is a leaf: nothing is taken
-// while holding it. So is Server.timers.mu. So are Server.adm.mu (users, permissions, vhost metadata),
-// conn.adm.mu (a connection's channel registry, taken under channel.mu by teardown) and
-// the sampler's connRates.mu. Management snapshots (admin*.go) take each lock briefly, in this order,
-// and copy plain values out; statistics are atomics, so the hot paths take no lock for them.
-// No lock is held across socket I/O. Store I/O happens only on the committer and
-// pager goroutines and in recovery, with no broker lock held; a declare waits for its metadata fsync
-// under vhost.mu (persist.go), and an administrative change (users, vhosts, permissions) for its
-// own under Server.adm.write alone (a policy change under Server.pol.change).
+// (conn.kickAll) after the write, holding no lock, like any other goroutine that enabled
+// deliveries. A TLS listener's certificates (tls.go) are an atomic pointer swapped by Reload: no
+// lock. Management snapshots (admin*.go) take each lock briefly, in this order, and copy plain
+// values out; statistics are atomics, so the hot paths take no lock for them.
 package server

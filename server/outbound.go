@@ -23,8 +23,8 @@ import (
 // connection would otherwise cost a write each). Whatever a direct write cannot write goes back to
 // the front of mu.buf for the write loop.
 //
-// Invariant: at most one goroutine writes to nc at a time, the one that set mu.writing; bytes reach
-// the socket in the order they were appended.
+// Invariant: at most one goroutine writes to nc at a time, the one holding mu.writer (writeClaim);
+// bytes reach the socket in the order they were appended.
 type outbound struct {
 	nc       net.Conn
 	raw      syscall.RawConn // nc's descriptor for flushDirect; nil if nc is not a plain socket (TLS, pipes)
@@ -47,7 +47,7 @@ type outbound struct {
 		spare      []byte      // the last buffer written, reused for the next swap
 		owner      *writeBatch // the batch that appended the first frame pending (nil: not a batch)
 		shared     bool        // frames pending from more than one producer, or a rest put back
-		writing    bool        // a goroutine is writing a buffer it took: nobody else may write to nc
+		writer     writeClaim  // held by the goroutine writing a buffer it took: nobody else may write to nc
 		closeAfter bool        // close the socket once buf is written
 		stopped    bool        // a write failed and run returned: appends are dropped
 		wrote      bool        // bytes were written since the heartbeat ticker last looked
@@ -140,8 +140,8 @@ func (o *outbound) flushDirect(wb *writeBatch) {
 		o.mu.Unlock()
 		return
 	}
-	if o.raw == nil || o.mu.writing || o.mu.shared || o.mu.owner != wb || o.mu.stopped || o.mu.closeAfter ||
-		o.full.Load() || len(o.mu.buf) > directMax {
+	if o.raw == nil || o.mu.shared || o.mu.owner != wb || o.mu.stopped || o.mu.closeAfter ||
+		o.full.Load() || len(o.mu.buf) > directMax || !o.mu.writer.tryAcquire() {
 		o.mu.Unlock()
 		o.ring()
 		return
@@ -162,7 +162,7 @@ func (o *outbound) flushDirect(wb *writeBatch) {
 	}
 
 	o.mu.Lock()
-	o.mu.writing = false
+	o.mu.writer.release()
 	if n < len(buf) {
 		// Put the rest back in front of what was appended meanwhile, in buf's own memory.
 		rest := copy(buf, buf[n:])
@@ -179,16 +179,39 @@ func (o *outbound) flushDirect(wb *writeBatch) {
 	}
 }
 
-// takeLocked hands the pending buffer to a writer, which must call keepSpareLocked (or put the rest
-// back) and clear mu.writing when it is done.
+// takeLocked hands the pending buffer to the writer that holds mu.writer, which must call
+// keepSpareLocked (or put the rest back) and release mu.writer when it is done.
 func (o *outbound) takeLocked() []byte {
 	buf := o.mu.buf
 	o.mu.buf, o.mu.spare = o.mu.spare[:0], nil
 	o.mu.owner, o.mu.shared = nil, false
-	o.mu.writing = true
 	o.mu.wrote = true
 	return buf
 }
+
+// writeClaim is the direct socket-write handshake: the right to write a taken buffer to the
+// connection's socket, held by at most one goroutine at a time, the write loop (run) or a read
+// loop ending its batch (flushDirect). It lives in outbound.mu and its methods are called with
+// outbound.mu held. The holder takes the buffer (takeLocked), releases outbound.mu, writes, takes
+// outbound.mu again to put back what the socket did not take, and releases the claim. While a read
+// loop holds it the write loop skips its turn, and the read loop rings it after releasing if
+// anything is left; so bytes reach the socket in the order they were appended.
+type writeClaim struct{ held bool }
+
+// tryAcquire takes the claim; false if another goroutine holds it.
+func (w *writeClaim) tryAcquire() bool {
+	if w.held {
+		return false
+	}
+	w.held = true
+	return true
+}
+
+// release gives the claim back; only its holder calls it.
+func (w *writeClaim) release() { w.held = false }
+
+// busy reports whether a goroutine holds the claim.
+func (w *writeClaim) busy() bool { return w.held }
 
 // keepSpareLocked keeps a written buffer for the next swap unless it grew very large (a burst of
 // big bodies): then it lets it go rather than pin the memory.
@@ -252,7 +275,7 @@ func (o *outbound) run(heartbeat time.Duration) {
 			o.mu.Unlock()
 		}
 		o.mu.Lock()
-		if o.mu.writing {
+		if o.mu.writer.busy() {
 			// A read loop is writing directly (flushDirect); it rings when it is done.
 			o.mu.Unlock()
 			continue
@@ -263,7 +286,7 @@ func (o *outbound) run(heartbeat time.Duration) {
 			return
 		}
 		var buf []byte
-		if len(o.mu.buf) > 0 {
+		if len(o.mu.buf) > 0 && o.mu.writer.tryAcquire() { // free: it was not busy above
 			buf = o.takeLocked()
 		}
 		drained := o.full.Load()
@@ -274,7 +297,7 @@ func (o *outbound) run(heartbeat time.Duration) {
 		if len(buf) > 0 {
 			_, err := o.nc.Write(buf)
 			o.mu.Lock()
-			o.mu.writing = false
+			o.mu.writer.release()
 			if err != nil {
 				o.mu.stopped = true
 				o.mu.Unlock()

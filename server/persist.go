@@ -15,16 +15,19 @@ import (
 // rebuilt by New. Records are RecordVersion followed by an AMQP field table, which keeps argument
 // types exactly (an int32 x-max-length stays an int32).
 //
-// The writes happen under vhost.mu and go through the committer like every other store write, so
-// the store sees declares, deletes and message records in the order the broker applied them. The
-// declaring client waits for the fsync (and so does the vhost's lock: metadata changes are not on
-// the message path).
+// The writes happen under vhost.meta, which serialises a vhost's metadata changes, with no routing
+// lock held (vhost.mu is taken only to install a change in memory), and go through the committer
+// like every other store write. A new entity or binding is written before routing can see it, so
+// no message reaches a queue through a binding the store does not have yet; a delete changes
+// memory first (no publish routes to a deleted queue) and is written after. The declaring client
+// waits for the fsync; publishes in the vhost do not. A change that changes nothing (a redeclare
+// with equal arguments, a re-bind) writes nothing.
 
 func (v *vhost) store() storage.Store { return v.srv.store }
 
-// persistLocked applies b synchronously. A failure is an INTERNAL_ERROR for the client: the
-// declare it belongs to is not acknowledged.
-func (v *vhost) persistLocked(b *storage.Batch) error {
+// persistMeta applies b synchronously; v.meta is held, v.mu is not. A failure is an
+// INTERNAL_ERROR for the client: the declare it belongs to is not acknowledged.
+func (v *vhost) persistMeta(b *storage.Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
@@ -140,10 +143,10 @@ func (s *Server) scanEntities(prefix []byte, fn func(key []byte, vhost, name str
 func (s *Server) recover() error {
 	byID := map[uint64]*queue{}
 	vh := func(name string) *vhost {
-		v := s.vhosts[name]
+		v := s.vhosts.m[name]
 		if v == nil {
 			v = newVhost(s, name)
-			s.vhosts[name] = v
+			s.vhosts.m[name] = v
 		}
 		return v
 	}
@@ -157,7 +160,7 @@ func (s *Server) recover() error {
 		ad, _ := t["auto_delete"].(bool)
 		internal, _ := t["internal"].(bool)
 		v := vh(vname)
-		v.exchanges[name] = &exchangeEntity{name: name, kind: kind, durable: true, autoDelete: ad, internal: internal,
+		v.mu.exchanges[name] = &exchangeEntity{name: name, kind: kind, durable: true, autoDelete: ad, internal: internal,
 			args: args, router: exchange.New[destination](kind)}
 		return nil
 	})
@@ -182,7 +185,7 @@ func (s *Server) recover() error {
 			s.queueIDs.Store(q.id)
 		}
 		byID[q.id] = q
-		v.queues[name] = q
+		v.mu.queues[name] = q
 		return nil
 	})
 	if err != nil {
@@ -212,13 +215,13 @@ func (s *Server) recover() error {
 		}
 		args, _ := t["arguments"].(amqp.Table)
 		v := vh(vname)
-		src := v.exchanges[srcName]
+		src := v.mu.exchanges[srcName]
 		var dst destination
 		if kind == 'q' {
-			if q := v.queues[dstName]; q != nil {
+			if q := v.mu.queues[dstName]; q != nil {
 				dst = q
 			}
-		} else if e := v.exchanges[dstName]; e != nil {
+		} else if e := v.mu.exchanges[dstName]; e != nil {
 			dst = e
 		}
 		if src == nil || dst == nil {
@@ -339,10 +342,10 @@ func (s *Server) recoverMessages(byID map[uint64]*queue) error {
 // before (so they come back redelivered) and that the shutdown was clean.
 func (s *Server) markClean() error {
 	var b storage.Batch
-	s.vhostsMu.RLock()
-	for _, v := range s.vhosts {
+	s.vhosts.RLock()
+	for _, v := range s.vhosts.m {
 		v.mu.RLock()
-		for _, q := range v.queues {
+		for _, q := range v.mu.queues {
 			q.mu.Lock()
 			q.mu.ready.each(func(e *qentry) {
 				if e.stored && e.redelivered && !e.marked {
@@ -354,7 +357,7 @@ func (s *Server) markClean() error {
 		}
 		v.mu.RUnlock()
 	}
-	s.vhostsMu.RUnlock()
+	s.vhosts.RUnlock()
 	b.Set(cleanKey, []byte{storage.RecordVersion})
 	return s.commit.apply(&b)
 }

@@ -78,8 +78,8 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 		m.tracing, _ = t["tracing"].(bool)
 		s.adm.meta[name] = m
 		recorded[name] = true
-		if s.vhosts[name] == nil {
-			s.vhosts[name] = newVhost(s, name)
+		if s.vhosts.m[name] == nil {
+			s.vhosts.m[name] = newVhost(s, name)
 		}
 		return nil
 	})
@@ -90,17 +90,17 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 		return s.firstBoot()
 	}
 	// Exchanges or queues of a vhost deleted while a client was still declaring in it: drop them.
-	for name, v := range s.vhosts {
+	for name, v := range s.vhosts.m {
 		if recorded[name] {
 			continue
 		}
 		s.log.Warn("dropping records of a deleted vhost", "vhost", name)
 		var b storage.Batch
-		for _, q := range v.queues {
+		for _, q := range v.mu.queues {
 			b.Delete(storage.QueueKey(name, q.name))
 			delete(byID, q.id)
 		}
-		for _, x := range v.exchanges {
+		for _, x := range v.mu.exchanges {
 			b.Delete(storage.ExchangeKey(name, x.name))
 			for _, bd := range x.router.Bindings() {
 				b.Delete(bindingKey(name, x, bd.Dest, bd.Key, bd.Args))
@@ -109,7 +109,7 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 		if err := s.commit.apply(&b); err != nil {
 			return fmt.Errorf("dropping records of deleted vhost %q: %w", name, err)
 		}
-		delete(s.vhosts, name)
+		delete(s.vhosts.m, name)
 	}
 
 	users := map[string]*user{}
@@ -167,7 +167,7 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 // Options.DefaultVhost says otherwise) and the default user with full permissions on it.
 func (s *Server) firstBoot() error {
 	var b storage.Batch
-	for name := range s.vhosts {
+	for name := range s.vhosts.m {
 		m := vhostMeta{}
 		if name == s.opts.DefaultVhost {
 			m.description = "Default virtual host"

@@ -192,11 +192,11 @@ func (s *Server) stopTimers() {
 	s.timers.closed = true
 	s.timers.mu.Unlock()
 	s.timers.wg.Wait()
-	s.vhostsMu.RLock()
-	defer s.vhostsMu.RUnlock()
-	for _, v := range s.vhosts {
+	s.vhosts.RLock()
+	defer s.vhosts.RUnlock()
+	for _, v := range s.vhosts.m {
 		v.mu.RLock()
-		for _, q := range v.queues {
+		for _, q := range v.mu.queues {
 			q.mu.Lock()
 			q.stopTimerLocked()
 			q.unlock()

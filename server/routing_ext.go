@@ -60,5 +60,5 @@ func (v *vhost) alternateLocked(e *exchangeEntity) *exchangeEntity {
 	if !ok {
 		return nil
 	}
-	return v.exchanges[name]
+	return v.mu.exchanges[name]
 }

@@ -171,8 +171,12 @@ type Server struct {
 	users    map[string]*user // guarded by adm.mu
 	loopback map[string]bool  // users restricted to loopback; read-only after New
 
-	vhostsMu sync.RWMutex
-	vhosts   map[string]*vhost
+	// vhosts is the vhost table: its lock (Server.vhosts in doc.go's table) is held only to read or
+	// change the map, and while walking it (Shutdown's markClean and stopTimers).
+	vhosts struct {
+		sync.RWMutex
+		m map[string]*vhost
+	}
 
 	adm adminState  // users, permissions, vhost metadata, statistics (admin_users.go, stats.go)
 	pol policyState // policies (policy.go)
@@ -218,17 +222,17 @@ func New(opts Options) (*Server, error) {
 		log:      opts.Logger,
 		users:    map[string]*user{},
 		loopback: map[string]bool{},
-		vhosts:   map[string]*vhost{},
 	}
 	s.mu.listeners = map[net.Listener]struct{}{}
 	s.mu.conns = map[*conn]struct{}{}
+	s.vhosts.m = map[string]*vhost{}
 	s.logins = newLoginLimiter(&s.opts)
 	s.initAdmin()
 	s.users[opts.DefaultUser] = newUser(opts.DefaultUser, opts.DefaultPass, "administrator")
 	for _, u := range opts.LoopbackUsers {
 		s.loopback[u] = true
 	}
-	s.vhosts[opts.DefaultVhost] = newVhost(s, opts.DefaultVhost)
+	s.vhosts.m[opts.DefaultVhost] = newVhost(s, opts.DefaultVhost)
 	s.store = opts.Store
 	if s.store == nil {
 		s.store, s.ownsStore = storage.NewMemStore(), true
@@ -369,7 +373,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) vhost(name string) *vhost {
-	s.vhostsMu.RLock()
-	defer s.vhostsMu.RUnlock()
-	return s.vhosts[name]
+	s.vhosts.RLock()
+	defer s.vhosts.RUnlock()
+	return s.vhosts.m[name]
 }

@@ -15,16 +15,24 @@ import (
 
 // vhost is a virtual host: its exchanges, queues and the bindings between them.
 //
-// mu guards the two maps and the binding graph as a whole: declare, delete, bind and unbind take it
-// exclusively; routing takes it shared (and each exchange's own mu around its router, since a
-// router is not safe for concurrent use).
+// meta serialises the metadata changes of the vhost (declare, delete, bind, unbind; doc.go's lock
+// table). Its holder validates and decides with no routing lock held, writes the store (and waits
+// for the fsync) still holding no routing lock, and installs the change in memory briefly: the maps
+// under mu taken exclusively, a router under its exchange's mu. Routing takes mu shared (and each
+// exchange's mu around its router, since a router is not safe for concurrent use), so a publish
+// never waits for a metadata fsync. The maps and the routers change only with meta held, so meta's
+// holder reads them without mu.
 type vhost struct {
 	srv  *Server
 	name string
 
-	mu        sync.RWMutex
-	exchanges map[string]*exchangeEntity
-	queues    map[string]*queue
+	meta sync.Mutex
+
+	mu struct {
+		sync.RWMutex
+		exchanges map[string]*exchangeEntity
+		queues    map[string]*queue
+	}
 
 	stats statSet // message counters (stats.go)
 }
@@ -44,7 +52,7 @@ type exchangeEntity struct {
 	internal   bool
 	args       amqp.Table
 
-	mu     sync.Mutex // guards router; taken alone (see the lock order in doc.go)
+	mu     sync.Mutex // guards router; no broker lock is taken under it (doc.go's lock table)
 	router exchange.Router[destination]
 
 	pol atomic.Pointer[policy] // the policy that applies (policy.go); nil: none
@@ -56,7 +64,8 @@ func (e *exchangeEntity) destName() string { return e.name }
 func (e *exchangeEntity) destKind() string { return "exchange" }
 
 func newVhost(s *Server, name string) *vhost {
-	v := &vhost{srv: s, name: name, exchanges: map[string]*exchangeEntity{}, queues: map[string]*queue{}}
+	v := &vhost{srv: s, name: name}
+	v.mu.exchanges, v.mu.queues = map[string]*exchangeEntity{}, map[string]*queue{}
 	for _, d := range []struct {
 		name string
 		kind exchange.Kind
@@ -68,7 +77,7 @@ func newVhost(s *Server, name string) *vhost {
 		{"amq.headers", exchange.Headers},
 		{"amq.match", exchange.Headers},
 	} {
-		v.exchanges[d.name] = &exchangeEntity{name: d.name, kind: d.kind, durable: true, router: exchange.New[destination](d.kind)}
+		v.mu.exchanges[d.name] = &exchangeEntity{name: d.name, kind: d.kind, durable: true, router: exchange.New[destination](d.kind)}
 	}
 	return v
 }
@@ -115,13 +124,13 @@ func quoteVal(x any) string {
 func (v *vhost) exchange(name string) *exchangeEntity {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return v.exchanges[name]
+	return v.mu.exchanges[name]
 }
 
 func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	e := v.exchanges[d.Exchange]
+	v.meta.Lock()
+	defer v.meta.Unlock()
+	e := v.mu.exchanges[d.Exchange]
 	if d.Exchange == "" && !d.Passive {
 		return errDefaultExchange
 	}
@@ -164,38 +173,45 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	if e.durable {
 		var b storage.Batch
 		b.Set(storage.ExchangeKey(v.name, e.name), e.record())
-		if err := v.persistLocked(&b); err != nil {
+		if err := v.persistMeta(&b); err != nil {
 			return err
 		}
 	}
+	v.mu.Lock()
+	// Under v.mu: a policy change lists the exchanges after it changed the policies (policy.go).
 	e.pol.Store(v.srv.pol.match(v.name, e.name, false))
-	v.exchanges[d.Exchange] = e
+	v.mu.exchanges[d.Exchange] = e
+	v.mu.Unlock()
 	return nil
 }
 
 func (v *vhost) deleteExchange(name string, ifUnused bool) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.meta.Lock()
+	defer v.meta.Unlock()
 	if name == "" {
 		return errDefaultExchange
 	}
 	if strings.HasPrefix(name, "amq.") {
 		return amqp.Errorf(amqp.AccessRefused, "operation not permitted on exchange '%s' in vhost '%s'", name, v.name)
 	}
-	e := v.exchanges[name]
+	e := v.mu.exchanges[name]
 	if e == nil {
 		return nil // RabbitMQ answers delete-ok for a missing exchange
 	}
 	if ifUnused && e.router.Len() > 0 {
 		return amqp.Errorf(amqp.PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.name)
 	}
-	return v.removeExchangeLocked(e)
+	var b storage.Batch
+	v.mu.Lock()
+	v.removeExchangeLocked(&b, e)
+	v.mu.Unlock()
+	return v.persistMeta(&b)
 }
 
 // removeExchangeLocked deletes e and every binding from or to it, then auto-deletes exchanges left
-// without bindings.
-func (v *vhost) removeExchangeLocked(e *exchangeEntity) error {
-	var b storage.Batch
+// without bindings, adding the store deletes to b. v.meta and v.mu are held; the caller writes b
+// after releasing v.mu (memory changes first, as a failed write leaves them made).
+func (v *vhost) removeExchangeLocked(b *storage.Batch, e *exchangeEntity) {
 	if e.durable {
 		b.Delete(storage.ExchangeKey(v.name, e.name))
 		e.mu.Lock()
@@ -206,21 +222,17 @@ func (v *vhost) removeExchangeLocked(e *exchangeEntity) error {
 		}
 		e.mu.Unlock()
 	}
-	delete(v.exchanges, e.name)
-	err := v.persistLocked(&b)
-	if uerr := v.unbindAllLocked(e); err == nil {
-		err = uerr
-	}
-	return err
+	delete(v.mu.exchanges, e.name)
+	v.unbindAllLocked(b, e)
 }
 
-// unbindAllLocked removes every binding to d and auto-deletes the source exchanges it emptied.
-func (v *vhost) unbindAllLocked(d destination) error {
+// unbindAllLocked removes every binding to d and auto-deletes the source exchanges it emptied,
+// adding the store deletes to b. v.meta and v.mu are held.
+func (v *vhost) unbindAllLocked(b *storage.Batch, d destination) {
 	var emptied []*exchangeEntity
-	var b storage.Batch
-	for _, src := range v.exchanges {
+	for _, src := range v.mu.exchanges {
 		src.mu.Lock()
-		v.deleteBindingsToLocked(&b, src, d)
+		v.deleteBindingsToLocked(b, src, d)
 		n := src.router.UnbindAll(d)
 		empty := src.router.Len() == 0
 		src.mu.Unlock()
@@ -228,22 +240,20 @@ func (v *vhost) unbindAllLocked(d destination) error {
 			emptied = append(emptied, src)
 		}
 	}
-	err := v.persistLocked(&b)
 	for _, src := range emptied {
-		if v.exchanges[src.name] == src {
-			if rerr := v.removeExchangeLocked(src); err == nil {
-				err = rerr
-			}
+		if v.mu.exchanges[src.name] == src {
+			v.removeExchangeLocked(b, src)
 		}
 	}
-	return err
 }
 
 // --- bindings ---
 
+// bind adds a binding. A binding that exists already (a worker re-declaring its topology) changes
+// nothing and writes nothing; a new durable one is written before routing can see it.
 func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Table) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.meta.Lock()
+	defer v.meta.Unlock()
 	src, err := v.bindableSourceLocked(srcName)
 	if err != nil {
 		return err
@@ -251,10 +261,19 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 	if err := exchange.CheckBindArgs(src.kind, args); err != nil {
 		return amqp.Errorf(amqp.PreconditionFailed, "%v", err)
 	}
+	if err := v.liveDestLocked(dst); err != nil {
+		return err
+	}
+	src.mu.Lock()
+	exists := src.router.Has(dst, key, args)
+	src.mu.Unlock()
+	if exists {
+		return nil
+	}
 	if src.durable && destDurable(dst) {
 		var b storage.Batch
 		b.Set(bindingKey(v.name, src, dst, key, args), encodeRecord(amqp.Table{"arguments": tableOrEmpty(args)}))
-		if err := v.persistLocked(&b); err != nil {
+		if err := v.persistMeta(&b); err != nil {
 			return err
 		}
 	}
@@ -264,9 +283,26 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 	return nil
 }
 
+// liveDestLocked checks, under v.meta, that dst (looked up before v.meta was taken) has not been
+// deleted meanwhile, so that no binding, in memory or in the store, leads to a deleted queue or
+// exchange.
+func (v *vhost) liveDestLocked(dst destination) error {
+	switch d := dst.(type) {
+	case *queue:
+		if v.mu.queues[d.name] != d {
+			return v.errNoQueue(d.name)
+		}
+	case *exchangeEntity:
+		if v.mu.exchanges[d.name] != d {
+			return v.errNoExchange(d.name)
+		}
+	}
+	return nil
+}
+
 func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Table) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.meta.Lock()
+	defer v.meta.Unlock()
 	src, err := v.bindableSourceLocked(srcName)
 	if err != nil {
 		return err
@@ -278,12 +314,16 @@ func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Ta
 	if removed && src.durable && destDurable(dst) {
 		var b storage.Batch
 		b.Delete(bindingKey(v.name, src, dst, key, args))
-		if err := v.persistLocked(&b); err != nil {
+		if err := v.persistMeta(&b); err != nil {
 			return err
 		}
 	}
 	if removed && empty && src.autoDelete {
-		return v.removeExchangeLocked(src)
+		var b storage.Batch
+		v.mu.Lock()
+		v.removeExchangeLocked(&b, src)
+		v.mu.Unlock()
+		return v.persistMeta(&b)
 	}
 	return nil
 }
@@ -292,7 +332,7 @@ func (v *vhost) bindableSourceLocked(name string) (*exchangeEntity, error) {
 	if name == "" {
 		return nil, errDefaultExchange
 	}
-	src := v.exchanges[name]
+	src := v.mu.exchanges[name]
 	if src == nil {
 		return nil, v.errNoExchange(name)
 	}
@@ -312,7 +352,7 @@ func (v *vhost) route(ex *exchangeEntity, key string, extra []string, msg *messa
 	keys := append(append(kbuf[:0], key), extra...)
 	if ex.name == "" {
 		for _, k := range keys {
-			if q := v.queues[k]; q != nil && !containsPtr(out, q) {
+			if q := v.mu.queues[k]; q != nil && !containsPtr(out, q) {
 				out = append(out, q)
 			}
 		}
@@ -367,7 +407,7 @@ func containsPtr[T comparable](s []T, x T) bool {
 // lookupQueue finds a queue for an operation by c: 404 if missing, 405 if another connection owns it.
 func (v *vhost) lookupQueue(c *conn, name string) (*queue, error) {
 	v.mu.RLock()
-	q := v.queues[name]
+	q := v.mu.queues[name]
 	v.mu.RUnlock()
 	if q == nil {
 		return nil, v.errNoQueue(name)
@@ -380,8 +420,8 @@ func (v *vhost) lookupQueue(c *conn, name string) (*queue, error) {
 
 // declareQueue declares (or checks) a queue for connection c.
 func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.meta.Lock()
+	defer v.meta.Unlock()
 	v.srv.adm.stats.inc(sQueueDeclared)
 	name := d.Queue
 	if name == "" && !d.Passive {
@@ -399,7 +439,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if err != nil && !d.Passive {
 		return nil, err
 	}
-	q := v.queues[name]
+	q := v.mu.queues[name]
 	if d.Passive {
 		if q == nil {
 			return nil, v.errNoQueue(name)
@@ -440,50 +480,54 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 		owner = c
 	}
 	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, lim)
-	// Under v.mu: a policy change lists the queues after it changed the policies (policy.go).
-	q.limits.Store(effectiveLimits(q.argLimits, q.args, v.srv.pol.match(v.name, name, true)))
 	if q.isDurable() {
 		var b storage.Batch
 		b.Set(storage.QueueKey(v.name, name), q.record())
-		if err := v.persistLocked(&b); err != nil {
+		if err := v.persistMeta(&b); err != nil {
 			return nil, err
 		}
 	}
-	v.queues[name] = q
+	v.mu.Lock()
+	// Under v.mu: a policy change lists the queues after it changed the policies (policy.go).
+	q.limits.Store(effectiveLimits(q.argLimits, q.args, v.srv.pol.match(v.name, name, true)))
+	v.mu.queues[name] = q
+	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueCreated)
 	return q, nil
 }
 
 // deleteQueue removes q (if it is still the queue of that name) with its bindings, cancelling its
-// consumers. It returns the number of ready messages dropped.
+// consumers. It returns the number of ready messages dropped. Memory changes first, under v.mu
+// (so no publish routes to the queue once it is marked deleted); the store deletes are written
+// after, with v.meta alone held.
 func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.queues[q.name] != q {
+	v.meta.Lock()
+	defer v.meta.Unlock()
+	if v.mu.queues[q.name] != q {
 		return 0, nil
 	}
+	var b storage.Batch
+	v.mu.Lock()
 	n, err := q.markDeleted(ifUnused, ifEmpty)
 	if err != nil {
+		v.mu.Unlock()
 		return 0, err
 	}
-	delete(v.queues, q.name)
+	delete(v.mu.queues, q.name)
+	v.unbindAllLocked(&b, q)
+	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueDeleted)
-	err = v.unbindAllLocked(q)
 	if q.isDurable() {
-		var b storage.Batch
 		b.Delete(storage.QueueKey(v.name, q.name))
-		if perr := v.persistLocked(&b); err == nil {
-			err = perr
-		}
 	}
-	return n, err
+	return n, v.persistMeta(&b)
 }
 
 // dropExclusive deletes the queues owned by c (on connection close).
 func (v *vhost) dropExclusive(c *conn) {
 	v.mu.RLock()
 	var owned []*queue
-	for _, q := range v.queues {
+	for _, q := range v.mu.queues {
 		if q.owner == c {
 			owned = append(owned, q)
 		}
