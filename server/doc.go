@@ -6,7 +6,7 @@
 // the connection's channels and all protocol state) and a write loop (outbound.run), both counted in
 // Server.wg; the read loop waits for its write loop before it returns. Three more belong to the
 // Server and are stopped by Shutdown after the last connection: the committer (commit.go, the only
-// store writer), the pager (pager.go, reads paged-out messages back) and the disk alarm (alarm.go).
+// store writer), the pager (queue_pager.go, reads paged-out messages back) and the disk alarm (alarm.go).
 // Message dispatch to consumers runs on whichever goroutine made a delivery possible (a publisher's
 // read loop, an acking consumer's read loop, a basic.consume): it encodes frames into the consumer's
 // connection buffer under locks and never touches a socket then; the write loop does the I/O with no
@@ -16,9 +16,9 @@
 // no other goroutine writes that socket (it must acquire outbound.mu.writer, a writeClaim); the rest
 // is left to the write loop.
 // The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown, also
-// counted in Server.wg. Queue timers (ttl.go: message expiry, x-expires) are time.AfterFunc
+// counted in Server.wg. Queue timers (queue_ttl.go: message expiry, x-expires) are time.AfterFunc
 // functions that run only while Server.timers is open; Shutdown closes it, waits for the running
-// ones and stops every queue's timer, before it stops the committer. Dead-lettering (deadletter.go)
+// ones and stops every queue's timer, before it stops the committer. Dead-lettering (queue_deadletter.go)
 // also runs on whichever goroutine removed the message: queue.unlock republishes the queue's dead
 // list after releasing queue.mu, with no lock held, so a queue's lock is never taken under another's.
 //
@@ -50,10 +50,12 @@
 //	                      never across I/O)
 //	exchange.mu           the exchange's router (routing reads it, a      the above
 //	                      metadata change installs a binding under it)
-//	queue.mu              the queue's state (queue.go); taken without     the above (never another queue.mu:
-//	                      vhost.mu on the publish path                    dead-letters go after queue.unlock)
-//	channel.mu            the channel's consumers, delivery tags,         the above
-//	                      unacked deliveries, credit
+//	queue.mu              the queue's state (queue.go, queue_*.go);       the above (never another queue.mu:
+//	                      taken without vhost.mu on the publish path;     dead-letters go after queue.unlock)
+//	                      released only by queue.unlock
+//	channel.mu            the channel's consumers, delivery tags,         the above (a delivery target's own
+//	                      unacked deliveries, credit                      lock: taken under queue.mu by
+//	                                                                      deliveryTarget.deliver)
 //	confirmLedger.mu      the confirms sent and to nack (confirm.go)      the above
 //	outbound.mu           the pending write buffer and the writeClaim     the above
 //	                      (outbound.go)
@@ -81,7 +83,7 @@
 // a declare computes its entity's policy under vhost.mu as it installs it, so it sees either the
 // new policies or is listed by the re-application.
 //
-// A read loop paused by publisher flow control (flow.go) waits at the top of its loop, between
+// A read loop paused by publisher flow control (queue_flow.go) waits at the top of its loop, between
 // frames, holding no lock; queues release it under queue.mu by closing a channel. A write loop that
 // took a buffer past outboundLimit (outbound.go) runs dispatch for its connection's consumers
 // (conn.kickAll) after the write, holding no lock, like any other goroutine that enabled
