@@ -152,3 +152,21 @@ func TestCommitterStopSyncsUnsynced(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkCommitterUnsyncedGroups applies one unsynced delete per group (an ack at a time, the
+// worst case for the sync timer's bookkeeping, which runs once per group) on a MemStore: the
+// committer's own cost per group.
+//
+//	go test -run '^$' -bench CommitterUnsyncedGroups -benchmem ./server
+func BenchmarkCommitterUnsyncedGroups(b *testing.B) {
+	st := storage.NewMemStore()
+	defer st.Close()
+	c := newCommitter(st, slog.New(slog.DiscardHandler), DefaultSyncInterval)
+	go c.run()
+	defer c.stop()
+	key := []byte("k")
+	b.ReportAllocs()
+	for b.Loop() {
+		<-c.add(false, func(b *storage.Batch) { b.Delete(key) }).done
+	}
+}
