@@ -22,11 +22,13 @@ import (
 // the group's done channel closes.
 //
 // Unsynced writes (acks' deletes, transient messages paged out) are bounded in time: when run
-// applies a group without sync and no sync is pending, it arms its timer for syncEvery; when the
-// timer fires, the next group is applied with sync, or, if there is none, an empty synced batch
-// (the store's barrier: one WAL sync) is. A synced group applied in the meantime disarms the
-// timer. So an unsynced write reaches the disk within syncEvery (plus the fsync's own time),
-// acks never cost an fsync each, and an idle committer does no I/O and has no timer armed.
+// applies a group without sync and its timer is not armed, it arms it for syncEvery. When the
+// timer fires, if a group was applied without sync since the last synced one, the pending group
+// is applied with sync, or, if there is none, an empty synced batch (the store's barrier: one WAL
+// sync) is; if a synced group came in between, nothing is written. So an unsynced write reaches
+// the disk within syncEvery (plus the fsync's own time), acks never cost an fsync each, the timer
+// is armed at most once per interval (never per group), and an idle committer does no I/O and
+// has no timer armed. The timer's function only sets syncDue and wakes run, which does the rest.
 type committer struct {
 	store     storage.Store
 	log       *slog.Logger
@@ -36,6 +38,12 @@ type committer struct {
 
 	groups, syncs atomic.Uint64 // applied groups, and those applied with sync
 	timedSyncs    atomic.Uint64 // syncs made because the timer fired (a group or a barrier)
+
+	// syncDue is set by the sync timer's function (which then wakes run) and cleared by run.
+	syncDue atomic.Bool
+	// timerFuncs counts the sync timer's armings whose function may still run; run waits for it
+	// before it returns, so the timer's goroutine never outlives the committer.
+	timerFuncs sync.WaitGroup
 
 	// over is set by add when the current group passes maxPending and cleared when run takes
 	// it: throttle's lock-free fast path (every publish asks).
@@ -146,37 +154,51 @@ func (c *committer) onCommit(g *commitGroup, fn func(error)) {
 }
 
 // run applies groups until stop; after stop it applies what was already added, syncs what is
-// still unsynced, then returns. It owns the sync timer, which is stopped when run returns.
+// still unsynced, then returns. It owns the sync timer: it stops it, and waits for its function,
+// before it returns.
 func (c *committer) run() {
 	defer close(c.done)
-	timer := time.NewTimer(time.Hour)
+	timer := time.AfterFunc(time.Hour, func() {
+		defer c.timerFuncs.Done()
+		c.syncDue.Store(true)
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	})
 	timer.Stop()
-	defer timer.Stop()
-	// unsynced: a group was applied without sync since the last synced one, and the timer is
-	// armed (it is armed exactly while unsynced is set).
-	unsynced := false
-	// settle notes that g was applied and arms or disarms the timer.
+	armed := false    // the timer is set and its function has not been seen by run
+	unsynced := false // a group was applied without sync since the last synced one
+	defer func() {
+		if armed && timer.Stop() {
+			c.timerFuncs.Done() // it will not run
+		}
+		c.timerFuncs.Wait()
+	}()
+	// settle notes that g was applied, and arms the timer for an unsynced write.
 	settle := func(g *commitGroup) {
 		switch {
 		case g.b.Len() == 0:
-		case g.sync && g.err == nil:
-			if unsynced {
-				timer.Stop()
+		case g.sync:
+			if g.err == nil {
 				unsynced = false
 			}
-		case !g.sync && !unsynced:
-			timer.Reset(c.syncEvery)
+		default:
 			unsynced = true
+			if !armed {
+				armed = true
+				c.timerFuncs.Add(1)
+				timer.Reset(c.syncEvery)
+			}
 		}
 	}
 	for {
-		syncDue := false
-		select {
-		case <-c.wake:
-		case <-timer.C:
-			syncDue = true
-			unsynced = false // the timer is no longer armed; this round syncs
-			c.timedSyncs.Add(1)
+		<-c.wake
+		syncNow := false
+		if c.syncDue.Load() {
+			c.syncDue.Store(false)
+			armed = false
+			syncNow = unsynced
 		}
 		c.mu.Lock()
 		g := c.mu.cur
@@ -192,15 +214,19 @@ func (c *committer) run() {
 			c.mu.relief = nil
 		}
 		c.mu.Unlock()
-		if syncDue && g != nil && g.b.Len() > 0 {
-			g.sync = true // g is out of cur: no add touches it any more
+		if syncNow {
+			c.timedSyncs.Add(1)
+			if g != nil && g.b.Len() > 0 {
+				g.sync = true // g is out of cur: no add touches it any more
+			}
 		}
 		if g != nil {
 			c.commit(g)
 			settle(g)
 		}
-		if syncDue && (g == nil || g.b.Len() == 0 || g.err != nil) {
+		if syncNow && (g == nil || g.b.Len() == 0 || g.err != nil) {
 			c.barrier()
+			unsynced = false
 		}
 		if stopped {
 			c.mu.Lock()

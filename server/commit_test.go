@@ -105,6 +105,21 @@ func TestCommitterSyncsUnsyncedWritesWithinInterval(t *testing.T) {
 		if n := c.timedSyncs.Load(); n != 2 {
 			t.Fatalf("timedSyncs = %d, want 2", n)
 		}
+
+		// An unsynced write after that synced one, while the timer (armed by the first) still
+		// runs, is synced when it fires: sooner than an interval after it, never later.
+		st.mu.Lock()
+		st.applies = nil
+		st.mu.Unlock()
+		t3 := time.Now()
+		<-c.add(false, func(b *storage.Batch) { b.Delete([]byte("k6")) }).done
+		time.Sleep(every / 4)
+		<-c.add(true, func(b *storage.Batch) { b.Set([]byte("k7"), []byte("v")) }).done
+		time.Sleep(every / 4)
+		<-c.add(false, func(b *storage.Batch) { b.Delete([]byte("k8")) }).done
+		time.Sleep(time.Hour)
+		expect("unsynced, synced, unsynced", countedApply{1, false, t3}, countedApply{1, true, t3.Add(every / 4)},
+			countedApply{1, false, t3.Add(every / 2)}, countedApply{0, true, t3.Add(every)})
 	})
 }
 
