@@ -7,6 +7,10 @@
 // Server.wg; the read loop waits for its write loop before it returns. Three more belong to the
 // Server and are stopped by Shutdown after the last connection: the committer (commit.go, the only
 // store writer), the pager (queue_pager.go, reads paged-out messages back) and the disk alarm (alarm.go).
+// The committer's sync timer (armed Options.SyncInterval after an unsynced group, and only then)
+// is a time.AfterFunc whose function only sets a flag and wakes the committer, without blocking;
+// run stops it and waits for a running function (committer.timerFuncs) before it returns, which
+// Shutdown waits for.
 // Message dispatch to consumers runs on whichever goroutine made a delivery possible (a publisher's
 // read loop, an acking consumer's read loop, a basic.consume): it encodes frames into the consumer's
 // connection buffer under locks and never touches a socket then; the write loop does the I/O with no

@@ -67,6 +67,11 @@ type Options struct {
 	DiskCheckInterval time.Duration
 	// StatsInterval is how often message rates are sampled (0: DefaultStatsInterval).
 	StatsInterval time.Duration
+	// SyncInterval bounds how long a store write made without an fsync (an ack's delete, a
+	// transient message paged out) waits for one: the committer syncs the store at most this
+	// long after such a write, unless a synced write came first (0: DefaultSyncInterval).
+	// Nothing is synced while nothing is written. See storage/doc.go for the contract.
+	SyncInterval time.Duration
 	// ConsumerTimeout closes a channel (406) holding a delivery unacknowledged for longer, as
 	// RabbitMQ's consumer_timeout (0: DefaultConsumerTimeout, 30 minutes; negative: none).
 	ConsumerTimeout time.Duration
@@ -128,6 +133,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.StatsInterval <= 0 {
 		o.StatsInterval = DefaultStatsInterval
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = DefaultSyncInterval
 	}
 	if o.QueueWindow <= 0 {
 		o.QueueWindow = 4096
@@ -237,7 +245,7 @@ func New(opts Options) (*Server, error) {
 	if s.store == nil {
 		s.store, s.ownsStore = storage.NewMemStore(), true
 	}
-	s.commit = newCommitter(s.store, s.log)
+	s.commit = newCommitter(s.store, s.log, opts.SyncInterval)
 	s.pager = newPager()
 	s.alarm = newDiskAlarm(s)
 	go s.commit.run()

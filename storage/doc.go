@@ -76,7 +76,13 @@
 //     tx.commit-ok); if the write or the sync fails it is nacked, never acked. Records keep the
 //     raw property bytes and the body as received.
 //   - Acks (and autoack deliveries, basic.get no-ack, nack/reject without requeue) delete the
-//     record, unsynced: after a crash an acked message may come back, with redelivered=true.
+//     record, unsynced, so an ack costs no fsync of its own. Unsynced writes are bounded in time:
+//     the committer syncs the log at most server.Options.SyncInterval (200 ms by default,
+//     store_sync_interval) after an unsynced write, with the next group or, if none is pending,
+//     with an empty synced batch (one WAL sync); a synced write meanwhile does it instead, and
+//     nothing is synced while nothing is written. So after a crash (even kill -9) only a message
+//     acked within that interval before it may come back, with redelivered=true; the same bound
+//     holds for transient messages paged out. Shutdown syncs what is left.
 //     Purge deletes the records of the ready messages (and the paged range with one DeleteRange);
 //     queue delete is one DeleteRange over the queue's id.
 //   - Bounded memory: a queue keeps a window of messages in memory (server.Options.QueueWindow);

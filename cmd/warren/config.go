@@ -42,6 +42,7 @@ type Config struct {
 	ConsumerTimeout  time.Duration // negative: never
 	HandshakeTimeout time.Duration
 	DiskFreeLimit    int64
+	SyncInterval     time.Duration // store_sync_interval: unsynced store writes reach the disk within it
 
 	// MemoryHighWatermark holds vm_memory_high_watermark.relative or .absolute. Warren has no
 	// memory alarm: the value is validated and reported at start-up as accepted but not enforced.
@@ -97,6 +98,7 @@ func defaultConfig() Config {
 		ConsumerTimeout:  server.DefaultConsumerTimeout,
 		HandshakeTimeout: 10 * time.Second,
 		DiskFreeLimit:    server.DefaultDiskFreeLimit,
+		SyncInterval:     server.DefaultSyncInterval,
 		LogLevel:         slog.LevelInfo,
 		LogFormat:        "plain",
 	}
@@ -117,6 +119,7 @@ func (c *Config) serverOptions() server.Options {
 		HandshakeTimeout: c.HandshakeTimeout,
 		DiskFreeLimit:    c.DiskFreeLimit,
 		ConsumerTimeout:  c.ConsumerTimeout,
+		SyncInterval:     c.SyncInterval,
 		SSLCertLoginFrom: c.TLS.CertLoginFrom,
 	}
 	if o.Heartbeat == 0 {
@@ -209,6 +212,9 @@ var settings = []setting{
 	{flag: "disk-free-limit", env: "WARREN_DISK_FREE_LIMIT", usage: "block publishers below this much free disk: `bytes` or 50MB, 1GB, 512MiB...",
 		set:  func(c *Config, v string) (err error) { c.DiskFreeLimit, err = parseBytes(v); return },
 		show: func(c *Config) string { return strconv.FormatInt(c.DiskFreeLimit, 10) }},
+	{flag: "store-sync-interval", env: "WARREN_STORE_SYNC_INTERVAL", usage: "sync store writes made without an fsync (acks, paged transient messages) at most this long after them, in `ms` (or a Go duration)",
+		set:  func(c *Config, v string) (err error) { c.SyncInterval, err = parseMillis(v, false); return },
+		show: func(c *Config) string { return c.SyncInterval.String() }},
 	{flag: "log-level", env: "WARREN_LOG_LEVEL", usage: "log `level`: debug, info, warning or error",
 		set:  func(c *Config, v string) (err error) { c.LogLevel, err = parseLogLevel(v); return },
 		show: func(c *Config) string { return levelName(c.LogLevel) }},
@@ -270,6 +276,7 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"consumer_timeout":         byEnv("WARREN_CONSUMER_TIMEOUT"),
 	"handshake_timeout":        byEnv("WARREN_HANDSHAKE_TIMEOUT"),
 	"disk_free_limit.absolute": byEnv("WARREN_DISK_FREE_LIMIT"),
+	"store_sync_interval":      byEnv("WARREN_STORE_SYNC_INTERVAL"),
 	"log.console.level":        byEnv("WARREN_LOG_LEVEL"),
 	"log.console.formatter":    byEnv("WARREN_LOG_FORMAT"),
 	"load_definitions":         byEnv("WARREN_LOAD_DEFINITIONS"),

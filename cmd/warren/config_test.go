@@ -64,6 +64,7 @@ channel_max = 0
 max_message_size = 1048576
 consumer_timeout = 900000
 handshake_timeout = 5000
+store_sync_interval = 50
 vm_memory_high_watermark.absolute = 2GiB
 disk_free_limit.absolute = 1GB
 log.console.level = warning
@@ -94,6 +95,7 @@ ssl_cert_login_from = common_name
 		MaxMessageSize:      1 << 20,
 		ConsumerTimeout:     15 * time.Minute,
 		HandshakeTimeout:    5 * time.Second,
+		SyncInterval:        50 * time.Millisecond,
 		MemoryHighWatermark: MemoryWatermark{Absolute: 2 << 30},
 		DiskFreeLimit:       1e9,
 		LogLevel:            slog.LevelWarn,
@@ -109,7 +111,7 @@ ssl_cert_login_from = common_name
 		t.Fatalf("config\n got %+v\nwant %+v", got, want)
 	}
 	o := got.serverOptions()
-	if o.DefaultVhost != "prod" || o.ChannelMax != 65535 || o.ConsumerTimeout != 15*time.Minute || o.DiskFreeLimit != 1e9 {
+	if o.DefaultVhost != "prod" || o.ChannelMax != 65535 || o.ConsumerTimeout != 15*time.Minute || o.DiskFreeLimit != 1e9 || o.SyncInterval != 50*time.Millisecond {
 		t.Fatalf("server options %+v", o)
 	}
 }
@@ -165,6 +167,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{"max_message_size = 1GB\n", `:1: max_message_size: "1GB" is not an integer`},
 		{"max_message_size = 600000000\n", `:1: max_message_size: "600000000" is not an integer between 1 and 536870912`},
 		{"consumer_timeout = 0\n", `:1: consumer_timeout: "0" must be positive`},
+		{"store_sync_interval = -5\n", `:1: store_sync_interval: "-5" must be positive`},
 		{"handshake_timeout = -5\n", `:1: handshake_timeout: "-5" must be positive`},
 		{"listeners.tcp.default = 99999\n", `:1: listeners.tcp.default: "99999" is not a port number`},
 		{"listeners.tcp.default = host:port\n", `is not a port number`},
@@ -255,7 +258,8 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_DEFAULT_USER": "u", "WARREN_DEFAULT_PASS": "p", "WARREN_DEFAULT_VHOST": "v", "WARREN_LOOPBACK_USERS": "a,b",
 		"WARREN_HEARTBEAT": "5", "WARREN_FRAME_MAX": "8192", "WARREN_CHANNEL_MAX": "9", "WARREN_MAX_MESSAGE_SIZE": "1000",
 		"WARREN_CONSUMER_TIMEOUT": "1000", "WARREN_HANDSHAKE_TIMEOUT": "2s", "WARREN_DISK_FREE_LIMIT": "1MB",
-		"WARREN_LOG_LEVEL": "error", "WARREN_LOG_FORMAT": "json", "WARREN_LOAD_DEFINITIONS": "/defs.json",
+		"WARREN_STORE_SYNC_INTERVAL": "20ms",
+		"WARREN_LOG_LEVEL":           "error", "WARREN_LOG_FORMAT": "json", "WARREN_LOAD_DEFINITIONS": "/defs.json",
 		"WARREN_AMQPS_ADDR": "5671", "WARREN_HTTPS_ADDR": "127.0.0.1:15671", "WARREN_TLS_CERT": "/c.pem",
 		"WARREN_TLS_KEY": "/k.pem", "WARREN_TLS_CA": "/ca.pem", "WARREN_TLS_VERIFY_PEER": "true",
 		"WARREN_TLS_FAIL_IF_NO_PEER_CERT": "true", "WARREN_SSL_CERT_LOGIN_FROM": "common_name",
@@ -263,7 +267,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
 		Heartbeat: 5 * time.Second, FrameMax: 8192, ChannelMax: 9, MaxMessageSize: 1000,
-		ConsumerTimeout: time.Second, HandshakeTimeout: 2 * time.Second, DiskFreeLimit: 1e6,
+		ConsumerTimeout: time.Second, HandshakeTimeout: 2 * time.Second, DiskFreeLimit: 1e6, SyncInterval: 20 * time.Millisecond,
 		LogLevel: slog.LevelError, LogFormat: "json", LoadDefinitions: "/defs.json",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
 			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name"}}
