@@ -384,26 +384,31 @@ func (ch *channel) exchangeDeclare(m *amqp.ExchangeDeclare) error {
 	return ch.replyUnless(m.NoWait, &amqp.ExchangeDeclareOk{})
 }
 
+// exchangeBind runs exchange.bind and exchange.unbind in RabbitMQ 3.10's order of checks (see
+// queueBind): permissions and the default exchange first; then bind reports a missing source
+// before a missing destination, while unbind answers unbind-ok when either is missing.
 func (ch *channel) exchangeBind(srcName, dstName, key string, args amqp.Table, bind, nowait bool) error {
 	v := ch.vhost()
 	if err := ch.checkBinding("exchange", dstName, srcName, key); err != nil {
 		return err
 	}
-	dst := v.exchange(dstName)
-	if dst == nil {
-		return v.errNoExchange(dstName)
-	}
-	if dstName == "" {
-		return errDefaultExchange
-	}
+	src, dst := v.exchange(srcName), v.exchange(dstName)
 	if bind {
-		if err := v.bind(srcName, dst, key, args); err != nil {
+		if src == nil {
+			return v.errNoExchange(srcName)
+		}
+		if dst == nil {
+			return v.errNoExchange(dstName)
+		}
+		if err := v.bind(srcName, dst, key, args, ch.conn); err != nil {
 			return err
 		}
 		return ch.replyUnless(nowait, &amqp.ExchangeBindOk{})
 	}
-	if err := v.unbind(srcName, dst, key, args); err != nil {
-		return err
+	if src != nil && dst != nil {
+		if err := v.unbind(srcName, dst, key, args, ch.conn); err != nil {
+			return err
+		}
 	}
 	return ch.replyUnless(nowait, &amqp.ExchangeUnbindOk{})
 }
@@ -476,6 +481,14 @@ func (ch *channel) queueDeclare(m *amqp.QueueDeclare) error {
 	return ch.reply(&amqp.QueueDeclareOk{Queue: q.name, MessageCount: ready, ConsumerCount: consumers})
 }
 
+// queueBind runs queue.bind and queue.unbind. The order of checks is RabbitMQ 3.10.8's
+// (rabbit_channel:binding_action, rabbit_binding:add and remove), as observed on it:
+//  1. write permission on the queue, the default exchange refused as either end (403), read
+//     permission on the exchange, topic permission on the key (checkBinding);
+//  2. bind: a missing exchange (404), then a missing queue (404), then invalid binding
+//     arguments (406, x-match), then another connection's exclusive queue (405);
+//  3. unbind: unbind-ok when the exchange, the queue or the binding does not exist; 405 only for
+//     an existing binding to another connection's exclusive queue.
 func (ch *channel) queueBind(qName, exName, key string, args amqp.Table, bind, nowait bool) error {
 	name, err := ch.queueName(qName)
 	if err != nil {
@@ -484,21 +497,30 @@ func (ch *channel) queueBind(qName, exName, key string, args amqp.Table, bind, n
 	if err := ch.checkBinding("queue", name, exName, key); err != nil {
 		return err
 	}
-	q, err := ch.vhost().lookupQueue(ch.conn, name)
-	if err != nil {
-		return err
-	}
+	v := ch.vhost()
+	src := v.exchange(exName)
+	v.mu.RLock()
+	q := v.queues[name]
+	v.mu.RUnlock()
 	if bind {
+		if src == nil {
+			return v.errNoExchange(exName)
+		}
+		if q == nil {
+			return v.errNoQueue(name)
+		}
 		if key == "" && qName == "" {
 			key = q.name // spec: an empty key and queue name bind with the queue's name
 		}
-		if err := ch.vhost().bind(exName, q, key, args); err != nil {
+		if err := v.bind(exName, q, key, args, ch.conn); err != nil {
 			return err
 		}
 		return ch.replyUnless(nowait, &amqp.QueueBindOk{})
 	}
-	if err := ch.vhost().unbind(exName, q, key, args); err != nil {
-		return err
+	if src != nil && q != nil {
+		if err := v.unbind(exName, q, key, args, ch.conn); err != nil {
+			return err
+		}
 	}
 	return ch.reply(&amqp.QueueUnbindOk{})
 }

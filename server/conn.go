@@ -435,9 +435,10 @@ func methodErr(e *amqp.Error, m amqp.Method) *amqp.Error {
 	return &ce
 }
 
+// truncate cuts a reply text to n octets as RabbitMQ does: the first n-3 and "...".
 func truncate(s string, n int) string {
 	if len(s) > n {
-		return s[:n]
+		return s[:n-3] + "..."
 	}
 	return s
 }

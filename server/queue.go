@@ -562,11 +562,12 @@ func (q *queue) purge() uint32 {
 func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if ifUnused && len(q.mu.consumers) > 0 {
-		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.v.name)
-	}
+	// RabbitMQ checks if-empty before if-unused.
 	if ifEmpty && q.lenLocked() > 0 {
 		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.name, q.v.name)
+	}
+	if ifUnused && len(q.mu.consumers) > 0 {
+		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.v.name)
 	}
 	n := q.lenLocked()
 	if q.mu.storedAny {

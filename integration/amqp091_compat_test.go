@@ -1,0 +1,350 @@
+package integration
+
+// Edge cases where Warren must answer exactly as RabbitMQ 3.10.8 does (issue 13). Each test was first
+// run against RabbitMQ (WARREN_TEST_URL=amqp://guest:guest@127.0.0.1:5672/) to see its reply: code,
+// text, the class and method ids, the order of frames, deliveries and their flags, counts. Where the
+// order of frames or the failing method's ids matter, the tests speak raw AMQP (wire_codec_test.go).
+
+import (
+	"fmt"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Method encoders the compat tests need beyond wire_codec_test.go's.
+
+func wireQueueBind(ch uint16, queue, exchange, key string, args *wireEnc) []byte {
+	if args == nil {
+		args = wireArgs().table()
+	}
+	a := wireArgs().short(0).shortstr(queue).shortstr(exchange).shortstr(key).bits(false).raw(args.b)
+	return wireMethodFrame(ch, wireQueue, 20, a)
+}
+
+func wireQueueUnbind(ch uint16, queue, exchange, key string, args *wireEnc) []byte {
+	if args == nil {
+		args = wireArgs().table()
+	}
+	a := wireArgs().short(0).shortstr(queue).shortstr(exchange).shortstr(key).raw(args.b)
+	return wireMethodFrame(ch, wireQueue, 50, a)
+}
+
+func wireQueuePurge(ch uint16, queue string) []byte {
+	return wireMethodFrame(ch, wireQueue, 30, wireArgs().short(0).shortstr(queue).bits(false))
+}
+
+func wireQueueDelete(ch uint16, queue string, ifUnused, ifEmpty bool) []byte {
+	return wireMethodFrame(ch, wireQueue, 40, wireArgs().short(0).shortstr(queue).bits(ifUnused, ifEmpty, false))
+}
+
+// wireQueueDeclareFull declares a queue with every flag given.
+func wireQueueDeclareFull(ch uint16, name string, passive, durable, exclusive, autoDelete bool, args *wireEnc) []byte {
+	if args == nil {
+		args = wireArgs().table()
+	}
+	a := wireArgs().short(0).shortstr(name).bits(passive, durable, exclusive, autoDelete, false).raw(args.b)
+	return wireMethodFrame(ch, wireQueue, 10, a)
+}
+
+func wireExchangeDeclare(ch uint16, name, kind string, passive bool) []byte {
+	a := wireArgs().short(0).shortstr(name).shortstr(kind).bits(passive, false, false, false, false).table()
+	return wireMethodFrame(ch, wireExchange, 10, a)
+}
+
+func wireExchangeBind(ch uint16, dst, src, key string, args *wireEnc) []byte {
+	if args == nil {
+		args = wireArgs().table()
+	}
+	a := wireArgs().short(0).shortstr(dst).shortstr(src).shortstr(key).bits(false).raw(args.b)
+	return wireMethodFrame(ch, wireExchange, 30, a)
+}
+
+func wireExchangeUnbind(ch uint16, dst, src, key string, args *wireEnc) []byte {
+	if args == nil {
+		args = wireArgs().table()
+	}
+	a := wireArgs().short(0).shortstr(dst).shortstr(src).shortstr(key).bits(false).raw(args.b)
+	return wireMethodFrame(ch, wireExchange, 40, a)
+}
+
+func wireBasicNack(ch uint16, tag uint64, multiple, requeue bool) []byte {
+	return wireMethodFrame(ch, wireBasic, 120, wireArgs().longlong(tag).bits(multiple, requeue))
+}
+
+func wireBasicRecover(ch uint16) []byte {
+	return wireMethodFrame(ch, wireBasic, 110, wireArgs().bits(true))
+}
+
+func wireBasicQos(ch uint16, count uint16) []byte {
+	return wireMethodFrame(ch, wireBasic, 10, wireArgs().long(0).short(count).bits(false))
+}
+
+func wireTxSelect(ch uint16) []byte   { return wireMethodFrame(ch, wireTx, 10, nil) }
+func wireTxCommit(ch uint16) []byte   { return wireMethodFrame(ch, wireTx, 20, nil) }
+func wireTxRollback(ch uint16) []byte { return wireMethodFrame(ch, wireTx, 30, nil) }
+
+
+// compatCase is one method sent on a fresh channel of a raw connection, and RabbitMQ's answer to it:
+// the reply method (ok) or a channel.close (closed).
+type compatCase struct {
+	name   string
+	send   func(ch uint16) []byte
+	ok     [2]uint16     // class and method of the reply, if closed is zero
+	closed wireCloseInfo // the channel.close expected
+}
+
+// compatRun runs each case on a new channel of w, in order.
+func compatRun(t *testing.T, w *wireConn, first uint16, cases []compatCase) {
+	t.Helper()
+	for i, c := range cases {
+		ch := first + uint16(i)
+		w.openChannel(ch)
+		w.send(c.send(ch))
+		if c.closed.Code != 0 {
+			w.expectChannelClose(ch, c.closed)
+			continue
+		}
+		f := w.next()
+		if f.Channel != ch || !f.Is(c.ok[0], c.ok[1]) {
+			t.Fatalf("%s: got %v, want ch %d method %d.%d", c.name, f, ch, c.ok[0], c.ok[1])
+		}
+	}
+}
+
+// compatLocked is RabbitMQ's 405 text for another connection's exclusive queue, cut as RabbitMQ cuts
+// a reply text longer than 255 octets (252 and "...").
+func compatLocked(q string) string {
+	s := compatLockedText(q)
+	if len(s) > 255 {
+		s = s[:252] + "..."
+	}
+	return s
+}
+
+func compatLockedText(q string) string {
+	return "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '" + q + "' in vhost '/'. " +
+		"It could be originally declared on another connection or the exclusive property value does not " +
+		"match that of the original declaration."
+}
+
+func compatNoQueue(q string) string    { return "NOT_FOUND - no queue '" + q + "' in vhost '/'" }
+func compatNoExchange(x string) string { return "NOT_FOUND - no exchange '" + x + "' in vhost '/'" }
+
+const compatDefaultExchange = "ACCESS_REFUSED - operation not permitted on the default exchange"
+
+// Item 1: queue.unbind and exchange.unbind are idempotent: unbind-ok when the binding, the queue or
+// either exchange does not exist. The default exchange is still refused (403).
+func TestCompatUnbindIdempotent(t *testing.T) {
+	b := startBroker(t)
+	conn := amqpDial(t, b)
+	ach := amqpChannel(t, conn)
+	q := amqpQueue(t, b, ach, "q")
+	x := amqpExchange(t, b, ach, "direct", "x")
+	noQ, noX, noX2 := amqpName(t, "noq"), amqpName(t, "nox"), amqpName(t, "nox2")
+	if err := ach.QueueBind(q, "k", x, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ach.ExchangeBind(x, "k", "amq.direct", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	unbindOK := [2]uint16{wireQueue, 51}
+	xUnbindOK := [2]uint16{wireExchange, 51}
+	w := wireHandshake(t, b)
+	compatRun(t, w, 1, []compatCase{
+		{name: "queue.unbind, no such binding", send: func(c uint16) []byte { return wireQueueUnbind(c, q, x, "other", nil) }, ok: unbindOK},
+		{name: "queue.unbind, no such queue", send: func(c uint16) []byte { return wireQueueUnbind(c, noQ, x, "k", nil) }, ok: unbindOK},
+		{name: "queue.unbind, no such exchange", send: func(c uint16) []byte { return wireQueueUnbind(c, q, noX, "k", nil) }, ok: unbindOK},
+		{name: "queue.unbind, neither", send: func(c uint16) []byte { return wireQueueUnbind(c, noQ, noX, "k", nil) }, ok: unbindOK},
+		{name: "queue.unbind from the default exchange", send: func(c uint16) []byte { return wireQueueUnbind(c, noQ, "", "k", nil) },
+			closed: wireHard(403, compatDefaultExchange, wireQueue, 50)},
+		{name: "exchange.unbind, no such binding", send: func(c uint16) []byte { return wireExchangeUnbind(c, x, "amq.direct", "other", nil) }, ok: xUnbindOK},
+		{name: "exchange.unbind, no such source", send: func(c uint16) []byte { return wireExchangeUnbind(c, x, noX, "k", nil) }, ok: xUnbindOK},
+		{name: "exchange.unbind, no such destination", send: func(c uint16) []byte { return wireExchangeUnbind(c, noX, "amq.direct", "k", nil) }, ok: xUnbindOK},
+		{name: "exchange.unbind, neither", send: func(c uint16) []byte { return wireExchangeUnbind(c, noX, noX2, "k", nil) }, ok: xUnbindOK},
+		{name: "exchange.unbind to the default exchange", send: func(c uint16) []byte { return wireExchangeUnbind(c, "", "amq.direct", "k", nil) },
+			closed: wireHard(403, compatDefaultExchange, wireExchange, 40)},
+		{name: "exchange.unbind from the default exchange", send: func(c uint16) []byte { return wireExchangeUnbind(c, x, "", "k", nil) },
+			closed: wireHard(403, compatDefaultExchange, wireExchange, 40)},
+		// The existing bindings were left alone, and unbinding them still works.
+		{name: "queue.unbind of the binding", send: func(c uint16) []byte { return wireQueueUnbind(c, q, x, "k", nil) }, ok: unbindOK},
+		{name: "exchange.unbind of the binding", send: func(c uint16) []byte { return wireExchangeUnbind(c, x, "amq.direct", "k", nil) }, ok: xUnbindOK},
+	})
+	w.closeConnection()
+	// Both bindings are gone now: a message from amq.direct reaches nothing.
+	amqpPublish(t, ach, "amq.direct", "k", "unrouted")
+	amqpPublish(t, ach, x, "k", "unrouted")
+	amqpGetEmpty(t, ach, q)
+}
+
+// Item 2: unbinding another connection's exclusive queue answers unbind-ok when the binding does not
+// exist, and 405 when it does (the binding stays).
+func TestCompatUnbindOtherExclusive(t *testing.T) {
+	b := startBroker(t)
+	owner := amqpDial(t, b)
+	och := amqpChannel(t, owner)
+	xq := amqpName(t, "excl")
+	if _, err := och.QueueDeclare(xq, false, false, true, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	hx := amqpExchange(t, b, och, "headers", "hx")
+	if err := och.QueueBind(xq, "k", "amq.direct", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	w := wireHandshake(t, b)
+	compatRun(t, w, 1, []compatCase{
+		{name: "no such binding", send: func(c uint16) []byte { return wireQueueUnbind(c, xq, "amq.direct", "other", nil) }, ok: [2]uint16{wireQueue, 51}},
+		{name: "no such binding, invalid x-match", send: func(c uint16) []byte {
+			return wireQueueUnbind(c, xq, hx, "", wireArgs().table(wireField{"x-match", "bogus"}))
+		}, ok: [2]uint16{wireQueue, 51}},
+		{name: "the binding", send: func(c uint16) []byte { return wireQueueUnbind(c, xq, "amq.direct", "k", nil) },
+			closed: wireHard(405, compatLocked(xq), wireQueue, 50)},
+	})
+	w.closeConnection()
+	// The binding is still there.
+	other := amqpDial(t, b)
+	amqpPublish(t, amqpConfirmChannel(t, other), "amq.direct", "k", "still bound")
+	if m := amqpGet(t, och, xq, true); string(m.Body) != "still bound" {
+		t.Fatalf("got %q", m.Body)
+	}
+}
+
+// Item 3: the order of checks on queue.declare, queue.bind, queue.unbind, exchange.bind,
+// queue.delete and queue.purge, as RabbitMQ 3.10.8 makes them (see the comments on
+// vhost.declareQueue and channel.queueBind).
+func TestCompatCheckOrder(t *testing.T) {
+	b := startBroker(t)
+	owner := amqpDial(t, b)
+	och := amqpChannel(t, owner)
+	xq := amqpName(t, "excl") // exclusive to owner
+	if _, err := och.QueueDeclare(xq, false, false, true, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	q := amqpQueue(t, b, och, "q")
+	hx := amqpExchange(t, b, och, "headers", "hx")
+	noQ, noX, noX2 := amqpName(t, "noq"), amqpName(t, "nox"), amqpName(t, "nox2")
+	newQ := amqpName(t, "new")
+	badXMatch := func() *wireEnc { return wireArgs().table(wireField{"x-match", "bogus"}) }
+	badTTL := func() *wireEnc { return wireArgs().table(wireField{"x-message-ttl", int32(-5)}) }
+	const xMatchText = "PRECONDITION_FAILED - Invalid x-match field value <<\"bogus\">>; expected all, any, all-with-x, or any-with-x"
+
+	// A consumer on another connection holds q's first message (prefetch 1); a second one is ready.
+	cconn := amqpDial(t, b)
+	cch := amqpConfirmChannel(t, cconn)
+	if err := cch.Qos(1, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	amqpPublish(t, cch, "", q, "m1")
+	amqpPublish(t, cch, "", q, "m2")
+	amqpRecv(t, amqpConsume(t, cch, q, false))
+
+	w := wireHandshake(t, b)
+	// The connection's own exclusive queue and a server-named one.
+	w.openChannel(1)
+	own := amqpName(t, "own")
+	w.send(wireQueueDeclareFull(1, own, false, false, true, false, nil))
+	w.expect(1, wireQueue, 11)
+	w.send(wireQueueDeclareFull(1, "", false, false, true, false, nil))
+	gen := wireArgsOf(w.expect(1, wireQueue, 11)).shortstr()
+
+	declare := func(c uint16, name string, durable, exclusive bool, args *wireEnc) []byte {
+		return wireQueueDeclareFull(c, name, false, durable, exclusive, false, args)
+	}
+	inequivalent := func(name, arg, got, cur string) string {
+		return fmt.Sprintf("PRECONDITION_FAILED - inequivalent arg '%s' for queue '%s' in vhost '/': received %s but current is %s", arg, name, got, cur)
+	}
+	compatRun(t, w, 2, []compatCase{
+		// queue.declare: exclusivity before arguments and properties, for another connection's queue
+		// and for the connection's own one declared with exclusive=false.
+		{name: "declare other's exclusive, invalid arguments", send: func(c uint16) []byte { return declare(c, xq, false, true, badTTL()) },
+			closed: wireHard(405, compatLocked(xq), wireQueue, 10)},
+		{name: "declare other's exclusive, string ttl", send: func(c uint16) []byte {
+			return declare(c, xq, false, false, wireArgs().table(wireField{"x-message-ttl", "bogus"}))
+		}, closed: wireHard(405, compatLocked(xq), wireQueue, 10)},
+		{name: "declare other's exclusive, durable differs", send: func(c uint16) []byte { return declare(c, xq, true, false, nil) },
+			closed: wireHard(405, compatLocked(xq), wireQueue, 10)},
+		{name: "declare own exclusive as not exclusive, durable differs", send: func(c uint16) []byte { return declare(c, own, true, false, nil) },
+			closed: wireHard(405, compatLocked(own), wireQueue, 10)},
+		{name: "declare non-exclusive as exclusive, durable differs", send: func(c uint16) []byte { return declare(c, q, true, true, nil) },
+			closed: wireHard(405, compatLocked(q), wireQueue, 10)},
+		{name: "passive declare of other's exclusive", send: func(c uint16) []byte {
+			return wireQueueDeclareFull(c, xq, true, false, false, false, badTTL())
+		}, closed: wireHard(405, compatLocked(xq), wireQueue, 10)},
+		// An existing queue's arguments are compared, not validated; durable comes first.
+		{name: "redeclare with an invalid argument", send: func(c uint16) []byte { return declare(c, q, false, false, badTTL()) },
+			closed: wireHard(406, inequivalent(q, "x-message-ttl", "the value '-5' of type 'signedint'", "none"), wireQueue, 10)},
+		{name: "redeclare with durable differing and an invalid argument", send: func(c uint16) []byte { return declare(c, q, true, false, badTTL()) },
+			closed: wireHard(406, inequivalent(q, "durable", "'true'", "'false'"), wireQueue, 10)},
+		// The reserved prefix is refused first, even for an existing queue.
+		{name: "redeclare a server-named queue by name", send: func(c uint16) []byte { return declare(c, gen, false, true, nil) },
+			closed: wireHard(403, "ACCESS_REFUSED - queue name '"+gen+"' contains reserved prefix 'amq.*'", wireQueue, 10)},
+		{name: "declare amq.* with invalid arguments", send: func(c uint16) []byte { return declare(c, "amq."+newQ, false, false, badTTL()) },
+			closed: wireHard(403, "ACCESS_REFUSED - queue name 'amq."+newQ+"' contains reserved prefix 'amq.*'", wireQueue, 10)},
+		// A new queue: the type first, then the arguments in RabbitMQ's order, whatever the order on the wire.
+		{name: "declare with invalid ttl and type", send: func(c uint16) []byte {
+			return declare(c, newQ, false, false, wireArgs().table(wireField{"x-message-ttl", int32(-5)}, wireField{"x-queue-type", "bogus"}))
+		}, closed: wireHard(406, "PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue '"+newQ+"' in vhost '/': \"unsupported queue type 'bogus'\"", wireQueue, 10)},
+		{name: "declare with invalid max-length and ttl", send: func(c uint16) []byte {
+			return declare(c, newQ, false, false, wireArgs().table(wireField{"x-max-length", int32(-1)}, wireField{"x-message-ttl", int32(-5)}))
+		}, closed: wireHard(406, "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue '"+newQ+"' in vhost '/': {value_negative,-5}", wireQueue, 10)},
+		{name: "declare with invalid max-priority and expires", send: func(c uint16) []byte {
+			return declare(c, newQ, false, false, wireArgs().table(wireField{"x-max-priority", int32(-1)}, wireField{"x-expires", int32(0)}))
+		}, closed: wireHard(406, "PRECONDITION_FAILED - invalid arg 'x-expires' for queue '"+newQ+"' in vhost '/': {value_zero,0}", wireQueue, 10)},
+
+		// queue.bind: the exchange, then the queue, then the arguments, then exclusivity.
+		{name: "bind other's exclusive, invalid x-match", send: func(c uint16) []byte { return wireQueueBind(c, xq, hx, "", badXMatch()) },
+			closed: wireHard(406, xMatchText, wireQueue, 20)},
+		{name: "bind other's exclusive", send: func(c uint16) []byte { return wireQueueBind(c, xq, hx, "", nil) },
+			closed: wireHard(405, compatLocked(xq), wireQueue, 20)},
+		{name: "bind, neither queue nor exchange", send: func(c uint16) []byte { return wireQueueBind(c, noQ, noX, "k", nil) },
+			closed: wireHard(404, compatNoExchange(noX), wireQueue, 20)},
+		{name: "bind, no queue, invalid x-match", send: func(c uint16) []byte { return wireQueueBind(c, noQ, hx, "", badXMatch()) },
+			closed: wireHard(404, compatNoQueue(noQ), wireQueue, 20)},
+		{name: "exchange.bind, neither exchange", send: func(c uint16) []byte { return wireExchangeBind(c, noX, noX2, "k", nil) },
+			closed: wireHard(404, compatNoExchange(noX2), wireExchange, 30)},
+		{name: "exchange.bind, no destination", send: func(c uint16) []byte { return wireExchangeBind(c, noX, "amq.direct", "k", nil) },
+			closed: wireHard(404, compatNoExchange(noX), wireExchange, 30)},
+		// queue.unbind: a missing binding to another's exclusive queue is fine, whatever its arguments.
+		{name: "unbind other's exclusive, invalid x-match", send: func(c uint16) []byte { return wireQueueUnbind(c, xq, hx, "", badXMatch()) },
+			ok: [2]uint16{wireQueue, 51}},
+
+		// queue.delete: a missing queue is deleted; exclusivity before if-empty and if-unused;
+		// if-empty before if-unused.
+		{name: "delete missing, if-unused if-empty", send: func(c uint16) []byte { return wireQueueDelete(c, noQ, true, true) },
+			ok: [2]uint16{wireQueue, 41}},
+		{name: "delete other's exclusive, if-unused if-empty", send: func(c uint16) []byte { return wireQueueDelete(c, xq, true, true) },
+			closed: wireHard(405, compatLocked(xq), wireQueue, 40)},
+		{name: "delete used non-empty, if-unused if-empty", send: func(c uint16) []byte { return wireQueueDelete(c, q, true, true) },
+			closed: wireHard(406, "PRECONDITION_FAILED - queue '"+q+"' in vhost '/' not empty", wireQueue, 40)},
+		{name: "delete used non-empty, if-unused", send: func(c uint16) []byte { return wireQueueDelete(c, q, true, false) },
+			closed: wireHard(406, "PRECONDITION_FAILED - queue '"+q+"' in vhost '/' in use", wireQueue, 40)},
+		// queue.purge: the queue missing, then exclusivity.
+		{name: "purge missing", send: func(c uint16) []byte { return wireQueuePurge(c, noQ) },
+			closed: wireHard(404, compatNoQueue(noQ), wireQueue, 30)},
+		{name: "purge other's exclusive", send: func(c uint16) []byte { return wireQueuePurge(c, xq) },
+			closed: wireHard(405, compatLocked(xq), wireQueue, 30)},
+	})
+	w.closeConnection()
+}
+
+// Item 6: exchange.declare of the default exchange is refused with 403 even when passive; a
+// non-passive one with an unknown type is a connection error (503) before that.
+func TestCompatDeclareDefaultExchange(t *testing.T) {
+	b := startBroker(t)
+	w := wireHandshake(t, b)
+	compatRun(t, w, 1, []compatCase{
+		{name: "passive", send: func(c uint16) []byte { return wireExchangeDeclare(c, "", "direct", true) },
+			closed: wireHard(403, compatDefaultExchange, wireExchange, 10)},
+		{name: "passive, unknown type", send: func(c uint16) []byte { return wireExchangeDeclare(c, "", "bogus", true) },
+			closed: wireHard(403, compatDefaultExchange, wireExchange, 10)},
+		{name: "not passive", send: func(c uint16) []byte { return wireExchangeDeclare(c, "", "direct", false) },
+			closed: wireHard(403, compatDefaultExchange, wireExchange, 10)},
+		{name: "passive amq.direct", send: func(c uint16) []byte { return wireExchangeDeclare(c, "amq.direct", "direct", true) },
+			ok: [2]uint16{wireExchange, 11}},
+	})
+	w.openChannel(9)
+	w.send(wireExchangeDeclare(9, "", "bogus", false))
+	w.expectConnectionClose(wireHard(503, "COMMAND_INVALID - unknown exchange type 'bogus'", wireExchange, 10))
+}
+
+var _ = amqp.Table{}
