@@ -7,7 +7,9 @@ package integration
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -83,7 +85,6 @@ func wireBasicQos(ch uint16, count uint16) []byte {
 func wireTxSelect(ch uint16) []byte   { return wireMethodFrame(ch, wireTx, 10, nil) }
 func wireTxCommit(ch uint16) []byte   { return wireMethodFrame(ch, wireTx, 20, nil) }
 func wireTxRollback(ch uint16) []byte { return wireMethodFrame(ch, wireTx, 30, nil) }
-
 
 // compatCase is one method sent on a fresh channel of a raw connection, and RabbitMQ's answer to it:
 // the reply method (ok) or a channel.close (closed).
@@ -348,3 +349,204 @@ func TestCompatDeclareDefaultExchange(t *testing.T) {
 }
 
 var _ = amqp.Table{}
+
+// compatPublish publishes n messages "m1".."mn" to q through a confirm channel of conn, so they are
+// in the queue when it returns.
+func compatPublish(t *testing.T, conn *amqp.Connection, q string, n int) {
+	t.Helper()
+	ch := amqpConfirmChannel(t, conn)
+	defer ch.Close()
+	for i := 1; i <= n; i++ {
+		amqpPublish(t, ch, "", q, fmt.Sprint("m", i))
+	}
+}
+
+// compatGet fetches one message with basic.get (ack required) on ch and returns its delivery tag
+// and redelivered flag.
+func compatGet(t *testing.T, w *wireConn, ch uint16, q string) (tag uint64, redelivered bool) {
+	t.Helper()
+	w.send(wireBasicGet(ch, q, false))
+	d := wireArgsOf(w.expect(ch, wireBasic, 71))
+	tag, redelivered = d.longlong(), d.octet() != 0
+	if h := w.next(); h.Type != wireFrameHeader {
+		t.Fatalf("got %v, want a content header", h)
+	}
+	if b := w.next(); b.Type != wireFrameBody {
+		t.Fatalf("got %v, want a body frame", b)
+	}
+	return tag, redelivered
+}
+
+// compatSync sends basic.qos on ch and expects qos-ok as the next frame: whatever ch was sent
+// before it had no answer and did not close the channel.
+func compatSync(t *testing.T, w *wireConn, ch uint16) {
+	t.Helper()
+	w.send(wireBasicQos(ch, 0))
+	w.expect(ch, wireBasic, 11)
+}
+
+// compatCloseChannel closes ch from the client; the broker has requeued its unacked messages when
+// close-ok arrives.
+func compatCloseChannel(t *testing.T, w *wireConn, ch uint16) {
+	t.Helper()
+	w.send(wireChannelClose(ch, 200, "bye", 0, 0))
+	w.expect(ch, wireChannel, 41)
+}
+
+// compatWaitReady waits until q has want ready messages. After a channel error RabbitMQ requeues
+// the channel's unacked messages shortly after its channel.close.
+func compatWaitReady(t *testing.T, conn *amqp.Connection, q string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(amqpTimeout)
+	for {
+		n, _ := amqpReady(t, conn, q)
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s has %d ready messages, want %d", q, n, want)
+		}
+		runtime.Gosched()
+	}
+}
+
+func compatUnknownTag(tag uint64, method uint16) wireCloseInfo {
+	return wireHard(406, fmt.Sprintf("PRECONDITION_FAILED - unknown delivery tag %d", tag), wireBasic, method)
+}
+
+// Item 4: basic.ack and basic.nack with delivery tag 0 and multiple=true settle every outstanding
+// delivery; with none outstanding there is no reply and the channel stays open. Tag 0 without
+// multiple is an unknown tag.
+func TestCompatAckAllTagZero(t *testing.T) {
+	b := startBroker(t)
+	conn := amqpDial(t, b)
+	q := amqpQueue(t, b, amqpChannel(t, conn), "q")
+	w := wireHandshake(t, b)
+	w.openChannel(1)
+	compatPublish(t, conn, q, 3)
+	for range 3 {
+		compatGet(t, w, 1, q)
+	}
+	w.send(wireBasicAck(1, 0, true))
+	compatSync(t, w, 1)
+	w.send(wireBasicAck(1, 0, true), wireBasicNack(1, 0, true, true), wireBasicNack(1, 0, true, false))
+	compatSync(t, w, 1)
+	compatCloseChannel(t, w, 1) // would requeue what the acks left unacked
+	if n, _ := amqpReady(t, conn, q); n != 0 {
+		t.Fatalf("%d messages back in the queue after ack 0 multiple, want 0", n)
+	}
+
+	// nack 0 multiple requeue=true requeues all of them.
+	w.openChannel(2)
+	compatPublish(t, conn, q, 2)
+	compatGet(t, w, 2, q)
+	compatGet(t, w, 2, q)
+	w.send(wireBasicNack(2, 0, true, true))
+	compatSync(t, w, 2)
+	if n, _ := amqpReady(t, conn, q); n != 2 {
+		t.Fatalf("%d messages ready after nack 0 multiple requeue, want 2", n)
+	}
+	for range 2 {
+		if _, red := compatGet(t, w, 2, q); !red {
+			t.Fatal("a requeued message came back not redelivered")
+		}
+	}
+	// Tag 0 without multiple names no delivery.
+	w.send(wireBasicAck(2, 0, false))
+	w.expectChannelClose(2, compatUnknownTag(0, 80))
+	compatWaitReady(t, conn, q, 2)
+	w.closeConnection()
+}
+
+// Item 5: basic.ack and basic.nack with multiple=true and a tag that is not an outstanding delivery
+// (never delivered, already settled, above or below the outstanding ones) close the channel with
+// 406 "unknown delivery tag N" and settle nothing.
+func TestCompatAckMultipleUnknownTag(t *testing.T) {
+	b := startBroker(t)
+	conn := amqpDial(t, b)
+	q := amqpQueue(t, b, amqpChannel(t, conn), "q")
+	w := wireHandshake(t, b)
+	for i, c := range []struct {
+		name   string
+		get    int
+		send   func(ch uint16) []byte
+		closed wireCloseInfo
+	}{
+		{"ack above the outstanding", 2, func(ch uint16) []byte { return wireBasicAck(ch, 5, true) }, compatUnknownTag(5, 80)},
+		{"nack above the outstanding", 2, func(ch uint16) []byte { return wireBasicNack(ch, 5, true, false) }, compatUnknownTag(5, 120)},
+		{"ack of a settled tag between", 3, func(ch uint16) []byte {
+			return append(wireBasicAck(ch, 2, false), wireBasicAck(ch, 2, true)...)
+		}, compatUnknownTag(2, 80)},
+		{"nack of a settled tag below", 3, func(ch uint16) []byte {
+			return append(wireBasicAck(ch, 1, false), wireBasicNack(ch, 1, true, false)...)
+		}, compatUnknownTag(1, 120)},
+	} {
+		ch := uint16(i + 1)
+		t.Logf("%s", c.name)
+		w.openChannel(ch)
+		compatPublish(t, conn, q, c.get)
+		for range c.get {
+			compatGet(t, w, ch, q)
+		}
+		w.send(c.send(ch))
+		w.expectChannelClose(ch, c.closed)
+		// Two deliveries were outstanding when the error came: both are requeued, none settled.
+		compatWaitReady(t, conn, q, 2)
+		if _, err := amqpChannel(t, conn).QueuePurge(q, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.closeConnection()
+}
+
+// Item 7: in a transaction an ack of an unknown tag (a tag never delivered, or acked already in the
+// same transaction) closes the channel at once, before tx.commit, which gets no commit-ok; an ack
+// taken back by tx.rollback can be acked again.
+func TestCompatTxInvalidAck(t *testing.T) {
+	b := startBroker(t)
+	conn := amqpDial(t, b)
+	q := amqpQueue(t, b, amqpChannel(t, conn), "q")
+	w := wireHandshake(t, b)
+	for i, c := range []struct {
+		name   string
+		send   func(ch uint16) []byte
+		closed wireCloseInfo
+	}{
+		{"ack multiple of a tag never delivered", func(ch uint16) []byte { return wireBasicAck(ch, 5, true) }, compatUnknownTag(5, 80)},
+		{"ack twice", func(ch uint16) []byte { return append(wireBasicAck(ch, 1, false), wireBasicAck(ch, 1, false)...) }, compatUnknownTag(1, 80)},
+		{"ack all, then one", func(ch uint16) []byte { return append(wireBasicAck(ch, 0, true), wireBasicNack(ch, 2, false, true)...) }, compatUnknownTag(2, 120)},
+	} {
+		ch := uint16(i + 1)
+		t.Logf("%s", c.name)
+		w.openChannel(ch)
+		w.send(wireTxSelect(ch))
+		w.expect(ch, wireTx, 11)
+		compatPublish(t, conn, q, 2)
+		compatGet(t, w, ch, q)
+		compatGet(t, w, ch, q)
+		w.send(append(c.send(ch), wireTxCommit(ch)...))
+		w.expectChannelClose(ch, c.closed)
+		compatWaitReady(t, conn, q, 2) // nothing acked
+		if _, err := amqpChannel(t, conn).QueuePurge(q, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Rollback gives the ack back; the second ack commits.
+	w.openChannel(9)
+	w.send(wireTxSelect(9))
+	w.expect(9, wireTx, 11)
+	compatPublish(t, conn, q, 2)
+	compatGet(t, w, 9, q)
+	compatGet(t, w, 9, q)
+	w.send(wireBasicAck(9, 1, false), wireTxRollback(9), wireBasicAck(9, 1, false), wireTxCommit(9))
+	w.expect(9, wireTx, 31)
+	w.expect(9, wireTx, 21)
+	// An ack held by an uncommitted transaction is dropped with the channel: tag 2 comes back.
+	w.send(wireBasicAck(9, 2, false))
+	compatCloseChannel(t, w, 9)
+	if n, _ := amqpReady(t, conn, q); n != 1 {
+		t.Fatalf("%d messages ready, want 1 (tag 1 acked and committed, tag 2's ack not committed)", n)
+	}
+	w.closeConnection()
+}

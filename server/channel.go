@@ -119,6 +119,7 @@ type settlement struct {
 	tag      uint64
 	multiple bool
 	requeue  bool
+	ds       []*delivery // in a transaction: the deliveries it took off the channel
 }
 
 type settleKind uint8
@@ -345,7 +346,7 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		if !ch.tx {
 			return amqp.Errorf(amqp.PreconditionFailed, "channel is not transactional")
 		}
-		ch.txPubs, ch.txSettles = nil, nil
+		ch.txRollback()
 		return ch.reply(&amqp.TxRollbackOk{})
 	}
 	// Connection-class methods on a channel, or methods only a server sends.

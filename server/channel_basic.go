@@ -438,28 +438,42 @@ func (ch *channel) basicGet(m *amqp.BasicGet) error {
 	return nil
 }
 
+// settleOrHold applies an ack, nack or reject, or in a transaction takes its deliveries off the
+// channel's unacked ones until tx.commit (tx.rollback puts them back), as RabbitMQ does: a tag
+// that is not an unacked delivery fails at once with 406, also in a transaction, and an ack of a
+// tag already acked in the transaction is one.
 func (ch *channel) settleOrHold(s settlement) error {
-	if ch.tx {
-		// Check the tag now so a bad one fails at once, as RabbitMQ does; settle on commit.
-		ch.mu.Lock()
-		ok := ch.hasTagLocked(s.tag, s.multiple)
-		ch.mu.Unlock()
-		if !ok {
-			return amqp.Errorf(amqp.PreconditionFailed, "unknown delivery tag %d", s.tag)
-		}
-		ch.txSettles = append(ch.txSettles, s)
-		return nil
+	if !ch.tx {
+		return ch.settle(s)
 	}
-	return ch.settle(s)
+	ch.mu.Lock()
+	ds, ok := ch.removeLocked(s.tag, s.multiple)
+	ch.mu.Unlock()
+	if !ok {
+		return amqp.Errorf(amqp.PreconditionFailed, "unknown delivery tag %d", s.tag)
+	}
+	s.ds = ds // their consumers' credit is released on commit
+	ch.txSettles = append(ch.txSettles, s)
+	return nil
 }
 
 // settle applies an ack, nack or reject.
 func (ch *channel) settle(s settlement) error {
 	ch.mu.Lock()
-	ds := ch.takeLocked(s.tag, s.multiple)
+	ds, ok := ch.takeLocked(s.tag, s.multiple)
 	ch.mu.Unlock()
-	if len(ds) == 0 {
+	if !ok {
 		return amqp.Errorf(amqp.PreconditionFailed, "unknown delivery tag %d", s.tag)
+	}
+	ch.settleTaken(s, ds)
+	return nil
+}
+
+// settleTaken hands deliveries already taken off the channel back to their queues: requeued,
+// dead-lettered or acked as s says.
+func (ch *channel) settleTaken(s settlement, ds []*delivery) {
+	if len(ds) == 0 {
+		return
 	}
 	ch.countSettle(s.kind, ds)
 	if s.kind != settleAck && s.requeue {
@@ -471,54 +485,66 @@ func (ch *channel) settle(s settlement) error {
 	}
 	releaseDeliveries(ds)
 	ch.kickConsumers(&ch.conn.wb) // on the read loop
-	return nil
 }
 
-// hasTagLocked reports whether tag (or, with multiple, any tag up to it; 0 = all) is unacked.
-func (ch *channel) hasTagLocked(tag uint64, multiple bool) bool {
-	if len(ch.mu.unacked) == 0 {
-		return false
-	}
-	if multiple {
-		return tag == 0 || ch.mu.unacked[0].tag <= tag
-	}
-	_, found := slices.BinarySearchFunc(ch.mu.unacked, tag, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
-	return found
+// takeLocked removes and returns the deliveries an ack of tag covers (removeLocked), releasing
+// their consumer credit.
+func (ch *channel) takeLocked(tag uint64, multiple bool) ([]*delivery, bool) {
+	taken, ok := ch.removeLocked(tag, multiple)
+	ch.releaseCreditLocked(taken)
+	return taken, ok
 }
 
-// takeLocked removes and returns the deliveries an ack of tag covers (with multiple: every tag up
-// to it; tag 0 with multiple: all), releasing their consumer credit.
-func (ch *channel) takeLocked(tag uint64, multiple bool) []*delivery {
+// removeLocked removes and returns the unacked deliveries an ack of tag covers, as RabbitMQ's
+// collect_acks does: tag alone, or with multiple every tag up to it; tag 0 with multiple is all of
+// them (possibly none). ok is false, and nothing is removed, if tag is not an unacked delivery
+// (with multiple too: an ack of a tag never delivered or already settled settles nothing).
+func (ch *channel) removeLocked(tag uint64, multiple bool) (taken []*delivery, ok bool) {
 	u := ch.mu.unacked
-	var taken []*delivery
-	if multiple {
-		n := len(u)
-		if tag != 0 {
-			n, _ = slices.BinarySearchFunc(u, tag+1, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
-		}
-		taken = slices.Clone(u[:n])
-		clear(u[:n])
-		ch.mu.unacked = u[n:]
-	} else {
-		i, found := slices.BinarySearchFunc(u, tag, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
-		if !found {
-			return nil
-		}
-		taken = []*delivery{u[i]}
-		if i == 0 {
-			u[0] = nil
-			ch.mu.unacked = u[1:]
-		} else {
-			ch.mu.unacked = slices.Delete(u, i, i+1)
-		}
+	if multiple && tag == 0 {
+		taken = slices.Clone(u)
+		clear(u)
+		ch.mu.unacked = u[:0]
+		return taken, true
 	}
+	i, found := slices.BinarySearchFunc(u, tag, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
+	if !found {
+		return nil, false
+	}
+	if multiple {
+		taken = slices.Clone(u[:i+1])
+		clear(u[:i+1])
+		ch.mu.unacked = u[i+1:]
+		return taken, true
+	}
+	taken = []*delivery{u[i]}
+	if i == 0 {
+		u[0] = nil
+		ch.mu.unacked = u[1:]
+	} else {
+		ch.mu.unacked = slices.Delete(u, i, i+1)
+	}
+	return taken, true
+}
+
+// releaseCreditLocked gives the consumers of taken deliveries their credit back.
+func (ch *channel) releaseCreditLocked(taken []*delivery) {
 	for _, d := range taken {
 		if d.c != nil {
 			d.c.unacked--
 			ch.mu.consumerUnack--
 		}
 	}
-	return taken
+}
+
+// restoreLocked puts deliveries a transaction held back among the unacked ones, in tag order
+// (tx.rollback).
+func (ch *channel) restoreLocked(ds []*delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	ch.mu.unacked = append(ch.mu.unacked, ds...)
+	slices.SortFunc(ch.mu.unacked, func(a, b *delivery) int { return cmpU64(a.tag, b.tag) })
 }
 
 func cmpU64(a, b uint64) int {
@@ -534,7 +560,7 @@ func cmpU64(a, b uint64) int {
 // recover requeues every unacked delivery of the channel (basic.recover with requeue=true).
 func (ch *channel) recover() {
 	ch.mu.Lock()
-	ds := ch.takeLocked(0, true)
+	ds, _ := ch.takeLocked(0, true)
 	ch.mu.Unlock()
 	requeueDeliveries(ds)
 	releaseDeliveries(ds)
@@ -582,11 +608,24 @@ func (ch *channel) txCommit() error {
 		return amqp.Errorf(amqp.InternalError, "tx.commit: storage write failed: %v", err)
 	}
 	for _, s := range settles {
-		if err := ch.settle(s); err != nil {
-			return err
-		}
+		ch.mu.Lock()
+		ch.releaseCreditLocked(s.ds)
+		ch.mu.Unlock()
+		ch.settleTaken(s, s.ds)
 	}
 	return nil
+}
+
+// txRollback drops the transaction's publishes and puts the deliveries its acks, nacks and
+// rejects held back among the unacked ones.
+func (ch *channel) txRollback() {
+	settles := ch.txSettles
+	ch.txPubs, ch.txSettles = nil, nil
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for _, s := range settles {
+		ch.restoreLocked(s.ds)
+	}
 }
 
 // --- teardown ---
@@ -608,7 +647,12 @@ func (ch *channel) teardown() {
 	for _, c := range consumers {
 		c.gone = true
 	}
-	ds := ch.takeLocked(0, true)
+	ds, _ := ch.takeLocked(0, true)
+	for _, s := range ch.txSettles { // held by a transaction: requeued with the others
+		ch.releaseCreditLocked(s.ds)
+		ds = append(ds, s.ds...)
+	}
+	slices.SortFunc(ds, func(a, b *delivery) int { return cmpU64(a.tag, b.tag) })
 	rc := ch.mu.reply
 	ch.mu.reply = nil
 	ch.mu.Unlock()
