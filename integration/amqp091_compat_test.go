@@ -550,3 +550,56 @@ func TestCompatTxInvalidAck(t *testing.T) {
 	}
 	w.closeConnection()
 }
+
+// compatCancelTag decodes a basic.cancel from the broker.
+func compatCancelTag(f wireFrame) string { return wireArgsOf(f).shortstr() }
+
+// Item 11: queue.delete of a queue with consumers answers queue.delete-ok and then sends basic.cancel
+// to the consumer on the deleting channel (a client that closes on the cancel must not lose the
+// delete-ok); the consumers on other channels and connections get their basic.cancel too (in no
+// fixed order relative to the delete-ok on RabbitMQ).
+func TestCompatDeleteOkBeforeCancel(t *testing.T) {
+	b := startBroker(t)
+	w := wireHandshake(t, b)
+	o := wireHandshake(t, b)
+	q := amqpName(t, "q")
+	amqpCleanup(t, b, "queue", q)
+	w.openChannel(1)
+	w.openChannel(2)
+	o.openChannel(1)
+	w.send(wireQueueDeclareFull(1, q, false, false, false, false, nil))
+	w.expect(1, wireQueue, 11)
+	w.send(wireBasicConsume(1, q, "c1"))
+	w.expect(1, wireBasic, 21)
+	w.send(wireBasicConsume(2, q, "c2"))
+	w.expect(2, wireBasic, 21)
+	o.send(wireBasicConsume(1, q, "co"))
+	o.expect(1, wireBasic, 21)
+
+	w.send(wireQueueDelete(1, q, false, false))
+	var deleteOK, cancel1, cancel2 int
+	for i := 1; deleteOK == 0 || cancel1 == 0 || cancel2 == 0; i++ {
+		f := w.next()
+		switch {
+		case f.Channel == 1 && f.Is(wireQueue, 41) && deleteOK == 0:
+			deleteOK = i
+		case f.Channel == 1 && f.Is(wireBasic, 30) && compatCancelTag(f) == "c1" && cancel1 == 0:
+			cancel1 = i
+		case f.Channel == 2 && f.Is(wireBasic, 30) && compatCancelTag(f) == "c2" && cancel2 == 0:
+			cancel2 = i
+		default:
+			t.Fatalf("frame %d: got %v, want queue.delete-ok on ch 1 and basic.cancel on ch 1 and 2", i, f)
+		}
+	}
+	if cancel1 < deleteOK {
+		t.Fatalf("basic.cancel on the deleting channel came before queue.delete-ok (frames %d, %d)", cancel1, deleteOK)
+	}
+	if f := o.next(); f.Channel != 1 || !f.Is(wireBasic, 30) || compatCancelTag(f) != "co" {
+		t.Fatalf("other connection: got %v, want basic.cancel co", f)
+	}
+	compatSync(t, w, 1)
+	compatSync(t, w, 2)
+	compatSync(t, o, 1)
+	w.closeConnection()
+	o.closeConnection()
+}

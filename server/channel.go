@@ -543,9 +543,10 @@ func (ch *channel) queueDelete(m *amqp.QueueDelete) error {
 		}
 		return err
 	}
-	n, err := v.deleteQueue(q, m.IfUnused, m.IfEmpty)
-	if err != nil {
-		return err
+	n, cancelled, err := v.removeQueue(q, m.IfUnused, m.IfEmpty)
+	if err == nil {
+		err = ch.replyUnless(m.NoWait, &amqp.QueueDeleteOk{MessageCount: n})
 	}
-	return ch.replyUnless(m.NoWait, &amqp.QueueDeleteOk{MessageCount: n})
+	notifyCancelled(cancelled) // after delete-ok, as RabbitMQ
+	return err
 }

@@ -84,18 +84,30 @@ func (ch *channel) detach(c *consumer) {
 	}
 }
 
-// serverCancel is called by a queue being deleted (under its lock): the consumer is gone, and a
-// client that understands basic.cancel is told.
-func (ch *channel) serverCancel(c *consumer) {
+// serverCancel is called by a queue being deleted (under its lock): the consumer is gone. It
+// reports whether the client is to be told with basic.cancel (notifyCancelled), which is sent
+// after the queue.delete-ok, as RabbitMQ sends it.
+func (ch *channel) serverCancel(c *consumer) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.mu.consumers[c.tag] != c {
-		return
+		return false
 	}
 	delete(ch.mu.consumers, c.tag)
 	c.gone = true
-	if ch.conn.caps.consumerCancelNotify && !ch.mu.closed {
-		ch.reply(&amqp.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+	return ch.conn.caps.consumerCancelNotify && !ch.mu.closed
+}
+
+// notifyCancelled sends basic.cancel to the consumers a deleted queue cancelled (serverCancel),
+// whose channels are still open. No lock is held.
+func notifyCancelled(cs []*consumer) {
+	for _, c := range cs {
+		ch := c.ch
+		ch.mu.Lock()
+		if !ch.mu.closed {
+			ch.reply(&amqp.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+		}
+		ch.mu.Unlock()
 	}
 }
 

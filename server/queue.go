@@ -558,16 +558,17 @@ func (q *queue) purge() uint32 {
 }
 
 // markDeleted checks if-unused/if-empty, marks the queue deleted, drops its messages and cancels
-// its consumers (telling clients that asked for consumer_cancel_notify). The caller holds v.mu.
-func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
+// its consumers, returning those whose clients asked for consumer_cancel_notify (to be told with
+// notifyCancelled once the locks are released). The caller holds v.mu.
+func (q *queue) markDeleted(ifUnused, ifEmpty bool) (_ uint32, cancelled []*consumer, _ error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	// RabbitMQ checks if-empty before if-unused.
 	if ifEmpty && q.lenLocked() > 0 {
-		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.name, q.v.name)
+		return 0, nil, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.name, q.v.name)
 	}
 	if ifUnused && len(q.mu.consumers) > 0 {
-		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.v.name)
+		return 0, nil, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.v.name)
 	}
 	n := q.lenLocked()
 	if q.mu.storedAny {
@@ -581,10 +582,12 @@ func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 	q.mu.pageGen++
 	q.flowReleaseLocked(true)
 	for _, c := range q.mu.consumers {
-		c.ch.serverCancel(c)
+		if c.ch.serverCancel(c) {
+			cancelled = append(cancelled, c)
+		}
 	}
 	q.mu.consumers = nil
-	return uint32(n), nil
+	return uint32(n), cancelled, nil
 }
 
 // entryQueue is a FIFO of entries ordered by seq, with cheap pops at the head and cheap

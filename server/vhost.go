@@ -492,14 +492,22 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 // deleteQueue removes q (if it is still the queue of that name) with its bindings, cancelling its
 // consumers. It returns the number of ready messages dropped.
 func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
+	n, cancelled, err := v.removeQueue(q, ifUnused, ifEmpty)
+	notifyCancelled(cancelled)
+	return n, err
+}
+
+// removeQueue is deleteQueue that leaves telling the cancelled consumers to the caller
+// (notifyCancelled, with no lock held): queue.delete sends its delete-ok first, as RabbitMQ does.
+func (v *vhost) removeQueue(q *queue, ifUnused, ifEmpty bool) (uint32, []*consumer, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.queues[q.name] != q {
-		return 0, nil
+		return 0, nil, nil
 	}
-	n, err := q.markDeleted(ifUnused, ifEmpty)
+	n, cancelled, err := q.markDeleted(ifUnused, ifEmpty)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	delete(v.queues, q.name)
 	v.srv.adm.stats.inc(sQueueDeleted)
@@ -511,7 +519,7 @@ func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
 			err = perr
 		}
 	}
-	return n, err
+	return n, cancelled, err
 }
 
 // dropExclusive deletes the queues owned by c (on connection close).
