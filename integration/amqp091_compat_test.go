@@ -603,3 +603,154 @@ func TestCompatDeleteOkBeforeCancel(t *testing.T) {
 	w.closeConnection()
 	o.closeConnection()
 }
+
+// compatDelivery is a basic.deliver or basic.get-ok read from the wire.
+type compatDelivery struct {
+	tag         uint64
+	redelivered bool
+	body        string
+}
+
+func (d compatDelivery) String() string {
+	return fmt.Sprintf("%d:%s(redelivered=%v)", d.tag, d.body, d.redelivered)
+}
+
+// compatReadDelivery reads a basic.deliver on ch with its header and body frames.
+func compatReadDelivery(t *testing.T, w *wireConn, ch uint16) compatDelivery {
+	t.Helper()
+	f := w.next()
+	if f.Channel != ch || !f.Is(wireBasic, 60) {
+		t.Fatalf("got %v, want basic.deliver on ch %d", f, ch)
+	}
+	a := wireArgsOf(f)
+	a.shortstr()
+	d := compatDelivery{tag: a.longlong(), redelivered: a.octet() != 0}
+	if h := w.next(); h.Type != wireFrameHeader {
+		t.Fatalf("got %v, want a content header", h)
+	}
+	b := w.next()
+	if b.Type != wireFrameBody {
+		t.Fatalf("got %v, want a body frame", b)
+	}
+	d.body = string(b.Payload)
+	return d
+}
+
+// compatPublishRaw publishes bodies to q on ch and waits, with a passive declare on the same
+// channel, until the queue has them.
+func compatPublishRaw(t *testing.T, w *wireConn, ch uint16, q string, bodies ...string) {
+	t.Helper()
+	for _, body := range bodies {
+		w.send(wirePublish(ch, "", q, []byte(body)))
+	}
+	w.send(wireQueueDeclareFull(ch, q, true, false, false, false, nil))
+	w.expect(ch, wireQueue, 11)
+}
+
+// compatBodies drains q with basic.get (no-ack) through conn and returns the bodies in order.
+func compatBodies(t *testing.T, conn *amqp.Connection, q string) []string {
+	t.Helper()
+	ch := amqpChannel(t, conn)
+	defer ch.Close()
+	var out []string
+	for {
+		m, ok, err := ch.Get(q, true)
+		if err != nil {
+			t.Fatalf("basic.get %q: %v", q, err)
+		}
+		if !ok {
+			return out
+		}
+		out = append(out, string(m.Body))
+	}
+}
+
+// Item 9: basic.recover(requeue=true) into a queue with x-max-length and a dead-letter exchange
+// requeues one group per consumer (basic.get ones first), each followed by dropping the heads over
+// the limit (dead-lettered) and then deliveries; recover-ok comes before the redeliveries. The
+// dead-lettered messages, the redeliveries and what stays ready are RabbitMQ's.
+func TestCompatRecoverDeadLetterMaxLen(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		maxLen      int32
+		prefetch    uint16
+		consumed    []string // published first, delivered to the consumer
+		more        []string // published next
+		gets        int      // basic.get after more
+		last        []string // published last
+		redelivered []string // delivered after recover-ok ("*" marks redelivered)
+		dead        []string // dead-lettered by recover, in order
+		ready       int
+	}{
+		{"unlimited consumer", 2, 0, []string{"a1", "a2", "a3"}, nil, 0, nil,
+			[]string{"a2*", "a3*"}, []string{"a1"}, 0},
+		{"a get group then the consumer's", 3, 2, []string{"a1", "a2"}, []string{"b1", "b2"}, 2, []string{"c1", "c2"},
+			[]string{"b2*", "c1"}, []string{"b1", "a1", "a2"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBroker(t)
+			conn := amqpDial(t, b)
+			ach := amqpChannel(t, conn)
+			dlx := amqpExchange(t, b, ach, "fanout", "dlx")
+			dq := amqpQueue(t, b, ach, "dead")
+			if err := ach.QueueBind(dq, "", dlx, false, nil); err != nil {
+				t.Fatal(err)
+			}
+			q := amqpName(t, "q")
+			if _, err := ach.QueueDeclare(q, false, false, false, false, amqp.Table{"x-max-length": c.maxLen, "x-dead-letter-exchange": dlx}); err != nil {
+				t.Fatal(err)
+			}
+			amqpCleanup(t, b, "queue", q)
+
+			w := wireHandshake(t, b)
+			w.openChannel(1)
+			w.openChannel(2)
+			w.send(wireBasicQos(1, c.prefetch))
+			w.expect(1, wireBasic, 11)
+			w.send(wireBasicConsume(1, q, "c1"))
+			w.expect(1, wireBasic, 21)
+			for _, body := range c.consumed {
+				w.send(wirePublish(2, "", q, []byte(body)))
+			}
+			for _, body := range c.consumed {
+				if d := compatReadDelivery(t, w, 1); d.body != body {
+					t.Fatalf("delivered %v, want %s", d, body)
+				}
+			}
+			if len(c.more) > 0 {
+				compatPublishRaw(t, w, 2, q, c.more...)
+			}
+			for range c.gets {
+				compatGet(t, w, 1, q)
+			}
+			if len(c.last) > 0 {
+				compatPublishRaw(t, w, 2, q, c.last...)
+			}
+			deadBefore := len(compatBodies(t, conn, dq))
+
+			w.send(wireBasicRecover(1))
+			w.expect(1, wireBasic, 111) // before the redeliveries
+			var got []string
+			for range c.redelivered {
+				d := compatReadDelivery(t, w, 1)
+				s := d.body
+				if d.redelivered {
+					s += "*"
+				}
+				got = append(got, s)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.redelivered) {
+				t.Fatalf("after recover delivered %v, want %v", got, c.redelivered)
+			}
+			compatWaitReady(t, conn, dq, len(c.dead))
+			if dead := compatBodies(t, conn, dq); fmt.Sprint(dead) != fmt.Sprint(c.dead) {
+				t.Fatalf("dead-lettered %v (and %d before recover), want %v", dead, deadBefore, c.dead)
+			}
+			if n, _ := amqpReady(t, conn, q); n != c.ready {
+				t.Fatalf("%d ready, want %d", n, c.ready)
+			}
+			compatSync(t, w, 1)
+			w.closeConnection()
+		})
+	}
+}

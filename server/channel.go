@@ -311,8 +311,10 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		if !m.Requeue {
 			return amqp.Errorf(amqp.NotImplemented, "requeue=false")
 		}
+		// RabbitMQ answers recover-ok before the redeliveries.
+		err := ch.reply(&amqp.BasicRecoverOk{})
 		ch.recover()
-		return ch.reply(&amqp.BasicRecoverOk{})
+		return err
 	case *amqp.BasicRecoverAsync:
 		if !m.Requeue {
 			return amqp.Errorf(amqp.NotImplemented, "requeue=false")

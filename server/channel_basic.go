@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
@@ -471,26 +472,42 @@ func (ch *channel) settleOrHold(s settlement) error {
 
 // settle applies an ack, nack or reject.
 func (ch *channel) settle(s settlement) error {
+	requeue := s.kind != settleAck && s.requeue
+	var ds []*delivery
+	var ok bool
 	ch.mu.Lock()
-	ds, ok := ch.takeLocked(s.tag, s.multiple)
+	if requeue {
+		ds, ok = ch.removeLocked(s.tag, s.multiple) // credit released group by group
+	} else {
+		ds, ok = ch.takeLocked(s.tag, s.multiple)
+	}
 	ch.mu.Unlock()
 	if !ok {
 		return amqp.Errorf(amqp.PreconditionFailed, "unknown delivery tag %d", s.tag)
 	}
-	ch.settleTaken(s, ds)
+	ch.settleTaken(s, ds, !requeue)
 	return nil
 }
 
-// settleTaken hands deliveries already taken off the channel back to their queues: requeued,
-// dead-lettered or acked as s says.
-func (ch *channel) settleTaken(s settlement, ds []*delivery) {
+// settleTaken hands deliveries taken off the channel back to their queues: requeued,
+// dead-lettered or acked as s says. released says whether their consumers' credit was released.
+func (ch *channel) settleTaken(s settlement, ds []*delivery, released bool) {
 	if len(ds) == 0 {
 		return
 	}
 	ch.countSettle(s.kind, ds)
 	if s.kind != settleAck && s.requeue {
-		requeueDeliveries(ds)
-	} else if s.kind != settleAck {
+		ch.requeueGroups(ds, released)
+		releaseDeliveries(ds)
+		ch.kickConsumers(&ch.conn.wb) // on the read loop
+		return
+	}
+	if !released {
+		ch.mu.Lock()
+		ch.releaseCreditLocked(ds)
+		ch.mu.Unlock()
+	}
+	if s.kind != settleAck {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.reject(es) })
 	} else {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(es) })
@@ -572,11 +589,63 @@ func cmpU64(a, b uint64) int {
 // recover requeues every unacked delivery of the channel (basic.recover with requeue=true).
 func (ch *channel) recover() {
 	ch.mu.Lock()
-	ds, _ := ch.takeLocked(0, true)
+	ds, _ := ch.removeLocked(0, true)
 	ch.mu.Unlock()
-	requeueDeliveries(ds)
+	ch.requeueGroups(ds, false)
 	releaseDeliveries(ds)
 	ch.kickConsumers(&ch.conn.wb) // on the read loop
+}
+
+// requeueGroups requeues deliveries taken off the channel as RabbitMQ 3.10 does for
+// basic.recover and a nack or reject with requeue (rabbit_channel:foreach_per_queue): in groups of
+// one queue and one consumer, ordered by queue name, the basic.get deliveries before the
+// consumers' (ordered by tag). Each group's credit is released just before the group goes back to
+// its queue, which drops heads over its length limit and then delivers, group after group. So
+// the number dead-lettered by a length limit, and what the consumers get again, are RabbitMQ's.
+// released says the credit was released already.
+func (ch *channel) requeueGroups(ds []*delivery, released bool) {
+	type key struct {
+		q   *queue
+		c   *consumer
+		tag string // the consumer's tag; "" for basic.get
+	}
+	var keys []key
+	groups := map[key][]*delivery{}
+	for _, d := range ds {
+		k := key{q: d.q, c: d.c}
+		if d.c != nil {
+			k.tag = d.c.tag
+		}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], d)
+	}
+	slices.SortStableFunc(keys, func(a, b key) int {
+		if a.q.name != b.q.name {
+			return strings.Compare(a.q.name, b.q.name)
+		}
+		if (a.c == nil) != (b.c == nil) {
+			if a.c == nil {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.tag, b.tag)
+	})
+	for _, k := range keys {
+		g := groups[k]
+		if !released {
+			ch.mu.Lock()
+			ch.releaseCreditLocked(g)
+			ch.mu.Unlock()
+		}
+		es := make([]*qentry, len(g))
+		for i, d := range g {
+			es[i] = d.e
+		}
+		k.q.requeue(es)
+	}
 }
 
 // requeueDeliveries returns deliveries to their queues, in order.
@@ -620,10 +689,7 @@ func (ch *channel) txCommit() error {
 		return amqp.Errorf(amqp.InternalError, "tx.commit: storage write failed: %v", err)
 	}
 	for _, s := range settles {
-		ch.mu.Lock()
-		ch.releaseCreditLocked(s.ds)
-		ch.mu.Unlock()
-		ch.settleTaken(s, s.ds)
+		ch.settleTaken(s, s.ds, false)
 	}
 	return nil
 }

@@ -459,6 +459,9 @@ func (q *queue) requeue(es []*qentry) {
 		}
 		q.mu.ready.insertSorted(e)
 	}
+	if q.lim().overflow == "drop-head" {
+		q.trimLocked() // as RabbitMQ's requeue_and_run: heads over a length limit go, then deliveries
+	}
 	q.dispatchLocked()
 }
 
