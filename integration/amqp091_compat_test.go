@@ -354,10 +354,20 @@ var _ = amqp.Table{}
 // in the queue when it returns.
 func compatPublish(t *testing.T, conn *amqp.Connection, q string, n int) {
 	t.Helper()
+	var bodies []string
+	for i := 1; i <= n; i++ {
+		bodies = append(bodies, fmt.Sprint("m", i))
+	}
+	compatPublishBodies(t, conn, q, bodies...)
+}
+
+// compatPublishBodies publishes bodies to q through a confirm channel of conn.
+func compatPublishBodies(t *testing.T, conn *amqp.Connection, q string, bodies ...string) {
+	t.Helper()
 	ch := amqpConfirmChannel(t, conn)
 	defer ch.Close()
-	for i := 1; i <= n; i++ {
-		amqpPublish(t, ch, "", q, fmt.Sprint("m", i))
+	for _, body := range bodies {
+		amqpPublish(t, ch, "", q, body)
 	}
 }
 
@@ -636,17 +646,6 @@ func compatReadDelivery(t *testing.T, w *wireConn, ch uint16) compatDelivery {
 	return d
 }
 
-// compatPublishRaw publishes bodies to q on ch and waits, with a passive declare on the same
-// channel, until the queue has them.
-func compatPublishRaw(t *testing.T, w *wireConn, ch uint16, q string, bodies ...string) {
-	t.Helper()
-	for _, body := range bodies {
-		w.send(wirePublish(ch, "", q, []byte(body)))
-	}
-	w.send(wireQueueDeclareFull(ch, q, true, false, false, false, nil))
-	w.expect(ch, wireQueue, 11)
-}
-
 // compatBodies drains q with basic.get (no-ack) through conn and returns the bodies in order.
 func compatBodies(t *testing.T, conn *amqp.Connection, q string) []string {
 	t.Helper()
@@ -718,13 +717,13 @@ func TestCompatRecoverDeadLetterMaxLen(t *testing.T) {
 				}
 			}
 			if len(c.more) > 0 {
-				compatPublishRaw(t, w, 2, q, c.more...)
+				compatPublishBodies(t, conn, q, c.more...)
 			}
 			for range c.gets {
 				compatGet(t, w, 1, q)
 			}
 			if len(c.last) > 0 {
-				compatPublishRaw(t, w, 2, q, c.last...)
+				compatPublishBodies(t, conn, q, c.last...)
 			}
 			deadBefore := len(compatBodies(t, conn, dq))
 
@@ -751,6 +750,98 @@ func TestCompatRecoverDeadLetterMaxLen(t *testing.T) {
 			}
 			compatSync(t, w, 1)
 			w.closeConnection()
+		})
+	}
+}
+
+// compatMsg is a message for the TTL and priority cases: a body, a priority, an expiration.
+type compatMsg struct {
+	body     string
+	priority uint8
+	exp      string
+}
+
+// Item 8: on a priority queue a message with expiration "0" that a higher priority put at the head
+// of a backlog is not dropped until a delivery looks past it: a consumer (or basic.get) still gets
+// it, and the expired ones behind a delivered head are dropped, as RabbitMQ's fetch and
+// drop_expired_msgs do. Into an empty queue without consumers it is dropped at once.
+func TestCompatTTLZeroPriorityBacklog(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		msgs     []compatMsg
+		prefetch int  // consumer prefetch (acking each delivery); 0: no-ack
+		get      bool // basic.get instead of a consumer
+		want     []string
+	}{
+		{"expired message jumps the backlog", []compatMsg{{"a", 0, ""}, {"b", 0, ""}, {"c", 5, "0"}, {"d", 1, ""}}, 0, false, []string{"c", "d", "a", "b"}},
+		{"expired first message is dropped", []compatMsg{{"c", 5, "0"}, {"a", 0, ""}, {"b", 0, ""}}, 0, false, []string{"a", "b"}},
+		{"expired behind the head", []compatMsg{{"a", 0, ""}, {"c", 0, "0"}, {"b", 0, ""}}, 0, false, []string{"a", "b"}},
+		{"expired in a lower level", []compatMsg{{"a", 3, ""}, {"c", 1, "0"}, {"b", 0, ""}}, 0, false, []string{"a", "b"}},
+		{"two expired at the top", []compatMsg{{"a", 0, ""}, {"c", 5, "0"}, {"d", 5, "0"}, {"e", 3, ""}}, 0, false, []string{"c", "e", "a"}},
+		{"expired after a higher one", []compatMsg{{"a", 5, ""}, {"b", 0, "0"}, {"c", 0, ""}}, 0, false, []string{"a", "c"}},
+		{"prefetch 1", []compatMsg{{"a", 0, ""}, {"c", 5, "0"}, {"d", 5, ""}, {"e", 5, "0"}}, 1, false, []string{"c", "d", "a"}},
+		{"basic.get", []compatMsg{{"a", 0, ""}, {"c", 5, "0"}, {"d", 2, ""}}, 0, true, []string{"c", "d", "a"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBroker(t)
+			conn := amqpDial(t, b)
+			ch := amqpConfirmChannel(t, conn)
+			q := amqpName(t, "q")
+			if _, err := ch.QueueDeclare(q, false, false, false, false, amqp.Table{"x-max-priority": int32(5)}); err != nil {
+				t.Fatal(err)
+			}
+			amqpCleanup(t, b, "queue", q)
+			for _, m := range c.msgs {
+				dc, err := ch.PublishWithDeferredConfirm("", q, false, false, amqp.Publishing{Body: []byte(m.body), Priority: m.priority, Expiration: m.exp})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !dc.Wait() {
+					t.Fatalf("publish %s nacked", m.body)
+				}
+			}
+			var got []string
+			if c.get {
+				for {
+					m, ok, err := ch.Get(q, true)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !ok {
+						break
+					}
+					got = append(got, string(m.Body))
+				}
+			} else {
+				cch := amqpChannel(t, conn)
+				if c.prefetch > 0 {
+					if err := cch.Qos(c.prefetch, 0, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ds, err := cch.Consume(q, "c1", c.prefetch == 0, false, false, false, amqp.Table{"x-priority": int32(5)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range c.want {
+					m := amqpRecv(t, ds)
+					got = append(got, string(m.Body))
+					if c.prefetch > 0 {
+						if err := m.Ack(false); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := cch.Cancel("c1", false); err != nil {
+					t.Fatal(err)
+				}
+				for m := range ds { // whatever came before cancel-ok
+					got = append(got, string(m.Body))
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("delivered %v, want %v", got, c.want)
+			}
 		})
 	}
 }
