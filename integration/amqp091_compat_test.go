@@ -845,3 +845,89 @@ func TestCompatTTLZeroPriorityBacklog(t *testing.T) {
 		})
 	}
 }
+
+// compatSkipClosed opens channel next and waits for its open-ok, skipping the content frames
+// RabbitMQ may still send on a channel it closed (deliveries the client drops).
+func compatSkipClosed(t *testing.T, w *wireConn, closed, next uint16) {
+	t.Helper()
+	w.send(wireChannelOpen(next))
+	for {
+		f := w.next()
+		if f.Channel == next && f.Is(wireChannel, 11) {
+			return
+		}
+		if f.Channel != closed || f.Type == wireFrameMethod && !f.Is(wireBasic, 60) {
+			t.Fatalf("got %v, want channel.open-ok on ch %d", f, next)
+		}
+	}
+}
+
+// Item 10: queue.delete if-empty pipelined behind an ack, a nack or a recover on the consumer's
+// channel: the reply to the delete (406 not empty, or delete-ok) comes before the deliveries the
+// settle freed, as in RabbitMQ, where they reach the channel after the delete; after a 406 the
+// client never sees them (they are requeued), after a delete-ok they come before the basic.cancel.
+func TestCompatDeleteIfEmptyAfterSettle(t *testing.T) {
+	notEmpty := func(q string) wireCloseInfo {
+		return wireHard(406, "PRECONDITION_FAILED - queue '"+q+"' in vhost '/' not empty", wireQueue, 40)
+	}
+	for _, c := range []struct {
+		name     string
+		prefetch uint16
+		publish  int
+		settle   func(ch uint16) []byte
+		deleted  bool     // the delete succeeds
+		redeliv  []string // deliveries after delete-ok
+		ready    int      // ready after a 406 and the channel's close
+	}{
+		{"ack frees credit", 1, 3, func(ch uint16) []byte { return wireBasicAck(ch, 1, false) }, false, nil, 2},
+		{"nack requeues", 1, 3, func(ch uint16) []byte { return wireBasicNack(ch, 1, false, true) }, false, nil, 3},
+		{"recover", 2, 3, func(ch uint16) []byte { return wireBasicRecover(ch) }, false, nil, 3},
+		{"ack, queue empty", 1, 2, func(ch uint16) []byte { return wireBasicAck(ch, 1, false) }, true, []string{"m2"}, 0},
+		{"nack, only unacked", 1, 1, func(ch uint16) []byte { return wireBasicNack(ch, 1, false, true) }, true, []string{"m1*"}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBroker(t)
+			conn := amqpDial(t, b)
+			q := amqpQueue(t, b, amqpChannel(t, conn), "q")
+			compatPublish(t, conn, q, c.publish)
+			w := wireHandshake(t, b)
+			w.openChannel(1)
+			w.send(wireBasicQos(1, c.prefetch))
+			w.expect(1, wireBasic, 11)
+			w.send(wireBasicConsume(1, q, "c1"))
+			w.expect(1, wireBasic, 21)
+			for range min(int(c.prefetch), c.publish) {
+				compatReadDelivery(t, w, 1)
+			}
+			w.send(append(c.settle(1), wireQueueDelete(1, q, false, true)...))
+			if c.name == "recover" {
+				w.expect(1, wireBasic, 111) // basic.recover's own reply comes first
+			}
+			if !c.deleted {
+				w.expectChannelClose(1, notEmpty(q))
+				compatSkipClosed(t, w, 1, 2)
+				compatWaitReady(t, conn, q, c.ready)
+				w.closeConnection()
+				return
+			}
+			w.expect(1, wireQueue, 41)
+			var got []string
+			for range c.redeliv {
+				d := compatReadDelivery(t, w, 1)
+				s := d.body
+				if d.redelivered {
+					s += "*"
+				}
+				got = append(got, s)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.redeliv) {
+				t.Fatalf("after delete-ok delivered %v, want %v", got, c.redeliv)
+			}
+			if f := w.next(); !f.Is(wireBasic, 30) || compatCancelTag(f) != "c1" {
+				t.Fatalf("got %v, want basic.cancel c1", f)
+			}
+			compatSync(t, w, 1)
+			w.closeConnection()
+		})
+	}
+}

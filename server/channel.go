@@ -48,6 +48,8 @@ type channel struct {
 
 	lastQueue string // the last queue declared on this channel, for methods naming queue ""
 
+	holding bool // deliveries are held until the next method's reply (holdDeliveries)
+
 	// pubAccess is the last exchange write was permitted on, while the permissions stay at gen.
 	pubAccess struct {
 		ok       bool
@@ -70,6 +72,8 @@ type channel struct {
 		ackTimer       *time.Timer    // consumer timeout (consumer_timeout.go); nil until needed
 		ackTimerAt     time.Time      // when ackTimer fires; zero: not armed
 		reply          *replyConsumer // the direct reply-to consumer (replyto.go)
+		hold           bool           // deliveries go to held (holdDeliveries)
+		held           []byte         // held basic.deliver frames with their content
 	}
 }
 
@@ -211,6 +215,15 @@ func (ch *channel) handleMethod(m amqp.Method) error {
 		return ch.pub.unexpected()
 	}
 	err := ch.dispatch(m)
+	if ch.holding {
+		switch m.(type) {
+		case *amqp.BasicAck, *amqp.BasicNack, *amqp.BasicReject, *amqp.BasicRecover, *amqp.BasicRecoverAsync:
+		default:
+			if err == nil {
+				ch.releaseHeld() // after the method's reply, as RabbitMQ
+			}
+		}
+	}
 	if err == nil {
 		return nil
 	}
@@ -311,14 +324,17 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		if !m.Requeue {
 			return amqp.Errorf(amqp.NotImplemented, "requeue=false")
 		}
-		// RabbitMQ answers recover-ok before the redeliveries.
+		// RabbitMQ answers recover-ok before the redeliveries, which come after the reply to
+		// the next method (holdDeliveries).
 		err := ch.reply(&amqp.BasicRecoverOk{})
+		ch.holdDeliveries()
 		ch.recover()
 		return err
 	case *amqp.BasicRecoverAsync:
 		if !m.Requeue {
 			return amqp.Errorf(amqp.NotImplemented, "requeue=false")
 		}
+		ch.holdDeliveries()
 		ch.recover()
 		return nil
 
@@ -548,7 +564,8 @@ func (ch *channel) queueDelete(m *amqp.QueueDelete) error {
 	n, cancelled, err := v.removeQueue(q, m.IfUnused, m.IfEmpty)
 	if err == nil {
 		err = ch.replyUnless(m.NoWait, &amqp.QueueDeleteOk{MessageCount: n})
+		ch.releaseHeld()
 	}
-	notifyCancelled(cancelled) // after delete-ok, as RabbitMQ
+	notifyCancelled(cancelled) // after delete-ok (and deliveries an ack just before freed), as RabbitMQ
 	return err
 }

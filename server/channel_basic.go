@@ -153,7 +153,11 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry, run *dispatchRun) bool {
 		c.unacked++
 		ch.mu.consumerUnack++
 	}
-	ch.writeDeliver(c.tag, tag, e, run.wb)
+	if ch.mu.hold {
+		ch.mu.held = ch.appendDeliver(ch.mu.held, c.tag, tag, e)
+	} else {
+		ch.writeDeliver(c.tag, tag, e, run.wb)
+	}
 	ch.countDeliver(c.q, c.noAck, e.redelivered)
 	return true
 }
@@ -199,17 +203,51 @@ func (c *lazyClock) now() time.Time {
 // writeDeliver queues basic.deliver with the message's header and body frames (writeContent
 // without boxing the method, so a delivery allocates nothing here).
 func (ch *channel) writeDeliver(ctag string, tag uint64, e *qentry, wb *writeBatch) {
+	ch.conn.out.writeVia(wb, func(b []byte) []byte { return ch.appendDeliver(b, ctag, tag, e) })
+}
+
+// appendDeliver appends basic.deliver with the message's header and body frames to b.
+func (ch *channel) appendDeliver(b []byte, ctag string, tag uint64, e *qentry) []byte {
 	c, m := ch.conn, e.msg
-	c.out.writeVia(wb, func(b []byte) []byte {
-		d := amqp.BasicDeliver{ConsumerTag: ctag, DeliveryTag: tag, Redelivered: e.redelivered, Exchange: m.exchange, RoutingKey: m.routingKey}
-		nb, err := amqp.AppendDeliverFrame(b, ch.id, &d)
-		if err != nil {
-			c.log.Error("encoding basic.deliver", "err", err)
-			return b
-		}
-		nb = amqp.AppendContentHeaderFrame(nb, ch.id, amqp.ClassBasic, uint64(len(m.body)), m.props)
-		return amqp.AppendBodyFrames(nb, ch.id, m.body, c.frameMax)
-	})
+	d := amqp.BasicDeliver{ConsumerTag: ctag, DeliveryTag: tag, Redelivered: e.redelivered, Exchange: m.exchange, RoutingKey: m.routingKey}
+	nb, err := amqp.AppendDeliverFrame(b, ch.id, &d)
+	if err != nil {
+		c.log.Error("encoding basic.deliver", "err", err)
+		return b
+	}
+	nb = amqp.AppendContentHeaderFrame(nb, ch.id, amqp.ClassBasic, uint64(len(m.body)), m.props)
+	return amqp.AppendBodyFrames(nb, ch.id, m.body, c.frameMax)
+}
+
+// holdDeliveries makes the deliveries to this channel wait (in ch.mu.held) until the reply to
+// the channel's next method, or the end of the batch of frames read (releaseHeld): in RabbitMQ
+// the deliveries an ack, nack or reject frees reach the channel's process after the method
+// pipelined behind the settle, so its reply (a queue.delete-ok, a channel.close for an error)
+// goes out first. On the read loop.
+func (ch *channel) holdDeliveries() {
+	if ch.holding {
+		return
+	}
+	ch.holding = true
+	ch.conn.holding = append(ch.conn.holding, ch)
+	ch.mu.Lock()
+	ch.mu.hold = true
+	ch.mu.Unlock()
+}
+
+// releaseHeld writes the held deliveries and stops holding. On the read loop.
+func (ch *channel) releaseHeld() {
+	if !ch.holding {
+		return
+	}
+	ch.holding = false
+	ch.mu.Lock()
+	held := ch.mu.held
+	ch.mu.hold, ch.mu.held = false, nil
+	if len(held) > 0 && !ch.mu.closed {
+		ch.conn.out.write(func(b []byte) []byte { return append(b, held...) })
+	}
+	ch.mu.Unlock()
 }
 
 // writeContent queues a content-bearing method with the message's header and body frames.
@@ -472,6 +510,7 @@ func (ch *channel) settleOrHold(s settlement) error {
 
 // settle applies an ack, nack or reject.
 func (ch *channel) settle(s settlement) error {
+	ch.holdDeliveries()
 	requeue := s.kind != settleAck && s.requeue
 	var ds []*delivery
 	var ok bool
@@ -725,6 +764,7 @@ func (ch *channel) teardown() {
 	for _, c := range consumers {
 		c.gone = true
 	}
+	ch.mu.hold, ch.mu.held = false, nil // a closed channel's deliveries are requeued, not sent
 	ds, _ := ch.takeLocked(0, true)
 	for _, s := range ch.txSettles { // held by a transaction: requeued with the others
 		ch.releaseCreditLocked(s.ds)

@@ -45,6 +45,7 @@ type conn struct {
 
 	channels     map[uint16]*channel
 	confirmDirty []*channel   // channels with confirms to send at the end of this read batch
+	holding      []*channel   // channels holding deliveries until the end of this read batch (holdDeliveries)
 	wb           writeBatch   // connections this read batch queued deliveries for (outbound.writeVia)
 	lastGroup    *commitGroup // the last commit group a publish of this connection must wait for
 	groupFresh   bool         // a publish since the last flush wrote to lastGroup
@@ -162,7 +163,7 @@ func (c *conn) readLoop() error {
 			clear(c.flowWaits)
 			c.flowWaits = c.flowWaits[:0]
 		}
-		if (len(c.confirmDirty) > 0 || len(c.wb.outs) > 0) && !c.frameBuffered() {
+		if (len(c.confirmDirty) > 0 || len(c.wb.outs) > 0 || len(c.holding) > 0) && !c.frameBuffered() {
 			// About to block on the socket: send the confirms this batch of frames earned and
 			// the deliveries it made.
 			c.endBatch()
@@ -361,6 +362,11 @@ func (c *conn) teardown() {
 // control, an alarm or the store's throttle: the deliveries it queued for consumers are written
 // and the confirms it earned are sent. No lock may be held (it writes to sockets).
 func (c *conn) endBatch() {
+	for i, ch := range c.holding {
+		ch.releaseHeld()
+		c.holding[i] = nil
+	}
+	c.holding = c.holding[:0]
 	c.wb.flush()
 	c.flushConfirms()
 }
