@@ -288,6 +288,12 @@ func TestCompatCheckOrder(t *testing.T) {
 		{name: "declare with invalid max-length and ttl", send: func(c uint16) []byte {
 			return declare(c, newQ, false, false, wireArgs().table(wireField{"x-max-length", int32(-1)}, wireField{"x-message-ttl", int32(-5)}))
 		}, closed: wireHard(406, "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue '"+newQ+"' in vhost '/': {value_negative,-5}", wireQueue, 10)},
+		{name: "declare with an invalid type and dead-letter exchange", send: func(c uint16) []byte {
+			return declare(c, newQ, false, false, wireArgs().table(wireField{"x-queue-type", "bogus"}, wireField{"x-dead-letter-exchange", int32(1)}))
+		}, closed: wireHard(406, "PRECONDITION_FAILED - invalid type 'signedint' for arg 'x-dead-letter-exchange' in queue '"+newQ+"' in vhost '/'", wireQueue, 10)},
+		{name: "declare with an invalid overflow and single-active-consumer", send: func(c uint16) []byte {
+			return declare(c, newQ, false, false, wireArgs().table(wireField{"x-single-active-consumer", "x"}, wireField{"x-overflow", "bogus"}))
+		}, closed: wireHard(406, "PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '"+newQ+"' in vhost '/': invalid_overflow", wireQueue, 10)},
 		{name: "declare with invalid max-priority and expires", send: func(c uint16) []byte {
 			return declare(c, newQ, false, false, wireArgs().table(wireField{"x-max-priority", int32(-1)}, wireField{"x-expires", int32(0)}))
 		}, closed: wireHard(406, "PRECONDITION_FAILED - invalid arg 'x-expires' for queue '"+newQ+"' in vhost '/': {value_zero,0}", wireQueue, 10)},

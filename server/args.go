@@ -104,7 +104,7 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 			case "drop-head", "reject-publish", "reject-publish-dlx":
 				lim.overflow = s
 			default:
-				return lim, bad(k, fmt.Sprintf("{invalid_overflow,<<\"%s\">>}", s))
+				return lim, bad(k, "invalid_overflow") // RabbitMQ 3.10.8's text, without the value
 			}
 		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode", "x-queue-type":
 			s, ok := x.(string)

@@ -463,6 +463,12 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if err := v.checkQueueLimitLocked(name); err != nil {
 		return nil, err
 	}
+	if x, ok := d.Arguments["x-dead-letter-exchange"]; ok {
+		if _, ok := x.(string); !ok { // checked with the dead-letter exchange's permissions, first
+			return nil, amqp.Errorf(amqp.PreconditionFailed, "invalid type '%s' for arg 'x-dead-letter-exchange' in queue '%s' in vhost '%s'",
+				amqp.FieldTypeName(x), name, v.name)
+		}
+	}
 	if err := v.checkNewQueueType(name, d); err != nil {
 		return nil, err
 	}
