@@ -220,12 +220,14 @@ func (ch *channel) appendDeliver(b []byte, ctag string, tag uint64, e *qentry) [
 }
 
 // holdDeliveries makes the deliveries to this channel wait (in ch.mu.held) until the reply to
-// the channel's next method, or the end of the batch of frames read (releaseHeld): in RabbitMQ
-// the deliveries an ack, nack or reject frees reach the channel's process after the method
-// pipelined behind the settle, so its reply (a queue.delete-ok, a channel.close for an error)
-// goes out first. On the read loop.
+// the channel's next method, or the end of the batch of frames read (releaseHeld), if that
+// method was already read: in RabbitMQ the deliveries an ack, nack, reject or recover frees
+// reach the channel's process after a method pipelined behind the settle, so its reply (a
+// queue.delete-ok, a channel.close for an error) goes out first. Nothing is held when no
+// method of the channel follows in the buffer (the common case: deliveries go out at once). On
+// the read loop.
 func (ch *channel) holdDeliveries() {
-	if ch.holding {
+	if ch.holding || !ch.conn.methodBufferedFor(ch.id) {
 		return
 	}
 	ch.holding = true
@@ -245,7 +247,7 @@ func (ch *channel) releaseHeld() {
 	held := ch.mu.held
 	ch.mu.hold, ch.mu.held = false, nil
 	if len(held) > 0 && !ch.mu.closed {
-		ch.conn.out.write(func(b []byte) []byte { return append(b, held...) })
+		ch.conn.out.writeVia(&ch.conn.wb, func(b []byte) []byte { return append(b, held...) })
 	}
 	ch.mu.Unlock()
 }

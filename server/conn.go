@@ -207,6 +207,16 @@ func (c *conn) frameBuffered() bool {
 	return uint64(c.br.Buffered()) >= uint64(binary.BigEndian.Uint32(h[3:7]))+8
 }
 
+// methodBufferedFor reports whether the next frame, already read whole, is a method frame on
+// channel ch (a method pipelined behind the one being handled, see channel.holdDeliveries).
+func (c *conn) methodBufferedFor(ch uint16) bool {
+	if !c.frameBuffered() {
+		return false
+	}
+	h := c.br.peekBuffered(7)
+	return h[0] == amqp.FrameMethod && binary.BigEndian.Uint16(h[1:3]) == ch
+}
+
 // errConnClosedByClient ends the read loop after the client's connection.close was answered.
 var errConnClosedByClient = errors.New("connection closed by client")
 
