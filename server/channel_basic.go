@@ -223,11 +223,11 @@ func (ch *channel) appendDeliver(b []byte, ctag string, tag uint64, e *qentry) [
 // the channel's next method, or the end of the batch of frames read (releaseHeld), if that
 // method was already read: in RabbitMQ the deliveries an ack, nack, reject or recover frees
 // reach the channel's process after a method pipelined behind the settle, so its reply (a
-// queue.delete-ok, a channel.close for an error) goes out first. Nothing is held when no
-// method of the channel follows in the buffer (the common case: deliveries go out at once). On
-// the read loop.
+// queue.delete-ok, a channel.close for an error) goes out first. Nothing is held when the next
+// frame read is not such a method of the channel (the common case, a stream of acks: deliveries
+// go out at once). On the read loop.
 func (ch *channel) holdDeliveries() {
-	if ch.holding || !ch.conn.methodBufferedFor(ch.id) {
+	if ch.holding || !ch.conn.replyMethodBufferedFor(ch.id) {
 		return
 	}
 	ch.holding = true

@@ -207,14 +207,19 @@ func (c *conn) frameBuffered() bool {
 	return uint64(c.br.Buffered()) >= uint64(binary.BigEndian.Uint32(h[3:7]))+8
 }
 
-// methodBufferedFor reports whether the next frame, already read whole, is a method frame on
-// channel ch (a method pipelined behind the one being handled, see channel.holdDeliveries).
-func (c *conn) methodBufferedFor(ch uint16) bool {
+// replyMethodBufferedFor reports whether the next frame, already read whole, is a method frame
+// on channel ch other than basic.ack, basic.nack and basic.reject (a method pipelined behind the
+// one being handled whose reply must come first, see channel.holdDeliveries).
+func (c *conn) replyMethodBufferedFor(ch uint16) bool {
 	if !c.frameBuffered() {
 		return false
 	}
-	h := c.br.peekBuffered(7)
-	return h[0] == amqp.FrameMethod && binary.BigEndian.Uint16(h[1:3]) == ch
+	h := c.br.peekBuffered(11)
+	if h == nil || h[0] != amqp.FrameMethod || binary.BigEndian.Uint16(h[1:3]) != ch {
+		return false
+	}
+	class, method := binary.BigEndian.Uint16(h[7:9]), binary.BigEndian.Uint16(h[9:11])
+	return class != amqp.ClassBasic || method != 80 && method != 90 && method != 120
 }
 
 // errConnClosedByClient ends the read loop after the client's connection.close was answered.
