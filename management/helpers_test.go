@@ -199,20 +199,9 @@ func (e *env) dial(props amqp.Table) *amqp.Connection {
 	return c
 }
 
-// eventually polls cond until it holds or the deadline passes (no fixed sleeps: it retries at
-// once after yielding).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
+// waitTimeout bounds how long a test waits (wait.For) for the broker's state or statistics to
+// show a change.
+const waitTimeout = 15 * time.Second
 
 // --- FIELDS.txt: field names and JSON types from RabbitMQ 3.10.8's responses ---
 

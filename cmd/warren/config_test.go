@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
 )
@@ -476,13 +477,7 @@ func TestHealthcheck(t *testing.T) {
 		t.Fatalf("--user/--password: %v", err)
 	}
 	freeCh <- 1 // below the disk free limit: the alarm fires and the check fails
-	deadline := time.Now().Add(10 * time.Second)
-	for check(creds, "--url", url) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("healthcheck still passes during a disk alarm")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "the healthcheck to fail during a disk alarm", func() bool { return check(creds, "--url", url) != nil })
 	if err := check(creds, "--url", "http://127.0.0.1:1"); err == nil {
 		t.Fatal("healthcheck passed with nothing listening")
 	}
