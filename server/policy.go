@@ -48,16 +48,6 @@ type policyState struct {
 	byVhost map[string]map[string]*policy // vhost -> name -> policy
 }
 
-func (ps *policyState) list(vhost string) []*policy {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	out := make([]*policy, 0, len(ps.byVhost[vhost]))
-	for _, p := range ps.byVhost[vhost] {
-		out = append(out, p)
-	}
-	return out
-}
-
 // match returns the policy that applies to the object name in vhost (nil: none).
 func (ps *policyState) match(vhost, name string, isQueue bool) *policy {
 	ps.mu.Lock()
