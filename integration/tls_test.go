@@ -5,7 +5,6 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -26,6 +25,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	wire "github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
@@ -134,32 +134,8 @@ func startTLSBroker(t *testing.T, files server.TLSFiles, opts ...func(*server.Op
 	if err != nil {
 		t.Fatalf("LoadTLS: %v", err)
 	}
-	o := server.Options{Logger: testLogger(t)}
-	for _, f := range opts {
-		f(&o)
-	}
-	srv, err := server.New(o)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(tls.NewListener(ln, cfg.Config())) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	addr := ln.Addr().String()
-	return tlsBroker{broker: broker{URL: "amqps://guest:guest@" + addr + "/", Addr: addr, Srv: srv}, TLS: cfg}
+	tb := testbroker.StartTLS(t, cfg.Config(), opts...)
+	return tlsBroker{broker: broker{URL: tb.URL, Addr: tb.Addr, Srv: tb.Srv}, TLS: cfg}
 }
 
 // serverFiles issues a server certificate and returns the files for LoadTLS.
