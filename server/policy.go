@@ -76,21 +76,6 @@ func (ps *policyState) match(vhost, name string, isQueue bool) *policy {
 
 // --- validation, with RabbitMQ's texts ---
 
-// erlTerm formats a JSON value as Erlang's ~p prints it, HTML-escaped as RabbitMQ's management
-// API returns validation reasons.
-func erlTerm(x any) string {
-	var s string
-	switch v := x.(type) {
-	case string:
-		s = fmt.Sprintf("<<%q>>", v)
-	case nil:
-		s = "null"
-	default:
-		s = fmt.Sprint(v)
-	}
-	return strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(s)
-}
-
 func policyInvalid(format string, args ...any) error {
 	return &BadRequestError{Reason: "Validation failed\n\n" + fmt.Sprintf(format, args...) + "\n"}
 }
@@ -126,7 +111,7 @@ var policyKeys = map[string]func(x any) error{
 func stringKey(msg string) func(any) error {
 	return func(x any) error {
 		if _, ok := x.(string); !ok {
-			return policyInvalid(msg, erlTerm(x))
+			return policyInvalid(msg, amqp.ErlangTermHTML(x))
 		}
 		return nil
 	}
@@ -135,7 +120,7 @@ func stringKey(msg string) func(any) error {
 func intKey(lowest int64, msg string) func(any) error {
 	return func(x any) error {
 		if n, ok := x.(int64); !ok || n < lowest {
-			return policyInvalid(msg, erlTerm(x))
+			return policyInvalid(msg, amqp.ErlangTermHTML(x))
 		}
 		return nil
 	}
@@ -149,7 +134,7 @@ func enumKey(msg string, values ...string) func(any) error {
 				return nil
 			}
 		}
-		return policyInvalid(msg, erlTerm(x))
+		return policyInvalid(msg, amqp.ErlangTermHTML(x))
 	}
 }
 
@@ -165,7 +150,7 @@ func (p Policy) validate() (*policy, error) {
 	}
 	re, err := regexp.Compile(p.Pattern)
 	if err != nil {
-		return nil, policyInvalid("pattern should be regular expression but is invalid: %s", erlTerm(err.Error()))
+		return nil, policyInvalid("pattern should be regular expression but is invalid: %s", amqp.ErlangTermHTML(err.Error()))
 	}
 	if len(p.Definition) == 0 {
 		return nil, policyInvalid("no policy provided")
@@ -180,7 +165,7 @@ func (p Policy) validate() (*policy, error) {
 		check, known := policyKeys[k]
 		switch {
 		case !known:
-			unknown = append(unknown, fmt.Sprintf("{%s,%s}", erlTerm(k), erlTerm(p.Definition[k])))
+			unknown = append(unknown, fmt.Sprintf("{%s,%s}", amqp.ErlangTermHTML(k), amqp.ErlangTermHTML(p.Definition[k])))
 		case check != nil:
 			if err := check(p.Definition[k]); err != nil {
 				return nil, err
