@@ -56,7 +56,9 @@ func startBroker(t testing.TB, opts ...func(*server.Options)) broker {
 		return broker{URL: externalURL, Addr: hostPort(t, externalURL)}
 	}
 	tb := testbroker.Start(t, opts...)
-	return broker{URL: tb.URL, Addr: tb.Addr, Srv: tb.Srv}
+	// guest:guest whatever the options say, as against RabbitMQ: a test that changes the default
+	// user dials with its own credentials (and checks that guest's are refused).
+	return broker{URL: "amqp://guest:guest@" + tb.Addr + "/", Addr: tb.Addr, Srv: tb.Srv}
 }
 
 func hostPort(t testing.TB, url string) string {
