@@ -42,6 +42,7 @@ var sleepAllowed = map[string]string{
 	"storage/pebble_test.go:TestPebbleCloseWaitsForScan":                     "keeps a scan running while Close waits for it",
 	"storage/pebble_test.go:slowSyncFile.SyncData":                           "a slow disk: every fsync takes 2 ms",
 	"storage/pebble_test.go:slowSyncFile.Sync":                               "a slow disk: every fsync takes 2 ms",
+	"integration/bench_meta_test.go:slowSyncStore":                           "a slow disk: every fsync of the write-ahead log takes slowSyncDelay",
 }
 
 // unlockAllowed are the places outside server/queue*.go that release a queue's lock with a bare
