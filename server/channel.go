@@ -418,14 +418,6 @@ func (ch *channel) checkBinding(dstKind, dstName, srcName, key string) error {
 	return ch.checkTopicAccess(accessRead, srcName, key)
 }
 
-func (ch *channel) queueFor(name string) (*queue, error) {
-	name, err := ch.queueName(name)
-	if err != nil {
-		return nil, err
-	}
-	return ch.vhost().lookupQueue(ch.conn, name)
-}
-
 func (ch *channel) queueDeclare(m *amqp.QueueDeclare) error {
 	if m.Passive && m.Queue == "" {
 		name, err := ch.queueName("")

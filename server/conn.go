@@ -57,7 +57,7 @@ type conn struct {
 	stopped  chan struct{} // closed by closeFromOutside: wakes a read loop waiting on a blocked publish
 	stopOnce sync.Once
 
-	adm connAdmin // what the management API reads (stats.go)
+	adm connAdmin // what the management API reads (its channel registry, at the end of this file)
 
 	opening bool         // the handshake reached connection.open (errors get connection.close)
 	open    atomic.Bool  // connection.open accepted: closes go through out (the write loop starts next)
@@ -423,3 +423,44 @@ func truncate(s string, n int) string {
 }
 
 func (c *conn) String() string { return fmt.Sprintf("conn %d (%s)", c.id, c.name) }
+
+// --- the channel registry the management API reads ---
+
+// connAdmin is what the management API reads of a connection besides its immutable fields.
+type connAdmin struct {
+	mechanism string // written by the handshake before conn.open is set
+
+	mu    sync.Mutex
+	chans map[uint16]*channel // open channels, by number
+}
+
+// addChannel registers a new channel of c (called by newChannel).
+func (c *conn) addChannel(ch *channel) {
+	c.adm.mu.Lock()
+	if c.adm.chans == nil {
+		c.adm.chans = map[uint16]*channel{}
+	}
+	c.adm.chans[ch.id] = ch
+	c.adm.mu.Unlock()
+	c.srv.adm.stats.inc(sChanCreated)
+}
+
+// removeChannel forgets ch (called once, by its teardown).
+func (c *conn) removeChannel(ch *channel) {
+	c.adm.mu.Lock()
+	if c.adm.chans[ch.id] == ch {
+		delete(c.adm.chans, ch.id)
+	}
+	c.adm.mu.Unlock()
+	c.srv.adm.stats.inc(sChanClosed)
+}
+
+func (c *conn) channelList() []*channel {
+	c.adm.mu.Lock()
+	defer c.adm.mu.Unlock()
+	out := make([]*channel, 0, len(c.adm.chans))
+	for _, ch := range c.adm.chans {
+		out = append(out, ch)
+	}
+	return out
+}
