@@ -43,6 +43,9 @@ var sleepAllowed = map[string]string{
 	"storage/pebble_test.go:slowSyncFile.SyncData":                           "a slow disk: every fsync takes 2 ms",
 	"storage/pebble_test.go:slowSyncFile.Sync":                               "a slow disk: every fsync takes 2 ms",
 	"integration/bench_meta_test.go:slowSyncStore":                           "a slow disk: every fsync of the write-ahead log takes slowSyncDelay",
+	"integration/crash_ack_test.go:ackCrashRun":                              "waits out the sync interval, the time bound under test, before the kill -9",
+	"server/commit_test.go:TestCommitterSyncsUnsyncedWritesWithinInterval":   "advances synctest's fake clock to the edges of the sync interval",
+	"server/commit_test.go:TestCommitterTimedSyncJoinsPendingGroup":          "advances synctest's fake clock to the sync interval",
 }
 
 // unlockAllowed are the places outside server/queue*.go that release a queue's lock with a bare
