@@ -19,7 +19,7 @@ func (d *MethodDecoder) Decode(payload []byte) (Method, error) {
 	}
 	args := payload[4:]
 	switch methodID := binary.BigEndian.Uint16(payload[2:]); methodID {
-	case 40: // basic.publish
+	case MethodBasicPublish:
 		m := &d.publish
 		r := decoder{b: args}
 		m.Ticket = r.short("ticket")
@@ -37,7 +37,7 @@ func (d *MethodDecoder) Decode(payload []byte) (Method, error) {
 		}
 		m.Mandatory, m.Immediate = bits&(1<<0) != 0, bits&(1<<1) != 0
 		return m, nil
-	case 80: // basic.ack
+	case MethodBasicAck:
 		m := &d.ack
 		r := decoder{b: args}
 		m.DeliveryTag = r.longlong("delivery-tag")
@@ -55,7 +55,7 @@ func (d *MethodDecoder) Decode(payload []byte) (Method, error) {
 // not boxed in an interface, so it can live on the caller's stack.
 func AppendDeliverFrame(dst []byte, channel uint16, m *BasicDeliver) ([]byte, error) {
 	start := len(dst)
-	dst = append(dst, FrameMethod, byte(channel>>8), byte(channel), 0, 0, 0, 0, 0, ClassBasic, 0, 60)
+	dst = append(dst, FrameMethod, byte(channel>>8), byte(channel), 0, 0, 0, 0, 0, ClassBasic, 0, MethodBasicDeliver)
 	dst, err := m.AppendArgs(dst)
 	if err != nil {
 		return dst[:start], err

@@ -3,7 +3,6 @@ package amqp
 import (
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // Error is an AMQP protocol error: a reply code, text, and the method that caused it.
@@ -70,79 +69,6 @@ const (
 // malformed builds the *Error for malformed table or property data.
 func malformed(format string, args ...any) *Error {
 	return Errorf(codeMalformed, format, args...)
-}
-
-// maxErlBinary bounds the bytes erlBinary formats: reply texts are shortstrs
-// (255 bytes), so more would only be truncated.
-const maxErlBinary = 128
-
-// erlBinary formats b as Erlang's ~w does, so error texts match RabbitMQ's:
-// <<>> when empty, <<"text">> when every byte is printable Latin-1, and
-// <<0,50,...>> otherwise. At most maxErlBinary bytes are shown; more are
-// elided as "...".
-func erlBinary(b []byte) string {
-	if len(b) == 0 {
-		return "<<>>"
-	}
-	shown, more := b, ""
-	if len(shown) > maxErlBinary {
-		shown, more = shown[:maxErlBinary], "..."
-	}
-	var sb strings.Builder
-	sb.WriteString("<<")
-	if erlPrintable(b) {
-		sb.WriteByte('"')
-		for _, c := range shown {
-			switch c {
-			case '"', '\\':
-				sb.WriteByte('\\')
-				sb.WriteByte(c)
-			case '\n':
-				sb.WriteString(`\n`)
-			case '\r':
-				sb.WriteString(`\r`)
-			case '\t':
-				sb.WriteString(`\t`)
-			case '\v':
-				sb.WriteString(`\v`)
-			case '\b':
-				sb.WriteString(`\b`)
-			case '\f':
-				sb.WriteString(`\f`)
-			case 0x1b:
-				sb.WriteString(`\e`)
-			default:
-				sb.WriteByte(c)
-			}
-		}
-		sb.WriteString(more)
-		sb.WriteString(`">>`)
-		return sb.String()
-	}
-	for i, c := range shown {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString(strconv.Itoa(int(c)))
-	}
-	if more != "" {
-		sb.WriteString(",...")
-	}
-	sb.WriteString(">>")
-	return sb.String()
-}
-
-// erlPrintable mirrors io_lib:printable_latin1_list on the bytes of b.
-func erlPrintable(b []byte) bool {
-	for _, c := range b {
-		switch {
-		case c >= 0x20 && c <= 0x7e, c >= 0xa0:
-		case c == '\n', c == '\r', c == '\t', c == '\v', c == '\b', c == '\f', c == 0x1b:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // methodDecodeError is the *Error for method arguments that do not decode,

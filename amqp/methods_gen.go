@@ -53,6 +53,77 @@ const (
 	ClassConfirm    = 85
 )
 
+// Method ids within their class: Method<Struct> is the id of the method
+// whose struct is <Struct> (MethodBasicPublish is basic.publish's 40).
+const (
+	MethodConnectionStart          = 10
+	MethodConnectionStartOk        = 11
+	MethodConnectionSecure         = 20
+	MethodConnectionSecureOk       = 21
+	MethodConnectionTune           = 30
+	MethodConnectionTuneOk         = 31
+	MethodConnectionOpen           = 40
+	MethodConnectionOpenOk         = 41
+	MethodConnectionClose          = 50
+	MethodConnectionCloseOk        = 51
+	MethodConnectionBlocked        = 60
+	MethodConnectionUnblocked      = 61
+	MethodConnectionUpdateSecret   = 70
+	MethodConnectionUpdateSecretOk = 71
+	MethodChannelOpen              = 10
+	MethodChannelOpenOk            = 11
+	MethodChannelFlow              = 20
+	MethodChannelFlowOk            = 21
+	MethodChannelClose             = 40
+	MethodChannelCloseOk           = 41
+	MethodAccessRequest            = 10
+	MethodAccessRequestOk          = 11
+	MethodExchangeDeclare          = 10
+	MethodExchangeDeclareOk        = 11
+	MethodExchangeDelete           = 20
+	MethodExchangeDeleteOk         = 21
+	MethodExchangeBind             = 30
+	MethodExchangeBindOk           = 31
+	MethodExchangeUnbind           = 40
+	MethodExchangeUnbindOk         = 51
+	MethodQueueDeclare             = 10
+	MethodQueueDeclareOk           = 11
+	MethodQueueBind                = 20
+	MethodQueueBindOk              = 21
+	MethodQueuePurge               = 30
+	MethodQueuePurgeOk             = 31
+	MethodQueueDelete              = 40
+	MethodQueueDeleteOk            = 41
+	MethodQueueUnbind              = 50
+	MethodQueueUnbindOk            = 51
+	MethodBasicQos                 = 10
+	MethodBasicQosOk               = 11
+	MethodBasicConsume             = 20
+	MethodBasicConsumeOk           = 21
+	MethodBasicCancel              = 30
+	MethodBasicCancelOk            = 31
+	MethodBasicPublish             = 40
+	MethodBasicReturn              = 50
+	MethodBasicDeliver             = 60
+	MethodBasicGet                 = 70
+	MethodBasicGetOk               = 71
+	MethodBasicGetEmpty            = 72
+	MethodBasicAck                 = 80
+	MethodBasicReject              = 90
+	MethodBasicRecoverAsync        = 100
+	MethodBasicRecover             = 110
+	MethodBasicRecoverOk           = 111
+	MethodBasicNack                = 120
+	MethodTxSelect                 = 10
+	MethodTxSelectOk               = 11
+	MethodTxCommit                 = 20
+	MethodTxCommitOk               = 21
+	MethodTxRollback               = 30
+	MethodTxRollbackOk             = 31
+	MethodConfirmSelect            = 10
+	MethodConfirmSelectOk          = 11
+)
+
 // codeName returns the spec name of a reply code with '-' replaced by '_', or "".
 func codeName(code uint16) string {
 	switch code {

@@ -231,12 +231,12 @@ func CheckBindArgs(kind Kind, args amqp.Table) error {
 	s, isString := v.(string)
 	if !isString {
 		return errors.New("Invalid x-match field type " + amqp.FieldTypeName(v) +
-			" (value " + erlangTerm(v) + "); expected longstr")
+			" (value " + amqp.ErlangTerm(v) + "); expected longstr")
 	}
 	switch s {
 	case "all", "any", "all-with-x", "any-with-x":
 		return nil
 	}
-	return errors.New("Invalid x-match field value " + erlangTerm(v) +
+	return errors.New("Invalid x-match field value " + amqp.ErlangTerm(v) +
 		"; expected all, any, all-with-x, or any-with-x")
 }

@@ -158,14 +158,3 @@ func TestCheckBindArgs(t *testing.T) {
 		}
 	}
 }
-
-func TestErlangFloat(t *testing.T) {
-	for f, want := range map[float64]string{
-		1.5: "1.5", 1: "1.0", -2: "-2.0", 0: "0.0", 100: "100.0", 0.25: "0.25",
-		123456.789: "123456.789", 1e6: "1.0e6", 1.5e20: "1.5e20", 0.001: "0.001", 1.5e-10: "1.5e-10",
-	} {
-		if got := erlangTerm(f); got != want {
-			t.Errorf("erlangTerm(%v) = %q, want %q", f, got, want)
-		}
-	}
-}

@@ -7,6 +7,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -32,13 +33,7 @@ func TestDiskAlarmBlocksPublishers(t *testing.T) {
 	cons := persistDial(t, b.URL, false)
 
 	free.Store(1 << 20)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(b.Srv.Alarms()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the disk alarm was not raised")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.For(t, 5*time.Second, "the disk alarm to be raised", func() bool { return len(b.Srv.Alarms()) > 0 })
 	if err := pub.ch.Publish("", "alarm.q", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("during")}); err != nil {
 		t.Fatal(err)
 	}

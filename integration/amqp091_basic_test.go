@@ -541,6 +541,7 @@ func TestBasicRecover(t *testing.T) {
 	amqpPublishN(t, ch, q, 2)
 	d := amqpConsume(t, ch, q, false)
 	first := amqpRecvBodies(t, d, 2)
+	//lint:ignore SA1019 basic.recover is what this test checks
 	if err := ch.Recover(true); err != nil {
 		t.Fatal(err)
 	}
@@ -551,6 +552,7 @@ func TestBasicRecover(t *testing.T) {
 		}
 	}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	//lint:ignore SA1019 basic.recover is what this test checks
 	amqpAssertConnectionError(t, conn, closed, ch.Recover(false), amqp.NotImplemented, "NOT_IMPLEMENTED - requeue=false")
 }
 

@@ -20,6 +20,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -232,16 +233,14 @@ func TestAMQPPolicyDeleteLiftsLimit(t *testing.T) {
 	ttlWaitReady(t, conn, q, 1)
 	deletePolicy(t, b, name)
 	// RabbitMQ applies the deletion asynchronously: publish until the queue grows past the limit.
-	deadline := time.Now().Add(amqpTimeout)
-	for i := 3; ; i++ {
+	i := 3
+	if !wait.Until(amqpTimeout, 10*time.Millisecond, func() bool {
 		publishN(t, ch, q, i, i+1)
-		if n, _ := amqpReady(t, conn, q); n > 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the limit stayed after the policy was deleted")
-		}
-		time.Sleep(10 * time.Millisecond)
+		i++
+		n, _ := amqpReady(t, conn, q)
+		return n > 1
+	}) {
+		t.Fatal("the limit stayed after the policy was deleted")
 	}
 	n, _ := amqpReady(t, conn, q)
 	publishN(t, ch, q, 100, 103)

@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -40,16 +41,12 @@ func ttlPublish(t testing.TB, ch *amqp.Channel, queue, body, expiration string) 
 // ttlWaitReady polls until queue reports want ready messages.
 func ttlWaitReady(t testing.TB, conn *amqp.Connection, queue string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(amqpTimeout)
-	for {
-		n, _ := amqpReady(t, conn, queue)
-		if n == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue %q has %d messages, want %d", queue, n, want)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var n int
+	if !wait.Until(amqpTimeout, wait.Interval, func() bool {
+		n, _ = amqpReady(t, conn, queue)
+		return n == want
+	}) {
+		t.Fatalf("queue %q has %d messages, want %d", queue, n, want)
 	}
 }
 
@@ -179,19 +176,17 @@ func TestAMQPTTLQueueExpires(t *testing.T) {
 // x-expires of 50ms) until queue does not exist.
 func ttlWaitGone(t testing.TB, conn *amqp.Connection, queue string) {
 	t.Helper()
-	deadline := time.Now().Add(amqpTimeout)
-	for {
+	if !wait.Until(amqpTimeout, 200*time.Millisecond, func() bool {
 		ch := amqpChannel(t, conn)
 		_, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
 		if err != nil {
 			amqpWantError(t, err, 404, "NOT_FOUND")
-			return
+			return true
 		}
 		ch.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("queue %q still exists", queue)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("queue %q still exists", queue)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/warrenmq/warren/server"
 )
 
-// Publisher flow control (server/flow.go): a publisher faster than a queue's consumers is paused
+// Publisher flow control (server/queue_flow.go): a publisher faster than a queue's consumers is paused
 // until they drain it, so the queue's backlog stays in a bounded part of its window.
 
 const flowWindow = 64 // server.Options.QueueWindow for these tests: pause at 32 ready, resume at 16

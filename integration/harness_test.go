@@ -2,20 +2,17 @@
 package integration
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -58,33 +55,10 @@ func startBroker(t testing.TB, opts ...func(*server.Options)) broker {
 		}
 		return broker{URL: externalURL, Addr: hostPort(t, externalURL)}
 	}
-	o := server.Options{Logger: testLogger(t)}
-	for _, f := range opts {
-		f(&o)
-	}
-	srv, err := server.New(o)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil && !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	addr := ln.Addr().String()
-	// The listener is bound before Serve runs, so the broker is ready once a dial succeeds.
-	return broker{URL: "amqp://guest:guest@" + addr + "/", Addr: addr, Srv: srv}
+	tb := testbroker.Start(t, opts...)
+	// guest:guest whatever the options say, as against RabbitMQ: a test that changes the default
+	// user dials with its own credentials (and checks that guest's are refused).
+	return broker{URL: "amqp://guest:guest@" + tb.Addr + "/", Addr: tb.Addr, Srv: tb.Srv}
 }
 
 func hostPort(t testing.TB, url string) string {
@@ -106,13 +80,4 @@ func hostPort(t testing.TB, url string) string {
 }
 
 // testLogger logs through t.Log when -v is given, and discards otherwise.
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+func testLogger(t testing.TB) *slog.Logger { return testbroker.Logger(t) }

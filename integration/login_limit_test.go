@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -61,7 +62,7 @@ func TestLoginFailuresTarpitted(t *testing.T) {
 		}()
 	}
 	// The tarpitted attempts are past the login: the log says the address is limited.
-	waitFor(t, "the limit to be logged", func() bool { return strings.Contains(logs.String(), "too many failed logins") })
+	wait.For(t, amqpTimeout, "the limit to be logged", func() bool { return strings.Contains(logs.String(), "too many failed logins") })
 
 	good := amqpDial(t, b) // same address, right password: not delayed
 	amqpAssertAlive(t, good)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/storage"
 )
@@ -46,30 +46,13 @@ type faultBroker struct {
 
 func startFaultBroker(t *testing.T, store storage.Store) faultBroker {
 	t.Helper()
-	srv, err := server.New(server.Options{Store: store, Logger: testLogger(t)})
+	// Not testbroker.Start: shutting this broker down is expected to fail, and the test checks how.
+	tb, err := testbroker.New(server.Options{Store: store, Logger: testLogger(t)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	var once sync.Once
-	var stopErr error
-	stop := func() error {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			stopErr = srv.Shutdown(ctx)
-			<-served
-		})
-		return stopErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	addr := ln.Addr().String()
-	return faultBroker{broker: broker{URL: "amqp://guest:guest@" + addr + "/", Addr: addr, Srv: srv}, stop: stop}
+	t.Cleanup(func() { _ = tb.Stop() })
+	return faultBroker{broker: broker{URL: tb.URL, Addr: tb.Addr, Srv: tb.Srv}, stop: tb.Stop}
 }
 
 // noReuseFS creates a new file where Pebble would recycle an old write-ahead log. errorfs hands out

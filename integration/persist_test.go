@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/storage"
 )
@@ -226,16 +227,12 @@ func testPersistRestart(t *testing.T, store restartable) {
 // asynchronously, after the ack that caused them).
 func waitRecords(t *testing.T, s storage.Store, prefix []byte, want int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := countRecords(t, s, prefix)
-		if n == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("store has %d records under %q, want %d", n, prefix, want)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var n int
+	if !wait.Until(5*time.Second, wait.Interval, func() bool {
+		n = countRecords(t, s, prefix)
+		return n == want
+	}) {
+		t.Fatalf("store has %d records under %q, want %d", n, prefix, want)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -125,24 +126,19 @@ type leakBounds struct {
 // with the last snapshot if it does not. It returns that snapshot.
 func waitBaseline(t testing.TB, base procState, b leakBounds, within time.Duration) procState {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st := takeProcState()
-		ok := st.Goroutines <= base.Goroutines+b.Goroutines &&
+	var st procState
+	if !wait.Until(within, 50*time.Millisecond, func() bool {
+		st = takeProcState()
+		return st.Goroutines <= base.Goroutines+b.Goroutines &&
 			(st.FDs < 0 || base.FDs < 0 || st.FDs <= base.FDs+b.FDs) &&
 			st.Heap <= base.Heap+b.Heap
-		if ok {
-			return st
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Errorf("not back to the baseline after %v:\nbaseline %v\nnow      %v (allowed +%d goroutines, +%d fds, +%d heap bytes)\n%s",
-				within, base, st, b.Goroutines, b.FDs, b.Heap, buf[:n])
-			return st
-		}
-		time.Sleep(50 * time.Millisecond)
+	}) {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Errorf("not back to the baseline after %v:\nbaseline %v\nnow      %v (allowed +%d goroutines, +%d fds, +%d heap bytes)\n%s",
+			within, base, st, b.Goroutines, b.FDs, b.Heap, buf[:n])
 	}
+	return st
 }
 
 // recordTB records Errorf calls, to test the checks above.

@@ -162,7 +162,10 @@ func soakDial(ctx context.Context, b broker, n *soakCounters) *amqp.Connection {
 			return c
 		}
 		n.errors.Add(1)
-		time.Sleep(100 * time.Millisecond)
+		select { // back off before the next attempt
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/warrenmq/warren/internal/wait"
 )
 
 var tlsReadyRe = regexp.MustCompile(`msg="TLS listeners started".* amqps=(\S+) https=(\S+)`)
@@ -62,7 +64,7 @@ func TestBinaryTLSFlagsAndSIGHUP(t *testing.T) {
 		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, want, func() bool { return strings.Count(p.log.String(), want) > before })
+		wait.For(t, amqpTimeout, want, func() bool { return strings.Count(p.log.String(), want) > before })
 	}
 	pki.issue(t, "server", 301, pkix.Name{CommonName: "localhost"}, true)
 	sighup("TLS certificates reloaded")

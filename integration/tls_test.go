@@ -5,7 +5,6 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -26,6 +25,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	wire "github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/internal/testbroker"
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
 )
@@ -133,32 +134,8 @@ func startTLSBroker(t *testing.T, files server.TLSFiles, opts ...func(*server.Op
 	if err != nil {
 		t.Fatalf("LoadTLS: %v", err)
 	}
-	o := server.Options{Logger: testLogger(t)}
-	for _, f := range opts {
-		f(&o)
-	}
-	srv, err := server.New(o)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(tls.NewListener(ln, cfg.Config())) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	addr := ln.Addr().String()
-	return tlsBroker{broker: broker{URL: "amqps://guest:guest@" + addr + "/", Addr: addr, Srv: srv}, TLS: cfg}
+	tb := testbroker.StartTLS(t, cfg.Config(), opts...)
+	return tlsBroker{broker: broker{URL: tb.URL, Addr: tb.Addr, Srv: tb.Srv}, TLS: cfg}
 }
 
 // serverFiles issues a server certificate and returns the files for LoadTLS.
@@ -206,7 +183,7 @@ func TestTLSPublishConsume(t *testing.T) {
 	if n >= 4 && string(buf[:4]) == "AMQP" {
 		t.Fatalf("the TLS port answered a plain protocol header: %q", buf[:n])
 	}
-	waitFor(t, "the failed TLS handshake to be counted", func() bool { return b.Srv.TLSHandshakeFailures() >= 1 })
+	wait.For(t, amqpTimeout, "the failed TLS handshake to be counted", func() bool { return b.Srv.TLSHandshakeFailures() >= 1 })
 }
 
 // TLS 1.1 and older are refused in the handshake (TLS 1.2 is the minimum) and counted.
@@ -218,7 +195,7 @@ func TestTLSOldVersionRefused(t *testing.T) {
 		c.Close()
 		t.Fatal("a TLS 1.1 handshake succeeded")
 	}
-	waitFor(t, "the failed TLS handshake to be counted", func() bool { return b.Srv.TLSHandshakeFailures() == 1 })
+	wait.For(t, amqpTimeout, "the failed TLS handshake to be counted", func() bool { return b.Srv.TLSHandshakeFailures() == 1 })
 	// A stalled client (TCP connected, no ClientHello) is dropped at the handshake timeout.
 	b2 := startTLSBroker(t, pki.serverFiles(t, 12), func(o *server.Options) { o.HandshakeTimeout = 200 * time.Millisecond })
 	raw, err := net.Dial("tcp", b2.Addr)
@@ -230,19 +207,7 @@ func TestTLSOldVersionRefused(t *testing.T) {
 	if _, err := raw.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("a silent TLS client was not dropped: %v", err)
 	}
-	waitFor(t, "the timed-out TLS handshake to be counted", func() bool { return b2.Srv.TLSHandshakeFailures() == 1 })
-}
-
-// waitFor polls cond until it holds or amqpTimeout passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(amqpTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, amqpTimeout, "the timed-out TLS handshake to be counted", func() bool { return b2.Srv.TLSHandshakeFailures() == 1 })
 }
 
 // With verify_peer and fail_if_no_peer_cert, a client without a certificate (or with one from
@@ -269,7 +234,7 @@ func TestTLSFailIfNoPeerCert(t *testing.T) {
 		t.Fatalf("with a client certificate: %v", err)
 	}
 	conn.Close()
-	waitFor(t, "the refused handshakes to be counted", func() bool { return b.Srv.TLSHandshakeFailures() == 2 })
+	wait.For(t, amqpTimeout, "the refused handshakes to be counted", func() bool { return b.Srv.TLSHandshakeFailures() == 2 })
 }
 
 // externalAuth is SASL EXTERNAL as amqp091-go sends it.

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -299,7 +298,6 @@ func (d *wireDec) longlong() uint64 {
 }
 
 func (d *wireDec) shortstr() string { return string(d.take(int(d.octet()))) }
-func (d *wireDec) longstr() string  { return string(d.take(int(d.long()))) }
 
 // wireArgsOf returns a decoder over a method frame's arguments.
 func wireArgsOf(f wireFrame) *wireDec {
@@ -499,9 +497,6 @@ func wireClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
-
-// wireTimedOut reports whether err is a read deadline.
-func wireTimedOut(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 // expectEOF reads until the broker closes the socket, allowing only heartbeats on the way; it fails if a
 // non-heartbeat frame arrives or the deadline passes.

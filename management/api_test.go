@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -204,7 +205,7 @@ func TestHTTPAndAMQPSeeTheSameQueues(t *testing.T) {
 	if err := ch.Publish("", "from.http", false, false, amqp.Publishing{Body: []byte("hi"), DeliveryMode: 2}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the message in the HTTP view", func() bool {
+	wait.For(t, waitTimeout, "the message in the HTTP view", func() bool {
 		q := e.must(200, "GET", "/api/queues/%2F/from.http", nil).obj(t)
 		return q["messages"] == json.Number("1") && q["messages_persistent"] == json.Number("1") && q["message_bytes"] == json.Number("2")
 	})
@@ -473,7 +474,7 @@ func TestConnectionsChannelsConsumers(t *testing.T) {
 	if ae == nil || !errors.As(ae, &amqpErr) || amqpErr.Code != 320 || amqpErr.Reason != "CONNECTION_FORCED - maintenance" {
 		t.Fatalf("close: %v", ae)
 	}
-	eventually(t, "the connection to go", func() bool {
+	wait.For(t, waitTimeout, "the connection to go", func() bool {
 		return len(e.must(200, "GET", "/api/connections", nil).list(t)) == 0
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/warrenmq/warren/internal/wait"
 )
 
 // fixture builds the objects RabbitMQ's samples were captured with (see the samples' README): vhost
@@ -99,7 +100,7 @@ func buildFixture(t *testing.T, e *env) *fixture {
 	for i := 0; i < 5; i++ {
 		<-deliveries
 	}
-	eventually(t, "10 unacked deliveries", func() bool {
+	wait.For(t, waitTimeout, "10 unacked deliveries", func() bool {
 		q := e.must(200, "GET", "/api/queues/research/rq.consumed", nil).obj(t)
 		return q["messages_unacknowledged"] == json.Number("10") && q["message_stats"].(map[string]any)["ack"] == json.Number("5")
 	})
@@ -113,7 +114,7 @@ func buildFixture(t *testing.T, e *env) *fixture {
 		t.Fatal("the publisher's connection is not listed")
 	}
 	// Statistics appear once the sampler has seen the traffic.
-	eventually(t, "vhost statistics", func() bool {
+	wait.For(t, waitTimeout, "vhost statistics", func() bool {
 		v := e.must(200, "GET", "/api/vhosts/research", nil).obj(t)
 		ms, _ := v["message_stats"].(map[string]any)
 		return ms != nil && ms["publish"] == json.Number("30")

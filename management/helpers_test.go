@@ -3,12 +3,9 @@ package management
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +17,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
+	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/storage"
 )
@@ -33,6 +31,7 @@ func TestMain(m *testing.M) {
 // env is a broker on 127.0.0.1:0 with the management handler on an httptest server.
 type env struct {
 	t       *testing.T
+	b       *testbroker.Broker
 	srv     *server.Server
 	store   *storage.MemStore
 	api     string // http://127.0.0.1:port
@@ -66,34 +65,16 @@ func startEnv(t *testing.T, store *storage.MemStore, opts ...func(*server.Option
 	for _, f := range opts {
 		f(&o)
 	}
-	srv, err := server.New(o)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	hs := httptest.NewServer(NewHandler(srv, log))
-	e := &env{t: t, srv: srv, store: store, api: hs.URL, addr: ln.Addr().String()}
-	e.amqpURL = "amqp://guest:guest@" + e.addr + "/"
-	t.Cleanup(func() {
-		hs.Close()
-		e.stop()
-		if err := <-served; err != nil && !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return e
+	b := testbroker.Start(t, func(so *server.Options) { *so = o })
+	hs := httptest.NewServer(NewHandler(b.Srv, log))
+	t.Cleanup(hs.Close) // before the broker's own cleanup stops it
+	return &env{t: t, b: b, srv: b.Srv, store: store, api: hs.URL, addr: b.Addr, amqpURL: b.URL}
 }
 
+// stop stops the broker before the test ends (its cleanup then does nothing more).
 func (e *env) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.srv.Shutdown(ctx); err != nil {
-		e.t.Errorf("shutdown: %v", err)
+	if err := e.b.Stop(); err != nil {
+		e.t.Errorf("testbroker: %v", err)
 	}
 }
 
@@ -199,20 +180,9 @@ func (e *env) dial(props amqp.Table) *amqp.Connection {
 	return c
 }
 
-// eventually polls cond until it holds or the deadline passes (no fixed sleeps: it retries at
-// once after yielding).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
+// waitTimeout bounds how long a test waits (wait.For) for the broker's state or statistics to
+// show a change.
+const waitTimeout = 15 * time.Second
 
 // --- FIELDS.txt: field names and JSON types from RabbitMQ 3.10.8's responses ---
 

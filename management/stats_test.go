@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -171,7 +172,7 @@ func TestMessageStats(t *testing.T) {
 		return n
 	}
 	var ov, q, vh, chn, x map[string]any
-	eventually(t, "statistics", func() bool {
+	wait.For(t, waitTimeout, "statistics", func() bool {
 		ov = e.must(200, "GET", "/api/overview", nil).obj(t)
 		q = e.must(200, "GET", "/api/queues/%2F/st", nil).obj(t)
 		vh = e.must(200, "GET", "/api/vhosts/%2F", nil).obj(t)
@@ -226,7 +227,7 @@ func TestRates(t *testing.T) {
 		f, _ := lookup(m, strings.Split(path, ".")).(json.Number).Float64()
 		return f
 	}
-	eventually(t, "non-zero rates while messages flow", func() bool {
+	wait.For(t, waitTimeout, "non-zero rates while messages flow", func() bool {
 		e.must(200, "POST", "/api/exchanges/%2F/amq.default/publish", map[string]any{"properties": map[string]any{}, "routing_key": "rt", "payload": "x", "payload_encoding": "string"})
 		<-deliveries
 		ov := e.must(200, "GET", "/api/overview", nil).obj(t)
@@ -250,7 +251,7 @@ func TestPrometheus(t *testing.T) {
 	e.must(200, "POST", "/api/exchanges/v2/amq.default/publish", map[string]any{"properties": map[string]any{}, "routing_key": "p.two", "payload": "x", "payload_encoding": "string"})
 	e.dial(nil)
 	// The client has connection.open-ok slightly before the broker lists the connection.
-	eventually(t, "the connection to be listed", func() bool { return len(e.must(200, "GET", "/api/connections", nil).list(t)) == 1 })
+	wait.For(t, waitTimeout, "the connection to be listed", func() bool { return len(e.must(200, "GET", "/api/connections", nil).list(t)) == 1 })
 
 	scrape := func(path string) map[string]*dto.MetricFamily {
 		r := e.do("GET", path, "", nil)
@@ -336,7 +337,7 @@ func TestAlarms(t *testing.T) {
 	e.must(200, "GET", "/api/health/checks/alarms", nil)
 	free.Store(1)
 	var body map[string]any
-	eventually(t, "the disk alarm", func() bool {
+	wait.For(t, waitTimeout, "the disk alarm", func() bool {
 		r := e.do("GET", "/api/health/checks/alarms", guest, nil)
 		body = r.obj(t)
 		return r.status == 503
@@ -356,7 +357,7 @@ func TestAlarms(t *testing.T) {
 		t.Errorf("no raised disk alarm in /metrics")
 	}
 	free.Store(1 << 40)
-	eventually(t, "the alarm to clear", func() bool { return e.do("GET", "/api/health/checks/alarms", guest, nil).status == 200 })
+	wait.For(t, waitTimeout, "the alarm to clear", func() bool { return e.do("GET", "/api/health/checks/alarms", guest, nil).status == 200 })
 }
 
 // A persistent message published over HTTP is on disk when the API answers; a queue past its

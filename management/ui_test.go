@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -26,6 +25,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
+	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -169,27 +169,8 @@ func startUI(t *testing.T) *uiEnv {
 func startWarren(t *testing.T) (base, amqpURL string) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(server.Options{Logger: log})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("broker shutdown: %v", err)
-		}
-		if err := <-served; err != nil && !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("broker serve: %v", err)
-		}
-	})
-	hs := httptest.NewServer(NewHandler(srv, log))
+	b := testbroker.Start(t, func(o *server.Options) { o.Logger = log })
+	hs := httptest.NewServer(NewHandler(b.Srv, log))
 	t.Cleanup(hs.Close)
 	// Say plainly when the handler does not serve the UI, rather than time out in the browser.
 	res, err := http.Get(hs.URL + "/")
@@ -201,7 +182,7 @@ func startWarren(t *testing.T) (base, amqpURL string) {
 		t.Fatalf("GET / on the management handler: %d %s, want the UI's index.html (is uiHandler mounted at /?)",
 			res.StatusCode, res.Header.Get("Content-Type"))
 	}
-	return hs.URL + "/", "amqp://guest:guest@" + ln.Addr().String() + "/"
+	return hs.URL + "/", b.URL
 }
 
 // proxyRabbitMQ serves the embedded UI with /api proxied to the RabbitMQ management API at api.
@@ -833,18 +814,8 @@ func encodeURIComponent(s string) string {
 // each load; directories are not listed.
 func TestUIServed(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(server.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	hs := httptest.NewServer(NewHandler(srv, log))
+	b := testbroker.Start(t, func(o *server.Options) { o.Logger = log })
+	hs := httptest.NewServer(NewHandler(b.Srv, log))
 	defer hs.Close()
 	get := func(path string) (*http.Response, []byte) {
 		t.Helper()

@@ -176,7 +176,7 @@ func (s *Server) Bind(vhost, source, destType, dest, key string, args amqp.Table
 	if err != nil {
 		return err
 	}
-	return v.bind(source, d, key, args)
+	return v.bind(source, d, key, args, nil)
 }
 
 // Unbind removes a binding as queue.unbind and exchange.unbind do.
@@ -185,11 +185,14 @@ func (s *Server) Unbind(vhost, source, destType, dest, key string, args amqp.Tab
 	if err != nil {
 		return err
 	}
+	if v.exchange(source) == nil {
+		return v.errNoExchange(source) // queue.unbind would answer unbind-ok; the API says 404
+	}
 	d, err := v.destination(destType, dest)
 	if err != nil {
 		return err
 	}
-	return v.unbind(source, d, key, args)
+	return v.unbind(source, d, key, args, nil)
 }
 
 // Publish publishes a message as basic.publish with mandatory set would, on behalf of user (the

@@ -106,7 +106,8 @@ type countingTarget struct {
 }
 
 func (c *countingTarget) deliver(*qentry, *dispatchRun) bool { c.n++; return true }
-func (c *countingTarget) queueDeleted()                      {}
+func (c *countingTarget) queueDeleted() bool                 { return false }
+func (c *countingTarget) cancelled()                         {}
 func (c *countingTarget) deliversOn() any                    { return c }
 func (c *countingTarget) describe(*ConsumerInfo)             {}
 

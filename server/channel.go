@@ -48,6 +48,8 @@ type channel struct {
 
 	lastQueue string // the last queue declared on this channel, for methods naming queue ""
 
+	holding bool // deliveries are held until the next method's reply (holdDeliveries)
+
 	// pubAccess is the last exchange write was permitted on, while the permissions stay at gen.
 	pubAccess        publishAccess
 	consumerPrefetch uint16 // basic.qos global=false: the limit given to consumers created next
@@ -66,6 +68,8 @@ type channel struct {
 		ackTimer       *time.Timer    // consumer timeout (consumer_timeout.go); nil until needed
 		ackTimerAt     time.Time      // when ackTimer fires; zero: not armed
 		reply          *replyConsumer // the direct reply-to consumer (replyto.go)
+		hold           bool           // deliveries go to held (holdDeliveries)
+		held           []byte         // held basic.deliver frames with their content
 	}
 }
 
@@ -83,9 +87,19 @@ type consumer struct {
 // deliver is deliveryTarget.deliver: basic.deliver on the consumer's channel if it has credit.
 func (c *consumer) deliver(e *qentry, run *dispatchRun) bool { return c.ch.tryDeliver(c, e, run) }
 
-// queueDeleted is deliveryTarget.queueDeleted: the channel forgets the consumer and tells a client
-// that asked for consumer_cancel_notify.
-func (c *consumer) queueDeleted() { c.ch.serverCancel(c) }
+// queueDeleted is deliveryTarget.queueDeleted: the channel forgets the consumer; a client that
+// asked for consumer_cancel_notify is to be told (cancelled).
+func (c *consumer) queueDeleted() bool { return c.ch.serverCancel(c) }
+
+// cancelled is deliveryTarget.cancelled: basic.cancel, if the channel is still open.
+func (c *consumer) cancelled() {
+	ch := c.ch
+	ch.mu.Lock()
+	if !ch.mu.closed {
+		ch.reply(&amqp.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+	}
+	ch.mu.Unlock()
+}
 
 // deliversOn is deliveryTarget.deliversOn: the connection whose socket carries the deliveries and
 // their acks.
@@ -128,6 +142,7 @@ type settlement struct {
 	tag      uint64
 	multiple bool
 	requeue  bool
+	ds       []*delivery // in a transaction: the deliveries it took off the channel
 }
 
 type settleKind uint8
@@ -165,6 +180,15 @@ func (ch *channel) handleMethod(m amqp.Method) error {
 		return ch.pub.unexpected()
 	}
 	err := ch.dispatch(m)
+	if ch.holding {
+		switch m.(type) {
+		case *amqp.BasicAck, *amqp.BasicNack, *amqp.BasicReject, *amqp.BasicRecover, *amqp.BasicRecoverAsync:
+		default:
+			if err == nil {
+				ch.releaseHeld() // after the method's reply, as RabbitMQ
+			}
+		}
+	}
 	if err == nil {
 		return nil
 	}
@@ -265,12 +289,17 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		if !m.Requeue {
 			return amqp.Errorf(amqp.NotImplemented, "requeue=false")
 		}
+		// RabbitMQ answers recover-ok before the redeliveries, which come after the reply to
+		// the next method (holdDeliveries).
+		err := ch.reply(&amqp.BasicRecoverOk{})
+		ch.holdDeliveries()
 		ch.recover()
-		return ch.reply(&amqp.BasicRecoverOk{})
+		return err
 	case *amqp.BasicRecoverAsync:
 		if !m.Requeue {
 			return amqp.Errorf(amqp.NotImplemented, "requeue=false")
 		}
+		ch.holdDeliveries()
 		ch.recover()
 		return nil
 
@@ -300,7 +329,7 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		if !ch.tx {
 			return amqp.Errorf(amqp.PreconditionFailed, "channel is not transactional")
 		}
-		ch.txPubs, ch.txSettles = nil, nil
+		ch.txRollback()
 		return ch.reply(&amqp.TxRollbackOk{})
 	}
 	// Connection-class methods on a channel, or methods only a server sends.
@@ -339,26 +368,31 @@ func (ch *channel) exchangeDeclare(m *amqp.ExchangeDeclare) error {
 	return ch.replyUnless(m.NoWait, &amqp.ExchangeDeclareOk{})
 }
 
+// exchangeBind runs exchange.bind and exchange.unbind in RabbitMQ 3.10's order of checks (see
+// queueBind): permissions and the default exchange first; then bind reports a missing source
+// before a missing destination, while unbind answers unbind-ok when either is missing.
 func (ch *channel) exchangeBind(srcName, dstName, key string, args amqp.Table, bind, nowait bool) error {
 	v := ch.vhost()
 	if err := ch.checkBinding("exchange", dstName, srcName, key); err != nil {
 		return err
 	}
-	dst := v.exchange(dstName)
-	if dst == nil {
-		return v.errNoExchange(dstName)
-	}
-	if dstName == "" {
-		return errDefaultExchange
-	}
+	src, dst := v.exchange(srcName), v.exchange(dstName)
 	if bind {
-		if err := v.bind(srcName, dst, key, args); err != nil {
+		if src == nil {
+			return v.errNoExchange(srcName)
+		}
+		if dst == nil {
+			return v.errNoExchange(dstName)
+		}
+		if err := v.bind(srcName, dst, key, args, ch.conn); err != nil {
 			return err
 		}
 		return ch.replyUnless(nowait, &amqp.ExchangeBindOk{})
 	}
-	if err := v.unbind(srcName, dst, key, args); err != nil {
-		return err
+	if src != nil && dst != nil {
+		if err := v.unbind(srcName, dst, key, args, ch.conn); err != nil {
+			return err
+		}
 	}
 	return ch.replyUnless(nowait, &amqp.ExchangeUnbindOk{})
 }
@@ -403,14 +437,6 @@ func (ch *channel) checkBinding(dstKind, dstName, srcName, key string) error {
 	return ch.checkTopicAccess(accessRead, srcName, key)
 }
 
-func (ch *channel) queueFor(name string) (*queue, error) {
-	name, err := ch.queueName(name)
-	if err != nil {
-		return nil, err
-	}
-	return ch.vhost().lookupQueue(ch.conn, name)
-}
-
 func (ch *channel) queueDeclare(m *amqp.QueueDeclare) error {
 	if m.Passive && m.Queue == "" {
 		name, err := ch.queueName("")
@@ -431,6 +457,14 @@ func (ch *channel) queueDeclare(m *amqp.QueueDeclare) error {
 	return ch.reply(&amqp.QueueDeclareOk{Queue: q.name, MessageCount: ready, ConsumerCount: consumers})
 }
 
+// queueBind runs queue.bind and queue.unbind. The order of checks is RabbitMQ 3.10.8's
+// (rabbit_channel:binding_action, rabbit_binding:add and remove), as observed on it:
+//  1. write permission on the queue, the default exchange refused as either end (403), read
+//     permission on the exchange, topic permission on the key (checkBinding);
+//  2. bind: a missing exchange (404), then a missing queue (404), then invalid binding
+//     arguments (406, x-match), then another connection's exclusive queue (405);
+//  3. unbind: unbind-ok when the exchange, the queue or the binding does not exist; 405 only for
+//     an existing binding to another connection's exclusive queue.
 func (ch *channel) queueBind(qName, exName, key string, args amqp.Table, bind, nowait bool) error {
 	name, err := ch.queueName(qName)
 	if err != nil {
@@ -439,21 +473,30 @@ func (ch *channel) queueBind(qName, exName, key string, args amqp.Table, bind, n
 	if err := ch.checkBinding("queue", name, exName, key); err != nil {
 		return err
 	}
-	q, err := ch.vhost().lookupQueue(ch.conn, name)
-	if err != nil {
-		return err
-	}
+	v := ch.vhost()
+	src := v.exchange(exName)
+	v.mu.RLock()
+	q := v.mu.queues[name]
+	v.mu.RUnlock()
 	if bind {
+		if src == nil {
+			return v.errNoExchange(exName)
+		}
+		if q == nil {
+			return v.errNoQueue(name)
+		}
 		if key == "" && qName == "" {
 			key = q.name // spec: an empty key and queue name bind with the queue's name
 		}
-		if err := ch.vhost().bind(exName, q, key, args); err != nil {
+		if err := v.bind(exName, q, key, args, ch.conn); err != nil {
 			return err
 		}
 		return ch.replyUnless(nowait, &amqp.QueueBindOk{})
 	}
-	if err := ch.vhost().unbind(exName, q, key, args); err != nil {
-		return err
+	if src != nil && q != nil {
+		if err := v.unbind(exName, q, key, args, ch.conn); err != nil {
+			return err
+		}
 	}
 	return ch.reply(&amqp.QueueUnbindOk{})
 }
@@ -475,9 +518,11 @@ func (ch *channel) queueDelete(m *amqp.QueueDelete) error {
 		}
 		return err
 	}
-	n, err := v.deleteQueue(q, m.IfUnused, m.IfEmpty)
-	if err != nil {
-		return err
+	n, cancelled, err := v.removeQueue(q, m.IfUnused, m.IfEmpty)
+	if err == nil {
+		err = ch.replyUnless(m.NoWait, &amqp.QueueDeleteOk{MessageCount: n})
+		ch.releaseHeld()
 	}
-	return ch.replyUnless(m.NoWait, &amqp.QueueDeleteOk{MessageCount: n})
+	notifyCancelled(cancelled) // after delete-ok (and deliveries an ack just before freed), as RabbitMQ
+	return err
 }

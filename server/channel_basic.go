@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
@@ -84,18 +85,25 @@ func (ch *channel) detach(c *consumer) {
 	}
 }
 
-// serverCancel is called by a queue being deleted (under its lock): the consumer is gone, and a
-// client that understands basic.cancel is told.
-func (ch *channel) serverCancel(c *consumer) {
+// serverCancel is called by a queue being deleted (under its lock): the consumer is gone. It
+// reports whether the client is to be told with basic.cancel (notifyCancelled), which is sent
+// after the queue.delete-ok, as RabbitMQ sends it.
+func (ch *channel) serverCancel(c *consumer) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.mu.consumers[c.tag] != c {
-		return
+		return false
 	}
 	delete(ch.mu.consumers, c.tag)
 	c.gone = true
-	if ch.conn.caps.consumerCancelNotify && !ch.mu.closed {
-		ch.reply(&amqp.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+	return ch.conn.caps.consumerCancelNotify && !ch.mu.closed
+}
+
+// notifyCancelled tells the targets a deleted queue cancelled (deliveryTarget.queueDeleted
+// returned true) that they are. No lock is held.
+func notifyCancelled(ts []deliveryTarget) {
+	for _, t := range ts {
+		t.cancelled()
 	}
 }
 
@@ -141,7 +149,11 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry, run *dispatchRun) bool {
 		c.unacked++
 		ch.mu.consumerUnack++
 	}
-	ch.writeDeliver(c.tag, tag, e, run.wb)
+	if ch.mu.hold {
+		ch.mu.held = ch.appendDeliver(ch.mu.held, c.tag, tag, e)
+	} else {
+		ch.writeDeliver(c.tag, tag, e, run.wb)
+	}
 	ch.countDeliver(c.q, c.noAck, e.redelivered)
 	return true
 }
@@ -187,17 +199,53 @@ func (c *lazyClock) now() time.Time {
 // writeDeliver queues basic.deliver with the message's header and body frames (writeContent
 // without boxing the method, so a delivery allocates nothing here).
 func (ch *channel) writeDeliver(ctag string, tag uint64, e *qentry, wb *writeBatch) {
+	ch.conn.out.writeVia(wb, func(b []byte) []byte { return ch.appendDeliver(b, ctag, tag, e) })
+}
+
+// appendDeliver appends basic.deliver with the message's header and body frames to b.
+func (ch *channel) appendDeliver(b []byte, ctag string, tag uint64, e *qentry) []byte {
 	c, m := ch.conn, e.msg
-	c.out.writeVia(wb, func(b []byte) []byte {
-		d := amqp.BasicDeliver{ConsumerTag: ctag, DeliveryTag: tag, Redelivered: e.redelivered, Exchange: m.exchange, RoutingKey: m.routingKey}
-		nb, err := amqp.AppendDeliverFrame(b, ch.id, &d)
-		if err != nil {
-			c.log.Error("encoding basic.deliver", "err", err)
-			return b
-		}
-		nb = amqp.AppendContentHeaderFrame(nb, ch.id, amqp.ClassBasic, uint64(len(m.body)), m.props)
-		return amqp.AppendBodyFrames(nb, ch.id, m.body, c.frameMax)
-	})
+	d := amqp.BasicDeliver{ConsumerTag: ctag, DeliveryTag: tag, Redelivered: e.redelivered, Exchange: m.exchange, RoutingKey: m.routingKey}
+	nb, err := amqp.AppendDeliverFrame(b, ch.id, &d)
+	if err != nil {
+		c.log.Error("encoding basic.deliver", "err", err)
+		return b
+	}
+	nb = amqp.AppendContentHeaderFrame(nb, ch.id, amqp.ClassBasic, uint64(len(m.body)), m.props)
+	return amqp.AppendBodyFrames(nb, ch.id, m.body, c.frameMax)
+}
+
+// holdDeliveries makes the deliveries to this channel wait (in ch.mu.held) until the reply to
+// the channel's next method, or the end of the batch of frames read (releaseHeld), if that
+// method was already read: in RabbitMQ the deliveries an ack, nack, reject or recover frees
+// reach the channel's process after a method pipelined behind the settle, so its reply (a
+// queue.delete-ok, a channel.close for an error) goes out first. Nothing is held when the next
+// frame read is not such a method of the channel (the common case, a stream of acks: deliveries
+// go out at once). On the read loop.
+func (ch *channel) holdDeliveries() {
+	if ch.holding || !ch.conn.replyMethodBufferedFor(ch.id) {
+		return
+	}
+	ch.holding = true
+	ch.conn.holding = append(ch.conn.holding, ch)
+	ch.mu.Lock()
+	ch.mu.hold = true
+	ch.mu.Unlock()
+}
+
+// releaseHeld writes the held deliveries and stops holding. On the read loop.
+func (ch *channel) releaseHeld() {
+	if !ch.holding {
+		return
+	}
+	ch.holding = false
+	ch.mu.Lock()
+	held := ch.mu.held
+	ch.mu.hold, ch.mu.held = false, nil
+	if len(held) > 0 && !ch.mu.closed {
+		ch.conn.out.writeVia(&ch.conn.wb, func(b []byte) []byte { return append(b, held...) })
+	}
+	ch.mu.Unlock()
 }
 
 // writeContent queues a content-bearing method with the message's header and body frames.
@@ -410,87 +458,130 @@ func (ch *channel) basicGet(m *amqp.BasicGet) error {
 	return nil
 }
 
+// settleOrHold applies an ack, nack or reject, or in a transaction takes its deliveries off the
+// channel's unacked ones until tx.commit (tx.rollback puts them back), as RabbitMQ does: a tag
+// that is not an unacked delivery fails at once with 406, also in a transaction, and an ack of a
+// tag already acked in the transaction is one.
 func (ch *channel) settleOrHold(s settlement) error {
-	if ch.tx {
-		// Check the tag now so a bad one fails at once, as RabbitMQ does; settle on commit.
-		ch.mu.Lock()
-		ok := ch.hasTagLocked(s.tag, s.multiple)
-		ch.mu.Unlock()
-		if !ok {
-			return amqp.Errorf(amqp.PreconditionFailed, "unknown delivery tag %d", s.tag)
-		}
-		ch.txSettles = append(ch.txSettles, s)
-		return nil
+	if !ch.tx {
+		return ch.settle(s)
 	}
-	return ch.settle(s)
+	ch.mu.Lock()
+	ds, ok := ch.removeLocked(s.tag, s.multiple)
+	ch.mu.Unlock()
+	if !ok {
+		return amqp.Errorf(amqp.PreconditionFailed, "unknown delivery tag %d", s.tag)
+	}
+	s.ds = ds // their consumers' credit is released on commit
+	ch.txSettles = append(ch.txSettles, s)
+	return nil
 }
 
 // settle applies an ack, nack or reject.
 func (ch *channel) settle(s settlement) error {
+	ch.holdDeliveries()
+	requeue := s.kind != settleAck && s.requeue
+	var ds []*delivery
+	var ok bool
 	ch.mu.Lock()
-	ds := ch.takeLocked(s.tag, s.multiple)
+	if requeue {
+		ds, ok = ch.removeLocked(s.tag, s.multiple) // credit released group by group
+	} else {
+		ds, ok = ch.takeLocked(s.tag, s.multiple)
+	}
 	ch.mu.Unlock()
-	if len(ds) == 0 {
+	if !ok {
 		return amqp.Errorf(amqp.PreconditionFailed, "unknown delivery tag %d", s.tag)
+	}
+	ch.settleTaken(s, ds, !requeue)
+	return nil
+}
+
+// settleTaken hands deliveries taken off the channel back to their queues: requeued,
+// dead-lettered or acked as s says. released says whether their consumers' credit was released.
+func (ch *channel) settleTaken(s settlement, ds []*delivery, released bool) {
+	if len(ds) == 0 {
+		return
 	}
 	ch.countSettle(s.kind, ds)
 	if s.kind != settleAck && s.requeue {
-		requeueDeliveries(ds)
-	} else if s.kind != settleAck {
+		ch.requeueGroups(ds, released)
+		releaseDeliveries(ds)
+		ch.kickConsumers(&ch.conn.wb) // on the read loop
+		return
+	}
+	if !released {
+		ch.mu.Lock()
+		ch.releaseCreditLocked(ds)
+		ch.mu.Unlock()
+	}
+	if s.kind != settleAck {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.reject(es) })
 	} else {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(es) })
 	}
 	releaseDeliveries(ds)
 	ch.kickConsumers(&ch.conn.wb) // on the read loop
-	return nil
 }
 
-// hasTagLocked reports whether tag (or, with multiple, any tag up to it; 0 = all) is unacked.
-func (ch *channel) hasTagLocked(tag uint64, multiple bool) bool {
-	if len(ch.mu.unacked) == 0 {
-		return false
-	}
-	if multiple {
-		return tag == 0 || ch.mu.unacked[0].tag <= tag
-	}
-	_, found := slices.BinarySearchFunc(ch.mu.unacked, tag, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
-	return found
+// takeLocked removes and returns the deliveries an ack of tag covers (removeLocked), releasing
+// their consumer credit.
+func (ch *channel) takeLocked(tag uint64, multiple bool) ([]*delivery, bool) {
+	taken, ok := ch.removeLocked(tag, multiple)
+	ch.releaseCreditLocked(taken)
+	return taken, ok
 }
 
-// takeLocked removes and returns the deliveries an ack of tag covers (with multiple: every tag up
-// to it; tag 0 with multiple: all), releasing their consumer credit.
-func (ch *channel) takeLocked(tag uint64, multiple bool) []*delivery {
+// removeLocked removes and returns the unacked deliveries an ack of tag covers, as RabbitMQ's
+// collect_acks does: tag alone, or with multiple every tag up to it; tag 0 with multiple is all of
+// them (possibly none). ok is false, and nothing is removed, if tag is not an unacked delivery
+// (with multiple too: an ack of a tag never delivered or already settled settles nothing).
+func (ch *channel) removeLocked(tag uint64, multiple bool) (taken []*delivery, ok bool) {
 	u := ch.mu.unacked
-	var taken []*delivery
-	if multiple {
-		n := len(u)
-		if tag != 0 {
-			n, _ = slices.BinarySearchFunc(u, tag+1, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
-		}
-		taken = slices.Clone(u[:n])
-		clear(u[:n])
-		ch.mu.unacked = u[n:]
-	} else {
-		i, found := slices.BinarySearchFunc(u, tag, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
-		if !found {
-			return nil
-		}
-		taken = []*delivery{u[i]}
-		if i == 0 {
-			u[0] = nil
-			ch.mu.unacked = u[1:]
-		} else {
-			ch.mu.unacked = slices.Delete(u, i, i+1)
-		}
+	if multiple && tag == 0 {
+		taken = slices.Clone(u)
+		clear(u)
+		ch.mu.unacked = u[:0]
+		return taken, true
 	}
+	i, found := slices.BinarySearchFunc(u, tag, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
+	if !found {
+		return nil, false
+	}
+	if multiple {
+		taken = slices.Clone(u[:i+1])
+		clear(u[:i+1])
+		ch.mu.unacked = u[i+1:]
+		return taken, true
+	}
+	taken = []*delivery{u[i]}
+	if i == 0 {
+		u[0] = nil
+		ch.mu.unacked = u[1:]
+	} else {
+		ch.mu.unacked = slices.Delete(u, i, i+1)
+	}
+	return taken, true
+}
+
+// releaseCreditLocked gives the consumers of taken deliveries their credit back.
+func (ch *channel) releaseCreditLocked(taken []*delivery) {
 	for _, d := range taken {
 		if d.c != nil {
 			d.c.unacked--
 			ch.mu.consumerUnack--
 		}
 	}
-	return taken
+}
+
+// restoreLocked puts deliveries a transaction held back among the unacked ones, in tag order
+// (tx.rollback).
+func (ch *channel) restoreLocked(ds []*delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	ch.mu.unacked = append(ch.mu.unacked, ds...)
+	slices.SortFunc(ch.mu.unacked, func(a, b *delivery) int { return cmpU64(a.tag, b.tag) })
 }
 
 func cmpU64(a, b uint64) int {
@@ -506,11 +597,63 @@ func cmpU64(a, b uint64) int {
 // recover requeues every unacked delivery of the channel (basic.recover with requeue=true).
 func (ch *channel) recover() {
 	ch.mu.Lock()
-	ds := ch.takeLocked(0, true)
+	ds, _ := ch.removeLocked(0, true)
 	ch.mu.Unlock()
-	requeueDeliveries(ds)
+	ch.requeueGroups(ds, false)
 	releaseDeliveries(ds)
 	ch.kickConsumers(&ch.conn.wb) // on the read loop
+}
+
+// requeueGroups requeues deliveries taken off the channel as RabbitMQ 3.10 does for
+// basic.recover and a nack or reject with requeue (rabbit_channel:foreach_per_queue): in groups of
+// one queue and one consumer, ordered by queue name, the basic.get deliveries before the
+// consumers' (ordered by tag). Each group's credit is released just before the group goes back to
+// its queue, which drops heads over its length limit and then delivers, group after group. So
+// the number dead-lettered by a length limit, and what the consumers get again, are RabbitMQ's.
+// released says the credit was released already.
+func (ch *channel) requeueGroups(ds []*delivery, released bool) {
+	type key struct {
+		q   *queue
+		c   *consumer
+		tag string // the consumer's tag; "" for basic.get
+	}
+	var keys []key
+	groups := map[key][]*delivery{}
+	for _, d := range ds {
+		k := key{q: d.q, c: d.c}
+		if d.c != nil {
+			k.tag = d.c.tag
+		}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], d)
+	}
+	slices.SortStableFunc(keys, func(a, b key) int {
+		if a.q.name != b.q.name {
+			return strings.Compare(a.q.name, b.q.name)
+		}
+		if (a.c == nil) != (b.c == nil) {
+			if a.c == nil {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.tag, b.tag)
+	})
+	for _, k := range keys {
+		g := groups[k]
+		if !released {
+			ch.mu.Lock()
+			ch.releaseCreditLocked(g)
+			ch.mu.Unlock()
+		}
+		es := make([]*qentry, len(g))
+		for i, d := range g {
+			es[i] = d.e
+		}
+		k.q.requeue(es)
+	}
 }
 
 // requeueDeliveries returns deliveries to their queues, in order.
@@ -554,11 +697,21 @@ func (ch *channel) txCommit() error {
 		return amqp.Errorf(amqp.InternalError, "tx.commit: storage write failed: %v", err)
 	}
 	for _, s := range settles {
-		if err := ch.settle(s); err != nil {
-			return err
-		}
+		ch.settleTaken(s, s.ds, false)
 	}
 	return nil
+}
+
+// txRollback drops the transaction's publishes and puts the deliveries its acks, nacks and
+// rejects held back among the unacked ones.
+func (ch *channel) txRollback() {
+	settles := ch.txSettles
+	ch.txPubs, ch.txSettles = nil, nil
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for _, s := range settles {
+		ch.restoreLocked(s.ds)
+	}
 }
 
 // --- teardown ---
@@ -580,7 +733,13 @@ func (ch *channel) teardown() {
 	for _, c := range consumers {
 		c.gone = true
 	}
-	ds := ch.takeLocked(0, true)
+	ch.mu.hold, ch.mu.held = false, nil // a closed channel's deliveries are requeued, not sent
+	ds, _ := ch.takeLocked(0, true)
+	for _, s := range ch.txSettles { // held by a transaction: requeued with the others
+		ch.releaseCreditLocked(s.ds)
+		ds = append(ds, s.ds...)
+	}
+	slices.SortFunc(ds, func(a, b *delivery) int { return cmpU64(a.tag, b.tag) })
 	rc := ch.mu.reply
 	ch.mu.reply = nil
 	ch.mu.Unlock()

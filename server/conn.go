@@ -45,6 +45,7 @@ type conn struct {
 
 	channels     map[uint16]*channel
 	confirmDirty []*channel   // channels with confirms to send at the end of this read batch
+	holding      []*channel   // channels holding deliveries until the end of this read batch (holdDeliveries)
 	wb           writeBatch   // connections this read batch queued deliveries for (outbound.writeVia)
 	lastGroup    *commitGroup // the last commit group a publish of this connection must wait for
 	groupFresh   bool         // a publish since the last flush wrote to lastGroup
@@ -56,7 +57,7 @@ type conn struct {
 	stopped  chan struct{} // closed by closeFromOutside: wakes a read loop waiting on a blocked publish
 	stopOnce sync.Once
 
-	adm connAdmin // what the management API reads (stats.go)
+	adm connAdmin // what the management API reads (its channel registry, at the end of this file)
 
 	opening bool         // the handshake reached connection.open (errors get connection.close)
 	open    atomic.Bool  // connection.open accepted: closes go through out (the write loop starts next)
@@ -162,7 +163,7 @@ func (c *conn) readLoop() error {
 			clear(c.flowWaits)
 			c.flowWaits = c.flowWaits[:0]
 		}
-		if (len(c.confirmDirty) > 0 || len(c.wb.outs) > 0) && !c.frameBuffered() {
+		if (len(c.confirmDirty) > 0 || len(c.wb.outs) > 0 || len(c.holding) > 0) && !c.frameBuffered() {
 			// About to block on the socket: send the confirms this batch of frames earned and
 			// the deliveries it made.
 			c.endBatch()
@@ -204,6 +205,21 @@ func (c *conn) frameBuffered() bool {
 		return false
 	}
 	return uint64(c.br.Buffered()) >= uint64(binary.BigEndian.Uint32(h[3:7]))+8
+}
+
+// replyMethodBufferedFor reports whether the next frame, already read whole, is a method frame
+// on channel ch other than basic.ack, basic.nack and basic.reject (a method pipelined behind the
+// one being handled whose reply must come first, see channel.holdDeliveries).
+func (c *conn) replyMethodBufferedFor(ch uint16) bool {
+	if !c.frameBuffered() {
+		return false
+	}
+	h := c.br.peekBuffered(11)
+	if h == nil || h[0] != amqp.FrameMethod || binary.BigEndian.Uint16(h[1:3]) != ch {
+		return false
+	}
+	class, method := binary.BigEndian.Uint16(h[7:9]), binary.BigEndian.Uint16(h[9:11])
+	return class != amqp.ClassBasic || method != 80 && method != 90 && method != 120
 }
 
 // errConnClosedByClient ends the read loop after the client's connection.close was answered.
@@ -361,6 +377,11 @@ func (c *conn) teardown() {
 // control, an alarm or the store's throttle: the deliveries it queued for consumers are written
 // and the confirms it earned are sent. No lock may be held (it writes to sockets).
 func (c *conn) endBatch() {
+	for i, ch := range c.holding {
+		ch.releaseHeld()
+		c.holding[i] = nil
+	}
+	c.holding = c.holding[:0]
 	c.wb.flush()
 	c.flushConfirms()
 }
@@ -393,11 +414,53 @@ func methodErr(e *amqp.Error, m amqp.Method) *amqp.Error {
 	return &ce
 }
 
+// truncate cuts a reply text to n octets as RabbitMQ does: the first n-3 and "...".
 func truncate(s string, n int) string {
 	if len(s) > n {
-		return s[:n]
+		return s[:n-3] + "..."
 	}
 	return s
 }
 
 func (c *conn) String() string { return fmt.Sprintf("conn %d (%s)", c.id, c.name) }
+
+// --- the channel registry the management API reads ---
+
+// connAdmin is what the management API reads of a connection besides its immutable fields.
+type connAdmin struct {
+	mechanism string // written by the handshake before conn.open is set
+
+	mu    sync.Mutex
+	chans map[uint16]*channel // open channels, by number
+}
+
+// addChannel registers a new channel of c (called by newChannel).
+func (c *conn) addChannel(ch *channel) {
+	c.adm.mu.Lock()
+	if c.adm.chans == nil {
+		c.adm.chans = map[uint16]*channel{}
+	}
+	c.adm.chans[ch.id] = ch
+	c.adm.mu.Unlock()
+	c.srv.adm.stats.inc(sChanCreated)
+}
+
+// removeChannel forgets ch (called once, by its teardown).
+func (c *conn) removeChannel(ch *channel) {
+	c.adm.mu.Lock()
+	if c.adm.chans[ch.id] == ch {
+		delete(c.adm.chans, ch.id)
+	}
+	c.adm.mu.Unlock()
+	c.srv.adm.stats.inc(sChanClosed)
+}
+
+func (c *conn) channelList() []*channel {
+	c.adm.mu.Lock()
+	defer c.adm.mu.Unlock()
+	out := make([]*channel, 0, len(c.adm.chans))
+	for _, ch := range c.adm.chans {
+		out = append(out, ch)
+	}
+	return out
+}

@@ -84,7 +84,7 @@ func (c *conn) handshake() bool {
 
 	// Until connection.open, RabbitMQ answers a protocol error by dropping the socket (it does not
 	// trust the peer yet); so does Warren, logging why.
-	m, ok := c.expect(amqp.ClassConnection, 11, "connection.start_ok")
+	m, ok := c.expect(amqp.ClassConnection, amqp.MethodConnectionStartOk, "connection.start_ok")
 	if !ok {
 		return false
 	}
@@ -126,7 +126,7 @@ func (c *conn) handshake() bool {
 	}); err != nil {
 		return false
 	}
-	m, ok = c.expect(amqp.ClassConnection, 31, "connection.tune_ok")
+	m, ok = c.expect(amqp.ClassConnection, amqp.MethodConnectionTuneOk, "connection.tune_ok")
 	if !ok {
 		return false
 	}
@@ -137,7 +137,7 @@ func (c *conn) handshake() bool {
 	}
 
 	c.opening = true // from here on, errors are answered with connection.close
-	m, ok = c.expect(amqp.ClassConnection, 40, "connection.open")
+	m, ok = c.expect(amqp.ClassConnection, amqp.MethodConnectionOpen, "connection.open")
 	if !ok {
 		return false
 	}

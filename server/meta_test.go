@@ -118,8 +118,8 @@ func TestMetaFsyncHoldsNoRoutingLock(t *testing.T) {
 			_, err := v.declareQueue(nil, &amqp.QueueDeclare{Queue: "dq2", Durable: true})
 			return err
 		}},
-		{"bind", func() error { return v.bind("dx", dq, "k", nil) }},
-		{"unbind", func() error { return v.unbind("dx", dq, "k", nil) }},
+		{"bind", func() error { return v.bind("dx", dq, "k", nil, nil) }},
+		{"unbind", func() error { return v.unbind("dx", dq, "k", nil, nil) }},
 		{"delete queue", func() error { _, err := v.deleteQueue(dq, false, false); return err }},
 		{"delete exchange", func() error { return v.deleteExchange("dx", false) }},
 	} {
@@ -157,10 +157,10 @@ func TestMetaIdempotentChangesWriteNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := v.bind("work", q, "jobs.#", nil); err != nil {
+		if err := v.bind("work", q, "jobs.#", nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := v.bind("work", q, "x", amqp.Table{"a": "b"}); err != nil {
+		if err := v.bind("work", q, "x", amqp.Table{"a": "b"}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,7 +178,7 @@ func TestMetaIdempotentChangesWriteNothing(t *testing.T) {
 	}
 	// A different binding is a change.
 	q, _ := v.lookupQueue(nil, "jobs")
-	if err := v.bind("work", q, "x", amqp.Table{"a": "c"}); err != nil {
+	if err := v.bind("work", q, "x", amqp.Table{"a": "c"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := st.synced.Load(); n != first+1 {
@@ -215,7 +215,7 @@ func TestMetaFailedWriteChangesNothing(t *testing.T) {
 	if _, err := v.lookupQueue(nil, "dq2"); err == nil {
 		t.Fatal("a queue whose write failed is declared")
 	}
-	internal("bind", v.bind("dx", q, "k", nil))
+	internal("bind", v.bind("dx", q, "k", nil, nil))
 	if got := v.route(v.exchange("dx"), "k", nil, &message{}, nil); len(got) != 0 {
 		t.Fatalf("a binding whose write failed routes: %v", got)
 	}
@@ -246,9 +246,9 @@ func TestMetaConcurrentChangesAgreeWithStore(t *testing.T) {
 				case 2, 3:
 					if q, err := v.lookupQueue(nil, qn); err == nil {
 						if r.IntN(2) == 0 {
-							v.bind(xn, q, "k", nil)
+							v.bind(xn, q, "k", nil, nil)
 						} else {
-							v.unbind(xn, q, "k", nil)
+							v.unbind(xn, q, "k", nil, nil)
 						}
 					}
 				case 4:

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/warrenmq/warren/internal/wait"
 )
 
 // A connection that wrote a burst and then went idle gives the burst's buffers back at a
@@ -27,19 +29,18 @@ func TestOutboundIdleReleasesBurstBuffers(t *testing.T) {
 	// Two bursts: the write loop then holds one big buffer as its spare and the other as mu.buf.
 	// Keep writing until a tick finds the connection busy: mu.buf is big once a swap handed it
 	// the spare of the previous burst.
-	deadline := time.Now().Add(10 * time.Second)
-	for bufCap() <= idleBufMax {
-		if time.Now().After(deadline) {
-			t.Fatal("the write buffer never grew")
+	if !wait.Until(10*time.Second, time.Millisecond, func() bool {
+		if bufCap() > idleBufMax {
+			return true
 		}
 		o.write(func(b []byte) []byte { return append(b, burst...) })
-		time.Sleep(time.Millisecond)
+		return false
+	}) {
+		t.Fatal("the write buffer never grew")
 	}
-	for bufCap() > idleBufMax {
-		if time.Now().After(deadline) {
-			t.Fatalf("idle connection still holds a %d-byte write buffer", bufCap())
-		}
-		time.Sleep(5 * time.Millisecond)
+	var n int
+	if !wait.Until(10*time.Second, wait.Interval, func() bool { n = bufCap(); return n <= idleBufMax }) {
+		t.Fatalf("idle connection still holds a %d-byte write buffer", n)
 	}
 }
 

@@ -48,16 +48,6 @@ type policyState struct {
 	byVhost map[string]map[string]*policy // vhost -> name -> policy
 }
 
-func (ps *policyState) list(vhost string) []*policy {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	out := make([]*policy, 0, len(ps.byVhost[vhost]))
-	for _, p := range ps.byVhost[vhost] {
-		out = append(out, p)
-	}
-	return out
-}
-
 // match returns the policy that applies to the object name in vhost (nil: none).
 func (ps *policyState) match(vhost, name string, isQueue bool) *policy {
 	ps.mu.Lock()
@@ -85,21 +75,6 @@ func (ps *policyState) match(vhost, name string, isQueue bool) *policy {
 }
 
 // --- validation, with RabbitMQ's texts ---
-
-// erlTerm formats a JSON value as Erlang's ~p prints it, HTML-escaped as RabbitMQ's management
-// API returns validation reasons.
-func erlTerm(x any) string {
-	var s string
-	switch v := x.(type) {
-	case string:
-		s = fmt.Sprintf("<<%q>>", v)
-	case nil:
-		s = "null"
-	default:
-		s = fmt.Sprint(v)
-	}
-	return strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(s)
-}
 
 func policyInvalid(format string, args ...any) error {
 	return &BadRequestError{Reason: "Validation failed\n\n" + fmt.Sprintf(format, args...) + "\n"}
@@ -136,7 +111,7 @@ var policyKeys = map[string]func(x any) error{
 func stringKey(msg string) func(any) error {
 	return func(x any) error {
 		if _, ok := x.(string); !ok {
-			return policyInvalid(msg, erlTerm(x))
+			return policyInvalid(msg, amqp.ErlangTermHTML(x))
 		}
 		return nil
 	}
@@ -145,7 +120,7 @@ func stringKey(msg string) func(any) error {
 func intKey(lowest int64, msg string) func(any) error {
 	return func(x any) error {
 		if n, ok := x.(int64); !ok || n < lowest {
-			return policyInvalid(msg, erlTerm(x))
+			return policyInvalid(msg, amqp.ErlangTermHTML(x))
 		}
 		return nil
 	}
@@ -159,7 +134,7 @@ func enumKey(msg string, values ...string) func(any) error {
 				return nil
 			}
 		}
-		return policyInvalid(msg, erlTerm(x))
+		return policyInvalid(msg, amqp.ErlangTermHTML(x))
 	}
 }
 
@@ -175,7 +150,7 @@ func (p Policy) validate() (*policy, error) {
 	}
 	re, err := regexp.Compile(p.Pattern)
 	if err != nil {
-		return nil, policyInvalid("pattern should be regular expression but is invalid: %s", erlTerm(err.Error()))
+		return nil, policyInvalid("pattern should be regular expression but is invalid: %s", amqp.ErlangTermHTML(err.Error()))
 	}
 	if len(p.Definition) == 0 {
 		return nil, policyInvalid("no policy provided")
@@ -190,7 +165,7 @@ func (p Policy) validate() (*policy, error) {
 		check, known := policyKeys[k]
 		switch {
 		case !known:
-			unknown = append(unknown, fmt.Sprintf("{%s,%s}", erlTerm(k), erlTerm(p.Definition[k])))
+			unknown = append(unknown, fmt.Sprintf("{%s,%s}", amqp.ErlangTermHTML(k), amqp.ErlangTermHTML(p.Definition[k])))
 		case check != nil:
 			if err := check(p.Definition[k]); err != nil {
 				return nil, err

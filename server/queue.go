@@ -243,16 +243,27 @@ func (q *queue) publishLocked(msg *message, spare *qentry, wb *writeBatch) (publ
 	}
 	q.mu.ready.push(e)
 	q.dispatchFreshLocked(e, wb)
-	q.trimLocked()
+	dropped := q.trimLocked()
+	// As RabbitMQ's deliver_or_enqueue: the expired messages at the head are dropped after a
+	// publish only if the new message is the only one (so a TTL of 0 means "now or never" for a
+	// message that finds no consumer) or the length limit dropped some, unless that left just the
+	// new message and it has no expiry. A message with an expiry that a priority put at the head
+	// of a backlog stays there until a delivery or the timer looks at the head.
+	if n := q.lenLocked(); (dropped || n == 1) && !(dropped && n == 1 && e.expiry == 0) {
+		q.expireHeadLocked(nil)
+	}
 	return published, g
 }
 
 // trimLocked drops (dead-letters) messages from the head while the queue is over its length
-// limits (drop-head). Paged messages are trimmed once they are paged in, in order.
-func (q *queue) trimLocked() {
+// limits (drop-head), and reports whether it dropped any. Paged messages are trimmed once they
+// are paged in, in order.
+func (q *queue) trimLocked() (dropped bool) {
 	for q.mu.ready.len() > 0 && q.overLocked() {
 		q.deadLocked(q.mu.ready.pop(), "maxlen")
+		dropped = true
 	}
+	return dropped
 }
 
 // forgetLocked deletes the record of an entry that leaves the queue for good.
@@ -290,12 +301,13 @@ func (q *queue) overLocked() bool {
 // the expired ones at the head.
 func (q *queue) dispatchLocked() { q.dispatchFreshLocked(nil, nil) }
 
-// dispatchFreshLocked is dispatchLocked for a publish: fresh, the message just published, is
-// offered to the consumers before its expiry is checked (a TTL of 0 means "deliver now or never").
-// wb is the batch of the read loop it runs on, if any (dispatchRun).
+// dispatchFreshLocked is dispatchLocked for a publish of fresh (nil otherwise). As RabbitMQ's
+// fetch, a delivery takes the head without looking at its expiry and then drops the expired
+// messages at the new head: messages expire at the head when a delivery, a publish to an empty
+// queue, a requeue or the timer looks (queue_ttl.go). wb is the batch of the read loop it runs on, if
+// any (dispatchRun).
 func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 	defer q.wantPageInLocked()
-	defer q.expireHeadLocked(nil)
 	// One clock read for every delivery of this run. The run lives in the queue, not on the
 	// stack: the targets are reached through an interface, so a pointer to a stack run would
 	// escape and cost an allocation per dispatch.
@@ -303,7 +315,6 @@ func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 	*run = dispatchRun{wb: wb}
 	defer func() { *run = dispatchRun{} }() // keep no write batch past the run
 	for {
-		q.expireHeadLocked(fresh)
 		if q.mu.ready.len() == 0 || len(q.mu.consumers) == 0 {
 			return
 		}
@@ -320,6 +331,7 @@ func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 		} else {
 			q.forgetLocked(e)
 		}
+		q.expireHeadLocked(nil)
 	}
 }
 
@@ -391,8 +403,8 @@ func (q *queue) pageIn() {
 	if q.mu.paged.n <= 0 {
 		q.mu.paged = pagedRange{}
 	}
-	q.trimLocked() // over a limit a policy lowered meanwhile
-	q.wantPageInLocked()
+	q.trimLocked()          // over a limit a policy lowered meanwhile
+	q.expireHeadLocked(nil) // and asks for the next page if they all expired
 	q.dispatchLocked()
 }
 
@@ -444,8 +456,9 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 			return nil, 0
 		}
 		q.touchLocked()
-		q.expireHeadLocked(nil)
 		if q.mu.ready.len() > 0 {
+			// As RabbitMQ's fetch: the head is taken whatever its expiry, then the expired
+			// messages at the new head are dropped.
 			q.stampLocked(q.mu.ready.peek())
 			e = q.mu.ready.pop()
 			q.mu.dispatched++
@@ -454,6 +467,7 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 			} else {
 				q.forgetLocked(e)
 			}
+			q.expireHeadLocked(nil)
 			remaining = uint32(q.lenLocked())
 			q.wantPageInLocked()
 			q.unlock()
@@ -499,6 +513,10 @@ func (q *queue) requeue(es []*qentry) {
 		}
 		q.mu.ready.insertSorted(e)
 	}
+	if q.lim().overflow == "drop-head" {
+		q.trimLocked() // as RabbitMQ's requeue_and_run: heads over a length limit go, then deliveries
+	}
+	q.expireHeadLocked(nil)
 	q.dispatchLocked()
 }
 
@@ -559,13 +577,14 @@ func (q *queue) counts() (ready, consumers uint32) {
 }
 
 // declared is counts for a queue.declare (passive or not), which is a use for x-expires, as in
-// RabbitMQ; it also arms the queue's timer for a queue just created.
+// RabbitMQ; it also arms the queue's timer for a queue just created. As in RabbitMQ it does not
+// drop expired messages: the count includes those no delivery or timer has looked at yet.
 func (q *queue) declared() (ready, consumers uint32) {
 	q.mu.Lock()
 	defer q.unlock()
 	if !q.mu.deleted {
 		q.touchLocked()
-		q.expireHeadLocked(nil)
+		q.armTimerForLocked(false)
 	}
 	return uint32(q.lenLocked()), uint32(len(q.mu.consumers))
 }
@@ -598,15 +617,17 @@ func (q *queue) purge() uint32 {
 }
 
 // markDeleted checks if-unused/if-empty, marks the queue deleted, drops its messages and cancels
-// its consumers (telling clients that asked for consumer_cancel_notify). The caller holds v.mu.
-func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
+// its consumers, returning the targets whose clients are to be told (AMQP: those that asked for
+// consumer_cancel_notify), with notifyCancelled once the locks are released. The caller holds v.mu.
+func (q *queue) markDeleted(ifUnused, ifEmpty bool) (_ uint32, cancelled []deliveryTarget, _ error) {
 	q.mu.Lock()
 	defer q.unlock()
-	if ifUnused && len(q.mu.consumers) > 0 {
-		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.v.name)
-	}
+	// RabbitMQ checks if-empty before if-unused.
 	if ifEmpty && q.lenLocked() > 0 {
-		return 0, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.name, q.v.name)
+		return 0, nil, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.name, q.v.name)
+	}
+	if ifUnused && len(q.mu.consumers) > 0 {
+		return 0, nil, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.v.name)
 	}
 	n := q.lenLocked()
 	if q.mu.storedAny {
@@ -620,10 +641,12 @@ func (q *queue) markDeleted(ifUnused, ifEmpty bool) (uint32, error) {
 	q.mu.pageGen++
 	q.flowReleaseLocked(true)
 	for _, c := range q.mu.consumers {
-		c.target.queueDeleted()
+		if c.target.queueDeleted() {
+			cancelled = append(cancelled, c.target)
+		}
 	}
 	q.mu.consumers = nil
-	return uint32(n), nil
+	return uint32(n), cancelled, nil
 }
 
 // entryQueue is a FIFO of entries ordered by seq, with cheap pops at the head and cheap

@@ -48,6 +48,12 @@ type queueLimits struct {
 	policy *policy
 }
 
+// queueArgOrder is the order in which RabbitMQ 3.10.8 validates the declare arguments
+// (rabbit_amqqueue:declare_args, as observed): the first invalid one in this order is reported.
+var queueArgOrder = []string{"x-queue-type", "x-expires", "x-message-ttl", "x-dead-letter-exchange",
+	"x-dead-letter-routing-key", "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow",
+	"x-queue-mode", "x-single-active-consumer", "x-delivery-limit"}
+
 // queueArgs validates a queue's declare arguments as RabbitMQ does and returns its limits.
 // Arguments Warren does not know are accepted and ignored, as RabbitMQ ignores them.
 func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
@@ -55,7 +61,11 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 	bad := func(k string, why string) error {
 		return amqp.Errorf(amqp.PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", k, name, v.name, why)
 	}
-	for k, x := range args {
+	for _, k := range queueArgOrder {
+		x, ok := args[k]
+		if !ok {
+			continue
+		}
 		switch k {
 		case "x-max-length", "x-max-length-bytes", "x-message-ttl", "x-max-priority", "x-expires", "x-delivery-limit":
 			n, ok := intArg(x)
@@ -94,7 +104,7 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 			case "drop-head", "reject-publish", "reject-publish-dlx":
 				lim.overflow = s
 			default:
-				return lim, bad(k, fmt.Sprintf("{invalid_overflow,<<\"%s\">>}", s))
+				return lim, bad(k, "invalid_overflow") // RabbitMQ 3.10.8's text, without the value
 			}
 		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode", "x-queue-type":
 			s, ok := x.(string)

@@ -19,9 +19,9 @@ import "github.com/warrenmq/warren/amqp"
 // protocol needs (basic.deliver with header and body frames for AMQP) and queues it for writing.
 // The queue never encodes frames.
 //
-// Every method runs with q.mu held (deliver and queueDeleted change the target's own state under
-// its own lock, which comes after queue.mu in the lock order, doc.go); none may block on a socket
-// or take a queue's lock.
+// Every method but cancelled runs with q.mu held (deliver and queueDeleted change the target's own
+// state under its own lock, which comes after queue.mu in the lock order, doc.go); none may block
+// on a socket or take a queue's lock.
 type deliveryTarget interface {
 	// deliver hands e to the target if it can take it now: it has credit (prefetch, the
 	// protocol's flow window), is not closed, and its connection is not backed up. It returns
@@ -31,8 +31,13 @@ type deliveryTarget interface {
 	// are what to tell the client; run is shared by the deliveries of one dispatch run (one clock
 	// read; the write batch of the read loop the run is on, if any).
 	deliver(e *qentry, run *dispatchRun) bool
-	// queueDeleted tells the target that its queue was deleted and it is no longer subscribed.
-	queueDeleted()
+	// queueDeleted tells the target that its queue was deleted and it is no longer subscribed. It
+	// returns true if its client is to be told, which the deleter does with cancelled once no lock
+	// is held (after its own reply: queue.delete-ok comes before basic.cancel, as in RabbitMQ).
+	queueDeleted() (tell bool)
+	// cancelled tells the client that the subscription ended (AMQP: basic.cancel). No lock is
+	// held.
+	cancelled()
 	// deliversOn identifies the connection that carries the target's deliveries and their
 	// settlements: a publisher on the same connection is never paused for the queue (its acks
 	// would wait behind the pause, queue_flow.go).

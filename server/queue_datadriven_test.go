@@ -81,11 +81,14 @@ func (f *fakeTarget) deliver(e *qentry, _ *dispatchRun) bool {
 	return true
 }
 
-func (f *fakeTarget) queueDeleted() {
+func (f *fakeTarget) queueDeleted() bool {
 	f.mu.Lock()
 	f.closed = true
 	f.mu.Unlock()
+	return false
 }
+
+func (f *fakeTarget) cancelled() {}
 
 func (f *fakeTarget) deliversOn() any           { return f }
 func (f *fakeTarget) describe(ci *ConsumerInfo) { ci.Prefetch = f.credit }

@@ -14,7 +14,11 @@ import (
 // A message's expiry is fixed when it enters a queue: the earliest of its arrival time plus its
 // expiration property and its arrival time plus the queue's x-message-ttl. Messages expire only at
 // the head of the queue, as RabbitMQ's do: one with a short expiration behind one with a long one
-// waits (with x-message-ttl alone the order of expiries is the order of the queue). A paged
+// waits (with x-message-ttl alone the order of expiries is the order of the queue). And, as in
+// RabbitMQ 3.10 (drop_expired_msgs), only when something looks at the head: after each delivery
+// or basic.get (which take the head whatever its expiry), after a publish that made the message
+// the only one or dropped heads over a length limit, after a requeue, and when the timer fires (it
+// is armed for the head each time the head is looked at). A queue.declare does not look. A paged
 // message's arrival time is in its record, so its expiry is derived again when it is read back
 // (and after a restart). Each queue has at most one timer (time.AfterFunc), armed for the earliest
 // of its head's expiry and its own x-expires deadline; a timer's function runs only while the
@@ -103,12 +107,16 @@ func (q *queue) expireHeadLocked(skip *qentry) {
 
 // armTimerLocked makes sure the queue's timer fires by its next deadline: the head's expiry and,
 // for an unused queue with x-expires, its expiry.
-func (q *queue) armTimerLocked() {
+func (q *queue) armTimerLocked() { q.armTimerForLocked(true) }
+
+// armTimerForLocked is armTimerLocked; head says whether the head's expiry counts (false: only
+// x-expires, for a queue.declare, which in RabbitMQ does not look at the head's expiry).
+func (q *queue) armTimerForLocked(head bool) {
 	if q.mu.deleted {
 		return
 	}
 	var at int64
-	if q.mu.ready.len() > 0 {
+	if head && q.mu.ready.len() > 0 {
 		at = q.mu.ready.peek().expiry
 	}
 	if q.lim().expires >= 0 && len(q.mu.consumers) == 0 {
@@ -151,7 +159,8 @@ func (q *queue) onTimer() {
 	unused := q.lim().expires >= 0 && len(q.mu.consumers) == 0 &&
 		nowMillis() >= addMillis(q.mu.lastUsed, q.lim().expires)
 	if !unused {
-		q.dispatchLocked() // expires the head and re-arms
+		q.expireHeadLocked(nil) // and re-arms
+		q.dispatchLocked()
 	}
 	q.unlock()
 	if unused {

@@ -65,9 +65,10 @@ type queueImpl interface {
 	declared() (ready, consumers uint32) // a declare or a passive declare: a use, for x-expires
 	start()                              // after recovery: arm timers
 	purge() uint32
-	// markDeleted checks if-unused/if-empty, marks the queue deleted, drops its messages and tells
-	// its consumers' targets. The caller holds v.mu.
-	markDeleted(ifUnused, ifEmpty bool) (uint32, error)
+	// markDeleted checks if-empty/if-unused, marks the queue deleted, drops its messages and tells
+	// its consumers' targets; it returns the targets to tell with cancelled once no lock is held.
+	// The caller holds v.mu.
+	markDeleted(ifUnused, ifEmpty bool) (n uint32, cancelled []deliveryTarget, err error)
 	applyPolicy() // the matching policy may have changed
 
 	// --- counts and stats ---

@@ -230,45 +230,6 @@ type chanStats struct {
 	prefetch atomic.Uint32 // basic.qos global=false
 }
 
-// connAdmin is what the management API reads of a connection besides its immutable fields.
-type connAdmin struct {
-	mechanism string // written by the handshake before conn.open is set
-
-	mu    sync.Mutex
-	chans map[uint16]*channel // open channels, by number
-}
-
-// addChannel registers a new channel of c (called by newChannel).
-func (c *conn) addChannel(ch *channel) {
-	c.adm.mu.Lock()
-	if c.adm.chans == nil {
-		c.adm.chans = map[uint16]*channel{}
-	}
-	c.adm.chans[ch.id] = ch
-	c.adm.mu.Unlock()
-	c.srv.adm.stats.inc(sChanCreated)
-}
-
-// removeChannel forgets ch (called once, by its teardown).
-func (c *conn) removeChannel(ch *channel) {
-	c.adm.mu.Lock()
-	if c.adm.chans[ch.id] == ch {
-		delete(c.adm.chans, ch.id)
-	}
-	c.adm.mu.Unlock()
-	c.srv.adm.stats.inc(sChanClosed)
-}
-
-func (c *conn) channelList() []*channel {
-	c.adm.mu.Lock()
-	defer c.adm.mu.Unlock()
-	out := make([]*channel, 0, len(c.adm.chans))
-	for _, ch := range c.adm.chans {
-		out = append(out, ch)
-	}
-	return out
-}
-
 // meteredConn counts a connection's bytes and socket operations and remembers when it was accepted.
 type meteredConn struct {
 	net.Conn

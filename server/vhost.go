@@ -131,10 +131,12 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	v.meta.Lock()
 	defer v.meta.Unlock()
 	e := v.mu.exchanges[d.Exchange]
-	if d.Exchange == "" && !d.Passive {
-		return errDefaultExchange
-	}
+	// RabbitMQ 3.10.8's order: passive, the default exchange is refused (403) before the lookup
+	// (404); otherwise the type is checked first (503), then the default exchange (403).
 	if d.Passive {
+		if d.Exchange == "" {
+			return errDefaultExchange
+		}
 		if e == nil {
 			return v.errNoExchange(d.Exchange)
 		}
@@ -143,6 +145,9 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	kind, ok := exchange.ParseKind(d.Type)
 	if !ok {
 		return amqp.Errorf(amqp.CommandInvalid, "unknown exchange type '%s'", d.Type)
+	}
+	if d.Exchange == "" {
+		return errDefaultExchange
 	}
 	if e != nil {
 		switch {
@@ -159,9 +164,6 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 			return err
 		}
 		return nil
-	}
-	if d.Exchange == "" {
-		return errDefaultExchange
 	}
 	if strings.HasPrefix(d.Exchange, "amq.") {
 		return amqp.Errorf(amqp.AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Exchange)
@@ -249,9 +251,12 @@ func (v *vhost) unbindAllLocked(b *storage.Batch, d destination) {
 
 // --- bindings ---
 
-// bind adds a binding. A binding that exists already (a worker re-declaring its topology) changes
-// nothing and writes nothing; a new durable one is written before routing can see it.
-func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Table) error {
+// bind adds a binding from the exchange srcName to dst. c is the connection binding (nil for the
+// management API): another connection's exclusive queue is refused with 405, after the binding's
+// arguments are checked (RabbitMQ's order, see channel.queueBind). A binding that exists already
+// (a worker re-declaring its topology) changes nothing and writes nothing; a new durable one is
+// written before routing can see it.
+func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Table, c *conn) error {
 	v.meta.Lock()
 	defer v.meta.Unlock()
 	src, err := v.bindableSourceLocked(srcName)
@@ -260,6 +265,9 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 	}
 	if err := exchange.CheckBindArgs(src.kind, args); err != nil {
 		return amqp.Errorf(amqp.PreconditionFailed, "%v", err)
+	}
+	if q, ok := dst.(*queue); ok && c != nil && q.owner != nil && q.owner != c {
+		return v.errLocked(q.name)
 	}
 	if err := v.liveDestLocked(dst); err != nil {
 		return err
@@ -300,14 +308,31 @@ func (v *vhost) liveDestLocked(dst destination) error {
 	return nil
 }
 
-func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Table) error {
+// unbind removes a binding. As in RabbitMQ it is idempotent: a missing source exchange or a
+// missing binding is not an error. c is the connection unbinding (nil for the management API):
+// an existing binding to another connection's exclusive queue is refused with 405, a missing one
+// is not (RabbitMQ checks exclusivity only once it found the binding).
+func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Table, c *conn) error {
 	v.meta.Lock()
 	defer v.meta.Unlock()
-	src, err := v.bindableSourceLocked(srcName)
-	if err != nil {
-		return err
+	if srcName == "" {
+		return errDefaultExchange
+	}
+	src := v.mu.exchanges[srcName]
+	if src == nil {
+		return nil
 	}
 	src.mu.Lock()
+	if q, ok := dst.(*queue); ok && c != nil && q.owner != nil && q.owner != c {
+		for _, bd := range src.router.Bindings() {
+			if bd.Dest == dst && bd.Key == key && bd.Args.Equal(args) {
+				src.mu.Unlock()
+				return v.errLocked(q.name)
+			}
+		}
+		src.mu.Unlock()
+		return nil
+	}
 	removed := src.router.Unbind(dst, key, args)
 	empty := src.router.Len() == 0
 	src.mu.Unlock()
@@ -419,6 +444,15 @@ func (v *vhost) lookupQueue(c *conn, name string) (*queue, error) {
 }
 
 // declareQueue declares (or checks) a queue for connection c.
+//
+// The order of checks is RabbitMQ 3.10.8's (rabbit_channel's queue.declare, rabbit_amqqueue:declare),
+// as observed on it. Passive: the queue missing (404), then another connection's exclusive queue
+// (405). Otherwise: a server-named queue of a type that cannot be (406); a given name with the
+// reserved prefix amq. (403, even for an existing queue); configure permission (403). For an
+// existing queue: exclusivity (405: another connection's, or the exclusive flag differs), then
+// durable, auto_delete and the arguments compared for equivalence (406), without validating them.
+// For a new queue: the vhost's queue limit, the permissions a dead-letter exchange needs, the
+// queue type, then each argument's value in RabbitMQ's order (queueArgs).
 func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	v.meta.Lock()
 	defer v.meta.Unlock()
@@ -430,14 +464,13 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 		}
 		name = "amq.gen-" + randomName()
 	}
-	if c != nil && !d.Passive && !(strings.HasPrefix(name, "amq.") && d.Queue != "") {
+	if c != nil && !d.Passive && d.Queue != "" && strings.HasPrefix(name, "amq.") {
+		return nil, amqp.Errorf(amqp.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", name)
+	}
+	if c != nil && !d.Passive {
 		if err := c.checkQueueDeclare(v, name, d.Arguments); err != nil {
 			return nil, err
 		}
-	}
-	lim, err := v.queueArgs(name, d.Arguments)
-	if err != nil && !d.Passive {
-		return nil, err
 	}
 	q := v.mu.queues[name]
 	if d.Passive {
@@ -450,7 +483,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 		return q, nil
 	}
 	if q != nil {
-		if q.owner != nil && q.owner != c {
+		if q.owner != nil && q.owner != c || (q.owner != nil) != d.Exclusive {
 			return nil, v.errLocked(name)
 		}
 		switch {
@@ -458,8 +491,6 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 			return nil, v.errInequivalent("queue", name, "durable", d.Durable, q.durable)
 		case q.autoDelete != d.AutoDelete:
 			return nil, v.errInequivalent("queue", name, "auto_delete", d.AutoDelete, q.autoDelete)
-		case (q.owner != nil) != d.Exclusive:
-			return nil, v.errLocked(name)
 		}
 		if err := equivalentArgs(v, "queue", name, queueArgKeys, d.Arguments, q.args); err != nil {
 			return nil, err
@@ -472,7 +503,17 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if err := v.checkQueueLimitLocked(name); err != nil {
 		return nil, err
 	}
+	if x, ok := d.Arguments["x-dead-letter-exchange"]; ok {
+		if _, ok := x.(string); !ok { // checked with the dead-letter exchange's permissions, first
+			return nil, amqp.Errorf(amqp.PreconditionFailed, "invalid type '%s' for arg 'x-dead-letter-exchange' in queue '%s' in vhost '%s'",
+				amqp.FieldTypeName(x), name, v.name)
+		}
+	}
 	if err := v.checkNewQueueType(name, d); err != nil {
+		return nil, err
+	}
+	lim, err := v.queueArgs(name, d.Arguments)
+	if err != nil {
 		return nil, err
 	}
 	var owner *conn
@@ -501,17 +542,25 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 // (so no publish routes to the queue once it is marked deleted); the store deletes are written
 // after, with v.meta alone held.
 func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
+	n, cancelled, err := v.removeQueue(q, ifUnused, ifEmpty)
+	notifyCancelled(cancelled)
+	return n, err
+}
+
+// removeQueue is deleteQueue that leaves telling the cancelled consumers to the caller
+// (notifyCancelled, with no lock held): queue.delete sends its delete-ok first, as RabbitMQ does.
+func (v *vhost) removeQueue(q *queue, ifUnused, ifEmpty bool) (uint32, []deliveryTarget, error) {
 	v.meta.Lock()
 	defer v.meta.Unlock()
 	if v.mu.queues[q.name] != q {
-		return 0, nil
+		return 0, nil, nil
 	}
 	var b storage.Batch
 	v.mu.Lock()
-	n, err := q.markDeleted(ifUnused, ifEmpty)
+	n, cancelled, err := q.markDeleted(ifUnused, ifEmpty)
 	if err != nil {
 		v.mu.Unlock()
-		return 0, err
+		return 0, nil, err
 	}
 	delete(v.mu.queues, q.name)
 	v.unbindAllLocked(&b, q)
@@ -520,7 +569,7 @@ func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
 	if q.isDurable() {
 		b.Delete(storage.QueueKey(v.name, q.name))
 	}
-	return n, v.persistMeta(&b)
+	return n, cancelled, v.persistMeta(&b)
 }
 
 // dropExclusive deletes the queues owned by c (on connection close).

@@ -42,13 +42,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
 )
 
 // ShutdownTimeout bounds the broker's shutdown in the test's cleanup. Past it, the remaining
 // connections are closed at once and the test is failed.
-const ShutdownTimeout = 10 * time.Second
+const ShutdownTimeout = testbroker.ShutdownTimeout
 
 // An Option configures the broker Start and StartBroker create.
 type Option func(*config)
@@ -116,6 +117,7 @@ func WithServerOptions(f func(*server.Options)) Option {
 
 // Broker is a running in-process broker. Its methods may be called from any goroutine.
 type Broker struct {
+	tb       *testbroker.Broker // the AMQP side: server, listener, Serve's goroutine
 	srv      *server.Server
 	hs       *http.Server // nil without WithManagement
 	addr     string       // 127.0.0.1:PORT of the AMQP listener
@@ -123,8 +125,7 @@ type Broker struct {
 	user     string
 	password string
 
-	served  chan error // Serve's results, one per listener
-	serving int        // listeners being served; set before the broker is returned
+	httpServed chan error // the management listener's Serve result (WithManagement)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -170,22 +171,15 @@ func New(opts ...Option) (*Broker, error) {
 		f(&so)
 	}
 	so.Logger = log
-	srv, err := server.New(so)
+	tb, err := testbroker.New(so, nil)
 	if err != nil {
-		return nil, fmt.Errorf("warrentest: starting the broker: %w", err)
+		return nil, fmt.Errorf("warrentest: %w", err)
 	}
-	b := &Broker{srv: srv, user: so.DefaultUser, password: so.DefaultPass, served: make(chan error, 2)}
+	srv := tb.Srv
+	b := &Broker{tb: tb, srv: srv, addr: tb.Addr, user: so.DefaultUser, password: so.DefaultPass}
 	if b.user == "" {
 		b.user, b.password = "guest", "guest"
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("warrentest: AMQP listener: %w", err)
-	}
-	b.addr = ln.Addr().String()
-	b.serving++
-	go func() { b.served <- srv.Serve(ln) }()
 	var handler http.Handler
 	if c.management || len(c.definitions) > 0 {
 		handler = management.NewHandler(srv, log)
@@ -198,8 +192,8 @@ func New(opts ...Option) (*Broker, error) {
 		}
 		b.hs = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		b.httpURL = "http://" + hln.Addr().String()
-		b.serving++
-		go func() { b.served <- b.hs.Serve(hln) }()
+		b.httpServed = make(chan error, 1)
+		go func() { b.httpServed <- b.hs.Serve(hln) }()
 	}
 	if err := c.apply(srv, handler, b); err != nil {
 		b.Close()
@@ -210,27 +204,23 @@ func New(opts ...Option) (*Broker, error) {
 
 // Close stops the broker: the management listener first, then every AMQP connection is closed
 // with 320 CONNECTION_FORCED and the broker waits for all of its goroutines (ShutdownTimeout at
-// most; past it the remaining sockets are closed at once and an error is returned). Only the
-// first call does anything; later ones return its error.
+// most for each of the two; past it the remaining sockets are closed at once and an error is
+// returned). Only the first call does anything; later ones return its error.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-		defer cancel()
 		var errs []error
 		if b.hs != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 			if err := b.hs.Shutdown(ctx); err != nil {
 				b.hs.Close()
 				errs = append(errs, fmt.Errorf("stopping the management listener: %w", err))
 			}
-		}
-		if err := b.srv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stopping the broker: %w", err))
-		}
-		for range b.serving {
-			if err := <-b.served; err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
-				errs = append(errs, fmt.Errorf("serving: %w", err))
+			cancel()
+			if err := <-b.httpServed; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs = append(errs, fmt.Errorf("serving the management API: %w", err))
 			}
 		}
+		errs = append(errs, b.tb.Stop())
 		b.closeErr = errors.Join(errs...)
 	})
 	return b.closeErr

@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,33 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/internal/testbroker"
 )
 
 // startBroker runs an in-process Warren on 127.0.0.1:0 and returns its URL.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	srv, err := server.New(server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil && !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return "amqp://guest:guest@" + ln.Addr().String() + "/"
+	return testbroker.Start(t).URL
 }
 
 func baseConfig(url string) *config {

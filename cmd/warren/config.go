@@ -478,14 +478,6 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// envOr is the environment variable key, or def if it is unset (tls.go's flags use it).
-func envOr(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	return def
-}
-
 // parseConfigFile applies a rabbitmq.conf-style file to c: "key = value" lines, blank lines and
 // comments from a '#' at the start of a line or after a blank. An unknown key, a bad value or a
 // key given twice is an error naming the file and line.

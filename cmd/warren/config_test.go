@@ -2,7 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warrenmq/warren/internal/testbroker"
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
 )
@@ -352,11 +354,7 @@ const goodDefinitions = `{
 }`
 
 func TestLoadDefinitions(t *testing.T) {
-	srv, err := server.New(server.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
+	srv := testbroker.Start(t).Srv
 	if err := loadDefinitions(srv, writeFile(t, "defs.json", goodDefinitions)); err != nil {
 		t.Fatal(err)
 	}
@@ -440,25 +438,29 @@ func TestVersionFlag(t *testing.T) {
 func TestHealthcheck(t *testing.T) {
 	var free uint64 = 1 << 40
 	freeCh := make(chan uint64, 1)
-	srv, err := server.New(server.Options{DefaultUser: "admin", DefaultPass: "pw", DiskCheckInterval: time.Millisecond,
-		DiskFree: func() (uint64, error) {
+	srv := testbroker.Start(t, func(o *server.Options) {
+		o.DefaultUser, o.DefaultPass, o.DiskCheckInterval = "admin", "pw", time.Millisecond
+		o.DiskFree = func() (uint64, error) {
 			select {
 			case free = <-freeCh:
 			default:
 			}
 			return free, nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
+		}
+	}).Srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: management.NewHandler(srv, slog.New(slog.DiscardHandler))}
-	go hs.Serve(ln)
-	defer hs.Close()
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	defer func() {
+		hs.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("management server: %v", err)
+		}
+	}()
 	url := "http://" + ln.Addr().String()
 
 	check := func(lookup func(string) (string, bool), args ...string) error {
@@ -480,13 +482,7 @@ func TestHealthcheck(t *testing.T) {
 		t.Fatalf("--user/--password: %v", err)
 	}
 	freeCh <- 1 // below the disk free limit: the alarm fires and the check fails
-	deadline := time.Now().Add(10 * time.Second)
-	for check(creds, "--url", url) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("healthcheck still passes during a disk alarm")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "the healthcheck to fail during a disk alarm", func() bool { return check(creds, "--url", url) != nil })
 	if err := check(creds, "--url", "http://127.0.0.1:1"); err == nil {
 		t.Fatal("healthcheck passed with nothing listening")
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"encoding/pem"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/warrentest"
@@ -361,17 +361,15 @@ func TestUsersAndPermissions(t *testing.T) {
 // statistics interval; Warren at once).
 func waitConn(t *testing.T, tg target) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r := tg.must(t, 0, "list", "connections", "--format", "json")
-		if list := objects(t, r.stdout); len(list) > 0 {
-			return list[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no connection listed")
-		}
-		time.Sleep(100 * time.Millisecond) // polling an external broker's statistics
+	var list []map[string]any
+	// Every 100 ms: an external broker's statistics change no faster.
+	if !wait.Until(20*time.Second, 100*time.Millisecond, func() bool {
+		list = objects(t, tg.must(t, 0, "list", "connections", "--format", "json").stdout)
+		return len(list) > 0
+	}) {
+		t.Fatal("no connection listed")
 	}
+	return list[0]
 }
 
 func TestConnectionsChannelsConsumers(t *testing.T) {
@@ -407,15 +405,9 @@ func TestConnectionsChannelsConsumers(t *testing.T) {
 	}
 	tg.must(t, 0, "list", "connections", "--vhost", "/")
 	for _, kind := range []string{"channels", "consumers"} {
-		var rows []map[string]any
-		deadline := time.Now().Add(20 * time.Second)
-		for len(rows) == 0 && time.Now().Before(deadline) {
-			rows = objects(t, tg.must(t, 0, "list", kind, "--format", "json").stdout)
-			if len(rows) == 0 {
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-		if len(rows) == 0 {
+		if !wait.Until(20*time.Second, 100*time.Millisecond, func() bool {
+			return len(objects(t, tg.must(t, 0, "list", kind, "--format", "json").stdout)) > 0
+		}) {
 			t.Fatalf("list %s: none", kind)
 		}
 	}
@@ -520,22 +512,18 @@ func TestHealthAlarm(t *testing.T) {
 		o.DiskFree = func() (uint64, error) { return 1, nil } // below the free-disk limit
 	}))
 	// The disk alarm is raised by the broker's first check, right after it starts.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		r := tg.ctl(t, "", "health")
-		if r.code == exitError {
-			if !strings.Contains(r.stderr, "unhealthy") || !strings.Contains(r.stderr, "disk") {
-				t.Fatalf("health with an alarm: %q", r.stderr)
-			}
-			break
-		}
-		if r.code != exitOK || ctx.Err() != nil {
-			t.Fatalf("health: exit %d, want 1 once the alarm is raised", r.code)
-		}
-		time.Sleep(10 * time.Millisecond) // waiting for the alarm goroutine's first check
+	var r result
+	wait.Until(20*time.Second, 10*time.Millisecond, func() bool {
+		r = tg.ctl(t, "", "health")
+		return r.code != exitOK
+	})
+	if r.code != exitError {
+		t.Fatalf("health: exit %d, want 1 once the alarm is raised", r.code)
 	}
-	r := tg.ctl(t, "", "health", "--format", "json")
+	if !strings.Contains(r.stderr, "unhealthy") || !strings.Contains(r.stderr, "disk") {
+		t.Fatalf("health with an alarm: %q", r.stderr)
+	}
+	r = tg.ctl(t, "", "health", "--format", "json")
 	if r.code != exitError || !strings.Contains(r.stdout, `"status": "failed"`) {
 		t.Fatalf("health json: %d %q", r.code, r.stdout)
 	}

@@ -287,6 +287,16 @@ func (g *generator) constants() {
 	}
 	g.p(")")
 	g.p("")
+	g.p("// Method ids within their class: Method<Struct> is the id of the method")
+	g.p("// whose struct is <Struct> (MethodBasicPublish is basic.publish's 40).")
+	g.p("const (")
+	for _, c := range g.spec.Classes {
+		for _, m := range c.Methods {
+			g.p("Method%s = %d", StructName(c.Name, m.Name), m.ID)
+		}
+	}
+	g.p(")")
+	g.p("")
 	g.p("// codeName returns the spec name of a reply code with '-' replaced by '_', or \"\".")
 	g.p("func codeName(code uint16) string {")
 	g.p("switch code {")

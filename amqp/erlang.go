@@ -1,6 +1,7 @@
-package exchange
+package amqp
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -8,18 +9,91 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/warrenmq/warren/amqp"
 )
 
-// This file renders field values the way RabbitMQ prints them in error
-// texts, so that CheckBindArgs returns RabbitMQ's exact wording.
+// Erlang terms as RabbitMQ prints them in error texts and API reasons, so that Warren's wording is
+// RabbitMQ's: erlBinary (~w of a frame's bytes, in connection errors), ErlangTerm (~tp of a decoded
+// field value, in binding-argument errors) and ErlangTermHTML (~p of a JSON value, HTML-escaped,
+// in the management API's validation reasons).
 
-// erlangTerm renders a decoded field value as Erlang's ~tp prints
+// maxErlBinary bounds the bytes erlBinary formats: reply texts are shortstrs
+// (255 bytes), so more would only be truncated.
+const maxErlBinary = 128
+
+// erlBinary formats b as Erlang's ~w does, so error texts match RabbitMQ's:
+// <<>> when empty, <<"text">> when every byte is printable Latin-1, and
+// <<0,50,...>> otherwise. At most maxErlBinary bytes are shown; more are
+// elided as "...".
+func erlBinary(b []byte) string {
+	if len(b) == 0 {
+		return "<<>>"
+	}
+	shown, more := b, ""
+	if len(shown) > maxErlBinary {
+		shown, more = shown[:maxErlBinary], "..."
+	}
+	var sb strings.Builder
+	sb.WriteString("<<")
+	if erlPrintable(b) {
+		sb.WriteByte('"')
+		for _, c := range shown {
+			switch c {
+			case '"', '\\':
+				sb.WriteByte('\\')
+				sb.WriteByte(c)
+			case '\n':
+				sb.WriteString(`\n`)
+			case '\r':
+				sb.WriteString(`\r`)
+			case '\t':
+				sb.WriteString(`\t`)
+			case '\v':
+				sb.WriteString(`\v`)
+			case '\b':
+				sb.WriteString(`\b`)
+			case '\f':
+				sb.WriteString(`\f`)
+			case 0x1b:
+				sb.WriteString(`\e`)
+			default:
+				sb.WriteByte(c)
+			}
+		}
+		sb.WriteString(more)
+		sb.WriteString(`">>`)
+		return sb.String()
+	}
+	for i, c := range shown {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(strconv.Itoa(int(c)))
+	}
+	if more != "" {
+		sb.WriteString(",...")
+	}
+	sb.WriteString(">>")
+	return sb.String()
+}
+
+// erlPrintable mirrors io_lib:printable_latin1_list on the bytes of b.
+func erlPrintable(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case c >= 0x20 && c <= 0x7e, c >= 0xa0:
+		case c == '\n', c == '\r', c == '\t', c == '\v', c == '\b', c == '\f', c == 0x1b:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ErlangTerm renders a decoded field value as Erlang's ~tp prints
 // RabbitMQ's representation of it: binaries as <<"...">>, void as
 // undefined, timestamps as seconds, decimals as {Scale,Value}, tables as
 // [{Key,Type,Value}] and arrays as [{Type,Value}].
-func erlangTerm(v any) string {
+func ErlangTerm(v any) string {
 	var b strings.Builder
 	writeTerm(&b, v)
 	return b.String()
@@ -39,11 +113,11 @@ func writeTerm(b *strings.Builder, v any) {
 		writeFloat(b, float64(x))
 	case float64:
 		writeFloat(b, x)
-	case amqp.Decimal:
+	case Decimal:
 		b.WriteString("{" + strconv.Itoa(int(x.Scale)) + "," + strconv.Itoa(int(x.Value)) + "}")
 	case time.Time:
 		b.WriteString(strconv.FormatInt(x.Unix(), 10))
-	case amqp.Table:
+	case Table:
 		writeTable(b, x)
 	case map[string]any:
 		writeTable(b, x)
@@ -53,22 +127,45 @@ func writeTerm(b *strings.Builder, v any) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("{" + amqp.FieldTypeName(e) + ",")
+			b.WriteString("{" + FieldTypeName(e) + ",")
 			writeTerm(b, e)
 			b.WriteByte('}')
 		}
 		b.WriteByte(']')
 	default:
-		if n, ok := intValue(v); ok {
-			if n.big != 0 {
-				b.WriteString(strconv.FormatUint(n.big, 10))
-			} else {
-				b.WriteString(strconv.FormatInt(n.small, 10))
-			}
+		if s, ok := erlInteger(v); ok {
+			b.WriteString(s)
 			return
 		}
 		b.WriteString("undefined")
 	}
+}
+
+// erlInteger prints an integer of any Go width and signedness.
+func erlInteger(v any) (string, bool) {
+	switch n := v.(type) {
+	case int8:
+		return strconv.FormatInt(int64(n), 10), true
+	case uint8:
+		return strconv.FormatInt(int64(n), 10), true
+	case int16:
+		return strconv.FormatInt(int64(n), 10), true
+	case uint16:
+		return strconv.FormatInt(int64(n), 10), true
+	case int32:
+		return strconv.FormatInt(int64(n), 10), true
+	case uint32:
+		return strconv.FormatInt(int64(n), 10), true
+	case int64:
+		return strconv.FormatInt(n, 10), true
+	case int:
+		return strconv.FormatInt(int64(n), 10), true
+	case uint64:
+		return strconv.FormatUint(n, 10), true
+	case uint:
+		return strconv.FormatUint(uint64(n), 10), true
+	}
+	return "", false
 }
 
 func writeTable(b *strings.Builder, t map[string]any) {
@@ -84,7 +181,7 @@ func writeTable(b *strings.Builder, t map[string]any) {
 		}
 		b.WriteByte('{')
 		writeBinary(b, k)
-		b.WriteString("," + amqp.FieldTypeName(t[k]) + ",")
+		b.WriteString("," + FieldTypeName(t[k]) + ",")
 		writeTerm(b, t[k])
 		b.WriteByte('}')
 	}
@@ -210,4 +307,19 @@ func writeFloat(b *strings.Builder, f float64) {
 	default:
 		b.WriteString(ds[:place] + "." + ds[place:])
 	}
+}
+
+// ErlangTermHTML formats a JSON value as Erlang's ~p prints it, HTML-escaped as RabbitMQ's management
+// API returns validation reasons.
+func ErlangTermHTML(x any) string {
+	var s string
+	switch v := x.(type) {
+	case string:
+		s = fmt.Sprintf("<<%q>>", v)
+	case nil:
+		s = "null"
+	default:
+		s = fmt.Sprint(v)
+	}
+	return strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(s)
 }

@@ -1,0 +1,42 @@
+package amqp
+
+import "testing"
+
+func TestErlangFloat(t *testing.T) {
+	for f, want := range map[float64]string{
+		1.5: "1.5", 1: "1.0", -2: "-2.0", 0: "0.0", 100: "100.0", 0.25: "0.25",
+		123456.789: "123456.789", 1e6: "1.0e6", 1.5e20: "1.5e20", 0.001: "0.001", 1.5e-10: "1.5e-10",
+	} {
+		if got := ErlangTerm(f); got != want {
+			t.Errorf("ErlangTerm(%v) = %q, want %q", f, got, want)
+		}
+	}
+}
+
+func TestErlangTermIntegers(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{int8(-5), "-5"}, {uint8(200), "200"}, {int16(-300), "-300"}, {uint16(65535), "65535"},
+		{int32(-1 << 31), "-2147483648"}, {uint32(1 << 31), "2147483648"}, {int64(-1 << 63), "-9223372036854775808"},
+		{int(7), "7"}, {uint64(1<<64 - 1), "18446744073709551615"}, {uint(9), "9"}, {struct{}{}, "undefined"},
+	} {
+		if got := ErlangTerm(tc.v); got != tc.want {
+			t.Errorf("ErlangTerm(%T %v) = %q, want %q", tc.v, tc.v, got, tc.want)
+		}
+	}
+}
+
+func TestErlangTermHTML(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{"x", `&lt;&lt;"x"&gt;&gt;`}, {nil, "null"}, {int64(3), "3"}, {true, "true"},
+	} {
+		if got := ErlangTermHTML(tc.v); got != tc.want {
+			t.Errorf("ErlangTermHTML(%v) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+// Package testbroker starts an in-process Warren broker for this module's tests: the one place
+// that creates a server.Server, listens on 127.0.0.1:0, serves on a goroutine it owns, and on
+// cleanup shuts the broker down within ShutdownTimeout and checks what Serve returned.
+//
+// It depends on the server package only, so the management package's own tests can use it
+// (warrentest imports management and could not be imported there). warrentest, the public
+// package users start brokers with, is built on it.
+package testbroker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warrenmq/warren/server"
+)
+
+// ShutdownTimeout bounds a broker's shutdown in Stop. Past it, the remaining connections are closed
+// at once and Stop returns an error.
+const ShutdownTimeout = 10 * time.Second
+
+// Broker is a running in-process broker.
+type Broker struct {
+	URL  string         // amqp://USER:PASS@127.0.0.1:PORT/ for the default user (amqps:// on TLS)
+	Addr string         // 127.0.0.1:PORT
+	Srv  *server.Server // the broker
+
+	served chan error // what Serve returned
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start starts a broker on 127.0.0.1:0 with a fresh in-memory store (unless an option sets
+// Options.Store) and logs to t when -v is given (unless an option sets Options.Logger). opts adjust
+// server.Options in order. The broker stops when the test ends; a failed shutdown, or Serve
+// failing for another reason than the shutdown, fails the test.
+func Start(t testing.TB, opts ...func(*server.Options)) *Broker {
+	t.Helper()
+	return start(t, nil, opts)
+}
+
+// StartTLS is Start with a TLS listener: the URL is amqps://.
+func StartTLS(t testing.TB, cfg *tls.Config, opts ...func(*server.Options)) *Broker {
+	t.Helper()
+	if cfg == nil {
+		t.Fatal("testbroker: StartTLS without a TLS configuration")
+	}
+	return start(t, cfg, opts)
+}
+
+func start(t testing.TB, cfg *tls.Config, opts []func(*server.Options)) *Broker {
+	t.Helper()
+	o := server.Options{Logger: Logger(t)}
+	for _, f := range opts {
+		f(&o)
+	}
+	b, err := New(o, cfg)
+	if err != nil {
+		t.Fatalf("testbroker: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Stop(); err != nil {
+			t.Errorf("testbroker: %v", err)
+		}
+	})
+	return b
+}
+
+// New starts a broker with o on 127.0.0.1:0 (with TLS if cfg is not nil) outside a test's
+// cleanup: the caller must Stop it. On an error nothing is left running.
+func New(o server.Options, cfg *tls.Config) (*Broker, error) {
+	srv, err := server.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("starting the broker: %w", err)
+	}
+	var ln net.Listener
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		return nil, errors.Join(fmt.Errorf("AMQP listener: %w", err), srv.Shutdown(ctx))
+	}
+	b := &Broker{Addr: ln.Addr().String(), Srv: srv, served: make(chan error, 1)}
+	scheme := "amqp"
+	if cfg != nil {
+		ln, scheme = tls.NewListener(ln, cfg), "amqps"
+	}
+	user, pass := o.DefaultUser, o.DefaultPass
+	if user == "" {
+		user, pass = "guest", "guest"
+	}
+	b.URL = (&url.URL{Scheme: scheme, User: url.UserPassword(user, pass), Host: b.Addr, Path: "/"}).String()
+	// The listener is bound before Serve runs, so the broker is ready once a dial succeeds.
+	go func() { b.served <- srv.Serve(ln) }()
+	return b, nil
+}
+
+// Stop shuts the broker down (within ShutdownTimeout) and waits for Serve to return. It returns
+// Shutdown's error joined with Serve's if Serve failed for another reason than the shutdown. Only
+// the first call does anything; later ones return its error.
+func (b *Broker) Stop() error {
+	b.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		if err := b.Srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the broker: %w", err))
+		}
+		if err := <-b.served; err != nil && !errors.Is(err, server.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("serving: %w", err))
+		}
+		b.stopErr = errors.Join(errs...)
+	})
+	return b.stopErr
+}
+
+// Logger logs through t.Log at debug level when the tests run with -v, and discards otherwise.
+func Logger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
