@@ -308,21 +308,20 @@ func (q *queue) dispatchLocked() { q.dispatchFreshLocked(nil, nil) }
 // any (dispatchRun).
 func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 	defer q.wantPageInLocked()
+	if q.mu.ready.len() == 0 || len(q.mu.consumers) == 0 {
+		return // the common publish without consumers pays for no run
+	}
 	// One clock read for every delivery of this run. The run lives in the queue, not on the
 	// stack: the targets are reached through an interface, so a pointer to a stack run would
 	// escape and cost an allocation per dispatch.
 	run := &q.mu.run
 	*run = dispatchRun{wb: wb}
-	defer func() { *run = dispatchRun{} }() // keep no write batch past the run
-	for {
-		if q.mu.ready.len() == 0 || len(q.mu.consumers) == 0 {
-			return
-		}
+	for q.mu.ready.len() > 0 && len(q.mu.consumers) > 0 {
 		e := q.mu.ready.peek()
 		q.stampLocked(e)
 		c := q.pickConsumerLocked(e, run)
 		if c == nil {
-			return
+			break
 		}
 		q.mu.ready.pop()
 		q.mu.dispatched++
@@ -333,6 +332,7 @@ func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 		}
 		q.expireHeadLocked(nil)
 	}
+	*run = dispatchRun{} // keep no write batch past the run
 }
 
 // wantPageInLocked asks the pager to refill the window when it has drained below half.
