@@ -792,7 +792,10 @@ func (r *diffRun) cleanup() {
 	for i := -1; i < diffQueues; i++ {
 		del(func(ch *amqp.Channel) error { _, err := ch.QueueDelete(r.qname(i), false, false, false); return err })
 	}
-	del(func(ch *amqp.Channel) error { _, err := ch.QueueDelete(r.prefix+"dlq", false, false, false); return err })
+	del(func(ch *amqp.Channel) error {
+		_, err := ch.QueueDelete(r.prefix+"dlq", false, false, false)
+		return err
+	})
 	for i := -1; i < diffExchanges; i++ {
 		del(func(ch *amqp.Channel) error { return ch.ExchangeDelete(r.xname(i), false, false) })
 	}

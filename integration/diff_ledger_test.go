@@ -47,7 +47,7 @@ type diffLedger struct {
 	pub        map[string]bool
 	expiring   map[string]bool // had a per-message expiration
 	copies     map[string]*diffCopy
-	order      []string        // keys in creation order
+	order      []string         // keys in creation order
 	limited    [diffQueues]bool // ever declared with a length limit or a TTL
 	volatile   [diffQueues]bool // ever declared exclusive or auto-delete
 	dlx        [diffQueues]bool // ever declared with a dead-letter exchange
