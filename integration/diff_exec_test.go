@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,8 +33,10 @@ type diffRun struct {
 	lines  []string // the transcript, one per step, then the final state
 	ledger *diffLedger
 	qspec  [diffQueues]diffQSpec // the spec of each queue's last successful declare
-	owner  [diffQueues]int       // the connection (1 or 2) whose exclusive queue it is; 0: none
-	exists [diffQueues]bool      // declared and not deleted (as far as the executor knows)
+	// For -diff.skip=exclusiveother, per queue index (qmissing too), as far as the executor knows:
+	owner  map[int]int  // the connection (1 or 2) whose exclusive queue it is; 0: none
+	exists map[int]bool // declared and not deleted
+	excl   map[int]bool // declared exclusive
 	closes []string              // every close seen: "channel 406 60.80"
 }
 
@@ -65,7 +68,8 @@ type diffAck struct {
 	kind              string
 	tag               uint64
 	multiple, requeue bool
-	committed         bool // by tx.commit: applies now
+	committed         bool              // by tx.commit: applies now
+	taken             map[uint64]string // the deliveries it settles: tag -> ledger key
 }
 
 func (r *diffRun) qname(i int) string { return r.prefix + diffQName(i) }
@@ -211,12 +215,12 @@ func (r *diffRun) exec(o diffOp, pending *[]diffAck) string {
 	c := ch.ch
 	var err error
 	res := "ok"
-	if r.skip["exclusiveother"] && o.Q >= 0 {
+	if r.skip["exclusiveother"] && o.Kind != "publish" {
 		switch {
 		case r.owner[o.Q] != 0 && r.owner[o.Q] != o.C/2+1 &&
 			(o.Kind == "qdeclare" || o.Kind == "qbind" || o.Kind == "qunbind" || o.Kind == "qdelete" || o.Kind == "qpurge"):
 			return "skipped (exclusiveother)"
-		case o.Kind == "qdeclare" && r.exists[o.Q] && o.Spec.Exclusive != r.qspec[o.Q].Exclusive:
+		case o.Kind == "qdeclare" && r.exists[o.Q] && o.Spec.Exclusive != r.excl[o.Q]:
 			// RabbitMQ checks the exclusive flag before durable and auto-delete (405, not 406).
 			return "skipped (exclusiveother)"
 		}
@@ -227,13 +231,14 @@ func (r *diffRun) exec(o diffOp, pending *[]diffAck) string {
 		q, err = c.QueueDeclare(r.qname(o.Q), o.Spec.Durable, o.Spec.AutoDelete, o.Spec.Exclusive, false, o.Spec.args(r.prefix))
 		if err == nil {
 			res = fmt.Sprintf("ok msgs=%d consumers=%d", q.Messages, q.Consumers)
+			r.owner[o.Q] = 0
+			r.exists[o.Q] = true
+			r.excl[o.Q] = o.Spec.Exclusive
+			if o.Spec.Exclusive {
+				r.owner[o.Q] = o.C/2 + 1
+			}
 			if o.Q >= 0 {
 				r.qspec[o.Q] = o.Spec
-				r.owner[o.Q] = 0
-				r.exists[o.Q] = true
-				if o.Spec.Exclusive {
-					r.owner[o.Q] = o.C/2 + 1
-				}
 				r.ledger.declared(o.Q, o.Spec)
 			}
 		}
@@ -369,7 +374,7 @@ func (r *diffRun) exec(o diffOp, pending *[]diffAck) string {
 	case "txrollback":
 		err = c.TxRollback()
 		if err == nil {
-			ch.txAcks = nil
+			r.rollback(ch)
 		}
 	case "qdelete":
 		var n int
@@ -377,10 +382,8 @@ func (r *diffRun) exec(o diffOp, pending *[]diffAck) string {
 		if err == nil {
 			res = fmt.Sprintf("ok count=%d", n)
 			r.ledger.deleted(o.Q)
-			if o.Q >= 0 {
-				r.owner[o.Q] = 0
-				r.exists[o.Q] = false
-			}
+			r.owner[o.Q] = 0
+			r.exists[o.Q] = false
 		}
 	case "qpurge":
 		var n int
@@ -431,30 +434,41 @@ func (r *diffRun) requeueAll(ch *diffChan) {
 	for _, tag := range ch.out {
 		r.ledger.requeued(ch.outKey[tag])
 	}
+	for _, a := range ch.txAcks {
+		for _, key := range a.taken {
+			r.ledger.requeued(key)
+		}
+	}
 	ch.out, ch.outKey = nil, map[uint64]string{}
 	ch.txAcks = nil
 }
 
-// settle applies an ack, nack or reject that held.
+// settleAck applies an ack, nack or reject that held: it takes the deliveries it names off the
+// outstanding list (inside a transaction too, as RabbitMQ does, so they cannot be settled twice) and
+// settles them in the ledger, at once or, inside a transaction, at tx.commit.
 func (r *diffRun) settleAck(ch *diffChan, a diffAck) {
-	if ch.tx && !a.committed {
-		ch.txAcks = append(ch.txAcks, a)
-		return
-	}
-	r.applyAck(ch, a)
-}
-
-func (r *diffRun) applyAck(ch *diffChan, a diffAck) {
-	var keep []uint64
-	for _, tag := range ch.out {
-		hit := tag == a.tag || (a.multiple && (tag <= a.tag || a.tag == 0))
-		if !hit {
+	if !a.committed {
+		a.taken = map[uint64]string{}
+		var keep []uint64
+		for _, tag := range ch.out {
+			if tag == a.tag || (a.multiple && (tag <= a.tag || a.tag == 0)) {
+				a.taken[tag] = ch.outKey[tag]
+				delete(ch.outKey, tag)
+				ch.settled = append(ch.settled, tag)
+				continue
+			}
 			keep = append(keep, tag)
-			continue
 		}
-		key := ch.outKey[tag]
-		delete(ch.outKey, tag)
-		ch.settled = append(ch.settled, tag)
+		ch.out = keep
+		if len(ch.settled) > 8 {
+			ch.settled = ch.settled[len(ch.settled)-8:]
+		}
+		if ch.tx {
+			ch.txAcks = append(ch.txAcks, a)
+			return
+		}
+	}
+	for _, key := range a.taken {
 		switch {
 		case a.kind == "ack":
 			r.ledger.acked(key)
@@ -464,10 +478,18 @@ func (r *diffRun) applyAck(ch *diffChan, a diffAck) {
 			r.ledger.dropped(key)
 		}
 	}
-	ch.out = keep
-	if len(ch.settled) > 8 {
-		ch.settled = ch.settled[len(ch.settled)-8:]
+}
+
+// rollback puts the deliveries a transaction settled back on the outstanding list.
+func (r *diffRun) rollback(ch *diffChan) {
+	for _, a := range ch.txAcks {
+		for tag, key := range a.taken {
+			ch.out = append(ch.out, tag)
+			ch.outKey[tag] = key
+		}
 	}
+	slices.Sort(ch.out)
+	ch.txAcks = nil
 }
 
 // sync makes a round trip on every open channel, the step's own first, then waits until no frame has
@@ -603,7 +625,9 @@ func (r *diffRun) step(o diffOp) (string, error) {
 				if s.Exclusive {
 					r.ledger.markVolatile(i)
 				}
-				if r.owner[i] == k+1 {
+			}
+			for i, o := range r.owner {
+				if o == k+1 {
 					r.owner[i] = 0
 					r.exists[i] = false
 				}

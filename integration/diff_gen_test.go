@@ -22,7 +22,7 @@ const (
 
 // diffKnown lists the skip tokens of divergences already known (issue 13) and fixed elsewhere; -diff.skip=known
 // expands to them, so that a run hunts for new ones.
-var diffKnown = []string{"exclusiveother", "unbind", "badargs", "ack0", "ackunknownmulti", "xpassivedefault", "txbad", "exp0", "recover", "delifempty"}
+var diffKnown = []string{"exclusiveother", "requeuelimit", "unbind", "badargs", "ack0", "ackunknownmulti", "xpassivedefault", "txbad", "exp0", "recover", "delifempty"}
 
 // diffSkipTokens are all the tokens -diff.skip accepts: operation kinds and the option groups below.
 var diffSkipTokens = []string{
@@ -46,6 +46,7 @@ var diffSkipTokens = []string{
 	"priority",        // x-max-priority, message priority and x-priority
 	"dlx",             // x-dead-letter-exchange
 	"maxlen",          // x-max-length and x-overflow
+	"requeuelimit",    // the same: requeue into a length-limited queue is a known divergence
 	"autodelete",      // auto-delete queues and exchanges
 	"global",          // basic.qos global=true
 	"tx",              // all of tx.select, tx.commit and tx.rollback
@@ -274,7 +275,7 @@ func (g *diffGen) spec() diffQSpec {
 	s.Durable = g.pct(15)
 	s.AutoDelete = !g.skip["autodelete"] && g.pct(12)
 	s.Exclusive = !g.skip["exclusive"] && g.pct(12)
-	if !g.skip["maxlen"] && g.pct(30) {
+	if !g.skip["maxlen"] && !g.skip["requeuelimit"] && g.pct(30) {
 		s.MaxLen = 1 + g.r.IntN(3)
 		if g.pct(70) {
 			s.Overflow = []string{"drop-head", "reject-publish", "reject-publish-dlx"}[g.r.IntN(3)]

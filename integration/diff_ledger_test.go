@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 const (
@@ -239,4 +240,92 @@ func (l *diffLedger) check(closes []string) []string {
 		}
 	}
 	return l.violations
+}
+
+// TestDiffLedger shows that the ledger reports each kind of broken rule (so the short TestDiff can fail).
+func TestDiffLedger(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(l *diffLedger)
+		want string
+	}{
+		{"lost", func(l *diffLedger) {
+			l.published(1)
+			l.entered("m1", 0, false)
+			l.endStep()
+		}, "m1 lost"},
+		{"lost after requeue", func(l *diffLedger) {
+			l.published(1)
+			k := l.delivered(0, "m1", false, false)
+			l.requeued(k)
+		}, "m1 lost"},
+		{"redelivered first", func(l *diffLedger) {
+			l.published(1)
+			l.acked(l.delivered(0, "m1", true, false))
+		}, "flagged redelivered"},
+		{"not redelivered", func(l *diffLedger) {
+			l.published(1)
+			l.requeued(l.delivered(0, "m1", false, false))
+			l.acked(l.delivered(0, "m1", false, false))
+		}, "not flagged redelivered"},
+		{"after ack", func(l *diffLedger) {
+			l.published(1)
+			l.acked(l.delivered(0, "m1", false, false))
+			l.acked(l.delivered(0, "m1", true, false))
+		}, "after it was acked"},
+		{"twice unacked", func(l *diffLedger) {
+			l.published(1)
+			l.delivered(0, "m1", false, false)
+			l.delivered(0, "m1", true, false)
+		}, "while still unacknowledged"},
+		{"never published", func(l *diffLedger) { l.delivered(0, "m7", false, true) }, "never published"},
+		{"purge count", func(l *diffLedger) {
+			l.published(1)
+			l.entered("m1", 2, false)
+			l.endStep()
+			l.purged(2, 0)
+		}, "purge of q2 reported 0"},
+		{"left after purge", func(l *diffLedger) {
+			l.published(1)
+			l.entered("m1", 2, false)
+			l.endStep()
+			l.purged(2, 1)
+			l.final(2, "m1")
+		}, "left in q2 at the end, but it was purged"},
+		{"not dead-lettered", func(l *diffLedger) {
+			l.declared(1, diffQSpec{DLX: true, TTL: -1})
+			l.published(1)
+			l.dropped(l.delivered(1, "m1", false, false))
+		}, "not in the dead-letter queue"},
+		{"acked and dead-lettered", func(l *diffLedger) {
+			l.declared(1, diffQSpec{DLX: true, TTL: -1})
+			l.published(1)
+			l.acked(l.delivered(1, "m1", false, false))
+			l.deadLettered("q1", "m1", "rejected")
+		}, "but it was acked"},
+	}
+	for _, c := range cases {
+		l := newDiffLedger()
+		c.run(l)
+		v := l.check(nil)
+		if len(v) == 0 || !strings.Contains(strings.Join(v, "\n"), c.want) {
+			t.Errorf("%s: violations %q, want one with %q", c.name, v, c.want)
+		}
+	}
+	// A clean life: published, delivered, requeued, redelivered, acked; another left in its queue.
+	l := newDiffLedger()
+	l.published(1)
+	l.published(2)
+	l.entered("m1", 0, false)
+	l.entered("m2", 0, false)
+	l.endStep()
+	l.requeued(l.delivered(0, "m1", false, false))
+	l.acked(l.delivered(0, "m1", true, false))
+	l.final(0, "m2")
+	if v := l.check([]string{"A0 channel close 406 60.80", "conn1 connection close 530 60.20"}); len(v) != 0 {
+		t.Errorf("clean run: violations %q", v)
+	}
+	if v := newDiffLedger().check([]string{"A0 channel close 200 60.80"}); len(v) != 1 {
+		t.Errorf("channel close 200: violations %q, want one", v)
+	}
 }

@@ -137,7 +137,7 @@ func (cfg diffConfig) reproduce(seed uint64) string {
 // runOn runs steps against url and returns the transcript and the ledger's violations.
 func (cfg diffConfig) runOn(url string, seed uint64, attempt int, steps []diffOp) ([]string, []string, error) {
 	r := &diffRun{url: url, prefix: fmt.Sprintf("dt.%s.%d.%d.", cfg.runID, seed, attempt), settle: cfg.settle,
-		skip: cfg.skip, ledger: newDiffLedger()}
+		skip: cfg.skip, ledger: newDiffLedger(), owner: map[int]int{}, exists: map[int]bool{}, excl: map[int]bool{}}
 	for i := range r.qspec {
 		r.qspec[i].TTL = -1
 	}
