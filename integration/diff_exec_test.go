@@ -37,7 +37,7 @@ type diffRun struct {
 	owner  map[int]int  // the connection (1 or 2) whose exclusive queue it is; 0: none
 	exists map[int]bool // declared and not deleted
 	excl   map[int]bool // declared exclusive
-	closes []string              // every close seen: "channel 406 60.80"
+	closes []string     // every close seen: "channel 406 60.80"
 }
 
 type diffConn struct {
