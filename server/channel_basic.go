@@ -135,13 +135,13 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry, run *dispatchRun) bool {
 	if ch.mu.closed || c.gone || ch.conn.out.full.Load() {
 		return false
 	}
-	if !c.noAck {
-		if c.prefetch > 0 && c.unacked >= int(c.prefetch) {
-			return false
-		}
-		if ch.mu.prefetchGlobal > 0 && ch.mu.consumerUnack >= int(ch.mu.prefetchGlobal) {
-			return false
-		}
+	if !c.noAck && c.prefetch > 0 && c.unacked >= int(c.prefetch) {
+		return false
+	}
+	// The channel-wide limit (basic.qos global=true) stops every consumer of the channel once reached,
+	// no-ack ones included, as RabbitMQ's channel limiter does; no-ack deliveries do not count towards it.
+	if ch.mu.prefetchGlobal > 0 && ch.mu.consumerUnack >= int(ch.mu.prefetchGlobal) {
+		return false
 	}
 	ch.mu.deliveryTag++
 	tag := ch.mu.deliveryTag

@@ -1,0 +1,57 @@
+package integration
+
+// Regression tests for divergences from RabbitMQ 3.10.8 found by TestDiff (diff_test.go). Each passes
+// against Warren and against RabbitMQ (WARREN_TEST_URL=amqp://guest:guest@127.0.0.1:5672/).
+
+import (
+	"testing"
+)
+
+// TestAMQP091DiffGlobalQosStopsNoAckConsumers: once a channel's global prefetch limit (basic.qos
+// global=true) is reached, RabbitMQ's channel limiter holds back the deliveries of every consumer on
+// the channel, no-ack ones included; no-ack deliveries do not count towards the limit. Warren used to
+// deliver to no-ack consumers regardless (TestDiff seeds 1006 and 1007).
+func TestAMQP091DiffGlobalQosStopsNoAckConsumers(t *testing.T) {
+	b, conn, pub := amqpSetup(t)
+	acking := amqpQueue(t, b, pub, "acking")
+	noAck := amqpQueue(t, b, pub, "noack")
+	amqpPublish(t, pub, "", acking, "a1")
+	amqpPublish(t, pub, "", noAck, "b1")
+	amqpPublish(t, pub, "", noAck, "b2")
+
+	ch := amqpChannel(t, conn)
+	if err := ch.Qos(1, 0, true); err != nil {
+		t.Fatalf("basic.qos global: %v", err)
+	}
+	d1, err := ch.Consume(acking, "acking", false, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	m := amqpRecv(t, d1)
+	if string(m.Body) != "a1" {
+		t.Fatalf("acking consumer got %q, want a1", m.Body)
+	}
+	// The channel's limit (1) is reached: the no-ack consumer gets nothing.
+	d2, err := ch.Consume(noAck, "noack", true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume no-ack: %v", err)
+	}
+	if ready, _ := amqpReady(t, conn, noAck); ready != 2 {
+		t.Fatalf("%d ready in the no-ack consumer's queue while the channel's limit is reached, want 2", ready)
+	}
+	select {
+	case m := <-d2:
+		t.Fatalf("no-ack consumer got %q while the channel's limit is reached", m.Body)
+	default:
+	}
+	// The ack frees the limit: the no-ack consumer gets both (its own deliveries do not count).
+	if err := m.Ack(false); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	if got := amqpRecvBodies(t, d2, 2); got[0] != "b1" || got[1] != "b2" {
+		t.Fatalf("no-ack consumer got %v, want [b1 b2]", got)
+	}
+	if ready, _ := amqpReady(t, conn, noAck); ready != 0 {
+		t.Fatalf("%d ready after the ack, want 0", ready)
+	}
+}
