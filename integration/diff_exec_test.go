@@ -263,6 +263,9 @@ func (r *diffRun) exec(o diffOp, pending *[]diffAck) string {
 	case "xunbind":
 		err = c.ExchangeUnbind(r.xname(o.X2), o.Key, r.xname(o.X), false, diffBindArgs(o.Args))
 	case "publish":
+		if ch.tx && r.skip["txpublish"] {
+			return "skipped (txpublish)"
+		}
 		key := o.Key
 		if o.X == -2 {
 			key = r.qname(o.Q)

@@ -20,9 +20,10 @@ const (
 	diffExchanges = 3 // x0..x2
 )
 
-// diffKnown lists the skip tokens of divergences already known (issue 13) and fixed elsewhere; -diff.skip=known
-// expands to them, so that a run hunts for new ones.
-var diffKnown = []string{"exclusiveother", "requeuelimit", "unbind", "badargs", "ack0", "ackunknownmulti", "xpassivedefault", "txbad", "exp0", "recover", "delifempty"}
+// diffKnown lists the skip tokens of divergences already known (issue 13, and those TestDiff found that
+// are not fixed yet: exclusiveother, requeuelimit and txpublish cover them); -diff.skip=known expands to
+// them, so that a run hunts for new ones.
+var diffKnown = []string{"exclusiveother", "requeuelimit", "txpublish", "unbind", "badargs", "ack0", "ackunknownmulti", "xpassivedefault", "txbad", "exp0", "recover", "delifempty"}
 
 // diffSkipTokens are all the tokens -diff.skip accepts: operation kinds and the option groups below.
 var diffSkipTokens = []string{
@@ -47,6 +48,7 @@ var diffSkipTokens = []string{
 	"dlx",             // x-dead-letter-exchange
 	"maxlen",          // x-max-length and x-overflow
 	"requeuelimit",    // the same: requeue into a length-limited queue is a known divergence
+	"txpublish",       // publishes inside a transaction (RabbitMQ routes them at basic.publish, Warren at tx.commit)
 	"autodelete",      // auto-delete queues and exchanges
 	"global",          // basic.qos global=true
 	"tx",              // all of tx.select, tx.commit and tx.rollback
