@@ -5,6 +5,8 @@ package integration
 
 import (
 	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // TestAMQP091DiffGlobalQosStopsNoAckConsumers: once a channel's global prefetch limit (basic.qos
@@ -54,4 +56,19 @@ func TestAMQP091DiffGlobalQosStopsNoAckConsumers(t *testing.T) {
 	if ready, _ := amqpReady(t, conn, noAck); ready != 0 {
 		t.Fatalf("%d ready after the ack, want 0", ready)
 	}
+}
+
+// TestAMQP091DiffConsumeTagCheckedFirst: RabbitMQ checks basic.consume's consumer tag before the queue:
+// reusing a tag the channel holds is a connection error (530) even when the queue does not exist (not
+// a channel error 404, as Warren used to answer; TestDiff seeds 2001 and 2003).
+func TestAMQP091DiffConsumeTagCheckedFirst(t *testing.T) {
+	b, conn, pub := amqpSetup(t)
+	q := amqpQueue(t, b, pub, "q")
+	ch := amqpChannel(t, conn)
+	if _, err := ch.Consume(q, "tag", false, false, false, false, nil); err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	_, err := ch.Consume(amqpName(t, "missing"), "tag", false, false, false, false, nil)
+	amqpAssertConnectionError(t, conn, closed, err, amqp.NotAllowed, "NOT_ALLOWED - attempt to reuse consumer tag 'tag'")
 }

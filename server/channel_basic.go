@@ -32,6 +32,15 @@ func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
 	if m.Queue == replyToQueue {
 		return ch.consumeReplyTo(m)
 	}
+	// RabbitMQ checks the tag first: reusing one is a connection error even if the queue is missing.
+	if m.ConsumerTag != "" {
+		ch.mu.Lock()
+		_, dup := ch.mu.consumers[m.ConsumerTag]
+		ch.mu.Unlock()
+		if dup {
+			return amqp.Errorf(amqp.NotAllowed, "attempt to reuse consumer tag '%s'", m.ConsumerTag)
+		}
+	}
 	q, err := ch.queueChecked(m.Queue, accessRead)
 	if err != nil {
 		return err
