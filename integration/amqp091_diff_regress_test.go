@@ -4,6 +4,7 @@ package integration
 // against Warren and against RabbitMQ (WARREN_TEST_URL=amqp://guest:guest@127.0.0.1:5672/).
 
 import (
+	"fmt"
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -71,4 +72,57 @@ func TestAMQP091DiffConsumeTagCheckedFirst(t *testing.T) {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	_, err := ch.Consume(amqpName(t, "missing"), "tag", false, false, false, false, nil)
 	amqpAssertConnectionError(t, conn, closed, err, amqp.NotAllowed, "NOT_ALLOWED - attempt to reuse consumer tag 'tag'")
+}
+
+// TestAMQP091DiffNoDeliveryToClosingConnection: when a client closes its connection, the messages one
+// of its channels held unacknowledged go back to their queue and not, before close-ok, to a consumer
+// on another channel of the same connection (RabbitMQ sends nothing more; Warren did when it tore
+// down the holding channel first; TestDiff seeds 2000 and 2055). The channels are torn down in no
+// fixed order, so the test closes 20 connections.
+func TestAMQP091DiffNoDeliveryToClosingConnection(t *testing.T) {
+	b, conn, pub := amqpSetup(t)
+	q := amqpQueue(t, b, pub, "q")
+	for i := range 20 {
+		r := &diffRun{url: b.URL}
+		if err := r.dial(0); err != nil {
+			t.Fatal(err)
+		}
+		dc := r.conns[0]
+		holder, other := dc.ch[0].ch, dc.ch[1].ch
+		body := fmt.Sprintf("m%d", i)
+		amqpPublish(t, pub, "", q, body)
+		m, ok, err := holder.Get(q, false)
+		if err != nil || !ok {
+			t.Fatalf("get: %v %v", ok, err)
+		}
+		if string(m.Body) != body {
+			t.Fatalf("got %q, want %s", m.Body, body)
+		}
+		d, err := other.Consume(q, "other", false, false, false, false, nil)
+		if err != nil {
+			t.Fatalf("consume: %v", err)
+		}
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			for range d {
+			}
+		}()
+		dc.tap.take()
+		if err := dc.c.Close(); err != nil {
+			t.Fatalf("connection.close: %v", err)
+		}
+		<-drained // the client closes d with the connection
+		for _, e := range dc.tap.take() {
+			if e.kind == "deliver" {
+				t.Fatalf("connection %d: %s delivered to consumer %q after connection.close", i, e.body, e.ctag)
+			}
+		}
+		if ready, _ := amqpReady(t, conn, q); ready != 1 {
+			t.Fatalf("connection %d: %d ready after the close, want 1", i, ready)
+		}
+		if _, ok, err := pub.Get(q, true); err != nil || !ok {
+			t.Fatalf("get after close: %v %v", ok, err)
+		}
+	}
 }

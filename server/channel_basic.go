@@ -73,6 +73,15 @@ func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
 	return nil
 }
 
+// stopConsumers makes the channel's consumers take no more deliveries (its connection is closing).
+func (ch *channel) stopConsumers() {
+	ch.mu.Lock()
+	for _, c := range ch.mu.consumers {
+		c.gone = true
+	}
+	ch.mu.Unlock()
+}
+
 // cancelConsumer ends a subscription; its unacked deliveries stay unacked on the channel.
 func (ch *channel) cancelConsumer(tag string) {
 	ch.mu.Lock()
