@@ -50,8 +50,8 @@ import (
 )
 
 var (
-	diffSeedsFlag    = flag.Int("diff.seeds", 0, "TestDiff: number of seeds (default 3 alone, 20 side by side)")
-	diffStepsFlag    = flag.Int("diff.steps", 0, "TestDiff: steps per seed (default 120 alone, 200 side by side)")
+	diffSeedsFlag    = flag.Int("diff.seeds", 0, "TestDiff: number of seeds (default 5 alone, 20 side by side)")
+	diffStepsFlag    = flag.Int("diff.steps", 0, "TestDiff: steps per seed (default 200)")
 	diffSeedFlag     = flag.String("diff.seed", "", "TestDiff: first seed (default random)")
 	diffSkipFlag     = flag.String("diff.skip", "", "TestDiff: comma-separated kinds and option groups to leave out; known = the known divergences")
 	diffSettleFlag   = flag.Duration("diff.settle", 0, "TestDiff: quiet time after each step (default 1ms alone, 15ms side by side)")
@@ -91,10 +91,10 @@ func diffConfigure(t *testing.T) diffConfig {
 		return alone
 	}
 	var err error
-	if cfg.seeds, err = strconv.Atoi(diffSetting(strconv.Itoa(*diffSeedsFlag), "WARREN_DIFF_SEEDS", def("3", "20"))); err != nil {
+	if cfg.seeds, err = strconv.Atoi(diffSetting(strconv.Itoa(*diffSeedsFlag), "WARREN_DIFF_SEEDS", def("5", "20"))); err != nil {
 		t.Fatalf("seeds: %v", err)
 	}
-	if cfg.steps, err = strconv.Atoi(diffSetting(strconv.Itoa(*diffStepsFlag), "WARREN_DIFF_STEPS", def("120", "200"))); err != nil {
+	if cfg.steps, err = strconv.Atoi(diffSetting(strconv.Itoa(*diffStepsFlag), "WARREN_DIFF_STEPS", def("200", "200"))); err != nil {
 		t.Fatalf("steps: %v", err)
 	}
 	if cfg.settle, err = time.ParseDuration(diffSetting(diffSettleFlag.String(), "WARREN_DIFF_SETTLE", def("1ms", "15ms"))); err != nil {
