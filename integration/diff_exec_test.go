@@ -356,6 +356,7 @@ func (r *diffRun) exec(o diffOp, pending *[]diffAck) string {
 			*pending = append(*pending, a)
 		}
 	case "recover":
+		//lint:ignore SA1019 basic.recover is one of the operations compared
 		err = c.Recover(o.A)
 		if err == nil {
 			r.requeueAll(ch)
@@ -537,8 +538,7 @@ func (r *diffRun) step(o diffOp) (string, error) {
 
 	// The events, per channel slot.
 	type slotEvents struct {
-		closed bool
-		lines  []string
+		lines []string
 	}
 	var ev [5]slotEvents // 4: connection-level
 	type delivery struct {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -507,14 +506,4 @@ func (g *diffGen) op(kind string) diffOp {
 		o.A = g.skip["recoverfalse"] || g.pct(90)
 	}
 	return o
-}
-
-// diffSortedKeys returns m's keys sorted.
-func diffSortedKeys[V any](m map[string]V) []string {
-	k := make([]string, 0, len(m))
-	for s := range m {
-		k = append(k, s)
-	}
-	sort.Strings(k)
-	return k
 }

@@ -124,7 +124,6 @@ func (r *diffReader) n(k int) []byte {
 }
 func (r *diffReader) u8() uint8   { return r.n(1)[0] }
 func (r *diffReader) u16() uint16 { return binary.BigEndian.Uint16(r.n(2)) }
-func (r *diffReader) u32() uint32 { return binary.BigEndian.Uint32(r.n(4)) }
 func (r *diffReader) u64() uint64 { return binary.BigEndian.Uint64(r.n(8)) }
 func (r *diffReader) str() string { return string(r.n(int(r.u8()))) }
 
