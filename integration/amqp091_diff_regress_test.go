@@ -126,3 +126,34 @@ func TestAMQP091DiffNoDeliveryToClosingConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestAMQP091DiffQosPerConsumerLiftsGlobalLimit: in RabbitMQ basic.qos with global=false also removes
+// the channel's global limit (rabbit_limiter:unlimit_prefetch); it sets the prefetch of consumers
+// created afterwards. Warren used to keep the global limit (TestDiff seed 4012).
+func TestAMQP091DiffQosPerConsumerLiftsGlobalLimit(t *testing.T) {
+	b, conn, pub := amqpSetup(t)
+	q := amqpQueue(t, b, pub, "q")
+	for _, body := range []string{"m1", "m2", "m3"} {
+		amqpPublish(t, pub, "", q, body)
+	}
+	ch := amqpChannel(t, conn)
+	if err := ch.Qos(1, 0, true); err != nil {
+		t.Fatalf("basic.qos global: %v", err)
+	}
+	d, err := ch.Consume(q, "c", false, false, false, false, nil) // consumer prefetch 0: unlimited
+	if err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	if got := amqpRecvBodies(t, d, 1); got[0] != "m1" {
+		t.Fatalf("got %v, want [m1]", got)
+	}
+	if ready, _ := amqpReady(t, conn, q); ready != 2 {
+		t.Fatalf("%d ready under the global limit of 1, want 2", ready)
+	}
+	if err := ch.Qos(5, 0, false); err != nil {
+		t.Fatalf("basic.qos per consumer: %v", err)
+	}
+	if got := amqpRecvBodies(t, d, 2); got[0] != "m2" || got[1] != "m3" {
+		t.Fatalf("got %v after basic.qos global=false, want [m2 m3]", got)
+	}
+}

@@ -19,6 +19,14 @@ func (ch *channel) basicQos(m *amqp.BasicQos) error {
 	if !m.Global {
 		ch.consumerPrefetch = m.PrefetchCount
 		ch.stats.prefetch.Store(uint32(m.PrefetchCount))
+		// As in RabbitMQ (rabbit_limiter:unlimit_prefetch), it also lifts the channel's global limit.
+		ch.mu.Lock()
+		lifted := ch.mu.prefetchGlobal > 0
+		ch.mu.prefetchGlobal = 0
+		ch.mu.Unlock()
+		if lifted {
+			ch.kickConsumers(&ch.conn.wb) // on the read loop
+		}
 	} else {
 		ch.mu.Lock()
 		ch.mu.prefetchGlobal = m.PrefetchCount
