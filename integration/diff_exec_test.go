@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -721,9 +722,18 @@ func (r *diffRun) run(steps []diffOp) error {
 	return r.final()
 }
 
-// final closes the step channels (their unacked messages go back), then drains every queue with
+// final cancels the consumers and closes the step channels (their unacked messages go back), then drains every queue with
 // basic.get on fresh channels of the same connections (so exclusive queues are still there).
 func (r *diffRun) final() error {
+	// First every consumer is cancelled, so that what the closes requeue is not delivered to a
+	// consumer on a channel not closed yet.
+	for _, dc := range r.conns {
+		for _, ch := range dc.ch {
+			for _, tag := range slices.Sorted(maps.Keys(ch.consumers)) {
+				_ = ch.ch.Cancel(tag, false)
+			}
+		}
+	}
 	for _, dc := range r.conns {
 		for _, ch := range dc.ch {
 			_ = ch.ch.Close()
