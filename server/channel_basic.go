@@ -18,6 +18,14 @@ func (ch *channel) basicQos(m *amqp.BasicQos) error {
 	if !m.Global {
 		ch.consumerPrefetch = m.PrefetchCount
 		ch.stats.prefetch.Store(uint32(m.PrefetchCount))
+		// As in RabbitMQ (rabbit_limiter:unlimit_prefetch), it also lifts the channel's global limit.
+		ch.mu.Lock()
+		lifted := ch.mu.prefetchGlobal > 0
+		ch.mu.prefetchGlobal = 0
+		ch.mu.Unlock()
+		if lifted {
+			ch.kickConsumers(&ch.conn.wb) // on the read loop
+		}
 	} else {
 		ch.mu.Lock()
 		ch.mu.prefetchGlobal = m.PrefetchCount
@@ -30,6 +38,15 @@ func (ch *channel) basicQos(m *amqp.BasicQos) error {
 func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
 	if m.Queue == replyToQueue {
 		return ch.consumeReplyTo(m)
+	}
+	// RabbitMQ checks the tag first: reusing one is a connection error even if the queue is missing.
+	if m.ConsumerTag != "" {
+		ch.mu.Lock()
+		_, dup := ch.mu.consumers[m.ConsumerTag]
+		ch.mu.Unlock()
+		if dup {
+			return amqp.Errorf(amqp.NotAllowed, "attempt to reuse consumer tag '%s'", m.ConsumerTag)
+		}
 	}
 	q, err := ch.queueChecked(m.Queue, accessRead)
 	if err != nil {
@@ -62,6 +79,15 @@ func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
 		return err
 	}
 	return nil
+}
+
+// stopConsumers makes the channel's consumers take no more deliveries (its connection is closing).
+func (ch *channel) stopConsumers() {
+	ch.mu.Lock()
+	for _, c := range ch.mu.consumers {
+		c.gone = true
+	}
+	ch.mu.Unlock()
 }
 
 // cancelConsumer ends a subscription; its unacked deliveries stay unacked on the channel.
@@ -131,13 +157,13 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry, run *dispatchRun) bool {
 	if ch.mu.closed || c.gone || ch.conn.out.full.Load() {
 		return false
 	}
-	if !c.noAck {
-		if c.prefetch > 0 && c.unacked >= int(c.prefetch) {
-			return false
-		}
-		if ch.mu.prefetchGlobal > 0 && ch.mu.consumerUnack >= int(ch.mu.prefetchGlobal) {
-			return false
-		}
+	if !c.noAck && c.prefetch > 0 && c.unacked >= int(c.prefetch) {
+		return false
+	}
+	// The channel-wide limit (basic.qos global=true) stops every consumer of the channel once reached,
+	// no-ack ones included, as RabbitMQ's channel limiter does; no-ack deliveries do not count towards it.
+	if ch.mu.prefetchGlobal > 0 && ch.mu.consumerUnack >= int(ch.mu.prefetchGlobal) {
+		return false
 	}
 	ch.mu.deliveryTag++
 	tag := ch.mu.deliveryTag

@@ -364,6 +364,11 @@ func (c *conn) kickAll() {
 // teardown releases everything the connection holds: channels (consumers cancelled, unacked
 // messages requeued) and its exclusive queues.
 func (c *conn) teardown() {
+	// First no channel of the connection takes a delivery any more, then each requeues its unacked
+	// messages: those go to other connections' consumers, not to a channel about to be torn down.
+	for _, ch := range c.channels {
+		ch.stopConsumers()
+	}
 	for id, ch := range c.channels {
 		ch.teardown()
 		delete(c.channels, id)
