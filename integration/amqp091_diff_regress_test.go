@@ -157,3 +157,76 @@ func TestAMQP091DiffQosPerConsumerLiftsGlobalLimit(t *testing.T) {
 		t.Fatalf("got %v after basic.qos global=false, want [m2 m3]", got)
 	}
 }
+
+// TestAMQP091DiffTxRoutesAtPublish: RabbitMQ routes a basic.publish inside a transaction when it
+// arrives and, at tx.commit, enqueues it on the queues chosen then that still exist (looked up by
+// name: a queue deleted meanwhile is dropped, one declared again under the name takes its place); a
+// mandatory message is returned at tx.commit if none is left. Warren used to route at tx.commit
+// (TestDiff's txpublish divergence).
+func TestAMQP091DiffTxRoutesAtPublish(t *testing.T) {
+	b, conn, pub := amqpSetup(t)
+	x := amqpExchange(t, b, pub, "direct", "x")
+	q5, q6, q7, q8 := amqpQueue(t, b, pub, "q5"), amqpQueue(t, b, pub, "q6"), amqpQueue(t, b, pub, "q7"), amqpQueue(t, b, pub, "q8")
+	for _, qb := range [][2]string{{q5, "k"}, {q7, "k7"}, {q8, "k8"}} {
+		if err := pub.QueueBind(qb[0], qb[1], x, false, nil); err != nil {
+			t.Fatalf("queue.bind: %v", err)
+		}
+	}
+	ch := amqpChannel(t, conn)
+	returns := ch.NotifyReturn(make(chan amqp.Return, 10))
+	if err := ch.Tx(); err != nil {
+		t.Fatalf("tx.select: %v", err)
+	}
+	for _, p := range [][2]string{{"k", "m1"}, {"nokey", "m2"}, {"k7", "m3"}, {"k8", "m4"}} {
+		if err := ch.Publish(x, p[0], true, false, amqp.Publishing{Body: []byte(p[1])}); err != nil {
+			t.Fatalf("publish %s: %v", p[1], err)
+		}
+	}
+	// Routing changes after the publishes, before the commit.
+	if err := ch.QueueUnbind(q5, "k", x, nil); err != nil {
+		t.Fatalf("queue.unbind: %v", err)
+	}
+	if err := ch.QueueBind(q6, "k", x, false, nil); err != nil {
+		t.Fatalf("queue.bind: %v", err)
+	}
+	if _, err := ch.QueueDelete(q7, false, false, false); err != nil {
+		t.Fatalf("queue.delete: %v", err)
+	}
+	if _, err := ch.QueueDelete(q8, false, false, false); err != nil {
+		t.Fatalf("queue.delete: %v", err)
+	}
+	if _, err := ch.QueueDeclare(q8, false, false, false, false, nil); err != nil {
+		t.Fatalf("queue.declare: %v", err)
+	}
+	select {
+	case r := <-returns:
+		t.Fatalf("%s returned before tx.commit", r.Body)
+	default:
+	}
+	if err := ch.TxCommit(); err != nil {
+		t.Fatalf("tx.commit: %v", err)
+	}
+	// The returns come before commit-ok: m2 routed nowhere, m3's queue is gone.
+	var got []string
+	for range 2 {
+		select {
+		case r := <-returns:
+			got = append(got, string(r.Body))
+		default:
+		}
+	}
+	if len(got) != 2 || got[0] != "m2" || got[1] != "m3" {
+		t.Fatalf("returned %v at tx.commit, want [m2 m3]", got)
+	}
+	for _, want := range []struct {
+		q string
+		n int
+	}{{q5, 1}, {q6, 0}, {q8, 1}} {
+		if n, _ := amqpReady(t, conn, want.q); n != want.n {
+			t.Errorf("%d messages in %s after tx.commit, want %d", n, want.q, want.n)
+		}
+	}
+	if m := amqpGet(t, pub, q5, true); string(m.Body) != "m1" {
+		t.Errorf("%s holds %q, want m1", q5, m.Body)
+	}
+}

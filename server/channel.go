@@ -43,7 +43,7 @@ type channel struct {
 
 	// Transactions (tx.select): publishes and settlements wait for tx.commit.
 	tx        bool
-	txPubs    []*publishing
+	txPubs    []txPublish
 	txSettles []settlement
 
 	lastQueue string // the last queue declared on this channel, for methods naming queue ""
@@ -134,6 +134,14 @@ type publishing struct {
 	routes       []string // routing keys added by the CC and BCC headers
 	bodySize     uint64
 	gotHeader    bool
+}
+
+// txPublish is a publish held by a transaction: routed at basic.publish, enqueued at tx.commit.
+type txPublish struct {
+	p     *publishing
+	msg   *message
+	spare *qentry  // the zero entry allocated with msg
+	qs    []*queue // the queues routing chose at basic.publish
 }
 
 // settlement is an ack, nack or reject held by a transaction.

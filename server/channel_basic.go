@@ -417,17 +417,20 @@ func (ch *channel) published() error {
 	p := ch.pub
 	ch.pub = nil
 	if ch.tx {
-		ch.txPubs = append(ch.txPubs, p)
+		// RabbitMQ routes a publish in a transaction now and enqueues it at tx.commit on the
+		// queues chosen now (those still there then).
+		msg, spare := ch.newMessage(p)
+		qs := ch.vhost().route(p.ex, msg.routingKey, p.routes, msg, nil)
+		ch.txPubs = append(ch.txPubs, txPublish{p: p, msg: msg, spare: spare, qs: qs})
 		return nil
 	}
 	ch.route(p)
 	return nil
 }
 
-// route delivers an assembled publish to its queues, returns it if mandatory and unroutable, and
-// confirms it in confirm mode.
-func (ch *channel) route(p *publishing) {
-	// The message and its entry in the first queue are one allocation.
+// newMessage makes the message of an assembled publish and a zero entry for its first queue, in
+// one allocation.
+func (ch *channel) newMessage(p *publishing) (*message, *qentry) {
 	me := &struct {
 		m message
 		e qentry
@@ -436,9 +439,21 @@ func (ch *channel) route(p *publishing) {
 		props: p.props, body: p.body, persistent: p.deliveryMode == 2, headers: p.headers,
 		arrived: ch.conn.readAt, ttl: p.ttl, hasTTL: p.hasTTL, priority: p.priority,
 	}}
-	msg, spare := &me.m, &me.e
+	return &me.m, &me.e
+}
+
+// route delivers an assembled publish to its queues, returns it if mandatory and unroutable, and
+// confirms it in confirm mode.
+func (ch *channel) route(p *publishing) {
+	msg, spare := ch.newMessage(p)
 	var buf [8]*queue
 	qs, refused := ch.vhost().publish(ch.conn, p.ex, msg, p.routes, spare, buf[:0]) // publish.go
+	ch.routed(p, msg, qs, refused)
+}
+
+// routed finishes a publish enqueued on qs: direct reply-to, counters, the return of a mandatory
+// message that reached nothing, the confirm.
+func (ch *channel) routed(p *publishing, msg *message, qs []*queue, refused bool) {
 	replied := p.ex.name == "" && ch.conn.srv.deliverReply(msg.routingKey, msg)
 	ch.countPublish(p.ex, qs, p.method.Mandatory, refused)
 	if len(qs) == 0 && !replied && p.method.Mandatory {
@@ -714,8 +729,11 @@ func forEachQueue(ds []*delivery, fn func(*queue, []*qentry)) {
 func (ch *channel) txCommit() error {
 	pubs, settles := ch.txPubs, ch.txSettles
 	ch.txPubs, ch.txSettles = nil, nil
-	for _, p := range pubs {
-		ch.route(p)
+	v := ch.vhost()
+	for _, t := range pubs {
+		t.msg.arrived = ch.conn.readAt // it reaches its queues now (per-message TTL counts from here)
+		qs := v.liveQueues(t.qs)
+		ch.routed(t.p, t.msg, qs, v.enqueue(ch.conn, t.msg, qs, t.spare))
 	}
 	// commit-ok means the persistent messages are on disk; if they could not be written, the
 	// transaction fails with the connection (541), as nothing can be promised about it.
