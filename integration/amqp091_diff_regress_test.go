@@ -230,3 +230,67 @@ func TestAMQP091DiffTxRoutesAtPublish(t *testing.T) {
 		t.Errorf("%s holds %q, want m1", q5, m.Body)
 	}
 }
+
+// TestAMQP091DiffGlobalQosCountsGets: when basic.qos global=true switches the channel's limit on,
+// RabbitMQ starts its count at every unacked delivery of the channel, basic.get ones included
+// (rabbit_channel passes the length of its unacked queue to rabbit_limiter:limit_prefetch), and
+// only consumer deliveries and their settlements move it afterwards: a get outstanding at that
+// moment counts until the limit is lifted, even once acked; a get made afterwards does not count.
+// Warren used to count consumer deliveries only (TestDiff seed 4072).
+func TestAMQP091DiffGlobalQosCountsGets(t *testing.T) {
+	b, conn, pub := amqpSetup(t)
+	qa, qb := amqpQueue(t, b, pub, "a"), amqpQueue(t, b, pub, "b")
+	for _, body := range []string{"a0", "a1", "a2"} {
+		amqpPublish(t, pub, "", qa, body)
+	}
+	for _, body := range []string{"b0", "b1", "b2"} {
+		amqpPublish(t, pub, "", qb, body)
+	}
+
+	ch := amqpChannel(t, conn)
+	g := amqpGet(t, ch, qa, false)
+	if err := ch.Qos(1, 0, true); err != nil {
+		t.Fatalf("basic.qos global: %v", err)
+	}
+	d, err := ch.Consume(qb, "c", false, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	if ready, _ := amqpReady(t, conn, qb); ready != 3 {
+		t.Fatalf("%d ready with the get outstanding at basic.qos, want 3", ready)
+	}
+	if err := g.Ack(false); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	if ready, _ := amqpReady(t, conn, qb); ready != 3 {
+		t.Fatalf("%d ready after acking the get, want 3 (it still counts)", ready)
+	}
+	if err := ch.Qos(2, 0, true); err != nil { // raising the limit keeps the count
+		t.Fatalf("basic.qos global: %v", err)
+	}
+	if got := amqpRecvBodies(t, d, 1); got[0] != "b0" {
+		t.Fatalf("got %v after raising the limit to 2, want [b0]", got)
+	}
+	if ready, _ := amqpReady(t, conn, qb); ready != 2 {
+		t.Fatalf("%d ready under the limit of 2, want 2", ready)
+	}
+	select {
+	case m := <-d:
+		t.Fatalf("got %q beyond the limit", m.Body)
+	default:
+	}
+
+	// A get made after the limit is on does not count.
+	ch2 := amqpChannel(t, conn)
+	if err := ch2.Qos(1, 0, true); err != nil {
+		t.Fatalf("basic.qos global: %v", err)
+	}
+	amqpGet(t, ch2, qa, false)
+	d2, err := ch2.Consume(qa, "c2", false, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	if got := amqpRecvBodies(t, d2, 1); got[0] != "a2" {
+		t.Fatalf("got %v, want [a2]", got)
+	}
+}

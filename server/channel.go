@@ -65,6 +65,7 @@ type channel struct {
 		slab           []delivery     // fresh deliveries to hand out (newDeliveryLocked)
 		prefetchGlobal uint16         // basic.qos global=true: limit on the channel's consumer deliveries
 		consumerUnack  int            // unacked deliveries to consumers (not basic.get)
+		globalExtra    int            // counted towards prefetchGlobal besides consumerUnack (basicQos)
 		ackTimer       *time.Timer    // consumer timeout (consumer_timeout.go); nil until needed
 		ackTimerAt     time.Time      // when ackTimer fires; zero: not armed
 		reply          *replyConsumer // the direct reply-to consumer (replyto.go)

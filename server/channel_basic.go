@@ -21,13 +21,23 @@ func (ch *channel) basicQos(m *amqp.BasicQos) error {
 		// As in RabbitMQ (rabbit_limiter:unlimit_prefetch), it also lifts the channel's global limit.
 		ch.mu.Lock()
 		lifted := ch.mu.prefetchGlobal > 0
-		ch.mu.prefetchGlobal = 0
+		ch.mu.prefetchGlobal, ch.mu.globalExtra = 0, 0
 		ch.mu.Unlock()
 		if lifted {
 			ch.kickConsumers(&ch.conn.wb) // on the read loop
 		}
 	} else {
 		ch.mu.Lock()
+		switch {
+		case m.PrefetchCount == 0:
+			ch.mu.globalExtra = 0
+		case ch.mu.prefetchGlobal == 0:
+			// As RabbitMQ's limiter (rabbit_channel's basic.qos, rabbit_limiter:limit_prefetch):
+			// switching the limit on starts its count at every unacked delivery of the channel,
+			// basic.get ones included, and only consumer deliveries and their settlements move it
+			// afterwards, so the gets outstanding now count until the limit is lifted.
+			ch.mu.globalExtra = len(ch.mu.unacked) - ch.mu.consumerUnack
+		}
 		ch.mu.prefetchGlobal = m.PrefetchCount
 		ch.mu.Unlock()
 		ch.kickConsumers(&ch.conn.wb) // on the read loop
@@ -162,7 +172,7 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry, run *dispatchRun) bool {
 	}
 	// The channel-wide limit (basic.qos global=true) stops every consumer of the channel once reached,
 	// no-ack ones included, as RabbitMQ's channel limiter does; no-ack deliveries do not count towards it.
-	if ch.mu.prefetchGlobal > 0 && ch.mu.consumerUnack >= int(ch.mu.prefetchGlobal) {
+	if ch.mu.prefetchGlobal > 0 && ch.mu.consumerUnack+ch.mu.globalExtra >= int(ch.mu.prefetchGlobal) {
 		return false
 	}
 	ch.mu.deliveryTag++
