@@ -294,3 +294,49 @@ func TestAMQP091DiffGlobalQosCountsGets(t *testing.T) {
 		t.Fatalf("got %v, want [a2]", got)
 	}
 }
+
+// TestAMQP091DiffNewConsumerJoinsRotationAtBack: RabbitMQ keeps a queue's consumers (of one
+// priority) in a queue: the consumer that gets a message moves to the back, and a new consumer is
+// added at the back. With consumers c1 and c2, a message to c1 leaves the turn [c2 c1]; c3 joins as
+// [c2 c1 c3]; when c2 goes the next message is c1's. Warren used to put c3 after c2 in the array it
+// walks round-robin, giving it c3 (TestDiff seed 6022).
+func TestAMQP091DiffNewConsumerJoinsRotationAtBack(t *testing.T) {
+	b, conn, pub := amqpSetup(t)
+	q := amqpQueue(t, b, pub, "q")
+	consume := func(tag string) (*amqp.Channel, <-chan amqp.Delivery) {
+		ch := amqpChannel(t, conn)
+		d, err := ch.Consume(q, tag, true, false, false, false, nil)
+		if err != nil {
+			t.Fatalf("consume %s: %v", tag, err)
+		}
+		return ch, d
+	}
+	_, d1 := consume("c1")
+	ch2, d2 := consume("c2")
+	amqpPublish(t, pub, "", q, "m1")
+	if got := amqpRecvBodies(t, d1, 1); got[0] != "m1" {
+		t.Fatalf("c1 got %v, want [m1]", got)
+	}
+	_, d3 := consume("c3")
+	if err := ch2.Cancel("c2", false); err != nil {
+		t.Fatalf("cancel c2: %v", err)
+	}
+	for _, body := range []string{"m2", "m3"} {
+		amqpPublish(t, pub, "", q, body)
+	}
+	if got := amqpRecvBodies(t, d1, 1); got[0] != "m2" {
+		t.Fatalf("c1 got %v, want [m2]", got)
+	}
+	if got := amqpRecvBodies(t, d3, 1); got[0] != "m3" {
+		t.Fatalf("c3 got %v, want [m3]", got)
+	}
+	for _, d := range []<-chan amqp.Delivery{d1, d2, d3} {
+		select {
+		case m, ok := <-d:
+			if ok {
+				t.Fatalf("unexpected delivery %q", m.Body)
+			}
+		default:
+		}
+	}
+}

@@ -69,14 +69,30 @@ func (q *queue) insertConsumerLocked(c *subscription) {
 		for i > 0 && cs[i-1].priority < c.priority {
 			i--
 		}
+		// RabbitMQ keeps each priority's consumers in a queue that a consumer rejoins at the back
+		// once it has had a message, and appends a new consumer at the back: here, the turn of
+		// the priority of the last delivery starts at rr, so its back is just before rr.
+		if lo := q.groupStartLocked(i, c.priority); q.mu.rr > lo && q.mu.rr < i {
+			i = q.mu.rr
+		}
 	}
 	cs = append(cs, nil)
 	copy(cs[i+1:], cs[i:])
 	cs[i] = c
-	if q.mu.rr > i {
+	if q.mu.rr >= i {
 		q.mu.rr++
 	}
 	q.mu.consumers = cs
+}
+
+// groupStartLocked returns the index of the first consumer of priority p, given end, the index
+// just past them.
+func (q *queue) groupStartLocked(end int, p int64) int {
+	lo := end
+	for lo > 0 && q.mu.consumers[lo-1].priority == p {
+		lo--
+	}
+	return lo
 }
 
 // pickConsumerLocked delivers e to the consumer whose turn it is and returns it, or returns nil
