@@ -6,6 +6,7 @@ package integration
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -338,5 +339,49 @@ func TestAMQP091DiffNewConsumerJoinsRotationAtBack(t *testing.T) {
 			}
 		default:
 		}
+	}
+}
+
+// TestAMQP091DiffUnblockedConsumerRejoinsAtBack: a consumer its channel's limit stops leaves
+// RabbitMQ's round-robin turn (rabbit_queue_consumers blocks it) and rejoins it at the back when
+// the channel frees credit (here: basic.qos raising the global limit), after the consumers served
+// meanwhile. Warren used to keep it in its place, so it came first again.
+func TestAMQP091DiffUnblockedConsumerRejoinsAtBack(t *testing.T) {
+	b, conn, pub := amqpSetup(t)
+	q := amqpQueue(t, b, pub, "q")
+	ch1 := amqpChannel(t, conn)
+	if err := ch1.Qos(1, 0, true); err != nil {
+		t.Fatalf("basic.qos global: %v", err)
+	}
+	d1, err := ch1.Consume(q, "c1", false, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume c1: %v", err)
+	}
+	d2, err := amqpChannel(t, conn).Consume(q, "c2", true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume c2: %v", err)
+	}
+	var got []string
+	send := func(bodies ...string) {
+		for _, body := range bodies {
+			amqpPublish(t, pub, "", q, body) // confirmed: routed and dispatched
+			select {
+			case m := <-d1:
+				got = append(got, "c1:"+string(m.Body))
+			case m := <-d2:
+				got = append(got, "c2:"+string(m.Body))
+			case <-time.After(amqpTimeout):
+				t.Fatalf("%s not delivered", body)
+			}
+		}
+	}
+	send("m1", "m2", "m3") // m3: c1 is at its limit and leaves the turn
+	if err := ch1.Qos(5, 0, true); err != nil {
+		t.Fatalf("basic.qos global: %v", err)
+	}
+	send("m4", "m5", "m6")
+	want := []string{"c1:m1", "c2:m2", "c2:m3", "c2:m4", "c1:m5", "c2:m6"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("deliveries %v, want %v", got, want)
 	}
 }

@@ -147,15 +147,25 @@ func notifyCancelled(ts []deliveryTarget) {
 // the batch of the read loop it runs on, or nil.
 func (ch *channel) kickConsumers(wb *writeBatch) {
 	ch.mu.Lock()
-	qs := make([]*queue, 0, len(ch.mu.consumers))
+	cs := make([]*consumer, 0, len(ch.mu.consumers))
 	for _, c := range ch.mu.consumers {
-		if !slices.Contains(qs, c.q) {
-			qs = append(qs, c.q)
-		}
+		cs = append(cs, c)
 	}
 	ch.mu.Unlock()
-	for _, q := range qs {
-		q.kick(wb)
+	// Grouped by queue, in the order of the channel's consumers' tags (map order is random).
+	slices.SortFunc(cs, func(a, b *consumer) int {
+		if a.q != b.q {
+			return cmpU64(a.q.id, b.q.id)
+		}
+		return strings.Compare(a.tag, b.tag)
+	})
+	var sbuf [8]*subscription
+	for i := 0; i < len(cs); {
+		q, subs := cs[i].q, sbuf[:0]
+		for ; i < len(cs) && cs[i].q == q; i++ {
+			subs = append(subs, &cs[i].subscription)
+		}
+		q.kickUnblocked(subs, wb)
 	}
 }
 

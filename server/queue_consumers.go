@@ -1,6 +1,10 @@
 package server
 
-import "github.com/warrenmq/warren/amqp"
+import (
+	"slices"
+
+	"github.com/warrenmq/warren/amqp"
+)
 
 // Which consumer gets the next message: consumer priorities (x-priority on basic.consume) and
 // single active consumer (x-single-active-consumer), as RabbitMQ 3.10 does them.
@@ -55,6 +59,7 @@ type subscription struct {
 	exclusive bool       // no other consumer may attach
 	args      amqp.Table // the consume arguments (x-priority)
 	priority  int64      // x-priority; set by queue.addConsumer
+	blocked   bool       // guarded by q.mu: its target refused the last message offered (unblockLocked)
 }
 
 // insertConsumerLocked adds c in its place.
@@ -63,6 +68,11 @@ func (q *queue) insertConsumerLocked(c *subscription) {
 	if p, ok := intArg(c.args["x-priority"]); ok {
 		c.priority = p
 	}
+	q.placeConsumerLocked(c)
+}
+
+// placeConsumerLocked puts c at the back of its priority's turn.
+func (q *queue) placeConsumerLocked(c *subscription) {
 	cs := q.mu.consumers
 	i := len(cs)
 	if !q.lim().single {
@@ -117,12 +127,41 @@ func (q *queue) pickConsumerLocked(e *qentry, run *dispatchRun) *subscription {
 		}
 		for k := 0; k < size; k++ {
 			i := lo + (start-lo+k)%size
-			if c := cs[i]; c.target.deliver(e, run) {
+			c := cs[i]
+			if c.target.deliver(e, run) {
+				c.blocked = false
 				q.mu.rr = lo + (i-lo+1)%size
 				return c
 			}
+			c.blocked = true
 		}
 		lo = hi
 	}
 	return nil
+}
+
+// unblockLocked is told that the targets of subs may take messages again (their channel freed
+// credit). As RabbitMQ's rabbit_queue_consumers, a consumer that refused a message left the turn and
+// rejoins it at the back now: each of subs marked blocked moves to the back of its priority's turn.
+func (q *queue) unblockLocked(subs []*subscription) {
+	if q.lim().single {
+		return
+	}
+	// They rejoin in the order they left: the turn's, from the cursor.
+	var mbuf [8]*subscription
+	moved, cs := mbuf[:0], q.mu.consumers
+	for k := range cs {
+		if c := cs[(q.mu.rr+k)%len(cs)]; c.blocked && slices.Contains(subs, c) {
+			moved = append(moved, c)
+		}
+	}
+	for _, s := range moved {
+		s.blocked = false
+		j := slices.Index(q.mu.consumers, s)
+		q.mu.consumers = slices.Delete(q.mu.consumers, j, j+1)
+		if q.mu.rr > j {
+			q.mu.rr--
+		}
+		q.placeConsumerLocked(s)
+	}
 }
