@@ -12,7 +12,9 @@ import (
 // A queue's consumers are kept by priority, highest first, in registration order within a
 // priority. A message goes to a consumer of the highest priority that has credit, round-robin
 // among those of that priority; lower priorities get messages only while every higher one is
-// blocked. With single active consumer only the first registered consumer still attached gets
+// blocked. The round-robin turn is RabbitMQ's: the consumer served moves to the back, a new consumer
+// joins at the back, and one that refused a message (no credit) rejoins at the back when its
+// channel frees credit (unblockLocked). The array keeps each priority's turn from the cursor rr. With single active consumer only the first registered consumer still attached gets
 // messages (priorities are ignored, as in RabbitMQ 3.10, whose classic queues added them to single
 // active consumer only later); when it goes, the next one in registration order takes over.
 
