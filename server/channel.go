@@ -43,7 +43,7 @@ type channel struct {
 
 	// Transactions (tx.select): publishes and settlements wait for tx.commit.
 	tx        bool
-	txPubs    []*publishing
+	txPubs    []txPublish
 	txSettles []settlement
 
 	lastQueue string // the last queue declared on this channel, for methods naming queue ""
@@ -65,6 +65,7 @@ type channel struct {
 		slab           []delivery     // fresh deliveries to hand out (newDeliveryLocked)
 		prefetchGlobal uint16         // basic.qos global=true: limit on the channel's consumer deliveries
 		consumerUnack  int            // unacked deliveries to consumers (not basic.get)
+		globalExtra    int            // counted towards prefetchGlobal besides consumerUnack (basicQos)
 		ackTimer       *time.Timer    // consumer timeout (consumer_timeout.go); nil until needed
 		ackTimerAt     time.Time      // when ackTimer fires; zero: not armed
 		reply          *replyConsumer // the direct reply-to consumer (replyto.go)
@@ -134,6 +135,14 @@ type publishing struct {
 	routes       []string // routing keys added by the CC and BCC headers
 	bodySize     uint64
 	gotHeader    bool
+}
+
+// txPublish is a publish held by a transaction: routed at basic.publish, enqueued at tx.commit.
+type txPublish struct {
+	p     *publishing
+	msg   *message
+	spare *qentry  // the zero entry allocated with msg
+	qs    []*queue // the queues routing chose at basic.publish
 }
 
 // settlement is an ack, nack or reject held by a transaction.

@@ -21,13 +21,23 @@ func (ch *channel) basicQos(m *amqp.BasicQos) error {
 		// As in RabbitMQ (rabbit_limiter:unlimit_prefetch), it also lifts the channel's global limit.
 		ch.mu.Lock()
 		lifted := ch.mu.prefetchGlobal > 0
-		ch.mu.prefetchGlobal = 0
+		ch.mu.prefetchGlobal, ch.mu.globalExtra = 0, 0
 		ch.mu.Unlock()
 		if lifted {
 			ch.kickConsumers(&ch.conn.wb) // on the read loop
 		}
 	} else {
 		ch.mu.Lock()
+		switch {
+		case m.PrefetchCount == 0:
+			ch.mu.globalExtra = 0
+		case ch.mu.prefetchGlobal == 0:
+			// As RabbitMQ's limiter (rabbit_channel's basic.qos, rabbit_limiter:limit_prefetch):
+			// switching the limit on starts its count at every unacked delivery of the channel,
+			// basic.get ones included, and only consumer deliveries and their settlements move it
+			// afterwards, so the gets outstanding now count until the limit is lifted.
+			ch.mu.globalExtra = len(ch.mu.unacked) - ch.mu.consumerUnack
+		}
 		ch.mu.prefetchGlobal = m.PrefetchCount
 		ch.mu.Unlock()
 		ch.kickConsumers(&ch.conn.wb) // on the read loop
@@ -137,15 +147,25 @@ func notifyCancelled(ts []deliveryTarget) {
 // the batch of the read loop it runs on, or nil.
 func (ch *channel) kickConsumers(wb *writeBatch) {
 	ch.mu.Lock()
-	qs := make([]*queue, 0, len(ch.mu.consumers))
+	cs := make([]*consumer, 0, len(ch.mu.consumers))
 	for _, c := range ch.mu.consumers {
-		if !slices.Contains(qs, c.q) {
-			qs = append(qs, c.q)
-		}
+		cs = append(cs, c)
 	}
 	ch.mu.Unlock()
-	for _, q := range qs {
-		q.kick(wb)
+	// Grouped by queue, in the order of the channel's consumers' tags (map order is random).
+	slices.SortFunc(cs, func(a, b *consumer) int {
+		if a.q != b.q {
+			return cmpU64(a.q.id, b.q.id)
+		}
+		return strings.Compare(a.tag, b.tag)
+	})
+	var sbuf [8]*subscription
+	for i := 0; i < len(cs); {
+		q, subs := cs[i].q, sbuf[:0]
+		for ; i < len(cs) && cs[i].q == q; i++ {
+			subs = append(subs, &cs[i].subscription)
+		}
+		q.kickUnblocked(subs, wb)
 	}
 }
 
@@ -162,7 +182,7 @@ func (ch *channel) tryDeliver(c *consumer, e *qentry, run *dispatchRun) bool {
 	}
 	// The channel-wide limit (basic.qos global=true) stops every consumer of the channel once reached,
 	// no-ack ones included, as RabbitMQ's channel limiter does; no-ack deliveries do not count towards it.
-	if ch.mu.prefetchGlobal > 0 && ch.mu.consumerUnack >= int(ch.mu.prefetchGlobal) {
+	if ch.mu.prefetchGlobal > 0 && ch.mu.consumerUnack+ch.mu.globalExtra >= int(ch.mu.prefetchGlobal) {
 		return false
 	}
 	ch.mu.deliveryTag++
@@ -417,17 +437,20 @@ func (ch *channel) published() error {
 	p := ch.pub
 	ch.pub = nil
 	if ch.tx {
-		ch.txPubs = append(ch.txPubs, p)
+		// RabbitMQ routes a publish in a transaction now and enqueues it at tx.commit on the
+		// queues chosen now (those still there then).
+		msg, spare := ch.newMessage(p)
+		qs := ch.vhost().route(p.ex, msg.routingKey, p.routes, msg, nil)
+		ch.txPubs = append(ch.txPubs, txPublish{p: p, msg: msg, spare: spare, qs: qs})
 		return nil
 	}
 	ch.route(p)
 	return nil
 }
 
-// route delivers an assembled publish to its queues, returns it if mandatory and unroutable, and
-// confirms it in confirm mode.
-func (ch *channel) route(p *publishing) {
-	// The message and its entry in the first queue are one allocation.
+// newMessage makes the message of an assembled publish and a zero entry for its first queue, in
+// one allocation.
+func (ch *channel) newMessage(p *publishing) (*message, *qentry) {
 	me := &struct {
 		m message
 		e qentry
@@ -436,9 +459,21 @@ func (ch *channel) route(p *publishing) {
 		props: p.props, body: p.body, persistent: p.deliveryMode == 2, headers: p.headers,
 		arrived: ch.conn.readAt, ttl: p.ttl, hasTTL: p.hasTTL, priority: p.priority,
 	}}
-	msg, spare := &me.m, &me.e
+	return &me.m, &me.e
+}
+
+// route delivers an assembled publish to its queues, returns it if mandatory and unroutable, and
+// confirms it in confirm mode.
+func (ch *channel) route(p *publishing) {
+	msg, spare := ch.newMessage(p)
 	var buf [8]*queue
 	qs, refused := ch.vhost().publish(ch.conn, p.ex, msg, p.routes, spare, buf[:0]) // publish.go
+	ch.routed(p, msg, qs, refused)
+}
+
+// routed finishes a publish enqueued on qs: direct reply-to, counters, the return of a mandatory
+// message that reached nothing, the confirm.
+func (ch *channel) routed(p *publishing, msg *message, qs []*queue, refused bool) {
 	replied := p.ex.name == "" && ch.conn.srv.deliverReply(msg.routingKey, msg)
 	ch.countPublish(p.ex, qs, p.method.Mandatory, refused)
 	if len(qs) == 0 && !replied && p.method.Mandatory {
@@ -714,8 +749,11 @@ func forEachQueue(ds []*delivery, fn func(*queue, []*qentry)) {
 func (ch *channel) txCommit() error {
 	pubs, settles := ch.txPubs, ch.txSettles
 	ch.txPubs, ch.txSettles = nil, nil
-	for _, p := range pubs {
-		ch.route(p)
+	v := ch.vhost()
+	for _, t := range pubs {
+		t.msg.arrived = ch.conn.readAt // it reaches its queues now (per-message TTL counts from here)
+		qs := v.liveQueues(t.qs)
+		ch.routed(t.p, t.msg, qs, v.enqueue(ch.conn, t.msg, qs, t.spare))
 	}
 	// commit-ok means the persistent messages are on disk; if they could not be written, the
 	// transaction fails with the connection (541), as nothing can be promised about it.

@@ -79,6 +79,12 @@ func (v *vhost) checkPublish(u *user, exName, key string, cache *publishAccess) 
 // The caller has checked permissions; it holds no lock.
 func (v *vhost) publish(src publishSource, ex *exchangeEntity, msg *message, routes []string, spare *qentry, buf []*queue) (qs []*queue, refused bool) {
 	qs = v.route(ex, msg.routingKey, routes, msg, buf)
+	return qs, v.enqueue(src, msg, qs, spare)
+}
+
+// enqueue puts msg on the queues qs (as route chose them) and reports whether one refused it;
+// spare and src as for publish. A transaction routes at basic.publish and enqueues at tx.commit.
+func (v *vhost) enqueue(src publishSource, msg *message, qs []*queue, spare *qentry) (refused bool) {
 	for _, q := range qs {
 		res, g, wake := q.publishFrom(msg, src, spare)
 		if res == published {
@@ -97,7 +103,22 @@ func (v *vhost) publish(src publishSource, ex *exchangeEntity, msg *message, rou
 		}
 	}
 	msg.rec = nil // the commit groups hold the record until it is written
-	return qs, refused
+	return refused
+}
+
+// liveQueues resolves queues routed to earlier (by a publish held by a transaction) by name, as
+// RabbitMQ does at tx.commit: a deleted queue is dropped, one declared again under its name
+// takes its place.
+func (v *vhost) liveQueues(qs []*queue) []*queue {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := qs[:0]
+	for _, q := range qs {
+		if cur := v.mu.queues[q.name]; cur != nil && !containsPtr(out, cur) {
+			out = append(out, cur)
+		}
+	}
+	return out
 }
 
 // An AMQP connection is a publishSource; its read loop acts on what the publishes asked

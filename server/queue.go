@@ -438,10 +438,15 @@ func (q *queue) readRange(from, upto uint64, max int) (es []*qentry, next uint64
 
 // kick delivers what it can (after credit was freed). wb is the batch of the read loop it runs
 // on, or nil.
-func (q *queue) kick(wb *writeBatch) {
+func (q *queue) kick(wb *writeBatch) { q.kickUnblocked(nil, wb) }
+
+// kickUnblocked is kick for a channel that freed credit: subs are its consumers, which rejoin the
+// round-robin turn if they had left it (unblockLocked).
+func (q *queue) kickUnblocked(subs []*subscription, wb *writeBatch) {
 	q.mu.Lock()
 	defer q.unlock()
 	if !q.mu.deleted {
+		q.unblockLocked(subs)
 		q.dispatchFreshLocked(nil, wb)
 	}
 }

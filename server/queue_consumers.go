@@ -1,6 +1,10 @@
 package server
 
-import "github.com/warrenmq/warren/amqp"
+import (
+	"slices"
+
+	"github.com/warrenmq/warren/amqp"
+)
 
 // Which consumer gets the next message: consumer priorities (x-priority on basic.consume) and
 // single active consumer (x-single-active-consumer), as RabbitMQ 3.10 does them.
@@ -8,7 +12,9 @@ import "github.com/warrenmq/warren/amqp"
 // A queue's consumers are kept by priority, highest first, in registration order within a
 // priority. A message goes to a consumer of the highest priority that has credit, round-robin
 // among those of that priority; lower priorities get messages only while every higher one is
-// blocked. With single active consumer only the first registered consumer still attached gets
+// blocked. The round-robin turn is RabbitMQ's: the consumer served moves to the back, a new consumer
+// joins at the back, and one that refused a message (no credit) rejoins at the back when its
+// channel frees credit (unblockLocked). The array keeps each priority's turn from the cursor rr. With single active consumer only the first registered consumer still attached gets
 // messages (priorities are ignored, as in RabbitMQ 3.10, whose classic queues added them to single
 // active consumer only later); when it goes, the next one in registration order takes over.
 
@@ -55,6 +61,7 @@ type subscription struct {
 	exclusive bool       // no other consumer may attach
 	args      amqp.Table // the consume arguments (x-priority)
 	priority  int64      // x-priority; set by queue.addConsumer
+	blocked   bool       // guarded by q.mu: its target refused the last message offered (unblockLocked)
 }
 
 // insertConsumerLocked adds c in its place.
@@ -63,20 +70,41 @@ func (q *queue) insertConsumerLocked(c *subscription) {
 	if p, ok := intArg(c.args["x-priority"]); ok {
 		c.priority = p
 	}
+	q.placeConsumerLocked(c)
+}
+
+// placeConsumerLocked puts c at the back of its priority's turn.
+func (q *queue) placeConsumerLocked(c *subscription) {
 	cs := q.mu.consumers
 	i := len(cs)
 	if !q.lim().single {
 		for i > 0 && cs[i-1].priority < c.priority {
 			i--
 		}
+		// RabbitMQ keeps each priority's consumers in a queue that a consumer rejoins at the back
+		// once it has had a message, and appends a new consumer at the back: here, the turn of
+		// the priority of the last delivery starts at rr, so its back is just before rr.
+		if lo := q.groupStartLocked(i, c.priority); q.mu.rr > lo && q.mu.rr < i {
+			i = q.mu.rr
+		}
 	}
 	cs = append(cs, nil)
 	copy(cs[i+1:], cs[i:])
 	cs[i] = c
-	if q.mu.rr > i {
+	if q.mu.rr >= i {
 		q.mu.rr++
 	}
 	q.mu.consumers = cs
+}
+
+// groupStartLocked returns the index of the first consumer of priority p, given end, the index
+// just past them.
+func (q *queue) groupStartLocked(end int, p int64) int {
+	lo := end
+	for lo > 0 && q.mu.consumers[lo-1].priority == p {
+		lo--
+	}
+	return lo
 }
 
 // pickConsumerLocked delivers e to the consumer whose turn it is and returns it, or returns nil
@@ -101,12 +129,41 @@ func (q *queue) pickConsumerLocked(e *qentry, run *dispatchRun) *subscription {
 		}
 		for k := 0; k < size; k++ {
 			i := lo + (start-lo+k)%size
-			if c := cs[i]; c.target.deliver(e, run) {
+			c := cs[i]
+			if c.target.deliver(e, run) {
+				c.blocked = false
 				q.mu.rr = lo + (i-lo+1)%size
 				return c
 			}
+			c.blocked = true
 		}
 		lo = hi
 	}
 	return nil
+}
+
+// unblockLocked is told that the targets of subs may take messages again (their channel freed
+// credit). As RabbitMQ's rabbit_queue_consumers, a consumer that refused a message left the turn and
+// rejoins it at the back now: each of subs marked blocked moves to the back of its priority's turn.
+func (q *queue) unblockLocked(subs []*subscription) {
+	if q.lim().single {
+		return
+	}
+	// They rejoin in the order they left: the turn's, from the cursor.
+	var mbuf [8]*subscription
+	moved, cs := mbuf[:0], q.mu.consumers
+	for k := range cs {
+		if c := cs[(q.mu.rr+k)%len(cs)]; c.blocked && slices.Contains(subs, c) {
+			moved = append(moved, c)
+		}
+	}
+	for _, s := range moved {
+		s.blocked = false
+		j := slices.Index(q.mu.consumers, s)
+		q.mu.consumers = slices.Delete(q.mu.consumers, j, j+1)
+		if q.mu.rr > j {
+			q.mu.rr--
+		}
+		q.placeConsumerLocked(s)
+	}
 }
