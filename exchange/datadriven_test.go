@@ -1,8 +1,6 @@
 package exchange
 
 import (
-	"bufio"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -10,11 +8,11 @@ import (
 	"testing"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/internal/script"
 )
 
-// TestDataDriven runs the scripts in testdata/*.txt. Each line is a command;
-// '#' starts a comment line; tokens are separated by spaces and a token in
-// double quotes is a Go string literal (so "" is the empty string).
+// TestDataDriven runs the scripts in testdata/*.txt, in internal/script's format (a command a
+// line, "# " comments, quoted tokens as Go string literals, "-> want").
 //
 //	kind <direct|fanout|topic|headers>       start a new router
 //	bind <dest> <key> [k=v ...] [-> bool]     Bind with string args (default expect true)
@@ -34,22 +32,9 @@ func TestDataDriven(t *testing.T) {
 }
 
 func runScript(t *testing.T, file string) {
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var r Router[string]
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "# ") || text == "#" {
-			continue
-		}
-		pos := file + ":" + strconv.Itoa(line)
-		cmd, want, hasWant := strings.Cut(text, "->")
-		toks := tokens(t, pos, cmd)
-		want = strings.TrimSpace(want)
+	for _, l := range script.Lines(t, file) {
+		pos, cmd, toks, want, hasWant := l.Pos, l.Cmd, l.Tokens, l.Want, l.HasWant
 		if toks[0] != "kind" && r == nil {
 			t.Fatalf("%s: no kind yet", pos)
 		}
@@ -90,7 +75,7 @@ func runScript(t *testing.T, file string) {
 		case "route":
 			got := r.Route(toks[1], nil, nil)
 			checkNoDups(t, pos, got)
-			exp := tokens(t, pos, want)
+			exp := script.Tokens(t, pos, want)
 			slices.Sort(got)
 			slices.Sort(exp)
 			if !slices.Equal(got, exp) {
@@ -100,24 +85,6 @@ func runScript(t *testing.T, file string) {
 			t.Fatalf("%s: unknown command %q", pos, toks[0])
 		}
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func tokens(t *testing.T, pos, s string) []string {
-	var out []string
-	for _, f := range strings.Fields(s) {
-		if strings.HasPrefix(f, `"`) {
-			u, err := strconv.Unquote(f)
-			if err != nil {
-				t.Fatalf("%s: bad token %s: %v", pos, f, err)
-			}
-			f = u
-		}
-		out = append(out, f)
-	}
-	return out
 }
 
 func scriptArgs(t *testing.T, pos string, toks []string) amqp.Table {

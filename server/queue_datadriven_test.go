@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/internal/script"
 )
 
 // TestQueueRules runs the scripts in testdata/queue/*.txt against classic queues, through the
@@ -153,20 +152,8 @@ func runQueueScript(t *testing.T, file string) {
 	var q queueImpl
 	var got []*qentry // taken by get with ack
 
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "# ") || text == "#" {
-			continue
-		}
-		pos := file + ":" + strconv.Itoa(line)
-		cmd, want, hasWant := strings.Cut(text, "->")
-		toks := tokens(t, pos, cmd)
-		want = strings.Join(strings.Fields(want), " ")
+	for _, l := range script.Lines(t, file) {
+		pos, cmd, toks, want, hasWant := l.Pos, l.Cmd, l.Tokens, l.Want, l.HasWant
 		check := func(got string) {
 			t.Helper()
 			if hasWant && got != want {
@@ -346,19 +333,4 @@ func settleEntries(q queueImpl, how string, es []*qentry) {
 	case "reject":
 		q.reject(es)
 	}
-}
-
-func tokens(t *testing.T, pos, s string) []string {
-	var out []string
-	for _, f := range strings.Fields(s) {
-		if strings.HasPrefix(f, `"`) {
-			u, err := strconv.Unquote(f)
-			if err != nil {
-				t.Fatalf("%s: bad token %s: %v", pos, f, err)
-			}
-			f = u
-		}
-		out = append(out, f)
-	}
-	return out
 }
