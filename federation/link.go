@@ -1,0 +1,468 @@
+package federation
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/amqp"
+)
+
+// receivedFrom is the header a federated message carries, one entry per hop (newest first).
+const receivedFrom = "x-received-from"
+
+// demandPoll is how often an idle federated-queue link asks whether its queue wants messages,
+// and holdDemand how long it holds a fetched message waiting for demand before it gives it back.
+const (
+	demandPoll = 20 * time.Millisecond
+	holdDemand = time.Second
+)
+
+// session is one connection of a link to its upstream.
+type session struct {
+	l     *link
+	log   *slog.Logger
+	uri   string
+	conn  *amqp091.Connection
+	ch    *amqp091.Channel
+	close chan *amqp091.Error
+
+	cluster string // the upstream's cluster_name (x-received-from)
+	vhost   string // the upstream vhost
+}
+
+// runOnce runs the link over one connection to uri until it fails (the error says why) or the
+// link is halted (nil).
+func (l *link) runOnce(uri string, log *slog.Logger) error {
+	if uri == "" {
+		return errors.New("upstream has no URI")
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return fmt.Errorf("upstream URI: %w", err)
+	}
+	conn, err := amqp091.DialConfig(uri, amqp091.Config{
+		Heartbeat: 10 * time.Second,
+		Dial:      amqp091.DefaultDial(10 * time.Second),
+		Properties: amqp091.Table{
+			"connection_name": fmt.Sprintf("Federation link (upstream: %s, policy: %s)", l.spec.Upstream.Name, l.spec.Name),
+			"product":         "Warren federation",
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("connecting to the upstream: %w", err)
+	}
+	s := &session{l: l, log: log, uri: uri, conn: conn, close: conn.NotifyClose(make(chan *amqp091.Error, 1))}
+	defer func() {
+		if err := conn.CloseDeadline(time.Now().Add(5 * time.Second)); err != nil && !errors.Is(err, amqp091.ErrClosed) {
+			log.Debug("closing the upstream connection", "error", err)
+		}
+	}()
+	s.cluster, _ = conn.Properties["cluster_name"].(string)
+	s.vhost = "/"
+	if p := u.Path; len(p) > 1 {
+		s.vhost, _ = url.PathUnescape(p[1:])
+	}
+	if s.ch, err = conn.Channel(); err != nil {
+		return fmt.Errorf("opening a channel upstream: %w", err)
+	}
+	if l.spec.Type == TypeExchange {
+		return s.runExchange()
+	}
+	return s.runQueue()
+}
+
+// running marks the link running.
+func (s *session) running(consumerTag, internal string) {
+	s.l.setStatus(func(st *LinkStatus) {
+		st.Status, st.Error = StatusRunning, ""
+		st.LocalConnection = fmt.Sprintf("Federation link (upstream: %s, policy: %s)", s.l.spec.Upstream.Name, s.l.spec.Name)
+		st.ConsumerTag, st.UpstreamInternal = consumerTag, internal
+	})
+}
+
+// closed turns a connection-close notification into the link's error.
+func closed(e *amqp091.Error) error {
+	if e == nil {
+		return errors.New("upstream connection closed")
+	}
+	return fmt.Errorf("upstream connection closed: %w", e)
+}
+
+// halted reports whether the link was halted for good (and should clean up upstream).
+func (s *session) haltedForGood() bool {
+	select {
+	case c := <-s.l.cleanup:
+		s.l.cleanup <- c // the run loop may look again after this session
+		return c
+	default:
+		return false
+	}
+}
+
+// --- federated exchanges ---
+
+// QueueName is the upstream queue an exchange link consumes from, as RabbitMQ 3.10 names it
+// (rabbit_federation_link_util: "federation: X -> CLUSTER", then ":VHOST:DOWNX" when the vhosts
+// differ, or ":DOWNX" when only the exchange names do).
+func QueueName(upstreamExchange, upstreamVhost, cluster, downVhost, downExchange string) string {
+	down := ""
+	switch {
+	case downVhost != upstreamVhost:
+		down = ":" + downVhost + ":" + downExchange
+	case downExchange != upstreamExchange:
+		down = ":" + downExchange
+	}
+	return "federation: " + upstreamExchange + " -> " + cluster + down
+}
+
+type boundKey struct {
+	key  string
+	args string // the encoded arguments
+}
+
+func (s *session) runExchange() error {
+	l := s.l
+	up := l.spec.Upstream
+	upX := l.upstreamName()
+	local := l.m.cfg.Local
+	if err := s.ch.ExchangeDeclarePassive(upX, "topic", true, false, false, false, nil); err != nil {
+		return fmt.Errorf("upstream exchange %q: %w", upX, err)
+	}
+	qname := QueueName(upX, s.vhost, local.ClusterName(), l.spec.Vhost, l.spec.Name)
+	args := amqp091.Table{"x-internal-purpose": "federation"}
+	if up.Expires > 0 {
+		args["x-expires"] = up.Expires
+	}
+	if up.MessageTTL > 0 {
+		args["x-message-ttl"] = up.MessageTTL
+	}
+	if _, err := s.ch.QueueDeclare(qname, true, false, false, false, args); err != nil {
+		return fmt.Errorf("declaring the upstream queue %q: %w", qname, err)
+	}
+	bound := map[boundKey]Binding{}
+	sync := func() error {
+		bs, err := local.ExchangeBindings(l.spec.Vhost, l.spec.Name)
+		if err != nil {
+			return fmt.Errorf("reading the bindings of %q: %w", l.spec.Name, err)
+		}
+		want := map[boundKey]Binding{}
+		for _, b := range bs {
+			enc, err := amqp.AppendTable(nil, b.Args)
+			if err != nil {
+				continue // cannot be bound upstream either
+			}
+			want[boundKey{b.Key, string(enc)}] = b
+		}
+		for k, b := range want {
+			if _, ok := bound[k]; !ok {
+				if err := s.ch.QueueBind(qname, b.Key, upX, false, toClient(b.Args)); err != nil {
+					return fmt.Errorf("binding upstream with key %q: %w", b.Key, err)
+				}
+				bound[k] = b
+			}
+		}
+		for k, b := range bound {
+			if _, ok := want[k]; !ok {
+				if err := s.ch.QueueUnbind(qname, b.Key, upX, toClient(b.Args)); err != nil {
+					return fmt.Errorf("unbinding upstream key %q: %w", b.Key, err)
+				}
+				delete(bound, k)
+			}
+		}
+		return nil
+	}
+	if err := sync(); err != nil {
+		return err
+	}
+	deliveries, tag, err := s.consume(qname, up.PrefetchCount, nil)
+	if err != nil {
+		return err
+	}
+	s.running(tag, qname)
+	for {
+		select {
+		case <-l.ctx.Done():
+			if s.haltedForGood() && !up.NoCleanup {
+				if _, err := s.ch.QueueDelete(qname, false, false, false); err != nil {
+					s.log.Warn("deleting the upstream queue", "queue", qname, "error", err)
+				}
+			}
+			return nil
+		case e := <-s.close:
+			return closed(e)
+		case <-l.wake:
+			if err := sync(); err != nil {
+				return err
+			}
+		case d, ok := <-deliveries:
+			if !ok {
+				return errors.New("upstream consumer cancelled")
+			}
+			if err := s.forward(d, upX, l.spec.Name, d.RoutingKey, true); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// consume starts the link's consumer on the upstream queue.
+func (s *session) consume(queue string, prefetch int, args amqp091.Table) (<-chan amqp091.Delivery, string, error) {
+	up := s.l.spec.Upstream
+	if err := s.ch.Qos(prefetch, 0, false); err != nil {
+		return nil, "", fmt.Errorf("basic.qos upstream: %w", err)
+	}
+	tag := up.ConsumerTag
+	if tag == "" {
+		tag = "federation-link-" + s.l.id
+	}
+	d, err := s.ch.Consume(queue, tag, up.AckMode == "no-ack", false, false, false, args)
+	if err != nil {
+		return nil, "", fmt.Errorf("consuming from upstream queue %q: %w", queue, err)
+	}
+	return d, tag, nil
+}
+
+// forward republishes d downstream (to exchange, or to queue through the default exchange when
+// exchange is "") and settles it upstream as the ack mode says. An exchange link drops (acks)
+// messages that went max-hops hops or came through this broker already.
+func (s *session) forward(d amqp091.Delivery, upName, downName, key string, isExchange bool) error {
+	l := s.l
+	up := l.spec.Upstream
+	props := fromDelivery(d)
+	if !up.TrustUserID {
+		props.UserID = ""
+	}
+	var hops []any
+	if h, ok := props.Headers[receivedFrom].([]any); ok {
+		hops = h
+	}
+	if isExchange && !s.shouldForward(hops) {
+		return s.settle(d)
+	}
+	entry := amqp.Table{"uri": RedactURI(s.uri), "redelivered": d.Redelivered, "cluster-name": s.cluster, "vhost": s.vhost}
+	if isExchange {
+		entry["exchange"] = upName
+	} else {
+		entry["queue"] = upName
+	}
+	if props.Headers == nil {
+		props.Headers = amqp.Table{}
+	}
+	props.Headers[receivedFrom] = append([]any{entry}, hops...)
+	exchange := downName
+	if !isExchange {
+		exchange, key = "", downName
+	}
+	if err := l.m.cfg.Local.Publish(l.spec.Vhost, exchange, key, props, d.Body); err != nil {
+		if d.Acknowledger != nil && up.AckMode != "no-ack" {
+			_ = d.Nack(false, true)
+		}
+		return fmt.Errorf("publishing downstream: %w", err)
+	}
+	return s.settle(d)
+}
+
+func (s *session) settle(d amqp091.Delivery) error {
+	if s.l.spec.Upstream.AckMode == "no-ack" {
+		return nil
+	}
+	if err := d.Ack(false); err != nil {
+		return fmt.Errorf("acknowledging upstream: %w", err)
+	}
+	return nil
+}
+
+// shouldForward is rabbit_federation_util:should_forward: fewer hops than max-hops, and not
+// through this broker's vhost already.
+func (s *session) shouldForward(hops []any) bool {
+	if len(hops) >= s.l.spec.Upstream.MaxHops {
+		return false
+	}
+	me := s.l.m.cfg.Local.ClusterName()
+	for _, h := range hops {
+		if t, ok := h.(amqp.Table); ok && t["cluster-name"] == me && t["vhost"] == s.l.spec.Vhost {
+			return false
+		}
+	}
+	return true
+}
+
+// --- federated queues ---
+
+func (s *session) runQueue() error {
+	l := s.l
+	up := l.spec.Upstream
+	upQ := l.upstreamName()
+	if _, err := s.ch.QueueDeclarePassive(upQ, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("upstream queue %q: %w", upQ, err)
+	}
+	local := l.m.cfg.Local
+	demand := func() (bool, error) { return local.QueueDemand(l.spec.Vhost, l.spec.Name) }
+	s.running("", "")
+	tick := time.NewTicker(demandPoll)
+	defer tick.Stop()
+	for {
+		// Idle: wait for the downstream queue to want messages.
+		for {
+			ok, err := demand()
+			if err != nil {
+				return err
+			}
+			if ok {
+				break
+			}
+			select {
+			case <-l.ctx.Done():
+				return nil
+			case e := <-s.close:
+				return closed(e)
+			case <-tick.C:
+			}
+		}
+		deliveries, tag, err := s.consume(upQ, up.PrefetchCount, amqp091.Table{"x-priority": int32(-1)})
+		if err != nil {
+			return err
+		}
+		s.running(tag, "")
+		if err := s.pull(deliveries, tag, upQ, demand, tick); err != nil || l.ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// pull forwards deliveries while the downstream queue wants them; once it has not wanted one for
+// holdDemand, it gives the message back, cancels the consumer and returns.
+func (s *session) pull(deliveries <-chan amqp091.Delivery, tag, upQ string, demand func() (bool, error), tick *time.Ticker) error {
+	l := s.l
+	for {
+		var d amqp091.Delivery
+		var ok bool
+		select {
+		case <-l.ctx.Done():
+			return nil
+		case e := <-s.close:
+			return closed(e)
+		case d, ok = <-deliveries:
+			if !ok {
+				return errors.New("upstream consumer cancelled")
+			}
+		}
+		wanted, err := s.waitDemand(demand, tick)
+		if err != nil || l.ctx.Err() != nil {
+			return err
+		}
+		if wanted {
+			if err := s.forward(d, upQ, l.spec.Name, "", false); err != nil {
+				return err
+			}
+			continue
+		}
+		// Nobody downstream wants it: give back what the consumer holds.
+		if err := s.ch.Cancel(tag, false); err != nil {
+			return fmt.Errorf("cancelling the upstream consumer: %w", err)
+		}
+		if l.spec.Upstream.AckMode != "no-ack" {
+			if err := d.Nack(false, true); err != nil {
+				return fmt.Errorf("returning a message upstream: %w", err)
+			}
+			for rest := range deliveries { // closed after cancel-ok
+				if err := rest.Nack(false, true); err != nil {
+					return fmt.Errorf("returning a message upstream: %w", err)
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// waitDemand waits up to holdDemand for the downstream queue to want a message.
+func (s *session) waitDemand(demand func() (bool, error), tick *time.Ticker) (bool, error) {
+	deadline := time.Now().Add(holdDemand)
+	for {
+		ok, err := demand()
+		if err != nil || ok {
+			return ok, err
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-s.l.ctx.Done():
+			return false, nil
+		case <-tick.C:
+		}
+	}
+}
+
+// --- conversions between amqp091-go's types and Warren's ---
+
+func fromDelivery(d amqp091.Delivery) amqp.Properties {
+	p := amqp.Properties{
+		ContentType: d.ContentType, ContentEncoding: d.ContentEncoding, DeliveryMode: d.DeliveryMode,
+		Priority: d.Priority, CorrelationID: d.CorrelationId, ReplyTo: d.ReplyTo, Expiration: d.Expiration,
+		MessageID: d.MessageId, Timestamp: d.Timestamp, Type: d.Type, UserID: d.UserId, AppID: d.AppId,
+	}
+	if d.Headers != nil {
+		p.Headers = fromClientTable(d.Headers)
+	}
+	return p
+}
+
+func fromClientTable(t amqp091.Table) amqp.Table {
+	out := make(amqp.Table, len(t))
+	for k, v := range t {
+		out[k] = fromClient(v)
+	}
+	return out
+}
+
+func fromClient(v any) any {
+	switch x := v.(type) {
+	case amqp091.Table:
+		return fromClientTable(x)
+	case amqp091.Decimal:
+		return amqp.Decimal{Scale: x.Scale, Value: x.Value}
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = fromClient(e)
+		}
+		return out
+	case []byte:
+		return bytes.Clone(x)
+	}
+	return v
+}
+
+func toClient(t amqp.Table) amqp091.Table {
+	if t == nil {
+		return nil
+	}
+	out := make(amqp091.Table, len(t))
+	for k, v := range t {
+		out[k] = toClientValue(v)
+	}
+	return out
+}
+
+func toClientValue(v any) any {
+	switch x := v.(type) {
+	case amqp.Table:
+		return toClient(x)
+	case amqp.Decimal:
+		return amqp091.Decimal{Scale: x.Scale, Value: x.Value}
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = toClientValue(e)
+		}
+		return out
+	}
+	return v
+}
