@@ -53,7 +53,7 @@ func exportDefinitions(c *call) error {
 		policies = append(policies, policyJSON(p)) // with its vhost, even in a vhost's export, as RabbitMQ
 	}
 	out := map[string]any{
-		"rabbit_version": server.RabbitMQVersion, "parameters": limitParameters(d.Limits, one), "policies": policies,
+		"rabbit_version": server.RabbitMQVersion, "parameters": append(limitParameters(d.Limits, one), parametersJSON(d.Parameters, one)...), "policies": policies,
 		"queues": queues, "exchanges": exchanges, "bindings": bindings,
 	}
 	if !one {
@@ -237,8 +237,13 @@ func decodeDefinitions(m map[string]any, vh string, one bool, d *server.Definiti
 		return err
 	}
 	for _, f := range params {
-		if comp, _ := f.string("component", ""); comp != "vhost-limits" {
-			continue // other runtime parameters are not supported yet
+		if comp, _ := f.string("component", ""); comp != server.ParameterVhostLimits {
+			p, err := parameterFromDefinitions(f, vhostOf)
+			if err != nil {
+				return err
+			}
+			d.Parameters = append(d.Parameters, p)
+			continue
 		}
 		l := server.VhostLimits{Limits: map[string]int64{}}
 		if l.Vhost, err = vhostOf(f); err != nil {

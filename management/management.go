@@ -90,6 +90,11 @@ type Broker interface {
 	PutPolicy(p server.Policy) (created bool, err error)
 	DeletePolicy(vhost, name string) error
 
+	Parameters() []server.Parameter
+	Parameter(component, vhost, name string) (server.Parameter, error)
+	PutParameter(p server.Parameter) (created bool, err error)
+	DeleteParameter(component, vhost, name string) error
+
 	ExportDefinitions(vhost string, all bool) (server.Definitions, error)
 	ImportDefinitions(d server.Definitions, actingUser string) error
 	AlivenessTest(vhost string) error

@@ -41,11 +41,15 @@
 //	Server.pol.change     policy changes, serialised; held across their   Server.adm.write (a deleted vhost
 //	                      store write and their re-application            drops its policies)
 //	                      (policy.go)
+//	Server.params.change  runtime parameter changes, serialised; held     Server.adm.write (a deleted vhost
+//	                      across their store write and the component's    drops its parameters)
+//	                      Set/Clear hooks (params.go: hooks may declare
+//	                      through the API, never change admin state)
 //	channel.loopMu        the channel's read-loop state (closing, pub,    nothing (the read loop handling a
 //	                      tx) while a frame is handled or the consumer    frame; the consumer-timeout timer)
 //	                      timeout closes the channel
 //	vhost.meta            a vhost's metadata changes (declare, delete,    Server.adm.write, Server.pol.change,
-//	                      bind, unbind), serialised; held across their    channel.loopMu
+//	                      bind, unbind), serialised; held across their    Server.params.change, channel.loopMu
 //	                      store write and fsync (vhost.go, persist.go)
 //	Server.vhosts         the vhost table, Server.vhosts.m                the above
 //	vhost.mu              vhost.mu.exchanges, vhost.mu.queues; taken      the above
@@ -67,6 +71,7 @@
 //	                      Server.mu, Server.timers.mu, Server.adm.mu
 //	                      (users, permissions, vhost metadata),
 //	                      Server.pol.mu (the policy map),
+//	                      Server.params.mu (the parameter maps),
 //	                      Server.replies.mu (replyto.go),
 //	                      loginLimiter.mu (it logs after releasing it),
 //	                      conn.adm.mu (a connection's channel registry),
