@@ -102,9 +102,10 @@ type Config struct {
 type Manager struct {
 	cfg  Config
 	log  *slog.Logger
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	kick     chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 
 	mu    sync.Mutex // leaf; guards links
 	links map[linkKey]*link
@@ -142,7 +143,7 @@ func (m *Manager) BindingsChanged(vhost, exchange string) {
 // Close stops every link (leaving their upstream queues in place, as a broker shutdown does) and
 // the manager's goroutine, and waits for them.
 func (m *Manager) Close() {
-	close(m.stop)
+	m.stopOnce.Do(func() { close(m.stop) })
 	<-m.done
 }
 

@@ -131,9 +131,6 @@ func (s *session) runExchange() error {
 	up := l.spec.Upstream
 	upX := l.upstreamName()
 	local := l.m.cfg.Local
-	if err := s.ch.ExchangeDeclarePassive(upX, "topic", true, false, false, false, nil); err != nil {
-		return fmt.Errorf("upstream exchange %q: %w", upX, err)
-	}
 	qname := QueueName(upX, s.vhost, local.ClusterName(), l.spec.Vhost, l.spec.Name)
 	args := amqp091.Table{"x-internal-purpose": "federation"}
 	if up.Expires > 0 {
@@ -217,15 +214,20 @@ func (s *session) consume(queue string, prefetch int, args amqp091.Table) (<-cha
 	if err := s.ch.Qos(prefetch, 0, false); err != nil {
 		return nil, "", fmt.Errorf("basic.qos upstream: %w", err)
 	}
-	tag := up.ConsumerTag
-	if tag == "" {
-		tag = "federation-link-" + s.l.id
-	}
+	tag := s.tag()
 	d, err := s.ch.Consume(queue, tag, up.AckMode == "no-ack", false, false, false, args)
 	if err != nil {
 		return nil, "", fmt.Errorf("consuming from upstream queue %q: %w", queue, err)
 	}
 	return d, tag, nil
+}
+
+// tag is the link's upstream consumer tag: consumer-tag, else RabbitMQ's "federation-link-UPSTREAM".
+func (s *session) tag() string {
+	if t := s.l.spec.Upstream.ConsumerTag; t != "" {
+		return t
+	}
+	return "federation-link-" + s.l.spec.Upstream.Name
 }
 
 // forward republishes d downstream (to exchange, or to queue through the default exchange when
@@ -304,7 +306,7 @@ func (s *session) runQueue() error {
 	}
 	local := l.m.cfg.Local
 	demand := func() (bool, error) { return local.QueueDemand(l.spec.Vhost, l.spec.Name) }
-	s.running("", "")
+	s.running(s.tag(), "")
 	tick := time.NewTicker(demandPoll)
 	defer tick.Stop()
 	for {

@@ -30,6 +30,8 @@ const (
 	DefaultReconnectDelay = 5 * time.Second
 	DefaultAckMode        = "on-confirm"
 	DefaultMaxHops        = 1
+
+	minReconnectDelay = 100 * time.Millisecond
 )
 
 type check func(key string, v any) string
@@ -284,7 +286,9 @@ func ResolveUpstream(name string, value, override map[string]any) Upstream {
 		u.PrefetchCount = int(n)
 	}
 	if n, ok := num("reconnect-delay"); ok && n >= 0 {
-		u.ReconnectDelay = time.Duration(n * float64(time.Second))
+		// Floored at minReconnectDelay: rabbit-hole sends 0 when unset, and a link failing at
+		// once must not spin.
+		u.ReconnectDelay = max(time.Duration(n*float64(time.Second)), minReconnectDelay)
 	}
 	if n, ok := num("max-hops"); ok {
 		u.MaxHops = int(n)

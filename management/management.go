@@ -12,6 +12,7 @@
 package management
 
 import (
+	"github.com/warrenmq/warren/federation"
 	"log/slog"
 	"net"
 	"net/http"
@@ -94,6 +95,8 @@ type Broker interface {
 	Parameter(component, vhost, name string) (server.Parameter, error)
 	PutParameter(p server.Parameter) (created bool, err error)
 	DeleteParameter(component, vhost, name string) error
+
+	FederationLinks(vhost string) []federation.LinkStatus
 
 	ExportDefinitions(vhost string, all bool) (server.Definitions, error)
 	ImportDefinitions(d server.Definitions, actingUser string) error

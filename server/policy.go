@@ -106,6 +106,21 @@ var policyKeys = map[string]func(x any) error{
 	"initial-cluster-size":          nil,
 	"max-age":                       nil,
 	"stream-max-segment-size-bytes": nil,
+	"federation-upstream":           stringKey("%s is not a valid federation upstream name"),
+	"federation-upstream-set":       stringKey("%s is not a valid federation upstream set name"),
+	"federation-upstream-pattern":   fedPatternKey,
+}
+
+// fedPatternKey checks federation-upstream-pattern: a regular expression over upstream names.
+func fedPatternKey(x any) error {
+	s, ok := x.(string)
+	if !ok {
+		return policyInvalid("%s is not a valid federation upstream pattern name", amqp.ErlangTermHTML(x))
+	}
+	if _, err := regexp.Compile(s); err != nil {
+		return policyInvalid("could not compile pattern %s to a regular expression. Error: %s", s, amqp.ErlangTermHTML(err.Error()))
+	}
+	return nil
 }
 
 func stringKey(msg string) func(any) error {
@@ -175,6 +190,15 @@ func (p Policy) validate() (*policy, error) {
 	if unknown != nil {
 		return nil, policyInvalid("[%s] are not recognised policy settings", strings.Join(unknown, ","))
 	}
+	fed := 0
+	for _, k := range []string{"federation-upstream", "federation-upstream-set", "federation-upstream-pattern"} {
+		if _, ok := p.Definition[k]; ok {
+			fed++
+		}
+	}
+	if fed > 1 {
+		return nil, policyInvalid("cannot specify federation-upstream, federation-upstream-set or federation-upstream-pattern together")
+	}
 	def := make(map[string]any, len(p.Definition))
 	for k, x := range p.Definition {
 		def[k] = x
@@ -218,6 +242,7 @@ func (v *vhost) applyPolicies() {
 	for _, q := range qs {
 		q.applyPolicy()
 	}
+	v.srv.fedPoliciesChanged()
 }
 
 // --- API ---
@@ -331,6 +356,7 @@ func (s *Server) dropPolicies(vhost string) error {
 	}
 	delete(s.pol.byVhost, vhost)
 	s.pol.mu.Unlock()
+	s.fedPoliciesChanged()
 	if len(names) == 0 {
 		return nil
 	}

@@ -190,6 +190,9 @@ type Server struct {
 	pol    policyState // policies (policy.go)
 	params paramState  // runtime parameters (params.go)
 
+	fed       fedState    // federation links (federation.go)
+	fedActive atomic.Bool // some policy names a federation upstream
+
 	replies replyRegistry // direct reply-to consumers (replyto.go)
 	logins  *loginLimiter // failed logins per source address (loginlimit.go)
 
@@ -261,6 +264,7 @@ func New(opts Options) (*Server, error) {
 		}
 		return nil, fmt.Errorf("warren: %w", err)
 	}
+	s.startFederation()
 	return s, nil
 }
 
@@ -332,6 +336,7 @@ func (s *Server) isClosed() bool {
 // of the server's goroutines. If ctx ends first, the remaining sockets are closed at once and
 // Shutdown still waits for the goroutines (which then end promptly) before returning ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopFederation() // its links publish through the broker
 	s.mu.Lock()
 	s.mu.closed = true
 	for ln := range s.mu.listeners {

@@ -184,6 +184,7 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	e.pol.Store(v.srv.pol.match(v.name, e.name, false))
 	v.mu.exchanges[d.Exchange] = e
 	v.mu.Unlock()
+	v.srv.fedKick()
 	return nil
 }
 
@@ -226,6 +227,7 @@ func (v *vhost) removeExchangeLocked(b *storage.Batch, e *exchangeEntity) {
 	}
 	delete(v.mu.exchanges, e.name)
 	v.unbindAllLocked(b, e)
+	v.srv.fedKick()
 }
 
 // unbindAllLocked removes every binding to d and auto-deletes the source exchanges it emptied,
@@ -238,6 +240,9 @@ func (v *vhost) unbindAllLocked(b *storage.Batch, d destination) {
 		n := src.router.UnbindAll(d)
 		empty := src.router.Len() == 0
 		src.mu.Unlock()
+		if n > 0 {
+			v.srv.fedBindings(v.name, src.name)
+		}
 		if n > 0 && empty && src.autoDelete {
 			emptied = append(emptied, src)
 		}
@@ -288,6 +293,7 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 	src.mu.Lock()
 	src.router.Bind(dst, key, args)
 	src.mu.Unlock()
+	v.srv.fedBindings(v.name, srcName)
 	return nil
 }
 
@@ -336,6 +342,9 @@ func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Ta
 	removed := src.router.Unbind(dst, key, args)
 	empty := src.router.Len() == 0
 	src.mu.Unlock()
+	if removed {
+		v.srv.fedBindings(v.name, srcName)
+	}
 	if removed && src.durable && destDurable(dst) {
 		var b storage.Batch
 		b.Delete(bindingKey(v.name, src, dst, key, args))
@@ -534,6 +543,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	v.mu.queues[name] = q
 	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueCreated)
+	v.srv.fedKick()
 	return q, nil
 }
 
@@ -566,6 +576,7 @@ func (v *vhost) removeQueue(q *queue, ifUnused, ifEmpty bool) (uint32, []deliver
 	v.unbindAllLocked(&b, q)
 	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueDeleted)
+	v.srv.fedKick()
 	if q.isDurable() {
 		b.Delete(storage.QueueKey(v.name, q.name))
 	}

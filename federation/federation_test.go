@@ -1,0 +1,307 @@
+package federation_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/federation"
+	"github.com/warrenmq/warren/internal/testbroker"
+	"github.com/warrenmq/warren/internal/wait"
+	"github.com/warrenmq/warren/server"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeLocal is a downstream broker: bindings set by the test, publishes recorded.
+type fakeLocal struct {
+	mu        sync.Mutex
+	bindings  []federation.Binding
+	published []published
+	demand    bool
+}
+
+type published struct {
+	vhost, exchange, key string
+	props                amqp.Properties
+	body                 string
+}
+
+func (f *fakeLocal) ClusterName() string { return "downstream" }
+
+func (f *fakeLocal) Publish(vhost, exchange, key string, props amqp.Properties, body []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.published = append(f.published, published{vhost, exchange, key, props, string(body)})
+	return nil
+}
+
+func (f *fakeLocal) ExchangeBindings(string, string) ([]federation.Binding, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]federation.Binding(nil), f.bindings...), nil
+}
+
+func (f *fakeLocal) QueueDemand(string, string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.demand, nil
+}
+
+func (f *fakeLocal) got() []published {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]published(nil), f.published...)
+}
+
+func (f *fakeLocal) set(fn func(*fakeLocal)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+// manager runs a manager whose desired links are *specs (read under mu).
+type manager struct {
+	*federation.Manager
+	mu    sync.Mutex
+	specs []federation.LinkSpec
+}
+
+func startManager(t *testing.T, local federation.Local, specs ...federation.LinkSpec) *manager {
+	m := &manager{specs: specs}
+	m.Manager = federation.NewManager(federation.Config{Local: local, Logger: testbroker.Logger(t), Desired: func() []federation.LinkSpec {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return append([]federation.LinkSpec(nil), m.specs...)
+	}})
+	t.Cleanup(m.Close)
+	return m
+}
+
+func (m *manager) setSpecs(specs ...federation.LinkSpec) {
+	m.mu.Lock()
+	m.specs = specs
+	m.mu.Unlock()
+	m.Kick()
+}
+
+func upstream(url string) federation.Upstream {
+	return federation.ResolveUpstream("up1", map[string]any{"uri": url}, nil)
+}
+
+func hasBinding(t *testing.T, b *testbroker.Broker, source, dest, key string) bool {
+	t.Helper()
+	bs, err := b.Srv.VhostBindings("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range bs {
+		if x.Source == source && x.Destination == dest && x.RoutingKey == key {
+			return true
+		}
+	}
+	return false
+}
+
+func hasQueue(b *testbroker.Broker, name string) bool {
+	_, err := b.Srv.Queue("/", name)
+	return err == nil
+}
+
+// An exchange link declares RabbitMQ's upstream queue, binds it with the downstream exchange's
+// binding keys, keeps the bindings in step, forwards what the upstream exchange routes to it with
+// an x-received-from hop, and deletes the upstream queue once it is no longer wanted.
+func TestExchangeLink(t *testing.T) {
+	up := testbroker.Start(t)
+	if _, err := up.Srv.DeclareExchange("/", "x", server.ExchangeSpec{Type: "topic", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	local := &fakeLocal{bindings: []federation.Binding{{Key: "a.*"}, {Key: "a.*"}}}
+	spec := federation.LinkSpec{Type: federation.TypeExchange, Vhost: "/", Name: "x", Upstream: upstream(up.URL)}
+	m := startManager(t, local, spec)
+	qname := "federation: x -> downstream"
+	wait.For(t, 5*time.Second, "the upstream binding", func() bool { return hasBinding(t, up, "x", qname, "a.*") })
+	wait.For(t, 5*time.Second, "the link running", func() bool {
+		st := m.Status("/")
+		return len(st) == 1 && st[0].Status == federation.StatusRunning
+	})
+	st := m.Status("/")[0]
+	if st.Type != "exchange" || st.Name != "x" || st.UpstreamName != "x" || st.Upstream != "up1" || strings.Contains(st.URI, "guest") {
+		t.Errorf("status %+v", st)
+	}
+	q, err := up.Srv.Queue("/", qname)
+	if err != nil || !q.Durable || q.Arguments["x-internal-purpose"] != "federation" {
+		t.Fatalf("upstream queue %+v, %v", q, err)
+	}
+
+	if _, err := up.Srv.Publish("/", "x", "a.b", amqp.Properties{Headers: amqp.Table{"h": "v"}, UserID: "guest"}, []byte("one"), "guest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Srv.Publish("/", "x", "b.b", amqp.Properties{}, []byte("unbound"), ""); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 5*time.Second, "the message downstream", func() bool { return len(local.got()) == 1 })
+	p := local.got()[0]
+	if p.exchange != "x" || p.key != "a.b" || p.body != "one" || p.props.Headers["h"] != "v" || p.props.UserID != "" {
+		t.Errorf("published %+v", p)
+	}
+	hops, _ := p.props.Headers["x-received-from"].([]any)
+	if len(hops) != 1 {
+		t.Fatalf("x-received-from %#v", p.props.Headers["x-received-from"])
+	}
+	hop := hops[0].(amqp.Table)
+	if hop["exchange"] != "x" || hop["vhost"] != "/" || hop["cluster-name"] != "warren" || hop["redelivered"] != false || strings.Contains(hop["uri"].(string), "guest") {
+		t.Errorf("hop %#v", hop)
+	}
+
+	// Bindings follow the downstream exchange's.
+	local.set(func(f *fakeLocal) { f.bindings = []federation.Binding{{Key: "b.#"}} })
+	m.BindingsChanged("/", "x")
+	wait.For(t, 5*time.Second, "the new binding", func() bool {
+		return hasBinding(t, up, "x", qname, "b.#") && !hasBinding(t, up, "x", qname, "a.*")
+	})
+
+	// A message that went max-hops (1) hops already is dropped, and acked upstream.
+	if _, err := up.Srv.Publish("/", "x", "b.c", amqp.Properties{Headers: amqp.Table{"x-received-from": []any{amqp.Table{"cluster-name": "elsewhere"}}}}, []byte("far"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Srv.Publish("/", "x", "b.c", amqp.Properties{}, []byte("two"), ""); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 5*time.Second, "the second message", func() bool { return len(local.got()) == 2 })
+	if p := local.got()[1]; p.body != "two" {
+		t.Errorf("second message %+v", p)
+	}
+	wait.For(t, 5*time.Second, "the upstream queue drained", func() bool {
+		q, err := up.Srv.Queue("/", qname)
+		return err == nil && q.Ready == 0 && q.Unacked == 0
+	})
+
+	// No longer wanted: the link stops and deletes its upstream queue.
+	m.setSpecs()
+	wait.For(t, 5*time.Second, "the upstream queue deleted", func() bool { return !hasQueue(up, qname) })
+	if st := m.Status(""); len(st) != 0 {
+		t.Errorf("links left: %+v", st)
+	}
+}
+
+// A link whose upstream cannot be reached reports the error and retries after reconnect-delay;
+// once the upstream is there it runs.
+func TestLinkRetries(t *testing.T) {
+	up := testbroker.Start(t)
+	local := &fakeLocal{}
+	u := federation.ResolveUpstream("up1", map[string]any{"uri": []any{"amqp://guest:guest@127.0.0.1:1/", up.URL}, "reconnect-delay": 0.05}, nil)
+	m := startManager(t, local, federation.LinkSpec{Type: federation.TypeExchange, Vhost: "/", Name: "amq.topic", Upstream: u})
+	var sawError bool
+	wait.For(t, 5*time.Second, "the link running on the second URI", func() bool {
+		st := m.Status("")
+		if len(st) == 1 && st[0].Status == federation.StatusError && st[0].Error != "" {
+			sawError = true
+		}
+		return sawError && len(st) == 1 && st[0].Status == federation.StatusRunning && st[0].URI == federation.RedactURI(up.URL)
+	})
+}
+
+// A queue link fetches from the upstream queue only while the downstream queue has demand.
+func TestQueueLink(t *testing.T) {
+	up := testbroker.Start(t)
+	if _, err := up.Srv.DeclareQueue("/", "q", server.QueueSpec{Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"1", "2", "3"} {
+		if _, err := up.Srv.Publish("/", "", "q", amqp.Properties{}, []byte(b), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	local := &fakeLocal{}
+	m := startManager(t, local, federation.LinkSpec{Type: federation.TypeQueue, Vhost: "/", Name: "q", Upstream: upstream(up.URL)})
+	wait.For(t, 5*time.Second, "the link running", func() bool {
+		st := m.Status("")
+		return len(st) == 1 && st[0].Status == federation.StatusRunning && st[0].ConsumerTag == "federation-link-up1"
+	})
+	if q, err := up.Srv.Queue("/", "q"); err != nil || q.Ready != 3 || len(local.got()) != 0 {
+		t.Fatalf("without demand: upstream %+v %v, downstream got %d", q, err, len(local.got()))
+	}
+	local.set(func(f *fakeLocal) { f.demand = true })
+	wait.For(t, 5*time.Second, "the messages downstream", func() bool { return len(local.got()) == 3 })
+	for i, p := range local.got() {
+		if p.exchange != "" || p.key != "q" || p.body != string(rune('1'+i)) {
+			t.Errorf("message %d: %+v", i, p)
+		}
+	}
+	wait.For(t, 5*time.Second, "the upstream queue drained", func() bool {
+		q, err := up.Srv.Queue("/", "q")
+		return err == nil && q.Ready == 0 && q.Unacked == 0
+	})
+}
+
+// Upstream parameters are validated with RabbitMQ 3.10.8's texts (captured from it).
+func TestValidateUpstream(t *testing.T) {
+	for _, tc := range []struct {
+		value any
+		want  string
+	}{
+		{map[string]any{"uri": "amqp://x"}, ""},
+		{map[string]any{"uri": []any{"amqp://x", "amqps://y"}, "prefetch-count": -1, "max-hops": 0, "reconnect-delay": 1.5, "resource-cleanup-mode": "never"}, ""},
+		{map[string]any{"uri": "amqp://x", "ack-mode": "bogus"}, `ack-mode should be one of [&lt;&lt;"no-ack"&gt;&gt;,&lt;&lt;"on-publish"&gt;&gt;,&lt;&lt;"on-confirm"&gt;&gt;], actually was &lt;&lt;"bogus"&gt;&gt;`},
+		{map[string]any{"uri": 5}, "uri should be list, actually was 5"},
+		{map[string]any{"uri": []any{"amqp://x", 5}}, "uri should be list, actually was 5"},
+		{map[string]any{}, `Key "uri" not found in bad`},
+		{map[string]any{"uri": "amqp://x", "foo": 1}, `Unrecognised terms [{&lt;&lt;"foo"&gt;&gt;,1}] in bad`},
+		{map[string]any{"uri": "amqp://x", "prefetch-count": "a"}, `prefetch-count should be a number, actually was &lt;&lt;"a"&gt;&gt;`},
+		{map[string]any{"uri": "amqp://x", "trust-user-id": 1}, "trust-user-id should be boolean, actually was 1"},
+		{map[string]any{"uri": "amqp://x", "exchange": 1}, "exchange should be binary, actually was 1"},
+		{map[string]any{"uri": "amqp://x", "queue-type": "classic"}, `Unrecognised terms [{&lt;&lt;"queue-type"&gt;&gt;,&lt;&lt;"classic"&gt;&gt;}] in bad`},
+		{map[string]any{"uri": "http://x"}, `"http://x" not a valid URI: {{unexpected_uri_scheme,"http"},"http://x"}`},
+		{map[string]any{"uri": "amqp://h:99999"}, `"amqp://h:99999" not a valid URI: {{port_out_of_range,99999},"amqp://h:99999"}`},
+		{map[string]any{"uri": ""}, `"" not a valid URI: {{unable_to_parse_uri,no_scheme},""}`},
+	} {
+		err := federation.ValidateUpstream("bad", tc.value)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("%v:\n got %s\nwant %s", tc.value, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		value any
+		want  string
+	}{
+		{[]any{map[string]any{"upstream": "a"}, map[string]any{"upstream": "x", "exchange": "y"}}, ""},
+		{[]any{}, ""},
+		{[]any{map[string]any{"exchange": "y"}}, `Key "upstream" not found in s`},
+		{[]any{map[string]any{"upstream": "x", "foo": 1}}, `Unrecognised terms [{&lt;&lt;"foo"&gt;&gt;,1}] in s`},
+		{[]any{map[string]any{"upstream": 5}}, "upstream should be binary, actually was 5"},
+		{[]any{map[string]any{"upstream": "x", "uri": "amqp://y", "prefetch-count": "a"}}, "Unrecognised terms [{&lt;&lt;\"uri\"&gt;&gt;,&lt;&lt;\"amqp://y\"&gt;&gt;}] in s\nprefetch-count should be a number, actually was &lt;&lt;\"a\"&gt;&gt;"},
+	} {
+		err := federation.ValidateUpstreamSet("s", tc.value)
+		got := ""
+		var ve *federation.ValidationError
+		if err != nil && !errors.As(err, &ve) {
+			t.Errorf("%v: %T", tc.value, err)
+		}
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("%v:\n got %s\nwant %s", tc.value, got, tc.want)
+		}
+	}
+}
+
+// An upstream-set member's keys override the upstream's; defaults fill the rest.
+func TestResolveUpstream(t *testing.T) {
+	u := federation.ResolveUpstream("u", map[string]any{"uri": "amqp://a", "prefetch-count": 10, "exchange": "e1"},
+		map[string]any{"upstream": "u", "exchange": "e2", "ack-mode": "no-ack", "max-hops": 3})
+	if u.PrefetchCount != 10 || u.Exchange != "e2" || u.AckMode != "no-ack" || u.MaxHops != 3 ||
+		u.ReconnectDelay != federation.DefaultReconnectDelay || len(u.URIs) != 1 {
+		t.Errorf("%+v", u)
+	}
+}
