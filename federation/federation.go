@@ -100,8 +100,8 @@ type Config struct {
 
 // Manager owns the federation links of one broker.
 type Manager struct {
-	cfg  Config
-	log  *slog.Logger
+	cfg      Config
+	log      *slog.Logger
 	kick     chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once
