@@ -1,0 +1,232 @@
+package management
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/internal/wait"
+)
+
+// fedLinks returns B's /api/federation-links (of vhost, if given).
+func (e *env) fedLinks(vhost string) []map[string]any {
+	e.t.Helper()
+	path := "/api/federation-links"
+	if vhost != "" {
+		path += "/" + url.PathEscape(vhost)
+	}
+	var out []map[string]any
+	for _, x := range e.must(http.StatusOK, "GET", path, nil).list(e.t) {
+		out = append(out, x.(map[string]any))
+	}
+	return out
+}
+
+// hasBinding reports whether e's vhost / has a binding from source to dest with key.
+func (e *env) hasBinding(source, dest, key string) bool {
+	e.t.Helper()
+	for _, x := range e.must(http.StatusOK, "GET", "/api/bindings/%2F", nil).list(e.t) {
+		b := x.(map[string]any)
+		if b["source"] == source && b["destination"] == dest && b["routing_key"] == key {
+			return true
+		}
+	}
+	return false
+}
+
+func consume(t *testing.T, e *env, queue string) <-chan amqp.Delivery {
+	t.Helper()
+	conn := e.dial(nil)
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ch.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func next(t *testing.T, d <-chan amqp.Delivery) amqp.Delivery {
+	t.Helper()
+	select {
+	case m := <-d:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message within 10s")
+	}
+	return amqp.Delivery{}
+}
+
+func publishOn(t *testing.T, e *env, exchange, key, body string) {
+	t.Helper()
+	r := e.must(http.StatusOK, "POST", "/api/exchanges/%2F/"+url.PathEscape(exchange)+"/publish",
+		map[string]any{"properties": map[string]any{}, "routing_key": key, "payload": body, "payload_encoding": "string"})
+	if !strings.Contains(string(r.body), `"routed":true`) {
+		t.Fatalf("publish %s to %s: %s", key, exchange, r.body)
+	}
+}
+
+// A federated exchange across two Warrens: B federates fed.x from A through an upstream set and a
+// policy; what is published to A's fed.x reaches the queue bound on B with a matching key, the
+// bindings on B are kept in step on A, and the link shows in B's /api/federation-links.
+func TestFederatedExchangeTwoWarrens(t *testing.T) {
+	a, b := startEnv(t, nil), startEnv(t, nil)
+	b.must(http.StatusNoContent, "PUT", "/api/cluster-name", map[string]any{"name": "warren-b"})
+	a.must(http.StatusCreated, "PUT", "/api/exchanges/%2F/fed.x", map[string]any{"type": "topic", "durable": true})
+	b.must(http.StatusCreated, "PUT", "/api/exchanges/%2F/fed.x", map[string]any{"type": "topic", "durable": true})
+	b.must(http.StatusCreated, "PUT", "/api/queues/%2F/fed.q", map[string]any{"durable": true})
+	b.must(http.StatusCreated, "POST", "/api/bindings/%2F/e/fed.x/q/fed.q", map[string]any{"routing_key": "k.a"})
+	b.must(http.StatusCreated, "PUT", "/api/parameters/federation-upstream/%2F/upA", map[string]any{"value": map[string]any{"uri": a.amqpURL, "max-hops": 1}})
+	b.must(http.StatusCreated, "PUT", "/api/parameters/federation-upstream-set/%2F/setA", map[string]any{"value": []any{map[string]any{"upstream": "upA"}}})
+	b.must(http.StatusCreated, "PUT", "/api/policies/%2F/fed", map[string]any{"pattern": `^fed\.x$`, "definition": map[string]any{"federation-upstream-set": "setA"}, "apply-to": "exchanges"})
+
+	upQ := "federation: fed.x -> warren-b"
+	wait.For(t, 10*time.Second, "the link running", func() bool {
+		ls := b.fedLinks("/")
+		return len(ls) == 1 && ls[0]["status"] == "running"
+	})
+	l := b.fedLinks("")[0]
+	for k, want := range map[string]any{"type": "exchange", "exchange": "fed.x", "upstream_exchange": "fed.x", "upstream": "upA", "vhost": "/", "node": b.srv.NodeName()} {
+		if l[k] != want {
+			t.Errorf("link %s = %v, want %v", k, l[k], want)
+		}
+	}
+	if uri, _ := l["uri"].(string); uri == "" || strings.Contains(uri, "guest") {
+		t.Errorf("link uri %q: want the upstream URI without credentials", uri)
+	}
+	for _, k := range []string{"id", "timestamp", "local_connection"} {
+		if s, _ := l[k].(string); s == "" {
+			t.Errorf("link %s missing: %v", k, l)
+		}
+	}
+	wait.For(t, 10*time.Second, "the binding on A", func() bool { return a.hasBinding("fed.x", upQ, "k.a") })
+
+	d := consume(t, b, "fed.q")
+	publishOn(t, a, "fed.x", "k.a", "first")
+	m := next(t, d)
+	if string(m.Body) != "first" || m.RoutingKey != "k.a" || m.Exchange != "fed.x" {
+		t.Fatalf("got %q key %q exchange %q", m.Body, m.RoutingKey, m.Exchange)
+	}
+	hops, _ := m.Headers["x-received-from"].([]any)
+	if len(hops) != 1 || hops[0].(amqp.Table)["exchange"] != "fed.x" {
+		t.Errorf("x-received-from %#v", m.Headers["x-received-from"])
+	}
+
+	// Binding changes on B are reflected on A.
+	b.must(http.StatusCreated, "POST", "/api/bindings/%2F/e/fed.x/q/fed.q", map[string]any{"routing_key": "k.b"})
+	b.must(http.StatusNoContent, "DELETE", "/api/bindings/%2F/e/fed.x/q/fed.q/k.a", nil)
+	wait.For(t, 10*time.Second, "A's bindings following B's", func() bool {
+		return a.hasBinding("fed.x", upQ, "k.b") && !a.hasBinding("fed.x", upQ, "k.a")
+	})
+	// k.a is no longer bound on A, so only k.b comes through (in order on the link's queue).
+	r := a.must(http.StatusOK, "POST", "/api/exchanges/%2F/fed.x/publish",
+		map[string]any{"properties": map[string]any{}, "routing_key": "k.a", "payload": "unbound", "payload_encoding": "string"})
+	if !strings.Contains(string(r.body), `"routed":false`) {
+		t.Errorf("k.a still routed on A: %s", r.body)
+	}
+	publishOn(t, a, "fed.x", "k.b", "second")
+	if m := next(t, d); string(m.Body) != "second" {
+		t.Fatalf("got %q, want second", m.Body)
+	}
+
+	// Without the policy the link goes, and with it the queue on A.
+	b.must(http.StatusNoContent, "DELETE", "/api/policies/%2F/fed", nil)
+	wait.For(t, 10*time.Second, "the link gone", func() bool { return len(b.fedLinks("")) == 0 })
+	wait.For(t, 10*time.Second, "the upstream queue deleted", func() bool {
+		return a.do("GET", "/api/queues/%2F/"+url.PathEscape(upQ), guest, nil).status == http.StatusNotFound
+	})
+}
+
+// A federated queue across two Warrens: B's fed.q2 pulls from A's fed.q2 once it has a consumer.
+func TestFederatedQueueTwoWarrens(t *testing.T) {
+	a, b := startEnv(t, nil), startEnv(t, nil)
+	a.must(http.StatusCreated, "PUT", "/api/queues/%2F/fed.q2", map[string]any{"durable": true})
+	b.must(http.StatusCreated, "PUT", "/api/queues/%2F/fed.q2", map[string]any{"durable": true})
+	for _, body := range []string{"m1", "m2", "m3"} {
+		publishOn(t, a, "amq.default", "fed.q2", body)
+	}
+	b.must(http.StatusCreated, "PUT", "/api/parameters/federation-upstream/%2F/upA", map[string]any{"value": map[string]any{"uri": a.amqpURL}})
+	b.must(http.StatusCreated, "PUT", "/api/policies/%2F/fedq", map[string]any{"pattern": `^fed\.q2$`, "definition": map[string]any{"federation-upstream": "upA"}, "apply-to": "queues"})
+	wait.For(t, 10*time.Second, "the queue link running", func() bool {
+		ls := b.fedLinks("/")
+		return len(ls) == 1 && ls[0]["status"] == "running" && ls[0]["type"] == "queue" &&
+			ls[0]["queue"] == "fed.q2" && ls[0]["upstream_queue"] == "fed.q2" && ls[0]["consumer_tag"] == "federation-link-upA"
+	})
+	// No consumer on B: nothing moves.
+	if n := a.must(http.StatusOK, "GET", "/api/queues/%2F/fed.q2", nil).obj(t)["messages"]; n != json.Number("3") {
+		t.Fatalf("A's queue holds %v messages before B has a consumer, want 3", n)
+	}
+	d := consume(t, b, "fed.q2")
+	for _, want := range []string{"m1", "m2", "m3"} {
+		if m := next(t, d); string(m.Body) != want {
+			t.Fatalf("got %q, want %q", m.Body, want)
+		}
+	}
+	wait.For(t, 10*time.Second, "A's queue empty", func() bool {
+		q := a.must(http.StatusOK, "GET", "/api/queues/%2F/fed.q2", nil).obj(t)
+		return q["messages"] == json.Number("0")
+	})
+}
+
+// rabbit-hole's federation calls against Warren.
+func TestRabbitHoleFederation(t *testing.T) {
+	up, e := startEnv(t, nil), startEnv(t, nil)
+	rmq, err := rabbithole.NewClient(e.api, "guest", "guest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := rabbithole.FederationDefinition{Uri: rabbithole.URISet{up.amqpURL}, Expires: 3600000, MaxHops: 2, PrefetchCount: 50,
+		ReconnectDelay: 1, AckMode: "on-confirm", Exchange: "amq.topic"}
+	res, err := rmq.PutFederationUpstream("/", "rh-up", def)
+	if err != nil || res.StatusCode != http.StatusCreated {
+		t.Fatalf("PutFederationUpstream: %v %v", res, err)
+	}
+	ups, err := rmq.ListFederationUpstreams()
+	if err != nil || len(ups) != 1 || ups[0].Name != "rh-up" || ups[0].Vhost != "/" || ups[0].Component != "federation-upstream" ||
+		len(ups[0].Definition.Uri) != 1 || ups[0].Definition.Uri[0] != up.amqpURL || ups[0].Definition.PrefetchCount != 50 || ups[0].Definition.Exchange != "amq.topic" {
+		t.Fatalf("ListFederationUpstreams: %+v %v", ups, err)
+	}
+	got, err := rmq.GetFederationUpstream("/", "rh-up")
+	if err != nil || got.Definition.MaxHops != 2 || got.Definition.AckMode != "on-confirm" {
+		t.Fatalf("GetFederationUpstream: %+v %v", got, err)
+	}
+	if _, err := rmq.PutPolicy("/", "rh-fed", rabbithole.Policy{Pattern: "^amq\\.topic$", ApplyTo: "exchanges",
+		Definition: rabbithole.PolicyDefinition{"federation-upstream": "rh-up"}}); err != nil {
+		t.Fatal(err)
+	}
+	// amq.* exchanges are not federated, as in RabbitMQ: no link.
+	if links, err := rmq.ListFederationLinks(); err != nil || len(links) != 0 {
+		t.Errorf("ListFederationLinks: %v %v", links, err)
+	}
+	if _, err := rmq.DeclareExchange("/", "rh.x", rabbithole.ExchangeSettings{Type: "topic", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rmq.PutPolicy("/", "rh-fed", rabbithole.Policy{Pattern: "^rh\\.x$", ApplyTo: "exchanges",
+		Definition: rabbithole.PolicyDefinition{"federation-upstream": "rh-up"}}); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, "the link in ListFederationLinksIn", func() bool {
+		links, err := rmq.ListFederationLinksIn("/")
+		return err == nil && len(links) == 1 && links[0]["status"] == "running" && links[0]["upstream_exchange"] == "amq.topic"
+	})
+	res, err = rmq.DeleteFederationUpstream("/", "rh-up")
+	if err != nil || res.StatusCode != http.StatusNoContent {
+		t.Fatalf("DeleteFederationUpstream: %v %v", res, err)
+	}
+	if ups, err := rmq.ListFederationUpstreams(); err != nil || len(ups) != 0 {
+		t.Errorf("after delete: %+v %v", ups, err)
+	}
+	wait.For(t, 10*time.Second, "the link gone with its upstream", func() bool {
+		links, err := rmq.ListFederationLinks()
+		return err == nil && len(links) == 0
+	})
+}
