@@ -233,6 +233,15 @@ func TestQueueLink(t *testing.T) {
 		if p.exchange != "" || p.key != "q" || p.body != string(rune('1'+i)) {
 			t.Errorf("message %d: %+v", i, p)
 		}
+		// As RabbitMQ 3.10.8 sends them (seen with its own queue federation).
+		hops, _ := p.props.Headers["x-received-from"].([]any)
+		if len(hops) != 1 || p.props.Headers["x-original-exchange"] != "" || p.props.Headers["x-original-routing-key"] != "q" {
+			t.Errorf("message %d headers %#v", i, p.props.Headers)
+			continue
+		}
+		if h := hops[0].(amqp.Table); h["queue"] != "q" || h["visit-count"] != int64(1) || h["redelivered"] != false || h["uri"] != federation.RedactURI(up.URL) {
+			t.Errorf("message %d hop %#v", i, h)
+		}
 	}
 	wait.For(t, 5*time.Second, "the upstream queue drained", func() bool {
 		q, err := up.Srv.Queue("/", "q")

@@ -247,16 +247,37 @@ func (s *session) forward(d amqp091.Delivery, upName, downName, key string, isEx
 	if isExchange && !s.shouldForward(hops) {
 		return s.settle(d)
 	}
-	entry := amqp.Table{"uri": RedactURI(s.uri), "redelivered": d.Redelivered, "cluster-name": s.cluster, "vhost": s.vhost}
-	if isExchange {
-		entry["exchange"] = upName
-	} else {
-		entry["queue"] = upName
-	}
 	if props.Headers == nil {
 		props.Headers = amqp.Table{}
 	}
-	props.Headers[receivedFrom] = append([]any{entry}, hops...)
+	uri := RedactURI(s.uri)
+	if isExchange {
+		// rabbit_federation_exchange_link: the hop names the upstream exchange and broker.
+		entry := amqp.Table{"uri": uri, "exchange": upName, "redelivered": d.Redelivered, "cluster-name": s.cluster, "vhost": s.vhost}
+		props.Headers[receivedFrom] = append([]any{entry}, hops...)
+	} else {
+		// rabbit_federation_queue_link: the hop names the upstream queue and counts the visits
+		// through it; the message keeps its original exchange and routing key in headers.
+		visits := int64(1)
+		rest := make([]any, 0, len(hops))
+		for _, h := range hops {
+			if t, ok := h.(amqp.Table); ok && t["uri"] == uri && t["queue"] == upName {
+				if n, ok := t["visit-count"].(int64); ok {
+					visits = n + 1
+				}
+				continue
+			}
+			rest = append(rest, h)
+		}
+		entry := amqp.Table{"uri": uri, "queue": upName, "redelivered": d.Redelivered, "visit-count": visits}
+		props.Headers[receivedFrom] = append([]any{entry}, rest...)
+		if _, ok := props.Headers["x-original-exchange"]; !ok {
+			props.Headers["x-original-exchange"] = d.Exchange
+		}
+		if _, ok := props.Headers["x-original-routing-key"]; !ok {
+			props.Headers["x-original-routing-key"] = d.RoutingKey
+		}
+	}
 	exchange := downName
 	if !isExchange {
 		exchange, key = "", downName
