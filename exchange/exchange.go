@@ -15,10 +15,15 @@ const (
 	Fanout
 	Topic
 	Headers
+	// FederationUpstream is rabbitmq_federation's x-federation-upstream: a fanout that a
+	// downstream broker's federation link declares on its upstream; the broker filters what
+	// reaches it by the message's federation hops (the server applies that filter).
+	FederationUpstream
 )
 
 // ParseKind parses an exchange type name as sent in exchange.declare
-// ("direct", "fanout", "topic" or "headers"; case-sensitive, as in RabbitMQ).
+// ("direct", "fanout", "topic", "headers" or "x-federation-upstream"; case-sensitive, as in
+// RabbitMQ).
 func ParseKind(s string) (Kind, bool) {
 	switch s {
 	case "direct":
@@ -29,6 +34,8 @@ func ParseKind(s string) (Kind, bool) {
 		return Topic, true
 	case "headers":
 		return Headers, true
+	case "x-federation-upstream":
+		return FederationUpstream, true
 	}
 	return 0, false
 }
@@ -44,6 +51,8 @@ func (k Kind) String() string {
 		return "topic"
 	case Headers:
 		return "headers"
+	case FederationUpstream:
+		return "x-federation-upstream"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -97,7 +106,7 @@ type Binding[D comparable] struct {
 // ParseKind, so an invalid one is a programming error.
 func New[D comparable](kind Kind) Router[D] {
 	switch kind {
-	case Direct, Fanout, Topic, Headers:
+	case Direct, Fanout, Topic, Headers, FederationUpstream:
 	default:
 		panic("exchange: New with invalid " + kind.String())
 	}

@@ -233,7 +233,7 @@ func (r *router[D]) Route(routingKey string, headers amqp.Table, out []D) []D {
 		for _, b := range r.direct[routingKey] {
 			out = r.emit(b.ds, out)
 		}
-	case Fanout:
+	case Fanout, FederationUpstream:
 		// Each destState is distinct, so no de-duplication is needed.
 		for _, ds := range r.dests {
 			out = append(out, ds.dest)

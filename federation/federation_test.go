@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
 	"github.com/warrenmq/warren/amqp"
@@ -155,7 +156,7 @@ func TestExchangeLink(t *testing.T) {
 		t.Fatalf("x-received-from %#v", p.props.Headers["x-received-from"])
 	}
 	hop := hops[0].(amqp.Table)
-	if hop["exchange"] != "x" || hop["vhost"] != "/" || hop["cluster-name"] != "warren" || hop["redelivered"] != false || strings.Contains(hop["uri"].(string), "guest") {
+	if hop["exchange"] != "x" || hop["vhost"] != "/" || hop["cluster-name"] != up.Srv.ClusterName() || hop["redelivered"] != false || strings.Contains(hop["uri"].(string), "guest") {
 		t.Errorf("hop %#v", hop)
 	}
 
@@ -247,6 +248,90 @@ func TestQueueLink(t *testing.T) {
 		q, err := up.Srv.Queue("/", "q")
 		return err == nil && q.Ready == 0 && q.Unacked == 0
 	})
+}
+
+// The x-federation-upstream exchange a RabbitMQ downstream declares on its upstream: its
+// arguments are checked as RabbitMQ 3.10.8 checks them, and it routes as a fanout only the
+// messages that made fewer than x-max-hops hops and did not come through the downstream already.
+func TestFederationUpstreamExchange(t *testing.T) {
+	b := testbroker.Start(t)
+	conn, err := amqp091.Dial(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, tc := range []struct {
+		args amqp091.Table
+		want string
+	}{
+		{nil, "Exception (406) Reason: \"PRECONDITION_FAILED - Argument x-max-hops missing\""},
+		{amqp091.Table{"x-max-hops": int32(1)}, "Exception (406) Reason: \"PRECONDITION_FAILED - Argument x-max-hops must be of type long\""},
+		{amqp091.Table{"x-max-hops": int64(1)}, "Exception (406) Reason: \"PRECONDITION_FAILED - Argument x-downstream-name missing\""},
+		{amqp091.Table{"x-max-hops": int64(1), "x-downstream-name": "d"}, "Exception (406) Reason: \"PRECONDITION_FAILED - Argument x-downstream-vhost missing\""},
+	} {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ch.ExchangeDeclare("fu", "x-federation-upstream", true, true, true, false, tc.args)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%v: %v, want %s", tc.args, err, tc.want)
+		}
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := amqp091.Table{"x-max-hops": int64(2), "x-downstream-name": "down", "x-downstream-vhost": "/"}
+	if err := ch.ExchangeDeclare("fu", "x-federation-upstream", true, true, true, false, args); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("fuq", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("fuq", "", "fu", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeBind("fu", "k", "amq.direct", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	hop := func(cluster, vhost string) amqp091.Table {
+		return amqp091.Table{"cluster-name": cluster, "vhost": vhost}
+	}
+	for _, m := range []struct {
+		body string
+		hops []any
+	}{
+		{"none", nil},
+		{"one", []any{hop("other", "/")}},
+		{"two", []any{hop("other", "/"), hop("third", "/")}}, // max-hops reached
+		{"looped", []any{hop("down", "/")}},                  // came through the downstream
+		{"other-vhost", []any{hop("down", "v2")}},
+	} {
+		var h amqp091.Table
+		if m.hops != nil {
+			h = amqp091.Table{"x-received-from": m.hops}
+		}
+		if err := ch.Publish("amq.direct", "k", false, false, amqp091.Publishing{Headers: h, Body: []byte(m.body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	wait.For(t, 5*time.Second, "three messages", func() bool {
+		for {
+			d, ok, err := ch.Get("fuq", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return len(got) >= 3
+			}
+			got = append(got, string(d.Body))
+		}
+	})
+	if strings.Join(got, ",") != "none,one,other-vhost" {
+		t.Errorf("routed %v, want none, one, other-vhost", got)
+	}
 }
 
 // Upstream parameters are validated with RabbitMQ 3.10.8's texts (captured from it).

@@ -244,7 +244,7 @@ func (s *session) forward(d amqp091.Delivery, upName, downName, key string, isEx
 	if h, ok := props.Headers[receivedFrom].([]any); ok {
 		hops = h
 	}
-	if isExchange && !s.shouldForward(hops) {
+	if isExchange && !s.shouldForward(props.Headers) {
 		return s.settle(d)
 	}
 	if props.Headers == nil {
@@ -253,7 +253,7 @@ func (s *session) forward(d amqp091.Delivery, upName, downName, key string, isEx
 	uri := RedactURI(s.uri)
 	if isExchange {
 		// rabbit_federation_exchange_link: the hop names the upstream exchange and broker.
-		entry := amqp.Table{"uri": uri, "exchange": upName, "redelivered": d.Redelivered, "cluster-name": s.cluster, "vhost": s.vhost}
+		entry := amqp.Table{"uri": uri, "exchange": downName, "redelivered": d.Redelivered, "cluster-name": s.cluster, "vhost": s.vhost}
 		props.Headers[receivedFrom] = append([]any{entry}, hops...)
 	} else {
 		// rabbit_federation_queue_link: the hop names the upstream queue and counts the visits
@@ -261,7 +261,7 @@ func (s *session) forward(d amqp091.Delivery, upName, downName, key string, isEx
 		visits := int64(1)
 		rest := make([]any, 0, len(hops))
 		for _, h := range hops {
-			if t, ok := h.(amqp.Table); ok && t["uri"] == uri && t["queue"] == upName {
+			if t, ok := h.(amqp.Table); ok && t["uri"] == uri && t["queue"] == downName {
 				if n, ok := t["visit-count"].(int64); ok {
 					visits = n + 1
 				}
@@ -269,7 +269,7 @@ func (s *session) forward(d amqp091.Delivery, upName, downName, key string, isEx
 			}
 			rest = append(rest, h)
 		}
-		entry := amqp.Table{"uri": uri, "queue": upName, "redelivered": d.Redelivered, "visit-count": visits}
+		entry := amqp.Table{"uri": uri, "queue": downName, "redelivered": d.Redelivered, "visit-count": visits}
 		props.Headers[receivedFrom] = append([]any{entry}, rest...)
 		if _, ok := props.Headers["x-original-exchange"]; !ok {
 			props.Headers["x-original-exchange"] = d.Exchange
@@ -301,19 +301,9 @@ func (s *session) settle(d amqp091.Delivery) error {
 	return nil
 }
 
-// shouldForward is rabbit_federation_util:should_forward: fewer hops than max-hops, and not
-// through this broker's vhost already.
-func (s *session) shouldForward(hops []any) bool {
-	if len(hops) >= s.l.spec.Upstream.MaxHops {
-		return false
-	}
-	me := s.l.m.cfg.Local.ClusterName()
-	for _, h := range hops {
-		if t, ok := h.(amqp.Table); ok && t["cluster-name"] == me && t["vhost"] == s.l.spec.Vhost {
-			return false
-		}
-	}
-	return true
+// shouldForward is ShouldForward for this link's downstream.
+func (s *session) shouldForward(headers amqp.Table) bool {
+	return ShouldForward(headers, int64(s.l.spec.Upstream.MaxHops), s.l.m.cfg.Local.ClusterName(), s.l.spec.Vhost)
 }
 
 // --- federated queues ---

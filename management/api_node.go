@@ -47,12 +47,18 @@ var exchangeTypeDescriptions = map[string]string{
 	"fanout":  "AMQP fanout exchange, as per the AMQP specification",
 	"headers": "AMQP headers exchange, as per the AMQP specification",
 	"topic":   "AMQP topic exchange, as per the AMQP specification",
+
+	"x-federation-upstream": "Federation upstream helper exchange",
 }
 
 func exchangeTypesJSON() []any {
 	var out []any
 	for _, t := range server.ExchangeTypes() {
-		out = append(out, map[string]any{"name": t, "description": exchangeTypeDescriptions[t], "enabled": true})
+		m := map[string]any{"name": t, "description": exchangeTypeDescriptions[t], "enabled": true}
+		if t == "x-federation-upstream" {
+			m["internal_purpose"] = "federation"
+		}
+		out = append(out, m)
 	}
 	return out
 }

@@ -579,7 +579,8 @@ func (s *Server) Channel(name string) (ChannelInfo, error) {
 
 // ExchangeTypes lists the exchange types the broker implements.
 func ExchangeTypes() []string {
-	return []string{exchange.Direct.String(), exchange.Fanout.String(), exchange.Headers.String(), exchange.Topic.String()}
+	return []string{exchange.Direct.String(), exchange.Fanout.String(), exchange.Headers.String(), exchange.Topic.String(),
+		exchange.FederationUpstream.String()}
 }
 
 func splitAddr(a net.Addr) (string, int) {

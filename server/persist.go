@@ -7,6 +7,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/federation"
 	"github.com/warrenmq/warren/storage"
 )
 
@@ -160,8 +161,12 @@ func (s *Server) recover() error {
 		ad, _ := t["auto_delete"].(bool)
 		internal, _ := t["internal"].(bool)
 		v := vh(vname)
-		v.mu.exchanges[name] = &exchangeEntity{name: name, kind: kind, durable: true, autoDelete: ad, internal: internal,
+		x := &exchangeEntity{name: name, kind: kind, durable: true, autoDelete: ad, internal: internal,
 			args: args, router: exchange.New[destination](kind)}
+		if kind == exchange.FederationUpstream {
+			x.hops, _ = federation.ParseHopFilter(args) // checked when it was declared
+		}
+		v.mu.exchanges[name] = x
 		return nil
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/federation"
 	"github.com/warrenmq/warren/storage"
 )
 
@@ -56,6 +57,10 @@ type exchangeEntity struct {
 	router exchange.Router[destination]
 
 	pol atomic.Pointer[policy] // the policy that applies (policy.go); nil: none
+
+	// hops filters what an x-federation-upstream exchange routes (federation.go); nil for
+	// every other type.
+	hops *federation.HopFilter
 
 	stats statSet // publish_in, publish_out (stats.go)
 }
@@ -171,6 +176,13 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	e = &exchangeEntity{
 		name: d.Exchange, kind: kind, durable: d.Durable, autoDelete: d.AutoDelete, internal: d.Internal,
 		args: d.Arguments, router: exchange.New[destination](kind),
+	}
+	if kind == exchange.FederationUpstream {
+		f, err := federation.ParseHopFilter(d.Arguments)
+		if err != nil {
+			return amqp.Errorf(amqp.PreconditionFailed, "%v", err)
+		}
+		e.hops = f
 	}
 	if e.durable {
 		var b storage.Batch
@@ -402,6 +414,9 @@ func (v *vhost) route(ex *exchangeEntity, key string, extra []string, msg *messa
 			continue
 		}
 		visited = append(visited, e)
+		if e.hops != nil && !e.hops.Forward(msg.headers) {
+			continue
+		}
 		ds := dests[:0]
 		e.mu.Lock()
 		for _, k := range keys {
