@@ -17,7 +17,7 @@ var Version = "0.1.0-dev"
 
 // serverProperties are sent in connection.start, with RabbitMQ's keys and capabilities so that
 // clients enable the same extensions they use with RabbitMQ.
-func serverProperties() amqp.Table {
+func serverProperties(clusterName string) amqp.Table {
 	return amqp.Table{
 		"capabilities": amqp.Table{
 			"publisher_confirms":           true,
@@ -30,7 +30,7 @@ func serverProperties() amqp.Table {
 			"per_consumer_qos":             true,
 			"direct_reply_to":              true,
 		},
-		"cluster_name": "warren",
+		"cluster_name": clusterName, // as RabbitMQ: federation links name the upstream by it
 		"copyright":    "Copyright (c) the Warren authors",
 		"information":  "Licensed under the Apache License 2.0. Website: https://github.com/warrenmq/warren",
 		"platform":     "Go",
@@ -75,7 +75,7 @@ func (c *conn) handshake() bool {
 	if err := c.writeDirect(&amqp.ConnectionStart{
 		VersionMajor:     0,
 		VersionMinor:     9,
-		ServerProperties: serverProperties(),
+		ServerProperties: serverProperties(c.srv.ClusterName()),
 		Mechanisms:       c.mechanisms(),
 		Locales:          "en_US",
 	}); err != nil {
