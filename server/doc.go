@@ -1,4 +1,5 @@
-// Package server is the Warren broker: the only package with sockets and goroutines.
+// Package server is the Warren broker: the only package with listening sockets and goroutines, besides
+// the federation package's links (client connections to upstream brokers), which it owns.
 //
 // # Goroutines
 //
@@ -20,7 +21,10 @@
 // no other goroutine writes that socket (it must acquire outbound.mu.writer, a writeClaim); the rest
 // is left to the write loop.
 // The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown, also
-// counted in Server.wg. Queue timers (queue_ttl.go: message expiry, x-expires) are time.AfterFunc
+// counted in Server.wg. The federation manager (federation.go; the federation package) is started
+// by New and owns its goroutine and one goroutine per link, which Manager.Close waits for; Shutdown
+// closes it first, while the broker still takes the links' in-process publishes. The broker only
+// signals the manager (a non-blocking send, or a leaf lock), from any goroutine and under any lock. Queue timers (queue_ttl.go: message expiry, x-expires) are time.AfterFunc
 // functions that run only while Server.timers is open; Shutdown closes it, waits for the running
 // ones and stops every queue's timer, before it stops the committer. Dead-lettering (queue_deadletter.go)
 // also runs on whichever goroutine removed the message: queue.unlock republishes the queue's dead
@@ -72,6 +76,8 @@
 //	                      (users, permissions, vhost metadata),
 //	                      Server.pol.mu (the policy map),
 //	                      Server.params.mu (the parameter maps),
+//	                      federation.Manager.mu and its links' mu (the
+//	                      federation package; signalled under vhost locks),
 //	                      Server.replies.mu (replyto.go),
 //	                      loginLimiter.mu (it logs after releasing it),
 //	                      conn.adm.mu (a connection's channel registry),
