@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/internal/wait"
+	"github.com/warrenmq/warren/storage"
 )
 
 // fedLinks returns B's /api/federation-links (of vhost, if given).
@@ -229,4 +230,77 @@ func TestRabbitHoleFederation(t *testing.T) {
 		links, err := rmq.ListFederationLinks()
 		return err == nil && len(links) == 0
 	})
+}
+
+// Federation parameters and policy keys are refused with RabbitMQ 3.10.8's reasons (taken from it).
+func TestFederationValidation(t *testing.T) {
+	e := startEnv(t, nil)
+	for _, x := range []struct {
+		path   string
+		body   string
+		reason string
+	}{
+		{"/api/parameters/federation-upstream/%2F/bad", `{"value":{"uri":5}}`, "Validation failed\n\nuri should be list, actually was 5\n"},
+		{"/api/parameters/federation-upstream/%2F/bad", `{"value":{}}`, "Validation failed\n\nKey \"uri\" not found in bad\n"},
+		{"/api/parameters/federation-upstream/%2F/bad", `{"value":{"uri":"amqp://x","ack-mode":"bogus"}}`,
+			"Validation failed\n\nack-mode should be one of [&lt;&lt;\"no-ack\"&gt;&gt;,&lt;&lt;\"on-publish\"&gt;&gt;,&lt;&lt;\"on-confirm\"&gt;&gt;], actually was &lt;&lt;\"bogus\"&gt;&gt;\n"},
+		{"/api/parameters/federation-upstream/%2F/bad", `{"value":{"uri":"amqp://x","max-hops":"x"}}`, "Validation failed\n\nmax-hops should be a number, actually was &lt;&lt;\"x\"&gt;&gt;\n"},
+		{"/api/parameters/federation-upstream-set/%2F/s3", `{"value":[{"upstream":"x","uri":"amqp://y","prefetch-count":"a"}]}`,
+			"Validation failed\n\nUnrecognised terms [{&lt;&lt;\"uri\"&gt;&gt;,&lt;&lt;\"amqp://y\"&gt;&gt;}] in s3\nprefetch-count should be a number, actually was &lt;&lt;\"a\"&gt;&gt;\n"},
+		{"/api/policies/%2F/fp", `{"pattern":"^zz$","definition":{"federation-upstream":5}}`, "Validation failed\n\n5 is not a valid federation upstream name\n"},
+		{"/api/policies/%2F/fp", `{"pattern":"^zz$","definition":{"federation-upstream-set":5}}`, "Validation failed\n\n5 is not a valid federation upstream set name\n"},
+		{"/api/policies/%2F/fp", `{"pattern":"^zz$","definition":{"federation-upstream-pattern":5}}`, "Validation failed\n\n5 is not a valid federation upstream pattern name\n"},
+		{"/api/policies/%2F/fp", `{"pattern":"^zz$","definition":{"federation-upstream-set":"a","federation-upstream":"b"}}`,
+			"Validation failed\n\ncannot specify federation-upstream, federation-upstream-set or federation-upstream-pattern together\n"},
+	} {
+		r := e.do("PUT", x.path, guest, x.body)
+		if m := r.obj(t); r.status != 400 || m["error"] != "bad_request" || m["reason"] != x.reason {
+			t.Errorf("%s %s: %d %s, want 400 reason %q", x.path, x.body, r.status, r.body, x.reason)
+		}
+	}
+	e.must(http.StatusCreated, "PUT", "/api/parameters/federation-upstream/%2F/ok", `{"value":{"uri":["amqp://x","amqps://y"],"prefetch-count":-1,"reconnect-delay":1.5,"resource-cleanup-mode":"never"}}`)
+	e.must(http.StatusCreated, "PUT", "/api/parameters/federation-upstream-set/%2F/all", `{"value":[]}`)
+	e.must(http.StatusCreated, "PUT", "/api/policies/%2F/fp", `{"pattern":"^zz$","definition":{"federation-upstream-pattern":"^o"}}`)
+	if l := e.must(http.StatusOK, "GET", "/api/federation-links", nil).list(t); len(l) != 0 {
+		t.Errorf("links without a federated exchange: %v", l)
+	}
+}
+
+// A link's life: an unreachable upstream shows as an error and is retried; a changed upstream
+// restarts the link; the link comes back after a broker restart (parameters and policies are
+// definitions); it stops when its vhost is deleted.
+func TestFederationLinkLifecycle(t *testing.T) {
+	a := startEnv(t, nil)
+	a.must(http.StatusCreated, "PUT", "/api/vhosts/fv", nil)
+	a.must(http.StatusNoContent, "PUT", "/api/permissions/fv/guest", map[string]any{"configure": ".*", "write": ".*", "read": ".*"})
+	a.must(http.StatusCreated, "PUT", "/api/exchanges/fv/lx", map[string]any{"type": "fanout", "durable": true})
+	store := storage.NewMemStore()
+	b := startEnv(t, store)
+	b.must(http.StatusCreated, "PUT", "/api/vhosts/fv", nil)
+	b.must(http.StatusNoContent, "PUT", "/api/permissions/fv/guest", map[string]any{"configure": ".*", "write": ".*", "read": ".*"})
+	b.must(http.StatusCreated, "PUT", "/api/exchanges/fv/lx", map[string]any{"type": "fanout", "durable": true})
+	b.must(http.StatusCreated, "PUT", "/api/parameters/federation-upstream/fv/up", map[string]any{"value": map[string]any{"uri": "amqp://guest:guest@127.0.0.1:1/fv", "reconnect-delay": 0.1}})
+	b.must(http.StatusCreated, "PUT", "/api/policies/fv/fed", map[string]any{"pattern": "^lx$", "definition": map[string]any{"federation-upstream": "up"}})
+	wait.For(t, 10*time.Second, "the link in error", func() bool {
+		ls := b.fedLinks("fv")
+		return len(ls) == 1 && ls[0]["status"] == "error" && ls[0]["error"] != "" && ls[0]["local_connection"] == nil
+	})
+	upURI := strings.TrimSuffix(a.amqpURL, "/") + "/fv"
+	b.must(http.StatusNoContent, "PUT", "/api/parameters/federation-upstream/fv/up", map[string]any{"value": map[string]any{"uri": upURI}})
+	running := func() bool {
+		ls := b.fedLinks("fv")
+		return len(ls) == 1 && ls[0]["status"] == "running" && ls[0]["uri"] == strings.Replace(upURI, "guest:guest@", "", 1)
+	}
+	wait.For(t, 10*time.Second, "the link running on the new URI", running)
+	upQ := "federation: lx -> " + b.srv.ClusterName()
+	wait.For(t, 10*time.Second, "the upstream queue", func() bool {
+		return a.do("GET", "/api/queues/fv/"+url.PathEscape(upQ), guest, nil).status == http.StatusOK
+	})
+
+	b.stop()
+	b = startEnv(t, store.Reopen())
+	wait.For(t, 10*time.Second, "the link running after a restart", running)
+
+	b.must(http.StatusNoContent, "DELETE", "/api/vhosts/fv", nil)
+	wait.For(t, 10*time.Second, "the link gone with its vhost", func() bool { return len(b.fedLinks("")) == 0 })
 }
