@@ -248,6 +248,21 @@ func TestQueueLink(t *testing.T) {
 		q, err := up.Srv.Queue("/", "q")
 		return err == nil && q.Ready == 0 && q.Unacked == 0
 	})
+
+	// Demand gone: the message the link fetched goes back upstream and its consumer is cancelled.
+	local.set(func(f *fakeLocal) { f.demand = false })
+	if _, err := up.Srv.Publish("/", "", "q", amqp.Properties{}, []byte("4"), ""); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 5*time.Second, "the message back upstream, no consumer", func() bool {
+		q, err := up.Srv.Queue("/", "q")
+		return err == nil && q.Ready == 1 && q.Unacked == 0 && q.Consumers == 0
+	})
+	if n := len(local.got()); n != 3 {
+		t.Fatalf("%d messages downstream without demand, want 3", n)
+	}
+	local.set(func(f *fakeLocal) { f.demand = true })
+	wait.For(t, 5*time.Second, "the fourth message downstream", func() bool { return len(local.got()) == 4 })
 }
 
 // The x-federation-upstream exchange a RabbitMQ downstream declares on its upstream: its

@@ -384,9 +384,19 @@ func (s *session) pull(deliveries <-chan amqp091.Delivery, tag, upQ string, dema
 			if err := d.Nack(false, true); err != nil {
 				return fmt.Errorf("returning a message upstream: %w", err)
 			}
-			for rest := range deliveries { // closed after cancel-ok
-				if err := rest.Nack(false, true); err != nil {
-					return fmt.Errorf("returning a message upstream: %w", err)
+			for { // the consumer's channel closes once what it buffered is handed over
+				select {
+				case <-l.ctx.Done():
+					return nil
+				case e := <-s.close:
+					return closed(e)
+				case rest, ok := <-deliveries:
+					if !ok {
+						return nil
+					}
+					if err := rest.Nack(false, true); err != nil {
+						return fmt.Errorf("returning a message upstream: %w", err)
+					}
 				}
 			}
 		}
