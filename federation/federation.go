@@ -65,6 +65,7 @@ type LinkSpec struct {
 	Type     string // TypeExchange or TypeQueue
 	Vhost    string
 	Name     string // the downstream exchange or queue
+	Policy   string // the policy that federates it (names the upstream connection)
 	Upstream Upstream
 }
 

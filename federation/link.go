@@ -50,7 +50,7 @@ func (l *link) runOnce(uri string, log *slog.Logger) error {
 		Heartbeat: 10 * time.Second,
 		Dial:      amqp091.DefaultDial(10 * time.Second),
 		Properties: amqp091.Table{
-			"connection_name": fmt.Sprintf("Federation link (upstream: %s, policy: %s)", l.spec.Upstream.Name, l.spec.Name),
+			"connection_name": l.connectionName(),
 			"product":         "Warren federation",
 		},
 	})
@@ -77,11 +77,16 @@ func (l *link) runOnce(uri string, log *slog.Logger) error {
 	return s.runQueue()
 }
 
+// connectionName names the link's upstream connection, as RabbitMQ names it.
+func (l *link) connectionName() string {
+	return fmt.Sprintf("Federation link (upstream: %s, policy: %s)", l.spec.Upstream.Name, l.spec.Policy)
+}
+
 // running marks the link running.
 func (s *session) running(consumerTag, internal string) {
 	s.l.setStatus(func(st *LinkStatus) {
 		st.Status, st.Error = StatusRunning, ""
-		st.LocalConnection = fmt.Sprintf("Federation link (upstream: %s, policy: %s)", s.l.spec.Upstream.Name, s.l.spec.Name)
+		st.LocalConnection = s.l.connectionName()
 		st.ConsumerTag, st.UpstreamInternal = consumerTag, internal
 	})
 }

@@ -104,12 +104,23 @@ func TestFederatedExchangeTwoWarrens(t *testing.T) {
 	if uri, _ := l["uri"].(string); uri == "" || strings.Contains(uri, "guest") {
 		t.Errorf("link uri %q: want the upstream URI without credentials", uri)
 	}
-	for _, k := range []string{"id", "timestamp", "local_connection"} {
+	if l["local_connection"] != "Federation link (upstream: upA, policy: fed)" {
+		t.Errorf("local_connection %v", l["local_connection"])
+	}
+	for _, k := range []string{"id", "timestamp"} {
 		if s, _ := l[k].(string); s == "" {
 			t.Errorf("link %s missing: %v", k, l)
 		}
 	}
 	wait.For(t, 10*time.Second, "the binding on A", func() bool { return a.hasBinding("fed.x", upQ, "k.a") })
+	named := false
+	for _, x := range a.must(http.StatusOK, "GET", "/api/connections", nil).list(t) {
+		cp, _ := x.(map[string]any)["client_properties"].(map[string]any)
+		named = named || cp["connection_name"] == "Federation link (upstream: upA, policy: fed)"
+	}
+	if !named {
+		t.Error("no connection on A named as RabbitMQ names a federation link's")
+	}
 
 	d := consume(t, b, "fed.q")
 	publishOn(t, a, "fed.x", "k.a", "first")

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/federation"
 )
 
@@ -129,19 +130,24 @@ func (s *Server) fedDesired() []federation.LinkSpec {
 	for _, v := range s.vhostList() {
 		qs, xs := v.lists()
 		for _, x := range xs {
-			if x.name == "" || strings.HasPrefix(x.name, "amq.") {
+			// As rabbit_federation_exchange:federate: not the default or amq.* exchanges, internal
+			// ones, federation's own.
+			if x.name == "" || strings.HasPrefix(x.name, "amq.") || x.internal || x.kind == exchange.FederationUpstream ||
+				x.args["x-internal-purpose"] != nil {
 				continue
 			}
-			for _, u := range s.fedUpstreams(v.name, fedPolicyUpstream(s.pol.match(v.name, x.name, false))) {
-				out = append(out, federation.LinkSpec{Type: federation.TypeExchange, Vhost: v.name, Name: x.name, Upstream: u})
+			p := s.pol.match(v.name, x.name, false)
+			for _, u := range s.fedUpstreams(v.name, fedPolicyUpstream(p)) {
+				out = append(out, federation.LinkSpec{Type: federation.TypeExchange, Vhost: v.name, Name: x.name, Policy: p.Name, Upstream: u})
 			}
 		}
 		for _, q := range qs {
-			if q.owner != nil { // exclusive queues are not federated
+			if q.owner != nil || q.args["x-internal-purpose"] != nil { // not exclusive queues, nor federation's own
 				continue
 			}
-			for _, u := range s.fedUpstreams(v.name, fedPolicyUpstream(s.pol.match(v.name, q.name, true))) {
-				out = append(out, federation.LinkSpec{Type: federation.TypeQueue, Vhost: v.name, Name: q.name, Upstream: u})
+			p := s.pol.match(v.name, q.name, true)
+			for _, u := range s.fedUpstreams(v.name, fedPolicyUpstream(p)) {
+				out = append(out, federation.LinkSpec{Type: federation.TypeQueue, Vhost: v.name, Name: q.name, Policy: p.Name, Upstream: u})
 			}
 		}
 	}
