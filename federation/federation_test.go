@@ -126,7 +126,11 @@ func TestExchangeLink(t *testing.T) {
 	spec := federation.LinkSpec{Type: federation.TypeExchange, Vhost: "/", Name: "x", Upstream: upstream(up.URL)}
 	m := startManager(t, local, spec)
 	qname := "federation: x -> downstream"
-	wait.For(t, 5*time.Second, "the upstream binding", func() bool { return hasBinding(t, up, "x", qname, "a.*") })
+	xA, xB := qname+" A", qname+" B"
+	wait.For(t, 5*time.Second, "the upstream binding", func() bool { return hasBinding(t, up, "x", xA, "a.*") })
+	if !hasBinding(t, up, xA, qname, "") {
+		t.Error("the upstream exchange is not bound to the upstream queue")
+	}
 	wait.For(t, 5*time.Second, "the link running", func() bool {
 		st := m.Status("/")
 		return len(st) == 1 && st[0].Status == federation.StatusRunning
@@ -164,7 +168,7 @@ func TestExchangeLink(t *testing.T) {
 	local.set(func(f *fakeLocal) { f.bindings = []federation.Binding{{Key: "b.#"}} })
 	m.BindingsChanged("/", "x")
 	wait.For(t, 5*time.Second, "the new binding", func() bool {
-		return hasBinding(t, up, "x", qname, "b.#") && !hasBinding(t, up, "x", qname, "a.*")
+		return hasBinding(t, up, "x", xA, "b.#") && !hasBinding(t, up, "x", xA, "a.*")
 	})
 
 	// A message that went max-hops (1) hops already is dropped, and acked upstream.
@@ -183,9 +187,27 @@ func TestExchangeLink(t *testing.T) {
 		return err == nil && q.Ready == 0 && q.Unacked == 0
 	})
 
-	// No longer wanted: the link stops and deletes its upstream queue.
+	// Stopped (as at a shutdown) the link leaves its queue; bindings dropped downstream meanwhile
+	// are gone upstream once it starts again, with the other intermediate exchange.
+	m.Close()
+	if !hasQueue(up, qname) || !hasBinding(t, up, "x", xA, "b.#") {
+		t.Fatal("a shutdown removed the upstream queue or its bindings")
+	}
+	local.set(func(f *fakeLocal) { f.bindings = []federation.Binding{{Key: "c.#"}} })
+	m = startManager(t, local, spec)
+	wait.For(t, 5*time.Second, "fresh bindings upstream", func() bool {
+		return hasBinding(t, up, "x", xB, "c.#") && hasBinding(t, up, xB, qname, "")
+	})
+	if _, err := up.Srv.Exchange("/", xA); err == nil || hasBinding(t, up, "x", xA, "b.#") {
+		t.Errorf("the previous intermediate exchange and its stale binding are still there (%v)", err)
+	}
+
+	// No longer wanted: the link stops and deletes its upstream queue and exchange.
 	m.setSpecs()
 	wait.For(t, 5*time.Second, "the upstream queue deleted", func() bool { return !hasQueue(up, qname) })
+	if _, err := up.Srv.Exchange("/", xB); err == nil {
+		t.Error("the upstream exchange outlived the link")
+	}
 	if st := m.Status(""); len(st) != 0 {
 		t.Errorf("links left: %+v", st)
 	}

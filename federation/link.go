@@ -99,7 +99,7 @@ func closed(e *amqp091.Error) error {
 	return fmt.Errorf("upstream connection closed: %w", e)
 }
 
-// halted reports whether the link was halted for good (and should clean up upstream).
+// haltedForGood reports whether the link was halted for good (and should clean up upstream).
 func (s *session) haltedForGood() bool {
 	select {
 	case c := <-s.l.cleanup:
@@ -147,6 +147,22 @@ func (s *session) runExchange() error {
 	if _, err := s.ch.QueueDeclare(qname, true, false, false, false, args); err != nil {
 		return fmt.Errorf("declaring the upstream queue %q: %w", qname, err)
 	}
+	// The bindings go through an intermediate exchange declared afresh each time the link starts,
+	// named as RabbitMQ names its own (the queue's name, then " A" or " B", alternately), so that
+	// bindings the downstream dropped while the link was down go with the old one. It is a fanout
+	// (RabbitMQ's is an x-federation-upstream, which only it and Warren have): hops are checked
+	// here instead.
+	xname, old := qname+" A", qname+" B"
+	if s.exchangeExists(xname) {
+		xname, old = old, xname
+	}
+	xargs := amqp091.Table{"x-internal-purpose": "federation"}
+	if err := s.ch.ExchangeDeclare(xname, "fanout", true, true, true, false, xargs); err != nil {
+		return fmt.Errorf("declaring the upstream exchange %q: %w", xname, err)
+	}
+	if err := s.ch.QueueBind(qname, "", xname, false, nil); err != nil {
+		return fmt.Errorf("binding the upstream queue: %w", err)
+	}
 	bound := map[boundKey]Binding{}
 	sync := func() error {
 		bs, err := local.ExchangeBindings(l.spec.Vhost, l.spec.Name)
@@ -163,7 +179,7 @@ func (s *session) runExchange() error {
 		}
 		for k, b := range want {
 			if _, ok := bound[k]; !ok {
-				if err := s.ch.QueueBind(qname, b.Key, upX, false, toClient(b.Args)); err != nil {
+				if err := s.ch.ExchangeBind(xname, b.Key, upX, false, toClient(b.Args)); err != nil {
 					return fmt.Errorf("binding upstream with key %q: %w", b.Key, err)
 				}
 				bound[k] = b
@@ -171,7 +187,7 @@ func (s *session) runExchange() error {
 		}
 		for k, b := range bound {
 			if _, ok := want[k]; !ok {
-				if err := s.ch.QueueUnbind(qname, b.Key, upX, toClient(b.Args)); err != nil {
+				if err := s.ch.ExchangeUnbind(xname, b.Key, upX, false, toClient(b.Args)); err != nil {
 					return fmt.Errorf("unbinding upstream key %q: %w", b.Key, err)
 				}
 				delete(bound, k)
@@ -181,6 +197,9 @@ func (s *session) runExchange() error {
 	}
 	if err := sync(); err != nil {
 		return err
+	}
+	if err := s.ch.ExchangeDelete(old, false, false); err != nil {
+		return fmt.Errorf("deleting the previous upstream exchange %q: %w", old, err)
 	}
 	deliveries, tag, err := s.consume(qname, up.PrefetchCount, nil)
 	if err != nil {
@@ -193,6 +212,8 @@ func (s *session) runExchange() error {
 			if s.haltedForGood() && !up.NoCleanup {
 				if _, err := s.ch.QueueDelete(qname, false, false, false); err != nil {
 					s.log.Warn("deleting the upstream queue", "queue", qname, "error", err)
+				} else if err := s.ch.ExchangeDelete(xname, false, false); err != nil {
+					s.log.Warn("deleting the upstream exchange", "exchange", xname, "error", err)
 				}
 			}
 			return nil
@@ -211,6 +232,20 @@ func (s *session) runExchange() error {
 			}
 		}
 	}
+}
+
+// exchangeExists reports whether the upstream has the exchange name (a passive declare, on a
+// channel of its own since a 404 closes it).
+func (s *session) exchangeExists(name string) bool {
+	ch, err := s.conn.Channel()
+	if err != nil {
+		return false
+	}
+	if err := ch.ExchangeDeclarePassive(name, "fanout", true, true, true, false, nil); err != nil {
+		return false
+	}
+	_ = ch.Close()
+	return true
 }
 
 // consume starts the link's consumer on the upstream queue.

@@ -112,7 +112,7 @@ func TestFederatedExchangeTwoWarrens(t *testing.T) {
 			t.Errorf("link %s missing: %v", k, l)
 		}
 	}
-	wait.For(t, 10*time.Second, "the binding on A", func() bool { return a.hasBinding("fed.x", upQ, "k.a") })
+	wait.For(t, 10*time.Second, "the binding on A", func() bool { return a.hasBinding("fed.x", upQ+" A", "k.a") })
 	named := false
 	for _, x := range a.must(http.StatusOK, "GET", "/api/connections", nil).list(t) {
 		cp, _ := x.(map[string]any)["client_properties"].(map[string]any)
@@ -137,7 +137,7 @@ func TestFederatedExchangeTwoWarrens(t *testing.T) {
 	b.must(http.StatusCreated, "POST", "/api/bindings/%2F/e/fed.x/q/fed.q", map[string]any{"routing_key": "k.b"})
 	b.must(http.StatusNoContent, "DELETE", "/api/bindings/%2F/e/fed.x/q/fed.q/k.a", nil)
 	wait.For(t, 10*time.Second, "A's bindings following B's", func() bool {
-		return a.hasBinding("fed.x", upQ, "k.b") && !a.hasBinding("fed.x", upQ, "k.a")
+		return a.hasBinding("fed.x", upQ+" A", "k.b") && !a.hasBinding("fed.x", upQ+" A", "k.a")
 	})
 	// k.a is no longer bound on A, so only k.b comes through (in order on the link's queue).
 	r := a.must(http.StatusOK, "POST", "/api/exchanges/%2F/fed.x/publish",
