@@ -1,8 +1,6 @@
 package federation
 
 import (
-	"fmt"
-
 	"github.com/warrenmq/warren/amqp"
 )
 
@@ -40,6 +38,11 @@ func (f *HopFilter) Forward(headers amqp.Table) bool {
 	return ShouldForward(headers, f.MaxHops, f.DownstreamName, f.DownstreamVhost)
 }
 
+// argError is RabbitMQ's text for a bad argument (capitalised, as the 406 reads).
+type argError string
+
+func (e argError) Error() string { return string(e) }
+
 // ParseHopFilter reads an x-federation-upstream exchange's arguments, with the texts of
 // RabbitMQ 3.10.8's 406 when one is missing or of the wrong type.
 func ParseHopFilter(args amqp.Table) (*HopFilter, error) {
@@ -54,10 +57,10 @@ func ParseHopFilter(args amqp.Table) (*HopFilter, error) {
 	} {
 		v, ok := args[a.name]
 		if !ok {
-			return nil, fmt.Errorf("Argument %s missing", a.name)
+			return nil, argError("Argument " + a.name + " missing")
 		}
 		if !a.set(v) {
-			return nil, fmt.Errorf("Argument %s must be of type %s", a.name, a.typ)
+			return nil, argError("Argument " + a.name + " must be of type " + a.typ)
 		}
 	}
 	return &f, nil
