@@ -315,3 +315,52 @@ func TestFederationLinkLifecycle(t *testing.T) {
 	b.must(http.StatusNoContent, "DELETE", "/api/vhosts/fv", nil)
 	wait.For(t, 10*time.Second, "the link gone with its vhost", func() bool { return len(b.fedLinks("")) == 0 })
 }
+
+// Two Warrens federating the same exchange from each other: a message goes one hop (max-hops 1) and
+// never comes back to where it was published.
+func TestFederationCycleTwoWarrens(t *testing.T) {
+	a, b := startEnv(t, nil), startEnv(t, nil)
+	consumers := map[*env]<-chan amqp.Delivery{}
+	for _, x := range []struct {
+		e, other *env
+		name     string
+	}{{a, b, "warren-a"}, {b, a, "warren-b"}} {
+		e := x.e
+		e.must(http.StatusNoContent, "PUT", "/api/cluster-name", map[string]any{"name": x.name})
+		e.must(http.StatusCreated, "PUT", "/api/exchanges/%2F/ring", map[string]any{"type": "fanout", "durable": true})
+		e.must(http.StatusCreated, "PUT", "/api/queues/%2F/ring.q", map[string]any{"durable": true})
+		e.must(http.StatusCreated, "POST", "/api/bindings/%2F/e/ring/q/ring.q", map[string]any{"routing_key": ""})
+		e.must(http.StatusCreated, "PUT", "/api/parameters/federation-upstream/%2F/other", map[string]any{"value": map[string]any{"uri": x.other.amqpURL, "reconnect-delay": 0.1}})
+		e.must(http.StatusCreated, "PUT", "/api/policies/%2F/ring", map[string]any{"pattern": "^ring$", "definition": map[string]any{"federation-upstream-set": "all"}})
+	}
+	for _, e := range []*env{a, b} {
+		wait.For(t, 10*time.Second, "both links running", func() bool {
+			ls := e.fedLinks("/")
+			return len(ls) == 1 && ls[0]["status"] == "running"
+		})
+		consumers[e] = consume(t, e, "ring.q")
+	}
+	// Each broker's upstream exchange on the other is bound before anything is published (" A"
+	// or " B": a link that started before the other broker had the exchange started again).
+	bound := func(e *env, x string) bool { return e.hasBinding("ring", x+" A", "") || e.hasBinding("ring", x+" B", "") }
+	wait.For(t, 10*time.Second, "the bindings", func() bool {
+		return bound(a, "federation: ring -> warren-b") && bound(b, "federation: ring -> warren-a")
+	})
+	expect := func(e *env, bodies ...string) {
+		t.Helper()
+		for _, want := range bodies {
+			if m := next(t, consumers[e]); string(m.Body) != want {
+				t.Fatalf("got %q, want %q (a message came back round the ring?)", m.Body, want)
+			}
+		}
+	}
+	publishOn(t, a, "ring", "", "m1")
+	expect(a, "m1")
+	expect(b, "m1")
+	publishOn(t, b, "ring", "", "m2") // after m1 on B: a copy of m1 coming back to A would come first
+	expect(b, "m2")
+	expect(a, "m2")
+	publishOn(t, a, "ring", "", "m3") // the same for m2 going back to B
+	expect(a, "m3")
+	expect(b, "m3")
+}
