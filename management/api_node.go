@@ -38,6 +38,7 @@ func (a *api) routes(r *mux.Router) {
 	a.accessRoutes(r)
 	a.policyRoutes(r)
 	a.parameterRoutes(r)
+	a.shovelRoutes(r)
 	a.connRoutes(r)
 }
 
