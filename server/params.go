@@ -165,18 +165,19 @@ func (s *Server) PutParameter(p Parameter) (created bool, err error) {
 	if !ok {
 		return false, badRequest("Validation failed\n\ncomponent %s not found\n", p.Component)
 	}
-	if c.Validate != nil {
-		if err := c.Validate(p.Vhost, p.Name, p.Value); err != nil {
-			return false, err
-		}
-	}
+	// The value as it reads back from its record (numbers as json.Number, whatever the caller
+	// passed), so that the validator and the hooks see what recovery will give them.
 	raw, err := json.Marshal(p.Value)
 	if err != nil {
 		return false, badRequest("Validation failed\n\n%v\n", err)
 	}
-	// Store the value as it reads back, so that the hooks see what recovery will give them.
 	if p.Value, err = decodeParamValue(raw); err != nil {
 		return false, err
+	}
+	if c.Validate != nil {
+		if err := c.Validate(p.Vhost, p.Name, p.Value); err != nil {
+			return false, err
+		}
 	}
 	var b storage.Batch
 	b.Set(storage.ParameterKey(p.Component, p.Vhost, p.Name), encodeRecord(amqp.Table{"value": string(raw)}))

@@ -34,6 +34,7 @@ type Broker interface {
 	RegisterParameterComponent(name string, c server.ParameterComponent)
 	DeleteParameter(component, vhost, name string) error
 	DialDirect() (net.Conn, error)
+	NodeName() string
 }
 
 var _ Broker = (*server.Server)(nil)

@@ -374,7 +374,7 @@ func (w *worker) publishing(d amqp.Delivery, src, dst endpoint) amqp.Publishing 
 			h[k] = v
 		}
 		if w.cfg.forwardHeaders {
-			info := amqp.Table{"shovelled-by": "warren", "shovel-type": "dynamic", "shovel-name": w.k.name,
+			info := amqp.Table{"shovelled-by": w.e.b.NodeName(), "shovel-type": "dynamic", "shovel-name": w.k.name,
 				"shovel-vhost": w.k.vhost, "src-uri": redact(src.raw), "dest-uri": redact(dst.raw)}
 			if w.cfg.srcQueue != "" {
 				info["src-queue"] = w.cfg.srcQueue
