@@ -328,3 +328,41 @@ func TestShovelRestarts(t *testing.T) {
 		t.Errorf("shovel of a deleted vhost still there: %+v", st)
 	}
 }
+
+// ack-mode on-confirm acks at the source only what the destination confirmed: a destination
+// that refuses messages (x-overflow reject-publish nacks them) leaves them at the source, where
+// on-publish, the control, loses them.
+func TestShovelOnConfirmKeepsRefusedMessages(t *testing.T) {
+	for _, x := range []struct {
+		mode      string
+		leftAtSrc int
+	}{{"on-confirm", 15}, {"on-publish", 0}} {
+		t.Run(x.mode, func(t *testing.T) {
+			a := startBroker(t, nil)
+			_, ch := dial(t, a.URL)
+			if _, err := ch.QueueDeclare("oc.src", true, false, false, false, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ch.QueueDeclare("oc.full", true, false, false, false, amqp.Table{"x-max-length": int64(5), "x-overflow": "reject-publish"}); err != nil {
+				t.Fatal(err)
+			}
+			publishConfirmed(t, ch, "oc.src", 0, 20, nil)
+			a.putShovel(t, "/", "oc", `{"src-uri":"amqp://","src-queue":"oc.src","dest-uri":"amqp://","dest-queue":"oc.full","ack-mode":"`+x.mode+`","src-prefetch-count":4}`)
+			wait.For(t, 10*time.Second, "5 messages at the destination and the rest handled", func() bool {
+				d, _ := a.Srv.Queue("/", "oc.full")
+				s, _ := a.Srv.Queue("/", "oc.src")
+				return d.Ready == 5 && s.Ready+s.Unacked == int64(x.leftAtSrc)
+			})
+			if err := a.Srv.DeleteParameter(Component, "/", "oc"); err != nil {
+				t.Fatal(err)
+			}
+			wait.For(t, 10*time.Second, "the source settled", func() bool {
+				s, _ := a.Srv.Queue("/", "oc.src")
+				return s.Consumers == 0 && s.Unacked == 0
+			})
+			if s, _ := a.Srv.Queue("/", "oc.src"); s.Ready != int64(x.leftAtSrc) {
+				t.Errorf("%s: %d left at the source, want %d", x.mode, s.Ready, x.leftAtSrc)
+			}
+		})
+	}
+}
