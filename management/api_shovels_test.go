@@ -45,6 +45,18 @@ func TestShovelEndpoints(t *testing.T) {
 	if m := r.obj(t); r.status != 400 || m["reason"] != "Validation failed\n\nMust specify 'src-exchange' or 'src-queue'\nUnrecognised terms [{&lt;&lt;\"max-queues\"&gt;&gt;,3}] in s1\nKey \"dest-uri\" not found in s1\nKey \"src-uri\" not found in s1\n" {
 		t.Errorf("validation: %d %s", r.status, r.body)
 	}
+	// A direct URI's vhost must be open to the user setting the shovel (RabbitMQ's text, captured
+	// with "dest-uri":"amqp://u@/nov" and "src-uri":"amqp://h:notaport").
+	r = e.do("PUT", "/api/parameters/shovel/%2F/s1", guest, `{"value":{"src-uri":"amqp://h:1","dest-uri":"amqp://u@/nov","src-queue":"a"}}`)
+	if m := r.obj(t); r.status != 400 || m["reason"] != "Validation failed\n\nuser \"guest\" may not connect to vhost \"nov\"\n" {
+		t.Errorf("direct URI to a missing vhost: %d %s", r.status, r.body)
+	}
+	e.must(201, "PUT", "/api/vhosts/other", nil)
+	e.must(204, "DELETE", "/api/permissions/other/guest", nil)
+	r = e.do("PUT", "/api/parameters/shovel/%2F/s1", guest, `{"value":{"src-uri":["amqp://","amqp:///other"],"dest-uri":"amqp://","src-queue":"a"}}`)
+	if m := r.obj(t); r.status != 400 || m["reason"] != "Validation failed\n\nuser \"guest\" may not connect to vhost \"other\"\n" {
+		t.Errorf("direct URI to a vhost without permission: %d %s", r.status, r.body)
+	}
 	src := "amqp://guest:guest@" + e.addr + "/%2F?heartbeat=5"
 	e.must(201, "PUT", "/api/parameters/shovel/%2F/s1", map[string]any{"value": map[string]any{
 		"src-uri": src, "src-queue": "sa", "dest-uri": []string{"amqp://"}, "dest-queue": "sb"}})

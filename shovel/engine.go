@@ -17,8 +17,10 @@ package shovel
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -35,6 +37,7 @@ type Broker interface {
 	DeleteParameter(component, vhost, name string) error
 	DialDirect() (net.Conn, error)
 	NodeName() string
+	UserVhosts(user string) []string
 }
 
 var _ Broker = (*server.Server)(nil)
@@ -75,11 +78,26 @@ func New(b Broker, opts Options) *Engine {
 	}
 	e := &Engine{b: b, log: log, workers: map[key]*worker{}}
 	b.RegisterParameterComponent(Component, server.ParameterComponent{
-		Validate: func(_, name string, v any) error { return validate(name, v) },
-		Set:      e.set,
-		Clear:    e.clear,
+		ValidateAs: func(user, _, name string, v any) error { return validate(name, v, e.mayConnect(user)) },
+		Set:        e.set,
+		Clear:      e.clear,
 	})
 	return e
+}
+
+// mayConnect is the check RabbitMQ makes of a direct URI: the user setting the shovel must have
+// a permission in its vhost (else the shovel, connected as "none", would reach a vhost the user
+// cannot). No user (definitions import): not checked.
+func (e *Engine) mayConnect(user string) func(vhost string) error {
+	if user == "" {
+		return nil
+	}
+	return func(vhost string) error {
+		if slices.Contains(e.b.UserVhosts(user), vhost) {
+			return nil
+		}
+		return fmt.Errorf("user \"%s\" may not connect to vhost \"%s\"", user, vhost)
+	}
 }
 
 // set (the component's hook, serialized by the broker) replaces the shovel's worker.

@@ -58,7 +58,7 @@ func TestValidate(t *testing.T) {
 		// Warren's one difference: amqp091 only.
 		{`{` + base + `,"src-protocol":"amqp10","src-queue":"a"}`, "src-protocol should be one of [&lt;&lt;\"amqp091\"&gt;&gt;], actually was &lt;&lt;\"amqp10\"&gt;&gt;\n"},
 	} {
-		err := validate("v", decode(t, x.value))
+		err := validate("v", decode(t, x.value), nil)
 		var bre *server.BadRequestError
 		if !errors.As(err, &bre) || bre.Reason != "Validation failed\n\n"+x.reason {
 			t.Errorf("%s:\n got  %v\n want %q", x.value, err, x.reason)
@@ -68,7 +68,7 @@ func TestValidate(t *testing.T) {
 		`{` + base + `,"src-queue":"a","dest-queue":"b"}`,
 		`{"src-uri":["amqp://u:p@h:5672/v?heartbeat=5","amqps://h"],"dest-uri":"amqp:///v","src-exchange":"x","src-exchange-key":"k","dest-exchange":"y","ack-mode":"on-publish","src-delete-after":"queue-length","src-prefetch-count":10,"reconnect-delay":2.5,"add-forward-headers":true,"dest-add-timestamp-header":true,"dest-publish-properties":{"delivery_mode":2},"src-consumer-args":{"x-priority":1}}`,
 	} {
-		if err := validate("v", decode(t, ok)); err != nil {
+		if err := validate("v", decode(t, ok), nil); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}

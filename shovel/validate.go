@@ -22,10 +22,20 @@ import (
 // dest-protocol accept "amqp091" alone.
 
 // validate returns RabbitMQ's "Validation failed" error for a bad definition, or nil.
-func validate(name string, v any) error {
+// mayConnect (nil: no check) refuses a direct URI's vhost to the user setting the shovel.
+func validate(name string, v any, mayConnect func(vhost string) error) error {
 	var errs []string
 	errs = append(errs, validateEnds(v)...)
-	errs = append(errs, proplist(name, definitionKeys, v)...)
+	keys := definitionKeys
+	if mayConnect != nil {
+		keys = slices.Clone(definitionKeys)
+		for i, c := range keys {
+			if c.key == "src-uri" || c.key == "dest-uri" {
+				keys[i].check = uriCheckAs(mayConnect)
+			}
+		}
+	}
+	errs = append(errs, proplist(name, keys, v)...)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -233,22 +243,36 @@ func deleteAfter(key string, v any) []string {
 	return fail("%s should be a number greater than or equal to 0, \"never\" or \"queue-length\", actually was %s", key, erlang(v))
 }
 
-func uriCheck(key string, v any) []string {
-	switch x := v.(type) {
-	case string:
-		if _, err := parseURI(x); err != nil {
-			return fail("\"%s\" not a valid URI: %s", x, err.Error())
-		}
-		return nil
-	case []any:
-		for _, u := range x {
-			if errs := uriCheck(key, u); errs != nil {
-				return errs
+func uriCheck(key string, v any) []string { return uriCheckAs(nil)(key, v) }
+
+// uriCheckAs is rabbit_shovel_parameters' validate_uri: a URI or a list of them (the first bad one
+// reported), a direct one's vhost open to the user (mayConnect, if not nil).
+func uriCheckAs(mayConnect func(vhost string) error) check {
+	var c check
+	c = func(key string, v any) []string {
+		switch x := v.(type) {
+		case string:
+			ep, err := parseURI(x)
+			if err != nil {
+				return fail("\"%s\" not a valid URI: %s", x, err.Error())
 			}
+			if ep.direct && mayConnect != nil {
+				if err := mayConnect(ep.vhost); err != nil {
+					return fail("%s", err.Error())
+				}
+			}
+			return nil
+		case []any:
+			for _, u := range x {
+				if errs := c(key, u); errs != nil {
+					return errs
+				}
+			}
+			return nil
 		}
-		return nil
+		return fail("%s should be list, actually was %s", key, erlang(v))
 	}
-	return fail("%s should be list, actually was %s", key, erlang(v))
+	return c
 }
 
 // endpoint is a parsed shovel URI: direct (no host: this broker, as the user "none") or a broker
