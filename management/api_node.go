@@ -39,6 +39,7 @@ func (a *api) routes(r *mux.Router) {
 	a.policyRoutes(r)
 	a.parameterRoutes(r)
 	a.federationRoutes(r)
+	a.shovelRoutes(r)
 	a.connRoutes(r)
 }
 

@@ -116,7 +116,7 @@ func putParameter(c *call) error {
 		return err
 	}
 	// The path names the parameter; RabbitMQ ignores component, vhost and name in the body.
-	created, err := c.a.b.PutParameter(server.Parameter{Component: c.vars["component"], Vhost: c.vars["vhost"], Name: c.vars["name"], Value: m["value"]})
+	created, err := c.a.b.PutParameter(server.Parameter{Component: c.vars["component"], Vhost: c.vars["vhost"], Name: c.vars["name"], Value: m["value"], User: c.user.Name})
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@
 //
 // Server.Serve runs the accept loop. Every accepted connection gets a read loop (serveConn, which owns
 // the connection's channels and all protocol state) and a write loop (outbound.run), both counted in
-// Server.wg; the read loop waits for its write loop before it returns. Three more belong to the
+// Server.wg; the read loop waits for its write loop before it returns. A direct connection
+// (DialDirect, direct.go: an in-process pipe for the plugins) gets the same two, counted the same
+// way, and is closed by Shutdown like an accepted one. Three more belong to the
 // Server and are stopped by Shutdown after the last connection: the committer (commit.go, the only
 // store writer), the pager (queue_pager.go, reads paged-out messages back) and the disk alarm (alarm.go).
 // The committer's sync timer (armed Options.SyncInterval after an unsynced group, and only then)

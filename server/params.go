@@ -40,6 +40,9 @@ const ParameterVhostLimits = "vhost-limits"
 type Parameter struct {
 	Component, Vhost, Name string
 	Value                  any
+	// User is the user setting it (PutParameter's caller: the management API's user), for
+	// ParameterComponent.ValidateAs; not stored. "" (definitions import, internal callers): none.
+	User string
 }
 
 // ParameterComponent is what a component registers: Validate checks a value before it is stored
@@ -48,8 +51,11 @@ type Parameter struct {
 // Set and Clear may be nil.
 type ParameterComponent struct {
 	Validate func(vhost, name string, value any) error
-	Set      func(p Parameter)
-	Clear    func(vhost, name string)
+	// ValidateAs, if set, is used instead of Validate, with the user setting the value (""
+	// when there is none): RabbitMQ checks some values against the acting user's access.
+	ValidateAs func(user, vhost, name string, value any) error
+	Set        func(p Parameter)
+	Clear      func(vhost, name string)
 }
 
 type paramState struct {
@@ -165,19 +171,25 @@ func (s *Server) PutParameter(p Parameter) (created bool, err error) {
 	if !ok {
 		return false, badRequest("Validation failed\n\ncomponent %s not found\n", p.Component)
 	}
-	if c.Validate != nil {
-		if err := c.Validate(p.Vhost, p.Name, p.Value); err != nil {
-			return false, err
-		}
-	}
+	// The value as it reads back from its record (numbers as json.Number, whatever the caller
+	// passed), so that the validator and the hooks see what recovery will give them.
 	raw, err := json.Marshal(p.Value)
 	if err != nil {
 		return false, badRequest("Validation failed\n\n%v\n", err)
 	}
-	// Store the value as it reads back, so that the hooks see what recovery will give them.
 	if p.Value, err = decodeParamValue(raw); err != nil {
 		return false, err
 	}
+	switch {
+	case c.ValidateAs != nil:
+		err = c.ValidateAs(p.User, p.Vhost, p.Name, p.Value)
+	case c.Validate != nil:
+		err = c.Validate(p.Vhost, p.Name, p.Value)
+	}
+	if err != nil {
+		return false, err
+	}
+	p.User = "" // not stored: the hooks see what recovery gives them
 	var b storage.Batch
 	b.Set(storage.ParameterKey(p.Component, p.Vhost, p.Name), encodeRecord(amqp.Table{"value": string(raw)}))
 	if err := s.commit.apply(&b); err != nil {
