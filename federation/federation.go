@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"maps"
+	"net"
 	"reflect"
 	"slices"
 	"sync"
@@ -58,6 +59,9 @@ type Local interface {
 	// QueueDemand reports whether queue has consumers and no ready messages: a federated queue
 	// link fetches from its upstream only then.
 	QueueDemand(vhost, queue string) (bool, error)
+	// DialDirect connects to this broker in process (an upstream URI without a host, "amqp://"
+	// or "amqp:///vhost", as RabbitMQ's direct connection), logging in with EXTERNAL.
+	DialDirect() (net.Conn, error)
 }
 
 // LinkSpec is a link that should exist: the downstream exchange or queue and its upstream.

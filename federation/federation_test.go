@@ -2,6 +2,7 @@ package federation_test
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +54,8 @@ func (f *fakeLocal) QueueDemand(string, string) (bool, error) {
 	defer f.mu.Unlock()
 	return f.demand, nil
 }
+
+func (f *fakeLocal) DialDirect() (net.Conn, error) { return nil, errors.New("no direct connection") }
 
 func (f *fakeLocal) got() []published {
 	f.mu.Lock()

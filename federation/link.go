@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -46,14 +48,25 @@ func (l *link) runOnce(uri string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("upstream URI: %w", err)
 	}
-	conn, err := amqp091.DialConfig(uri, amqp091.Config{
+	cfg := amqp091.Config{
 		Heartbeat: 10 * time.Second,
 		Dial:      amqp091.DefaultDial(10 * time.Second),
 		Properties: amqp091.Table{
 			"connection_name": l.connectionName(),
 			"product":         "Warren federation",
 		},
-	})
+	}
+	vhost := "/"
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" {
+		vhost = p
+	}
+	dialURI := uri
+	if u.Host == "" { // this broker, through its direct connection
+		cfg.Vhost, cfg.SASL = vhost, []amqp091.Authentication{directAuth{}}
+		cfg.Dial = func(string, string) (net.Conn, error) { return l.m.cfg.Local.DialDirect() }
+		dialURI = "amqp://localhost/"
+	}
+	conn, err := amqp091.DialConfig(dialURI, cfg)
 	if err != nil {
 		return fmt.Errorf("connecting to the upstream: %w", err)
 	}
@@ -64,10 +77,7 @@ func (l *link) runOnce(uri string, log *slog.Logger) error {
 		}
 	}()
 	s.cluster, _ = conn.Properties["cluster_name"].(string)
-	s.vhost = "/"
-	if p := u.Path; len(p) > 1 {
-		s.vhost, _ = url.PathUnescape(p[1:])
-	}
+	s.vhost = vhost
 	if s.ch, err = conn.Channel(); err != nil {
 		return fmt.Errorf("opening a channel upstream: %w", err)
 	}
@@ -76,6 +86,12 @@ func (l *link) runOnce(uri string, log *slog.Logger) error {
 	}
 	return s.runQueue()
 }
+
+// directAuth is the EXTERNAL login of a direct connection.
+type directAuth struct{}
+
+func (directAuth) Mechanism() string { return "EXTERNAL" }
+func (directAuth) Response() string  { return "" }
 
 // connectionName names the link's upstream connection, as RabbitMQ names it.
 func (l *link) connectionName() string {

@@ -308,12 +308,16 @@ func ResolveUpstream(name string, value, override map[string]any) Upstream {
 	return u
 }
 
-// RedactURI removes the password from uri, as RabbitMQ shows upstream URIs in link status.
+// RedactURI removes the credentials and query from uri, as RabbitMQ shows upstream URIs in link
+// status.
 func RedactURI(uri string) string {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return ""
 	}
-	u.User = nil
+	u.User, u.RawQuery, u.ForceQuery = nil, "", false
+	if u.Host == "" { // the direct connection: "amqp://", "amqp:///vhost"
+		return u.Scheme + "://" + u.EscapedPath()
+	}
 	return u.String()
 }

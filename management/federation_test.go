@@ -364,3 +364,33 @@ func TestFederationCycleTwoWarrens(t *testing.T) {
 	expect(a, "m3")
 	expect(b, "m3")
 }
+
+// An upstream URI without a host is this broker, reached through its direct connection (as
+// RabbitMQ's "amqp://" is its own node): a vhost federates an exchange of another vhost.
+func TestFederationDirectURI(t *testing.T) {
+	e := startEnv(t, nil)
+	e.must(http.StatusCreated, "PUT", "/api/vhosts/src", nil)
+	e.must(http.StatusCreated, "PUT", "/api/exchanges/src/sx", map[string]any{"type": "direct", "durable": true})
+	e.must(http.StatusCreated, "PUT", "/api/exchanges/%2F/dx", map[string]any{"type": "direct", "durable": true})
+	e.must(http.StatusCreated, "PUT", "/api/queues/%2F/dq", map[string]any{"durable": true})
+	e.must(http.StatusCreated, "POST", "/api/bindings/%2F/e/dx/q/dq", map[string]any{"routing_key": "k"})
+	e.must(http.StatusCreated, "PUT", "/api/parameters/federation-upstream/%2F/self", map[string]any{"value": map[string]any{"uri": "amqp:///src", "exchange": "sx"}})
+	e.must(http.StatusCreated, "PUT", "/api/policies/%2F/fed", map[string]any{"pattern": "^dx$", "definition": map[string]any{"federation-upstream": "self"}})
+	wait.For(t, 10*time.Second, "the link running", func() bool {
+		ls := e.fedLinks("/")
+		return len(ls) == 1 && ls[0]["status"] == "running" && ls[0]["uri"] == "amqp:///src"
+	})
+	upQ := "federation: sx -> " + e.srv.ClusterName() + ":/:dx"
+	wait.For(t, 10*time.Second, "the upstream queue in vhost src", func() bool {
+		return e.do("GET", "/api/queues/src/"+url.PathEscape(upQ), guest, nil).status == http.StatusOK
+	})
+	d := consume(t, e, "dq")
+	r := e.must(http.StatusOK, "POST", "/api/exchanges/src/sx/publish",
+		map[string]any{"properties": map[string]any{}, "routing_key": "k", "payload": "local", "payload_encoding": "string"})
+	if !strings.Contains(string(r.body), `"routed":true`) {
+		t.Fatalf("publish: %s", r.body)
+	}
+	if m := next(t, d); string(m.Body) != "local" || m.Exchange != "dx" {
+		t.Fatalf("got %q from %q", m.Body, m.Exchange)
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"net"
 	"regexp"
 	"strings"
 
@@ -237,6 +238,8 @@ func (l fedLocal) ExchangeBindings(vhost, exchange string) ([]federation.Binding
 	}
 	return out, nil
 }
+
+func (l fedLocal) DialDirect() (net.Conn, error) { return l.s.DialDirect() }
 
 func (l fedLocal) QueueDemand(vhost, queue string) (bool, error) {
 	v := l.s.vhost(vhost)
