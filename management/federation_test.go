@@ -275,6 +275,16 @@ func TestFederationValidation(t *testing.T) {
 	if l := e.must(http.StatusOK, "GET", "/api/federation-links", nil).list(t); len(l) != 0 {
 		t.Errorf("links without a federated exchange: %v", l)
 	}
+
+	// As RabbitMQ 3.10.8 answers: monitoring is needed, and an unknown vhost is 404.
+	e.must(http.StatusNotFound, "GET", "/api/federation-links/nonexist", nil)
+	e.must(http.StatusCreated, "PUT", "/api/users/mg", map[string]any{"password": "mg", "tags": "management"})
+	e.must(http.StatusCreated, "PUT", "/api/permissions/%2F/mg", map[string]any{"configure": ".*", "write": ".*", "read": ".*"})
+	for _, path := range []string{"/api/federation-links", "/api/federation-links/%2F", "/api/federation-links/nonexist"} {
+		if r := e.do("GET", path, "mg:mg", nil); r.status != 401 || r.obj(t)["reason"] != "Not monitor user" {
+			t.Errorf("management user %s: %d %s", path, r.status, r.body)
+		}
+	}
 }
 
 // A link's life: an unreachable upstream shows as an error and is retried; a changed upstream
