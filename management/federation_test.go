@@ -258,6 +258,7 @@ func TestFederationValidation(t *testing.T) {
 		{"/api/parameters/federation-upstream/%2F/bad", `{"value":{"uri":"amqp://x","max-hops":"x"}}`, "Validation failed\n\nmax-hops should be a number, actually was &lt;&lt;\"x\"&gt;&gt;\n"},
 		{"/api/parameters/federation-upstream-set/%2F/s3", `{"value":[{"upstream":"x","uri":"amqp://y","prefetch-count":"a"}]}`,
 			"Validation failed\n\nUnrecognised terms [{&lt;&lt;\"uri\"&gt;&gt;,&lt;&lt;\"amqp://y\"&gt;&gt;}] in s3\nprefetch-count should be a number, actually was &lt;&lt;\"a\"&gt;&gt;\n"},
+		{"/api/parameters/federation/%2F/local-nodename", `{"value":"abc"}`, "Validation failed\n\nname not recognised: &lt;&lt;\"local-nodename\"&gt;&gt;\n"},
 		{"/api/policies/%2F/fp", `{"pattern":"^zz$","definition":{"federation-upstream":5}}`, "Validation failed\n\n5 is not a valid federation upstream name\n"},
 		{"/api/policies/%2F/fp", `{"pattern":"^zz$","definition":{"federation-upstream-set":5}}`, "Validation failed\n\n5 is not a valid federation upstream set name\n"},
 		{"/api/policies/%2F/fp", `{"pattern":"^zz$","definition":{"federation-upstream-pattern":5}}`, "Validation failed\n\n5 is not a valid federation upstream pattern name\n"},

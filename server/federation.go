@@ -57,6 +57,10 @@ func (s *Server) startFederation() {
 	}
 	s.RegisterParameterComponent(federation.ComponentUpstream, hooks(federation.ValidateUpstream))
 	s.RegisterParameterComponent(federation.ComponentUpstreamSet, hooks(federation.ValidateUpstreamSet))
+	// RabbitMQ 3.10 registers the component "federation" too, and recognises no name in it.
+	s.RegisterParameterComponent("federation", ParameterComponent{Validate: func(_, name string, _ any) error {
+		return badRequest("Validation failed\n\nname not recognised: %s\n", amqp.ErlangTermHTML(name))
+	}})
 	s.fedPoliciesChanged()
 }
 
