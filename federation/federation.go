@@ -52,8 +52,9 @@ type Local interface {
 	// ClusterName names this broker in x-received-from headers and upstream queue names.
 	ClusterName() string
 	// Publish publishes a message to exchange in vhost as the broker itself, returning once it is
-	// enqueued (and, if persistent, on disk in every durable queue it reached), as a confirm would.
-	Publish(vhost, exchange, key string, props amqp.Properties, body []byte) error
+	// enqueued; confirmed then waits until it is on disk in every durable queue it reached (if
+	// persistent), as a confirm would, and reports a failure to store it.
+	Publish(vhost, exchange, key string, props amqp.Properties, body []byte) (confirmed func() error, err error)
 	// ExchangeBindings lists the bindings whose source is exchange.
 	ExchangeBindings(vhost, exchange string) ([]Binding, error)
 	// QueueDemand reports whether queue has consumers and no ready messages: a federated queue

@@ -36,11 +36,11 @@ type published struct {
 
 func (f *fakeLocal) ClusterName() string { return "downstream" }
 
-func (f *fakeLocal) Publish(vhost, exchange, key string, props amqp.Properties, body []byte) error {
+func (f *fakeLocal) Publish(vhost, exchange, key string, props amqp.Properties, body []byte) (func() error, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.published = append(f.published, published{vhost, exchange, key, props, string(body)})
-	return nil
+	return func() error { return nil }, nil
 }
 
 func (f *fakeLocal) ExchangeBindings(string, string) ([]federation.Binding, error) {

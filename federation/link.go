@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -243,7 +244,7 @@ func (s *session) runExchange() error {
 			if !ok {
 				return errors.New("upstream consumer cancelled")
 			}
-			if err := s.forward(d, upX, l.spec.Name, d.RoutingKey, true); err != nil {
+			if err := s.forwardBatch(d, deliveries, upX); err != nil {
 				return err
 			}
 		}
@@ -286,10 +287,91 @@ func (s *session) tag() string {
 	return "federation-link-" + s.l.spec.Upstream.Name
 }
 
-// forward republishes d downstream (to exchange, or to queue through the default exchange when
-// exchange is "") and settles it upstream as the ack mode says. An exchange link drops (acks)
-// messages that went max-hops hops or came through this broker already.
-func (s *session) forward(d amqp091.Delivery, upName, downName, key string, isExchange bool) error {
+// forward republishes d downstream (a queue link's message) and settles it upstream once it is
+// confirmed, as the ack mode says.
+func (s *session) forward(d amqp091.Delivery, upName, downName string) error {
+	confirmed, err := s.publish(d, upName, downName, "", false)
+	if err == nil && confirmed != nil {
+		err = confirmed()
+	}
+	if err != nil {
+		return s.giveBack(d, false, err)
+	}
+	return s.settle(d)
+}
+
+// forwardBatch republishes d and the deliveries already waiting behind it (up to prefetch-count)
+// to the downstream exchange, then waits for their confirms and acks them upstream at once
+// (basic.ack multiple): publishes are pipelined as RabbitMQ's link pipelines its confirms.
+func (s *session) forwardBatch(d amqp091.Delivery, deliveries <-chan amqp091.Delivery, upName string) error {
+	l := s.l
+	var waits []func() error
+	last := d
+	add := func(d amqp091.Delivery) error {
+		last = d
+		confirmed, err := s.publish(d, upName, l.spec.Name, d.RoutingKey, true)
+		if err != nil {
+			return s.giveBack(d, true, err)
+		}
+		if confirmed != nil {
+			waits = append(waits, confirmed)
+		}
+		return nil
+	}
+	if err := add(d); err != nil {
+		return err
+	}
+	// amqp091-go hands deliveries over an unbuffered channel from its own goroutine, which must
+	// run between two receives: a receive that finds none yields once before the batch ends.
+	yielded := false
+more:
+	for n := 1; n < l.spec.Upstream.PrefetchCount; {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				break more // the caller sees the closed channel next
+			}
+			if err := add(d); err != nil {
+				return err
+			}
+			n, yielded = n+1, false
+			continue
+		default:
+		}
+		if yielded {
+			break
+		}
+		runtime.Gosched()
+		yielded = true
+	}
+	for _, w := range waits {
+		if err := w(); err != nil {
+			return s.giveBack(last, true, err)
+		}
+	}
+	if l.spec.Upstream.AckMode == "no-ack" {
+		return nil
+	}
+	if err := last.Ack(true); err != nil {
+		return fmt.Errorf("acknowledging upstream: %w", err)
+	}
+	return nil
+}
+
+// giveBack requeues d upstream (and, with multiple, every delivery before it not yet acked) after
+// the downstream publish failed with err, which it returns.
+func (s *session) giveBack(d amqp091.Delivery, multiple bool, err error) error {
+	if s.l.spec.Upstream.AckMode != "no-ack" {
+		_ = d.Nack(multiple, true)
+	}
+	return fmt.Errorf("publishing downstream: %w", err)
+}
+
+// publish republishes d downstream (to the exchange downName with key, or to the queue downName
+// through the default exchange) and returns what waits for its confirm; nil: nothing was
+// published, as an exchange link drops messages that went max-hops hops or came through this
+// broker already.
+func (s *session) publish(d amqp091.Delivery, upName, downName, key string, isExchange bool) (func() error, error) {
 	l := s.l
 	up := l.spec.Upstream
 	props := fromDelivery(d)
@@ -301,7 +383,7 @@ func (s *session) forward(d amqp091.Delivery, upName, downName, key string, isEx
 		hops = h
 	}
 	if isExchange && !s.shouldForward(props.Headers) {
-		return s.settle(d)
+		return nil, nil
 	}
 	if props.Headers == nil {
 		props.Headers = amqp.Table{}
@@ -338,13 +420,7 @@ func (s *session) forward(d amqp091.Delivery, upName, downName, key string, isEx
 	if !isExchange {
 		exchange, key = "", downName
 	}
-	if err := l.m.cfg.Local.Publish(l.spec.Vhost, exchange, key, props, d.Body); err != nil {
-		if d.Acknowledger != nil && up.AckMode != "no-ack" {
-			_ = d.Nack(false, true)
-		}
-		return fmt.Errorf("publishing downstream: %w", err)
-	}
-	return s.settle(d)
+	return l.m.cfg.Local.Publish(l.spec.Vhost, exchange, key, props, d.Body)
 }
 
 func (s *session) settle(d amqp091.Delivery) error {
@@ -427,7 +503,7 @@ func (s *session) pull(deliveries <-chan amqp091.Delivery, tag, upQ string, dema
 			return err
 		}
 		if wanted {
-			if err := s.forward(d, upQ, l.spec.Name, "", false); err != nil {
+			if err := s.forward(d, upQ, l.spec.Name); err != nil {
 				return err
 			}
 			continue

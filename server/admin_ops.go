@@ -198,47 +198,60 @@ func (s *Server) Unbind(vhost, source, destType, dest, key string, args amqp.Tab
 // Publish publishes a message as basic.publish with mandatory set would, on behalf of user (the
 // user-id property must name that user), and reports whether any queue received it.
 func (s *Server) Publish(vhost, exchangeName, routingKey string, props amqp.Properties, body []byte, user string) (routed bool, err error) {
-	v, err := s.mustVhost(vhost)
+	routed, confirmed, err := s.publishAsync(vhost, exchangeName, routingKey, props, body, user)
 	if err != nil {
 		return false, err
 	}
-	if err := checkName("routing key", routingKey); err != nil {
+	if err := confirmed(); err != nil {
 		return false, err
+	}
+	return routed, nil
+}
+
+// publishAsync is Publish without the wait: confirmed waits for what a confirm would (federation
+// links pipeline their publishes with it).
+func (s *Server) publishAsync(vhost, exchangeName, routingKey string, props amqp.Properties, body []byte, user string) (routed bool, confirmed func() error, err error) {
+	v, err := s.mustVhost(vhost)
+	if err != nil {
+		return false, nil, err
+	}
+	if err := checkName("routing key", routingKey); err != nil {
+		return false, nil, err
 	}
 	x := v.exchange(exchangeName)
 	if x == nil {
-		return false, v.errNoExchange(exchangeName)
+		return false, nil, v.errNoExchange(exchangeName)
 	}
 	if x.internal {
-		return false, amqp.Errorf(amqp.AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", exchangeName, v.name)
+		return false, nil, amqp.Errorf(amqp.AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", exchangeName, v.name)
 	}
 	if props.UserID != "" && props.UserID != user {
-		return false, amqp.Errorf(amqp.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", props.UserID, user)
+		return false, nil, amqp.Errorf(amqp.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", props.UserID, user)
 	}
 	if len(body) > s.opts.MaxMessageSize {
-		return false, amqp.Errorf(amqp.PreconditionFailed, "message size %d is larger than configured max size %d", len(body), s.opts.MaxMessageSize)
+		return false, nil, amqp.Errorf(amqp.PreconditionFailed, "message size %d is larger than configured max size %d", len(body), s.opts.MaxMessageSize)
 	}
 	raw, err := props.Append(nil)
 	if err != nil {
-		return false, badRequest("properties: %v", err)
+		return false, nil, badRequest("properties: %v", err)
 	}
 	// The message must look exactly as one received from the wire: decode what was encoded.
 	decoded, err := amqp.DecodeProperties(raw)
 	if err != nil {
-		return false, badRequest("properties: %v", err)
+		return false, nil, badRequest("properties: %v", err)
 	}
 	var ttl int64
 	if decoded.Expiration != "" {
 		if ttl, err = parseExpiration(decoded.Expiration); err != nil {
-			return false, badRequest("%s", expirationError(decoded.Expiration, err).Text)
+			return false, nil, badRequest("%s", expirationError(decoded.Expiration, err).Text)
 		}
 	}
 	routes, err := senderRoutes(decoded.Headers)
 	if err != nil {
-		return false, badRequest("%v", err)
+		return false, nil, badRequest("%v", err)
 	}
 	if raw, decoded.Headers, err = stripBCC(raw, decoded.Headers); err != nil {
-		return false, badRequest("properties: %v", err)
+		return false, nil, badRequest("properties: %v", err)
 	}
 	msg := &message{exchange: exchangeName, routingKey: routingKey, props: raw, body: bytes.Clone(body),
 		persistent: decoded.DeliveryMode == 2, headers: decoded.Headers, arrived: nowMillis(), ttl: ttl, hasTTL: decoded.Expiration != "",
@@ -248,10 +261,12 @@ func (s *Server) Publish(vhost, exchangeName, routingKey string, props amqp.Prop
 	qs, _ := v.publish(&gc, x, msg, routes, nil, buf[:0]) // publish.go
 	countRoute(nil, v, x, qs, sReturnUnroutable)
 	// Answer as a confirm would: once a persistent message is on disk in every durable queue.
-	if err := gc.wait(); err != nil {
-		return false, amqp.Errorf(amqp.InternalError, "storage write failed: %v", err)
-	}
-	return len(qs) > 0, nil
+	return len(qs) > 0, func() error {
+		if err := gc.wait(); err != nil {
+			return amqp.Errorf(amqp.InternalError, "storage write failed: %v", err)
+		}
+		return nil
+	}, nil
 }
 
 // AckMode is what a Get does with the messages it took.

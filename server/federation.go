@@ -219,9 +219,9 @@ type fedLocal struct{ s *Server }
 
 func (l fedLocal) ClusterName() string { return l.s.ClusterName() }
 
-func (l fedLocal) Publish(vhost, exchange, key string, props amqp.Properties, body []byte) error {
-	_, err := l.s.Publish(vhost, exchange, key, props, body, props.UserID)
-	return err
+func (l fedLocal) Publish(vhost, exchange, key string, props amqp.Properties, body []byte) (func() error, error) {
+	_, confirmed, err := l.s.publishAsync(vhost, exchange, key, props, body, props.UserID)
+	return confirmed, err
 }
 
 func (l fedLocal) ExchangeBindings(vhost, exchange string) ([]federation.Binding, error) {
