@@ -353,7 +353,9 @@ func TestFederationCycleTwoWarrens(t *testing.T) {
 	}
 	// Each broker's upstream exchange on the other is bound before anything is published (" A"
 	// or " B": a link that started before the other broker had the exchange started again).
-	bound := func(e *env, x string) bool { return e.hasBinding("ring", x+" A", "") || e.hasBinding("ring", x+" B", "") }
+	bound := func(e *env, x string) bool {
+		return e.hasBinding("ring", x+" A", "") || e.hasBinding("ring", x+" B", "")
+	}
 	wait.For(t, 10*time.Second, "the bindings", func() bool {
 		return bound(a, "federation: ring -> warren-b") && bound(b, "federation: ring -> warren-a")
 	})
