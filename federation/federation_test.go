@@ -439,3 +439,32 @@ func TestResolveUpstream(t *testing.T) {
 		t.Errorf("%+v", u)
 	}
 }
+
+// trust-user-id keeps the user-id property; ack-mode no-ack consumes with auto-ack; an upstream-set
+// member's exchange key names the upstream exchange.
+func TestExchangeLinkModes(t *testing.T) {
+	up := testbroker.Start(t)
+	if _, err := up.Srv.DeclareExchange("/", "upx", server.ExchangeSpec{Type: "direct", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	local := &fakeLocal{bindings: []federation.Binding{{Key: "k"}}}
+	u := federation.ResolveUpstream("up1", map[string]any{"uri": up.URL, "trust-user-id": true, "ack-mode": "no-ack"},
+		map[string]any{"upstream": "up1", "exchange": "upx"})
+	m := startManager(t, local, federation.LinkSpec{Type: federation.TypeExchange, Vhost: "/", Name: "down", Upstream: u})
+	qname := "federation: upx -> downstream:down"
+	wait.For(t, 5*time.Second, "the upstream binding", func() bool { return hasBinding(t, up, "upx", qname+" A", "k") })
+	if st := m.Status("/"); len(st) != 1 || st[0].UpstreamName != "upx" {
+		t.Fatalf("status %+v", st)
+	}
+	if _, err := up.Srv.Publish("/", "upx", "k", amqp.Properties{UserID: "guest"}, []byte("mine"), "guest"); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 5*time.Second, "the message downstream", func() bool { return len(local.got()) == 1 })
+	if p := local.got()[0]; p.props.UserID != "guest" || p.exchange != "down" {
+		t.Errorf("published %+v", p)
+	}
+	q, err := up.Srv.Queue("/", qname)
+	if err != nil || q.Ready != 0 || q.Unacked != 0 {
+		t.Errorf("upstream queue with no-ack: %+v %v", q, err)
+	}
+}
