@@ -45,6 +45,12 @@ func (a *api) accessRoutes(r *mux.Router) {
 		http.MethodPut:    {level: lvlAdmin, fn: putTopicPermission},
 		http.MethodDelete: {level: lvlAdmin, fn: deleteTopicPermissions},
 	})
+	// One exchange's: GET lists all of the user's in the vhost, as RabbitMQ (which ignores the
+	// exchange there); DELETE removes that exchange's.
+	a.handle(r, "/api/topic-permissions/{vhost}/{user}/{exchange}", resource{
+		http.MethodGet:    {level: lvlAdmin, fn: getTopicPermissions},
+		http.MethodDelete: {level: lvlAdmin, fn: deleteTopicPermissions},
+	})
 	a.handle(r, "/api/users/{user}/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, fn: userTopicPermissions}})
 	a.handle(r, "/api/vhosts/{vhost}/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, vhost: true, fn: vhostTopicPermissions}})
 
@@ -70,7 +76,7 @@ func tagsJSON(tags []string) []string {
 func userJSON(u server.UserInfo) map[string]any {
 	return map[string]any{
 		"name": u.Name, "password_hash": base64.StdEncoding.EncodeToString(u.PasswordHash),
-		"hashing_algorithm": u.HashingAlgorithm, "tags": tagsJSON(u.Tags), "limits": map[string]any{},
+		"hashing_algorithm": u.HashingAlgorithm, "tags": tagsJSON(u.Tags), "limits": limitsJSON(u.Limits),
 	}
 }
 
@@ -374,7 +380,7 @@ func putTopicPermission(c *call) error {
 }
 
 func deleteTopicPermissions(c *call) error {
-	return c.deleted(c.a.b.DeleteTopicPermissions(c.vars["vhost"], c.vars["user"], ""))
+	return c.deleted(c.a.b.DeleteTopicPermissions(c.vars["vhost"], c.vars["user"], c.vars["exchange"]))
 }
 
 // --- vhost limits ---

@@ -37,6 +37,7 @@ func (a *api) routes(r *mux.Router) {
 	a.objectRoutes(r)
 	a.accessRoutes(r)
 	a.policyRoutes(r)
+	a.userLimitRoutes(r)
 	a.connRoutes(r)
 }
 

@@ -12,6 +12,7 @@
 package management
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -89,6 +90,18 @@ type Broker interface {
 	Policy(vhost, name string) (server.Policy, error)
 	PutPolicy(p server.Policy) (created bool, err error)
 	DeletePolicy(vhost, name string) error
+	OperatorPolicies() []server.Policy
+	OperatorPolicy(vhost, name string) (server.Policy, error)
+	PutOperatorPolicy(p server.Policy) (created bool, err error)
+	DeleteOperatorPolicy(vhost, name string) error
+
+	AllUserLimits() []server.UserLimits
+	PutUserLimit(user, name string, value int64) error
+	DeleteUserLimit(user, name string) error
+	GlobalParameters() []server.GlobalParameter
+	GlobalParameter(name string) (server.GlobalParameter, error)
+	PutGlobalParameter(name string, value json.RawMessage) (created bool, err error)
+	DeleteGlobalParameter(name string) error
 
 	ExportDefinitions(vhost string, all bool) (server.Definitions, error)
 	ImportDefinitions(d server.Definitions, actingUser string) error

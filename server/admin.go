@@ -204,7 +204,8 @@ type QueueInfo struct {
 	Stats                          MessageStats
 	ConsumerDetails                []ConsumerInfo // only from Queue
 	Policy                         string         // the applied policy's name; "": none
-	PolicyDefinition               map[string]any // its definition (shared: do not modify)
+	OperatorPolicy                 string         // the applied operator policy's name; "": none
+	PolicyDefinition               map[string]any // the two merged (effectiveDefinition; do not modify)
 }
 
 // perMessageOverhead estimates the memory a queued message costs besides its body and properties.

@@ -151,6 +151,10 @@ func (c *conn) handshake() bool {
 		c.closeDirect(methodErr(asAMQPError(err), open))
 		return false
 	}
+	if err := c.srv.checkUserConnectionLimit(c.user.name); err != nil {
+		c.closeDirect(methodErr(asAMQPError(err), open))
+		return false
+	}
 	if !c.srv.hasVhostAccess(c.user.name, vh.name) {
 		c.closeDirect(methodErr(amqp.Errorf(amqp.NotAllowed, "access to vhost '%s' refused for user '%s'", vh.name, c.user.name), open))
 		return false
