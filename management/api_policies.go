@@ -22,8 +22,10 @@ func (a *api) policyRoutes(r *mux.Router) {
 		http.MethodDelete: {vhost: true, fn: deletePolicy},
 	})
 
-	a.handle(r, "/api/operator-policies", resource{http.MethodGet: {level: lvlAdmin, fn: listOperatorPolicies}})
-	a.handle(r, "/api/operator-policies/{vhost}", resource{http.MethodGet: {level: lvlAdmin, vhost: true, fn: listOperatorPolicies}})
+	// Operator policies: any management user lists those of the vhosts it sees; reading one and
+	// changes are for administrators (as RabbitMQ 3.10.8 answers).
+	a.handle(r, "/api/operator-policies", resource{http.MethodGet: {fn: listOperatorPolicies}})
+	a.handle(r, "/api/operator-policies/{vhost}", resource{http.MethodGet: {vhost: true, fn: listOperatorPolicies}})
 	a.handle(r, "/api/operator-policies/{vhost}/{name}", resource{
 		http.MethodGet:    {level: lvlAdmin, vhost: true, fn: getOperatorPolicy},
 		http.MethodPut:    {level: lvlAdmin, fn: putOperatorPolicy},
@@ -165,9 +167,10 @@ func deletePolicy(c *call) error {
 
 func listOperatorPolicies(c *call) error {
 	vh, one := c.vars["vhost"]
+	visible := c.visible()
 	out := []any{}
 	for _, p := range c.a.b.OperatorPolicies() {
-		if !one || p.Vhost == vh {
+		if (!one || p.Vhost == vh) && (visible == nil || visible(p.Vhost)) {
 			out = append(out, policyJSON(p))
 		}
 	}

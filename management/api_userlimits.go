@@ -10,21 +10,23 @@ import (
 )
 
 // User limits (/api/user-limits), global parameters (/api/global-parameters) and queue actions
-// (/api/queues/{vhost}/{name}/actions), administrator only, as in RabbitMQ.
+// (/api/queues/{vhost}/{name}/actions). As in RabbitMQ 3.10.8 (checked against it): any management
+// user reads the user limits, an administrator changes them; global parameters are for
+// policymakers and administrators; queue actions for administrators.
 
 func (a *api) userLimitRoutes(r *mux.Router) {
-	a.handle(r, "/api/user-limits", resource{http.MethodGet: {level: lvlAdmin, fn: listUserLimits}})
-	a.handle(r, "/api/user-limits/{user}", resource{http.MethodGet: {level: lvlAdmin, fn: listUserLimits}})
+	a.handle(r, "/api/user-limits", resource{http.MethodGet: {fn: listUserLimits}})
+	a.handle(r, "/api/user-limits/{user}", resource{http.MethodGet: {fn: listUserLimits}})
 	a.handle(r, "/api/user-limits/{user}/{name}", resource{
 		http.MethodPut:    {level: lvlAdmin, fn: putUserLimit},
 		http.MethodDelete: {level: lvlAdmin, fn: deleteUserLimit},
 	})
 
-	a.handle(r, "/api/global-parameters", resource{http.MethodGet: {level: lvlAdmin, fn: listGlobalParameters}})
+	a.handle(r, "/api/global-parameters", resource{http.MethodGet: {fn: listGlobalParameters}})
 	a.handle(r, "/api/global-parameters/{name}", resource{
-		http.MethodGet:    {level: lvlAdmin, fn: getGlobalParameter},
-		http.MethodPut:    {level: lvlAdmin, fn: putGlobalParameter},
-		http.MethodDelete: {level: lvlAdmin, fn: deleteGlobalParameter},
+		http.MethodGet:    {fn: getGlobalParameter},
+		http.MethodPut:    {fn: putGlobalParameter},
+		http.MethodDelete: {fn: deleteGlobalParameter},
 	})
 
 	a.handle(r, "/api/queues/{vhost}/{name}/actions", resource{http.MethodPost: {level: lvlAdmin, vhost: true, fn: queueAction}})
@@ -116,6 +118,9 @@ func globalParameterJSON(g server.GlobalParameter) map[string]any {
 }
 
 func listGlobalParameters(c *call) error {
+	if !c.policymaker() {
+		return nil
+	}
 	out := []any{}
 	for _, g := range c.a.b.GlobalParameters() {
 		out = append(out, globalParameterJSON(g))
@@ -124,6 +129,9 @@ func listGlobalParameters(c *call) error {
 }
 
 func getGlobalParameter(c *call) error {
+	if !c.policymaker() {
+		return nil
+	}
 	g, err := c.a.b.GlobalParameter(c.vars["name"])
 	if err != nil {
 		return err
@@ -134,6 +142,9 @@ func getGlobalParameter(c *call) error {
 // putGlobalParameter sets a parameter from {"value": any JSON}; the body's "name", if any, is
 // ignored for the path's, as RabbitMQ does.
 func putGlobalParameter(c *call) error {
+	if !c.policymaker() {
+		return nil
+	}
 	m, err := c.body(maxBody)
 	if err != nil {
 		return err
@@ -153,6 +164,9 @@ func putGlobalParameter(c *call) error {
 }
 
 func deleteGlobalParameter(c *call) error {
+	if !c.policymaker() {
+		return nil
+	}
 	return c.deleted(c.a.b.DeleteGlobalParameter(c.vars["name"]))
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/storage"
@@ -87,6 +88,10 @@ func (s *Server) OperatorPolicy(vhost, name string) (Policy, error) {
 func (s *Server) PutOperatorPolicy(in Policy) (created bool, err error) {
 	p, err := in.validateWith(operatorPolicyKeys)
 	if err != nil {
+		// RabbitMQ escapes the policies' validation texts for HTML but not the operator policies'.
+		if bre, ok := err.(*BadRequestError); ok {
+			bre.Reason = strings.NewReplacer("&lt;", "<", "&gt;", ">").Replace(bre.Reason)
+		}
 		return false, err
 	}
 	s.pol.change.Lock()

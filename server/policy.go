@@ -109,8 +109,8 @@ var policyKeys = map[string]func(x any) error{
 	"delivery-limit":                intKey(0, "%s is not a valid delivery limit"),
 	"queue-mode":                    enumKey("%s is not a valid queue-mode value", "default", "lazy"),
 	"overflow":                      enumKey("%s is not a valid overflow value", "drop-head", "reject-publish", "reject-publish-dlx"),
-	"max-in-memory-length":          nil,
-	"max-in-memory-bytes":           nil,
+	"max-in-memory-length":          intKey(0, "%s is not a valid maximum memory in bytes"), // RabbitMQ's text for both
+	"max-in-memory-bytes":           intKey(0, "%s is not a valid maximum memory in bytes"),
 	"queue-master-locator":          nil,
 	"queue-leader-locator":          nil,
 	"ha-mode":                       nil,
