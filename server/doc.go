@@ -65,8 +65,9 @@
 //	                      (outbound.go)
 //	leaves                committer.mu, pager.mu, diskAlarm.mu,           anything above
 //	                      Server.mu, Server.timers.mu, Server.adm.mu
-//	                      (users, permissions, vhost metadata),
-//	                      Server.pol.mu (the policy map),
+//	                      (users and their limits, permissions, vhost
+//	                      metadata, global parameters),
+//	                      Server.pol.mu (the policy and operator policy maps),
 //	                      Server.replies.mu (replyto.go),
 //	                      loginLimiter.mu (it logs after releasing it),
 //	                      conn.adm.mu (a connection's channel registry),
