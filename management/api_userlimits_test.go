@@ -351,3 +351,13 @@ func TestQueueActions(t *testing.T) {
 		t.Errorf("a monitoring user: %d %s", r.status, r.body)
 	}
 }
+
+// connection.start carries the cluster name in its server properties, as RabbitMQ's does.
+func TestClusterNameInServerProperties(t *testing.T) {
+	e := startEnv(t, nil)
+	e.must(204, "PUT", "/api/cluster-name", map[string]any{"name": "props-cluster"})
+	c := e.dial(nil)
+	if got := c.Properties["cluster_name"]; got != "props-cluster" {
+		t.Errorf("cluster_name %v", got)
+	}
+}

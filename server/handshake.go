@@ -16,8 +16,9 @@ import (
 var Version = "0.1.0-dev"
 
 // serverProperties are sent in connection.start, with RabbitMQ's keys and capabilities so that
-// clients enable the same extensions they use with RabbitMQ.
-func serverProperties() amqp.Table {
+// clients enable the same extensions they use with RabbitMQ; cluster_name is the cluster's name
+// (GET /api/cluster-name), as RabbitMQ sends it.
+func (s *Server) serverProperties() amqp.Table {
 	return amqp.Table{
 		"capabilities": amqp.Table{
 			"publisher_confirms":           true,
@@ -30,7 +31,7 @@ func serverProperties() amqp.Table {
 			"per_consumer_qos":             true,
 			"direct_reply_to":              true,
 		},
-		"cluster_name": "warren",
+		"cluster_name": s.ClusterName(),
 		"copyright":    "Copyright (c) the Warren authors",
 		"information":  "Licensed under the Apache License 2.0. Website: https://github.com/warrenmq/warren",
 		"platform":     "Go",
@@ -75,7 +76,7 @@ func (c *conn) handshake() bool {
 	if err := c.writeDirect(&amqp.ConnectionStart{
 		VersionMajor:     0,
 		VersionMinor:     9,
-		ServerProperties: serverProperties(),
+		ServerProperties: c.srv.serverProperties(),
 		Mechanisms:       c.mechanisms(),
 		Locales:          "en_US",
 	}); err != nil {
