@@ -143,6 +143,9 @@ func putUser(c *call) error {
 	} else if _, err := c.a.b.User(spec.Name); err != nil {
 		spec.PasswordHash = []byte{} // a new user without a password cannot log in with one
 	}
+	if spec.Limits, err = userLimitsField(f); err != nil {
+		return err
+	}
 	created, err := c.a.b.PutUser(spec)
 	if err != nil {
 		return err

@@ -402,13 +402,8 @@ func importUser(f fields) (server.UserInfo, error) {
 	if u.PasswordHash, err = base64.StdEncoding.DecodeString(h); err != nil {
 		return u, badRequestTerm("not_base64", h)
 	}
-	if ls, ok := f["limits"].(map[string]any); ok && len(ls) > 0 {
-		u.Limits = map[string]int64{}
-		for name := range ls {
-			if u.Limits[name], err = fields(ls).int(name, 0); err != nil {
-				return u, err
-			}
-		}
+	if u.Limits, err = userLimitsField(f); err != nil {
+		return u, err
 	}
 	return u, nil
 }

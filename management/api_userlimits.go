@@ -41,6 +41,33 @@ func limitsJSON(ls map[string]int64) map[string]any {
 	return out
 }
 
+// userLimitsField reads a user's "limits" object (PUT /api/users, definitions): each limit given is
+// set, the user's others kept, as RabbitMQ's put_user does. nil if absent or empty. (RabbitMQ
+// fails with an empty 500 on a bad one; Warren answers 400.)
+func userLimitsField(f fields) (map[string]int64, error) {
+	x, ok := f["limits"]
+	if !ok || x == nil {
+		return nil, nil
+	}
+	ls, ok := x.(map[string]any)
+	if !ok {
+		return nil, badRequest("limits must be an object")
+	}
+	if len(ls) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]int64, len(ls))
+	for name, v := range ls {
+		n, ok := v.(json.Number)
+		i, err := n.Int64()
+		if !ok || err != nil {
+			return nil, badRequest("%s should be a number, actually was %s", name, erlangJSONTerm(v))
+		}
+		out[name] = i
+	}
+	return out, nil
+}
+
 // listUserLimits lists every user's limits, or one user's (404 for a user that does not exist;
 // an empty list for one without limits).
 func listUserLimits(c *call) error {

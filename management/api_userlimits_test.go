@@ -71,6 +71,15 @@ func TestUserLimits(t *testing.T) {
 		t.Errorf("a monitoring user sets a user limit: %d", r.status)
 	}
 
+	// PUT /api/users with "limits" sets those given and keeps the others, as RabbitMQ's put_user.
+	e.must(204, "PUT", "/api/users/research-user", map[string]any{"password": "s3cret", "tags": "monitoring", "limits": map[string]any{"max-channels": 9}})
+	if got := compactJSON(t, e.must(200, "GET", "/api/user-limits/research-user", nil).body); got != `[{"user":"research-user","value":{"max-channels":9,"max-connections":1}}]` {
+		t.Errorf("limits after PUT user: %s", got)
+	}
+	badReq(t, e.do("PUT", "/api/users/research-user", guest, map[string]any{"password": "s3cret", "limits": map[string]any{"max-queues": 1}}), "PUT user max-queues", `Unrecognised terms [{<<"max-queues">>,1}] in user-limits`)
+	e.must(204, "PUT", "/api/users/research-user", map[string]any{"password": "s3cret", "tags": "monitoring"}) // no limits: kept
+	e.must(204, "DELETE", "/api/user-limits/research-user/max-channels", nil)
+
 	// Definitions carry them on the user, as RabbitMQ's; a restart keeps them.
 	d := e.must(200, "GET", "/api/definitions", nil).obj(t)
 	var exported map[string]any
