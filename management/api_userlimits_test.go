@@ -256,6 +256,10 @@ func TestGlobalParameters(t *testing.T) {
 	if got := compactJSON(t, e.must(200, "GET", "/api/global-parameters/internal_cluster_id", nil).body); got != `{"name":"internal_cluster_id","value":"`+id+`"}` {
 		t.Errorf("one parameter: %s", got)
 	}
+	// Prometheus' identity carries it as rabbitmq_cluster_permanent_id, as rabbitmq_prometheus does.
+	if m := e.do("GET", "/metrics", "", nil); !strings.Contains(string(m.body), `rabbitmq_cluster_permanent_id="`+id+`"`) {
+		t.Errorf("/metrics has no rabbitmq_cluster_permanent_id %q", id)
+	}
 	e.must(404, "GET", "/api/global-parameters/cluster_name", nil)
 	e.must(404, "GET", "/api/global-parameters/nosuch", nil)
 	e.must(404, "DELETE", "/api/global-parameters/nosuch", nil)

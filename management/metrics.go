@@ -1,6 +1,7 @@
 package management
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,7 +124,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	node := c.b.NodeName()
-	gauge(mIdentity, 1, node, c.b.ClusterName(), "warren-"+node)
+	// rabbitmq_cluster_permanent_id is the internal_cluster_id global parameter, as RabbitMQ's.
+	var clusterID string
+	if g, err := c.b.GlobalParameter(server.GlobalInternalClusterID); err == nil {
+		_ = json.Unmarshal(g.Value, &clusterID)
+	}
+	gauge(mIdentity, 1, node, c.b.ClusterName(), clusterID)
 	gauge(mBuild, 1, server.RabbitMQVersion, server.RabbitMQVersion, "client_golang", "go", "Warren", server.Version)
 
 	o := c.b.Overview()
