@@ -57,7 +57,7 @@ func exportDefinitions(c *call) error {
 		params = append(params, operatorPolicyParameter(p))
 	}
 	out := map[string]any{
-		"rabbit_version": server.RabbitMQVersion, "parameters": params, "policies": policies,
+		"rabbit_version": server.RabbitMQVersion, "parameters": append(params, parametersJSON(d.Parameters, one)...), "policies": policies,
 		"queues": queues, "exchanges": exchanges, "bindings": bindings,
 	}
 	if !one {
@@ -268,8 +268,13 @@ func decodeDefinitions(m map[string]any, vh string, one bool, d *server.Definiti
 			d.OperatorPolicies = append(d.OperatorPolicies, p)
 			continue
 		}
-		if comp != "vhost-limits" {
-			continue // other runtime parameters are not supported yet
+		if comp != server.ParameterVhostLimits {
+			p, err := parameterFromDefinitions(f, vhostOf)
+			if err != nil {
+				return err
+			}
+			d.Parameters = append(d.Parameters, p)
+			continue
 		}
 		l := server.VhostLimits{Limits: map[string]int64{}}
 		if l.Vhost, err = vhostOf(f); err != nil {

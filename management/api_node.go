@@ -38,6 +38,8 @@ func (a *api) routes(r *mux.Router) {
 	a.accessRoutes(r)
 	a.policyRoutes(r)
 	a.userLimitRoutes(r)
+	a.parameterRoutes(r)
+	a.shovelRoutes(r)
 	a.connRoutes(r)
 }
 

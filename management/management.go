@@ -103,6 +103,11 @@ type Broker interface {
 	PutGlobalParameter(name string, value json.RawMessage) (created bool, err error)
 	DeleteGlobalParameter(name string) error
 
+	Parameters() []server.Parameter
+	Parameter(component, vhost, name string) (server.Parameter, error)
+	PutParameter(p server.Parameter) (created bool, err error)
+	DeleteParameter(component, vhost, name string) error
+
 	ExportDefinitions(vhost string, all bool) (server.Definitions, error)
 	ImportDefinitions(d server.Definitions, actingUser string) error
 	AlivenessTest(vhost string) error
@@ -118,17 +123,22 @@ const (
 
 // api is the management API's state: the broker and the logger; nothing else.
 type api struct {
-	b   Broker
-	log *slog.Logger
+	b       Broker
+	log     *slog.Logger
+	shovels Shovels // nil: no /api/shovels
 }
 
 // NewHandler returns the management HTTP handler: the API under /api, Prometheus metrics under
-// /metrics, and the web UI for every other path.
-func NewHandler(b Broker, log *slog.Logger) http.Handler {
+// /metrics, and the web UI for every other path. opts add the plugins' endpoints (WithShovels).
+func NewHandler(b Broker, log *slog.Logger, opts ...Option) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return noSniff(trimSlash(newRouter(&api{b: b, log: log})))
+	a := &api{b: b, log: log}
+	for _, o := range opts {
+		o(a)
+	}
+	return noSniff(trimSlash(newRouter(a)))
 }
 
 // newRouter registers every path. Each /api/ resource authenticates its requests (resource.go);

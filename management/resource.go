@@ -268,6 +268,8 @@ func (c *call) fail(err error) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &ae):
+	case errors.Is(err, server.ErrVhostNotFound):
+		ae = &apiError{status: http.StatusNotFound, kind: "not_found", reason: "vhost_not_found"}
 	case errors.Is(err, server.ErrNotFound):
 		writeNotFound(c.w)
 		return

@@ -80,9 +80,10 @@ func (c *conn) checkAccess(kind access, what, name string) error {
 }
 
 // checkAccess refuses kind on the resource (what is "queue" or "exchange") in v for user u, with
-// RabbitMQ's 403 text, whatever the protocol asking. No user or no vhost: not checked.
+// RabbitMQ's 403 text, whatever the protocol asking. No user or no vhost, or a direct connection's
+// user (direct.go): not checked.
 func (s *Server) checkAccess(u *user, v *vhost, kind access, what, name string) error {
-	if u == nil || v == nil {
+	if u == nil || v == nil || u.direct {
 		return nil
 	}
 	if what == "exchange" && name == "" {

@@ -24,6 +24,8 @@ type Definitions struct {
 	OperatorPolicies []Policy
 	// GlobalParameters (every vhost's definitions only).
 	GlobalParameters []GlobalParameter
+	// Parameters are the runtime parameters but vhost-limits (in Limits) and operator policies.
+	Parameters []Parameter
 }
 
 // QueueDef is a queue in definitions.
@@ -77,6 +79,11 @@ func (s *Server) ExportDefinitions(vhost string, all bool) (Definitions, error) 
 			d.OperatorPolicies = append(d.OperatorPolicies, p)
 		}
 	}
+	for _, p := range s.Parameters() {
+		if match(p.Vhost) && p.Component != ParameterVhostLimits {
+			d.Parameters = append(d.Parameters, p)
+		}
+	}
 	for _, v := range s.vhostList() {
 		if !match(v.name) {
 			continue
@@ -110,9 +117,9 @@ func (s *Server) ExportDefinitions(vhost string, all bool) (Definitions, error) 
 	return d, nil
 }
 
-// ImportDefinitions merges d into the broker, in the order users, vhosts, permissions, exchanges,
-// queues, bindings. Objects that already exist are updated (users, vhosts, permissions) or kept
-// when equivalent; an inequivalent exchange or queue is left as it is and logged, as RabbitMQ does.
+// ImportDefinitions merges d into the broker, in the order users, vhosts, permissions, limits,
+// topic permissions, parameters, policies, exchanges, queues, bindings. Objects that already exist
+// are updated (users, vhosts, permissions, parameters) or kept when equivalent; an inequivalent exchange or queue is left as it is and logged, as RabbitMQ does.
 // A queue, exchange or binding naming a missing vhost is an error.
 func (s *Server) ImportDefinitions(d Definitions, actingUser string) error {
 	for _, u := range d.Users {
@@ -142,6 +149,14 @@ func (s *Server) ImportDefinitions(d Definitions, actingUser string) error {
 	}
 	noVhost := func(name string) error {
 		return &BadRequestError{Reason: "no_such_vhost", Term: []any{"no_such_vhost", name}}
+	}
+	for _, p := range d.Parameters {
+		if s.vhost(p.Vhost) == nil {
+			return noVhost(p.Vhost)
+		}
+		if _, err := s.PutParameter(p); err != nil {
+			return fmt.Errorf("parameter %q of component %q in vhost %q: %w", p.Name, p.Component, p.Vhost, err)
+		}
 	}
 	for _, p := range d.Policies {
 		if s.vhost(p.Vhost) == nil {

@@ -178,5 +178,8 @@ func (s *Server) DeleteVhost(name string) error {
 	if perr := s.dropPolicies(name); perr != nil && err == nil {
 		err = perr
 	}
+	if perr := s.dropParameters(name); perr != nil && err == nil {
+		err = perr
+	}
 	return err
 }

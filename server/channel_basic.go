@@ -424,9 +424,9 @@ func (p *publishing) unexpected() error {
 }
 
 // checkUserID refuses a user-id property that is set and is not the connection's user, as
-// RabbitMQ does.
+// RabbitMQ does (a direct connection's user, a plugin forwarding messages, may set any).
 func (ch *channel) checkUserID(userID string) *amqp.Error {
-	if userID != "" && userID != ch.conn.user.name {
+	if userID != "" && userID != ch.conn.user.name && !ch.conn.user.direct {
 		return amqp.Errorf(amqp.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", userID, ch.conn.user.name)
 	}
 	return nil

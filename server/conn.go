@@ -42,6 +42,7 @@ type conn struct {
 	caps        clientCaps
 	tls         *tls.ConnectionState // nil on plain TCP; set by the handshake
 	loginName   string               // the user name the client tried to log in as (for logs)
+	direct      bool                 // an in-process connection (DialDirect): EXTERNAL as the user "none"
 
 	channels     map[uint16]*channel
 	confirmDirty []*channel   // channels with confirms to send at the end of this read batch

@@ -4,7 +4,9 @@
 //
 // Server.Serve runs the accept loop. Every accepted connection gets a read loop (serveConn, which owns
 // the connection's channels and all protocol state) and a write loop (outbound.run), both counted in
-// Server.wg; the read loop waits for its write loop before it returns. Three more belong to the
+// Server.wg; the read loop waits for its write loop before it returns. A direct connection
+// (DialDirect, direct.go: an in-process pipe for the plugins) gets the same two, counted the same
+// way, and is closed by Shutdown like an accepted one. Three more belong to the
 // Server and are stopped by Shutdown after the last connection: the committer (commit.go, the only
 // store writer), the pager (queue_pager.go, reads paged-out messages back) and the disk alarm (alarm.go).
 // The committer's sync timer (armed Options.SyncInterval after an unsynced group, and only then)
@@ -41,11 +43,15 @@
 //	Server.pol.change     policy changes, serialised; held across their   Server.adm.write (a deleted vhost
 //	                      store write and their re-application            drops its policies)
 //	                      (policy.go)
+//	Server.params.change  runtime parameter changes, serialised; held     Server.adm.write (a deleted vhost
+//	                      across their store write and the component's    drops its parameters)
+//	                      Set/Clear hooks (params.go: hooks may declare
+//	                      through the API, never change admin state)
 //	channel.loopMu        the channel's read-loop state (closing, pub,    nothing (the read loop handling a
 //	                      tx) while a frame is handled or the consumer    frame; the consumer-timeout timer)
 //	                      timeout closes the channel
 //	vhost.meta            a vhost's metadata changes (declare, delete,    Server.adm.write, Server.pol.change,
-//	                      bind, unbind), serialised; held across their    channel.loopMu
+//	                      bind, unbind), serialised; held across their    Server.params.change, channel.loopMu
 //	                      store write and fsync (vhost.go, persist.go)
 //	Server.vhosts         the vhost table, Server.vhosts.m                the above
 //	vhost.mu              vhost.mu.exchanges, vhost.mu.queues; taken      the above
@@ -68,6 +74,7 @@
 //	                      (users and their limits, permissions, vhost
 //	                      metadata, global parameters),
 //	                      Server.pol.mu (the policy and operator policy maps),
+//	                      Server.params.mu (the parameter maps),
 //	                      Server.replies.mu (replyto.go),
 //	                      loginLimiter.mu (it logs after releasing it),
 //	                      conn.adm.mu (a connection's channel registry),

@@ -156,7 +156,7 @@ func (c *conn) handshake() bool {
 		c.closeDirect(methodErr(asAMQPError(err), open))
 		return false
 	}
-	if !c.srv.hasVhostAccess(c.user.name, vh.name) {
+	if !c.user.direct && !c.srv.hasVhostAccess(c.user.name, vh.name) {
 		c.closeDirect(methodErr(amqp.Errorf(amqp.NotAllowed, "access to vhost '%s' refused for user '%s'", vh.name, c.user.name), open))
 		return false
 	}
@@ -215,6 +215,9 @@ func (c *conn) tlsConn() *tls.Conn {
 // first, as RabbitMQ with rabbitmq_auth_mechanism_ssl offers it (on every TLS connection, so that a
 // client without a certificate is told so rather than finding no common mechanism).
 func (c *conn) mechanisms() string {
+	if c.direct {
+		return "EXTERNAL"
+	}
 	if c.tls != nil {
 		return "EXTERNAL AMQPLAIN PLAIN"
 	}
@@ -227,6 +230,11 @@ func (c *conn) authenticate(so *amqp.ConnectionStartOk) error {
 	var username, password string
 	switch so.Mechanism {
 	case "EXTERNAL":
+		if c.direct {
+			c.loginName = directUser
+			c.user, c.adm.mechanism = &user{name: directUser, direct: true}, "none"
+			return nil
+		}
 		if c.tls == nil {
 			return amqp.Errorf(amqp.CommandInvalid, "unknown authentication mechanism '%s'", so.Mechanism)
 		}

@@ -243,6 +243,9 @@ func (s *Server) recover() error {
 	if err := s.recoverPolicies(); err != nil {
 		return err
 	}
+	if err := s.recoverParameters(); err != nil {
+		return err
+	}
 	if err := s.recoverMessages(byID); err != nil {
 		return err
 	}

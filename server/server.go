@@ -186,8 +186,9 @@ type Server struct {
 		m map[string]*vhost
 	}
 
-	adm adminState  // users, permissions, vhost metadata, statistics (admin_users.go, stats.go)
-	pol policyState // policies (policy.go)
+	adm    adminState  // users, permissions, vhost metadata, statistics (admin_users.go, stats.go)
+	pol    policyState // policies (policy.go)
+	params paramState  // runtime parameters (params.go)
 
 	replies replyRegistry // direct reply-to consumers (replyto.go)
 	logins  *loginLimiter // failed logins per source address (loginlimit.go)

@@ -15,6 +15,9 @@ type user struct {
 	// limits are the user's limits (max-connections, max-channels; admin_userlimits.go); nil: none.
 	// Never changed in place: a change replaces the user.
 	limits map[string]int64
+	// direct marks the user "none" of a direct connection (direct.go): no password, access to
+	// every vhost and resource, as RabbitMQ's rabbit_auth_backend_dummy user.
+	direct bool
 }
 
 func newUser(name, password string, tags ...string) *user {

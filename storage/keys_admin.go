@@ -143,3 +143,32 @@ func ParseOperatorPolicyKey(key []byte) (vhost, name string, err error) {
 	}
 	return ParseEntityKey(key)
 }
+
+// Runtime parameters: 'R' records, one per (component, vhost, name).
+const prefixParameter = 'R'
+
+// ParameterKey is the key of the runtime parameter name of component in vhost.
+func ParameterKey(component, vhost, name string) []byte {
+	return appendName(appendName(appendName([]byte{prefixParameter}, component), vhost), name)
+}
+
+// ParameterPrefix selects every runtime parameter.
+func ParameterPrefix() []byte { return []byte{prefixParameter} }
+
+// ParseParameterKey splits a parameter key into component, vhost and name.
+func ParseParameterKey(key []byte) (component, vhost, name string, err error) {
+	if len(key) < 1 || key[0] != prefixParameter {
+		return "", "", "", fmt.Errorf("storage: malformed parameter key %q", key)
+	}
+	rest := key[1:]
+	var names [3]string
+	for i := range names {
+		if names[i], rest, err = ParseName(rest); err != nil {
+			return "", "", "", fmt.Errorf("storage: parameter key %q: %w", key, err)
+		}
+	}
+	if len(rest) != 0 {
+		return "", "", "", fmt.Errorf("storage: trailing bytes in key %q", key)
+	}
+	return names[0], names[1], names[2], nil
+}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/shovel"
 	"github.com/warrenmq/warren/storage"
 )
 
@@ -100,7 +101,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	// stop stops the broker within 15s: it closes every connection with 320 CONNECTION_FORCED and
 	// records a clean shutdown; the deferred store.Close then flushes Pebble.
+	// Shovels run from here (stored ones start now; definitions may add more) until stop.
+	shovels := shovel.New(srv, shovel.Options{Logger: log})
+	mopts := []management.Option{management.WithShovels(shovels)}
 	stop := func() error {
+		shovels.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -117,7 +122,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		log.Info("definitions imported", "file", cfg.LoadDefinitions)
 	}
 
-	tl, err := startTLS(cfg.TLS, log, srv, serveErr)
+	tl, err := startTLS(cfg.TLS, log, srv, serveErr, mopts)
 	if err != nil {
 		stop()
 		return err
@@ -138,7 +143,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("http listener: %w", err)
 		}
 		httpAddr = hln.Addr().String()
-		hs = &http.Server{Handler: management.NewHandler(srv, log), ReadHeaderTimeout: 10 * time.Second}
+		hs = &http.Server{Handler: management.NewHandler(srv, log, mopts...), ReadHeaderTimeout: 10 * time.Second}
 		log.Info("management listener started", "addr", httpAddr)
 		go func() { serveErr <- hs.Serve(hln) }()
 	}

@@ -30,7 +30,7 @@ type tlsListeners struct {
 // startTLS loads the certificates and starts the AMQPS and HTTPS listeners f asks for (f was
 // validated by loadConfig). Serve errors other than a clean close go to fail without blocking.
 // With no TLS listener configured it returns a value whose reload and close do nothing.
-func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- error) (*tlsListeners, error) {
+func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- error, mopts []management.Option) (*tlsListeners, error) {
 	t := &tlsListeners{log: log}
 	if f.AMQPSAddr == "" && f.HTTPSAddr == "" {
 		return t, nil
@@ -87,7 +87,7 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 		attrs = append(attrs, "amqps", amqpsLn.Addr().String())
 	}
 	if httpsLn != nil {
-		t.hs = &http.Server{Handler: management.NewHandler(srv, log), ReadHeaderTimeout: 10 * time.Second,
+		t.hs = &http.Server{Handler: management.NewHandler(srv, log, mopts...), ReadHeaderTimeout: 10 * time.Second,
 			TLSConfig: tc, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		t.wg.Add(1)
 		go func() {
