@@ -45,7 +45,8 @@ type PebbleOptions struct {
 	// FS is the file system the store lives on; nil means the operating system's (vfs.Default).
 	// Tests pass vfs.NewMem() or a fault-injecting wrapper.
 	FS vfs.FS
-	// Logger receives Pebble's own log lines (at Info and Error) and the store's; nil discards.
+	// Logger receives Pebble's own log lines (its informational ones at Debug, its errors at Error)
+	// and the store's; nil discards.
 	Logger *slog.Logger
 	// CacheSize is the block cache in bytes; 0 means DefaultPebbleCacheSize.
 	CacheSize int64
@@ -536,8 +537,10 @@ type pebbleLogger struct {
 	fail func(error) error
 }
 
+// Infof logs Pebble's informational lines (start-up: "Found 0 WALs", WAL and manifest
+// creation, compactions) at debug level: they describe Pebble's internals, not the broker's.
 func (l *pebbleLogger) Infof(format string, args ...any) {
-	l.log.Info(strings.TrimSpace(fmt.Sprintf(format, args...)))
+	l.log.Debug(strings.TrimSpace(fmt.Sprintf(format, args...)))
 }
 
 func (l *pebbleLogger) Errorf(format string, args ...any) {
