@@ -60,6 +60,17 @@ var (
 	mUptime      = desc("rabbitmq_erlang_uptime_seconds", "Node uptime")
 	mDiskLimit   = desc("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes")
 
+	mMaxSockets = desc("rabbitmq_process_max_tcp_sockets", "Open TCP sockets limit")
+	mMemLimit   = desc("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes")
+
+	mChanConsumers   = desc("rabbitmq_channel_consumers", "Consumers on a channel")
+	mChanUnconfirmed = desc("rabbitmq_channel_messages_unconfirmed", "Published but not yet confirmed messages")
+	mChanUnacked     = desc("rabbitmq_channel_messages_unacked", "Delivered but not yet acknowledged messages")
+
+	// Not a RabbitMQ metric: rabbitmq_prometheus 3.10 has none for TLS handshakes, hence Warren's
+	// own prefix.
+	mTLSFailures = desc("warren_tls_handshake_failures_total", "Total number of TLS handshakes that failed on the AMQPS listeners")
+
 	mAlarmFD   = desc("rabbitmq_alarms_file_descriptor_limit", "is 1 if file descriptor limit alarm is in effect")
 	mAlarmDisk = desc("rabbitmq_alarms_free_disk_space_watermark", "is 1 if free disk space watermark alarm is in effect")
 	mAlarmMem  = desc("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect")
@@ -82,6 +93,27 @@ var (
 		mQUnackedBytes: "Size in bytes of all unacknowledged messages", mQPersistent: "Persistent messages",
 		mQRAM: "Ready and unacknowledged messages stored in memory", mQMemory: "Memory in bytes used by the Erlang queue process",
 		mQPublished: "Total number of messages published to queues",
+	}
+
+	// The channel counters of rabbitmq_prometheus's aggregated endpoint, which its Overview
+	// dashboard rates. RabbitMQ sums the counters of the channels open at scrape time (so its
+	// totals fall when a channel closes); Warren reports the node's counters since start, which
+	// only grow, as rate() expects of a counter.
+	mChannelCounters = []struct {
+		name, help string
+		value      func(g server.GlobalCounters) int64
+	}{
+		{"rabbitmq_channel_messages_published_total", "Total number of messages published into an exchange on a channel", func(g server.GlobalCounters) int64 { return g.Received }},
+		{"rabbitmq_channel_messages_confirmed_total", "Total number of messages published into an exchange and confirmed on the channel", func(g server.GlobalCounters) int64 { return g.Confirmed }},
+		{"rabbitmq_channel_messages_unroutable_returned_total", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable", func(g server.GlobalCounters) int64 { return g.UnroutableReturned }},
+		{"rabbitmq_channel_messages_unroutable_dropped_total", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable", func(g server.GlobalCounters) int64 { return g.UnroutableDropped }},
+		{"rabbitmq_channel_messages_delivered_total", "Total number of messages delivered to consumers in automatic acknowledgement mode", func(g server.GlobalCounters) int64 { return g.DeliveredConsumeAutoAck }},
+		{"rabbitmq_channel_messages_delivered_ack_total", "Total number of messages delivered to consumers in manual acknowledgement mode", func(g server.GlobalCounters) int64 { return g.DeliveredConsumeManualAck }},
+		{"rabbitmq_channel_messages_redelivered_total", "Total number of messages redelivered to consumers", func(g server.GlobalCounters) int64 { return g.Redelivered }},
+		{"rabbitmq_channel_messages_acked_total", "Total number of messages acknowledged by consumers", func(g server.GlobalCounters) int64 { return g.Acknowledged }},
+		{"rabbitmq_channel_get_total", "Total number of messages fetched with basic.get in automatic acknowledgement mode", func(g server.GlobalCounters) int64 { return g.DeliveredGetAutoAck }},
+		{"rabbitmq_channel_get_ack_total", "Total number of messages fetched with basic.get in manual acknowledgement mode", func(g server.GlobalCounters) int64 { return g.DeliveredGetManualAck }},
+		{"rabbitmq_channel_get_empty_total", "Total number of times basic.get operations fetched no message", func(g server.GlobalCounters) int64 { return g.GetEmpty }},
 	}
 
 	mGlobal = []struct {
@@ -148,6 +180,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(x.d, float64(x.v))
 		}
 	}
+	// Warren has no socket limit of its own: a connection takes a file descriptor, so the
+	// descriptor limit is the socket limit (as /api/nodes' sockets_total).
+	if n.FDTotal >= 0 {
+		gauge(mMaxSockets, float64(n.FDTotal))
+	}
+	if l := memoryLimit(n); l > 0 {
+		gauge(mMemLimit, float64(l))
+	}
 	gauge(mUptime, n.Uptime.Seconds())
 	if n.DiskFreeLimit > 0 {
 		gauge(mDiskLimit, float64(n.DiskFreeLimit))
@@ -177,8 +217,29 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 
+	for _, m := range mChannelCounters {
+		counter(desc(m.name, m.help), float64(m.value(g)))
+	}
+	var consumers, unconfirmed, unacked int
+	if chans, err := c.b.Channels(""); err == nil {
+		for _, ci := range chans {
+			consumers += ci.Consumers
+			unconfirmed += ci.Unconfirmed
+			unacked += ci.Unacked
+		}
+	}
+	gauge(mChanConsumers, float64(consumers))
+	gauge(mChanUnconfirmed, float64(unconfirmed))
+	gauge(mChanUnacked, float64(unacked))
+	counter(mTLSFailures, float64(c.b.TLSHandshakeFailures()))
+
 	c.collectQueues(ch)
 }
+
+// memoryLimit is rabbitmq_resident_memory_limit_bytes: the memory above which publishers are
+// blocked, the node's mem_limit (server.NodeInfo.MemLimit, which the memory alarm sets to its
+// watermark; until then it is the machine's physical memory).
+func memoryLimit(n server.NodeInfo) int64 { return n.MemLimit }
 
 func (c *collector) collectQueues(ch chan<- prometheus.Metric) {
 	qs := c.b.Queues(nil)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/warrenmq/warren/storage"
 )
 
 // NodeInfo is the node's resource use, for /api/nodes and Prometheus. Figures the platform does not
@@ -32,6 +34,17 @@ type NodeInfo struct {
 	DiskFreeLimit    int64 // below it the disk alarm is raised (0: no disk alarm)
 	DiskAlarm        bool
 	HeapAlloc        int64
+	// The store's directory ("" for an in-memory store) and its disk operations since start:
+	// reads (scans: recovery, paging messages back in), writes (committed batches) and WAL
+	// fsyncs; 0 for a store without counters (the in-memory one, which does no disk I/O).
+	StoreDir                            string
+	StoreReads, StoreWrites, StoreSyncs int64
+}
+
+// storeStats is what a store that counts its operations offers (storage.Pebble).
+type storeStats interface {
+	Stats() storage.PebbleStats
+	Dir() string
 }
 
 // Node returns the node's resource figures.
@@ -44,6 +57,11 @@ func (s *Server) Node() NodeInfo {
 		HeapAlloc: int64(ms.HeapAlloc), MemUsed: int64(ms.Sys), MemLimit: -1,
 		FDUsed: -1, FDTotal: -1, ContextSwitches: -1, IOReadBytes: -1, IOWriteBytes: -1, DiskFree: -1,
 		SocketsUsed: int64(len(s.openConns())),
+	}
+	if st, ok := s.store.(storeStats); ok {
+		ps := st.Stats()
+		n.StoreDir = st.Dir()
+		n.StoreReads, n.StoreWrites, n.StoreSyncs = int64(ps.Scans), int64(ps.Commits), int64(ps.WALSyncs)
 	}
 	if rss := procStatusField("VmRSS:"); rss >= 0 {
 		n.MemUsed = rss * 1024

@@ -64,6 +64,8 @@ type PebbleStats struct {
 	WALSyncs uint64
 	// Corruptions is the number of corrupt blocks or files Pebble has reported.
 	Corruptions uint64
+	// Scans is the number of Scan and ScanRange calls (the store's reads: recovery, paging in).
+	Scans uint64
 }
 
 // Pebble is a Store on Pebble (github.com/cockroachdb/pebble/v2), an LSM key-value store with a
@@ -85,6 +87,7 @@ type Pebble struct {
 	failed atomic.Pointer[error]
 
 	commits, syncedCommits, corruptions atomic.Uint64
+	scans                               atomic.Uint64
 	walSyncs                            *atomic.Uint64
 }
 
@@ -393,6 +396,7 @@ func (p *Pebble) ScanRange(start, end []byte, fn func(key, value []byte) error) 
 	if err := p.Err(); err != nil {
 		return err
 	}
+	p.scans.Add(1)
 	var it *pebble.Iterator
 	inFn := false // a panic in fn is the caller's: it goes on up
 	defer func() {
@@ -491,6 +495,7 @@ func (p *Pebble) Stats() PebbleStats {
 		SyncedCommits: p.syncedCommits.Load(),
 		WALSyncs:      p.walSyncs.Load(),
 		Corruptions:   p.corruptions.Load(),
+		Scans:         p.scans.Load(),
 	}
 }
 

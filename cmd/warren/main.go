@@ -138,6 +138,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("http listener: %w", err)
 		}
 		httpAddr = hln.Addr().String()
+		// Listed with the broker's own listeners, for /api/overview and the health checks.
+		srv.AddListener(server.Listener{Protocol: server.ProtocolHTTP, Addr: hln.Addr()})
 		hs = &http.Server{Handler: management.NewHandler(srv, log), ReadHeaderTimeout: 10 * time.Second}
 		log.Info("management listener started", "addr", httpAddr)
 		go func() { serveErr <- hs.Serve(hln) }()
