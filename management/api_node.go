@@ -39,6 +39,7 @@ func (a *api) routes(r *mux.Router) {
 	a.policyRoutes(r)
 	a.connRoutes(r)
 	a.healthRoutes(r)
+	a.miscRoutes(r)
 }
 
 var exchangeTypeDescriptions = map[string]string{
