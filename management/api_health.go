@@ -178,18 +178,10 @@ func nonNil(l []any) []any {
 	return l
 }
 
-// pemTypeNames are the names RabbitMQ (Erlang's public_key) gives PEM entries that are not
-// certificates, in its "contains a ... entry" error.
-var pemTypeNames = map[string]string{
-	"RSA PRIVATE KEY": "'RSAPrivateKey'", "PRIVATE KEY": "'PrivateKeyInfo'", "EC PRIVATE KEY": "'ECPrivateKey'",
-	"DSA PRIVATE KEY": "'DSAPrivateKey'", "PUBLIC KEY": "'SubjectPublicKeyInfo'", "RSA PUBLIC KEY": "'RSAPublicKey'",
-	"CERTIFICATE REQUEST": "'CertificationRequest'", "X509 CRL": "'CertificateList'",
-}
-
 // expiringCerts lists, for the PEM file path (none if ""), the expiry dates (RabbitMQ's
 // "2026-12-01 0:00:00" form, UTC) of its certificates that expire before deadline, and an
-// {"error": ...} entry for a certificate not valid yet, an entry that is not a certificate or a
-// file that cannot be read.
+// {"error": ...} entry for a certificate not valid yet, a file without certificates or a file that
+// cannot be read.
 func expiringCerts(path string, now, deadline time.Time) []any {
 	if path == "" {
 		return nil
@@ -206,15 +198,12 @@ func expiringCerts(path string, now, deadline time.Time) []any {
 		if blk == nil {
 			break
 		}
-		entries++
 		if blk.Type != "CERTIFICATE" {
-			name := pemTypeNames[blk.Type]
-			if name == "" {
-				name = "'" + blk.Type + "'"
-			}
-			out = append(out, map[string]any{"error": "The certificate file provided contains a " + name + " entry"})
+			// A key kept in the same file is not a certificate that expires. (RabbitMQ reports
+			// such an entry as an error, so a combined file always fails its check.)
 			continue
 		}
+		entries++
 		cert, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
 			out = append(out, map[string]any{"error": fmt.Sprintf("parsing a certificate: %v", err)})

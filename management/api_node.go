@@ -303,8 +303,8 @@ func putErlangOnlyNodeFields(m map[string]any, n server.NodeInfo) {
 	putStat(m, "io_seek_count", server.Stat{})
 	putStat(m, "io_reopen_count", server.Stat{})
 	for _, k := range []string{"io_read_avg_time", "io_write_avg_time", "io_sync_avg_time", "io_seek_avg_time"} {
-		m[k] = 0.0
-		m[k+"_details"] = map[string]any{"rate": 0.0}
+		m[k] = rate(0)
+		m[k+"_details"] = map[string]any{"rate": rate(0)}
 	}
 	// Mnesia transactions, the classic message store and the queue index are RabbitMQ components
 	// Warren does not have (its metadata and messages are store batches, counted above): none of
