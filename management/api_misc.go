@@ -23,6 +23,8 @@ func (a *api) miscRoutes(r *mux.Router) {
 		http.MethodGet:    {fn: userConnections},
 		http.MethodDelete: {fn: closeUserConnections},
 	})
+	// Before /api/users/{user}, which would take "bulk-delete" for a user's name.
+	a.handle(r, "/api/users/bulk-delete", resource{http.MethodPost: {level: lvlAdmin, fn: bulkDeleteUsers}})
 	a.handle(r, "/api/auth", resource{http.MethodGet: {fn: authSettings}})
 	a.handle(r, "/api/feature-flags", resource{http.MethodGet: {fn: featureFlags}})
 	// Warren is one node: there is nothing to rebalance, which RabbitMQ answers 204 for too.
@@ -120,6 +122,40 @@ func startVhost(c *call) error {
 	vh := c.vars["vhost"]
 	if _, err := c.a.b.Vhost(vh); err != nil {
 		return badRequest("Request to node %s failed with {no_such_vhost,<<\"%s\">>}", node, vh)
+	}
+	return c.noContent()
+}
+
+// bulkDeleteUsers deletes the users of {"users": [...]} in order, as RabbitMQ does: it stops at
+// the first user that does not exist (400 ["no_such_user", name]), the ones before it deleted.
+func bulkDeleteUsers(c *call) error {
+	m, err := c.body(maxBody)
+	if err != nil {
+		return err
+	}
+	f := fields(m)
+	if err := f.require("users"); err != nil {
+		return err
+	}
+	list, ok := m["users"].([]any)
+	if !ok {
+		return badRequest("users must be a list of user names")
+	}
+	names := make([]string, 0, len(list))
+	for _, v := range list {
+		name, ok := v.(string)
+		if !ok {
+			return badRequest("users must be a list of user names")
+		}
+		names = append(names, name)
+	}
+	for _, name := range names {
+		if err := c.a.b.DeleteUser(name); err != nil {
+			if errors.Is(err, server.ErrNotFound) {
+				return badRequestTerm("no_such_user", name)
+			}
+			return err
+		}
 	}
 	return c.noContent()
 }

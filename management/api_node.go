@@ -34,12 +34,12 @@ func (a *api) routes(r *mux.Router) {
 		http.MethodGet:  {level: lvlAdmin, fn: exportDefinitions},
 		http.MethodPost: {level: lvlAdmin, fn: importDefinitions},
 	})
+	a.healthRoutes(r)
+	a.miscRoutes(r) // first: /api/users/bulk-delete before /api/users/{user}
 	a.objectRoutes(r)
 	a.accessRoutes(r)
 	a.policyRoutes(r)
 	a.connRoutes(r)
-	a.healthRoutes(r)
-	a.miscRoutes(r)
 }
 
 var exchangeTypeDescriptions = map[string]string{
