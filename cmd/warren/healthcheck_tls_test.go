@@ -133,3 +133,71 @@ func TestHealthcheckHTTPS(t *testing.T) {
 		t.Errorf("defaults with only HTTPS: %v", err)
 	}
 }
+
+// The TLS listeners startTLS opens are listed as RabbitMQ lists them: AMQPS as "amqp/ssl" and
+// HTTPS as "https" (overview, contexts, health checks, certificate expiry), and a failed TLS
+// handshake on AMQPS is counted in /metrics.
+func TestTLSListenersListed(t *testing.T) {
+	dir := t.TempDir()
+	caFile, certFile, keyFile := writeTestPKI(t, dir)
+	srv := testbroker.Start(t).Srv
+	fail := make(chan error, 2)
+	tl, err := startTLS(TLSConfig{AMQPSAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, CACertFile: caFile},
+		slog.New(slog.DiscardHandler), srv, fail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.close()
+	var amqps, https string
+	for _, l := range srv.AllListeners() {
+		switch l.Protocol {
+		case server.ProtocolAMQPS:
+			amqps = l.Addr.String()
+		case server.ProtocolHTTPS:
+			https = l.Addr.String()
+		}
+	}
+	if amqps == "" || https == "" {
+		t.Fatalf("listeners %v", srv.AllListeners())
+	}
+	client, err := healthClient(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.CloseIdleConnections()
+	get := func(path string, want int) string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "https://"+https+path, nil)
+		req.SetBasicAuth("guest", "guest")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("%s: %d, want %d: %s", path, resp.StatusCode, want, b)
+		}
+		return string(b)
+	}
+	ov := get("/api/overview", 200)
+	for _, want := range []string{`"protocol":"amqp/ssl"`, `"protocol":"https"`, `"ssl":"true"`, `"certfile":"` + certFile + `"`} {
+		if !strings.Contains(ov, want) {
+			t.Errorf("overview has no %s: %s", want, ov)
+		}
+	}
+	get("/api/health/checks/protocol-listener/amqps", 200)
+	get("/api/health/checks/protocol-listener/https", 200)
+	get("/api/health/checks/certificate-expiration/1/days", 503) // the test certificates last an hour
+	// A plain-TCP client on the AMQPS port fails the TLS handshake.
+	c, err := net.Dial("tcp", amqps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("AMQP\x00\x00\x09\x01"))
+	io.Copy(io.Discard, c) // the broker closes it
+	c.Close()
+	if m := get("/metrics", 200); !strings.Contains(m, "\nwarren_tls_handshake_failures_total 1\n") {
+		t.Errorf("no failed handshake counted in /metrics")
+	}
+}
