@@ -30,6 +30,46 @@ func (a *api) miscRoutes(r *mux.Router) {
 	// Warren is one node: there is nothing to rebalance, which RabbitMQ answers 204 for too.
 	a.handle(r, "/api/rebalance/queues", resource{http.MethodPost: {level: lvlAdmin, fn: func(c *call) error { return c.noContent() }}})
 	a.handle(r, "/api/vhosts/{vhost}/start/{node}", resource{http.MethodPost: {level: lvlAdmin, fn: startVhost}})
+	a.handle(r, "/api/auth/attempts/{node}", resource{
+		http.MethodGet:    {level: lvlMonitoring, fn: authAttempts},
+		http.MethodDelete: {level: lvlMonitoring, fn: resetAuthAttempts},
+	})
+	// By source address and user: RabbitMQ tracks those only with track_auth_attempt_source
+	// (default off); Warren does not track them, so the list is always empty.
+	a.handle(r, "/api/auth/attempts/{node}/source", resource{
+		http.MethodGet:    {level: lvlMonitoring, fn: authAttemptsBySource},
+		http.MethodDelete: {level: lvlMonitoring, fn: authAttemptsBySource},
+	})
+}
+
+func authAttempts(c *call) error {
+	if c.vars["node"] != c.a.b.NodeName() {
+		return server.ErrNotFound
+	}
+	out := []any{}
+	for _, a := range c.a.b.AuthAttempts() {
+		out = append(out, map[string]any{"protocol": a.Protocol, "auth_attempts": a.Succeeded + a.Failed,
+			"auth_attempts_failed": a.Failed, "auth_attempts_succeeded": a.Succeeded})
+	}
+	return c.ok(out)
+}
+
+func resetAuthAttempts(c *call) error {
+	if c.vars["node"] != c.a.b.NodeName() {
+		return server.ErrNotFound
+	}
+	c.a.b.ResetAuthAttempts()
+	return c.noContent()
+}
+
+func authAttemptsBySource(c *call) error {
+	if c.vars["node"] != c.a.b.NodeName() {
+		return server.ErrNotFound
+	}
+	if c.r.Method == http.MethodDelete {
+		return c.noContent()
+	}
+	return c.ok([]any{})
 }
 
 // userConnections lists a user's connections in RabbitMQ's short form. A user that is neither

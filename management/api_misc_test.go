@@ -96,4 +96,32 @@ func TestMiscEndpoints(t *testing.T) {
 	if guestConn.IsClosed() {
 		t.Error("guest's connection was closed too")
 	}
+
+	// Login attempts per protocol: reset, then one failed and two good HTTP logins, one failed
+	// and one good AMQP login.
+	attempts := "/api/auth/attempts/" + node
+	e.must(204, "DELETE", attempts, nil)
+	if _, err := amqp.Dial("amqp://guest:wrong@" + e.addr + "/"); err == nil {
+		t.Fatal("a wrong password logged in")
+	}
+	e.dial(nil)
+	e.do("GET", "/api/whoami", "guest:wrong", nil)
+	// The reset and the login above it count: the GET's own login is counted before it answers.
+	got := e.must(200, "GET", attempts, nil).body
+	jsonEq(t, "auth attempts", got, []any{
+		map[string]any{"protocol": "http", "auth_attempts": 2, "auth_attempts_failed": 1, "auth_attempts_succeeded": 1},
+		map[string]any{"protocol": "amqp091", "auth_attempts": 2, "auth_attempts_failed": 1, "auth_attempts_succeeded": 1},
+	})
+	jsonEq(t, "by source", e.must(200, "GET", attempts+"/source", nil).body, []any{})
+	e.must(404, "GET", "/api/auth/attempts/rabbit@nope", nil)
+	if r := e.do("GET", attempts, "other:pw", nil); r.status != 401 {
+		t.Errorf("a management user read the attempts: %d", r.status)
+	}
+	// Since the reset: HTTP 5 logins (1 failed), AMQP 2 (1 failed).
+	fams := scrapeMetrics(t, e)
+	for name, want := range map[string]float64{"rabbitmq_auth_attempts_total": 7, "rabbitmq_auth_attempts_failed_total": 2} {
+		if f := fams[name]; f == nil || sumValues(f) != want {
+			t.Errorf("%s: %v, want %v in all", name, f, want)
+		}
+	}
 }

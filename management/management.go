@@ -98,6 +98,9 @@ type Broker interface {
 	AllListeners() []server.Listener
 	// TLSHandshakeFailures counts the failed TLS handshakes on the AMQPS listeners.
 	TLSHandshakeFailures() uint64
+	// AuthAttempts counts the login attempts per protocol; ResetAuthAttempts zeroes them.
+	AuthAttempts() []server.AuthAttempts
+	ResetAuthAttempts()
 }
 
 var _ Broker = (*server.Server)(nil)

@@ -67,6 +67,10 @@ var (
 	mChanUnconfirmed = desc("rabbitmq_channel_messages_unconfirmed", "Published but not yet confirmed messages")
 	mChanUnacked     = desc("rabbitmq_channel_messages_unacked", "Delivered but not yet acknowledged messages")
 
+	mAuthAttempts  = desc("rabbitmq_auth_attempts_total", "Total number of authorization attempts", "protocol")
+	mAuthSucceeded = desc("rabbitmq_auth_attempts_succeeded_total", "Total number of successful authentication attempts", "protocol")
+	mAuthFailed    = desc("rabbitmq_auth_attempts_failed_total", "Total number of failed authentication attempts", "protocol")
+
 	// Not a RabbitMQ metric: rabbitmq_prometheus 3.10 has none for TLS handshakes, hence Warren's
 	// own prefix.
 	mTLSFailures = desc("warren_tls_handshake_failures_total", "Total number of TLS handshakes that failed on the AMQPS listeners")
@@ -232,6 +236,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(mChanUnconfirmed, float64(unconfirmed))
 	gauge(mChanUnacked, float64(unacked))
 	counter(mTLSFailures, float64(c.b.TLSHandshakeFailures()))
+	for _, a := range c.b.AuthAttempts() {
+		counter(mAuthAttempts, float64(a.Succeeded+a.Failed), a.Protocol)
+		counter(mAuthSucceeded, float64(a.Succeeded), a.Protocol)
+		counter(mAuthFailed, float64(a.Failed), a.Protocol)
+	}
 
 	c.collectQueues(ch)
 }

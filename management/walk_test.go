@@ -123,10 +123,10 @@ func walkTable(node, conn, channel string, amqpPort int) []walkEntry {
 		{endpoint: "/api/rebalance/queues", path: "/api/rebalance/queues", status: 405},
 		{endpoint: "/api/federation-links", owner: ownerFed},
 		{endpoint: "/api/federation-links/vhost", owner: ownerFed},
-		{endpoint: "/api/auth/attempts/node", path: "/api/auth/attempts/" + esc(node), status: 404,
-			why: "not built: Warren does not count authentication attempts by protocol and source (RabbitMQ: 200 and a list); this entry fails once it is"},
-		{endpoint: "/api/auth/attempts/node/source", path: "/api/auth/attempts/" + esc(node) + "/source", status: 404,
-			why: "not built, as /api/auth/attempts/node"},
+		{endpoint: "/api/auth/attempts/node", path: "/api/auth/attempts/" + esc(node), status: 200,
+			keys: []string{"protocol", "auth_attempts", "auth_attempts_failed", "auth_attempts_succeeded"}},
+		{endpoint: "/api/auth/attempts/node/source", path: "/api/auth/attempts/" + esc(node) + "/source", status: 200, keys: []string{},
+			why: "RabbitMQ tracks sources only with track_auth_attempt_source (default off: []); Warren never does"},
 		// Listed in feature-flags.json's capture, not in the endpoint list.
 		{endpoint: "/api/feature-flags", path: "/api/feature-flags", status: 200, sample: "feature-flags.json"},
 	}

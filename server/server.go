@@ -193,6 +193,7 @@ type Server struct {
 	logins  *loginLimiter // failed logins per source address (loginlimit.go)
 
 	tlsHandshakeFailures atomic.Uint64
+	authAttempts         authAttempts // logins per protocol (authattempts.go)
 
 	connSeq    atomic.Uint64
 	queueIDs   atomic.Uint64 // the last queue id handed out
