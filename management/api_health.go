@@ -49,8 +49,10 @@ func (c *call) listeners() []server.Listener {
 	if !ok {
 		return ls
 	}
+	// By port: a listener on every interface ([::]:15672) gets requests on a concrete address.
+	self := server.Listener{Addr: la}
 	for _, l := range ls {
-		if l.Addr.String() == la.String() {
+		if listenerPort(l) == listenerPort(self) {
 			return ls
 		}
 	}

@@ -121,6 +121,18 @@ func TestHealthChecksListeners(t *testing.T) {
 		jsonEq(t, p, r.body, map[string]any{"status": "ok", "reason": "single node cluster"})
 	}
 	jsonEq(t, "virtual-hosts", e.must(200, "GET", "/api/health/checks/virtual-hosts", nil).body, map[string]any{"status": "ok"})
+	// A program that lists its HTTP listener on every interface: requests arrive on a concrete
+	// address, and the listener is still listed once.
+	e.srv.AddListener(server.Listener{Protocol: server.ProtocolHTTP, Addr: &net.TCPAddr{IP: net.IPv6unspecified, Port: httpPort}})
+	var https []string
+	for _, l := range e.must(200, "GET", "/api/overview", nil).obj(t)["listeners"].([]any) {
+		if l := l.(map[string]any); l["protocol"] == "http" {
+			https = append(https, l["ip_address"].(string))
+		}
+	}
+	if !slices.Equal(https, []string{"::"}) {
+		t.Errorf("http listeners listed: %v, want one on ::", https)
+	}
 	// Health checks need credentials, as every /api/ resource.
 	if r := e.do("GET", "/api/health/checks/port-listener/1", "", nil); r.status != 401 {
 		t.Errorf("port-listener without credentials: %d", r.status)
