@@ -61,7 +61,6 @@ var (
 	mDiskLimit   = desc("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes")
 
 	mMaxSockets = desc("rabbitmq_process_max_tcp_sockets", "Open TCP sockets limit")
-	mMemLimit   = desc("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes")
 
 	mChanConsumers   = desc("rabbitmq_channel_consumers", "Consumers on a channel")
 	mChanUnconfirmed = desc("rabbitmq_channel_messages_unconfirmed", "Published but not yet confirmed messages")
@@ -78,6 +77,7 @@ var (
 	mAlarmFD   = desc("rabbitmq_alarms_file_descriptor_limit", "is 1 if file descriptor limit alarm is in effect")
 	mAlarmDisk = desc("rabbitmq_alarms_free_disk_space_watermark", "is 1 if free disk space watermark alarm is in effect")
 	mAlarmMem  = desc("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect")
+	mMemLimit  = desc("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes")
 
 	mQReady         = "rabbitmq_queue_messages_ready"
 	mQUnacked       = "rabbitmq_queue_messages_unacked"
@@ -189,9 +189,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if n.FDTotal >= 0 {
 		gauge(mMaxSockets, float64(n.FDTotal))
 	}
-	if l := memoryLimit(n); l > 0 {
-		gauge(mMemLimit, float64(l))
-	}
 	gauge(mUptime, n.Uptime.Seconds())
 	if n.DiskFreeLimit > 0 {
 		gauge(mDiskLimit, float64(n.DiskFreeLimit))
@@ -201,6 +198,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	untyped(mAlarmFD, 0)
 	untyped(mAlarmMem, 0)
+	if n.MemLimit > 0 {
+		gauge(mMemLimit, float64(n.MemLimit))
+	}
 	diskAlarm := 0.0
 	if n.DiskAlarm {
 		diskAlarm = 1
@@ -244,11 +244,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	c.collectQueues(ch)
 }
-
-// memoryLimit is rabbitmq_resident_memory_limit_bytes: the memory above which publishers are
-// blocked, the node's mem_limit (server.NodeInfo.MemLimit, which the memory alarm sets to its
-// watermark; until then it is the machine's physical memory).
-func memoryLimit(n server.NodeInfo) int64 { return n.MemLimit }
 
 func (c *collector) collectQueues(ch chan<- prometheus.Metric) {
 	qs := c.b.Queues(nil)
