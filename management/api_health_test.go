@@ -206,7 +206,11 @@ func TestHealthCheckCertificateExpiration(t *testing.T) {
 func TestNodesHaveEveryField(t *testing.T) {
 	e := startEnv(t, nil)
 	fields := loadSampleFields(t)
-	for sample, path := range map[string]string{"nodes.json": "/api/nodes", "node.json": "/api/nodes/" + e.srv.NodeName()} {
+	e.must(201, "PUT", "/api/queues/%2F/mem.q", map[string]any{"durable": false})
+	e.must(200, "POST", "/api/exchanges/%2F/amq.default/publish", map[string]any{"properties": map[string]any{}, "routing_key": "mem.q",
+		"payload": "some bytes held by the queue", "payload_encoding": "string"})
+	for sample, path := range map[string]string{"nodes.json": "/api/nodes", "node.json": "/api/nodes/" + e.srv.NodeName(),
+		"node-memory.json": "/api/nodes/" + e.srv.NodeName() + "?memory=true"} {
 		got := flatten(e.must(200, "GET", path, nil).json(t))
 		var missing []string
 		for p, types := range fields[sample] {
@@ -229,8 +233,15 @@ func TestNodesHaveEveryField(t *testing.T) {
 			t.Errorf("%s: fields missing: %v", sample, missing)
 		}
 	}
-	n := e.must(200, "GET", "/api/nodes/"+e.srv.NodeName(), nil).obj(t)
+	n := e.must(200, "GET", "/api/nodes/"+e.srv.NodeName()+"?memory=true", nil).obj(t)
 	if pt, _ := n["proc_total"].(json.Number).Int64(); pt <= 0 {
 		t.Errorf("proc_total %v", n["proc_total"])
+	}
+	// The memory breakdown's measured categories.
+	mem := n["memory"].(map[string]any)
+	for _, k := range []string{"queue_procs", "other_proc", "other_system", "code"} {
+		if v, _ := mem[k].(json.Number).Int64(); v <= 0 {
+			t.Errorf("memory.%s = %v", k, mem[k])
+		}
 	}
 }

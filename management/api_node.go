@@ -268,11 +268,44 @@ func (c *call) nodeJSON() map[string]any {
 	putChurn(m, o.Churn)
 	putErlangOnlyNodeFields(m, n)
 	if c.r.URL.Query().Get("memory") == "true" {
-		m["memory"] = map[string]any{
-			"strategy": "rss",
-			"total":    map[string]any{"rss": n.MemUsed, "allocated": n.MemUsed, "erlang": n.HeapAlloc},
-		}
+		m["memory"] = c.memoryBreakdown(n)
 	}
+	return m
+}
+
+// memoryBreakdown is ?memory=true's "memory": RabbitMQ's categories of an Erlang node's memory,
+// filled from the Go runtime's figures where Warren has the thing a category measures.
+func (c *call) memoryBreakdown(n server.NodeInfo) map[string]any {
+	var queues int64
+	for _, q := range c.a.b.Queues(nil) {
+		queues += q.Memory
+	}
+	pos := func(v int64) int64 { return max(v, 0) }
+	m := map[string]any{
+		"strategy": "rss",
+		"total":    map[string]any{"rss": n.MemUsed, "allocated": n.MemUsed, "erlang": n.HeapAlloc},
+		// The queues' own estimate of what they hold (messages and their bookkeeping).
+		"queue_procs": queues,
+		// Processes are goroutines: their stacks, and the heap not held by queues (connections,
+		// channels, routing, the management API), which Warren does not attribute further.
+		"other_proc": n.StackInuse + pos(n.HeapInuse-queues),
+		// The Go runtime's own structures: GC metadata, spans, caches, profiling buckets.
+		"other_system": n.RuntimeSys,
+		// Heap the runtime holds but does not use (idle, not yet returned to the OS).
+		"allocated_unused": n.HeapUnused,
+		"code":             pos(n.CodeBytes),
+	}
+	// Components of an Erlang node Warren does not have, or whose memory Warren counts in
+	// other_proc (per-connection processes), or has no separate store for (atoms, ETS tables,
+	// binaries, Mnesia, the stats database, plugins, mirrors, quorum and stream replicas): 0.
+	for _, k := range []string{"connection_readers", "connection_writers", "connection_channels", "connection_other",
+		"queue_slave_procs", "quorum_queue_procs", "quorum_queue_dlx_procs", "stream_queue_procs",
+		"stream_queue_replica_reader_procs", "stream_queue_coordinator_procs", "plugins", "metrics", "mgmt_db", "mnesia",
+		"quorum_ets", "other_ets", "binary", "msg_index", "atom"} {
+		m[k] = 0
+	}
+	// What the OS counts (RSS) beyond what the runtime has allocated from it.
+	m["reserved_unallocated"] = pos(n.MemUsed - (n.HeapInuse + n.StackInuse + n.RuntimeSys + n.HeapUnused + pos(n.CodeBytes)))
 	return m
 }
 
