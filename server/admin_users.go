@@ -139,10 +139,10 @@ func (s *Server) Authenticate(name, password string, remote net.Addr) (UserInfo,
 	case remote != nil && s.loopback[name] && !isLoopback(remote):
 		err = fmt.Errorf("%w: user '%s' can only connect via localhost", ErrAuth, name)
 	default:
-		s.authAttempts.record(&s.authAttempts.http, true)
+		s.authAttempts.http.record(true)
 		return u.info(), nil
 	}
-	s.authAttempts.record(&s.authAttempts.http, false)
+	s.authAttempts.http.record(false)
 	if remote != nil {
 		reason := "invalid credentials for user '" + name + "'"
 		if u != nil && err != ErrAuth {

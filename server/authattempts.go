@@ -17,7 +17,7 @@ type authCounter struct{ succeeded, failed atomic.Uint64 }
 // authAttempts holds the counters; listed in RabbitMQ's order (http first).
 type authAttempts struct{ http, amqp authCounter }
 
-func (a *authAttempts) record(c *authCounter, ok bool) {
+func (c *authCounter) record(ok bool) {
 	if ok {
 		c.succeeded.Add(1)
 	} else {

@@ -96,7 +96,7 @@ func (c *conn) handshake() bool {
 		c.caps.connectionBlocked, _ = caps["connection.blocked"].(bool)
 	}
 	err := c.authenticate(startOk)
-	c.srv.authAttempts.record(&c.srv.authAttempts.amqp, err == nil)
+	c.srv.authAttempts.amqp.record(err == nil)
 	if err != nil {
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.AccessRefused {
