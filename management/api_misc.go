@@ -25,8 +25,8 @@ func (a *api) miscRoutes(r *mux.Router) {
 	})
 	// Before /api/users/{user}, which would take "bulk-delete" for a user's name.
 	a.handle(r, "/api/users/bulk-delete", resource{http.MethodPost: {level: lvlAdmin, fn: bulkDeleteUsers}})
-	a.handle(r, "/api/auth", resource{http.MethodGet: {fn: authSettings}})
-	a.handle(r, "/api/feature-flags", resource{http.MethodGet: {fn: featureFlags}})
+	a.handle(r, "/api/auth", resource{http.MethodGet: {open: true, fn: authSettings}})
+	a.handle(r, "/api/feature-flags", resource{http.MethodGet: {level: lvlAdmin, fn: featureFlags}})
 	// Warren is one node: there is nothing to rebalance, which RabbitMQ answers 204 for too.
 	a.handle(r, "/api/rebalance/queues", resource{http.MethodPost: {level: lvlAdmin, fn: func(c *call) error { return c.noContent() }}})
 	a.handle(r, "/api/vhosts/{vhost}/start/{node}", resource{http.MethodPost: {level: lvlAdmin, fn: startVhost}})
@@ -113,7 +113,8 @@ func closeUserConnections(c *call) error {
 }
 
 // authSettings is RabbitMQ's OAuth 2 (UAA) configuration: Warren logs users in with their
-// passwords only, as RabbitMQ without the OAuth 2 plugin.
+// passwords only, as RabbitMQ without the OAuth 2 plugin. As RabbitMQ's, it needs no credentials
+// (a login page reads it before logging in) and names no secret.
 func authSettings(c *call) error {
 	return c.ok(map[string]any{"enable_uaa": false, "uaa_client_id": "", "uaa_location": ""})
 }

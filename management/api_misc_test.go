@@ -15,6 +15,14 @@ func TestMiscEndpoints(t *testing.T) {
 	node := e.srv.NodeName()
 
 	jsonEq(t, "auth", e.must(200, "GET", "/api/auth", nil).body, map[string]any{"enable_uaa": false, "uaa_client_id": "", "uaa_location": ""})
+	// Without credentials too, as RabbitMQ's (its login page reads it).
+	if r := e.do("GET", "/api/auth", "", nil); r.status != 200 {
+		t.Errorf("/api/auth without credentials: %d", r.status)
+	}
+	e.must(201, "PUT", "/api/users/mon", map[string]any{"password": "pw", "tags": "monitoring"})
+	if r := e.do("GET", "/api/feature-flags", "mon:pw", nil); r.status != 401 {
+		t.Errorf("feature flags for a monitoring user: %d, want 401 (administrators only)", r.status)
+	}
 	ff := e.must(200, "GET", "/api/feature-flags", nil).list(t)
 	states := map[string]string{}
 	for _, f := range ff {
