@@ -111,6 +111,14 @@ type Broker interface {
 	ExportDefinitions(vhost string, all bool) (server.Definitions, error)
 	ImportDefinitions(d server.Definitions, actingUser string) error
 	AlivenessTest(vhost string) error
+
+	// AllListeners lists the node's listeners (AMQP, AMQPS and the management's HTTP and HTTPS).
+	AllListeners() []server.Listener
+	// TLSHandshakeFailures counts the failed TLS handshakes on the AMQPS listeners.
+	TLSHandshakeFailures() uint64
+	// AuthAttempts counts the login attempts per protocol; ResetAuthAttempts zeroes them.
+	AuthAttempts() []server.AuthAttempts
+	ResetAuthAttempts()
 }
 
 var _ Broker = (*server.Server)(nil)

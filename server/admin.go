@@ -509,6 +509,7 @@ type ChannelInfo struct {
 	Vhost                    string
 	Confirm, Transactional   bool
 	Consumers, Unacked       int
+	Unconfirmed              int // publishes awaiting their confirm (confirm mode)
 	Prefetch, GlobalPrefetch int
 	Stats                    MessageStats
 	ConsumerDetails          []ConsumerInfo // only from Channel
@@ -524,6 +525,7 @@ func (ch *channel) info() ChannelInfo {
 	ci.Unacked = len(ch.mu.unacked)
 	ci.GlobalPrefetch = int(ch.mu.prefetchGlobal)
 	ch.mu.Unlock()
+	ci.Unconfirmed = ch.confirms.unconfirmed()
 	return ci
 }
 

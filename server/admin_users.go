@@ -131,7 +131,8 @@ func (s *Server) lookupUser(name string) *user {
 //
 // A failure from remote is logged (never with the password) and counted by the failed-login
 // limiter; past its limit, Authenticate returns only after Options.LoginFailureDelay (the caller's
-// goroutine sleeps, as an AMQP connection's does).
+// goroutine sleeps, as an AMQP connection's does). Every call counts as a login attempt of the
+// management API ("http" in AuthAttempts).
 func (s *Server) Authenticate(name, password string, remote net.Addr) (UserInfo, error) {
 	u := s.lookupUser(name)
 	var err error
@@ -141,8 +142,10 @@ func (s *Server) Authenticate(name, password string, remote net.Addr) (UserInfo,
 	case remote != nil && s.loopback[name] && !isLoopback(remote):
 		err = fmt.Errorf("%w: user '%s' can only connect via localhost", ErrAuth, name)
 	default:
+		s.authAttempts.http.record(true)
 		return u.info(), nil
 	}
+	s.authAttempts.http.record(false)
 	if remote != nil {
 		reason := "invalid credentials for user '" + name + "'"
 		if u != nil && err != ErrAuth {

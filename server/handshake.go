@@ -96,7 +96,9 @@ func (c *conn) handshake() bool {
 		c.caps.authFailureClose, _ = caps["authentication_failure_close"].(bool)
 		c.caps.connectionBlocked, _ = caps["connection.blocked"].(bool)
 	}
-	if err := c.authenticate(startOk); err != nil {
+	err := c.authenticate(startOk)
+	c.srv.authAttempts.amqp.record(err == nil)
+	if err != nil {
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.AccessRefused {
 			// Logged (without the password) and rate limited per source address: past the
