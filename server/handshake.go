@@ -97,7 +97,9 @@ func (c *conn) handshake() bool {
 		c.caps.connectionBlocked, _ = caps["connection.blocked"].(bool)
 	}
 	err := c.authenticate(startOk)
-	c.srv.authAttempts.amqp.record(err == nil)
+	if !c.direct { // a shovel's or federation link's in-process connection is not a login
+		c.srv.authAttempts.amqp.record(err == nil)
+	}
 	if err != nil {
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.AccessRefused {
