@@ -45,6 +45,12 @@ func (a *api) accessRoutes(r *mux.Router) {
 		http.MethodPut:    {level: lvlAdmin, fn: putTopicPermission},
 		http.MethodDelete: {level: lvlAdmin, fn: deleteTopicPermissions},
 	})
+	// One exchange's: GET lists all of the user's in the vhost, as RabbitMQ (which ignores the
+	// exchange there); DELETE removes that exchange's.
+	a.handle(r, "/api/topic-permissions/{vhost}/{user}/{exchange}", resource{
+		http.MethodGet:    {level: lvlAdmin, fn: getTopicPermissions},
+		http.MethodDelete: {level: lvlAdmin, fn: deleteTopicPermissions},
+	})
 	a.handle(r, "/api/users/{user}/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, fn: userTopicPermissions}})
 	a.handle(r, "/api/vhosts/{vhost}/topic-permissions", resource{http.MethodGet: {level: lvlAdmin, vhost: true, fn: vhostTopicPermissions}})
 
@@ -70,7 +76,7 @@ func tagsJSON(tags []string) []string {
 func userJSON(u server.UserInfo) map[string]any {
 	return map[string]any{
 		"name": u.Name, "password_hash": base64.StdEncoding.EncodeToString(u.PasswordHash),
-		"hashing_algorithm": u.HashingAlgorithm, "tags": tagsJSON(u.Tags), "limits": map[string]any{},
+		"hashing_algorithm": u.HashingAlgorithm, "tags": tagsJSON(u.Tags), "limits": limitsJSON(u.Limits),
 	}
 }
 
@@ -136,6 +142,9 @@ func putUser(c *call) error {
 		}
 	} else if _, err := c.a.b.User(spec.Name); err != nil {
 		spec.PasswordHash = []byte{} // a new user without a password cannot log in with one
+	}
+	if spec.Limits, err = userLimitsField(f); err != nil {
+		return err
 	}
 	created, err := c.a.b.PutUser(spec)
 	if err != nil {
@@ -374,7 +383,7 @@ func putTopicPermission(c *call) error {
 }
 
 func deleteTopicPermissions(c *call) error {
-	return c.deleted(c.a.b.DeleteTopicPermissions(c.vars["vhost"], c.vars["user"], ""))
+	return c.deleted(c.a.b.DeleteTopicPermissions(c.vars["vhost"], c.vars["user"], c.vars["exchange"]))
 }
 
 // --- vhost limits ---

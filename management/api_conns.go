@@ -99,7 +99,7 @@ func (a *api) channelJSON(ch server.ChannelInfo, single bool) map[string]any {
 		"connection_details": map[string]any{"name": ch.ConnectionName, "peer_host": ch.PeerHost, "peer_port": ch.PeerPort},
 		"confirm":            ch.Confirm, "transactional": ch.Transactional,
 		"consumer_count": ch.Consumers, "messages_unacknowledged": ch.Unacked,
-		"messages_unconfirmed": 0, "messages_uncommitted": 0, "acks_uncommitted": 0, "pending_raft_commands": 0,
+		"messages_unconfirmed": ch.Unconfirmed, "messages_uncommitted": 0, "acks_uncommitted": 0, "pending_raft_commands": 0,
 		"prefetch_count": ch.Prefetch, "global_prefetch_count": ch.GlobalPrefetch,
 		"message_stats": messageStats(ch.Stats, channelStatKeys),
 	}

@@ -52,8 +52,12 @@ func exportDefinitions(c *call) error {
 	for _, p := range d.Policies {
 		policies = append(policies, policyJSON(p)) // with its vhost, even in a vhost's export, as RabbitMQ
 	}
+	params := limitParameters(d.Limits, one)
+	for _, p := range d.OperatorPolicies {
+		params = append(params, operatorPolicyParameter(p))
+	}
 	out := map[string]any{
-		"rabbit_version": server.RabbitMQVersion, "parameters": append(limitParameters(d.Limits, one), parametersJSON(d.Parameters, one)...), "policies": policies,
+		"rabbit_version": server.RabbitMQVersion, "parameters": append(params, parametersJSON(d.Parameters, one)...), "policies": policies,
 		"queues": queues, "exchanges": exchanges, "bindings": bindings,
 	}
 	if !one {
@@ -76,7 +80,11 @@ func exportDefinitions(c *call) error {
 			tps = append(tps, topicPermissionJSON(p))
 		}
 		out["topic_permissions"] = tps
-		out["global_parameters"] = []any{map[string]any{"name": "cluster_name", "value": c.a.b.ClusterName()}}
+		globals := []any{}
+		for _, g := range d.GlobalParameters {
+			globals = append(globals, globalParameterJSON(g))
+		}
+		out["global_parameters"] = globals
 	}
 	if c.r.URL.Query().Has("download") {
 		c.w.Header().Set("Content-Disposition", `attachment; filename="`+c.r.URL.Query().Get("download")+`"`)
@@ -219,6 +227,20 @@ func decodeDefinitions(m map[string]any, vh string, one bool, d *server.Definiti
 		if err != nil {
 			return err
 		}
+		globals, err := objects("global_parameters")
+		if err != nil {
+			return err
+		}
+		for _, f := range globals {
+			var g server.GlobalParameter
+			if g.Name, err = f.string("name", ""); err != nil {
+				return err
+			}
+			if g.Value, err = json.Marshal(f["value"]); err != nil {
+				return badRequest("not_json")
+			}
+			d.GlobalParameters = append(d.GlobalParameters, g)
+		}
 		for _, f := range tps {
 			if err := f.require("user", "vhost", "exchange", "write", "read"); err != nil {
 				return err
@@ -237,7 +259,16 @@ func decodeDefinitions(m map[string]any, vh string, one bool, d *server.Definiti
 		return err
 	}
 	for _, f := range params {
-		if comp, _ := f.string("component", ""); comp != server.ParameterVhostLimits {
+		comp, _ := f.string("component", "")
+		if comp == "operator_policy" {
+			p, err := operatorPolicyFromParameter(f, vhostOf)
+			if err != nil {
+				return err
+			}
+			d.OperatorPolicies = append(d.OperatorPolicies, p)
+			continue
+		}
+		if comp != server.ParameterVhostLimits {
 			p, err := parameterFromDefinitions(f, vhostOf)
 			if err != nil {
 				return err
@@ -376,6 +407,9 @@ func importUser(f fields) (server.UserInfo, error) {
 	if u.PasswordHash, err = base64.StdEncoding.DecodeString(h); err != nil {
 		return u, badRequestTerm("not_base64", h)
 	}
+	if u.Limits, err = userLimitsField(f); err != nil {
+		return u, err
+	}
 	return u, nil
 }
 
@@ -391,4 +425,29 @@ func limitParameters(ls []server.VhostLimits, one bool) []any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// operatorPolicyParameter renders an operator policy as RabbitMQ's definitions hold it: a runtime
+// parameter of component operator_policy, with its vhost even in a vhost's export.
+func operatorPolicyParameter(p server.Policy) map[string]any {
+	return map[string]any{"component": "operator_policy", "vhost": p.Vhost, "name": p.Name,
+		"value": map[string]any{"pattern": p.Pattern, "apply-to": p.ApplyTo, "priority": p.Priority,
+			"definition": policyDefinitionJSON(p.Definition)}}
+}
+
+// operatorPolicyFromParameter reads an operator_policy parameter of a definitions document.
+func operatorPolicyFromParameter(f fields, vhostOf func(fields) (string, error)) (server.Policy, error) {
+	vhost, err := vhostOf(f)
+	if err != nil {
+		return server.Policy{}, err
+	}
+	name, err := f.string("name", "")
+	if err != nil {
+		return server.Policy{}, err
+	}
+	value, ok := f["value"].(map[string]any)
+	if !ok {
+		return server.Policy{}, badRequest("operator policy %s: value must be an object", name)
+	}
+	return policyFromJSON(value, vhost, name)
 }

@@ -34,9 +34,12 @@ func (a *api) routes(r *mux.Router) {
 		http.MethodGet:  {level: lvlAdmin, fn: exportDefinitions},
 		http.MethodPost: {level: lvlAdmin, fn: importDefinitions},
 	})
+	a.healthRoutes(r)
+	a.miscRoutes(r) // first: /api/users/bulk-delete before /api/users/{user}
 	a.objectRoutes(r)
 	a.accessRoutes(r)
 	a.policyRoutes(r)
+	a.userLimitRoutes(r)
 	a.parameterRoutes(r)
 	a.federationRoutes(r)
 	a.shovelRoutes(r)
@@ -64,18 +67,79 @@ func exchangeTypesJSON() []any {
 	return out
 }
 
-// contextsJSON describes the HTTP listener the request came in on.
+// contextsJSON describes the management's HTTP and HTTPS listeners as RabbitMQ's contexts: the
+// port as a string; an HTTPS one has "ssl": "true" and its certificate files in ssl_opts.
 func (c *call) contextsJSON(node bool) []any {
-	port := ""
-	if la, ok := c.r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		_, port, _ = net.SplitHostPort(la.String())
+	var out []any
+	for _, l := range c.listeners() {
+		if l.Protocol != server.ProtocolHTTP && l.Protocol != server.ProtocolHTTPS {
+			continue
+		}
+		ctx := map[string]any{"description": "RabbitMQ Management", "path": "/", "port": strconv.Itoa(listenerPort(l)),
+			"cowboy_opts": "[{sendfile,false}]"}
+		sslOpts := tlsFilesJSON(l.Files)
+		if l.Protocol == server.ProtocolHTTPS {
+			ctx["ssl"] = "true"
+		}
+		if node {
+			ctx["node"] = c.a.b.NodeName()
+			if len(sslOpts) > 0 {
+				ctx["ssl_opts"] = sslOpts
+			} else {
+				ctx["ssl_opts"] = []any{}
+			}
+		}
+		out = append(out, ctx)
 	}
-	ctx := map[string]any{"description": "RabbitMQ Management", "path": "/", "port": port, "cowboy_opts": "[]"}
-	if node {
-		ctx["node"] = c.a.b.NodeName()
-		ctx["ssl_opts"] = []any{}
+	if out == nil {
+		out = []any{}
 	}
-	return []any{ctx}
+	return out
+}
+
+// tlsFilesJSON is a TLS listener's certificate files as RabbitMQ shows its ssl_options (the key
+// file's name, never its contents).
+func tlsFilesJSON(f server.TLSFiles) map[string]any {
+	m := map[string]any{}
+	for k, v := range map[string]string{"certfile": f.CertFile, "keyfile": f.KeyFile, "cacertfile": f.CAFile} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	if f.CertFile != "" {
+		verify := "verify_none"
+		if f.VerifyPeer {
+			verify = "verify_peer"
+		}
+		m["verify"], m["fail_if_no_peer_cert"] = verify, f.FailIfNoPeerCert
+	}
+	return m
+}
+
+// listenersJSON is /api/overview's listeners: RabbitMQ's protocol names ("amqp", "amqp/ssl",
+// "http", "https") with their socket options; a TLS listener's include its certificate files.
+func (c *call) listenersJSON() []any {
+	node := c.a.b.NodeName()
+	listeners := []any{}
+	for _, l := range c.listeners() {
+		ip := "::"
+		if host, _, err := net.SplitHostPort(l.Addr.String()); err == nil && host != "" && host != "0.0.0.0" {
+			ip = host
+		}
+		port := listenerPort(l)
+		var opts map[string]any
+		switch l.Protocol {
+		case server.ProtocolHTTP, server.ProtocolHTTPS:
+			opts = map[string]any{"port": port, "cowboy_opts": map[string]any{"sendfile": false}}
+		default:
+			opts = map[string]any{"backlog": 128, "nodelay": true, "exit_on_close": false, "linger": []any{true, 0}}
+		}
+		for k, v := range tlsFilesJSON(l.Files) {
+			opts[k] = v
+		}
+		listeners = append(listeners, map[string]any{"node": node, "protocol": l.Protocol, "ip_address": ip, "port": port, "socket_opts": opts})
+	}
+	return listeners
 }
 
 func overview(c *call) error {
@@ -95,20 +159,7 @@ func overview(c *call) error {
 		"statistics_db_event_queue":     0,
 		"contexts":                      c.contextsJSON(true),
 	}
-	var listeners []any
-	for _, addr := range listenerAddrs(o.Listeners) {
-		listeners = append(listeners, map[string]any{"node": node, "protocol": "amqp", "ip_address": addr.ip, "port": addr.port,
-			"socket_opts": map[string]any{"backlog": 128, "nodelay": true, "exit_on_close": false, "linger": []any{true, 0}}})
-	}
-	if la, ok := c.r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		for _, addr := range listenerAddrs([]net.Addr{la}) {
-			listeners = append(listeners, map[string]any{"node": node, "protocol": "http", "ip_address": addr.ip, "port": addr.port,
-				"socket_opts": map[string]any{"port": addr.port, "cowboy_opts": map[string]any{"sendfile": false}}})
-		}
-	}
-	if listeners == nil {
-		listeners = []any{}
-	}
+	listeners := c.listenersJSON()
 	m["listeners"] = listeners
 	churn := map[string]any{}
 	putChurn(churn, o.Churn)
@@ -174,27 +225,6 @@ func (c *call) ownOverview(totals map[string]any) (stats, objects map[string]any
 	}
 }
 
-type listenAddr struct {
-	ip   string
-	port int
-}
-
-func listenerAddrs(addrs []net.Addr) []listenAddr {
-	var out []listenAddr
-	for _, a := range addrs {
-		host, port, err := net.SplitHostPort(a.String())
-		if err != nil {
-			continue
-		}
-		p, _ := strconv.Atoi(port)
-		if host == "" || host == "0.0.0.0" {
-			host = "::"
-		}
-		out = append(out, listenAddr{ip: host, port: p})
-	}
-	return out
-}
-
 func clusterName(c *call) error { return c.ok(map[string]any{"name": c.a.b.ClusterName()}) }
 
 func putClusterName(c *call) error {
@@ -246,13 +276,92 @@ func (c *call) nodeJSON() map[string]any {
 	putStat(m, "io_read_bytes", server.Stat{Count: n.IOReadBytes})
 	putStat(m, "io_write_bytes", server.Stat{Count: n.IOWriteBytes})
 	putChurn(m, o.Churn)
+	putErlangOnlyNodeFields(m, n)
 	if c.r.URL.Query().Get("memory") == "true" {
-		m["memory"] = map[string]any{
-			"strategy": "rss",
-			"total":    map[string]any{"rss": n.MemUsed, "allocated": n.MemUsed, "erlang": n.HeapAlloc},
-		}
+		m["memory"] = c.memoryBreakdown(n)
 	}
 	return m
+}
+
+// memoryBreakdown is ?memory=true's "memory": RabbitMQ's categories of an Erlang node's memory,
+// filled from the Go runtime's figures where Warren has the thing a category measures.
+func (c *call) memoryBreakdown(n server.NodeInfo) map[string]any {
+	var queues int64
+	for _, q := range c.a.b.Queues(nil) {
+		queues += q.Memory
+	}
+	pos := func(v int64) int64 { return max(v, 0) }
+	m := map[string]any{
+		"strategy": "rss",
+		"total":    map[string]any{"rss": n.MemUsed, "allocated": n.MemUsed, "erlang": n.HeapAlloc},
+		// The queues' own estimate of what they hold (messages and their bookkeeping).
+		"queue_procs": queues,
+		// Processes are goroutines: their stacks, and the heap not held by queues (connections,
+		// channels, routing, the management API), which Warren does not attribute further.
+		"other_proc": n.StackInuse + pos(n.HeapInuse-queues),
+		// The Go runtime's own structures: GC metadata, spans, caches, profiling buckets.
+		"other_system": n.RuntimeSys,
+		// Heap the runtime holds but does not use (idle, not yet returned to the OS).
+		"allocated_unused": n.HeapUnused,
+		"code":             pos(n.CodeBytes),
+	}
+	// Components of an Erlang node Warren does not have, or whose memory Warren counts in
+	// other_proc (per-connection processes), or has no separate store for (atoms, ETS tables,
+	// binaries, Mnesia, the stats database, plugins, mirrors, quorum and stream replicas): 0.
+	for _, k := range []string{"connection_readers", "connection_writers", "connection_channels", "connection_other",
+		"queue_slave_procs", "quorum_queue_procs", "quorum_queue_dlx_procs", "stream_queue_procs",
+		"stream_queue_replica_reader_procs", "stream_queue_coordinator_procs", "plugins", "metrics", "mgmt_db", "mnesia",
+		"quorum_ets", "other_ets", "binary", "msg_index", "atom"} {
+		m[k] = 0
+	}
+	// What the OS counts (RSS) beyond what the runtime has allocated from it.
+	m["reserved_unallocated"] = pos(n.MemUsed - (n.HeapInuse + n.StackInuse + n.RuntimeSys + n.HeapUnused + pos(n.CodeBytes)))
+	return m
+}
+
+// minGoroutineStack is the smallest stack a goroutine starts with (Go's runtime: 2 KiB).
+const minGoroutineStack = 2048
+
+// putErlangOnlyNodeFields adds the fields of RabbitMQ 3.10's node object that describe parts of
+// an Erlang node, each with what it means for Warren.
+func putErlangOnlyNodeFields(m map[string]any, n server.NodeInfo) {
+	// proc_total is Erlang's process limit, next to proc_used (processes in use: for Warren,
+	// goroutines). Go has no goroutine limit: memory bounds them, so Warren reports how many
+	// goroutines of the smallest stack the node's memory limit holds (-1 if it is unknown).
+	procTotal := int64(-1)
+	if n.MemLimit > 0 {
+		procTotal = n.MemLimit / minGoroutineStack
+	}
+	m["proc_total"] = procTotal
+	// db_dir is where the node keeps its data: Warren's Pebble store directory ("" in memory).
+	m["db_dir"] = n.StoreDir
+	// RabbitMQ's file I/O counters. Warren's disk I/O is its store's: reads are store scans
+	// (recovery, paging messages back in), writes committed batches, syncs WAL fsyncs (0 for the
+	// in-memory store, which does no disk I/O). Warren does not time store operations, so the average
+	// times are 0.0 (RabbitMQ's value before any timed operation); it has no file handle cache,
+	// so nothing is sought or reopened through one (0).
+	putStat(m, "io_read_count", server.Stat{Count: n.StoreReads})
+	putStat(m, "io_write_count", server.Stat{Count: n.StoreWrites})
+	putStat(m, "io_sync_count", server.Stat{Count: n.StoreSyncs})
+	putStat(m, "io_seek_count", server.Stat{})
+	putStat(m, "io_reopen_count", server.Stat{})
+	for _, k := range []string{"io_read_avg_time", "io_write_avg_time", "io_sync_avg_time", "io_seek_avg_time"} {
+		m[k] = rate(0)
+		m[k+"_details"] = map[string]any{"rate": rate(0)}
+	}
+	// Mnesia transactions, the classic message store and the queue index are RabbitMQ components
+	// Warren does not have (its metadata and messages are store batches, counted above): none of
+	// them did any operation.
+	for _, k := range []string{"mnesia_disk_tx_count", "mnesia_ram_tx_count", "msg_store_read_count", "msg_store_write_count",
+		"queue_index_read_count", "queue_index_write_count"} {
+		putStat(m, k, server.Stat{})
+	}
+	// The management database's queue of closed objects whose statistics await deletion: Warren
+	// drops an object's statistics when it closes, so every queue is empty.
+	m["metrics_gc_queue_length"] = map[string]any{"connection_closed": 0, "channel_closed": 0, "consumer_deleted": 0,
+		"exchange_deleted": 0, "queue_deleted": 0, "vhost_deleted": 0, "node_node_deleted": 0, "channel_consumer_deleted": 0}
+	// Files open by Ra (the Raft library of quorum queues and streams): Warren has no Ra.
+	m["ra_open_file_metrics"] = map[string]any{"ra_log_wal": 0, "ra_log_segment_writer": 0}
 }
 
 func listNodes(c *call) error { return c.ok([]any{c.nodeJSON()}) }

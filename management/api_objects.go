@@ -102,7 +102,13 @@ func (a *api) queueJSON(q server.QueueInfo, single bool) map[string]any {
 		m["owner_pid_details"] = map[string]any{"name": q.Owner}
 	}
 	if q.Policy != "" {
-		m["policy"], m["effective_policy_definition"] = q.Policy, policyDefinitionJSON(q.PolicyDefinition)
+		m["policy"] = q.Policy
+	}
+	if q.OperatorPolicy != "" {
+		m["operator_policy"] = q.OperatorPolicy
+	}
+	if q.PolicyDefinition != nil {
+		m["effective_policy_definition"] = policyDefinitionJSON(q.PolicyDefinition)
 	}
 	if single {
 		cds := make([]any, 0, len(q.ConsumerDetails))

@@ -40,13 +40,13 @@ func registerTestComponent(srv *server.Server, h *hookLog) {
 			return nil
 		},
 		Set: func(p server.Parameter) {
-			h.add(fmt.Sprintf("set %s %s %s", p.Vhost, p.Name, compactJSONValue(p.Value)))
+			h.add(fmt.Sprintf("set %s %s %s", p.Vhost, p.Name, jsonString(p.Value)))
 		},
 		Clear: func(vhost, name string) { h.add("clear " + vhost + " " + name) },
 	})
 }
 
-func compactJSONValue(v any) string {
+func jsonString(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err.Error()

@@ -21,6 +21,16 @@ func (a *api) policyRoutes(r *mux.Router) {
 		http.MethodPut:    {vhost: true, fn: putPolicy},
 		http.MethodDelete: {vhost: true, fn: deletePolicy},
 	})
+
+	// Operator policies: any management user lists those of the vhosts it sees; reading one and
+	// changes are for administrators (as RabbitMQ 3.10.8 answers).
+	a.handle(r, "/api/operator-policies", resource{http.MethodGet: {fn: listOperatorPolicies}})
+	a.handle(r, "/api/operator-policies/{vhost}", resource{http.MethodGet: {vhost: true, fn: listOperatorPolicies}})
+	a.handle(r, "/api/operator-policies/{vhost}/{name}", resource{
+		http.MethodGet:    {level: lvlAdmin, vhost: true, fn: getOperatorPolicy},
+		http.MethodPut:    {level: lvlAdmin, fn: putOperatorPolicy},
+		http.MethodDelete: {level: lvlAdmin, vhost: true, fn: deleteOperatorPolicy},
+	})
 }
 
 // policymaker answers 401 unless the user may manage policies.
@@ -151,4 +161,52 @@ func deletePolicy(c *call) error {
 		return nil
 	}
 	return c.deleted(c.a.b.DeletePolicy(c.vars["vhost"], c.vars["name"]))
+}
+
+// --- operator policies: administrator only; the same JSON as policies ---
+
+func listOperatorPolicies(c *call) error {
+	vh, one := c.vars["vhost"]
+	visible := c.visible()
+	out := []any{}
+	for _, p := range c.a.b.OperatorPolicies() {
+		if (!one || p.Vhost == vh) && (visible == nil || visible(p.Vhost)) {
+			out = append(out, policyJSON(p))
+		}
+	}
+	return c.list(out)
+}
+
+func getOperatorPolicy(c *call) error {
+	p, err := c.a.b.OperatorPolicy(c.vars["vhost"], c.vars["name"])
+	if err != nil {
+		return err
+	}
+	return c.ok(policyJSON(p))
+}
+
+// putOperatorPolicy answers a missing vhost with RabbitMQ's 404 {"error":"not_found",
+// "reason":"vhost_not_found"}.
+func putOperatorPolicy(c *call) error {
+	vh := c.vars["vhost"]
+	if _, err := c.a.b.Vhost(vh); err != nil {
+		return &apiError{status: http.StatusNotFound, kind: "not_found", reason: "vhost_not_found"}
+	}
+	m, err := c.body(maxBody)
+	if err != nil {
+		return err
+	}
+	p, err := policyFromJSON(m, vh, c.vars["name"])
+	if err != nil {
+		return err
+	}
+	created, err := c.a.b.PutOperatorPolicy(p)
+	if err != nil {
+		return err
+	}
+	return c.created(created)
+}
+
+func deleteOperatorPolicy(c *call) error {
+	return c.deleted(c.a.b.DeleteOperatorPolicy(c.vars["vhost"], c.vars["name"]))
 }

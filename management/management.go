@@ -12,7 +12,7 @@
 package management
 
 import (
-	"github.com/warrenmq/warren/federation"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/federation"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -90,6 +91,18 @@ type Broker interface {
 	Policy(vhost, name string) (server.Policy, error)
 	PutPolicy(p server.Policy) (created bool, err error)
 	DeletePolicy(vhost, name string) error
+	OperatorPolicies() []server.Policy
+	OperatorPolicy(vhost, name string) (server.Policy, error)
+	PutOperatorPolicy(p server.Policy) (created bool, err error)
+	DeleteOperatorPolicy(vhost, name string) error
+
+	AllUserLimits() []server.UserLimits
+	PutUserLimit(user, name string, value int64) error
+	DeleteUserLimit(user, name string) error
+	GlobalParameters() []server.GlobalParameter
+	GlobalParameter(name string) (server.GlobalParameter, error)
+	PutGlobalParameter(name string, value json.RawMessage) (created bool, err error)
+	DeleteGlobalParameter(name string) error
 
 	Parameters() []server.Parameter
 	Parameter(component, vhost, name string) (server.Parameter, error)
@@ -101,6 +114,14 @@ type Broker interface {
 	ExportDefinitions(vhost string, all bool) (server.Definitions, error)
 	ImportDefinitions(d server.Definitions, actingUser string) error
 	AlivenessTest(vhost string) error
+
+	// AllListeners lists the node's listeners (AMQP, AMQPS and the management's HTTP and HTTPS).
+	AllListeners() []server.Listener
+	// TLSHandshakeFailures counts the failed TLS handshakes on the AMQPS listeners.
+	TLSHandshakeFailures() uint64
+	// AuthAttempts counts the login attempts per protocol; ResetAuthAttempts zeroes them.
+	AuthAttempts() []server.AuthAttempts
+	ResetAuthAttempts()
 }
 
 var _ Broker = (*server.Server)(nil)

@@ -1,6 +1,7 @@
 package management
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,9 +61,24 @@ var (
 	mUptime      = desc("rabbitmq_erlang_uptime_seconds", "Node uptime")
 	mDiskLimit   = desc("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes")
 
+	mMaxSockets = desc("rabbitmq_process_max_tcp_sockets", "Open TCP sockets limit")
+
+	mChanConsumers   = desc("rabbitmq_channel_consumers", "Consumers on a channel")
+	mChanUnconfirmed = desc("rabbitmq_channel_messages_unconfirmed", "Published but not yet confirmed messages")
+	mChanUnacked     = desc("rabbitmq_channel_messages_unacked", "Delivered but not yet acknowledged messages")
+
+	mAuthAttempts  = desc("rabbitmq_auth_attempts_total", "Total number of authorization attempts", "protocol")
+	mAuthSucceeded = desc("rabbitmq_auth_attempts_succeeded_total", "Total number of successful authentication attempts", "protocol")
+	mAuthFailed    = desc("rabbitmq_auth_attempts_failed_total", "Total number of failed authentication attempts", "protocol")
+
+	// Not a RabbitMQ metric: rabbitmq_prometheus 3.10 has none for TLS handshakes, hence Warren's
+	// own prefix.
+	mTLSFailures = desc("warren_tls_handshake_failures_total", "Total number of TLS handshakes that failed on the AMQPS listeners")
+
 	mAlarmFD   = desc("rabbitmq_alarms_file_descriptor_limit", "is 1 if file descriptor limit alarm is in effect")
 	mAlarmDisk = desc("rabbitmq_alarms_free_disk_space_watermark", "is 1 if free disk space watermark alarm is in effect")
 	mAlarmMem  = desc("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect")
+	mMemLimit  = desc("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes")
 
 	mQReady         = "rabbitmq_queue_messages_ready"
 	mQUnacked       = "rabbitmq_queue_messages_unacked"
@@ -82,6 +98,27 @@ var (
 		mQUnackedBytes: "Size in bytes of all unacknowledged messages", mQPersistent: "Persistent messages",
 		mQRAM: "Ready and unacknowledged messages stored in memory", mQMemory: "Memory in bytes used by the Erlang queue process",
 		mQPublished: "Total number of messages published to queues",
+	}
+
+	// The channel counters of rabbitmq_prometheus's aggregated endpoint, which its Overview
+	// dashboard rates. RabbitMQ sums the counters of the channels open at scrape time (so its
+	// totals fall when a channel closes); Warren reports the node's counters since start, which
+	// only grow, as rate() expects of a counter.
+	mChannelCounters = []struct {
+		name, help string
+		value      func(g server.GlobalCounters) int64
+	}{
+		{"rabbitmq_channel_messages_published_total", "Total number of messages published into an exchange on a channel", func(g server.GlobalCounters) int64 { return g.Received }},
+		{"rabbitmq_channel_messages_confirmed_total", "Total number of messages published into an exchange and confirmed on the channel", func(g server.GlobalCounters) int64 { return g.Confirmed }},
+		{"rabbitmq_channel_messages_unroutable_returned_total", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable", func(g server.GlobalCounters) int64 { return g.UnroutableReturned }},
+		{"rabbitmq_channel_messages_unroutable_dropped_total", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable", func(g server.GlobalCounters) int64 { return g.UnroutableDropped }},
+		{"rabbitmq_channel_messages_delivered_total", "Total number of messages delivered to consumers in automatic acknowledgement mode", func(g server.GlobalCounters) int64 { return g.DeliveredConsumeAutoAck }},
+		{"rabbitmq_channel_messages_delivered_ack_total", "Total number of messages delivered to consumers in manual acknowledgement mode", func(g server.GlobalCounters) int64 { return g.DeliveredConsumeManualAck }},
+		{"rabbitmq_channel_messages_redelivered_total", "Total number of messages redelivered to consumers", func(g server.GlobalCounters) int64 { return g.Redelivered }},
+		{"rabbitmq_channel_messages_acked_total", "Total number of messages acknowledged by consumers", func(g server.GlobalCounters) int64 { return g.Acknowledged }},
+		{"rabbitmq_channel_get_total", "Total number of messages fetched with basic.get in automatic acknowledgement mode", func(g server.GlobalCounters) int64 { return g.DeliveredGetAutoAck }},
+		{"rabbitmq_channel_get_ack_total", "Total number of messages fetched with basic.get in manual acknowledgement mode", func(g server.GlobalCounters) int64 { return g.DeliveredGetManualAck }},
+		{"rabbitmq_channel_get_empty_total", "Total number of times basic.get operations fetched no message", func(g server.GlobalCounters) int64 { return g.GetEmpty }},
 	}
 
 	mGlobal = []struct {
@@ -123,7 +160,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	node := c.b.NodeName()
-	gauge(mIdentity, 1, node, c.b.ClusterName(), "warren-"+node)
+	// rabbitmq_cluster_permanent_id is the internal_cluster_id global parameter, as RabbitMQ's.
+	var clusterID string
+	if g, err := c.b.GlobalParameter(server.GlobalInternalClusterID); err == nil {
+		_ = json.Unmarshal(g.Value, &clusterID)
+	}
+	gauge(mIdentity, 1, node, c.b.ClusterName(), clusterID)
 	gauge(mBuild, 1, server.RabbitMQVersion, server.RabbitMQVersion, "client_golang", "go", "Warren", server.Version)
 
 	o := c.b.Overview()
@@ -148,6 +190,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(x.d, float64(x.v))
 		}
 	}
+	// Warren has no socket limit of its own: a connection takes a file descriptor, so the
+	// descriptor limit is the socket limit (as /api/nodes' sockets_total).
+	if n.FDTotal >= 0 {
+		gauge(mMaxSockets, float64(n.FDTotal))
+	}
 	gauge(mUptime, n.Uptime.Seconds())
 	if n.DiskFreeLimit > 0 {
 		gauge(mDiskLimit, float64(n.DiskFreeLimit))
@@ -157,6 +204,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	untyped(mAlarmFD, 0)
 	untyped(mAlarmMem, 0)
+	if n.MemLimit > 0 {
+		gauge(mMemLimit, float64(n.MemLimit))
+	}
 	diskAlarm := 0.0
 	if n.DiskAlarm {
 		diskAlarm = 1
@@ -175,6 +225,27 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		} else {
 			counter(d, m.value(g), values...)
 		}
+	}
+
+	for _, m := range mChannelCounters {
+		counter(desc(m.name, m.help), float64(m.value(g)))
+	}
+	var consumers, unconfirmed, unacked int
+	if chans, err := c.b.Channels(""); err == nil {
+		for _, ci := range chans {
+			consumers += ci.Consumers
+			unconfirmed += ci.Unconfirmed
+			unacked += ci.Unacked
+		}
+	}
+	gauge(mChanConsumers, float64(consumers))
+	gauge(mChanUnconfirmed, float64(unconfirmed))
+	gauge(mChanUnacked, float64(unacked))
+	counter(mTLSFailures, float64(c.b.TLSHandshakeFailures()))
+	for _, a := range c.b.AuthAttempts() {
+		counter(mAuthAttempts, float64(a.Succeeded+a.Failed), a.Protocol)
+		counter(mAuthSucceeded, float64(a.Succeeded), a.Protocol)
+		counter(mAuthFailed, float64(a.Failed), a.Protocol)
 	}
 
 	c.collectQueues(ch)

@@ -112,3 +112,100 @@ func code(res *http.Response) int {
 	}
 	return res.StatusCode
 }
+
+// rabbit-hole's own calls for user limits, operator policies, global parameters, the cluster
+// name, one exchange's topic permission and queue sync actions, against Warren.
+func TestRabbitHoleLimitsPoliciesParameters(t *testing.T) {
+	e := startEnv(t, nil)
+	rmq, err := rabbithole.NewClient(e.api, "guest", "guest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(what string, res *http.Response, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if code(res)/100 != 2 {
+			t.Fatalf("%s: status %d", what, code(res))
+		}
+	}
+	res, err := rmq.PutUser("rh-user", rabbithole.UserSettings{Password: "pw", Tags: rabbithole.UserTags{"management"}})
+	must("PutUser", res, err)
+
+	// User limits.
+	res, err = rmq.PutUserLimits("rh-user", rabbithole.UserLimitsValues{"max-connections": 3, "max-channels": 20})
+	must("PutUserLimits", res, err)
+	if ls, err := rmq.GetUserLimits("rh-user"); err != nil || len(ls) != 1 || ls[0].User != "rh-user" ||
+		ls[0].Value["max-connections"] != 3 || ls[0].Value["max-channels"] != 20 {
+		t.Errorf("GetUserLimits: %+v %v", ls, err)
+	}
+	res, err = rmq.DeleteUserLimits("rh-user", rabbithole.UserLimits{"max-channels"})
+	must("DeleteUserLimits", res, err)
+	if ls, err := rmq.GetAllUserLimits(); err != nil || len(ls) != 1 || len(ls[0].Value) != 1 || ls[0].Value["max-connections"] != 3 {
+		t.Errorf("GetAllUserLimits: %+v %v", ls, err)
+	}
+
+	// Operator policies.
+	op := rabbithole.OperatorPolicy{Pattern: "^rh\\.", ApplyTo: "queues", Priority: 2,
+		Definition: rabbithole.PolicyDefinition{"max-length": 100, "expires": 60000}}
+	res, err = rmq.PutOperatorPolicy("/", "rh-op", op)
+	must("PutOperatorPolicy", res, err)
+	if p, err := rmq.GetOperatorPolicy("/", "rh-op"); err != nil || p.Name != "rh-op" || p.Vhost != "/" || p.Priority != 2 ||
+		p.ApplyTo != "queues" || p.Definition["max-length"] != float64(100) {
+		t.Errorf("GetOperatorPolicy: %+v %v", p, err)
+	}
+	if ps, err := rmq.ListOperatorPolicies(); err != nil || len(ps) != 1 {
+		t.Errorf("ListOperatorPolicies: %+v %v", ps, err)
+	}
+	if ps, err := rmq.ListOperatorPoliciesIn("/"); err != nil || len(ps) != 1 {
+		t.Errorf("ListOperatorPoliciesIn: %+v %v", ps, err)
+	}
+	res, err = rmq.DeclareQueue("/", "rh.q", rabbithole.QueueSettings{Durable: true})
+	must("DeclareQueue", res, err)
+	// rabbit-hole's QueueInfo has no operator_policy field: it must still decode.
+	if _, err := rmq.GetQueue("/", "rh.q"); err != nil {
+		t.Errorf("GetQueue: %v", err)
+	}
+	if q := e.must(200, "GET", "/api/queues/%2F/rh.q", nil).obj(t); q["operator_policy"] != "rh-op" {
+		t.Errorf("operator_policy %v", q["operator_policy"])
+	}
+	res, err = rmq.SyncQueue("/", "rh.q")
+	must("SyncQueue", res, err)
+	res, err = rmq.CancelSyncQueue("/", "rh.q")
+	must("CancelSyncQueue", res, err)
+	res, err = rmq.DeleteOperatorPolicy("/", "rh-op")
+	must("DeleteOperatorPolicy", res, err)
+	if _, err := rmq.GetOperatorPolicy("/", "rh-op"); err == nil {
+		t.Error("the deleted operator policy is still there")
+	}
+
+	// Global parameters and the cluster name.
+	res, err = rmq.PutGlobalParameter("rh-param", map[string]any{"k": "v"})
+	must("PutGlobalParameter", res, err)
+	if p, err := rmq.GetGlobalParameter("rh-param"); err != nil || p.Name != "rh-param" || p.Value.(map[string]any)["k"] != "v" {
+		t.Errorf("GetGlobalParameter: %+v %v", p, err)
+	}
+	res, err = rmq.SetClusterName(rabbithole.ClusterName{Name: "rh-cluster"})
+	must("SetClusterName", res, err)
+	if cn, err := rmq.GetClusterName(); err != nil || cn.Name != "rh-cluster" {
+		t.Errorf("GetClusterName: %+v %v", cn, err)
+	}
+	ps, err := rmq.ListGlobalParameters()
+	if err != nil || len(ps) != 3 { // cluster_name, internal_cluster_id, rh-param
+		t.Errorf("ListGlobalParameters: %+v %v", ps, err)
+	}
+	res, err = rmq.DeleteGlobalParameter("rh-param")
+	must("DeleteGlobalParameter", res, err)
+
+	// One exchange's topic permission.
+	for _, x := range []string{"amq.topic", "rh.topic"} {
+		res, err = rmq.UpdateTopicPermissionsIn("/", "rh-user", rabbithole.TopicPermissions{Exchange: x, Write: ".*", Read: ".*"})
+		must("UpdateTopicPermissionsIn", res, err)
+	}
+	res, err = rmq.DeleteTopicPermissionsIn("/", "rh-user", "amq.topic")
+	must("DeleteTopicPermissionsIn", res, err)
+	if tps, err := rmq.GetTopicPermissionsIn("/", "rh-user"); err != nil || len(tps) != 1 || tps[0].Exchange != "rh.topic" {
+		t.Errorf("GetTopicPermissionsIn: %+v %v", tps, err)
+	}
+}

@@ -42,7 +42,9 @@ type op struct {
 	// access to (401); write: the operation changes the vhost, which needs a permission in it
 	// whatever the user's tags.
 	vhost, write bool
-	fn           func(c *call) error
+	// open: answered without credentials (RabbitMQ's /api/auth, which its login page reads).
+	open bool
+	fn   func(c *call) error
 }
 
 // call is one authenticated request.
@@ -104,7 +106,7 @@ func (h *resourceHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		c.vars[k] = u
 	}
-	if !c.authenticate() || !c.authorise(o) {
+	if !o.open && (!c.authenticate() || !c.authorise(o)) {
 		return
 	}
 	if err := o.fn(c); err != nil {

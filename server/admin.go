@@ -204,7 +204,8 @@ type QueueInfo struct {
 	Stats                          MessageStats
 	ConsumerDetails                []ConsumerInfo // only from Queue
 	Policy                         string         // the applied policy's name; "": none
-	PolicyDefinition               map[string]any // its definition (shared: do not modify)
+	OperatorPolicy                 string         // the applied operator policy's name; "": none
+	PolicyDefinition               map[string]any // the two merged (effectiveDefinition; do not modify)
 }
 
 // perMessageOverhead estimates the memory a queued message costs besides its body and properties.
@@ -508,6 +509,7 @@ type ChannelInfo struct {
 	Vhost                    string
 	Confirm, Transactional   bool
 	Consumers, Unacked       int
+	Unconfirmed              int // publishes awaiting their confirm (confirm mode)
 	Prefetch, GlobalPrefetch int
 	Stats                    MessageStats
 	ConsumerDetails          []ConsumerInfo // only from Channel
@@ -523,6 +525,7 @@ func (ch *channel) info() ChannelInfo {
 	ci.Unacked = len(ch.mu.unacked)
 	ci.GlobalPrefetch = int(ch.mu.prefetchGlobal)
 	ch.mu.Unlock()
+	ci.Unconfirmed = ch.confirms.unconfirmed()
 	return ci
 }
 

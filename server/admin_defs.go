@@ -20,7 +20,12 @@ type Definitions struct {
 	Exchanges   []ExchangeDef
 	Bindings    []BindingInfo
 	Policies    []Policy
-	Parameters  []Parameter // runtime parameters but vhost-limits (in Limits)
+	// OperatorPolicies are exported as operator_policy parameters, as RabbitMQ does.
+	OperatorPolicies []Policy
+	// GlobalParameters (every vhost's definitions only).
+	GlobalParameters []GlobalParameter
+	// Parameters are the runtime parameters but vhost-limits (in Limits) and operator policies.
+	Parameters []Parameter
 }
 
 // QueueDef is a queue in definitions.
@@ -57,6 +62,7 @@ func (s *Server) ExportDefinitions(vhost string, all bool) (Definitions, error) 
 		d.Vhosts = s.Vhosts()
 		d.Permissions = s.Permissions()
 		d.TopicPerms = s.TopicPermissions()
+		d.GlobalParameters = s.GlobalParameters()
 	}
 	for _, l := range s.AllVhostLimits() {
 		if match(l.Vhost) {
@@ -66,6 +72,11 @@ func (s *Server) ExportDefinitions(vhost string, all bool) (Definitions, error) 
 	for _, p := range s.Policies() {
 		if match(p.Vhost) {
 			d.Policies = append(d.Policies, p)
+		}
+	}
+	for _, p := range s.OperatorPolicies() {
+		if match(p.Vhost) {
+			d.OperatorPolicies = append(d.OperatorPolicies, p)
 		}
 	}
 	for _, p := range s.Parameters() {
@@ -112,7 +123,7 @@ func (s *Server) ExportDefinitions(vhost string, all bool) (Definitions, error) 
 // A queue, exchange or binding naming a missing vhost is an error.
 func (s *Server) ImportDefinitions(d Definitions, actingUser string) error {
 	for _, u := range d.Users {
-		if _, err := s.PutUser(UserSpec{Name: u.Name, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: u.Tags}); err != nil {
+		if _, err := s.PutUser(UserSpec{Name: u.Name, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: u.Tags, Limits: u.Limits}); err != nil {
 			return fmt.Errorf("user %q: %w", u.Name, err)
 		}
 	}
@@ -153,6 +164,19 @@ func (s *Server) ImportDefinitions(d Definitions, actingUser string) error {
 		}
 		if _, err := s.PutPolicy(p); err != nil {
 			return fmt.Errorf("policy %q in vhost %q: %w", p.Name, p.Vhost, err)
+		}
+	}
+	for _, p := range d.OperatorPolicies {
+		if s.vhost(p.Vhost) == nil {
+			return noVhost(p.Vhost)
+		}
+		if _, err := s.PutOperatorPolicy(p); err != nil {
+			return fmt.Errorf("operator policy %q in vhost %q: %w", p.Name, p.Vhost, err)
+		}
+	}
+	for _, g := range d.GlobalParameters {
+		if _, err := s.PutGlobalParameter(g.Name, g.Value); err != nil {
+			return fmt.Errorf("global parameter %q: %w", g.Name, err)
 		}
 	}
 	for _, x := range d.Exchanges {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/warrenmq/warren/storage"
 )
 
 // NodeInfo is the node's resource use, for /api/nodes and Prometheus. Figures the platform does not
@@ -32,6 +34,22 @@ type NodeInfo struct {
 	DiskFreeLimit    int64 // below it the disk alarm is raised (0: no disk alarm)
 	DiskAlarm        bool
 	HeapAlloc        int64
+	// The store's directory ("" for an in-memory store) and its disk operations since start:
+	// reads (scans: recovery, paging messages back in), writes (committed batches) and WAL
+	// fsyncs; 0 for a store without counters (the in-memory one, which does no disk I/O).
+	StoreDir                            string
+	StoreReads, StoreWrites, StoreSyncs int64
+	// The Go runtime's memory (runtime.MemStats) for the ?memory=true breakdown: heap and
+	// goroutine stacks in use, heap held but unused (idle, not returned to the OS), the runtime's
+	// own structures (GC metadata, spans, caches, profiling buckets, other), and the program's
+	// code (the text segment of /proc/self/statm; -1 where unknown).
+	HeapInuse, StackInuse, HeapUnused, RuntimeSys, CodeBytes int64
+}
+
+// storeStats is what a store that counts its operations offers (storage.Pebble).
+type storeStats interface {
+	Stats() storage.PebbleStats
+	Dir() string
 }
 
 // Node returns the node's resource figures.
@@ -42,8 +60,15 @@ func (s *Server) Node() NodeInfo {
 		Name: s.NodeName(), Uptime: s.Uptime(), OSPid: os.Getpid(), Processors: runtime.NumCPU(),
 		Goroutines: runtime.NumGoroutine(), GCNum: int64(ms.NumGC), GCBytesReclaimed: int64(ms.TotalAlloc - ms.HeapAlloc),
 		HeapAlloc: int64(ms.HeapAlloc), MemUsed: int64(ms.Sys), MemLimit: -1,
+		HeapInuse: int64(ms.HeapInuse), StackInuse: int64(ms.StackInuse), HeapUnused: int64(ms.HeapIdle - ms.HeapReleased),
+		RuntimeSys: int64(ms.GCSys + ms.OtherSys + ms.MSpanSys + ms.MCacheSys + ms.BuckHashSys), CodeBytes: procCodeBytes(),
 		FDUsed: -1, FDTotal: -1, ContextSwitches: -1, IOReadBytes: -1, IOWriteBytes: -1, DiskFree: -1,
 		SocketsUsed: int64(len(s.openConns())),
+	}
+	if st, ok := s.store.(storeStats); ok {
+		ps := st.Stats()
+		n.StoreDir = st.Dir()
+		n.StoreReads, n.StoreWrites, n.StoreSyncs = int64(ps.Scans), int64(ps.Commits), int64(ps.WALSyncs)
 	}
 	if rss := procStatusField("VmRSS:"); rss >= 0 {
 		n.MemUsed = rss * 1024
@@ -77,6 +102,24 @@ func (s *Server) Node() NodeInfo {
 	}
 	n.DiskAlarm = len(s.Alarms()) > 0
 	return n
+}
+
+// procCodeBytes is the size of the program's code (the text field of /proc/self/statm, in
+// pages), or -1.
+func procCodeBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 4 {
+		return -1
+	}
+	pages, err := strconv.ParseInt(f[3], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return pages * int64(os.Getpagesize())
 }
 
 // procStatusField returns a numeric field of /proc/self/status (kB for sizes), or -1.

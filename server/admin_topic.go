@@ -87,7 +87,8 @@ func (s *Server) setTopicPermissionLocked(p TopicPermission) {
 }
 
 // DeleteTopicPermissions removes user's topic permissions in vhost: on exchange only, or all of them
-// if exchange is "".
+// if exchange is "". ErrNotFound if the user has none in vhost; as in RabbitMQ, naming an exchange
+// the user has no permission on is then no error.
 func (s *Server) DeleteTopicPermissions(vhost, user, exchange string) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
@@ -96,7 +97,7 @@ func (s *Server) DeleteTopicPermissions(vhost, user, exchange string) error {
 		return ErrNotFound
 	}
 	if _, ok := byEx[exchange]; exchange != "" && !ok {
-		return ErrNotFound
+		return nil
 	}
 	var b storage.Batch
 	for x := range byEx {

@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
 	"slices"
@@ -38,7 +40,7 @@ type adminState struct {
 	limits     map[string]map[string]int64                      // vhost -> limit name -> value (admin_limits.go)
 	meta       map[string]vhostMeta
 
-	clusterName string // guarded by mu
+	globals map[string]json.RawMessage // global runtime parameters (admin_globalparams.go)
 
 	patterns sync.Map // permission pattern -> *regexp.Regexp (access.go); no lock needed
 
@@ -86,6 +88,7 @@ type UserInfo struct {
 	PasswordHash     []byte // salt || hash, as in RabbitMQ's definitions
 	HashingAlgorithm string
 	Tags             []string
+	Limits           map[string]int64 // max-connections, max-channels (admin_userlimits.go)
 }
 
 // HasTag reports whether the user has tag.
@@ -103,7 +106,7 @@ func (s *Server) initAdmin() {
 	s.adm.limits = map[string]map[string]int64{}
 	s.adm.meta = map[string]vhostMeta{}
 	s.adm.stop = make(chan struct{})
-	s.adm.clusterName = s.NodeName()
+	s.adm.globals = map[string]json.RawMessage{}
 }
 
 // --- users ---
@@ -113,7 +116,7 @@ func (u *user) info() UserInfo {
 	if algo == "" {
 		algo = HashSHA256
 	}
-	return UserInfo{Name: u.name, PasswordHash: slices.Clone(u.hash), HashingAlgorithm: algo, Tags: slices.Clone(u.tags)}
+	return UserInfo{Name: u.name, PasswordHash: slices.Clone(u.hash), HashingAlgorithm: algo, Tags: slices.Clone(u.tags), Limits: maps.Clone(u.limits)}
 }
 
 // lookupUser returns the user called name, or nil.
@@ -128,7 +131,8 @@ func (s *Server) lookupUser(name string) *user {
 //
 // A failure from remote is logged (never with the password) and counted by the failed-login
 // limiter; past its limit, Authenticate returns only after Options.LoginFailureDelay (the caller's
-// goroutine sleeps, as an AMQP connection's does).
+// goroutine sleeps, as an AMQP connection's does). Every call counts as a login attempt of the
+// management API ("http" in AuthAttempts).
 func (s *Server) Authenticate(name, password string, remote net.Addr) (UserInfo, error) {
 	u := s.lookupUser(name)
 	var err error
@@ -138,8 +142,10 @@ func (s *Server) Authenticate(name, password string, remote net.Addr) (UserInfo,
 	case remote != nil && s.loopback[name] && !isLoopback(remote):
 		err = fmt.Errorf("%w: user '%s' can only connect via localhost", ErrAuth, name)
 	default:
+		s.authAttempts.http.record(true)
 		return u.info(), nil
 	}
+	s.authAttempts.http.record(false)
 	if remote != nil {
 		reason := "invalid credentials for user '" + name + "'"
 		if u != nil && err != ErrAuth {
@@ -181,12 +187,18 @@ type UserSpec struct {
 	PasswordHash     []byte
 	HashingAlgorithm string
 	Tags             []string
+	// Limits, if not nil, are set on the user (each key replaces the one of that name; the others
+	// are kept), as RabbitMQ's put_user does with a user's "limits".
+	Limits map[string]int64
 }
 
 // PutUser creates or updates a user and reports whether it was created.
 func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
 	if spec.Name == "" {
 		return false, badRequest("user name must not be empty")
+	}
+	if err := checkUserLimits(spec.Limits); err != nil {
+		return false, err
 	}
 	algo := spec.HashingAlgorithm
 	if algo == "" {
@@ -215,6 +227,16 @@ func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
 		u.hash = slices.Clone(spec.PasswordHash)
 	case old != nil:
 		u.hash, u.algo = old.hash, old.algo
+	}
+	if old != nil {
+		u.limits = old.limits
+	}
+	if len(spec.Limits) > 0 {
+		u.limits = maps.Clone(u.limits)
+		if u.limits == nil {
+			u.limits = map[string]int64{}
+		}
+		maps.Copy(u.limits, spec.Limits)
 	}
 	var b storage.Batch
 	b.Set(storage.UserKey(u.name), u.record())
@@ -396,22 +418,4 @@ func (s *Server) UserVhosts(user string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// ClusterName returns the cluster's name (the node name unless set).
-func (s *Server) ClusterName() string {
-	s.adm.mu.RLock()
-	defer s.adm.mu.RUnlock()
-	return s.adm.clusterName
-}
-
-// SetClusterName renames the cluster (in memory: it is not kept across restarts).
-func (s *Server) SetClusterName(name string) error {
-	if name == "" {
-		return badRequest("cluster name must not be empty")
-	}
-	s.adm.mu.Lock()
-	s.adm.clusterName = name
-	s.adm.mu.Unlock()
-	return nil
 }

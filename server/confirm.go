@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/warrenmq/warren/amqp"
 )
@@ -42,6 +43,20 @@ type confirmLedger struct {
 		nacks  []uint64 // seqs above sent to nack (a queue refused them), ascending
 		closed bool     // the channel is closed: nothing more is sent
 	}
+	// handed is the highest seq handed to the ledger (flushConfirms); handed - sent is the number
+	// of publishes awaiting their confirm (the management's messages_unconfirmed).
+	handed atomic.Uint64
+}
+
+// unconfirmed is the number of publishes handed to the ledger and not yet acked or nacked.
+func (l *confirmLedger) unconfirmed() int {
+	h := l.handed.Load()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed || h <= l.mu.sent {
+		return 0
+	}
+	return int(h - l.mu.sent)
 }
 
 // nack records that seq must be nacked when the ledger reaches it.
@@ -104,6 +119,7 @@ func (c *conn) flushConfirms() {
 	for i, ch := range c.confirmDirty {
 		ps[i] = pending{ch, ch.publishSeq}
 		ch.flushedSeq = ch.publishSeq
+		ch.confirms.handed.Store(ch.publishSeq)
 	}
 	clear(c.confirmDirty)
 	c.confirmDirty = c.confirmDirty[:0]

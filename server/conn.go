@@ -345,6 +345,9 @@ func (c *conn) channelMethod(id uint16, m amqp.Method) error {
 		if len(c.channels) >= int(c.channelMax) {
 			return amqp.Errorf(amqp.NotAllowed, "number of channels opened (%d) has reached the negotiated channel_max (%d)", len(c.channels), c.channelMax)
 		}
+		if err := c.checkUserChannelLimit(); err != nil {
+			return err
+		}
 		ch = newChannel(c, id)
 		c.channels[id] = ch
 		return c.out.writeMethod(id, &amqp.ChannelOpenOk{})

@@ -75,8 +75,9 @@
 //	                      (outbound.go)
 //	leaves                committer.mu, pager.mu, diskAlarm.mu,           anything above
 //	                      Server.mu, Server.timers.mu, Server.adm.mu
-//	                      (users, permissions, vhost metadata),
-//	                      Server.pol.mu (the policy map),
+//	                      (users and their limits, permissions, vhost
+//	                      metadata, global parameters),
+//	                      Server.pol.mu (the policy and operator policy maps),
 //	                      Server.params.mu (the parameter maps),
 //	                      federation.Manager.mu and its links' mu (the
 //	                      federation package; signalled under vhost locks),

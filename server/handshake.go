@@ -16,8 +16,9 @@ import (
 var Version = "0.1.0-dev"
 
 // serverProperties are sent in connection.start, with RabbitMQ's keys and capabilities so that
-// clients enable the same extensions they use with RabbitMQ.
-func serverProperties(clusterName string) amqp.Table {
+// clients enable the same extensions they use with RabbitMQ; cluster_name is the cluster's name
+// (GET /api/cluster-name), as RabbitMQ sends it.
+func (s *Server) serverProperties() amqp.Table {
 	return amqp.Table{
 		"capabilities": amqp.Table{
 			"publisher_confirms":           true,
@@ -30,7 +31,7 @@ func serverProperties(clusterName string) amqp.Table {
 			"per_consumer_qos":             true,
 			"direct_reply_to":              true,
 		},
-		"cluster_name": clusterName, // as RabbitMQ: federation links name the upstream by it
+		"cluster_name": s.ClusterName(),
 		"copyright":    "Copyright (c) the Warren authors",
 		"information":  "Licensed under the Apache License 2.0. Website: https://github.com/warrenmq/warren",
 		"platform":     "Go",
@@ -75,7 +76,7 @@ func (c *conn) handshake() bool {
 	if err := c.writeDirect(&amqp.ConnectionStart{
 		VersionMajor:     0,
 		VersionMinor:     9,
-		ServerProperties: serverProperties(c.srv.ClusterName()),
+		ServerProperties: c.srv.serverProperties(),
 		Mechanisms:       c.mechanisms(),
 		Locales:          "en_US",
 	}); err != nil {
@@ -95,7 +96,11 @@ func (c *conn) handshake() bool {
 		c.caps.authFailureClose, _ = caps["authentication_failure_close"].(bool)
 		c.caps.connectionBlocked, _ = caps["connection.blocked"].(bool)
 	}
-	if err := c.authenticate(startOk); err != nil {
+	err := c.authenticate(startOk)
+	if !c.direct { // a shovel's or federation link's in-process connection is not a login
+		c.srv.authAttempts.amqp.record(err == nil)
+	}
+	if err != nil {
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.AccessRefused {
 			// Logged (without the password) and rate limited per source address: past the
@@ -148,6 +153,10 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	if err := c.srv.checkConnectionLimit(vh, c.user.name); err != nil {
+		c.closeDirect(methodErr(asAMQPError(err), open))
+		return false
+	}
+	if err := c.srv.checkUserConnectionLimit(c.user.name); err != nil {
 		c.closeDirect(methodErr(asAMQPError(err), open))
 		return false
 	}

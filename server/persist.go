@@ -242,6 +242,9 @@ func (s *Server) recover() error {
 	if err := s.recoverAdmin(byID); err != nil {
 		return err
 	}
+	if err := s.recoverGlobalParameters(); err != nil {
+		return err
+	}
 	if err := s.recoverPolicies(); err != nil {
 		return err
 	}

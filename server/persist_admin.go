@@ -51,7 +51,15 @@ func (u *user) record() []byte {
 	if hash == nil {
 		hash = []byte{}
 	}
-	return encodeRecord(amqp.Table{"password_hash": hash, "hashing_algorithm": algo, "tags": stringsToArray(u.tags)})
+	t := amqp.Table{"password_hash": hash, "hashing_algorithm": algo, "tags": stringsToArray(u.tags)}
+	if len(u.limits) > 0 {
+		ls := amqp.Table{}
+		for k, v := range u.limits {
+			ls[k] = v
+		}
+		t["limits"] = ls
+	}
+	return encodeRecord(t)
 }
 
 func (p Permission) record() []byte {
@@ -125,6 +133,14 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 		u := &user{name: name, tags: arrayToStrings(t["tags"])}
 		u.hash, _ = t["password_hash"].([]byte)
 		u.algo, _ = t["hashing_algorithm"].(string)
+		if ls, ok := t["limits"].(amqp.Table); ok {
+			u.limits = map[string]int64{}
+			for k, x := range ls {
+				if n, ok := intArg(x); ok {
+					u.limits[k] = n
+				}
+			}
+		}
 		users[name] = u
 		return nil
 	})

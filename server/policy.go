@@ -44,16 +44,32 @@ type policy struct {
 type policyState struct {
 	change sync.Mutex // serializes changes and their re-application (taken first, alone)
 
-	mu      sync.Mutex                    // leaf; guards byVhost
+	mu      sync.Mutex                    // leaf; guards byVhost and opByVhost
 	byVhost map[string]map[string]*policy // vhost -> name -> policy
+	// opByVhost are the operator policies (vhost -> name -> policy), set by the operator and
+	// applied to queues alongside the users' policies (admin_oppolicy.go).
+	opByVhost map[string]map[string]*policy
 }
 
 // match returns the policy that applies to the object name in vhost (nil: none).
 func (ps *policyState) match(vhost, name string, isQueue bool) *policy {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	return matchIn(ps.byVhost[vhost], name, isQueue)
+}
+
+// matchOperator returns the operator policy that applies to the queue name in vhost (nil: none).
+func (ps *policyState) matchOperator(vhost, name string) *policy {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return matchIn(ps.opByVhost[vhost], name, true)
+}
+
+// matchIn picks among ps the policy for the object called name: the matching one with the highest
+// priority, ties to the first name.
+func matchIn(ps map[string]*policy, name string, isQueue bool) *policy {
 	var best *policy
-	for _, p := range ps.byVhost[vhost] {
+	for _, p := range ps {
 		switch p.ApplyTo {
 		case "queues":
 			if !isQueue {
@@ -93,8 +109,8 @@ var policyKeys = map[string]func(x any) error{
 	"delivery-limit":                intKey(0, "%s is not a valid delivery limit"),
 	"queue-mode":                    enumKey("%s is not a valid queue-mode value", "default", "lazy"),
 	"overflow":                      enumKey("%s is not a valid overflow value", "drop-head", "reject-publish", "reject-publish-dlx"),
-	"max-in-memory-length":          nil,
-	"max-in-memory-bytes":           nil,
+	"max-in-memory-length":          intKey(0, "%s is not a valid maximum memory in bytes"), // RabbitMQ's text for both
+	"max-in-memory-bytes":           intKey(0, "%s is not a valid maximum memory in bytes"),
 	"queue-master-locator":          nil,
 	"queue-leader-locator":          nil,
 	"ha-mode":                       nil,
@@ -154,7 +170,10 @@ func enumKey(msg string, values ...string) func(any) error {
 }
 
 // validate checks p as RabbitMQ does and compiles its pattern. An empty ApplyTo is "all".
-func (p Policy) validate() (*policy, error) {
+func (p Policy) validate() (*policy, error) { return p.validateWith(policyKeys) }
+
+// validateWith is validate with the definition keys allowed (and their checks) given.
+func (p Policy) validateWith(allowed map[string]func(any) error) (*policy, error) {
 	if p.ApplyTo == "" {
 		p.ApplyTo = "all"
 	}
@@ -177,7 +196,7 @@ func (p Policy) validate() (*policy, error) {
 	sort.Strings(keys)
 	var unknown []string
 	for _, k := range keys {
-		check, known := policyKeys[k]
+		check, known := allowed[k]
 		switch {
 		case !known:
 			unknown = append(unknown, fmt.Sprintf("{%s,%s}", amqp.ErlangTermHTML(k), amqp.ErlangTermHTML(p.Definition[k])))
@@ -345,24 +364,24 @@ func (s *Server) DeletePolicy(vhost, name string) error {
 	return nil
 }
 
-// dropPolicies deletes the policies of a deleted vhost.
+// dropPolicies deletes the policies and operator policies of a deleted vhost.
 func (s *Server) dropPolicies(vhost string) error {
 	s.pol.change.Lock()
 	defer s.pol.change.Unlock()
+	var b storage.Batch
 	s.pol.mu.Lock()
-	names := make([]string, 0, len(s.pol.byVhost[vhost]))
 	for n := range s.pol.byVhost[vhost] {
-		names = append(names, n)
+		b.Delete(storage.PolicyKey(vhost, n))
+	}
+	for n := range s.pol.opByVhost[vhost] {
+		b.Delete(storage.OperatorPolicyKey(vhost, n))
 	}
 	delete(s.pol.byVhost, vhost)
+	delete(s.pol.opByVhost, vhost)
 	s.pol.mu.Unlock()
 	s.fedPoliciesChanged()
-	if len(names) == 0 {
+	if b.Len() == 0 {
 		return nil
-	}
-	var b storage.Batch
-	for _, n := range names {
-		b.Delete(storage.PolicyKey(vhost, n))
 	}
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting the policies of vhost %s: %w", vhost, err)
@@ -406,6 +425,11 @@ func (s *Server) recoverPolicies() error {
 	if err != nil {
 		return fmt.Errorf("recovering policies: %w", err)
 	}
+	opOrphans, err := s.recoverOperatorPolicies()
+	if err != nil {
+		return err
+	}
+	orphans = append(orphans, opOrphans...)
 	if len(orphans) > 0 {
 		var b storage.Batch
 		for _, k := range orphans {
@@ -421,7 +445,7 @@ func (s *Server) recoverPolicies() error {
 			x.pol.Store(s.pol.match(v.name, x.name, false))
 		}
 		for _, q := range qs {
-			q.limits.Store(effectiveLimits(q.argLimits, q.args, s.pol.match(v.name, q.name, true)))
+			q.limits.Store(effectiveLimits(q.argLimits, q.args, s.pol.match(v.name, q.name, true), s.pol.matchOperator(v.name, q.name)))
 		}
 	}
 	return nil

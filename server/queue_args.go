@@ -46,6 +46,8 @@ type queueLimits struct {
 	deliveryLimit   int64
 	// policy is the policy these settings include (policy.go); nil: none (or the arguments alone)
 	policy *policy
+	// opPolicy is the operator policy they include; nil: none
+	opPolicy *policy
 }
 
 // queueArgOrder is the order in which RabbitMQ 3.10.8 validates the declare arguments

@@ -5,29 +5,35 @@ import "github.com/warrenmq/warren/amqp"
 // A queue's side of policies (policy.go): its effective settings combine its arguments with the
 // policy that matches it, and are replaced whole when that policy changes.
 
-// effectiveLimits combines a queue's argument settings with policy p's definition (p may be nil).
-func effectiveLimits(arg queueLimits, args amqp.Table, p *policy) *queueLimits {
+// effectiveLimits combines a queue's argument settings with policy p's definition and operator
+// policy op's (either may be nil): for the numeric keys the lowest of the three wins.
+func effectiveLimits(arg queueLimits, args amqp.Table, p, op *policy) *queueLimits {
 	lim := arg
-	lim.policy = p
+	lim.policy, lim.opPolicy = p, op
+	for _, pp := range []*policy{p, op} {
+		if pp == nil {
+			continue
+		}
+		lower := func(cur *int64, key string) bool {
+			n, ok := pp.Definition[key].(int64)
+			if !ok {
+				return false
+			}
+			if *cur < 0 || n < *cur {
+				*cur = n
+			}
+			return true
+		}
+		lower(&lim.maxLen, "max-length")
+		lower(&lim.maxBytes, "max-length-bytes")
+		lower(&lim.msgTTL, "message-ttl")
+		lower(&lim.expires, "expires")
+		if lower(&lim.deliveryLimit, "delivery-limit") {
+			lim.countDeliveries = true
+		}
+	}
 	if p == nil {
 		return &lim
-	}
-	lower := func(cur *int64, key string) bool {
-		n, ok := p.Definition[key].(int64)
-		if !ok {
-			return false
-		}
-		if *cur < 0 || n < *cur {
-			*cur = n
-		}
-		return true
-	}
-	lower(&lim.maxLen, "max-length")
-	lower(&lim.maxBytes, "max-length-bytes")
-	lower(&lim.msgTTL, "message-ttl")
-	lower(&lim.expires, "expires")
-	if lower(&lim.deliveryLimit, "delivery-limit") {
-		lim.countDeliveries = true
 	}
 	_, argOverflow := args["x-overflow"]
 	if s, ok := p.Definition["overflow"].(string); ok && !argOverflow {
@@ -42,21 +48,23 @@ func effectiveLimits(arg queueLimits, args amqp.Table, p *policy) *queueLimits {
 	return &lim
 }
 
-// applyPolicy sets q's effective settings from the policy that now matches it. A lowered length
+// applyPolicy sets q's effective settings from the policy and the operator policy that now match
+// it. A lowered length
 // limit drops the excess from the head (dead-lettered with reason maxlen); expiry timers are
 // re-armed. The caller holds no lock.
 func (q *queue) applyPolicy() {
 	p := q.v.srv.pol.match(q.v.name, q.name, true)
+	op := q.v.srv.pol.matchOperator(q.v.name, q.name)
 	q.mu.Lock()
 	defer q.unlock()
 	if q.mu.deleted {
 		return
 	}
 	cur := q.lim()
-	if cur.policy == p {
+	if cur.policy == p && cur.opPolicy == op {
 		return
 	}
-	q.limits.Store(effectiveLimits(q.argLimits, q.args, p))
+	q.limits.Store(effectiveLimits(q.argLimits, q.args, p, op))
 	q.trimLocked()
 	q.wantPageInLocked() // the rest of the excess, if paged, is trimmed as it comes back
 	q.mu.timerAt = 0     // re-arm from scratch: the expiry may be sooner or later now

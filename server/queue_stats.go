@@ -19,7 +19,9 @@ func (q *queue) info(un *unackedSums) QueueInfo {
 		Vhost: q.v.name, Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Exclusive: q.owner != nil,
 		Arguments: q.args, Totals: q.stats.totals(), Stats: q.stats.messageStats(),
 	}
-	qi.Policy, qi.PolicyDefinition = q.lim().policy.nameAndDefinition()
+	lim := q.lim()
+	qi.Policy, qi.OperatorPolicy = policyName(lim.policy), policyName(lim.opPolicy)
+	qi.PolicyDefinition = effectiveDefinition(lim.policy, lim.opPolicy)
 	if q.owner != nil {
 		qi.Owner = q.owner.name
 	}

@@ -197,6 +197,7 @@ type Server struct {
 	logins  *loginLimiter // failed logins per source address (loginlimit.go)
 
 	tlsHandshakeFailures atomic.Uint64
+	authAttempts         authAttempts // logins per protocol (authattempts.go)
 
 	connSeq    atomic.Uint64
 	queueIDs   atomic.Uint64 // the last queue id handed out
@@ -218,7 +219,8 @@ type Server struct {
 	mu struct {
 		sync.Mutex
 		closed    bool
-		listeners map[net.Listener]struct{}
+		listeners map[net.Listener]Listener // the AMQP listeners Serve and ServeTLS accept on
+		added     map[*Listener]struct{}    // listeners served elsewhere (AddListener)
 		conns     map[*conn]struct{}
 	}
 }
@@ -235,7 +237,8 @@ func New(opts Options) (*Server, error) {
 		users:    map[string]*user{},
 		loopback: map[string]bool{},
 	}
-	s.mu.listeners = map[net.Listener]struct{}{}
+	s.mu.listeners = map[net.Listener]Listener{}
+	s.mu.added = map[*Listener]struct{}{}
 	s.mu.conns = map[*conn]struct{}{}
 	s.vhosts.m = map[string]*vhost{}
 	s.logins = newLoginLimiter(&s.opts)
@@ -271,13 +274,19 @@ func New(opts Options) (*Server, error) {
 // Serve accepts AMQP connections on ln until Shutdown; it always returns a non-nil error, and
 // ErrServerClosed after Shutdown. Temporary accept errors are retried with back-off.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(ln, Listener{Protocol: ProtocolAMQP})
+}
+
+// serve is Serve for a listener described by l (its Addr is filled in from ln).
+func (s *Server) serve(ln net.Listener, l Listener) error {
 	s.mu.Lock()
 	if s.mu.closed {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrServerClosed
 	}
-	s.mu.listeners[ln] = struct{}{}
+	l.Addr = ln.Addr()
+	s.mu.listeners[ln] = l
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()

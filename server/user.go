@@ -12,6 +12,9 @@ type user struct {
 	hash []byte // salt(4) || sha256(salt || password)
 	tags []string
 	algo string // hashing algorithm (HashSHA256, ...); "" means SHA-256
+	// limits are the user's limits (max-connections, max-channels; admin_userlimits.go); nil: none.
+	// Never changed in place: a change replaces the user.
+	limits map[string]int64
 	// direct marks the user "none" of a direct connection (direct.go): no password, access to
 	// every vhost and resource, as RabbitMQ's rabbit_auth_backend_dummy user.
 	direct bool

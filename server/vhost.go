@@ -554,7 +554,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	}
 	v.mu.Lock()
 	// Under v.mu: a policy change lists the queues after it changed the policies (policy.go).
-	q.limits.Store(effectiveLimits(q.argLimits, q.args, v.srv.pol.match(v.name, name, true)))
+	q.limits.Store(effectiveLimits(q.argLimits, q.args, v.srv.pol.match(v.name, name, true), v.srv.pol.matchOperator(v.name, name)))
 	v.mu.queues[name] = q
 	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueCreated)

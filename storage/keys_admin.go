@@ -111,6 +111,39 @@ func ParsePolicyKey(key []byte) (vhost, name string, err error) {
 	return ParseEntityKey(key)
 }
 
+// Global runtime parameters ('G', by name) and operator policies ('W', by vhost and name).
+const (
+	prefixGlobalParameter = 'G'
+	prefixOperatorPolicy  = 'W'
+)
+
+// GlobalParameterKey is the key of the global parameter name.
+func GlobalParameterKey(name string) []byte { return appendName([]byte{prefixGlobalParameter}, name) }
+
+// GlobalParameterPrefix selects every global parameter.
+func GlobalParameterPrefix() []byte { return []byte{prefixGlobalParameter} }
+
+// ParseGlobalParameterKey returns the name in a global parameter key.
+func ParseGlobalParameterKey(key []byte) (string, error) {
+	return parseSingleName(key, prefixGlobalParameter)
+}
+
+// OperatorPolicyKey is the key of the operator policy name in vhost.
+func OperatorPolicyKey(vhost, name string) []byte {
+	return appendName(appendName([]byte{prefixOperatorPolicy}, vhost), name)
+}
+
+// OperatorPolicyPrefix selects every operator policy record.
+func OperatorPolicyPrefix() []byte { return []byte{prefixOperatorPolicy} }
+
+// ParseOperatorPolicyKey splits an operator policy key into vhost and name.
+func ParseOperatorPolicyKey(key []byte) (vhost, name string, err error) {
+	if len(key) < 1 || key[0] != prefixOperatorPolicy {
+		return "", "", fmt.Errorf("storage: malformed operator policy key %q", key)
+	}
+	return ParseEntityKey(key)
+}
+
 // Runtime parameters: 'R' records, one per (component, vhost, name).
 const prefixParameter = 'R'
 

@@ -45,7 +45,8 @@ type PebbleOptions struct {
 	// FS is the file system the store lives on; nil means the operating system's (vfs.Default).
 	// Tests pass vfs.NewMem() or a fault-injecting wrapper.
 	FS vfs.FS
-	// Logger receives Pebble's own log lines (at Info and Error) and the store's; nil discards.
+	// Logger receives Pebble's own log lines (its informational ones at Debug, its errors at Error)
+	// and the store's; nil discards.
 	Logger *slog.Logger
 	// CacheSize is the block cache in bytes; 0 means DefaultPebbleCacheSize.
 	CacheSize int64
@@ -63,6 +64,8 @@ type PebbleStats struct {
 	WALSyncs uint64
 	// Corruptions is the number of corrupt blocks or files Pebble has reported.
 	Corruptions uint64
+	// Scans is the number of Scan and ScanRange calls (the store's reads: recovery, paging in).
+	Scans uint64
 }
 
 // Pebble is a Store on Pebble (github.com/cockroachdb/pebble/v2), an LSM key-value store with a
@@ -84,6 +87,7 @@ type Pebble struct {
 	failed atomic.Pointer[error]
 
 	commits, syncedCommits, corruptions atomic.Uint64
+	scans                               atomic.Uint64
 	walSyncs                            *atomic.Uint64
 }
 
@@ -392,6 +396,7 @@ func (p *Pebble) ScanRange(start, end []byte, fn func(key, value []byte) error) 
 	if err := p.Err(); err != nil {
 		return err
 	}
+	p.scans.Add(1)
 	var it *pebble.Iterator
 	inFn := false // a panic in fn is the caller's: it goes on up
 	defer func() {
@@ -490,6 +495,7 @@ func (p *Pebble) Stats() PebbleStats {
 		SyncedCommits: p.syncedCommits.Load(),
 		WALSyncs:      p.walSyncs.Load(),
 		Corruptions:   p.corruptions.Load(),
+		Scans:         p.scans.Load(),
 	}
 }
 
@@ -536,8 +542,10 @@ type pebbleLogger struct {
 	fail func(error) error
 }
 
+// Infof logs Pebble's informational lines (start-up: "Found 0 WALs", WAL and manifest
+// creation, compactions) at debug level: they describe Pebble's internals, not the broker's.
 func (l *pebbleLogger) Infof(format string, args ...any) {
-	l.log.Info(strings.TrimSpace(fmt.Sprintf(format, args...)))
+	l.log.Debug(strings.TrimSpace(fmt.Sprintf(format, args...)))
 }
 
 func (l *pebbleLogger) Errorf(format string, args ...any) {

@@ -45,6 +45,7 @@ import (
 	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/shovel"
 )
 
 // ShutdownTimeout bounds the broker's shutdown in the test's cleanup. Past it, the remaining
@@ -119,8 +120,9 @@ func WithServerOptions(f func(*server.Options)) Option {
 type Broker struct {
 	tb       *testbroker.Broker // the AMQP side: server, listener, Serve's goroutine
 	srv      *server.Server
-	hs       *http.Server // nil without WithManagement
-	addr     string       // 127.0.0.1:PORT of the AMQP listener
+	shovels  *shovel.Engine // dynamic shovels, as cmd/warren runs them
+	hs       *http.Server   // nil without WithManagement
+	addr     string         // 127.0.0.1:PORT of the AMQP listener
 	httpURL  string
 	user     string
 	password string
@@ -176,13 +178,14 @@ func New(opts ...Option) (*Broker, error) {
 		return nil, fmt.Errorf("warrentest: %w", err)
 	}
 	srv := tb.Srv
-	b := &Broker{tb: tb, srv: srv, addr: tb.Addr, user: so.DefaultUser, password: so.DefaultPass}
+	b := &Broker{tb: tb, srv: srv, addr: tb.Addr, user: so.DefaultUser, password: so.DefaultPass,
+		shovels: shovel.New(srv, shovel.Options{Logger: log})}
 	if b.user == "" {
 		b.user, b.password = "guest", "guest"
 	}
 	var handler http.Handler
 	if c.management || len(c.definitions) > 0 {
-		handler = management.NewHandler(srv, log)
+		handler = management.NewHandler(srv, log, management.WithShovels(b.shovels))
 	}
 	if c.management {
 		hln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -220,6 +223,7 @@ func (b *Broker) Close() error {
 				errs = append(errs, fmt.Errorf("serving the management API: %w", err))
 			}
 		}
+		b.shovels.Close()
 		errs = append(errs, b.tb.Stop())
 		b.closeErr = errors.Join(errs...)
 	})

@@ -15,6 +15,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/warrentest"
 )
@@ -423,5 +424,43 @@ func TestNewClose(t *testing.T) {
 	}
 	if _, err := warrentest.New(warrentest.WithVhost("")); err == nil || !strings.Contains(err.Error(), `WithVhost("")`) {
 		t.Fatalf("New with a bad option: %v", err)
+	}
+}
+
+// A test broker runs shovels as cmd/warren does: one in the definitions moves messages, and
+// the management API reports it.
+func TestShovelInDefinitions(t *testing.T) {
+	defs := `{"parameters":[{"component":"shovel","vhost":"/","name":"mv","value":{"src-uri":"amqp://","src-queue":"in","dest-uri":"amqp://","dest-queue":"out"}}]}`
+	b := warrentest.StartBroker(t, warrentest.WithDefinitions([]byte(defs)), warrentest.WithManagement())
+	wait.For(t, 10*time.Second, "the shovel's queues declared", func() bool {
+		_, errIn := b.Server().Queue("/", "in")
+		_, errOut := b.Server().Queue("/", "out")
+		return errIn == nil && errOut == nil
+	})
+	ch := channel(t, dial(t, b.AMQPURL()))
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := ch.PublishWithDeferredConfirm("", "in", false, false, amqp.Publishing{Body: []byte("x")})
+	if err != nil || !dc.Wait() {
+		t.Fatalf("publish: %v", err)
+	}
+	wait.For(t, 10*time.Second, "the message at the shovel's destination", func() bool {
+		q, err := b.Server().Queue("/", "out")
+		return err == nil && q.Ready == 1
+	})
+	if m, ok, err := ch.Get("out", true); err != nil || !ok || string(m.Body) != "x" {
+		t.Fatalf("moved %q %v %v", m.Body, ok, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, b.HTTPURL()+"/api/shovels", nil)
+	req.SetBasicAuth("guest", "guest")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var st []map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil || len(st) != 1 || st[0]["name"] != "mv" || st[0]["state"] != "running" {
+		t.Fatalf("/api/shovels: %v %v", st, err)
 	}
 }

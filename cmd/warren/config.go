@@ -386,7 +386,7 @@ func newFlagSet(out io.Writer) *configFlags {
 		}
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: warren [flags]\n       warren healthcheck [--url URL] [--user USER] [--password PASS]\n\nFlags beat environment variables, which beat the config file.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: warren [flags]\n       warren healthcheck [--url URL] [--user USER] [--password PASS] [--cacert FILE]\n\nFlags beat environment variables, which beat the config file.\n\n")
 		fs.PrintDefaults()
 	}
 	return cf

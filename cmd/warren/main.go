@@ -1,7 +1,7 @@
 // Command warren runs the Warren AMQP 0-9-1 broker.
 //
 //	go run ./cmd/warren [--config warren.conf] [--amqp-addr :5672] [--http-addr :15672] [--data-dir ./warren-data] ...
-//	warren healthcheck [--url http://127.0.0.1:15672]
+//	warren healthcheck [--url http://127.0.0.1:15672] [--cacert ca.pem]
 //	warren --version
 //
 // Settings come from defaults, a rabbitmq.conf-style config file (--config or WARREN_CONFIG_FILE),
@@ -12,6 +12,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -143,6 +145,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("http listener: %w", err)
 		}
 		httpAddr = hln.Addr().String()
+		// Listed with the broker's own listeners, for /api/overview and the health checks.
+		srv.AddListener(server.Listener{Protocol: server.ProtocolHTTP, Addr: hln.Addr()})
 		hs = &http.Server{Handler: management.NewHandler(srv, log, mopts...), ReadHeaderTimeout: 10 * time.Second}
 		log.Info("management listener started", "addr", httpAddr)
 		go func() { serveErr <- hs.Serve(hln) }()
@@ -262,6 +266,7 @@ func startDebug(addr string, serveErr chan<- error, log *slog.Logger) (*http.Ser
 // healthcheckOptions are `warren healthcheck`'s settings.
 type healthcheckOptions struct {
 	url, user, pass string
+	cacert          string // PEM CA certificates an https:// URL's server is verified against
 	timeout         time.Duration
 }
 
@@ -275,7 +280,15 @@ func parseHealthcheck(args []string, lookupEnv func(string) (string, bool), stde
 	}
 	fs := flag.NewFlagSet("warren healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.url, "url", healthURL(cfg.HTTPAddr), "the management API's base `URL`")
+	defURL, defCA := healthURL(cfg.HTTPAddr), ""
+	if defURL == "" && cfg.TLS.HTTPSAddr != "" {
+		// Only HTTPS is on: check it, trusting the configured CA file.
+		defURL, defCA = strings.Replace(healthURL(cfg.TLS.HTTPSAddr), "http://", "https://", 1), cfg.TLS.CACertFile
+	}
+	fs.StringVar(&o.url, "url", defURL, "the management API's base `URL` (http:// or https://)")
+	cacertUsage := "PEM CA certificates `file` to verify an https:// URL's certificate against (default: the system's; with only HTTPS configured, its CA file)"
+	fs.StringVar(&o.cacert, "cacert", defCA, cacertUsage)
+	fs.StringVar(&o.cacert, "ca", defCA, "the same as --cacert")
 	fs.StringVar(&o.user, "user", cfg.DefaultUser, "`user` to log in as (default: the configured default user)")
 	fs.StringVar(&o.pass, "password", cfg.DefaultPass, "`password` (default: the configured default password)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up after this long")
@@ -305,7 +318,12 @@ func healthcheck(args []string, lookupEnv func(string) (string, bool), stdout, s
 		return fmt.Errorf("healthcheck: %w", err)
 	}
 	req.SetBasicAuth(o.user, o.pass)
-	resp, err := http.DefaultClient.Do(req)
+	client, err := healthClient(o.cacert)
+	if err != nil {
+		return err
+	}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
@@ -316,6 +334,24 @@ func healthcheck(args []string, lookupEnv func(string) (string, bool), stdout, s
 	}
 	fmt.Fprintln(stdout, "ok")
 	return nil
+}
+
+// healthClient is the HTTP client of the healthcheck: with cacert, one that verifies servers
+// against the CA certificates in that file only.
+func healthClient(cacert string) (*http.Client, error) {
+	if cacert == "" {
+		return http.DefaultClient, nil
+	}
+	pem, err := os.ReadFile(cacert)
+	if err != nil {
+		return nil, fmt.Errorf("healthcheck: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("healthcheck: CA file %s: no PEM certificate in it", cacert)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	return &http.Client{Transport: tr}, nil
 }
 
 // healthURL is the local URL of the management listener at addr ("" if it is disabled).

@@ -79,7 +79,7 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			if err := srv.Serve(tls.NewListener(amqpsLn, tc)); err != nil && !errors.Is(err, server.ErrServerClosed) && !t.closing.Load() {
+			if err := srv.ServeTLS(amqpsLn, tc, cfg.Files()); err != nil && !errors.Is(err, server.ErrServerClosed) && !t.closing.Load() {
 				report("amqps", err)
 			}
 		}()
@@ -96,6 +96,8 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 				report("https", err)
 			}
 		}()
+		// Listed with the broker's own listeners, for /api/overview and the health checks.
+		srv.AddListener(server.Listener{Protocol: server.ProtocolHTTPS, Addr: httpsLn.Addr(), Files: cfg.Files()})
 		attrs = append(attrs, "https", httpsLn.Addr().String())
 	}
 	log.Info("TLS listeners started", attrs...)

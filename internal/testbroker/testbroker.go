@@ -92,8 +92,10 @@ func New(o server.Options, cfg *tls.Config) (*Broker, error) {
 	}
 	b := &Broker{Addr: ln.Addr().String(), Srv: srv, served: make(chan error, 1)}
 	scheme := "amqp"
+	serve := srv.Serve
 	if cfg != nil {
-		ln, scheme = tls.NewListener(ln, cfg), "amqps"
+		scheme = "amqps"
+		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, cfg, server.TLSFiles{}) }
 	}
 	user, pass := o.DefaultUser, o.DefaultPass
 	if user == "" {
@@ -101,7 +103,7 @@ func New(o server.Options, cfg *tls.Config) (*Broker, error) {
 	}
 	b.URL = (&url.URL{Scheme: scheme, User: url.UserPassword(user, pass), Host: b.Addr, Path: "/"}).String()
 	// The listener is bound before Serve runs, so the broker is ready once a dial succeeds.
-	go func() { b.served <- srv.Serve(ln) }()
+	go func() { b.served <- serve(ln) }()
 	return b, nil
 }
 
