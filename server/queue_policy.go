@@ -42,10 +42,16 @@ func effectiveLimits(arg queueLimits, args amqp.Table, p *policy) *queueLimits {
 	return &lim
 }
 
+// setPolicy installs p's settings in a queue that has no messages or consumers yet (declared or
+// being recovered).
+func (q *classicQueue) setPolicy(p *policy) {
+	q.limits.Store(effectiveLimits(q.argLimits, q.args, p))
+}
+
 // applyPolicy sets q's effective settings from the policy that now matches it. A lowered length
 // limit drops the excess from the head (dead-lettered with reason maxlen); expiry timers are
 // re-armed. The caller holds no lock.
-func (q *queue) applyPolicy() {
+func (q *classicQueue) applyPolicy() {
 	p := q.v.srv.pol.match(q.v.name, q.name, true)
 	q.mu.Lock()
 	defer q.unlock()

@@ -520,7 +520,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if d.Exclusive {
 		owner = c
 	}
-	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, lim)
+	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, 0, lim)
 	if q.isDurable() {
 		var b storage.Batch
 		b.Set(storage.QueueKey(v.name, name), q.record())
@@ -530,7 +530,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	}
 	v.mu.Lock()
 	// Under v.mu: a policy change lists the queues after it changed the policies (policy.go).
-	q.limits.Store(effectiveLimits(q.argLimits, q.args, v.srv.pol.match(v.name, name, true)))
+	q.setPolicy(v.srv.pol.match(v.name, name, true))
 	v.mu.queues[name] = q
 	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueCreated)
