@@ -36,9 +36,9 @@ import (
 // implementation; the quorum type reuses it on one node.
 //
 // Concurrency: every method takes the queue's own lock and releases it with q.unlock (no method is
-// called with the queue's lock held); markDeleted is called with the vhost's lock held and must
-// not route. Deliveries leave the queue only through its consumers' deliveryTargets
-// (queue_consumers.go), which encode them for their protocol.
+// called with the queue's lock held); markDeleted, stop and setPolicy may be called with the
+// vhost's lock held and must not route. Deliveries leave the queue only through its consumers'
+// deliveryTargets (queue_consumers.go), which encode them for their protocol.
 //
 // Entries (*qentry) are the handle of a delivered or got message: the queue gives one out with
 // deliver or get and takes it back, exactly once, with settle, reject or requeue. A type whose
