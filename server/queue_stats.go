@@ -15,14 +15,8 @@ func (q *classicQueue) lengths() (ready, unacked int64) {
 // info is the management API's view of the queue; un sums its messages unacknowledged on
 // channels (Server.unackedByQueue), nil for none.
 func (q *classicQueue) info(un *unackedSums) QueueInfo {
-	qi := QueueInfo{
-		Vhost: q.v.name, Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Exclusive: q.owner != nil,
-		Arguments: q.args, Totals: q.stats.totals(), Stats: q.stats.messageStats(),
-	}
+	qi := q.baseInfo()
 	qi.Policy, qi.PolicyDefinition = q.lim().policy.nameAndDefinition()
-	if q.owner != nil {
-		qi.Owner = q.owner.name
-	}
 	q.mu.Lock()
 	qi.Ready, qi.Unacked = q.lenLocked(), int64(q.mu.unacked)
 	qi.ReadyBytes = q.bytesLocked()

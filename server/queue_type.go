@@ -150,6 +150,19 @@ func (q *queue) destKind() string { return "queue" }
 // isDurable reports whether the queue outlives a restart (durable and not exclusive).
 func (m *queueMeta) isDurable() bool { return m.durable && m.owner == nil }
 
+// baseInfo is the part of the management API's view of a queue that its identity gives (its
+// implementation's info adds the rest).
+func (m *queueMeta) baseInfo() QueueInfo {
+	qi := QueueInfo{
+		Vhost: m.v.name, Name: m.name, Durable: m.durable, AutoDelete: m.autoDelete, Exclusive: m.owner != nil,
+		Arguments: m.args, Totals: m.stats.totals(), Stats: m.stats.messageStats(),
+	}
+	if m.owner != nil {
+		qi.Owner = m.owner.name
+	}
+	return qi
+}
+
 // self returns the vhost's queue whose identity is m, or nil once it is deleted (an
 // implementation deleting its own queue: x-expires).
 func (m *queueMeta) self() *queue {
