@@ -1,7 +1,9 @@
 package amqp
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -14,7 +16,7 @@ import (
 // Erlang terms as RabbitMQ prints them in error texts and API reasons, so that Warren's wording is
 // RabbitMQ's: erlBinary (~w of a frame's bytes, in connection errors), ErlangTerm (~tp of a decoded
 // field value, in binding-argument errors) and ErlangTermHTML (~p of a JSON value, HTML-escaped,
-// in the management API's validation reasons).
+// in the management API's validation reasons: server/policy.go, management/api_policies.go).
 
 // maxErlBinary bounds the bytes erlBinary formats: reply texts are shortstrs
 // (255 bytes), so more would only be truncated.
@@ -25,14 +27,23 @@ const maxErlBinary = 128
 // <<0,50,...>> otherwise. At most maxErlBinary bytes are shown; more are
 // elided as "...".
 func erlBinary(b []byte) string {
+	var sb strings.Builder
+	writeLatin1Binary(&sb, b, maxErlBinary)
+	return sb.String()
+}
+
+// writeLatin1Binary writes b as Erlang's ~w and ~p print a binary: <<"text">> when every byte is
+// printable Latin-1, the byte values otherwise; past limit bytes (limit < 0: none) it elides the
+// rest as "...".
+func writeLatin1Binary(sb *strings.Builder, b []byte, limit int) {
 	if len(b) == 0 {
-		return "<<>>"
+		sb.WriteString("<<>>")
+		return
 	}
 	shown, more := b, ""
-	if len(shown) > maxErlBinary {
-		shown, more = shown[:maxErlBinary], "..."
+	if limit >= 0 && len(shown) > limit {
+		shown, more = shown[:limit], "..."
 	}
-	var sb strings.Builder
 	sb.WriteString("<<")
 	if erlPrintable(b) {
 		sb.WriteByte('"')
@@ -61,7 +72,7 @@ func erlBinary(b []byte) string {
 		}
 		sb.WriteString(more)
 		sb.WriteString(`">>`)
-		return sb.String()
+		return
 	}
 	for i, c := range shown {
 		if i > 0 {
@@ -73,7 +84,6 @@ func erlBinary(b []byte) string {
 		sb.WriteString(",...")
 	}
 	sb.WriteString(">>")
-	return sb.String()
 }
 
 // erlPrintable mirrors io_lib:printable_latin1_list on the bytes of b.
@@ -309,17 +319,71 @@ func writeFloat(b *strings.Builder, f float64) {
 	}
 }
 
-// ErlangTermHTML formats a JSON value as Erlang's ~p prints it, HTML-escaped as RabbitMQ's management
-// API returns validation reasons.
+// ErlangTermHTML formats a JSON value as Erlang's ~p prints RabbitMQ's decoding of it, HTML-escaped
+// (&, <, >) as RabbitMQ's management API returns validation reasons. The value is as the management
+// API decodes JSON: nil (null), bool, string (a binary, printed as ~p prints Latin-1:
+// <<"text">> or its bytes), int64, float64 or json.Number, []any (a list) and map[string]any or
+// Table (a map, #{K => V,...} in key order). Long terms are not wrapped as ~p would wrap them.
 func ErlangTermHTML(x any) string {
-	var s string
+	var b strings.Builder
+	writeJSONTerm(&b, x)
+	return htmlEscaper.Replace(b.String())
+}
+
+var htmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+func writeJSONTerm(b *strings.Builder, x any) {
 	switch v := x.(type) {
-	case string:
-		s = fmt.Sprintf("<<%q>>", v)
 	case nil:
-		s = "null"
+		b.WriteString("null")
+	case bool:
+		b.WriteString(strconv.FormatBool(v))
+	case string:
+		writeLatin1Binary(b, []byte(v), -1)
+	case int64:
+		b.WriteString(strconv.FormatInt(v, 10))
+	case int:
+		b.WriteString(strconv.Itoa(v))
+	case float64:
+		writeFloat(b, v)
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			b.WriteString(strconv.FormatInt(i, 10))
+		} else if f, err := v.Float64(); err == nil {
+			writeFloat(b, f)
+		} else {
+			b.WriteString(v.String())
+		}
+	case []any:
+		b.WriteByte('[')
+		for i, y := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeJSONTerm(b, y)
+		}
+		b.WriteByte(']')
+	case map[string]any:
+		writeJSONMap(b, v)
+	case Table:
+		writeJSONMap(b, v)
 	default:
-		s = fmt.Sprint(v)
+		fmt.Fprint(b, v)
 	}
-	return strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// writeJSONMap writes a JSON object as the Erlang map RabbitMQ decodes it to: keys (binaries) in
+// byte order.
+func writeJSONMap(b *strings.Builder, m map[string]any) {
+	keys := slices.Sorted(maps.Keys(m))
+	b.WriteString("#{")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		writeLatin1Binary(b, []byte(k), -1)
+		b.WriteString(" => ")
+		writeJSONTerm(b, m[k])
+	}
+	b.WriteByte('}')
 }

@@ -1,6 +1,9 @@
 package amqp
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 func TestErlangFloat(t *testing.T) {
 	for f, want := range map[float64]string{
@@ -28,12 +31,28 @@ func TestErlangTermIntegers(t *testing.T) {
 	}
 }
 
+// The expected texts are RabbitMQ 3.10.8's reasons for these values as a policy's max-length or
+// priority (PUT /api/policies/%2F/p), JSON-decoded.
 func TestErlangTermHTML(t *testing.T) {
 	for _, tc := range []struct {
 		v    any
 		want string
 	}{
-		{"x", `&lt;&lt;"x"&gt;&gt;`}, {nil, "null"}, {int64(3), "3"}, {true, "true"},
+		{"x", `&lt;&lt;"x"&gt;&gt;`}, {nil, "null"}, {int64(3), "3"}, {int64(-3), "-3"}, {true, "true"},
+		{`a<b>&"c\\`, `&lt;&lt;"a&lt;b&gt;&amp;\"c\\\\"&gt;&gt;`},
+		{"tab\there\nnl", `&lt;&lt;"tab\there\nnl"&gt;&gt;`},
+		{"\x01x", "&lt;&lt;1,120&gt;&gt;"},
+		{"ü", `&lt;&lt;"ü"&gt;&gt;`},
+		{"ü€", "&lt;&lt;195,188,226,130,172&gt;&gt;"},
+		{"", "&lt;&lt;&gt;&gt;"},
+		{1.5, "1.5"}, {100.0, "100.0"}, {json.Number("1.5"), "1.5"}, {json.Number("7"), "7"},
+		{[]any{int64(1), "x", 1.5, true, nil}, `[1,&lt;&lt;"x"&gt;&gt;,1.5,true,null]`},
+		{[]any{json.Number("1"), "a"}, `[1,&lt;&lt;"a"&gt;&gt;]`},
+		{[]any{}, "[]"},
+		{map[string]any{"b": int64(1), "a": []any{int64(2)}, "A": "z"},
+			`#{&lt;&lt;"A"&gt;&gt; =&gt; &lt;&lt;"z"&gt;&gt;,&lt;&lt;"a"&gt;&gt; =&gt; [2],&lt;&lt;"b"&gt;&gt; =&gt; 1}`},
+		{Table{"a": []any{int64(1)}}, `#{&lt;&lt;"a"&gt;&gt; =&gt; [1]}`},
+		{map[string]any{}, "#{}"},
 	} {
 		if got := ErlangTermHTML(tc.v); got != tc.want {
 			t.Errorf("ErlangTermHTML(%v) = %q, want %q", tc.v, got, tc.want)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -113,14 +114,14 @@ func policyFromJSON(m map[string]any, vhost, name string) (server.Policy, error)
 	case nil:
 	case json.Number:
 		if p.Priority, err = x.Int64(); err != nil {
-			return p, badRequest("Validation failed\n\npriority should be a number, actually was %s\n", x)
+			return p, badRequest("Validation failed\n\npriority should be a number, actually was %s\n", amqp.ErlangTermHTML(x))
 		}
 	case string: // RabbitMQ's UI sends the priority as a string
 		if p.Priority, err = json.Number(x).Int64(); err != nil {
-			return p, badRequest("Validation failed\n\npriority should be a number, actually was &lt;&lt;%q&gt;&gt;\n", x)
+			return p, badRequest("Validation failed\n\npriority should be a number, actually was %s\n", amqp.ErlangTermHTML(x))
 		}
 	default:
-		return p, badRequest("Validation failed\n\npriority should be a number, actually was %v\n", x)
+		return p, badRequest("Validation failed\n\npriority should be a number, actually was %s\n", amqp.ErlangTermHTML(x))
 	}
 	def, ok := m["definition"].(map[string]any)
 	if !ok {

@@ -57,14 +57,14 @@ func (s *Server) compiledPattern(pat string) *regexp.Regexp {
 func (s *Server) hasVhostAccess(user, vhost string) bool {
 	s.adm.mu.RLock()
 	defer s.adm.mu.RUnlock()
-	_, ok := s.adm.perms[vhost][user]
+	_, ok := s.adm.mu.perms[vhost][user]
 	return ok
 }
 
 // permitted reports whether user may do kind on the resource called name in vhost.
 func (s *Server) permitted(user, vhost string, kind access, name string) bool {
 	s.adm.mu.RLock()
-	p, ok := s.adm.perms[vhost][user]
+	p, ok := s.adm.mu.perms[vhost][user]
 	s.adm.mu.RUnlock()
 	if !ok {
 		return false

@@ -30,8 +30,8 @@ type GlobalParameter struct {
 // GlobalParameters lists the global parameters, sorted by name.
 func (s *Server) GlobalParameters() []GlobalParameter {
 	s.adm.mu.RLock()
-	out := make([]GlobalParameter, 0, len(s.adm.globals))
-	for k, v := range s.adm.globals {
+	out := make([]GlobalParameter, 0, len(s.adm.mu.globals))
+	for k, v := range s.adm.mu.globals {
 		out = append(out, GlobalParameter{Name: k, Value: v})
 	}
 	s.adm.mu.RUnlock()
@@ -43,7 +43,7 @@ func (s *Server) GlobalParameters() []GlobalParameter {
 func (s *Server) GlobalParameter(name string) (GlobalParameter, error) {
 	s.adm.mu.RLock()
 	defer s.adm.mu.RUnlock()
-	v, ok := s.adm.globals[name]
+	v, ok := s.adm.mu.globals[name]
 	if !ok {
 		return GlobalParameter{}, ErrNotFound
 	}
@@ -66,8 +66,8 @@ func (s *Server) PutGlobalParameter(name string, value json.RawMessage) (created
 	if err := s.commit.apply(&b); err != nil {
 		return false, fmt.Errorf("storing global parameter %q: %w", name, err)
 	}
-	_, existed := s.adm.globals[name]
-	s.admUpdate(func() { s.adm.globals[name] = value })
+	_, existed := s.adm.mu.globals[name]
+	s.admUpdate(func() { s.adm.mu.globals[name] = value })
 	return !existed, nil
 }
 
@@ -75,7 +75,7 @@ func (s *Server) PutGlobalParameter(name string, value json.RawMessage) (created
 func (s *Server) DeleteGlobalParameter(name string) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
-	if _, ok := s.adm.globals[name]; !ok {
+	if _, ok := s.adm.mu.globals[name]; !ok {
 		return ErrNotFound
 	}
 	var b storage.Batch
@@ -83,7 +83,7 @@ func (s *Server) DeleteGlobalParameter(name string) error {
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting global parameter %q: %w", name, err)
 	}
-	s.admUpdate(func() { delete(s.adm.globals, name) })
+	s.admUpdate(func() { delete(s.adm.mu.globals, name) })
 	return nil
 }
 
@@ -91,7 +91,7 @@ func (s *Server) DeleteGlobalParameter(name string) error {
 // else the node name (as RabbitMQ answers while none is set).
 func (s *Server) ClusterName() string {
 	s.adm.mu.RLock()
-	raw, ok := s.adm.globals[GlobalClusterName]
+	raw, ok := s.adm.mu.globals[GlobalClusterName]
 	s.adm.mu.RUnlock()
 	var name string
 	if ok && json.Unmarshal(raw, &name) == nil {
@@ -136,13 +136,13 @@ func (s *Server) recoverGlobalParameters() error {
 		if !json.Valid([]byte(v)) {
 			return fmt.Errorf("record %q: the value is not JSON", k)
 		}
-		s.adm.globals[name] = json.RawMessage(v)
+		s.adm.mu.globals[name] = json.RawMessage(v)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("recovering global parameters: %w", err)
 	}
-	if _, ok := s.adm.globals[GlobalInternalClusterID]; ok {
+	if _, ok := s.adm.mu.globals[GlobalInternalClusterID]; ok {
 		return nil
 	}
 	raw, err := json.Marshal(newInternalClusterID())
@@ -154,6 +154,6 @@ func (s *Server) recoverGlobalParameters() error {
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("storing the cluster id: %w", err)
 	}
-	s.adm.globals[GlobalInternalClusterID] = raw
+	s.adm.mu.globals[GlobalInternalClusterID] = raw
 	return nil
 }

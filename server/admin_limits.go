@@ -24,8 +24,8 @@ type VhostLimits struct {
 // AllVhostLimits lists the vhosts that have limits, sorted by name.
 func (s *Server) AllVhostLimits() []VhostLimits {
 	s.adm.mu.RLock()
-	out := make([]VhostLimits, 0, len(s.adm.limits))
-	for vh, ls := range s.adm.limits {
+	out := make([]VhostLimits, 0, len(s.adm.mu.limits))
+	for vh, ls := range s.adm.mu.limits {
 		cp := make(map[string]int64, len(ls))
 		for k, v := range ls {
 			cp[k] = v
@@ -49,8 +49,8 @@ func (s *Server) PutVhostLimit(vhost, name string, value int64) error {
 	}
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
-	ls := make(map[string]int64, len(s.adm.limits[vhost])+1)
-	for k, v := range s.adm.limits[vhost] {
+	ls := make(map[string]int64, len(s.adm.mu.limits[vhost])+1)
+	for k, v := range s.adm.mu.limits[vhost] {
 		ls[k] = v
 	}
 	ls[name] = value
@@ -85,8 +85,8 @@ func (s *Server) DeleteVhostLimit(vhost, name string) error {
 	}
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
-	ls := make(map[string]int64, len(s.adm.limits[vhost]))
-	for k, v := range s.adm.limits[vhost] {
+	ls := make(map[string]int64, len(s.adm.mu.limits[vhost]))
+	for k, v := range s.adm.mu.limits[vhost] {
 		if k != name {
 			ls[k] = v
 		}
@@ -112,9 +112,9 @@ func (s *Server) storeLimitsLocked(vhost string, ls map[string]int64) error {
 	}
 	s.admUpdate(func() {
 		if len(ls) == 0 {
-			delete(s.adm.limits, vhost)
+			delete(s.adm.mu.limits, vhost)
 		} else {
-			s.adm.limits[vhost] = ls
+			s.adm.mu.limits[vhost] = ls
 		}
 	})
 	return nil
@@ -124,7 +124,7 @@ func (s *Server) storeLimitsLocked(vhost string, ls map[string]int64) error {
 func (s *Server) vhostLimit(vhost, name string) (int64, bool) {
 	s.adm.mu.RLock()
 	defer s.adm.mu.RUnlock()
-	v, ok := s.adm.limits[vhost][name]
+	v, ok := s.adm.mu.limits[vhost][name]
 	return v, ok && v >= 0
 }
 
@@ -176,7 +176,7 @@ func (s *Server) recoverVhostLimits() error {
 			}
 		}
 		if len(ls) > 0 {
-			s.adm.limits[vh] = ls
+			s.adm.mu.limits[vh] = ls
 		}
 		return nil
 	})

@@ -26,7 +26,7 @@ func (p TopicPermission) record() []byte {
 func (s *Server) TopicPermissions() []TopicPermission {
 	s.adm.mu.RLock()
 	var out []TopicPermission
-	for _, byUser := range s.adm.topicPerms {
+	for _, byUser := range s.adm.mu.topicPerms {
 		for _, byEx := range byUser {
 			for _, p := range byEx {
 				out = append(out, p)
@@ -63,7 +63,7 @@ func (s *Server) PutTopicPermission(p TopicPermission) (created bool, err error)
 	}
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
-	if s.users[p.User] == nil {
+	if s.adm.mu.users[p.User] == nil {
 		return false, badRequest("vhost_or_user_not_found")
 	}
 	var b storage.Batch
@@ -71,19 +71,19 @@ func (s *Server) PutTopicPermission(p TopicPermission) (created bool, err error)
 	if err := s.commit.apply(&b); err != nil {
 		return false, fmt.Errorf("storing topic permission %s@%s on %q: %w", p.User, p.Vhost, p.Exchange, err)
 	}
-	_, existed := s.adm.topicPerms[p.Vhost][p.User][p.Exchange]
+	_, existed := s.adm.mu.topicPerms[p.Vhost][p.User][p.Exchange]
 	s.admUpdate(func() { s.setTopicPermissionLocked(p) })
 	return !existed, nil
 }
 
 func (s *Server) setTopicPermissionLocked(p TopicPermission) {
-	if s.adm.topicPerms[p.Vhost] == nil {
-		s.adm.topicPerms[p.Vhost] = map[string]map[string]TopicPermission{}
+	if s.adm.mu.topicPerms[p.Vhost] == nil {
+		s.adm.mu.topicPerms[p.Vhost] = map[string]map[string]TopicPermission{}
 	}
-	if s.adm.topicPerms[p.Vhost][p.User] == nil {
-		s.adm.topicPerms[p.Vhost][p.User] = map[string]TopicPermission{}
+	if s.adm.mu.topicPerms[p.Vhost][p.User] == nil {
+		s.adm.mu.topicPerms[p.Vhost][p.User] = map[string]TopicPermission{}
 	}
-	s.adm.topicPerms[p.Vhost][p.User][p.Exchange] = p
+	s.adm.mu.topicPerms[p.Vhost][p.User][p.Exchange] = p
 }
 
 // DeleteTopicPermissions removes user's topic permissions in vhost: on exchange only, or all of them
@@ -92,7 +92,7 @@ func (s *Server) setTopicPermissionLocked(p TopicPermission) {
 func (s *Server) DeleteTopicPermissions(vhost, user, exchange string) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
-	byEx := s.adm.topicPerms[vhost][user]
+	byEx := s.adm.mu.topicPerms[vhost][user]
 	if len(byEx) == 0 {
 		return ErrNotFound
 	}
@@ -110,7 +110,7 @@ func (s *Server) DeleteTopicPermissions(vhost, user, exchange string) error {
 	}
 	s.admUpdate(func() {
 		if exchange == "" {
-			delete(s.adm.topicPerms[vhost], user)
+			delete(s.adm.mu.topicPerms[vhost], user)
 		} else {
 			delete(byEx, exchange)
 		}
@@ -124,7 +124,7 @@ func (s *Server) DeleteTopicPermissions(vhost, user, exchange string) error {
 func (s *Server) deleteTopicPermissionsLocked(b *storage.Batch, drop func(vhost, user string) bool) (forget func()) {
 	type vu struct{ vhost, user string }
 	var gone []vu
-	for vh, byUser := range s.adm.topicPerms {
+	for vh, byUser := range s.adm.mu.topicPerms {
 		for u, byEx := range byUser {
 			if !drop(vh, u) {
 				continue
@@ -137,7 +137,7 @@ func (s *Server) deleteTopicPermissionsLocked(b *storage.Batch, drop func(vhost,
 	}
 	return func() {
 		for _, g := range gone {
-			delete(s.adm.topicPerms[g.vhost], g.user)
+			delete(s.adm.mu.topicPerms[g.vhost], g.user)
 		}
 	}
 }
@@ -189,7 +189,7 @@ func (s *Server) checkTopicAccess(u *user, v *vhost, kind access, exName, key st
 		return nil
 	}
 	s.adm.mu.RLock()
-	p, ok := s.adm.topicPerms[v.name][u.name][exName]
+	p, ok := s.adm.mu.topicPerms[v.name][u.name][exName]
 	s.adm.mu.RUnlock()
 	if !ok {
 		return nil

@@ -42,7 +42,7 @@ func checkUserLimits(ls map[string]int64) error {
 func (s *Server) AllUserLimits() []UserLimits {
 	s.adm.mu.RLock()
 	var out []UserLimits
-	for _, u := range s.users {
+	for _, u := range s.adm.mu.users {
 		if len(u.limits) > 0 {
 			out = append(out, UserLimits{User: u.name, Limits: maps.Clone(u.limits)})
 		}
@@ -70,7 +70,7 @@ func (s *Server) DeleteUserLimit(name, limit string) error {
 func (s *Server) changeUserLimits(name string, change func(map[string]int64)) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
-	old := s.users[name]
+	old := s.adm.mu.users[name]
 	if old == nil {
 		return &BadRequestError{Reason: "no_such_user", Term: []any{"no_such_user", name}}
 	}
@@ -88,7 +88,7 @@ func (s *Server) changeUserLimits(name string, change func(map[string]int64)) er
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("storing the limits of user %q: %w", name, err)
 	}
-	s.admUpdate(func() { s.users[name] = &u })
+	s.admUpdate(func() { s.adm.mu.users[name] = &u })
 	return nil
 }
 
@@ -96,7 +96,7 @@ func (s *Server) changeUserLimits(name string, change func(map[string]int64)) er
 func (s *Server) userLimit(name, limit string) (int64, bool) {
 	s.adm.mu.RLock()
 	defer s.adm.mu.RUnlock()
-	u := s.users[name]
+	u := s.adm.mu.users[name]
 	if u == nil {
 		return 0, false
 	}

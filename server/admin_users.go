@@ -24,23 +24,26 @@ import (
 // adminState is the broker's administrative state: users, permissions and vhost metadata, plus the
 // server-wide statistics and their sampler.
 //
-// mu guards Server.users, perms and meta. It is a leaf lock: nothing else is taken while it is
-// held, except that the store is written under it so that the store sees changes in order.
+// mu guards the users, permissions, limits and vhost metadata (mu's fields). It is a leaf lock:
+// nothing else is taken while it is held.
 type adminState struct {
 	// write serialises administrative changes (users, permissions, vhosts, limits) and is held
-	// across their store write; mu guards the maps below and is held only while they are read or
+	// across their store write; mu guards the maps in it and is held only while they are read or
 	// changed, never across I/O, since connection.open and every publish's permission check read
 	// them. A writer reads the maps holding write alone (only writers change them) and takes mu to
 	// change them, after its store write.
 	write sync.Mutex
-	mu    sync.RWMutex
-	perms map[string]map[string]Permission // vhost -> user -> permission
+	mu    struct {
+		sync.RWMutex
+		users map[string]*user
+		perms map[string]map[string]Permission // vhost -> user -> permission
 
-	topicPerms map[string]map[string]map[string]TopicPermission // vhost -> user -> exchange -> permission
-	limits     map[string]map[string]int64                      // vhost -> limit name -> value (admin_limits.go)
-	meta       map[string]vhostMeta
+		topicPerms map[string]map[string]map[string]TopicPermission // vhost -> user -> exchange -> permission
+		limits     map[string]map[string]int64                      // vhost -> limit name -> value (admin_limits.go)
+		meta       map[string]vhostMeta
 
-	globals map[string]json.RawMessage // global runtime parameters (admin_globalparams.go)
+		globals map[string]json.RawMessage // global runtime parameters (admin_globalparams.go)
+	}
 
 	patterns sync.Map // permission pattern -> *regexp.Regexp (access.go); no lock needed
 
@@ -101,12 +104,13 @@ type Permission struct {
 }
 
 func (s *Server) initAdmin() {
-	s.adm.perms = map[string]map[string]Permission{}
-	s.adm.topicPerms = map[string]map[string]map[string]TopicPermission{}
-	s.adm.limits = map[string]map[string]int64{}
-	s.adm.meta = map[string]vhostMeta{}
+	s.adm.mu.users = map[string]*user{}
+	s.adm.mu.perms = map[string]map[string]Permission{}
+	s.adm.mu.topicPerms = map[string]map[string]map[string]TopicPermission{}
+	s.adm.mu.limits = map[string]map[string]int64{}
+	s.adm.mu.meta = map[string]vhostMeta{}
 	s.adm.stop = make(chan struct{})
-	s.adm.globals = map[string]json.RawMessage{}
+	s.adm.mu.globals = map[string]json.RawMessage{}
 }
 
 // --- users ---
@@ -123,7 +127,7 @@ func (u *user) info() UserInfo {
 func (s *Server) lookupUser(name string) *user {
 	s.adm.mu.RLock()
 	defer s.adm.mu.RUnlock()
-	return s.users[name]
+	return s.adm.mu.users[name]
 }
 
 // Authenticate checks a user's password as an AMQP login does, including the loopback restriction
@@ -161,8 +165,8 @@ func (s *Server) Authenticate(name, password string, remote net.Addr) (UserInfo,
 // Users lists every user, sorted by name.
 func (s *Server) Users() []UserInfo {
 	s.adm.mu.RLock()
-	out := make([]UserInfo, 0, len(s.users))
-	for _, u := range s.users {
+	out := make([]UserInfo, 0, len(s.adm.mu.users))
+	for _, u := range s.adm.mu.users {
 		out = append(out, u.info())
 	}
 	s.adm.mu.RUnlock()
@@ -217,7 +221,7 @@ func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
 	}
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
-	old := s.users[spec.Name]
+	old := s.adm.mu.users[spec.Name]
 	u := &user{name: spec.Name, tags: tags, algo: algo}
 	switch {
 	case spec.Password != nil:
@@ -243,7 +247,7 @@ func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
 	if err := s.commit.apply(&b); err != nil {
 		return false, fmt.Errorf("storing user %q: %w", u.name, err)
 	}
-	s.admUpdate(func() { s.users[u.name] = u })
+	s.admUpdate(func() { s.adm.mu.users[u.name] = u })
 	return old == nil, nil
 }
 
@@ -251,12 +255,12 @@ func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
 func (s *Server) DeleteUser(name string) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
-	if s.users[name] == nil {
+	if s.adm.mu.users[name] == nil {
 		return ErrNotFound
 	}
 	var b storage.Batch
 	b.Delete(storage.UserKey(name))
-	for vh, ps := range s.adm.perms {
+	for vh, ps := range s.adm.mu.perms {
 		if _, ok := ps[name]; ok {
 			b.Delete(storage.PermissionKey(vh, name))
 		}
@@ -267,8 +271,8 @@ func (s *Server) DeleteUser(name string) error {
 	}
 	s.admUpdate(func() {
 		forgetTopics()
-		delete(s.users, name)
-		for _, ps := range s.adm.perms {
+		delete(s.adm.mu.users, name)
+		for _, ps := range s.adm.mu.perms {
 			delete(ps, name)
 		}
 	})
@@ -317,7 +321,7 @@ func checkHash(algo string, stored []byte, password string) bool {
 func (s *Server) Permissions() []Permission {
 	s.adm.mu.RLock()
 	var out []Permission
-	for _, ps := range s.adm.perms {
+	for _, ps := range s.adm.mu.perms {
 		for _, p := range ps {
 			out = append(out, p)
 		}
@@ -336,7 +340,7 @@ func (s *Server) Permissions() []Permission {
 func (s *Server) Permission(vhost, user string) (Permission, error) {
 	s.adm.mu.RLock()
 	defer s.adm.mu.RUnlock()
-	p, ok := s.adm.perms[vhost][user]
+	p, ok := s.adm.mu.perms[vhost][user]
 	if !ok {
 		return Permission{}, ErrNotFound
 	}
@@ -356,10 +360,10 @@ func (s *Server) PutPermission(p Permission) (created bool, err error) {
 	}
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
-	if s.users[p.User] == nil {
+	if s.adm.mu.users[p.User] == nil {
 		return false, badRequest("vhost_or_user_not_found")
 	}
-	_, existed := s.adm.perms[p.Vhost][p.User]
+	_, existed := s.adm.mu.perms[p.Vhost][p.User]
 	if err := s.putPermissionWriting(p); err != nil {
 		return false, err
 	}
@@ -374,10 +378,10 @@ func (s *Server) putPermissionWriting(p Permission) error {
 		return fmt.Errorf("storing permission %s@%s: %w", p.User, p.Vhost, err)
 	}
 	s.admUpdate(func() {
-		if s.adm.perms[p.Vhost] == nil {
-			s.adm.perms[p.Vhost] = map[string]Permission{}
+		if s.adm.mu.perms[p.Vhost] == nil {
+			s.adm.mu.perms[p.Vhost] = map[string]Permission{}
 		}
-		s.adm.perms[p.Vhost][p.User] = p
+		s.adm.mu.perms[p.Vhost][p.User] = p
 	})
 	return nil
 }
@@ -394,7 +398,7 @@ func (s *Server) admUpdate(fn func()) {
 func (s *Server) DeletePermission(vhost, user string) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
-	if _, ok := s.adm.perms[vhost][user]; !ok {
+	if _, ok := s.adm.mu.perms[vhost][user]; !ok {
 		return ErrNotFound
 	}
 	var b storage.Batch
@@ -402,7 +406,7 @@ func (s *Server) DeletePermission(vhost, user string) error {
 	if err := s.commit.apply(&b); err != nil {
 		return fmt.Errorf("deleting permission %s@%s: %w", user, vhost, err)
 	}
-	s.admUpdate(func() { delete(s.adm.perms[vhost], user) })
+	s.admUpdate(func() { delete(s.adm.mu.perms[vhost], user) })
 	return nil
 }
 
@@ -411,7 +415,7 @@ func (s *Server) UserVhosts(user string) []string {
 	s.adm.mu.RLock()
 	defer s.adm.mu.RUnlock()
 	var out []string
-	for vh, ps := range s.adm.perms {
+	for vh, ps := range s.adm.mu.perms {
 		if _, ok := ps[user]; ok {
 			out = append(out, vh)
 		}

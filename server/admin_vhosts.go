@@ -65,7 +65,7 @@ func (s *Server) Vhost(name string) (VhostInfo, error) {
 }
 
 func (s *Server) vhostInfoLocked(name string) VhostInfo {
-	m := s.adm.meta[name]
+	m := s.adm.mu.meta[name]
 	dqt := m.defaultQueueType
 	if dqt == "" {
 		dqt = "undefined"
@@ -100,8 +100,8 @@ func (s *Server) PutVhost(info VhostInfo, actingUser string) (created bool, err 
 		s.vhosts.m[info.Name] = newVhost(s, info.Name)
 		s.vhosts.Unlock()
 	}
-	s.admUpdate(func() { s.adm.meta[info.Name] = meta })
-	if created && actingUser != "" && s.users[actingUser] != nil {
+	s.admUpdate(func() { s.adm.mu.meta[info.Name] = meta })
+	if created && actingUser != "" && s.adm.mu.users[actingUser] != nil {
 		p := Permission{User: actingUser, Vhost: info.Name, Configure: ".*", Write: ".*", Read: ".*"}
 		if err := s.putPermissionWriting(p); err != nil {
 			return true, err
@@ -158,19 +158,19 @@ func (s *Server) DeleteVhost(name string) error {
 	v.meta.Unlock()
 
 	var pb storage.Batch
-	for u := range s.adm.perms[name] {
+	for u := range s.adm.mu.perms[name] {
 		pb.Delete(storage.PermissionKey(name, u))
 	}
 	s.deleteTopicPermissionsLocked(&pb, func(vh, _ string) bool { return vh == name })
-	if _, ok := s.adm.limits[name]; ok {
+	if _, ok := s.adm.mu.limits[name]; ok {
 		pb.Delete(storage.VhostLimitKey(name))
 	}
 	// The vhost is gone from memory whatever the store says.
 	s.admUpdate(func() {
-		delete(s.adm.perms, name)
-		delete(s.adm.topicPerms, name)
-		delete(s.adm.meta, name)
-		delete(s.adm.limits, name)
+		delete(s.adm.mu.perms, name)
+		delete(s.adm.mu.topicPerms, name)
+		delete(s.adm.mu.meta, name)
+		delete(s.adm.mu.limits, name)
 	})
 	if perr := s.commit.apply(&pb); perr != nil && err == nil {
 		err = fmt.Errorf("deleting permissions of vhost %q: %w", name, perr)

@@ -165,7 +165,7 @@ func (ch *channel) kickConsumers(wb *writeBatch) {
 		for ; i < len(cs) && cs[i].q == q; i++ {
 			subs = append(subs, &cs[i].subscription)
 		}
-		q.kickUnblocked(subs, wb)
+		q.kick(subs, wb)
 	}
 }
 

@@ -439,17 +439,19 @@ func (c *conn) String() string { return fmt.Sprintf("conn %d (%s)", c.id, c.name
 type connAdmin struct {
 	mechanism string // written by the handshake before conn.open is set
 
-	mu    sync.Mutex
-	chans map[uint16]*channel // open channels, by number
+	mu struct {
+		sync.Mutex
+		chans map[uint16]*channel // open channels, by number
+	}
 }
 
 // addChannel registers a new channel of c (called by newChannel).
 func (c *conn) addChannel(ch *channel) {
 	c.adm.mu.Lock()
-	if c.adm.chans == nil {
-		c.adm.chans = map[uint16]*channel{}
+	if c.adm.mu.chans == nil {
+		c.adm.mu.chans = map[uint16]*channel{}
 	}
-	c.adm.chans[ch.id] = ch
+	c.adm.mu.chans[ch.id] = ch
 	c.adm.mu.Unlock()
 	c.srv.adm.stats.inc(sChanCreated)
 }
@@ -457,8 +459,8 @@ func (c *conn) addChannel(ch *channel) {
 // removeChannel forgets ch (called once, by its teardown).
 func (c *conn) removeChannel(ch *channel) {
 	c.adm.mu.Lock()
-	if c.adm.chans[ch.id] == ch {
-		delete(c.adm.chans, ch.id)
+	if c.adm.mu.chans[ch.id] == ch {
+		delete(c.adm.mu.chans, ch.id)
 	}
 	c.adm.mu.Unlock()
 	c.srv.adm.stats.inc(sChanClosed)
@@ -467,8 +469,8 @@ func (c *conn) removeChannel(ch *channel) {
 func (c *conn) channelList() []*channel {
 	c.adm.mu.Lock()
 	defer c.adm.mu.Unlock()
-	out := make([]*channel, 0, len(c.adm.chans))
-	for _, ch := range c.adm.chans {
+	out := make([]*channel, 0, len(c.adm.mu.chans))
+	for _, ch := range c.adm.mu.chans {
 		out = append(out, ch)
 	}
 	return out

@@ -64,9 +64,11 @@
 //	                      never across I/O)
 //	exchange.mu           the exchange's router (routing reads it, a      the above
 //	                      metadata change installs a binding under it)
-//	queue.mu              the queue's state (queue.go, queue_*.go);       the above (never another queue.mu:
-//	                      taken without vhost.mu on the publish path;     dead-letters go after queue.unlock)
-//	                      released only by queue.unlock
+//	queue.mu              a queue implementation's state (the classic     the above (never another queue.mu:
+//	                      queue's classicQueue.mu: queue.go, queue_*.go); dead-letters go after queue.unlock)
+//	                      taken without vhost.mu on the publish path;
+//	                      released only by queue.unlock; a queue's
+//	                      identity (queueMeta) is immutable, no lock
 //	channel.mu            the channel's consumers, delivery tags,         the above (a delivery target's own
 //	                      unacked deliveries, credit                      lock: taken under queue.mu by
 //	                                                                      deliveryTarget.deliver)

@@ -23,7 +23,7 @@ func TestAuthenticateLoopbackAndMechanisms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.users["alice"] = newUser("alice", "secret")
+	s.adm.mu.users["alice"] = newUser("alice", "secret")
 	amqplain := func(user, pass string) string {
 		b, err := amqp.AppendTable(nil, amqp.Table{"LOGIN": user, "PASSWORD": pass})
 		if err != nil {

@@ -238,7 +238,7 @@ func (s *Server) putLimitsParameter(p Parameter) (bool, error) {
 func (s *Server) vhostLimitsOf(vhost string) (map[string]int64, bool) {
 	s.adm.mu.RLock()
 	defer s.adm.mu.RUnlock()
-	ls, ok := s.adm.limits[vhost]
+	ls, ok := s.adm.mu.limits[vhost]
 	return ls, ok && len(ls) > 0
 }
 

@@ -45,9 +45,8 @@ func (e *exchangeEntity) record() []byte {
 	})
 }
 
-func (q *queue) isDurable() bool { return q.durable && q.owner == nil }
-
-func (q *queue) record() []byte {
+// record is a queue's definition record (its type is in its arguments).
+func (q *queueMeta) record() []byte {
 	return encodeRecord(amqp.Table{"auto_delete": q.autoDelete, "arguments": tableOrEmpty(q.args), "id": int64(q.id)})
 }
 
@@ -184,8 +183,7 @@ func (s *Server) recover() error {
 		if err != nil {
 			return fmt.Errorf("record %q: %w", k, err)
 		}
-		q := newQueue(v, name, true, ad, nil, args, lim)
-		q.id = uint64(id)
+		q := newQueue(v, name, true, ad, nil, args, uint64(id), lim)
 		if s.queueIDs.Load() < q.id {
 			s.queueIDs.Store(q.id)
 		}
@@ -277,7 +275,6 @@ func (s *Server) recoverMessages(byID map[uint64]*queue) error {
 		return fmt.Errorf("reading the shutdown state: %w", err)
 	}
 	var drop storage.Batch
-	var last *qentry // the last entry loaded into memory, for its DeliveredKey
 	var droppedQueue uint64
 	count := 0
 	err := s.store.Scan(storage.MessagePrefix(), func(k, rec []byte) error {
@@ -295,9 +292,7 @@ func (s *Server) recoverMessages(byID map[uint64]*queue) error {
 			return nil
 		}
 		if storage.IsDeliveredKey(k) {
-			if last != nil && last.seq == seq && q.mu.ready.isLast(last) {
-				last.redelivered, last.marked = true, true
-			}
+			q.recoverDelivered(seq)
 			return nil
 		}
 		size, persistent, err := recordBodySize(rec)
@@ -310,33 +305,16 @@ func (s *Server) recoverMessages(byID map[uint64]*queue) error {
 			return nil
 		}
 		count++
-		q.mu.nextSeq = max(q.mu.nextSeq, seq)
-		q.mu.storedAny = true
-		// A queue that does not page (its drop-head limit bounds it) holds everything in memory,
-		// so that its publishes, which never page, stay behind the recovered messages.
-		if !q.pageable || q.mu.paged.n == 0 && q.mu.ready.len() < s.opts.QueueWindow && q.mu.ready.bytes < s.opts.QueueWindowBytes {
-			m, err := decodeMessage(rec)
-			if err != nil {
-				return fmt.Errorf("message %d of queue %q: %w", seq, q.name, err)
-			}
-			last = &qentry{msg: m, seq: seq, stored: true, redelivered: !clean, expiry: q.expiryOf(m), prio: q.prioOf(m)}
-			q.mu.ready.push(last)
-			return nil
+		if err := q.recoverMessage(seq, rec, size, !clean); err != nil {
+			return fmt.Errorf("message %d of queue %q: %w", seq, q.name, err)
 		}
-		if q.mu.paged.n == 0 {
-			q.mu.paged.from = seq
-		}
-		q.mu.paged.n++
-		q.mu.paged.bytes += size
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("recovering messages: %w", err)
 	}
-	if !clean {
-		for _, q := range byID {
-			q.mu.uncleanUpTo = q.mu.nextSeq
-		}
+	for _, q := range byID {
+		q.recovered(clean)
 	}
 	// From now on a crash is an unclean stop.
 	drop.Delete(cleanKey)
@@ -357,14 +335,7 @@ func (s *Server) markClean() error {
 	for _, v := range s.vhosts.m {
 		v.mu.RLock()
 		for _, q := range v.mu.queues {
-			q.mu.Lock()
-			q.mu.ready.each(func(e *qentry) {
-				if e.stored && e.redelivered && !e.marked {
-					b.Set(storage.DeliveredKey(q.id, e.seq), nil)
-					e.marked = true
-				}
-			})
-			q.unlock()
+			q.markClean(&b)
 		}
 		v.mu.RUnlock()
 	}

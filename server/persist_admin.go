@@ -84,7 +84,7 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 		m.description, _ = t["description"].(string)
 		m.defaultQueueType, _ = t["default_queue_type"].(string)
 		m.tracing, _ = t["tracing"].(bool)
-		s.adm.meta[name] = m
+		s.adm.mu.meta[name] = m
 		recorded[name] = true
 		if s.vhosts.m[name] == nil {
 			s.vhosts.m[name] = newVhost(s, name)
@@ -147,9 +147,9 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 	if err != nil {
 		return fmt.Errorf("recovering users: %w", err)
 	}
-	clear(s.users)
+	clear(s.adm.mu.users)
 	for name, u := range users {
-		s.users[name] = u
+		s.adm.mu.users[name] = u
 	}
 	err = s.store.Scan(storage.PermissionPrefix(), func(k, rec []byte) error {
 		vh, name, err := storage.ParsePermissionKey(k)
@@ -164,10 +164,10 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 		p.Configure, _ = t["configure"].(string)
 		p.Write, _ = t["write"].(string)
 		p.Read, _ = t["read"].(string)
-		if s.adm.perms[vh] == nil {
-			s.adm.perms[vh] = map[string]Permission{}
+		if s.adm.mu.perms[vh] == nil {
+			s.adm.mu.perms[vh] = map[string]Permission{}
 		}
-		s.adm.perms[vh][name] = p
+		s.adm.mu.perms[vh][name] = p
 		return nil
 	})
 	if err != nil {
@@ -188,17 +188,17 @@ func (s *Server) firstBoot() error {
 		if name == s.opts.DefaultVhost {
 			m.description = "Default virtual host"
 		}
-		s.adm.meta[name] = m
+		s.adm.mu.meta[name] = m
 		b.Set(storage.VhostKey(name), m.record())
 	}
-	for _, u := range s.users {
+	for _, u := range s.adm.mu.users {
 		b.Set(storage.UserKey(u.name), u.record())
 		dv := s.opts.DefaultVhost
 		p := Permission{User: u.name, Vhost: dv, Configure: ".*", Write: ".*", Read: ".*"}
-		if s.adm.perms[dv] == nil {
-			s.adm.perms[dv] = map[string]Permission{}
+		if s.adm.mu.perms[dv] == nil {
+			s.adm.mu.perms[dv] = map[string]Permission{}
 		}
-		s.adm.perms[dv][u.name] = p
+		s.adm.mu.perms[dv][u.name] = p
 		b.Set(storage.PermissionKey(dv, u.name), p.record())
 	}
 	if err := s.commit.apply(&b); err != nil {

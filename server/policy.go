@@ -445,7 +445,7 @@ func (s *Server) recoverPolicies() error {
 			x.pol.Store(s.pol.match(v.name, x.name, false))
 		}
 		for _, q := range qs {
-			q.limits.Store(effectiveLimits(q.argLimits, q.args, s.pol.match(v.name, q.name, true), s.pol.matchOperator(v.name, q.name)))
+			q.setPolicy(s.pol.match(v.name, q.name, true), s.pol.matchOperator(v.name, q.name))
 		}
 	}
 	return nil

@@ -58,21 +58,18 @@ type qentry struct {
 // messages stay only in the store (the paged range) until consumers drain the window, and the
 // pager reads them back in order. Persistent messages on a durable queue are stored in any case
 // (synced before they are confirmed); others are written only when paged (unsynced).
-type queue struct {
-	v          *vhost
-	name       string
-	durable    bool
-	autoDelete bool
-	owner      *conn // exclusive owner, nil if not exclusive; immutable
-	args       amqp.Table
-	argLimits  queueLimits // what args alone set; immutable
+//
+// Its identity (name, vhost, flags, arguments, store id, counters) is the queue's (*queueMeta,
+// queue_type.go), shared with the *queue the rest of the broker holds.
+type classicQueue struct {
+	*queueMeta
+	argLimits queueLimits // what args alone set; immutable
 	// limits are the effective settings: argLimits combined with the applied policy's definition.
 	// Replaced whole (policy.go) under mu; read with lim(), with or without mu.
 	limits   atomic.Pointer[queueLimits]
-	id       uint64 // message keys are (id, seq); unique in the store
-	pageable bool   // false when a drop-head length limit already bounds the queue
+	pageable bool // false when a drop-head length limit already bounds the queue
 
-	stats statSet // message counters (stats.go)
+	recLast *qentry // during recovery only: the last entry recovered into memory (persist.go)
 
 	mu struct {
 		sync.Mutex
@@ -118,9 +115,8 @@ type pagedRange struct {
 
 // newClassicQueue makes a classic queue (the constructor of the classic and quorum types,
 // queue_type.go).
-func newClassicQueue(v *vhost, name string, durable, autoDelete bool, owner *conn, args amqp.Table, lim queueLimits) *queue {
-	q := &queue{v: v, name: name, durable: durable, autoDelete: autoDelete, owner: owner, args: args, argLimits: lim,
-		id: v.srv.queueIDs.Add(1)}
+func newClassicQueue(m *queueMeta, lim queueLimits) queueImpl {
+	q := &classicQueue{queueMeta: m, argLimits: lim}
 	q.limits.Store(&q.argLimits)
 	q.pageable = !(lim.overflow == "drop-head" && (lim.maxLen >= 0 || lim.maxBytes >= 0)) && lim.maxPriority == 0
 	q.mu.ready.init(int(lim.maxPriority))
@@ -140,7 +136,7 @@ func newClassicQueue(v *vhost, name string, durable, autoDelete bool, owner *con
 // with no other lock held. The holds taken under v.mu or another queue-wide lock (markDeleted,
 // stopTimers, markClean, recovery) dead-letter nothing, and outside a hold q.mu.dead is empty
 // unless a republishing goroutine owns it (deadBusy), so unlock does no republishing for them.
-func (q *queue) unlock() {
+func (q *classicQueue) unlock() {
 	if q.mu.flowWake != nil {
 		q.flowReleaseLocked(false)
 	}
@@ -161,12 +157,9 @@ func (q *queue) unlock() {
 }
 
 // lim returns the queue's effective settings (a snapshot: never modified once stored).
-func (q *queue) lim() *queueLimits { return q.limits.Load() }
+func (q *classicQueue) lim() *queueLimits { return q.limits.Load() }
 
-func (q *queue) destName() string { return q.name }
-func (q *queue) destKind() string { return "queue" }
-
-func (q *queue) commit() *committer { return q.v.srv.commit }
+func (q *classicQueue) commit() *committer { return q.v.srv.commit }
 
 // publishResult says what a queue did with a message.
 type publishResult uint8
@@ -179,7 +172,7 @@ const (
 
 // publish enqueues msg and delivers what it can, applying x-max-length / x-max-length-bytes. If
 // the message must be durable before it is confirmed, the commit group holding it is returned.
-func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
+func (q *classicQueue) publish(msg *message) (publishResult, *commitGroup) {
 	res, g, _ := q.publishFrom(msg, nil, nil)
 	return res, g
 }
@@ -187,7 +180,7 @@ func (q *queue) publish(msg *message) (publishResult, *commitGroup) {
 // publishFrom is publish for a message from source from (nil: the broker itself, publish.go). If
 // the publisher should stop reading until the queue drains (queue_flow.go), wake is the channel
 // to wait on. spare, if not nil, is a zero entry the queue may use for msg (saving an allocation).
-func (q *queue) publishFrom(msg *message, from publishSource, spare *qentry) (res publishResult, g *commitGroup, wake <-chan struct{}) {
+func (q *classicQueue) publishFrom(msg *message, from publishSource, spare *qentry) (res publishResult, g *commitGroup, wake <-chan struct{}) {
 	q.mu.Lock()
 	defer q.unlock()
 	if q.mu.deleted {
@@ -204,7 +197,7 @@ func (q *queue) publishFrom(msg *message, from publishSource, spare *qentry) (re
 	return res, g, wake
 }
 
-func (q *queue) publishLocked(msg *message, spare *qentry, wb *writeBatch) (publishResult, *commitGroup) {
+func (q *classicQueue) publishLocked(msg *message, spare *qentry, wb *writeBatch) (publishResult, *commitGroup) {
 	lim := q.lim()
 	if lim.overflow != "drop-head" && q.fullLocked(int64(len(msg.body))) {
 		if lim.overflow == "reject-publish-dlx" && lim.hasDLX {
@@ -258,7 +251,7 @@ func (q *queue) publishLocked(msg *message, spare *qentry, wb *writeBatch) (publ
 // trimLocked drops (dead-letters) messages from the head while the queue is over its length
 // limits (drop-head), and reports whether it dropped any. Paged messages are trimmed once they
 // are paged in, in order.
-func (q *queue) trimLocked() (dropped bool) {
+func (q *classicQueue) trimLocked() (dropped bool) {
 	for q.mu.ready.len() > 0 && q.overLocked() {
 		q.deadLocked(q.mu.ready.pop(), "maxlen")
 		dropped = true
@@ -267,7 +260,7 @@ func (q *queue) trimLocked() (dropped bool) {
 }
 
 // forgetLocked deletes the record of an entry that leaves the queue for good.
-func (q *queue) forgetLocked(e *qentry) {
+func (q *classicQueue) forgetLocked(e *qentry) {
 	if !e.stored || q.mu.deleted {
 		return
 	}
@@ -280,18 +273,18 @@ func (q *queue) forgetLocked(e *qentry) {
 	})
 }
 
-func (q *queue) lenLocked() int64   { return int64(q.mu.ready.len()) + q.mu.paged.n }
-func (q *queue) bytesLocked() int64 { return q.mu.ready.bytes + q.mu.paged.bytes }
+func (q *classicQueue) lenLocked() int64   { return int64(q.mu.ready.len()) + q.mu.paged.n }
+func (q *classicQueue) bytesLocked() int64 { return q.mu.ready.bytes + q.mu.paged.bytes }
 
 // fullLocked reports whether one more message of size bytes would pass a limit.
-func (q *queue) fullLocked(size int64) bool {
+func (q *classicQueue) fullLocked(size int64) bool {
 	lim := q.lim()
 	return (lim.maxLen >= 0 && q.lenLocked()+1 > lim.maxLen) ||
 		(lim.maxBytes >= 0 && q.bytesLocked()+size > lim.maxBytes)
 }
 
 // overLocked reports whether the messages exceed a limit.
-func (q *queue) overLocked() bool {
+func (q *classicQueue) overLocked() bool {
 	lim := q.lim()
 	return (lim.maxLen >= 0 && q.lenLocked() > lim.maxLen) ||
 		(lim.maxBytes >= 0 && q.bytesLocked() > lim.maxBytes)
@@ -299,14 +292,14 @@ func (q *queue) overLocked() bool {
 
 // dispatchLocked hands ready messages to consumers round-robin while any has credit, dropping
 // the expired ones at the head.
-func (q *queue) dispatchLocked() { q.dispatchFreshLocked(nil, nil) }
+func (q *classicQueue) dispatchLocked() { q.dispatchFreshLocked(nil, nil) }
 
 // dispatchFreshLocked is dispatchLocked for a publish of fresh (nil otherwise). As RabbitMQ's
 // fetch, a delivery takes the head without looking at its expiry and then drops the expired
 // messages at the new head: messages expire at the head when a delivery, a publish to an empty
 // queue, a requeue or the timer looks (queue_ttl.go). wb is the batch of the read loop it runs on, if
 // any (dispatchRun).
-func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
+func (q *classicQueue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 	defer q.wantPageInLocked()
 	if q.mu.ready.len() == 0 || len(q.mu.consumers) == 0 {
 		return // the common publish without consumers pays for no run
@@ -336,7 +329,7 @@ func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 }
 
 // wantPageInLocked asks the pager to refill the window when it has drained below half.
-func (q *queue) wantPageInLocked() {
+func (q *classicQueue) wantPageInLocked() {
 	if q.mu.paged.n == 0 || q.mu.queuedIn || q.mu.paging != nil || q.mu.deleted ||
 		q.mu.ready.len() >= q.v.srv.opts.QueueWindow/2 {
 		return
@@ -347,7 +340,7 @@ func (q *queue) wantPageInLocked() {
 
 // pageIn reads the oldest paged messages back into memory, up to the window, with no lock held
 // while it reads the store. It returns after another goroutine's page-in if one is running.
-func (q *queue) pageIn() {
+func (q *classicQueue) pageIn() {
 	q.mu.Lock()
 	if ch := q.mu.paging; ch != nil {
 		q.unlock()
@@ -410,7 +403,7 @@ func (q *queue) pageIn() {
 
 // readRange decodes up to max stored messages with seq in [from, upto]. next is the seq of the
 // first message left unread (0 if it read to upto).
-func (q *queue) readRange(from, upto uint64, max int) (es []*qentry, next uint64, err error) {
+func (q *classicQueue) readRange(from, upto uint64, max int) (es []*qentry, next uint64, err error) {
 	err = q.v.srv.store.ScanRange(storage.MessageKey(q.id, from), storage.MessageKey(q.id, upto+1), func(k, v []byte) error {
 		_, seq, err := storage.ParseMessageKey(k)
 		if err != nil {
@@ -436,13 +429,10 @@ func (q *queue) readRange(from, upto uint64, max int) (es []*qentry, next uint64
 	return es, next, err
 }
 
-// kick delivers what it can (after credit was freed). wb is the batch of the read loop it runs
-// on, or nil.
-func (q *queue) kick(wb *writeBatch) { q.kickUnblocked(nil, wb) }
-
-// kickUnblocked is kick for a channel that freed credit: subs are its consumers, which rejoin the
-// round-robin turn if they had left it (unblockLocked).
-func (q *queue) kickUnblocked(subs []*subscription, wb *writeBatch) {
+// kick delivers what it can after credit was freed: subs are the consumers of the channel that
+// freed it (nil: none in particular), which rejoin the round-robin turn if they had left it
+// (unblockLocked). wb is the batch of the read loop it runs on, or nil.
+func (q *classicQueue) kick(subs []*subscription, wb *writeBatch) {
 	q.mu.Lock()
 	defer q.unlock()
 	if !q.mu.deleted {
@@ -453,7 +443,7 @@ func (q *queue) kickUnblocked(subs []*subscription, wb *writeBatch) {
 
 // get takes the head message for basic.get. ackRequired counts it as unacked. If the head is
 // paged out, get reads it back first.
-func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
+func (q *classicQueue) get(ackRequired bool) (e *qentry, remaining uint32) {
 	for range 3 {
 		q.mu.Lock()
 		if q.mu.deleted {
@@ -490,7 +480,7 @@ func (q *queue) get(ackRequired bool) (e *qentry, remaining uint32) {
 
 // settle finishes unacked entries for good (ack, or reject/nack without requeue): their records
 // are deleted.
-func (q *queue) settle(es []*qentry) {
+func (q *classicQueue) settle(es []*qentry) {
 	q.mu.Lock()
 	defer q.unlock()
 	q.mu.unacked -= len(es)
@@ -500,7 +490,7 @@ func (q *queue) settle(es []*qentry) {
 }
 
 // requeue puts unacked entries back at their positions, marked redelivered, and delivers again.
-func (q *queue) requeue(es []*qentry) {
+func (q *classicQueue) requeue(es []*qentry) {
 	q.mu.Lock()
 	defer q.unlock()
 	q.mu.unacked -= len(es)
@@ -527,7 +517,7 @@ func (q *queue) requeue(es []*qentry) {
 
 // addConsumer attaches c unless exclusivity forbids it. onAdded runs under the queue lock before
 // any delivery (it queues consume-ok, so the client sees it before the first basic.deliver).
-func (q *queue) addConsumer(c *subscription, onAdded func()) error {
+func (q *classicQueue) addConsumer(c *subscription, onAdded func()) error {
 	q.mu.Lock()
 	defer q.unlock()
 	if q.mu.deleted {
@@ -551,7 +541,7 @@ func (q *queue) addConsumer(c *subscription, onAdded func()) error {
 }
 
 // removeConsumer detaches c. It reports whether the queue should now be auto-deleted.
-func (q *queue) removeConsumer(c *subscription) (autoDelete bool) {
+func (q *classicQueue) removeConsumer(c *subscription) (autoDelete bool) {
 	q.mu.Lock()
 	defer q.unlock()
 	for i, x := range q.mu.consumers {
@@ -575,7 +565,7 @@ func (q *queue) removeConsumer(c *subscription) (autoDelete bool) {
 }
 
 // counts returns ready messages and consumers (queue.declare-ok's numbers).
-func (q *queue) counts() (ready, consumers uint32) {
+func (q *classicQueue) counts() (ready, consumers uint32) {
 	q.mu.Lock()
 	defer q.unlock()
 	return uint32(q.lenLocked()), uint32(len(q.mu.consumers))
@@ -584,7 +574,7 @@ func (q *queue) counts() (ready, consumers uint32) {
 // declared is counts for a queue.declare (passive or not), which is a use for x-expires, as in
 // RabbitMQ; it also arms the queue's timer for a queue just created. As in RabbitMQ it does not
 // drop expired messages: the count includes those no delivery or timer has looked at yet.
-func (q *queue) declared() (ready, consumers uint32) {
+func (q *classicQueue) declared() (ready, consumers uint32) {
 	q.mu.Lock()
 	defer q.unlock()
 	if !q.mu.deleted {
@@ -595,7 +585,7 @@ func (q *queue) declared() (ready, consumers uint32) {
 }
 
 // start arms the timer of a recovered queue (its messages' expiries, its x-expires).
-func (q *queue) start() {
+func (q *classicQueue) start() {
 	q.mu.Lock()
 	defer q.unlock()
 	q.expireHeadLocked(nil)
@@ -603,7 +593,7 @@ func (q *queue) start() {
 
 // purge drops the ready messages (not the unacked ones) and returns how many. The paged ones go
 // with one range delete.
-func (q *queue) purge() uint32 {
+func (q *classicQueue) purge() uint32 {
 	q.mu.Lock()
 	defer q.unlock()
 	n := q.lenLocked()
@@ -624,7 +614,7 @@ func (q *queue) purge() uint32 {
 // markDeleted checks if-unused/if-empty, marks the queue deleted, drops its messages and cancels
 // its consumers, returning the targets whose clients are to be told (AMQP: those that asked for
 // consumer_cancel_notify), with notifyCancelled once the locks are released. The caller holds v.mu.
-func (q *queue) markDeleted(ifUnused, ifEmpty bool) (_ uint32, cancelled []deliveryTarget, _ error) {
+func (q *classicQueue) markDeleted(ifUnused, ifEmpty bool) (_ uint32, cancelled []deliveryTarget, _ error) {
 	q.mu.Lock()
 	defer q.unlock()
 	// RabbitMQ checks if-empty before if-unused.

@@ -65,7 +65,7 @@ type subscription struct {
 }
 
 // insertConsumerLocked adds c in its place.
-func (q *queue) insertConsumerLocked(c *subscription) {
+func (q *classicQueue) insertConsumerLocked(c *subscription) {
 	c.priority = 0
 	if p, ok := intArg(c.args["x-priority"]); ok {
 		c.priority = p
@@ -74,7 +74,7 @@ func (q *queue) insertConsumerLocked(c *subscription) {
 }
 
 // placeConsumerLocked puts c at the back of its priority's turn.
-func (q *queue) placeConsumerLocked(c *subscription) {
+func (q *classicQueue) placeConsumerLocked(c *subscription) {
 	cs := q.mu.consumers
 	i := len(cs)
 	if !q.lim().single {
@@ -99,7 +99,7 @@ func (q *queue) placeConsumerLocked(c *subscription) {
 
 // groupStartLocked returns the index of the first consumer of priority p, given end, the index
 // just past them.
-func (q *queue) groupStartLocked(end int, p int64) int {
+func (q *classicQueue) groupStartLocked(end int, p int64) int {
 	lo := end
 	for lo > 0 && q.mu.consumers[lo-1].priority == p {
 		lo--
@@ -109,7 +109,7 @@ func (q *queue) groupStartLocked(end int, p int64) int {
 
 // pickConsumerLocked delivers e to the consumer whose turn it is and returns it, or returns nil
 // if no consumer can take it now.
-func (q *queue) pickConsumerLocked(e *qentry, run *dispatchRun) *subscription {
+func (q *classicQueue) pickConsumerLocked(e *qentry, run *dispatchRun) *subscription {
 	cs := q.mu.consumers
 	if q.lim().single {
 		if c := cs[0]; c.target.deliver(e, run) {
@@ -145,7 +145,7 @@ func (q *queue) pickConsumerLocked(e *qentry, run *dispatchRun) *subscription {
 // unblockLocked is told that the targets of subs may take messages again (their channel freed
 // credit). As RabbitMQ's rabbit_queue_consumers, a consumer that refused a message left the turn and
 // rejoins it at the back now: each of subs marked blocked moves to the back of its priority's turn.
-func (q *queue) unblockLocked(subs []*subscription) {
+func (q *classicQueue) unblockLocked(subs []*subscription) {
 	if q.lim().single {
 		return
 	}

@@ -268,7 +268,7 @@ func runQueueScript(t *testing.T, file string) {
 			f.mu.Lock()
 			f.credit += n
 			f.mu.Unlock()
-			f.q.kick(nil)
+			f.q.kick(nil, nil)
 		case "delivered":
 			f := target(toks[1])
 			f.mu.Lock()
@@ -286,7 +286,7 @@ func runQueueScript(t *testing.T, file string) {
 			f.mu.Lock()
 			f.credit += len(es)
 			f.mu.Unlock()
-			f.q.kick(nil)
+			f.q.kick(nil, nil)
 		case "get":
 			needQueue()
 			ack := len(toks) > 1 && toks[1] == "ack"

@@ -29,7 +29,7 @@ type deadLetter struct {
 }
 
 // deadLocked removes e from the queue for good, dead-lettering it if the queue has a DLX.
-func (q *queue) deadLocked(e *qentry, reason string) {
+func (q *classicQueue) deadLocked(e *qentry, reason string) {
 	q.forgetLocked(e)
 	if q.lim().hasDLX && !q.mu.deleted {
 		q.mu.dead = append(q.mu.dead, deadLetter{msg: e.msg, reason: reason})
@@ -37,7 +37,7 @@ func (q *queue) deadLocked(e *qentry, reason string) {
 }
 
 // reject settles unacked entries rejected or nacked without requeue: they are dead-lettered.
-func (q *queue) reject(es []*qentry) {
+func (q *classicQueue) reject(es []*qentry) {
 	q.mu.Lock()
 	defer q.unlock()
 	q.mu.unacked -= len(es)
@@ -46,7 +46,7 @@ func (q *queue) reject(es []*qentry) {
 	}
 }
 
-func (q *queue) deadLetterAll(dead []deadLetter) {
+func (q *classicQueue) deadLetterAll(dead []deadLetter) {
 	v := q.v
 	lim := q.lim() // one snapshot: a policy change may replace the queue's settings meanwhile
 	ex := v.exchange(lim.dlx)
@@ -69,7 +69,7 @@ func (q *queue) deadLetterAll(dead []deadLetter) {
 
 // deadMessage builds the dead-lettered copy of d.msg: the routing keys it is routed with and
 // its new x-death list.
-func (q *queue) deadMessage(d deadLetter, lim *queueLimits) (*message, []string, []any) {
+func (q *classicQueue) deadMessage(d deadLetter, lim *queueLimits) (*message, []string, []any) {
 	old := d.msg
 	props, err := amqp.DecodeProperties(old.props)
 	if err != nil { // validated on publish; cannot happen

@@ -12,7 +12,7 @@ import "github.com/warrenmq/warren/amqp"
 
 // stampLocked makes e's message carry x-delivery-count before it is delivered. The copy is the
 // entry's own (the published message is shared and immutable).
-func (q *queue) stampLocked(e *qentry) {
+func (q *classicQueue) stampLocked(e *qentry) {
 	if !q.lim().countDeliveries || e.stamped == e.returns+1 {
 		return
 	}

@@ -57,7 +57,7 @@ type flowWait struct {
 
 // flowHighLocked reports whether a publish from from must pause: the backlog is at or over the
 // high mark, a consumer on another connection can drain it, and the queue is not stalled.
-func (q *queue) flowHighLocked(from publishSource) bool {
+func (q *classicQueue) flowHighLocked(from publishSource) bool {
 	opts := &q.v.srv.opts
 	if q.lenLocked() < int64(max(opts.QueueWindow/2, 1)) && q.bytesLocked() < opts.QueueWindowBytes/2 {
 		return false
@@ -78,7 +78,7 @@ func (q *queue) flowHighLocked(from publishSource) bool {
 }
 
 // flowWakeLocked returns the channel closed when the queue drains (creating it).
-func (q *queue) flowWakeLocked() <-chan struct{} {
+func (q *classicQueue) flowWakeLocked() <-chan struct{} {
 	if q.mu.flowWake == nil {
 		q.mu.flowWake = make(chan struct{})
 	}
@@ -87,7 +87,7 @@ func (q *queue) flowWakeLocked() <-chan struct{} {
 
 // flowReleaseLocked wakes the paused publishers if the backlog is down to the low mark, or
 // unconditionally with force (the queue was deleted, lost a consumer, or stalled).
-func (q *queue) flowReleaseLocked(force bool) {
+func (q *classicQueue) flowReleaseLocked(force bool) {
 	if q.mu.flowWake == nil {
 		return
 	}
@@ -103,7 +103,7 @@ func (q *queue) flowReleaseLocked(force bool) {
 // dispatch count when it last looked. If nothing left the queue since, the queue is marked
 // stalled and the publishers waiting for it are released; it returns the current count and
 // whether the queue stalled.
-func (q *queue) flowCheckStall(mark uint64) (uint64, bool) {
+func (q *classicQueue) flowCheckStall(mark uint64) (uint64, bool) {
 	q.mu.Lock()
 	defer q.unlock()
 	if q.mu.dispatched != mark {
@@ -115,7 +115,7 @@ func (q *queue) flowCheckStall(mark uint64) (uint64, bool) {
 }
 
 // dispatchCount returns how many entries have left the queue's ready list.
-func (q *queue) dispatchCount() uint64 {
+func (q *classicQueue) dispatchCount() uint64 {
 	q.mu.Lock()
 	defer q.unlock()
 	return q.mu.dispatched

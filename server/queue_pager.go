@@ -12,7 +12,7 @@ type pager struct {
 
 	mu struct {
 		sync.Mutex
-		queues []*queue
+		queues []*classicQueue
 	}
 }
 
@@ -20,7 +20,7 @@ func newPager() *pager {
 	return &pager{wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (p *pager) enqueue(q *queue) {
+func (p *pager) enqueue(q *classicQueue) {
 	p.mu.Lock()
 	p.mu.queues = append(p.mu.queues, q)
 	p.mu.Unlock()

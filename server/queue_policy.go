@@ -48,11 +48,17 @@ func effectiveLimits(arg queueLimits, args amqp.Table, p, op *policy) *queueLimi
 	return &lim
 }
 
+// setPolicy installs the settings of p and of the operator policy op in a queue that has no
+// messages or consumers yet (declared or being recovered).
+func (q *classicQueue) setPolicy(p, op *policy) {
+	q.limits.Store(effectiveLimits(q.argLimits, q.args, p, op))
+}
+
 // applyPolicy sets q's effective settings from the policy and the operator policy that now match
 // it. A lowered length
 // limit drops the excess from the head (dead-lettered with reason maxlen); expiry timers are
 // re-armed. The caller holds no lock.
-func (q *queue) applyPolicy() {
+func (q *classicQueue) applyPolicy() {
 	p := q.v.srv.pol.match(q.v.name, q.name, true)
 	op := q.v.srv.pol.matchOperator(q.v.name, q.name)
 	q.mu.Lock()

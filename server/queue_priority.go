@@ -77,6 +77,6 @@ func (r *readyQueue) reset() {
 }
 
 // prioOf is m's priority level in q.
-func (q *queue) prioOf(m *message) uint8 {
+func (q *classicQueue) prioOf(m *message) uint8 {
 	return min(m.priority, q.lim().maxPriority)
 }

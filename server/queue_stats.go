@@ -6,7 +6,7 @@ import "slices"
 // queue's lock and released through q.unlock.
 
 // lengths returns the ready (in memory and paged out) and unacknowledged message counts.
-func (q *queue) lengths() (ready, unacked int64) {
+func (q *classicQueue) lengths() (ready, unacked int64) {
 	q.mu.Lock()
 	defer q.unlock()
 	return q.lenLocked(), int64(q.mu.unacked)
@@ -14,17 +14,11 @@ func (q *queue) lengths() (ready, unacked int64) {
 
 // info is the management API's view of the queue; un sums its messages unacknowledged on
 // channels (Server.unackedByQueue), nil for none.
-func (q *queue) info(un *unackedSums) QueueInfo {
-	qi := QueueInfo{
-		Vhost: q.v.name, Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Exclusive: q.owner != nil,
-		Arguments: q.args, Totals: q.stats.totals(), Stats: q.stats.messageStats(),
-	}
+func (q *classicQueue) info(un *unackedSums) QueueInfo {
+	qi := q.baseInfo()
 	lim := q.lim()
 	qi.Policy, qi.OperatorPolicy = policyName(lim.policy), policyName(lim.opPolicy)
 	qi.PolicyDefinition = effectiveDefinition(lim.policy, lim.opPolicy)
-	if q.owner != nil {
-		qi.Owner = q.owner.name
-	}
 	q.mu.Lock()
 	qi.Ready, qi.Unacked = q.lenLocked(), int64(q.mu.unacked)
 	qi.ReadyBytes = q.bytesLocked()
@@ -48,7 +42,7 @@ func (q *queue) info(un *unackedSums) QueueInfo {
 }
 
 // consumerInfos describes the queue's consumers; each delivery target adds what it knows.
-func (q *queue) consumerInfos() []ConsumerInfo {
+func (q *classicQueue) consumerInfos() []ConsumerInfo {
 	q.mu.Lock()
 	cs := slices.Clone(q.mu.consumers)
 	q.unlock()

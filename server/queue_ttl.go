@@ -62,7 +62,7 @@ func expirationError(s string, err error) *amqp.Error {
 }
 
 // expiryOf is the time m expires in q (0: never).
-func (q *queue) expiryOf(m *message) int64 {
+func (q *classicQueue) expiryOf(m *message) int64 {
 	var at int64
 	if m.hasTTL {
 		at = addMillis(m.arrived, m.ttl)
@@ -86,7 +86,7 @@ func addMillis(at, d int64) int64 {
 // being published that a consumer may still take), asks for the paged ones behind them if the
 // window ran low (they may have expired too, and nothing else may come to read them) and arms the
 // timer for the next expiry.
-func (q *queue) expireHeadLocked(skip *qentry) {
+func (q *classicQueue) expireHeadLocked(skip *qentry) {
 	defer q.wantPageInLocked()
 	var now int64
 	for q.mu.ready.len() > 0 {
@@ -107,11 +107,11 @@ func (q *queue) expireHeadLocked(skip *qentry) {
 
 // armTimerLocked makes sure the queue's timer fires by its next deadline: the head's expiry and,
 // for an unused queue with x-expires, its expiry.
-func (q *queue) armTimerLocked() { q.armTimerForLocked(true) }
+func (q *classicQueue) armTimerLocked() { q.armTimerForLocked(true) }
 
 // armTimerForLocked is armTimerLocked; head says whether the head's expiry counts (false: only
 // x-expires, for a queue.declare, which in RabbitMQ does not look at the head's expiry).
-func (q *queue) armTimerForLocked(head bool) {
+func (q *classicQueue) armTimerForLocked(head bool) {
 	if q.mu.deleted {
 		return
 	}
@@ -138,13 +138,13 @@ func (q *queue) armTimerForLocked(head bool) {
 
 // touchLocked records a use of the queue for x-expires (a declare, a basic.get, a consumer).
 // It is recorded whether or not the queue expires now: a policy may set an expiry later.
-func (q *queue) touchLocked() {
+func (q *classicQueue) touchLocked() {
 	q.mu.lastUsed = nowMillis()
 }
 
 // onTimer runs on the timer's goroutine: it expires messages at the head and deletes the queue
 // when x-expires says it has been unused for long enough.
-func (q *queue) onTimer() {
+func (q *classicQueue) onTimer() {
 	ts := &q.v.srv.timers
 	if !ts.enter() {
 		return
@@ -164,14 +164,23 @@ func (q *queue) onTimer() {
 	}
 	q.unlock()
 	if unused {
-		if _, err := q.v.deleteQueue(q, false, false); err != nil {
-			q.v.srv.log.Error("deleting an expired queue", "vhost", q.v.name, "queue", q.name, "err", err)
+		if self := q.self(); self != nil {
+			if _, err := q.v.deleteQueue(self, false, false); err != nil {
+				q.v.srv.log.Error("deleting an expired queue", "vhost", q.v.name, "queue", q.name, "err", err)
+			}
 		}
 	}
 }
 
+// stop stops the queue's timer: the server stops.
+func (q *classicQueue) stop() {
+	q.mu.Lock()
+	q.stopTimerLocked()
+	q.unlock()
+}
+
 // stopTimerLocked stops the queue's timer (the queue is deleted or the server stops).
-func (q *queue) stopTimerLocked() {
+func (q *classicQueue) stopTimerLocked() {
 	if q.mu.timer != nil {
 		q.mu.timer.Stop()
 		q.mu.timerAt = 0
@@ -206,9 +215,7 @@ func (s *Server) stopTimers() {
 	for _, v := range s.vhosts.m {
 		v.mu.RLock()
 		for _, q := range v.mu.queues {
-			q.mu.Lock()
-			q.stopTimerLocked()
-			q.unlock()
+			q.stop()
 		}
 		v.mu.RUnlock()
 	}

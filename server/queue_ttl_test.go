@@ -62,7 +62,7 @@ func TestMessageRecordVersions(t *testing.T) {
 	if got.arrived < before || string(got.body) != "body" || got.ttl != 1000 {
 		t.Fatalf("decoded v1 %+v", got)
 	}
-	q := &queue{}
+	q := &classicQueue{}
 	q.limits.Store(&queueLimits{msgTTL: 500})
 	if at := q.expiryOf(got); at != got.arrived+500 {
 		t.Fatalf("expiry %d, want arrival+500", at)

@@ -11,7 +11,7 @@ import (
 )
 
 // bareQueueUnlocks returns the places in src where a queue's lock is released by q.mu.Unlock()
-// instead of q.unlock(): a call X.mu.Unlock() where X is a *queue receiver or parameter, or a
+// instead of q.unlock(): a call X.mu.Unlock() where X is a *classicQueue receiver or parameter, or a
 // variable named q or tq (the names queues go by in this package), outside queue.unlock itself.
 func bareQueueUnlocks(fset *token.FileSet, f *ast.File) []string {
 	var out []string
@@ -27,7 +27,7 @@ func bareQueueUnlocks(fset *token.FileSet, f *ast.File) []string {
 				return false
 			}
 			id, ok := st.X.(*ast.Ident)
-			return ok && id.Name == "queue"
+			return ok && id.Name == "classicQueue"
 		}
 		var fields []*ast.Field
 		if fn.Recv != nil {
@@ -97,9 +97,9 @@ func TestQueueUnlockOnly(t *testing.T) {
 	}
 	// The check finds what it bans.
 	const bad = `package server
-func (q *queue) f() { q.mu.Lock(); q.mu.Unlock() }
-func g(x *queue) { x.mu.Lock(); defer x.mu.Unlock() }
-func (q *queue) unlock() { q.mu.Unlock() }
+func (q *classicQueue) f() { q.mu.Lock(); q.mu.Unlock() }
+func g(x *classicQueue) { x.mu.Lock(); defer x.mu.Unlock() }
+func (q *classicQueue) unlock() { q.mu.Unlock() }
 func h(c *conn) { c.mu.Unlock() }
 `
 	f, err := parser.ParseFile(fset, "bad.go", bad, 0)

@@ -176,8 +176,7 @@ type Server struct {
 	store     storage.Store
 	ownsStore bool
 
-	users    map[string]*user // guarded by adm.mu
-	loopback map[string]bool  // users restricted to loopback; read-only after New
+	loopback map[string]bool // users restricted to loopback; read-only after New
 
 	// vhosts is the vhost table: its lock (Server.vhosts in doc.go's table) is held only to read or
 	// change the map, and while walking it (Shutdown's markClean and stopTimers).
@@ -234,7 +233,6 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger,
-		users:    map[string]*user{},
 		loopback: map[string]bool{},
 	}
 	s.mu.listeners = map[net.Listener]Listener{}
@@ -243,7 +241,7 @@ func New(opts Options) (*Server, error) {
 	s.vhosts.m = map[string]*vhost{}
 	s.logins = newLoginLimiter(&s.opts)
 	s.initAdmin()
-	s.users[opts.DefaultUser] = newUser(opts.DefaultUser, opts.DefaultPass, "administrator")
+	s.adm.mu.users[opts.DefaultUser] = newUser(opts.DefaultUser, opts.DefaultPass, "administrator")
 	for _, u := range opts.LoopbackUsers {
 		s.loopback[u] = true
 	}

@@ -361,8 +361,10 @@ func (s *Server) sampleAll(now time.Time) {
 // connRates keeps each open connection's previous byte counts, to compute its rates and to add
 // what it moved to its vhost's and the server's byte counters.
 type connRates struct {
-	mu   sync.Mutex
-	prev map[*conn]connSample
+	mu struct {
+		sync.Mutex
+		prev map[*conn]connSample
+	}
 }
 
 type connSample struct {
@@ -389,21 +391,21 @@ func (r *connRates) sample(now time.Time, conns []*conn, g *statSet) {
 	}
 	for _, c := range conns {
 		if m := c.metered(); m != nil {
-			next[c] = account(c, m, r.prev[c])
+			next[c] = account(c, m, r.mu.prev[c])
 		}
 	}
 	// Connections closed since the last sample: count their last bytes, then forget them.
-	for c, p := range r.prev {
+	for c, p := range r.mu.prev {
 		if _, open := next[c]; !open {
 			account(c, c.metered(), p)
 		}
 	}
-	r.prev = next
+	r.mu.prev = next
 }
 
 func (r *connRates) rates(c *conn) (recv, send float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := r.prev[c]
+	p := r.mu.prev[c]
 	return p.recvRate, p.sendRate
 }

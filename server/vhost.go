@@ -544,7 +544,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if d.Exclusive {
 		owner = c
 	}
-	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, lim)
+	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, 0, lim)
 	if q.isDurable() {
 		var b storage.Batch
 		b.Set(storage.QueueKey(v.name, name), q.record())
@@ -554,7 +554,7 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	}
 	v.mu.Lock()
 	// Under v.mu: a policy change lists the queues after it changed the policies (policy.go).
-	q.limits.Store(effectiveLimits(q.argLimits, q.args, v.srv.pol.match(v.name, name, true), v.srv.pol.matchOperator(v.name, name)))
+	q.setPolicy(v.srv.pol.match(v.name, name, true), v.srv.pol.matchOperator(v.name, name))
 	v.mu.queues[name] = q
 	v.mu.Unlock()
 	v.srv.adm.stats.inc(sQueueCreated)

@@ -128,7 +128,7 @@ func TestQueueUnlockOnlyInQueueFiles(t *testing.T) {
 			continue // the test binary's main package
 		}
 		for _, f := range p.Syntax {
-			for _, v := range QueueUnlocks(p.Fset, f, p.TypesInfo, pkgPath, "queue") {
+			for _, v := range QueueUnlocks(p.Fset, f, p.TypesInfo, pkgPath, "classicQueue") {
 				rel, err := filepath.Rel(root, v.Pos.Filename)
 				if err != nil {
 					t.Fatal(err)
