@@ -63,6 +63,7 @@ var (
 	mAlarmFD   = desc("rabbitmq_alarms_file_descriptor_limit", "is 1 if file descriptor limit alarm is in effect")
 	mAlarmDisk = desc("rabbitmq_alarms_free_disk_space_watermark", "is 1 if free disk space watermark alarm is in effect")
 	mAlarmMem  = desc("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect")
+	mMemLimit  = desc("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes")
 
 	mQReady         = "rabbitmq_queue_messages_ready"
 	mQUnacked       = "rabbitmq_queue_messages_unacked"
@@ -156,7 +157,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.UntypedValue, v)
 	}
 	untyped(mAlarmFD, 0)
-	untyped(mAlarmMem, 0)
+	memAlarm := 0.0
+	if n.MemAlarm {
+		memAlarm = 1
+	}
+	untyped(mAlarmMem, memAlarm)
+	if n.MemLimit > 0 {
+		gauge(mMemLimit, float64(n.MemLimit))
+	}
 	diskAlarm := 0.0
 	if n.DiskAlarm {
 		diskAlarm = 1

@@ -335,10 +335,11 @@ func (q *queue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 	*run = dispatchRun{} // keep no write batch past the run
 }
 
-// wantPageInLocked asks the pager to refill the window when it has drained below half.
+// wantPageInLocked asks the pager to refill the window (pageWindow: smaller under the memory
+// alarm) when it has drained below half.
 func (q *queue) wantPageInLocked() {
 	if q.mu.paged.n == 0 || q.mu.queuedIn || q.mu.paging != nil || q.mu.deleted ||
-		q.mu.ready.len() >= q.v.srv.opts.QueueWindow/2 {
+		q.mu.ready.len() >= q.v.srv.pageWindow()/2 {
 		return
 	}
 	q.mu.queuedIn = true
@@ -354,7 +355,7 @@ func (q *queue) pageIn() {
 		<-ch
 		return
 	}
-	want := q.v.srv.opts.QueueWindow - q.mu.ready.len()
+	want := q.v.srv.pageWindow() - q.mu.ready.len()
 	if q.mu.deleted || q.mu.paged.n == 0 || want <= 0 {
 		q.unlock()
 		return

@@ -64,10 +64,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if cfg.File != "" {
 		log.Info("config file read", "file", cfg.File)
 	}
-	if w := cfg.MemoryHighWatermark; w != (MemoryWatermark{}) {
-		log.Warn("vm_memory_high_watermark is accepted but not enforced: Warren has no memory alarm",
-			"relative", w.Relative, "absolute", w.Absolute)
+	memLimit, err := cfg.MemoryHighWatermark.limit(server.TotalMemory())
+	if err != nil {
+		return err
 	}
+	log.Info("memory high watermark", "limit_bytes", memLimit, "relative", cfg.MemoryHighWatermark.Relative,
+		"absolute", cfg.MemoryHighWatermark.Absolute, "total_memory_bytes", server.TotalMemory())
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -94,6 +96,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	opts := cfg.serverOptions()
 	opts.Logger, opts.Store = log, store
 	opts.DiskFree = func() (uint64, error) { return storage.DiskFree(cfg.DataDir) }
+	opts.MemoryUsed, opts.MemoryLimit = server.ResidentMemory, memLimit
 	srv, err := server.New(opts)
 	if err != nil {
 		return err
