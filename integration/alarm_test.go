@@ -111,7 +111,7 @@ func TestDiskAlarmShutdownWhileBlocked(t *testing.T) {
 // The memory alarm (issue 15), with the broker's memory figure set by the test: above the limit,
 // queues page out the messages they hold in memory that were never delivered (the newest ones,
 // behind any redelivered one) and a publisher is blocked with "low on memory", or with RabbitMQ's
-// "low on memory & low on disk" when both alarms are on; it is unblocked only once both clear.
+// "low on disk & memory" when both alarms are on; it is unblocked only once both clear.
 // Consumers go on during the alarm, reading paged messages back in small pages. Afterwards every
 // message comes back in order, once, the requeued and unacknowledged ones included.
 func TestMemoryAlarmPagesOutAndBlocks(t *testing.T) {
@@ -179,7 +179,7 @@ func TestMemoryAlarmPagesOutAndBlocks(t *testing.T) {
 	used.Store(2 << 30)
 	free.Store(1 << 20)
 	wait.For(t, 5*time.Second, "both alarms", func() bool { return len(b.Srv.Alarms()) == 2 })
-	if a := b.Srv.Alarms(); a[0] != "memory" || a[1] != "disk" {
+	if a := b.Srv.Alarms(); a[0] != "disk" || a[1] != "memory" {
 		t.Fatalf("alarms %v", a)
 	}
 	// Everything but the redelivered head (0-4) is paged out; mem.d's persistent messages were in
@@ -190,7 +190,7 @@ func TestMemoryAlarmPagesOutAndBlocks(t *testing.T) {
 	}
 	select {
 	case bl := <-blocked:
-		if !bl.Active || bl.Reason != "low on memory & low on disk" {
+		if !bl.Active || bl.Reason != "low on disk & memory" {
 			t.Fatalf("blocking = %+v", bl)
 		}
 	case <-time.After(5 * time.Second):

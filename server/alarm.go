@@ -21,12 +21,10 @@ const (
 	alarmDisk   = "disk"
 )
 
-// alarmReasons are the connection.blocked reasons of RabbitMQ's rabbit_reader, in the order
-// they are joined (with " & ") when both alarms are raised.
-var alarmReasons = []struct{ resource, reason string }{
-	{alarmMemory, "low on memory"},
-	{alarmDisk, "low on disk"},
-}
+// alarmOrder is the order of the resources in connection.blocked's reason, as RabbitMQ 3.10's
+// rabbit_reader:blocked_by_message builds it: "low on " and the resources joined with " & ", in
+// the order of its set of alarms ("low on disk & memory" when both are raised).
+var alarmOrder = []string{alarmDisk, alarmMemory}
 
 // resourceAlarms is the set of raised alarms.
 type resourceAlarms struct {
@@ -78,15 +76,15 @@ func (a *resourceAlarms) blocked() (<-chan struct{}, string) {
 		return nil, ""
 	}
 	var rs []string
-	for _, r := range alarmReasons {
-		if a.mu.raised[r.resource] {
-			rs = append(rs, r.reason)
+	for _, r := range alarmOrder {
+		if a.mu.raised[r] {
+			rs = append(rs, r)
 		}
 	}
-	return a.mu.cleared, strings.Join(rs, " & ")
+	return a.mu.cleared, "low on " + strings.Join(rs, " & ")
 }
 
-// list names the raised alarms, memory first.
+// list names the raised alarms.
 func (a *resourceAlarms) list() []string {
 	if !a.up.Load() {
 		return nil
@@ -94,9 +92,9 @@ func (a *resourceAlarms) list() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []string
-	for _, r := range alarmReasons {
-		if a.mu.raised[r.resource] {
-			out = append(out, r.resource)
+	for _, r := range alarmOrder {
+		if a.mu.raised[r] {
+			out = append(out, r)
 		}
 	}
 	return out
@@ -158,12 +156,12 @@ func (a *diskAlarm) shutdown() {
 	<-a.done
 }
 
-// Alarms names the resource alarms in effect ("memory", "disk"), for health checks.
+// Alarms names the resource alarms in effect ("disk", "memory"), for health checks.
 func (s *Server) Alarms() []string { return s.alarms.list() }
 
 // waitPublishAllowed blocks a connection about to publish while a resource alarm is raised, as
 // RabbitMQ blocks publishing connections: connection.blocked first if the client understands it
-// (with RabbitMQ's reason, "low on memory", "low on disk" or both joined with " & "),
+// (with RabbitMQ's reason: "low on memory", "low on disk" or "low on disk & memory"),
 // connection.unblocked once every alarm has cleared. It returns false if the connection is closing.
 func (c *conn) waitPublishAllowed() bool {
 	if relief := c.srv.publishThrottle(); relief != nil { // publish.go

@@ -230,9 +230,9 @@ func ResidentMemory() (uint64, error) {
 
 // TotalMemory is the memory the broker may use, in bytes: the machine's (MemTotal of
 // /proc/meminfo), or the memory limit of the process's cgroup (v2 memory.max, v1
-// memory.limit_in_bytes) if that is lower; -1 if unknown. RabbitMQ 3.10 itself reads only the
-// machine's total (its container image sets the watermark from the cgroup limit instead); Warren
-// honours the limit of the container it runs in.
+// memory.limit_in_bytes) if that is lower; -1 if unknown. RabbitMQ 3.10's vm_memory_monitor reads
+// only the machine's total (or its total_memory_available_override_value); Warren honours the
+// limit of the container it runs in, where the machine's total would let the OOM killer act first.
 func TotalMemory() int64 {
 	total := procMeminfoTotal()
 	if lim := cgroupMemoryLimit(); lim > 0 && (total <= 0 || lim < total) {

@@ -66,9 +66,13 @@ type MemoryWatermark struct {
 	Absolute int64
 }
 
-// limit is the watermark in bytes, given the total memory (<= 0: unknown).
+// limit is the watermark in bytes, given the total memory (<= 0: unknown). As RabbitMQ's
+// vm_memory_monitor: an absolute watermark above the total memory is the total.
 func (w MemoryWatermark) limit(total int64) (int64, error) {
 	if w.Absolute > 0 {
+		if total > 0 {
+			return min(w.Absolute, total), nil
+		}
 		return w.Absolute, nil
 	}
 	if total <= 0 {

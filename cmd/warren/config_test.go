@@ -143,7 +143,8 @@ func TestConfigFileValues(t *testing.T) {
 		}},
 		{"vm_memory_high_watermark.absolute = 100MiB", func(c Config) bool {
 			l, err := c.MemoryHighWatermark.limit(-1)
-			return c.MemoryHighWatermark == MemoryWatermark{Absolute: 100 << 20} && l == 100<<20 && err == nil
+			capped, _ := c.MemoryHighWatermark.limit(50 << 20) // above the total: the total
+			return c.MemoryHighWatermark == MemoryWatermark{Absolute: 100 << 20} && l == 100<<20 && err == nil && capped == 50<<20
 		}},
 		// RabbitMQ's 0: the alarm is always on.
 		{"vm_memory_high_watermark.relative = 0", func(c Config) bool { l, _ := c.MemoryHighWatermark.limit(1 << 30); return l == 1 }},
