@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
@@ -235,21 +236,22 @@ func ResidentMemory() (uint64, error) {
 // limit of the container it runs in, where the machine's total would let the OOM killer act first.
 func TotalMemory() int64 {
 	total := procMeminfoTotal()
-	if lim := cgroupMemoryLimit(); lim > 0 && (total <= 0 || lim < total) {
+	if lim := cgroupMemoryLimit("/"); lim > 0 && (total <= 0 || lim < total) {
 		total = lim
 	}
 	return total
 }
 
-// cgroupMemoryLimit reads the memory limit of the process's cgroup; -1 if there is none.
-func cgroupMemoryLimit() int64 {
-	data, err := os.ReadFile("/proc/self/cgroup")
+// cgroupMemoryLimit reads the memory limit of the process's cgroup, under the file system root
+// ("/" but in tests); -1 if there is none.
+func cgroupMemoryLimit(root string) int64 {
+	data, err := os.ReadFile(filepath.Join(root, "proc/self/cgroup"))
 	if err != nil {
 		return -1
 	}
 	limit := int64(-1)
 	lower := func(path string) {
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(filepath.Join(root, path))
 		if err != nil {
 			return
 		}
