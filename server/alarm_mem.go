@@ -173,18 +173,23 @@ func (q *queue) pageOut() (n int, b int64) {
 	if len(tail) == 0 {
 		return 0, 0
 	}
-	var write bool
+	// The records are encoded before the committer's lock is taken. encodeMessage, not
+	// msg.record(): the message may be in other queues, whose publishers may be caching its
+	// record on their goroutine.
+	var recs [][]byte
 	for _, e := range tail {
 		b += int64(len(e.msg.body))
-		write = write || !e.stored
+		if !e.stored {
+			recs = append(recs, encodeMessage(e.msg))
+		}
 	}
-	if write {
-		// encodeMessage, not msg.record(): the message may be in other queues, whose
-		// publishers may be caching its record on their goroutine.
+	if len(recs) > 0 {
 		g := q.commit().add(false, func(batch *storage.Batch) {
+			i := 0
 			for _, e := range tail {
 				if !e.stored {
-					batch.Set(storage.MessageKey(q.id, e.seq), encodeMessage(e.msg))
+					batch.Set(storage.MessageKey(q.id, e.seq), recs[i])
+					i++
 				}
 			}
 		})
