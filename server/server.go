@@ -69,7 +69,8 @@ type Options struct {
 	// own process (nil: no memory alarm, as for a broker embedded in a bigger process or a test).
 	// Above MemoryLimit (0: DefaultMemoryHighWatermark of TotalMemory) the memory alarm is
 	// raised: publishers are blocked and queues page their messages out (alarm_mem.go). It is
-	// checked every MemoryCheckInterval (0: DefaultMemoryCheckInterval).
+	// checked every MemoryCheckInterval (0: DefaultMemoryCheckInterval); a sample above the limit
+	// is taken again after debug.FreeOSMemory, a GC of the whole process.
 	MemoryUsed          func() (uint64, error)
 	MemoryLimit         int64
 	MemoryCheckInterval time.Duration
