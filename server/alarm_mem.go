@@ -130,13 +130,20 @@ func (s *Server) pageOutAll(stop <-chan struct{}) (n int, b int64) {
 	for _, v := range s.vhostList() {
 		qs, _ := v.lists()
 		for _, q := range qs {
-			qn, qb := q.pageOut()
-			n, b = n+qn, b+qb
-			if relief := s.commit.throttle(); relief != nil {
-				select {
-				case <-relief:
-				case <-stop:
-					return n, b
+			// A chunk at a time, each written before the next is taken: the records are copies
+			// of the messages, and paging must not need much more memory than it frees.
+			for {
+				qn, qb, g := q.pageOut()
+				n, b = n+qn, b+qb
+				if qn == 0 {
+					break
+				}
+				if g != nil {
+					select {
+					case <-g.done:
+					case <-stop:
+						return n, b
+					}
 				}
 			}
 		}
@@ -144,9 +151,13 @@ func (s *Server) pageOutAll(stop <-chan struct{}) (n int, b int64) {
 	return n, b
 }
 
-// pageOut moves the newest ready messages that were never delivered from memory to the store (a
-// transient one is written there, unsynced; a persistent one on a durable queue is there
-// already), where they join the queue's paged range. It returns the messages and body bytes moved.
+// pageOutChunk bounds the body bytes one pageOut moves.
+const pageOutChunk = 1 << 20
+
+// pageOut moves the newest ready messages that were never delivered, up to pageOutChunk bytes,
+// from memory to the store (a transient one is written there, unsynced; a persistent one on a
+// durable queue is there already), where they join the queue's paged range. It returns the
+// messages and body bytes moved, and the commit group writing them (nil if none was written).
 //
 // The paged range must hold every stored message with seq >= paged.from that is not in memory
 // (pageIn reads the store from there), so only a tail of the ready list goes: entries newer than
@@ -154,37 +165,37 @@ func (s *Server) pageOutAll(stop <-chan struct{}) (n int, b int64) {
 // entry goes back to its old place marked redelivered. The tail stops at the first entry that was
 // redelivered, or has an expiry (read back, its TTL would be counted again from the page-in).
 // Queues that do not page (priority queues, drop-head length limits) keep their messages.
-func (q *queue) pageOut() (n int, b int64) {
+func (q *queue) pageOut() (n int, b int64, g *commitGroup) {
 	q.mu.Lock()
 	defer q.unlock()
 	if !q.pageable || q.mu.deleted || q.mu.paging != nil || len(q.mu.ready.levels) != 1 {
-		return 0, 0
+		return 0, 0, nil
 	}
 	l := &q.mu.ready.levels[0]
 	cut := len(l.s)
-	for cut > l.head {
+	for cut > l.head && b < pageOutChunk {
 		e := l.s[cut-1]
 		if e.redelivered || e.returns != 0 || e.stamped != 0 || e.expiry != 0 || e.marked {
 			break
 		}
+		b += int64(len(e.msg.body))
 		cut--
 	}
 	tail := l.s[cut:]
 	if len(tail) == 0 {
-		return 0, 0
+		return 0, 0, nil
 	}
 	// The records are encoded before the committer's lock is taken. encodeMessage, not
 	// msg.record(): the message may be in other queues, whose publishers may be caching its
 	// record on their goroutine.
 	var recs [][]byte
 	for _, e := range tail {
-		b += int64(len(e.msg.body))
 		if !e.stored {
 			recs = append(recs, encodeMessage(e.msg))
 		}
 	}
 	if len(recs) > 0 {
-		g := q.commit().add(false, func(batch *storage.Batch) {
+		g = q.commit().add(false, func(batch *storage.Batch) {
 			i := 0
 			for _, e := range tail {
 				if !e.stored {
@@ -208,7 +219,7 @@ func (q *queue) pageOut() (n int, b int64) {
 	}
 	q.mu.ready.n -= n
 	q.mu.ready.bytes -= b
-	return n, b
+	return n, b, g
 }
 
 // ResidentMemory is the process's resident set size in bytes (RabbitMQ's "rss" memory strategy),
