@@ -252,7 +252,7 @@ func (c *call) nodeJSON() map[string]any {
 	m := map[string]any{
 		"name": n.Name, "type": "disc", "running": true, "os_pid": strconv.Itoa(n.OSPid), "processors": n.Processors,
 		"uptime": n.Uptime.Milliseconds(), "rates_mode": "basic", "run_queue": 0, "net_ticktime": 60,
-		"mem_limit": n.MemLimit, "mem_alarm": false, "mem_calculation_strategy": "rss",
+		"mem_limit": n.MemLimit, "mem_alarm": n.MemAlarm, "mem_calculation_strategy": "rss",
 		"disk_free_limit": n.DiskFreeLimit, "disk_free_alarm": n.DiskAlarm,
 		"fd_total": n.FDTotal, "sockets_total": n.FDTotal, "partitions": []any{}, "cluster_links": []any{},
 		"exchange_types": exchangeTypesJSON(),

@@ -203,7 +203,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.UntypedValue, v)
 	}
 	untyped(mAlarmFD, 0)
-	untyped(mAlarmMem, 0)
+	memAlarm := 0.0
+	if n.MemAlarm {
+		memAlarm = 1
+	}
+	untyped(mAlarmMem, memAlarm)
 	if n.MemLimit > 0 {
 		gauge(mMemLimit, float64(n.MemLimit))
 	}

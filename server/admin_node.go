@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,7 +22,8 @@ type NodeInfo struct {
 	OSPid            int
 	Processors       int
 	MemUsed          int64 // resident set size
-	MemLimit         int64 // physical memory: Warren has no memory alarm of its own
+	MemLimit         int64 // the memory alarm's high watermark (without the alarm: TotalMemory)
+	MemAlarm         bool  // the memory alarm is raised
 	FDUsed, FDTotal  int64
 	SocketsUsed      int64 // open AMQP connections
 	Goroutines       int
@@ -73,9 +75,12 @@ func (s *Server) Node() NodeInfo {
 	if rss := procStatusField("VmRSS:"); rss >= 0 {
 		n.MemUsed = rss * 1024
 	}
-	if total := procMeminfoTotal(); total > 0 {
+	if s.opts.MemoryUsed != nil {
+		n.MemLimit = s.opts.MemoryLimit
+	} else if total := TotalMemory(); total > 0 {
 		n.MemLimit = total
 	}
+	n.MemAlarm = s.memoryAlarm()
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		n.FDUsed = int64(len(ents))
 	}
@@ -100,7 +105,7 @@ func (s *Server) Node() NodeInfo {
 			n.DiskFree = int64(st.Bavail) * int64(st.Bsize)
 		}
 	}
-	n.DiskAlarm = len(s.Alarms()) > 0
+	n.DiskAlarm = slices.Contains(s.Alarms(), alarmDisk)
 	return n
 }
 

@@ -258,6 +258,7 @@ func (c *committer) commit(g *commitGroup) {
 	var err error
 	if g.b.Len() > 0 {
 		err = c.store.Apply(&g.b, g.sync)
+		g.b.Release() // a group is held after it is applied (queue.mu.lastWrite, confirms): not its records
 		c.groups.Add(1)
 		if g.sync {
 			c.syncs.Add(1)

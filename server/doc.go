@@ -9,7 +9,9 @@
 // (DialDirect, direct.go: an in-process pipe for the plugins) gets the same two, counted the same
 // way, and is closed by Shutdown like an accepted one. Three more belong to the
 // Server and are stopped by Shutdown after the last connection: the committer (commit.go, the only
-// store writer), the pager (queue_pager.go, reads paged-out messages back) and the disk alarm (alarm.go).
+// store writer), the pager (queue_pager.go, reads paged-out messages back), the disk alarm (alarm.go)
+// and the memory alarm (alarm_mem.go, which under the alarm takes each queue.mu in turn, holding no
+// other lock, to page its messages out).
 // The committer's sync timer (armed Options.SyncInterval after an unsynced group, and only then)
 // is a time.AfterFunc whose function only sets a flag and wakes the committer, without blocking;
 // run stops it and waits for a running function (committer.timerFuncs) before it returns, which
@@ -75,7 +77,7 @@
 //	confirmLedger.mu      the confirms sent and to nack (confirm.go)      the above
 //	outbound.mu           the pending write buffer and the writeClaim     the above
 //	                      (outbound.go)
-//	leaves                committer.mu, pager.mu, diskAlarm.mu,           anything above
+//	leaves                committer.mu, pager.mu, resourceAlarms.mu,      anything above
 //	                      Server.mu, Server.timers.mu, Server.adm.mu
 //	                      (users and their limits, permissions, vhost
 //	                      metadata, global parameters),

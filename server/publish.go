@@ -44,10 +44,11 @@ type publishSource interface {
 // publish; then it asks publishAlarm.
 func (s *Server) publishThrottle() <-chan struct{} { return s.commit.throttle() }
 
-// publishAlarm returns a channel closed when the resource alarm (the disk alarm) clears, or nil
-// if none is raised. A publisher of any protocol waits on it, without reading its socket, before
-// its next publish (an AMQP client that supports it is told with connection.blocked).
-func (s *Server) publishAlarm() <-chan struct{} { return s.alarm.blocked() }
+// publishAlarm returns a channel closed when every resource alarm (memory, disk: alarm.go) has
+// cleared, and RabbitMQ's connection.blocked reason, or nil if none is raised. A publisher of any
+// protocol waits on it, without reading its socket, before its next publish (an AMQP client that
+// supports it is told with connection.blocked).
+func (s *Server) publishAlarm() (<-chan struct{}, string) { return s.alarms.blocked() }
 
 // checkPublish resolves the exchange a publish by user u names and checks it may publish there:
 // write on the exchange (cache: the publisher's remembered check), the exchange exists (404) and

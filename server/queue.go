@@ -328,10 +328,11 @@ func (q *classicQueue) dispatchFreshLocked(fresh *qentry, wb *writeBatch) {
 	*run = dispatchRun{} // keep no write batch past the run
 }
 
-// wantPageInLocked asks the pager to refill the window when it has drained below half.
+// wantPageInLocked asks the pager to refill the window (pageWindow: smaller under the memory
+// alarm) when it has drained below half.
 func (q *classicQueue) wantPageInLocked() {
 	if q.mu.paged.n == 0 || q.mu.queuedIn || q.mu.paging != nil || q.mu.deleted ||
-		q.mu.ready.len() >= q.v.srv.opts.QueueWindow/2 {
+		q.mu.ready.len() >= q.v.srv.pageWindow()/2 {
 		return
 	}
 	q.mu.queuedIn = true
@@ -347,7 +348,7 @@ func (q *classicQueue) pageIn() {
 		<-ch
 		return
 	}
-	want := q.v.srv.opts.QueueWindow - q.mu.ready.len()
+	want := q.v.srv.pageWindow() - q.mu.ready.len()
 	if q.mu.deleted || q.mu.paged.n == 0 || want <= 0 {
 		q.unlock()
 		return

@@ -93,6 +93,10 @@ type queueImpl interface {
 	// setPolicy installs policy p and operator policy op (nil: none) in a queue with no messages or consumers yet, at
 	// declare (v.mu held) and at recovery.
 	setPolicy(p, op *policy)
+	// pageOut moves a chunk of ready messages from memory to the store under the memory alarm
+	// (alarm_mem.go); it returns the messages and body bytes moved and the commit group writing
+	// them (nil if none). A type that keeps nothing in memory returns zeros.
+	pageOut() (n int, b int64, g *commitGroup)
 
 	// --- counts and stats ---
 

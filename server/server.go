@@ -65,6 +65,15 @@ type Options struct {
 	DiskFree          func() (uint64, error)
 	DiskFreeLimit     int64
 	DiskCheckInterval time.Duration
+	// MemoryUsed reports the broker's memory use in bytes: ResidentMemory for a broker that is its
+	// own process (nil: no memory alarm, as for a broker embedded in a bigger process or a test).
+	// Above MemoryLimit (0: DefaultMemoryHighWatermark of TotalMemory) the memory alarm is
+	// raised: publishers are blocked and queues page their messages out (alarm_mem.go). It is
+	// checked every MemoryCheckInterval (0: DefaultMemoryCheckInterval); a sample above the limit
+	// is taken again after debug.FreeOSMemory, a GC of the whole process.
+	MemoryUsed          func() (uint64, error)
+	MemoryLimit         int64
+	MemoryCheckInterval time.Duration
 	// StatsInterval is how often message rates are sampled (0: DefaultStatsInterval).
 	StatsInterval time.Duration
 	// SyncInterval bounds how long a store write made without an fsync (an ack's delete, a
@@ -149,6 +158,19 @@ func (o *Options) setDefaults() error {
 	if o.DiskCheckInterval <= 0 {
 		o.DiskCheckInterval = time.Second
 	}
+	if o.MemoryCheckInterval <= 0 {
+		o.MemoryCheckInterval = DefaultMemoryCheckInterval
+	}
+	if o.MemoryLimit < 0 {
+		return fmt.Errorf("memory limit %d is negative", o.MemoryLimit)
+	}
+	if o.MemoryLimit == 0 && o.MemoryUsed != nil {
+		total := TotalMemory()
+		if total <= 0 {
+			return errors.New("memory alarm: the total memory is unknown on this platform: give the limit in bytes")
+		}
+		o.MemoryLimit = int64(DefaultMemoryHighWatermark * float64(total))
+	}
 	switch o.SSLCertLoginFrom {
 	case "":
 		o.SSLCertLoginFrom = CertLoginDistinguishedName
@@ -205,6 +227,8 @@ type Server struct {
 	commit *committer // every store write goes through it
 	pager  *pager
 	alarm  *diskAlarm
+	mem    *memAlarm
+	alarms resourceAlarms // raised by alarm and mem (alarm.go)
 	// storeDone ends the committer and pager once, after the last connection is gone.
 	storeDone sync.Once
 
@@ -253,6 +277,7 @@ func New(opts Options) (*Server, error) {
 	s.commit = newCommitter(s.store, s.log, opts.SyncInterval)
 	s.pager = newPager()
 	s.alarm = newDiskAlarm(s)
+	s.mem = newMemAlarm(s)
 	go s.commit.run()
 	go s.pager.run()
 	go s.alarm.run()
@@ -266,6 +291,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("warren: %w", err)
 	}
 	s.startFederation()
+	go s.mem.run() // after recovery: it pages recovered queues out
 	return s, nil
 }
 
@@ -375,6 +401,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.storeDone.Do(func() {
 		s.stopTimers()
+		s.mem.shutdown()
 		s.alarm.shutdown()
 		s.pager.shutdown()
 		if merr := s.markClean(); merr != nil && err == nil {

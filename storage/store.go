@@ -78,6 +78,14 @@ func (b *Batch) Size() int { return b.size }
 // Len is the number of writes in the batch.
 func (b *Batch) Len() int { return len(b.ops) }
 
+// Release drops the keys and values of an applied batch, keeping Len and Size: whoever still
+// holds the batch (the broker keeps a commit group to learn its outcome) does not keep its records.
+func (b *Batch) Release() {
+	for i := range b.ops {
+		b.ops[i] = op{kind: b.ops[i].kind}
+	}
+}
+
 // MemStore is a Store in memory. Sync is a no-op: it is for tests and for running without disk.
 type MemStore struct {
 	mu     sync.Mutex

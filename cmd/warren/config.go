@@ -44,9 +44,11 @@ type Config struct {
 	DiskFreeLimit    int64
 	SyncInterval     time.Duration // store_sync_interval: unsynced store writes reach the disk within it
 
-	// MemoryHighWatermark holds vm_memory_high_watermark.relative or .absolute. Warren has no
-	// memory alarm: the value is validated and reported at start-up as accepted but not enforced.
-	MemoryHighWatermark MemoryWatermark
+	// MemoryHighWatermark is vm_memory_high_watermark.relative or .absolute,
+	// --memory-high-watermark, WARREN_MEMORY_HIGH_WATERMARK: above it the memory alarm blocks
+	// publishers. MemoryMonitorInterval (memory_monitor_interval) is how often memory is sampled.
+	MemoryHighWatermark   MemoryWatermark
+	MemoryMonitorInterval time.Duration
 
 	LogLevel  slog.Level
 	LogFormat string // "plain" or "json"
@@ -57,11 +59,51 @@ type Config struct {
 	TLS TLSConfig
 }
 
-// MemoryWatermark is vm_memory_high_watermark: at most one of Relative (a fraction of the
-// machine's memory) and Absolute (bytes) is set.
+// MemoryWatermark is vm_memory_high_watermark: Relative (a fraction of the memory,
+// server.TotalMemory) or, when it is not 0, Absolute (bytes).
 type MemoryWatermark struct {
 	Relative float64
 	Absolute int64
+}
+
+// limit is the watermark in bytes, given the total memory (<= 0: unknown). As RabbitMQ's
+// vm_memory_monitor: an absolute watermark above the total memory is the total.
+func (w MemoryWatermark) limit(total int64) (int64, error) {
+	if w.Absolute > 0 {
+		if total > 0 {
+			return min(w.Absolute, total), nil
+		}
+		return w.Absolute, nil
+	}
+	if total <= 0 {
+		return 0, errors.New("vm_memory_high_watermark.relative: the total memory is unknown on this platform: give vm_memory_high_watermark.absolute")
+	}
+	// As RabbitMQ's, a relative watermark of 0 keeps the alarm on (every publisher blocked):
+	// the smallest limit, one byte, does the same.
+	return max(int64(w.Relative*float64(total)), 1), nil
+}
+
+// parseWatermark reads --memory-high-watermark: a fraction of the memory written with a decimal
+// point (0.4, as vm_memory_high_watermark.relative), or an amount (1GB, 512MiB or bytes, as
+// vm_memory_high_watermark.absolute).
+func parseWatermark(v string) (MemoryWatermark, error) {
+	if strings.Contains(v, ".") {
+		f, err := parseFraction(v)
+		return MemoryWatermark{Relative: f}, err
+	}
+	n, err := parseBytes(v)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("%q: an absolute watermark must be above 0 (a relative one is written 0.0)", v)
+	}
+	return MemoryWatermark{Absolute: n}, err
+}
+
+func parseFraction(v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
+		return 0, fmt.Errorf("%q is not a fraction between 0 and 1", v)
+	}
+	return f, nil
 }
 
 // TLSConfig holds the TLS settings, from the config file (as RabbitMQ spells them), the
@@ -85,22 +127,24 @@ type TLSConfig struct {
 
 func defaultConfig() Config {
 	return Config{
-		AMQPAddr:         ":5672",
-		HTTPAddr:         ":15672",
-		DataDir:          "./warren-data",
-		DefaultUser:      "guest",
-		DefaultPass:      "guest",
-		DefaultVhost:     "/",
-		Heartbeat:        server.DefaultHeartbeat,
-		FrameMax:         server.DefaultFrameMax,
-		ChannelMax:       server.DefaultChannelMax,
-		MaxMessageSize:   server.DefaultMaxMessageSize,
-		ConsumerTimeout:  server.DefaultConsumerTimeout,
-		HandshakeTimeout: 10 * time.Second,
-		DiskFreeLimit:    server.DefaultDiskFreeLimit,
-		SyncInterval:     server.DefaultSyncInterval,
-		LogLevel:         slog.LevelInfo,
-		LogFormat:        "plain",
+		AMQPAddr:              ":5672",
+		HTTPAddr:              ":15672",
+		DataDir:               "./warren-data",
+		DefaultUser:           "guest",
+		DefaultPass:           "guest",
+		DefaultVhost:          "/",
+		Heartbeat:             server.DefaultHeartbeat,
+		FrameMax:              server.DefaultFrameMax,
+		ChannelMax:            server.DefaultChannelMax,
+		MaxMessageSize:        server.DefaultMaxMessageSize,
+		ConsumerTimeout:       server.DefaultConsumerTimeout,
+		HandshakeTimeout:      10 * time.Second,
+		DiskFreeLimit:         server.DefaultDiskFreeLimit,
+		MemoryHighWatermark:   MemoryWatermark{Relative: server.DefaultMemoryHighWatermark},
+		MemoryMonitorInterval: server.DefaultMemoryCheckInterval,
+		SyncInterval:          server.DefaultSyncInterval,
+		LogLevel:              slog.LevelInfo,
+		LogFormat:             "plain",
 	}
 }
 
@@ -108,19 +152,20 @@ func defaultConfig() Config {
 // the caller's).
 func (c *Config) serverOptions() server.Options {
 	o := server.Options{
-		Heartbeat:        c.Heartbeat,
-		FrameMax:         c.FrameMax,
-		ChannelMax:       c.ChannelMax,
-		MaxMessageSize:   c.MaxMessageSize,
-		DefaultUser:      c.DefaultUser,
-		DefaultPass:      c.DefaultPass,
-		DefaultVhost:     c.DefaultVhost,
-		LoopbackUsers:    c.LoopbackUsers,
-		HandshakeTimeout: c.HandshakeTimeout,
-		DiskFreeLimit:    c.DiskFreeLimit,
-		ConsumerTimeout:  c.ConsumerTimeout,
-		SyncInterval:     c.SyncInterval,
-		SSLCertLoginFrom: c.TLS.CertLoginFrom,
+		Heartbeat:           c.Heartbeat,
+		FrameMax:            c.FrameMax,
+		ChannelMax:          c.ChannelMax,
+		MaxMessageSize:      c.MaxMessageSize,
+		DefaultUser:         c.DefaultUser,
+		DefaultPass:         c.DefaultPass,
+		DefaultVhost:        c.DefaultVhost,
+		LoopbackUsers:       c.LoopbackUsers,
+		HandshakeTimeout:    c.HandshakeTimeout,
+		DiskFreeLimit:       c.DiskFreeLimit,
+		MemoryCheckInterval: c.MemoryMonitorInterval,
+		ConsumerTimeout:     c.ConsumerTimeout,
+		SyncInterval:        c.SyncInterval,
+		SSLCertLoginFrom:    c.TLS.CertLoginFrom,
 	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat = -1 // the server's 0 is "default"; RabbitMQ's heartbeat = 0 is "none"
@@ -212,6 +257,12 @@ var settings = []setting{
 	{flag: "disk-free-limit", env: "WARREN_DISK_FREE_LIMIT", usage: "block publishers below this much free disk: `bytes` or 50MB, 1GB, 512MiB...",
 		set:  func(c *Config, v string) (err error) { c.DiskFreeLimit, err = parseBytes(v); return },
 		show: func(c *Config) string { return strconv.FormatInt(c.DiskFreeLimit, 10) }},
+	{flag: "memory-high-watermark", env: "WARREN_MEMORY_HIGH_WATERMARK", usage: "block publishers and page queues out above this much memory: a `fraction` of the memory with a decimal point (0.4) or an amount (1GB, 512MiB, bytes)",
+		set:  func(c *Config, v string) (err error) { c.MemoryHighWatermark, err = parseWatermark(v); return },
+		show: func(c *Config) string { return showWatermark(c.MemoryHighWatermark) }},
+	{flag: "memory-monitor-interval", env: "WARREN_MEMORY_MONITOR_INTERVAL", usage: "sample the broker's memory for the memory alarm this often, in `ms` (or a Go duration)",
+		set:  func(c *Config, v string) (err error) { c.MemoryMonitorInterval, err = parseMillis(v, false); return },
+		show: func(c *Config) string { return c.MemoryMonitorInterval.String() }},
 	{flag: "store-sync-interval", env: "WARREN_STORE_SYNC_INTERVAL", usage: "sync store writes made without an fsync (acks, paged transient messages) at most this long after them, in `ms` (or a Go duration)",
 		set:  func(c *Config, v string) (err error) { c.SyncInterval, err = parseMillis(v, false); return },
 		show: func(c *Config) string { return c.SyncInterval.String() }},
@@ -288,27 +339,19 @@ var fileKeys = map[string]func(c *Config, v string) error{
 		return nil
 	},
 	"vm_memory_high_watermark.relative": func(c *Config, v string) error {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
-			return fmt.Errorf("%q is not a fraction between 0 and 1", v)
-		}
-		if c.MemoryHighWatermark.Absolute != 0 {
-			return errors.New("vm_memory_high_watermark.absolute is already set")
-		}
-		c.MemoryHighWatermark.Relative = f
-		return nil
+		f, err := parseFraction(v)
+		c.MemoryHighWatermark = MemoryWatermark{Relative: f}
+		return err
 	},
 	"vm_memory_high_watermark.absolute": func(c *Config, v string) error {
 		n, err := parseBytes(v)
-		if err != nil {
-			return err
+		if err == nil && n == 0 {
+			err = fmt.Errorf("%q: must be above 0", v)
 		}
-		if c.MemoryHighWatermark.Relative != 0 {
-			return errors.New("vm_memory_high_watermark.relative is already set")
-		}
-		c.MemoryHighWatermark.Absolute = n
-		return nil
+		c.MemoryHighWatermark = MemoryWatermark{Absolute: n}
+		return err
 	},
+	"memory_monitor_interval": byEnv("WARREN_MEMORY_MONITOR_INTERVAL"),
 
 	// TLS: the listeners are in tls.go.
 	"listeners.ssl.default":            byEnv("WARREN_AMQPS_ADDR"),
@@ -510,11 +553,28 @@ func parseConfigFile(path string, c *Config) error {
 			return fail("%s is already set on line %d", key, prev)
 		}
 		seen[key] = i + 1
+		if other := exclusiveKeys[key]; seen[other] != 0 {
+			return fail("%s: %s is already set", key, other)
+		}
 		if err := applyKey(c, key, value); err != nil {
 			return fail("%s: %v", key, err)
 		}
 	}
 	return nil
+}
+
+// exclusiveKeys are pairs of keys of which a file may give only one.
+var exclusiveKeys = map[string]string{
+	"vm_memory_high_watermark.relative": "vm_memory_high_watermark.absolute",
+	"vm_memory_high_watermark.absolute": "vm_memory_high_watermark.relative",
+}
+
+// showWatermark is --help's form of a watermark.
+func showWatermark(w MemoryWatermark) string {
+	if w.Absolute > 0 {
+		return strconv.FormatInt(w.Absolute, 10)
+	}
+	return strconv.FormatFloat(w.Relative, 'f', -1, 64)
 }
 
 func stripComment(line string) string {

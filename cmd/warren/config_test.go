@@ -68,6 +68,7 @@ consumer_timeout = 900000
 handshake_timeout = 5000
 store_sync_interval = 50
 vm_memory_high_watermark.absolute = 2GiB
+memory_monitor_interval = 2500
 disk_free_limit.absolute = 1GB
 log.console.level = warning
 log.console.formatter = json
@@ -90,19 +91,20 @@ ssl_cert_login_from = common_name
 		File:     path,
 		AMQPAddr: "127.0.0.1:5673", HTTPAddr: "0.0.0.0:15673", DataDir: "/var/lib/warren",
 		DefaultUser: "admin", DefaultPass: "s3cr#t", DefaultVhost: "prod",
-		LoopbackUsers:       []string{"admin"},
-		Heartbeat:           30 * time.Second,
-		FrameMax:            65536,
-		ChannelMax:          65535,
-		MaxMessageSize:      1 << 20,
-		ConsumerTimeout:     15 * time.Minute,
-		HandshakeTimeout:    5 * time.Second,
-		SyncInterval:        50 * time.Millisecond,
-		MemoryHighWatermark: MemoryWatermark{Absolute: 2 << 30},
-		DiskFreeLimit:       1e9,
-		LogLevel:            slog.LevelWarn,
-		LogFormat:           "json",
-		LoadDefinitions:     "/etc/warren/definitions.json",
+		LoopbackUsers:         []string{"admin"},
+		Heartbeat:             30 * time.Second,
+		FrameMax:              65536,
+		ChannelMax:            65535,
+		MaxMessageSize:        1 << 20,
+		ConsumerTimeout:       15 * time.Minute,
+		HandshakeTimeout:      5 * time.Second,
+		SyncInterval:          50 * time.Millisecond,
+		MemoryHighWatermark:   MemoryWatermark{Absolute: 2 << 30},
+		MemoryMonitorInterval: 2500 * time.Millisecond,
+		DiskFreeLimit:         1e9,
+		LogLevel:              slog.LevelWarn,
+		LogFormat:             "json",
+		LoadDefinitions:       "/etc/warren/definitions.json",
 		TLS: TLSConfig{
 			AMQPSAddr: ":5671", CACertFile: "/certs/ca.pem", CertFile: "/certs/server.pem", KeyFile: "/certs/server.key",
 			VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", HTTPSAddr: ":15671",
@@ -135,7 +137,18 @@ func TestConfigFileValues(t *testing.T) {
 		{"disk_free_limit.absolute = 512MiB", func(c Config) bool { return c.DiskFreeLimit == 512<<20 }},
 		{"disk_free_limit.absolute = 2G", func(c Config) bool { return c.DiskFreeLimit == 2<<30 }},
 		{"disk_free_limit.absolute = 123456", func(c Config) bool { return c.DiskFreeLimit == 123456 }},
-		{"vm_memory_high_watermark.relative = 0.6", func(c Config) bool { return c.MemoryHighWatermark.Relative == 0.6 }},
+		{"vm_memory_high_watermark.relative = 0.6", func(c Config) bool {
+			l, err := c.MemoryHighWatermark.limit(1000)
+			return c.MemoryHighWatermark == MemoryWatermark{Relative: 0.6} && l == 600 && err == nil
+		}},
+		{"vm_memory_high_watermark.absolute = 100MiB", func(c Config) bool {
+			l, err := c.MemoryHighWatermark.limit(-1)
+			capped, _ := c.MemoryHighWatermark.limit(50 << 20) // above the total: the total
+			return c.MemoryHighWatermark == MemoryWatermark{Absolute: 100 << 20} && l == 100<<20 && err == nil && capped == 50<<20
+		}},
+		// RabbitMQ's 0: the alarm is always on.
+		{"vm_memory_high_watermark.relative = 0", func(c Config) bool { l, _ := c.MemoryHighWatermark.limit(1 << 30); return l == 1 }},
+		{"memory_monitor_interval = 250", func(c Config) bool { return c.MemoryMonitorInterval == 250*time.Millisecond }},
 		{"log.console.level = debug", func(c Config) bool { return c.LogLevel == slog.LevelDebug }},
 		{"default_pass = a#b", func(c Config) bool { return c.DefaultPass == "a#b" }},
 		{"default_pass = ab # comment", func(c Config) bool { return c.DefaultPass == "ab" }},
@@ -178,6 +191,8 @@ func TestConfigFileErrors(t *testing.T) {
 		{"disk_free_limit.absolute = 1TB\n", `:1: disk_free_limit.absolute: "1TB": unknown unit "TB"`},
 		{"disk_free_limit.absolute = -1\n", `:1: disk_free_limit.absolute: "-1" is not a number of bytes`},
 		{"vm_memory_high_watermark.relative = 1.5\n", `is not a fraction between 0 and 1`},
+		{"vm_memory_high_watermark.absolute = 0\n", `:1: vm_memory_high_watermark.absolute: "0": must be above 0`},
+		{"vm_memory_high_watermark.absolute = 1GB\nvm_memory_high_watermark.relative = 0.4\n", `:2: vm_memory_high_watermark.relative: vm_memory_high_watermark.absolute is already set`},
 		{"vm_memory_high_watermark.relative = 0.4\nvm_memory_high_watermark.absolute = 1GB\n", `:2: vm_memory_high_watermark.absolute: vm_memory_high_watermark.relative is already set`},
 		{"log.console.level = verbose\n", `:1: log.console.level: "verbose" is not one of debug, info, warning, error`},
 		{"log.console.formatter = xml\n", `:1: log.console.formatter: "xml" is not one of plain, json`},
@@ -260,8 +275,8 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_DEFAULT_USER": "u", "WARREN_DEFAULT_PASS": "p", "WARREN_DEFAULT_VHOST": "v", "WARREN_LOOPBACK_USERS": "a,b",
 		"WARREN_HEARTBEAT": "5", "WARREN_FRAME_MAX": "8192", "WARREN_CHANNEL_MAX": "9", "WARREN_MAX_MESSAGE_SIZE": "1000",
 		"WARREN_CONSUMER_TIMEOUT": "1000", "WARREN_HANDSHAKE_TIMEOUT": "2s", "WARREN_DISK_FREE_LIMIT": "1MB",
-		"WARREN_STORE_SYNC_INTERVAL": "20ms",
-		"WARREN_LOG_LEVEL":           "error", "WARREN_LOG_FORMAT": "json", "WARREN_LOAD_DEFINITIONS": "/defs.json",
+		"WARREN_STORE_SYNC_INTERVAL": "20ms", "WARREN_MEMORY_HIGH_WATERMARK": "300MiB", "WARREN_MEMORY_MONITOR_INTERVAL": "100",
+		"WARREN_LOG_LEVEL": "error", "WARREN_LOG_FORMAT": "json", "WARREN_LOAD_DEFINITIONS": "/defs.json",
 		"WARREN_AMQPS_ADDR": "5671", "WARREN_HTTPS_ADDR": "127.0.0.1:15671", "WARREN_TLS_CERT": "/c.pem",
 		"WARREN_TLS_KEY": "/k.pem", "WARREN_TLS_CA": "/ca.pem", "WARREN_TLS_VERIFY_PEER": "true",
 		"WARREN_TLS_FAIL_IF_NO_PEER_CERT": "true", "WARREN_SSL_CERT_LOGIN_FROM": "common_name",
@@ -270,6 +285,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
 		Heartbeat: 5 * time.Second, FrameMax: 8192, ChannelMax: 9, MaxMessageSize: 1000,
 		ConsumerTimeout: time.Second, HandshakeTimeout: 2 * time.Second, DiskFreeLimit: 1e6, SyncInterval: 20 * time.Millisecond,
+		MemoryHighWatermark: MemoryWatermark{Absolute: 300 << 20}, MemoryMonitorInterval: 100 * time.Millisecond,
 		LogLevel: slog.LevelError, LogFormat: "json", LoadDefinitions: "/defs.json",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
 			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name"}}
@@ -488,5 +504,25 @@ func TestHealthcheck(t *testing.T) {
 	}
 	if healthURL(":15672") != "http://127.0.0.1:15672" || healthURL("[::]:1") != "http://127.0.0.1:1" || healthURL("") != "" {
 		t.Fatal("healthURL")
+	}
+}
+
+// --memory-high-watermark takes a fraction with a decimal point or an amount; the default is
+// RabbitMQ's 0.4 of the memory.
+func TestConfigMemoryHighWatermarkFlag(t *testing.T) {
+	if c := mustLoad(t, nil, env()); c.MemoryHighWatermark != (MemoryWatermark{Relative: 0.4}) {
+		t.Errorf("default %+v, want relative 0.4", c.MemoryHighWatermark)
+	}
+	for v, want := range map[string]MemoryWatermark{
+		"0.5": {Relative: 0.5}, "1.0": {Relative: 1}, "0.0": {}, "512MiB": {Absolute: 512 << 20}, "1GB": {Absolute: 1e9}, "1": {Absolute: 1},
+	} {
+		if c := mustLoad(t, []string{"--memory-high-watermark", v}, env()); c.MemoryHighWatermark != want {
+			t.Errorf("--memory-high-watermark %s: %+v, want %+v", v, c.MemoryHighWatermark, want)
+		}
+	}
+	for _, v := range []string{"1.5", "-0.1", "0", "lots", "10TB"} {
+		if _, _, err := loadConfig([]string{"--memory-high-watermark", v}, env(), io.Discard); err == nil {
+			t.Errorf("--memory-high-watermark %s: no error", v)
+		}
 	}
 }

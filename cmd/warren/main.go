@@ -24,6 +24,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,10 @@ import (
 	"github.com/warrenmq/warren/shovel"
 	"github.com/warrenmq/warren/storage"
 )
+
+// minSoftMemoryLimit is the smallest memory watermark also set as the Go runtime's soft memory
+// limit.
+const minSoftMemoryLimit = 32 << 20
 
 func main() {
 	err := run(os.Args[1:], os.Stdout, os.Stderr)
@@ -67,9 +72,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if cfg.File != "" {
 		log.Info("config file read", "file", cfg.File)
 	}
-	if w := cfg.MemoryHighWatermark; w != (MemoryWatermark{}) {
-		log.Warn("vm_memory_high_watermark is accepted but not enforced: Warren has no memory alarm",
-			"relative", w.Relative, "absolute", w.Absolute)
+	memLimit, err := cfg.MemoryHighWatermark.limit(server.TotalMemory())
+	if err != nil {
+		return err
+	}
+	log.Info("memory high watermark", "limit_bytes", memLimit, "relative", cfg.MemoryHighWatermark.Relative,
+		"absolute", cfg.MemoryHighWatermark.Absolute, "total_memory_bytes", server.TotalMemory())
+	// The watermark is also the Go runtime's soft memory limit (unless GOMEMLIMIT says otherwise):
+	// near it the GC collects more often, so garbage does not carry the resident memory far past
+	// the watermark between two samples of the memory alarm. Not for a watermark so small that the
+	// GC would run all the time (relative 0 keeps the alarm on).
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memLimit >= minSoftMemoryLimit {
+		debug.SetMemoryLimit(memLimit)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -97,6 +111,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	opts := cfg.serverOptions()
 	opts.Logger, opts.Store = log, store
 	opts.DiskFree = func() (uint64, error) { return storage.DiskFree(cfg.DataDir) }
+	opts.MemoryUsed, opts.MemoryLimit = server.ResidentMemory, memLimit
 	srv, err := server.New(opts)
 	if err != nil {
 		return err
