@@ -400,7 +400,7 @@ func (v *vhost) bindings() []BindingInfo {
 			continue
 		}
 		x.mu.Lock()
-		bs := x.router.Bindings()
+		bs := x.mu.router.Bindings()
 		x.mu.Unlock()
 		for _, b := range bs {
 			rest = append(rest, BindingInfo{Vhost: v.name, Source: x.name, Destination: b.Dest.destName(),

@@ -57,7 +57,7 @@ func effectiveDefinition(p, op *policy) map[string]any {
 func (s *Server) OperatorPolicies() []Policy {
 	s.pol.mu.Lock()
 	var out []Policy
-	for _, ps := range s.pol.opByVhost {
+	for _, ps := range s.pol.mu.opByVhost {
 		for _, p := range ps {
 			out = append(out, p.Policy)
 		}
@@ -76,7 +76,7 @@ func (s *Server) OperatorPolicies() []Policy {
 func (s *Server) OperatorPolicy(vhost, name string) (Policy, error) {
 	s.pol.mu.Lock()
 	defer s.pol.mu.Unlock()
-	p, ok := s.pol.opByVhost[vhost][name]
+	p, ok := s.pol.mu.opByVhost[vhost][name]
 	if !ok {
 		return Policy{}, ErrNotFound
 	}
@@ -106,7 +106,7 @@ func (s *Server) PutOperatorPolicy(in Policy) (created bool, err error) {
 		return false, fmt.Errorf("storing operator policy %s in %s: %w", p.Name, p.Vhost, err)
 	}
 	s.pol.mu.Lock()
-	_, existed := s.pol.opByVhost[p.Vhost][p.Name]
+	_, existed := s.pol.mu.opByVhost[p.Vhost][p.Name]
 	s.pol.setOperatorLocked(p)
 	s.pol.mu.Unlock()
 	v.applyPolicies()
@@ -114,13 +114,13 @@ func (s *Server) PutOperatorPolicy(in Policy) (created bool, err error) {
 }
 
 func (ps *policyState) setOperatorLocked(p *policy) {
-	if ps.opByVhost == nil {
-		ps.opByVhost = map[string]map[string]*policy{}
+	if ps.mu.opByVhost == nil {
+		ps.mu.opByVhost = map[string]map[string]*policy{}
 	}
-	if ps.opByVhost[p.Vhost] == nil {
-		ps.opByVhost[p.Vhost] = map[string]*policy{}
+	if ps.mu.opByVhost[p.Vhost] == nil {
+		ps.mu.opByVhost[p.Vhost] = map[string]*policy{}
 	}
-	ps.opByVhost[p.Vhost][p.Name] = p
+	ps.mu.opByVhost[p.Vhost][p.Name] = p
 }
 
 // DeleteOperatorPolicy removes the operator policy name of vhost and re-applies the vhost's
@@ -129,7 +129,7 @@ func (s *Server) DeleteOperatorPolicy(vhost, name string) error {
 	s.pol.change.Lock()
 	defer s.pol.change.Unlock()
 	s.pol.mu.Lock()
-	_, ok := s.pol.opByVhost[vhost][name]
+	_, ok := s.pol.mu.opByVhost[vhost][name]
 	s.pol.mu.Unlock()
 	if !ok {
 		return ErrNotFound
@@ -140,7 +140,7 @@ func (s *Server) DeleteOperatorPolicy(vhost, name string) error {
 		return fmt.Errorf("deleting operator policy %s in %s: %w", name, vhost, err)
 	}
 	s.pol.mu.Lock()
-	delete(s.pol.opByVhost[vhost], name)
+	delete(s.pol.mu.opByVhost[vhost], name)
 	s.pol.mu.Unlock()
 	if v := s.vhost(vhost); v != nil {
 		v.applyPolicies()

@@ -76,7 +76,7 @@ func (s *Server) stopFederation() {
 func (s *Server) fedPoliciesChanged() {
 	any := false
 	s.pol.mu.Lock()
-	for _, ps := range s.pol.byVhost {
+	for _, ps := range s.pol.mu.byVhost {
 		for _, p := range ps {
 			if fedPolicyUpstream(p) != "" {
 				any = true
@@ -169,7 +169,7 @@ func (s *Server) fedUpstreams(vhost, target string) []federation.Upstream {
 	s.params.mu.Lock()
 	defer s.params.mu.Unlock()
 	upstream := func(n string) (map[string]any, bool) {
-		p, ok := s.params.values[paramKey{federation.ComponentUpstream, vhost, n}]
+		p, ok := s.params.mu.values[paramKey{federation.ComponentUpstream, vhost, n}]
 		if !ok {
 			return nil, false
 		}
@@ -192,14 +192,14 @@ func (s *Server) fedUpstreams(vhost, target string) []federation.Upstream {
 			}
 			match = re.MatchString
 		}
-		for k, p := range s.params.values {
+		for k, p := range s.params.mu.values {
 			if m, ok := p.Value.(map[string]any); ok && k.component == federation.ComponentUpstream && k.vhost == vhost && match(k.name) {
 				out = append(out, federation.ResolveUpstream(k.name, m, nil))
 			}
 		}
 		return out
 	}
-	set, ok := s.params.values[paramKey{federation.ComponentUpstreamSet, vhost, name}]
+	set, ok := s.params.mu.values[paramKey{federation.ComponentUpstreamSet, vhost, name}]
 	if !ok {
 		return nil
 	}
@@ -234,7 +234,7 @@ func (l fedLocal) ExchangeBindings(vhost, exchange string) ([]federation.Binding
 		return nil, v.errNoExchange(exchange)
 	}
 	x.mu.Lock()
-	bs := x.router.Bindings()
+	bs := x.mu.router.Bindings()
 	x.mu.Unlock()
 	out := make([]federation.Binding, len(bs))
 	for i, b := range bs {

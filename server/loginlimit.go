@@ -30,9 +30,11 @@ type loginLimiter struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	mu        sync.Mutex // a leaf
-	sources   map[string]*loginSource
-	nextSweep int
+	mu struct {
+		sync.Mutex // a leaf
+		sources    map[string]*loginSource
+		nextSweep  int
+	}
 }
 
 const maxLoginSources = 1 << 16
@@ -44,10 +46,12 @@ type loginSource struct {
 }
 
 func newLoginLimiter(o *Options) *loginLimiter {
-	return &loginLimiter{
+	l := &loginLimiter{
 		limit: o.LoginFailureLimit, window: o.LoginFailureWindow, delay: o.LoginFailureDelay,
-		log: o.Logger, now: time.Now, sources: map[string]*loginSource{}, nextSweep: 1024,
+		log: o.Logger, now: time.Now,
 	}
+	l.mu.sources, l.mu.nextSweep = map[string]*loginSource{}, 1024
+	return l
 }
 
 // failed records a failed login by user from remote, logs it as the window allows (never with a
@@ -61,7 +65,7 @@ func (l *loginLimiter) failed(remote net.Addr, user, mechanism, reason string) t
 	}
 	now := l.now()
 	l.mu.Lock()
-	s := l.sources[key]
+	s := l.mu.sources[key]
 	var heldBefore int
 	var heldWindow time.Time
 	if s != nil && now.Sub(s.start) >= l.window {
@@ -70,12 +74,12 @@ func (l *loginLimiter) failed(remote net.Addr, user, mechanism, reason string) t
 	}
 	var swept []heldReport
 	if s == nil {
-		if len(l.sources) >= l.nextSweep {
+		if len(l.mu.sources) >= l.mu.nextSweep {
 			swept = l.sweepLocked(now)
 		}
-		if len(l.sources) < maxLoginSources {
+		if len(l.mu.sources) < maxLoginSources {
 			s = &loginSource{start: now}
-			l.sources[key] = s
+			l.mu.sources[key] = s
 		}
 	}
 	var n int
@@ -117,15 +121,15 @@ type heldReport struct {
 // once l.mu is released.
 func (l *loginLimiter) sweepLocked(now time.Time) []heldReport {
 	var out []heldReport
-	for k, s := range l.sources {
+	for k, s := range l.mu.sources {
 		if now.Sub(s.start) >= l.window {
 			if s.held > 0 {
 				out = append(out, heldReport{k, s.held, s.start})
 			}
-			delete(l.sources, k)
+			delete(l.mu.sources, k)
 		}
 	}
-	l.nextSweep = max(1024, 2*len(l.sources))
+	l.mu.nextSweep = max(1024, 2*len(l.mu.sources))
 	return out
 }
 

@@ -273,7 +273,7 @@ func TestMetaConcurrentChangesAgreeWithStore(t *testing.T) {
 		if x.durable && x.name != "" && !isAMQ(x.name) {
 			inMemory["exchange "+x.name] = true
 		}
-		for _, b := range x.router.Bindings() {
+		for _, b := range x.mu.router.Bindings() {
 			inMemory[fmt.Sprintf("binding %s->%s %s", x.name, b.Dest.destName(), b.Key)] = true
 		}
 	}

@@ -61,9 +61,11 @@ type ParameterComponent struct {
 type paramState struct {
 	change sync.Mutex // serializes changes and the hooks (taken first, alone)
 
-	mu         sync.Mutex // leaf; guards the maps below
-	components map[string]ParameterComponent
-	values     map[paramKey]Parameter
+	mu struct {
+		sync.Mutex // leaf
+		components map[string]ParameterComponent
+		values     map[paramKey]Parameter
+	}
 }
 
 type paramKey struct{ component, vhost, name string }
@@ -74,12 +76,12 @@ func (s *Server) RegisterParameterComponent(name string, c ParameterComponent) {
 	s.params.change.Lock()
 	defer s.params.change.Unlock()
 	s.params.mu.Lock()
-	if s.params.components == nil {
-		s.params.components = map[string]ParameterComponent{}
+	if s.params.mu.components == nil {
+		s.params.mu.components = map[string]ParameterComponent{}
 	}
-	s.params.components[name] = c
+	s.params.mu.components[name] = c
 	var replay []Parameter
-	for k, p := range s.params.values {
+	for k, p := range s.params.mu.values {
 		if k.component == name {
 			replay = append(replay, p)
 		}
@@ -111,8 +113,8 @@ func sortParameters(ps []Parameter) {
 // name.
 func (s *Server) Parameters() []Parameter {
 	s.params.mu.Lock()
-	out := make([]Parameter, 0, len(s.params.values))
-	for _, p := range s.params.values {
+	out := make([]Parameter, 0, len(s.params.mu.values))
+	for _, p := range s.params.mu.values {
 		out = append(out, p)
 	}
 	s.params.mu.Unlock()
@@ -143,7 +145,7 @@ func (s *Server) Parameter(component, vhost, name string) (Parameter, error) {
 	}
 	s.params.mu.Lock()
 	defer s.params.mu.Unlock()
-	p, ok := s.params.values[paramKey{component, vhost, name}]
+	p, ok := s.params.mu.values[paramKey{component, vhost, name}]
 	if !ok {
 		return Parameter{}, ErrNotFound
 	}
@@ -166,7 +168,7 @@ func (s *Server) PutParameter(p Parameter) (created bool, err error) {
 	s.params.change.Lock()
 	defer s.params.change.Unlock()
 	s.params.mu.Lock()
-	c, ok := s.params.components[p.Component]
+	c, ok := s.params.mu.components[p.Component]
 	s.params.mu.Unlock()
 	if !ok {
 		return false, badRequest("Validation failed\n\ncomponent %s not found\n", p.Component)
@@ -197,11 +199,11 @@ func (s *Server) PutParameter(p Parameter) (created bool, err error) {
 	}
 	k := paramKey{p.Component, p.Vhost, p.Name}
 	s.params.mu.Lock()
-	if s.params.values == nil {
-		s.params.values = map[paramKey]Parameter{}
+	if s.params.mu.values == nil {
+		s.params.mu.values = map[paramKey]Parameter{}
 	}
-	_, existed := s.params.values[k]
-	s.params.values[k] = p
+	_, existed := s.params.mu.values[k]
+	s.params.mu.values[k] = p
 	s.params.mu.Unlock()
 	if c.Set != nil {
 		c.Set(p)
@@ -266,8 +268,8 @@ func (s *Server) DeleteParameter(component, vhost, name string) error {
 	defer s.params.change.Unlock()
 	k := paramKey{component, vhost, name}
 	s.params.mu.Lock()
-	_, ok := s.params.values[k]
-	c := s.params.components[component]
+	_, ok := s.params.mu.values[k]
+	c := s.params.mu.components[component]
 	s.params.mu.Unlock()
 	if !ok {
 		return ErrNotFound
@@ -278,7 +280,7 @@ func (s *Server) DeleteParameter(component, vhost, name string) error {
 		return fmt.Errorf("deleting parameter %s/%s in %s: %w", component, name, vhost, err)
 	}
 	s.params.mu.Lock()
-	delete(s.params.values, k)
+	delete(s.params.mu.values, k)
 	s.params.mu.Unlock()
 	if c.Clear != nil {
 		c.Clear(vhost, name)
@@ -292,14 +294,14 @@ func (s *Server) dropParameters(vhost string) error {
 	defer s.params.change.Unlock()
 	var gone []Parameter
 	s.params.mu.Lock()
-	for k, p := range s.params.values {
+	for k, p := range s.params.mu.values {
 		if k.vhost == vhost {
 			gone = append(gone, p)
-			delete(s.params.values, k)
+			delete(s.params.mu.values, k)
 		}
 	}
-	comps := make(map[string]ParameterComponent, len(s.params.components))
-	for n, c := range s.params.components {
+	comps := make(map[string]ParameterComponent, len(s.params.mu.components))
+	for n, c := range s.params.mu.components {
 		comps[n] = c
 	}
 	s.params.mu.Unlock()
@@ -356,10 +358,10 @@ func (s *Server) recoverParameters() error {
 		if err != nil {
 			return fmt.Errorf("record %q: %w", k, err)
 		}
-		if s.params.values == nil {
-			s.params.values = map[paramKey]Parameter{}
+		if s.params.mu.values == nil {
+			s.params.mu.values = map[paramKey]Parameter{}
 		}
-		s.params.values[paramKey{component, vhost, name}] = Parameter{Component: component, Vhost: vhost, Name: name, Value: v}
+		s.params.mu.values[paramKey{component, vhost, name}] = Parameter{Component: component, Vhost: vhost, Name: name, Value: v}
 		return nil
 	})
 	if err != nil {

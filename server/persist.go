@@ -90,7 +90,7 @@ func (v *vhost) deleteBindingsToLocked(b *storage.Batch, src *exchangeEntity, d 
 	if !src.durable || !destDurable(d) {
 		return
 	}
-	for _, bd := range src.router.Bindings() {
+	for _, bd := range src.mu.router.Bindings() {
 		if bd.Dest == d {
 			b.Delete(bindingKey(v.name, src, d, bd.Key, bd.Args))
 		}
@@ -161,7 +161,8 @@ func (s *Server) recover() error {
 		internal, _ := t["internal"].(bool)
 		v := vh(vname)
 		x := &exchangeEntity{name: name, kind: kind, durable: true, autoDelete: ad, internal: internal,
-			args: args, router: exchange.New[destination](kind)}
+			args: args}
+		x.mu.router = exchange.New[destination](kind)
 		if kind == exchange.FederationUpstream {
 			x.hops, _ = federation.ParseHopFilter(args) // checked when it was declared
 		}
@@ -231,7 +232,7 @@ func (s *Server) recover() error {
 			s.log.Warn("dropping a recovered binding whose end is gone", "vhost", vname, "source", srcName, "destination", dstName)
 			return nil
 		}
-		src.router.Bind(dst, rkey, args)
+		src.mu.router.Bind(dst, rkey, args)
 		return nil
 	})
 	if err != nil {

@@ -110,7 +110,7 @@ func (s *Server) recoverAdmin(byID map[uint64]*queue) error {
 		}
 		for _, x := range v.mu.exchanges {
 			b.Delete(storage.ExchangeKey(name, x.name))
-			for _, bd := range x.router.Bindings() {
+			for _, bd := range x.mu.router.Bindings() {
 				b.Delete(bindingKey(name, x, bd.Dest, bd.Key, bd.Args))
 			}
 		}

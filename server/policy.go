@@ -44,25 +44,27 @@ type policy struct {
 type policyState struct {
 	change sync.Mutex // serializes changes and their re-application (taken first, alone)
 
-	mu      sync.Mutex                    // leaf; guards byVhost and opByVhost
-	byVhost map[string]map[string]*policy // vhost -> name -> policy
-	// opByVhost are the operator policies (vhost -> name -> policy), set by the operator and
-	// applied to queues alongside the users' policies (admin_oppolicy.go).
-	opByVhost map[string]map[string]*policy
+	mu struct {
+		sync.Mutex                               // leaf
+		byVhost    map[string]map[string]*policy // vhost -> name -> policy
+		// opByVhost are the operator policies (vhost -> name -> policy), set by the operator and
+		// applied to queues alongside the users' policies (admin_oppolicy.go).
+		opByVhost map[string]map[string]*policy
+	}
 }
 
 // match returns the policy that applies to the object name in vhost (nil: none).
 func (ps *policyState) match(vhost, name string, isQueue bool) *policy {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	return matchIn(ps.byVhost[vhost], name, isQueue)
+	return matchIn(ps.mu.byVhost[vhost], name, isQueue)
 }
 
 // matchOperator returns the operator policy that applies to the queue name in vhost (nil: none).
 func (ps *policyState) matchOperator(vhost, name string) *policy {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	return matchIn(ps.opByVhost[vhost], name, true)
+	return matchIn(ps.mu.opByVhost[vhost], name, true)
 }
 
 // matchIn picks among ps the policy for the object called name: the matching one with the highest
@@ -270,7 +272,7 @@ func (v *vhost) applyPolicies() {
 func (s *Server) Policies() []Policy {
 	s.pol.mu.Lock()
 	var out []Policy
-	for _, ps := range s.pol.byVhost {
+	for _, ps := range s.pol.mu.byVhost {
 		for _, p := range ps {
 			out = append(out, p.Policy)
 		}
@@ -289,7 +291,7 @@ func (s *Server) Policies() []Policy {
 func (s *Server) Policy(vhost, name string) (Policy, error) {
 	s.pol.mu.Lock()
 	defer s.pol.mu.Unlock()
-	p, ok := s.pol.byVhost[vhost][name]
+	p, ok := s.pol.mu.byVhost[vhost][name]
 	if !ok {
 		return Policy{}, ErrNotFound
 	}
@@ -323,7 +325,7 @@ func (s *Server) PutPolicy(in Policy) (created bool, err error) {
 		return false, fmt.Errorf("storing policy %s in %s: %w", p.Name, p.Vhost, err)
 	}
 	s.pol.mu.Lock()
-	_, existed := s.pol.byVhost[p.Vhost][p.Name]
+	_, existed := s.pol.mu.byVhost[p.Vhost][p.Name]
 	s.pol.setLocked(p)
 	s.pol.mu.Unlock()
 	v.applyPolicies()
@@ -331,13 +333,13 @@ func (s *Server) PutPolicy(in Policy) (created bool, err error) {
 }
 
 func (ps *policyState) setLocked(p *policy) {
-	if ps.byVhost == nil {
-		ps.byVhost = map[string]map[string]*policy{}
+	if ps.mu.byVhost == nil {
+		ps.mu.byVhost = map[string]map[string]*policy{}
 	}
-	if ps.byVhost[p.Vhost] == nil {
-		ps.byVhost[p.Vhost] = map[string]*policy{}
+	if ps.mu.byVhost[p.Vhost] == nil {
+		ps.mu.byVhost[p.Vhost] = map[string]*policy{}
 	}
-	ps.byVhost[p.Vhost][p.Name] = p
+	ps.mu.byVhost[p.Vhost][p.Name] = p
 }
 
 // DeletePolicy removes the policy name of vhost and re-applies the vhost's policies.
@@ -345,7 +347,7 @@ func (s *Server) DeletePolicy(vhost, name string) error {
 	s.pol.change.Lock()
 	defer s.pol.change.Unlock()
 	s.pol.mu.Lock()
-	_, ok := s.pol.byVhost[vhost][name]
+	_, ok := s.pol.mu.byVhost[vhost][name]
 	s.pol.mu.Unlock()
 	if !ok {
 		return ErrNotFound
@@ -356,7 +358,7 @@ func (s *Server) DeletePolicy(vhost, name string) error {
 		return fmt.Errorf("deleting policy %s in %s: %w", name, vhost, err)
 	}
 	s.pol.mu.Lock()
-	delete(s.pol.byVhost[vhost], name)
+	delete(s.pol.mu.byVhost[vhost], name)
 	s.pol.mu.Unlock()
 	if v := s.vhost(vhost); v != nil {
 		v.applyPolicies()
@@ -370,14 +372,14 @@ func (s *Server) dropPolicies(vhost string) error {
 	defer s.pol.change.Unlock()
 	var b storage.Batch
 	s.pol.mu.Lock()
-	for n := range s.pol.byVhost[vhost] {
+	for n := range s.pol.mu.byVhost[vhost] {
 		b.Delete(storage.PolicyKey(vhost, n))
 	}
-	for n := range s.pol.opByVhost[vhost] {
+	for n := range s.pol.mu.opByVhost[vhost] {
 		b.Delete(storage.OperatorPolicyKey(vhost, n))
 	}
-	delete(s.pol.byVhost, vhost)
-	delete(s.pol.opByVhost, vhost)
+	delete(s.pol.mu.byVhost, vhost)
+	delete(s.pol.mu.opByVhost, vhost)
 	s.pol.mu.Unlock()
 	s.fedPoliciesChanged()
 	if b.Len() == 0 {

@@ -189,15 +189,17 @@ func (q *classicQueue) stopTimerLocked() {
 
 // timerSet lets queue timers run until Shutdown closes it; close waits for running ones.
 type timerSet struct {
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
+	mu struct {
+		sync.Mutex
+		closed bool
+	}
+	wg sync.WaitGroup
 }
 
 func (ts *timerSet) enter() bool {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.closed {
+	if ts.mu.closed {
 		return false
 	}
 	ts.wg.Add(1)
@@ -207,7 +209,7 @@ func (ts *timerSet) enter() bool {
 // stopTimers closes the timer set, waits for running timer functions and stops every queue's timer.
 func (s *Server) stopTimers() {
 	s.timers.mu.Lock()
-	s.timers.closed = true
+	s.timers.mu.closed = true
 	s.timers.mu.Unlock()
 	s.timers.wg.Wait()
 	s.vhosts.RLock()

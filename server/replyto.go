@@ -27,23 +27,25 @@ type replyConsumer struct {
 
 // replyRegistry maps reply tokens to their consumers. mu is a leaf lock.
 type replyRegistry struct {
-	mu sync.Mutex
-	m  map[string]*replyConsumer
+	mu struct {
+		sync.Mutex
+		m map[string]*replyConsumer
+	}
 }
 
 func (r *replyRegistry) add(rc *replyConsumer) {
 	r.mu.Lock()
-	if r.m == nil {
-		r.m = map[string]*replyConsumer{}
+	if r.mu.m == nil {
+		r.mu.m = map[string]*replyConsumer{}
 	}
-	r.m[rc.token] = rc
+	r.mu.m[rc.token] = rc
 	r.mu.Unlock()
 }
 
 func (r *replyRegistry) remove(rc *replyConsumer) {
 	r.mu.Lock()
-	if r.m[rc.token] == rc {
-		delete(r.m, rc.token)
+	if r.mu.m[rc.token] == rc {
+		delete(r.mu.m, rc.token)
 	}
 	r.mu.Unlock()
 }
@@ -51,7 +53,7 @@ func (r *replyRegistry) remove(rc *replyConsumer) {
 func (r *replyRegistry) lookup(token string) *replyConsumer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.m[token]
+	return r.mu.m[token]
 }
 
 // consumeReplyTo subscribes the channel to its direct replies.

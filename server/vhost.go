@@ -53,8 +53,10 @@ type exchangeEntity struct {
 	internal   bool
 	args       amqp.Table
 
-	mu     sync.Mutex // guards router; no broker lock is taken under it (doc.go's lock table)
-	router exchange.Router[destination]
+	mu struct {
+		sync.Mutex // no broker lock is taken under it (doc.go's lock table)
+		router     exchange.Router[destination]
+	}
 
 	pol atomic.Pointer[policy] // the policy that applies (policy.go); nil: none
 
@@ -82,7 +84,9 @@ func newVhost(s *Server, name string) *vhost {
 		{"amq.headers", exchange.Headers},
 		{"amq.match", exchange.Headers},
 	} {
-		v.mu.exchanges[d.name] = &exchangeEntity{name: d.name, kind: d.kind, durable: true, router: exchange.New[destination](d.kind)}
+		x := &exchangeEntity{name: d.name, kind: d.kind, durable: true}
+		x.mu.router = exchange.New[destination](d.kind)
+		v.mu.exchanges[d.name] = x
 	}
 	return v
 }
@@ -175,8 +179,9 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	}
 	e = &exchangeEntity{
 		name: d.Exchange, kind: kind, durable: d.Durable, autoDelete: d.AutoDelete, internal: d.Internal,
-		args: d.Arguments, router: exchange.New[destination](kind),
+		args: d.Arguments,
 	}
+	e.mu.router = exchange.New[destination](kind)
 	if kind == exchange.FederationUpstream {
 		f, err := federation.ParseHopFilter(d.Arguments)
 		if err != nil {
@@ -213,7 +218,7 @@ func (v *vhost) deleteExchange(name string, ifUnused bool) error {
 	if e == nil {
 		return nil // RabbitMQ answers delete-ok for a missing exchange
 	}
-	if ifUnused && e.router.Len() > 0 {
+	if ifUnused && e.mu.router.Len() > 0 {
 		return amqp.Errorf(amqp.PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.name)
 	}
 	var b storage.Batch
@@ -230,7 +235,7 @@ func (v *vhost) removeExchangeLocked(b *storage.Batch, e *exchangeEntity) {
 	if e.durable {
 		b.Delete(storage.ExchangeKey(v.name, e.name))
 		e.mu.Lock()
-		for _, bd := range e.router.Bindings() {
+		for _, bd := range e.mu.router.Bindings() {
 			if destDurable(bd.Dest) {
 				b.Delete(bindingKey(v.name, e, bd.Dest, bd.Key, bd.Args))
 			}
@@ -249,8 +254,8 @@ func (v *vhost) unbindAllLocked(b *storage.Batch, d destination) {
 	for _, src := range v.mu.exchanges {
 		src.mu.Lock()
 		v.deleteBindingsToLocked(b, src, d)
-		n := src.router.UnbindAll(d)
-		empty := src.router.Len() == 0
+		n := src.mu.router.UnbindAll(d)
+		empty := src.mu.router.Len() == 0
 		src.mu.Unlock()
 		if n > 0 {
 			v.srv.fedBindings(v.name, src.name)
@@ -290,7 +295,7 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 		return err
 	}
 	src.mu.Lock()
-	exists := src.router.Has(dst, key, args)
+	exists := src.mu.router.Has(dst, key, args)
 	src.mu.Unlock()
 	if exists {
 		return nil
@@ -303,7 +308,7 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 		}
 	}
 	src.mu.Lock()
-	src.router.Bind(dst, key, args)
+	src.mu.router.Bind(dst, key, args)
 	src.mu.Unlock()
 	v.srv.fedBindings(v.name, srcName)
 	return nil
@@ -342,7 +347,7 @@ func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Ta
 	}
 	src.mu.Lock()
 	if q, ok := dst.(*queue); ok && c != nil && q.owner != nil && q.owner != c {
-		for _, bd := range src.router.Bindings() {
+		for _, bd := range src.mu.router.Bindings() {
 			if bd.Dest == dst && bd.Key == key && bd.Args.Equal(args) {
 				src.mu.Unlock()
 				return v.errLocked(q.name)
@@ -351,8 +356,8 @@ func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Ta
 		src.mu.Unlock()
 		return nil
 	}
-	removed := src.router.Unbind(dst, key, args)
-	empty := src.router.Len() == 0
+	removed := src.mu.router.Unbind(dst, key, args)
+	empty := src.mu.router.Len() == 0
 	src.mu.Unlock()
 	if removed {
 		v.srv.fedBindings(v.name, srcName)
@@ -420,7 +425,7 @@ func (v *vhost) route(ex *exchangeEntity, key string, extra []string, msg *messa
 		ds := dests[:0]
 		e.mu.Lock()
 		for _, k := range keys {
-			ds = e.router.Route(k, msg.headers, ds)
+			ds = e.mu.router.Route(k, msg.headers, ds)
 		}
 		e.mu.Unlock()
 		if len(ds) == 0 {
