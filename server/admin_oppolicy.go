@@ -94,58 +94,13 @@ func (s *Server) PutOperatorPolicy(in Policy) (created bool, err error) {
 		}
 		return false, err
 	}
-	s.pol.change.Lock()
-	defer s.pol.change.Unlock()
-	v := s.vhost(p.Vhost)
-	if v == nil {
-		return false, ErrNotFound
-	}
-	var b storage.Batch
-	b.Set(storage.OperatorPolicyKey(p.Vhost, p.Name), p.record())
-	if err := s.commit.apply(&b); err != nil {
-		return false, fmt.Errorf("storing operator policy %s in %s: %w", p.Name, p.Vhost, err)
-	}
-	s.pol.mu.Lock()
-	_, existed := s.pol.mu.opByVhost[p.Vhost][p.Name]
-	s.pol.setOperatorLocked(p)
-	s.pol.mu.Unlock()
-	v.applyPolicies()
-	return !existed, nil
-}
-
-func (ps *policyState) setOperatorLocked(p *policy) {
-	if ps.mu.opByVhost == nil {
-		ps.mu.opByVhost = map[string]map[string]*policy{}
-	}
-	if ps.mu.opByVhost[p.Vhost] == nil {
-		ps.mu.opByVhost[p.Vhost] = map[string]*policy{}
-	}
-	ps.mu.opByVhost[p.Vhost][p.Name] = p
+	return s.putPolicy(p, operatorPolicies)
 }
 
 // DeleteOperatorPolicy removes the operator policy name of vhost and re-applies the vhost's
 // policies.
 func (s *Server) DeleteOperatorPolicy(vhost, name string) error {
-	s.pol.change.Lock()
-	defer s.pol.change.Unlock()
-	s.pol.mu.Lock()
-	_, ok := s.pol.mu.opByVhost[vhost][name]
-	s.pol.mu.Unlock()
-	if !ok {
-		return ErrNotFound
-	}
-	var b storage.Batch
-	b.Delete(storage.OperatorPolicyKey(vhost, name))
-	if err := s.commit.apply(&b); err != nil {
-		return fmt.Errorf("deleting operator policy %s in %s: %w", name, vhost, err)
-	}
-	s.pol.mu.Lock()
-	delete(s.pol.mu.opByVhost[vhost], name)
-	s.pol.mu.Unlock()
-	if v := s.vhost(vhost); v != nil {
-		v.applyPolicies()
-	}
-	return nil
+	return s.deletePolicy(vhost, name, operatorPolicies)
 }
 
 // recoverOperatorPolicies loads the operator policies (recovery runs alone) and returns the keys of
@@ -176,7 +131,7 @@ func (s *Server) recoverOperatorPolicies() (orphans [][]byte, err error) {
 		if err != nil {
 			return fmt.Errorf("record %q: %w", k, err)
 		}
-		s.pol.setOperatorLocked(p)
+		s.pol.setLocked(p, operatorPolicies)
 		return nil
 	})
 	if err != nil {

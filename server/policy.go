@@ -306,6 +306,21 @@ func (p *policy) record() []byte {
 	return encodeRecord(amqp.Table{"pattern": p.Pattern, "apply-to": p.ApplyTo, "priority": p.Priority, "definition": def})
 }
 
+// policySet is one of the two kinds of policy: the users' policies or the operator policies
+// (admin_oppolicy.go). Both are stored, kept and re-applied the same way.
+type policySet struct {
+	what string                                               // for error texts
+	key  func(vhost, name string) []byte                      // its store records
+	of   func(ps *policyState) *map[string]map[string]*policy // its map, under ps.mu
+}
+
+var (
+	userPolicies = policySet{what: "policy", key: storage.PolicyKey,
+		of: func(ps *policyState) *map[string]map[string]*policy { return &ps.mu.byVhost }}
+	operatorPolicies = policySet{what: "operator policy", key: storage.OperatorPolicyKey,
+		of: func(ps *policyState) *map[string]map[string]*policy { return &ps.mu.opByVhost }}
+)
+
 // PutPolicy validates and stores p, re-applying the vhost's policies, and reports whether it was
 // created. The vhost must exist (ErrNotFound).
 func (s *Server) PutPolicy(in Policy) (created bool, err error) {
@@ -313,6 +328,11 @@ func (s *Server) PutPolicy(in Policy) (created bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	return s.putPolicy(p, userPolicies)
+}
+
+// putPolicy stores the validated p in set and re-applies its vhost's policies.
+func (s *Server) putPolicy(p *policy, set policySet) (created bool, err error) {
 	s.pol.change.Lock()
 	defer s.pol.change.Unlock()
 	v := s.vhost(p.Vhost)
@@ -320,45 +340,51 @@ func (s *Server) PutPolicy(in Policy) (created bool, err error) {
 		return false, ErrNotFound
 	}
 	var b storage.Batch
-	b.Set(storage.PolicyKey(p.Vhost, p.Name), p.record())
+	b.Set(set.key(p.Vhost, p.Name), p.record())
 	if err := s.commit.apply(&b); err != nil {
-		return false, fmt.Errorf("storing policy %s in %s: %w", p.Name, p.Vhost, err)
+		return false, fmt.Errorf("storing %s %s in %s: %w", set.what, p.Name, p.Vhost, err)
 	}
 	s.pol.mu.Lock()
-	_, existed := s.pol.mu.byVhost[p.Vhost][p.Name]
-	s.pol.setLocked(p)
+	_, existed := (*set.of(&s.pol))[p.Vhost][p.Name]
+	s.pol.setLocked(p, set)
 	s.pol.mu.Unlock()
 	v.applyPolicies()
 	return !existed, nil
 }
 
-func (ps *policyState) setLocked(p *policy) {
-	if ps.mu.byVhost == nil {
-		ps.mu.byVhost = map[string]map[string]*policy{}
+func (ps *policyState) setLocked(p *policy, set policySet) {
+	m := set.of(ps)
+	if *m == nil {
+		*m = map[string]map[string]*policy{}
 	}
-	if ps.mu.byVhost[p.Vhost] == nil {
-		ps.mu.byVhost[p.Vhost] = map[string]*policy{}
+	if (*m)[p.Vhost] == nil {
+		(*m)[p.Vhost] = map[string]*policy{}
 	}
-	ps.mu.byVhost[p.Vhost][p.Name] = p
+	(*m)[p.Vhost][p.Name] = p
 }
 
 // DeletePolicy removes the policy name of vhost and re-applies the vhost's policies.
 func (s *Server) DeletePolicy(vhost, name string) error {
+	return s.deletePolicy(vhost, name, userPolicies)
+}
+
+// deletePolicy removes the policy name of vhost from set and re-applies the vhost's policies.
+func (s *Server) deletePolicy(vhost, name string, set policySet) error {
 	s.pol.change.Lock()
 	defer s.pol.change.Unlock()
 	s.pol.mu.Lock()
-	_, ok := s.pol.mu.byVhost[vhost][name]
+	_, ok := (*set.of(&s.pol))[vhost][name]
 	s.pol.mu.Unlock()
 	if !ok {
 		return ErrNotFound
 	}
 	var b storage.Batch
-	b.Delete(storage.PolicyKey(vhost, name))
+	b.Delete(set.key(vhost, name))
 	if err := s.commit.apply(&b); err != nil {
-		return fmt.Errorf("deleting policy %s in %s: %w", name, vhost, err)
+		return fmt.Errorf("deleting %s %s in %s: %w", set.what, name, vhost, err)
 	}
 	s.pol.mu.Lock()
-	delete(s.pol.mu.byVhost[vhost], name)
+	delete((*set.of(&s.pol))[vhost], name)
 	s.pol.mu.Unlock()
 	if v := s.vhost(vhost); v != nil {
 		v.applyPolicies()
@@ -421,7 +447,7 @@ func (s *Server) recoverPolicies() error {
 		if err != nil {
 			return fmt.Errorf("record %q: %w", k, err)
 		}
-		s.pol.setLocked(p) // recovery runs alone
+		s.pol.setLocked(p, userPolicies) // recovery runs alone
 		return nil
 	})
 	if err != nil {

@@ -90,7 +90,7 @@ func TestPolicyMatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ps.setLocked(p)
+		ps.setLocked(p, userPolicies)
 	}
 	for _, c := range []struct {
 		name    string
