@@ -23,22 +23,10 @@ func (s *Server) DialDirect() (net.Conn, error) {
 	c.direct = true
 	c.name = fmt.Sprintf("<%s.direct.%d>", s.NodeName(), c.id)
 	c.log = s.log.With("conn", c.name)
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
+	if !s.serveConn(c) {
 		client.Close()
 		server.Close()
 		return nil, ErrServerClosed
 	}
-	s.mu.conns[c] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		c.serve()
-		s.mu.Lock()
-		delete(s.mu.conns, c)
-		s.mu.Unlock()
-	}()
 	return client, nil
 }

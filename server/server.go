@@ -339,24 +339,32 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 			return fmt.Errorf("warren: accept: %w", err)
 		}
 		backoff = 0
-		c := newConn(s, s.meter(nc))
-		s.mu.Lock()
-		if s.mu.closed {
-			s.mu.Unlock()
+		if !s.serveConn(newConn(s, s.meter(nc))) {
 			nc.Close()
 			return ErrServerClosed
 		}
-		s.mu.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.mu.conns, c)
-			s.mu.Unlock()
-		}()
 	}
+}
+
+// serveConn registers c and serves it on a goroutine the server's WaitGroup owns; false if the
+// server is closed (c is not served).
+func (s *Server) serveConn(c *conn) bool {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.mu.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.mu.conns, c)
+		s.mu.Unlock()
+	}()
+	return true
 }
 
 func (s *Server) isClosed() bool {
