@@ -330,9 +330,21 @@ func ErlangTermHTML(x any) string {
 	return htmlEscaper.Replace(b.String())
 }
 
+// ErlangProplist formats a JSON value as Erlang's ~p prints it decoded with objects as proplists
+// ([{K,V},...], keys in byte order), not HTML-escaped: the shape of the shovel plugin's validation
+// texts. Otherwise as ErlangTermHTML.
+func ErlangProplist(x any) string {
+	var b strings.Builder
+	writeJSONTermAs(&b, x, true)
+	return b.String()
+}
+
 var htmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
-func writeJSONTerm(b *strings.Builder, x any) {
+func writeJSONTerm(b *strings.Builder, x any) { writeJSONTermAs(b, x, false) }
+
+// writeJSONTermAs writes x; proplist prints objects as [{K,V},...] instead of maps.
+func writeJSONTermAs(b *strings.Builder, x any, proplist bool) {
 	switch v := x.(type) {
 	case nil:
 		b.WriteString("null")
@@ -360,22 +372,37 @@ func writeJSONTerm(b *strings.Builder, x any) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			writeJSONTerm(b, y)
+			writeJSONTermAs(b, y, proplist)
 		}
 		b.WriteByte(']')
 	case map[string]any:
-		writeJSONMap(b, v)
+		writeJSONMap(b, v, proplist)
 	case Table:
-		writeJSONMap(b, v)
+		writeJSONMap(b, v, proplist)
 	default:
 		fmt.Fprint(b, v)
 	}
 }
 
-// writeJSONMap writes a JSON object as the Erlang map RabbitMQ decodes it to: keys (binaries) in
-// byte order.
-func writeJSONMap(b *strings.Builder, m map[string]any) {
+// writeJSONMap writes a JSON object as the Erlang map RabbitMQ decodes it to (or, with proplist,
+// the proplist): keys (binaries) in byte order.
+func writeJSONMap(b *strings.Builder, m map[string]any, proplist bool) {
 	keys := slices.Sorted(maps.Keys(m))
+	if proplist {
+		b.WriteByte('[')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('{')
+			writeLatin1Binary(b, []byte(k), -1)
+			b.WriteByte(',')
+			writeJSONTermAs(b, m[k], true)
+			b.WriteByte('}')
+		}
+		b.WriteByte(']')
+		return
+	}
 	b.WriteString("#{")
 	for i, k := range keys {
 		if i > 0 {
@@ -383,7 +410,7 @@ func writeJSONMap(b *strings.Builder, m map[string]any) {
 		}
 		writeLatin1Binary(b, []byte(k), -1)
 		b.WriteString(" => ")
-		writeJSONTerm(b, m[k])
+		writeJSONTermAs(b, m[k], false)
 	}
 	b.WriteByte('}')
 }

@@ -59,3 +59,21 @@ func TestErlangTermHTML(t *testing.T) {
 		}
 	}
 }
+
+// ErlangProplist is ErlangTermHTML's term with objects as proplists and no HTML escaping (the shovel
+// plugin's validation texts; shovel/TestValidate checks RabbitMQ's own texts through it).
+func TestErlangProplist(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{"x", `<<"x">>`}, {nil, "null"}, {json.Number("5"), "5"},
+		{map[string]any{"b": "y", "a": []any{true, 1.5}}, `[{<<"a">>,[true,1.5]},{<<"b">>,<<"y">>}]`},
+		{map[string]any{}, "[]"},
+		{[]any{map[string]any{"k": nil}}, `[[{<<"k">>,null}]]`},
+	} {
+		if got := ErlangProplist(tc.v); got != tc.want {
+			t.Errorf("ErlangProplist(%#v) = %s, want %s", tc.v, got, tc.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	wamqp "github.com/warrenmq/warren/amqp"
 
 	"github.com/warrenmq/warren/server"
 )
@@ -133,15 +134,15 @@ func proplist(name string, cs []constraint, term any) []string {
 		sort.Strings(keys)
 		for _, k := range keys {
 			if !slices.ContainsFunc(cs, func(c constraint) bool { return c.key == k }) {
-				rest = append(rest, "{"+erlang(k)+","+erlang(t[k])+"}")
+				rest = append(rest, "{"+wamqp.ErlangProplist(k)+","+wamqp.ErlangProplist(t[k])+"}")
 			}
 		}
 	case []any:
 		for _, x := range t {
-			rest = append(rest, erlang(x))
+			rest = append(rest, wamqp.ErlangProplist(x))
 		}
 	default:
-		return []string{fmt.Sprintf("%s not a list %s", name, erlang(term))}
+		return []string{fmt.Sprintf("%s not a list %s", name, wamqp.ErlangProplist(term))}
 	}
 	var results [][]string
 	seen := map[string]bool{}
@@ -173,21 +174,21 @@ func number(key string, v any) []string {
 	if _, ok := v.(json.Number); ok {
 		return nil
 	}
-	return fail("%s should be a number, actually was %s", key, erlang(v))
+	return fail("%s should be a number, actually was %s", key, wamqp.ErlangProplist(v))
 }
 
 func binary(key string, v any) []string {
 	if _, ok := v.(string); ok {
 		return nil
 	}
-	return fail("%s should be binary, actually was %s", key, erlang(v))
+	return fail("%s should be binary, actually was %s", key, wamqp.ErlangProplist(v))
 }
 
 func boolean(key string, v any) []string {
 	if _, ok := v.(bool); ok {
 		return nil
 	}
-	return fail("%s should be boolean, actually was %s", key, erlang(v))
+	return fail("%s should be boolean, actually was %s", key, wamqp.ErlangProplist(v))
 }
 
 func enum(values ...string) check {
@@ -201,9 +202,9 @@ func enum(values ...string) check {
 		}
 		opts := make([]string, len(values))
 		for i, o := range values {
-			opts[i] = erlang(o)
+			opts[i] = wamqp.ErlangProplist(o)
 		}
-		return fail("%s should be one of [%s], actually was %s", key, strings.Join(opts, ","), erlang(v))
+		return fail("%s should be one of [%s], actually was %s", key, strings.Join(opts, ","), wamqp.ErlangProplist(v))
 	}
 }
 
@@ -211,7 +212,7 @@ func mapCheck(key string, v any) []string {
 	if _, ok := v.(map[string]any); ok {
 		return nil
 	}
-	return fail("%s not a list %s", key, erlang(v))
+	return fail("%s not a list %s", key, wamqp.ErlangProplist(v))
 }
 
 func nested(cs []constraint) check {
@@ -240,7 +241,7 @@ func deleteAfter(key string, v any) []string {
 			return nil
 		}
 	}
-	return fail("%s should be a number greater than or equal to 0, \"never\" or \"queue-length\", actually was %s", key, erlang(v))
+	return fail("%s should be a number greater than or equal to 0, \"never\" or \"queue-length\", actually was %s", key, wamqp.ErlangProplist(v))
 }
 
 func uriCheck(key string, v any) []string { return uriCheckAs(nil)(key, v) }
@@ -270,7 +271,7 @@ func uriCheckAs(mayConnect func(vhost string) error) check {
 			}
 			return nil
 		}
-		return fail("%s should be list, actually was %s", key, erlang(v))
+		return fail("%s should be list, actually was %s", key, wamqp.ErlangProplist(v))
 	}
 	return c
 }
@@ -288,7 +289,7 @@ type endpoint struct {
 func parseURI(s string) (endpoint, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return endpoint{}, fmt.Errorf("{{unable_to_parse_uri,%s},%q}", erlangString(err.Error()), s)
+		return endpoint{}, fmt.Errorf("{{unable_to_parse_uri,%q},%q}", err.Error(), s)
 	}
 	if u.Scheme != "amqp" && u.Scheme != "amqps" {
 		return endpoint{}, fmt.Errorf("{{unexpected_uri_scheme,%q},%q}", u.Scheme, s)
@@ -319,42 +320,6 @@ func redact(s string) string {
 		return u.Scheme + "://" + u.EscapedPath()
 	}
 	return u.String()
-}
-
-// erlang prints a JSON value as Erlang's ~p prints RabbitMQ's decoding of it.
-func erlang(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return strconv.FormatBool(x)
-	case string:
-		return "<<" + erlangString(x) + ">>"
-	case json.Number:
-		return x.String()
-	case []any:
-		parts := make([]string, len(x))
-		for i, e := range x {
-			parts[i] = erlang(e)
-		}
-		return "[" + strings.Join(parts, ",") + "]"
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = "{" + erlang(k) + "," + erlang(x[k]) + "}"
-		}
-		return "[" + strings.Join(parts, ",") + "]"
-	}
-	return fmt.Sprint(v)
-}
-
-func erlangString(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
 // config is a validated definition.
