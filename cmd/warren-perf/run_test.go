@@ -20,10 +20,12 @@ func startBroker(t *testing.T) string {
 	return testbroker.Start(t).URL
 }
 
+// baseConfig is a short run. drainTimeout is the tool's default (30 s): under -race on a loaded
+// 2-core machine a raw producer's unread backlog can take more than 5 s to drain.
 func baseConfig(url string) *config {
 	return &config{url: url, producers: 1, consumers: 1, queues: 1, exchangeType: "direct", size: 16,
 		duration: 300 * time.Millisecond, flushDelay: 200 * time.Microsecond, prefetch: 100, ackEvery: 10,
-		drainTimeout: 5 * time.Second, heartbeat: 10 * time.Second, client: "amqp091", pacer: "timerfd"}
+		drainTimeout: 30 * time.Second, heartbeat: 10 * time.Second, client: "amqp091", pacer: "timerfd"}
 }
 
 // Every mode delivers every message it published (fanout: once per queue), confirms them all,
