@@ -243,6 +243,9 @@ func (l *Log) Write(updates []Update) error {
 // or snapshot past the log's last index.
 var ErrOutOfBounds = errors.New("index out of bounds")
 
+// ErrReplacesApplied is wrapped by Write's error for an append that would replace an applied entry.
+var ErrReplacesApplied = errors.New("append replaces an applied entry")
+
 func (g *Group) stage(st *state, u *Update, b *storage.Batch) error {
 	// A snapshot at index 0 with a ConfState is a bootstrap (it names the first members).
 	if u.Snapshot != nil && (!raft.IsEmptySnap(u.Snapshot) || u.Snapshot.GetMetadata().GetConfState() != nil) {
@@ -341,6 +344,10 @@ func (g *Group) stageAppend(st *state, ents []*pb.Entry, b *storage.Batch) error
 	if at > st.last+1 {
 		return fmt.Errorf("append at %d after last index %d: %w", at, st.last, ErrOutOfBounds)
 	}
+	if at <= st.applied {
+		// Raft never replaces an applied (committed) entry; a caller that does is broken.
+		return fmt.Errorf("append at %d replaces applied entry %d: %w", at, st.applied, ErrReplacesApplied)
+	}
 	newLast := ents[len(ents)-1].GetIndex()
 	if cf := st.cacheFirst(); at >= cf {
 		// The full slice expression makes append copy rather than overwrite entries the
@@ -355,10 +362,6 @@ func (g *Group) stageAppend(st *state, ents []*pb.Entry, b *storage.Batch) error
 		b.DeleteRange(start, end)
 	}
 	st.last = newLast
-	if st.applied > newLast {
-		// Raft never replaces an applied (committed) entry; a caller that does is broken.
-		return fmt.Errorf("append at %d replaces applied entry %d", at, st.applied)
-	}
 	for _, e := range ents {
 		b.Set(storage.RaftEntryKey(g.id, e.GetIndex()), encode(e))
 	}

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/warrenmq/warren/storage"
-	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -313,8 +313,8 @@ func TestStorageAppend(t *testing.T) {
 	}
 	// Replacing an applied entry is refused, and changes nothing.
 	l, g := newGroup(t, "stored", index(3).terms(3, 4, 5))
-	if err := l.Write([]Update{{Group: 7, Entries: index(4).terms(5)}}); err == nil {
-		t.Fatal("replacing applied entry 4: no error")
+	if err := l.Write([]Update{{Group: 7, Entries: index(4).terms(5, 5)}}); !errors.Is(err, ErrReplacesApplied) {
+		t.Fatalf("replacing applied entries 4 and 5: %v, want ErrReplacesApplied", err)
 	}
 	equalEntries(t, index(3).terms(3, 4, 5), logEntries(t, g))
 }
