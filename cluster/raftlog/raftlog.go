@@ -260,11 +260,15 @@ func (g *Group) stage(st *state, u *Update, b *storage.Batch) error {
 	}
 	if u.HardState != nil && !raft.IsEmptyHardState(u.HardState) {
 		st.hs = proto.Clone(u.HardState).(*pb.HardState)
-		b.Set(storage.RaftKey(g.id, storage.RaftKindHardState), encode(st.hs))
+		if err := setRecord(b, storage.RaftKey(g.id, storage.RaftKindHardState), st.hs); err != nil {
+			return err
+		}
 	}
 	if u.ConfState != nil {
 		st.cs = proto.Clone(u.ConfState).(*pb.ConfState)
-		b.Set(storage.RaftKey(g.id, storage.RaftKindConfState), encode(st.cs))
+		if err := setRecord(b, storage.RaftKey(g.id, storage.RaftKindConfState), st.cs); err != nil {
+			return err
+		}
 	}
 	if u.Applied != 0 && u.Applied != st.applied {
 		if u.Applied < st.applied || u.Applied > st.last {
@@ -294,7 +298,9 @@ func (g *Group) stage(st *state, u *Update, b *storage.Batch) error {
 		st.snap = &pb.Snapshot{Data: r.Data, Metadata: &pb.SnapshotMetadata{
 			Index: new(r.Index), Term: new(term), ConfState: proto.Clone(cs).(*pb.ConfState),
 		}}
-		b.Set(storage.RaftKey(g.id, storage.RaftKindSnapshot), encode(st.snap))
+		if err := setRecord(b, storage.RaftKey(g.id, storage.RaftKindSnapshot), st.snap); err != nil {
+			return err
+		}
 	}
 	if u.Compact != 0 {
 		if err := g.stageCompact(st, u.Compact, b); err != nil {
@@ -318,8 +324,12 @@ func (g *Group) stageSnapshot(st *state, snap *pb.Snapshot, b *storage.Batch) er
 	st.applied = min(st.applied, idx)
 	start, end := storage.RaftEntriesAll(g.id)
 	b.DeleteRange(start, end)
-	b.Set(storage.RaftKey(g.id, storage.RaftKindSnapshot), encode(st.snap))
-	b.Set(storage.RaftKey(g.id, storage.RaftKindConfState), encode(st.cs))
+	if err := setRecord(b, storage.RaftKey(g.id, storage.RaftKindSnapshot), st.snap); err != nil {
+		return err
+	}
+	if err := setRecord(b, storage.RaftKey(g.id, storage.RaftKindConfState), st.cs); err != nil {
+		return err
+	}
 	b.Set(storage.RaftKey(g.id, storage.RaftKindTruncated), encodeIndexTerm(idx, term, true))
 	if st.applied != 0 {
 		b.Set(storage.RaftKey(g.id, storage.RaftKindApplied), encodeIndexTerm(st.applied, 0, false))
@@ -363,7 +373,9 @@ func (g *Group) stageAppend(st *state, ents []*pb.Entry, b *storage.Batch) error
 	}
 	st.last = newLast
 	for _, e := range ents {
-		b.Set(storage.RaftEntryKey(g.id, e.GetIndex()), encode(e))
+		if err := setRecord(b, storage.RaftEntryKey(g.id, e.GetIndex()), e); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -471,8 +483,14 @@ func (g *Group) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	if hi > st.last+1 {
 		return nil, fmt.Errorf("raftlog: group %d: entries hi %d after last index %d: %w", g.id, hi, st.last, raft.ErrUnavailable)
 	}
-	if st.last == st.truncIndex || lo >= hi {
-		return nil, raft.ErrUnavailable
+	if st.last == st.truncIndex {
+		return nil, raft.ErrUnavailable // an empty log (MemoryStorage's "only the dummy entry")
+	}
+	if lo >= hi {
+		if lo > hi {
+			return nil, fmt.Errorf("raftlog: group %d: entries [%d, %d): %w", g.id, lo, hi, raft.ErrUnavailable)
+		}
+		return nil, nil
 	}
 	var out []*pb.Entry
 	var size uint64
@@ -535,14 +553,13 @@ func (g *Group) Snapshot() (*pb.Snapshot, error) {
 }
 
 // Records are storage.RecordVersion and then the protobuf encoding (or two big-endian uint64s).
-func encode(m proto.Message) []byte {
+func setRecord(b *storage.Batch, key []byte, m proto.Message) error {
 	v, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend([]byte{storage.RecordVersion}, m)
 	if err != nil {
-		// Marshalling raft's own messages (no required fields, valid UTF-8 not checked on bytes)
-		// cannot fail; encode an empty record, which decode refuses, rather than panic.
-		return nil
+		return fmt.Errorf("encode %T: %w", m, err)
 	}
-	return v
+	b.Set(key, v)
+	return nil
 }
 
 func decode(v []byte, m proto.Message) error {
