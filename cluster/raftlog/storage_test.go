@@ -424,3 +424,64 @@ func TestWriteManyGroupsOneBatch(t *testing.T) {
 		}
 	}
 }
+
+// observingStore runs during before each Apply, and fails Applies while failing is set.
+type observingStore struct {
+	*storage.MemStore
+	during  func()
+	failing bool
+}
+
+var errDisk = errors.New("disk on fire")
+
+func (s *observingStore) Apply(b *storage.Batch, sync bool) error {
+	if !sync {
+		return errors.New("raftlog wrote without sync")
+	}
+	if s.during != nil {
+		s.during()
+	}
+	if s.failing {
+		return errDisk
+	}
+	return s.MemStore.Apply(b, sync)
+}
+
+// Nothing a Write changes is visible to raft before the batch is durable, nor after it failed.
+func TestWriteInvisibleUntilDurable(t *testing.T) {
+	st := &observingStore{MemStore: storage.NewMemStore()}
+	l, err := Open(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Write([]Update{{Group: 1, Entries: index(1).terms(1, 1), HardState: &pb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))}}}); err != nil {
+		t.Fatal(err)
+	}
+	g := l.Group(1)
+	unchanged := func() {
+		t.Helper()
+		equalEntries(t, index(0).terms(0, 1, 1), logEntries(t, g))
+		if hs, _, _ := g.InitialState(); hs.GetTerm() != 1 || hs.GetCommit() != 1 {
+			t.Fatalf("HardState %v visible", hs)
+		}
+		if g.Applied() != 0 {
+			t.Fatalf("applied %d visible", g.Applied())
+		}
+	}
+	st.during = unchanged
+	u := Update{Group: 1, Entries: index(2).terms(2, 2), HardState: &pb.HardState{Term: new(uint64(2)), Commit: new(uint64(3))}, Applied: 1}
+	st.failing = true
+	if err := l.Write([]Update{u}); !errors.Is(err, errDisk) {
+		t.Fatalf("Write on a failing store: %v", err)
+	}
+	unchanged()
+	st.failing = false
+	if err := l.Write([]Update{u}); err != nil {
+		t.Fatal(err)
+	}
+	st.during = nil
+	equalEntries(t, index(0).terms(0, 1, 2, 2), logEntries(t, g))
+	if hs, _, _ := g.InitialState(); hs.GetTerm() != 2 || hs.GetCommit() != 3 || g.Applied() != 1 {
+		t.Fatalf("after the durable Write: HardState %v, applied %d", hs, g.Applied())
+	}
+}
