@@ -94,6 +94,14 @@ func Decode(f Frame) (Command, error) {
 		c = &Close{}
 	case k == KeyHeartbeat:
 		c = &Heartbeat{}
+	case k == KeyDeletePublisher:
+		c = &DeletePublisher{}
+	case k == KeyUnsubscribe:
+		c = &Unsubscribe{}
+	case k == KeyQueryPublisherSequence:
+		c = &QueryPublisherSequence{}
+	case k == KeyQueryPublisherSequence|ResponseFlag:
+		c = &QueryPublisherSequenceResponse{}
 	case k&ResponseFlag != 0 && genericResponseKeys[k&^ResponseFlag]:
 		c = &Response{For: k &^ ResponseFlag}
 	default:
@@ -118,6 +126,7 @@ func keyName(k uint16) string {
 		KeyMetadata: "metadata", KeyPeerProperties: "peer_properties", KeySaslHandshake: "sasl_handshake",
 		KeySaslAuthenticate: "sasl_authenticate", KeyTune: "tune", KeyOpen: "open", KeyClose: "close",
 		KeyHeartbeat: "heartbeat", KeyDeletePublisher: "delete_publisher", KeyUnsubscribe: "unsubscribe",
+		KeyQueryPublisherSequence: "query_publisher_sequence",
 	}
 	n, ok := names[k&^ResponseFlag]
 	if !ok {
@@ -822,3 +831,74 @@ func (c *Heartbeat) Key() uint16     { return KeyHeartbeat }
 func (c *Heartbeat) Version() uint16 { return 1 }
 func (c *Heartbeat) encode(*enc)     {}
 func (c *Heartbeat) decode(*reader)  {}
+
+// DeletePublisher (client): answered by a Response.
+type DeletePublisher struct {
+	CorrelationID uint32
+	PublisherID   uint8
+}
+
+func (c *DeletePublisher) Key() uint16     { return KeyDeletePublisher }
+func (c *DeletePublisher) Version() uint16 { return 1 }
+func (c *DeletePublisher) encode(e *enc)   { e.u32(c.CorrelationID); e.u8(c.PublisherID) }
+func (c *DeletePublisher) decode(r *reader) {
+	c.CorrelationID = r.u32("correlation id")
+	c.PublisherID = r.u8("publisher id")
+}
+
+// Unsubscribe (client): answered by a Response.
+type Unsubscribe struct {
+	CorrelationID  uint32
+	SubscriptionID uint8
+}
+
+func (c *Unsubscribe) Key() uint16     { return KeyUnsubscribe }
+func (c *Unsubscribe) Version() uint16 { return 1 }
+func (c *Unsubscribe) encode(e *enc)   { e.u32(c.CorrelationID); e.u8(c.SubscriptionID) }
+func (c *Unsubscribe) decode(r *reader) {
+	c.CorrelationID = r.u32("correlation id")
+	c.SubscriptionID = r.u8("subscription id")
+}
+
+// QueryPublisherSequence (client): the last publishing id stored for the
+// named publisher Reference on Stream (deduplication).
+type QueryPublisherSequence struct {
+	CorrelationID uint32
+	Reference     string
+	Stream        string
+}
+
+func (c *QueryPublisherSequence) Key() uint16     { return KeyQueryPublisherSequence }
+func (c *QueryPublisherSequence) Version() uint16 { return 1 }
+func (c *QueryPublisherSequence) encode(e *enc) {
+	e.u32(c.CorrelationID)
+	e.str(c.Reference)
+	e.str(c.Stream)
+}
+func (c *QueryPublisherSequence) decode(r *reader) {
+	c.CorrelationID = r.u32("correlation id")
+	c.Reference = r.str("publisher reference")
+	c.Stream = r.str("stream")
+}
+
+// QueryPublisherSequenceResponse (server).
+type QueryPublisherSequenceResponse struct {
+	CorrelationID uint32
+	Code          uint16
+	Sequence      uint64
+}
+
+func (c *QueryPublisherSequenceResponse) Key() uint16 {
+	return KeyQueryPublisherSequence | ResponseFlag
+}
+func (c *QueryPublisherSequenceResponse) Version() uint16 { return 1 }
+func (c *QueryPublisherSequenceResponse) encode(e *enc) {
+	e.u32(c.CorrelationID)
+	e.u16(c.Code)
+	e.u64(c.Sequence)
+}
+func (c *QueryPublisherSequenceResponse) decode(r *reader) {
+	c.CorrelationID = r.u32("correlation id")
+	c.Code = r.u16("response code")
+	c.Sequence = r.u64("sequence")
+}

@@ -53,6 +53,12 @@ func samples() []Command {
 		&Close{CorrelationID: 14, Code: CodeOK, Reason: "OK"},
 		&Response{For: KeyClose, CorrelationID: 14, Code: CodeOK},
 		&Heartbeat{},
+		&DeletePublisher{CorrelationID: 15, PublisherID: 3},
+		&Response{For: KeyDeletePublisher, CorrelationID: 15, Code: CodePublisherDoesNotExist},
+		&Unsubscribe{CorrelationID: 16, SubscriptionID: 1},
+		&Response{For: KeyUnsubscribe, CorrelationID: 16, Code: CodeOK},
+		&QueryPublisherSequence{CorrelationID: 17, Reference: "producer-1", Stream: "s"},
+		&QueryPublisherSequenceResponse{CorrelationID: 17, Code: CodeOK, Sequence: 41},
 	}
 }
 
