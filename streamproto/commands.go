@@ -112,23 +112,24 @@ func Decode(f Frame) (Command, error) {
 	}
 	r := reader{b: f.Payload}
 	c.decode(&r)
-	if err := r.done("command " + keyName(f.Key)); err != nil {
+	if err := r.done(f.Key); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
+var keyNames = map[uint16]string{
+	KeyDeclarePublisher: "declare_publisher", KeyPublish: "publish", KeyPublishConfirm: "publish_confirm",
+	KeyPublishError: "publish_error", KeySubscribe: "subscribe", KeyDeliver: "deliver", KeyCredit: "credit",
+	KeyStoreOffset: "store_offset", KeyQueryOffset: "query_offset", KeyCreate: "create", KeyDelete: "delete",
+	KeyMetadata: "metadata", KeyPeerProperties: "peer_properties", KeySaslHandshake: "sasl_handshake",
+	KeySaslAuthenticate: "sasl_authenticate", KeyTune: "tune", KeyOpen: "open", KeyClose: "close",
+	KeyHeartbeat: "heartbeat", KeyDeletePublisher: "delete_publisher", KeyUnsubscribe: "unsubscribe",
+	KeyQueryPublisherSequence: "query_publisher_sequence",
+}
+
 func keyName(k uint16) string {
-	names := map[uint16]string{
-		KeyDeclarePublisher: "declare_publisher", KeyPublish: "publish", KeyPublishConfirm: "publish_confirm",
-		KeyPublishError: "publish_error", KeySubscribe: "subscribe", KeyDeliver: "deliver", KeyCredit: "credit",
-		KeyStoreOffset: "store_offset", KeyQueryOffset: "query_offset", KeyCreate: "create", KeyDelete: "delete",
-		KeyMetadata: "metadata", KeyPeerProperties: "peer_properties", KeySaslHandshake: "sasl_handshake",
-		KeySaslAuthenticate: "sasl_authenticate", KeyTune: "tune", KeyOpen: "open", KeyClose: "close",
-		KeyHeartbeat: "heartbeat", KeyDeletePublisher: "delete_publisher", KeyUnsubscribe: "unsubscribe",
-		KeyQueryPublisherSequence: "query_publisher_sequence",
-	}
-	n, ok := names[k&^ResponseFlag]
+	n, ok := keyNames[k&^ResponseFlag]
 	if !ok {
 		n = "unknown"
 	}

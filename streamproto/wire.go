@@ -250,10 +250,10 @@ func (r *reader) rest() []byte {
 	return b
 }
 
-// done fails when bytes are left over after the last field.
-func (r *reader) done(what string) error {
+// done fails when bytes are left over after the last field of command key.
+func (r *reader) done(key uint16) error {
 	if r.err == nil && len(r.b) != 0 {
-		r.fail("%s: %d bytes left after the last field", what, len(r.b))
+		r.fail("command %s: %d bytes left after the last field", keyName(key), len(r.b))
 	}
 	return r.err
 }
