@@ -117,6 +117,11 @@ func Decode(v Version, buf []byte) (Frame, int, error) {
 // frame. An LF or CRLF at the start of buf is a heart-beat: a Frame with
 // Heartbeat set.
 //
+// Decode keeps no parse state between calls: after ErrNeedMore the next call
+// rescans the partial frame from its start, so a front end that calls it
+// after every small read of a large frame (up to Limits) does quadratic
+// work. Resumable state is not built yet.
+//
 // The frame's headers and body alias buf and the decoder's scratch space:
 // they are valid until buf is modified or Decode is called again. Use
 // Frame.Clone to keep them longer.
