@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the real-client integration tests (integration/clients_test.go) need on a
-# Debian machine: pika, kombu, celery (Debian's python3-* packages, which load in /usr/bin/python3),
+# Debian machine: pika, kombu, celery, stomp.py (Debian's python3-* packages, which load in /usr/bin/python3),
 # amqp-tools (librabbitmq's command-line tools), Node.js + npm if node is missing, and amqplib
 # from integration/clients/node/package-lock.json (npm ci).
 #
@@ -16,6 +16,7 @@ pkgs=()
 /usr/bin/python3 -c 'import pika' >/dev/null 2>&1 || pkgs+=(python3-pika)
 /usr/bin/python3 -c 'import kombu, amqp' >/dev/null 2>&1 || pkgs+=(python3-kombu)
 /usr/bin/python3 -c 'import celery' >/dev/null 2>&1 || pkgs+=(python3-celery)
+/usr/bin/python3 -c 'import stomp.utils' >/dev/null 2>&1 || pkgs+=(python3-stomp) # stomp/stomppy_test.go
 for t in amqp-publish amqp-consume amqp-declare-queue amqp-get amqp-delete-queue; do
   command -v "$t" >/dev/null 2>&1 || { pkgs+=(amqp-tools); break; }
 done
