@@ -196,8 +196,8 @@ func appendConnect(dst []byte, c *Connect, v Version) ([]byte, error) {
 	if len(c.Password) > 65535 {
 		return dst, errors.New("mqtt: password longer than 65535 bytes")
 	}
-	if v != V5 && c.HasPassword && !c.HasUsername {
-		return dst, errors.New("mqtt: password without user name before MQTT 5")
+	if v == V311 && c.HasPassword && !c.HasUsername {
+		return dst, errors.New("mqtt: password without user name in 3.1.1")
 	}
 	flags := byte(0)
 	if c.CleanStart {

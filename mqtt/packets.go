@@ -412,7 +412,8 @@ func (r *reader) connect() *Connect {
 		r.fail(malformed(CONNECT, "will QoS or will retain set without the will flag"))
 		return nil
 	}
-	if level != V5 && c.HasPassword && !c.HasUsername {
+	if level == V311 && c.HasPassword && !c.HasUsername {
+		// [MQTT-3.1.2-22]; 3.1 said nothing of it and MQTT 5 allows it.
 		r.fail(malformed(CONNECT, "password flag set without the user name flag"))
 		return nil
 	}
@@ -558,12 +559,6 @@ func (r *reader) ack(a *PubAck, flags byte) {
 	if len(r.b) > 0 {
 		r.props(&a.Properties, ackProps, false)
 	}
-}
-
-// filterError reports an invalid topic filter: closes 3.1/3.1.1; in MQTT 5 the packet is still
-// returned so the receiver can answer 0x8F for it.
-func (r *reader) filterError(f string, err error) {
-	r.fail(&Error{Code: TopicFilterInvalid, Close: r.v != V5, Type: r.t, Text: fmt.Sprintf("topic filter %q: %v", f, err)})
 }
 
 func (r *reader) subscribe() *Subscribe {

@@ -50,7 +50,7 @@ func TestPahoEncodesWeDecode(t *testing.T) {
 		want Packet
 	}{
 		{connect, &Connect{Version: V311, CleanStart: true, KeepAlive: 30, ClientID: "paho-1",
-			Will: &Will{Topic: "w/t", Payload: []byte("bye"), QoS: 1, Retain: true},
+			Will:        &Will{Topic: "w/t", Payload: []byte("bye"), QoS: 1, Retain: true},
 			HasUsername: true, Username: "guest", HasPassword: true, Password: []byte("secret")}},
 		{connack, &Connack{SessionPresent: true}},
 		{pub0, &Publish{Topic: "sensors/1/temp", Payload: []byte("21.5")}},

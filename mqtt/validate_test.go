@@ -71,7 +71,6 @@ func TestValidation(t *testing.T) {
 		{"connect will retain without will", V5, connect(5, "MQTT", 0x22, 0, 0, 1, "c"), MalformedPacket, true},
 		{"connect will qos 3", V311, connect(4, "MQTT", 0x1E, 0, 1, "c", 0, 1, "t", 0, 0), MalformedPacket, true},
 		{"connect password without user 3.1.1", V311, connect(4, "MQTT", 0x42, 0, 1, "c", 0, 1, "p"), MalformedPacket, true},
-		{"connect password without user 3.1", V31, connect(3, "MQIsdp", 0x42, 0, 1, "c", 0, 1, "p"), MalformedPacket, true},
 		{"connect level 6", V311, connect(6, "MQTT", 0x02, 0, 1, "c"), UnsupportedProtocolVersion, true},
 		{"connect MQIsdp level 4", V311, connect(4, "MQIsdp", 0x02, 0, 1, "c"), UnsupportedProtocolVersion, true},
 		{"connect empty id without clean session", V311, connect(4, "MQTT", 0x00, 0, 0), ClientIdentifierNotValid, true},
@@ -98,7 +97,8 @@ func TestValidation(t *testing.T) {
 	}
 }
 
-// TestValidPassword5 checks that MQTT 5 allows a password without a user name, 3.1.1 does not.
+// TestValidPassword5 checks that MQTT 5 (and 3.1, which has no such rule) allow a password
+// without a user name, 3.1.1 does not.
 func TestValidPassword5(t *testing.T) {
 	c := &Connect{ClientID: "c", CleanStart: true, HasPassword: true, Password: []byte("p")}
 	b, err := Append(nil, c, V5)
@@ -107,6 +107,13 @@ func TestValidPassword5(t *testing.T) {
 	}
 	if _, _, err := Decode(V5, b); err != nil {
 		t.Fatal(err)
+	}
+	b, err = Append(nil, c, V31)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := Decode(V31, b); err != nil || string(p.(*Connect).Password) != "p" {
+		t.Fatal(p, err)
 	}
 	if _, err := Append(nil, c, V311); err == nil {
 		t.Fatal("3.1.1 encoded a password without a user name")
