@@ -1,6 +1,9 @@
 package mqtt
 
-import "fmt"
+import (
+	"fmt"
+	"math/bits"
+)
 
 // PropID is an MQTT 5 property identifier (MQTT 5.0 section 2.2.2.2).
 type PropID byte
@@ -276,15 +279,26 @@ func (r *reader) nonZero16(id PropID) uint16 {
 	return x
 }
 
+// toSend returns the identifiers of allowed to encode: the present single-valued ones, and user
+// properties and subscription identifiers when their slices are non-empty.
+func (p *Properties) toSend(allowed PropSet) PropSet {
+	const multi = 1<<PropUserProperty | 1<<PropSubscriptionID
+	m := p.Present &^ multi
+	if len(p.UserProperties) > 0 {
+		m |= 1 << PropUserProperty
+	}
+	if len(p.SubscriptionIDs) > 0 {
+		m |= 1 << PropSubscriptionID
+	}
+	return m & allowed
+}
+
 // size returns the encoded length of p's properties without the property-length prefix.
 func (p *Properties) size(allowed PropSet) int {
 	n := 0
-	for id := PropID(1); id < PropID(len(propKinds)); id++ {
-		if allowed&(1<<id) == 0 {
-			continue
-		}
+	for m := p.toSend(allowed); m != 0; m &= m - 1 {
+		id := PropID(bits.TrailingZeros64(uint64(m)))
 		switch propKinds[id] {
-		case kNone:
 		case kPair:
 			for _, u := range p.UserProperties {
 				n += 1 + 2 + len(u.Key) + 2 + len(u.Value)
@@ -293,20 +307,14 @@ func (p *Properties) size(allowed PropSet) int {
 			for _, x := range p.SubscriptionIDs {
 				n += 1 + varintLen(x)
 			}
-		default:
-			if p.Present&(1<<id) == 0 {
-				continue
-			}
-			switch propKinds[id] {
-			case kByte:
-				n += 2
-			case kU16:
-				n += 3
-			case kU32:
-				n += 5
-			case kString, kBinary:
-				n += 3 + len(p.binValue(id))
-			}
+		case kByte:
+			n += 2
+		case kU16:
+			n += 3
+		case kU32:
+			n += 5
+		case kString, kBinary:
+			n += 3 + len(p.binValue(id))
 		}
 	}
 	return n
@@ -376,10 +384,8 @@ func (p *Properties) intValue(id PropID) uint32 {
 
 // check validates p for encoding: lengths that fit and strings that are valid.
 func (p *Properties) check(allowed PropSet) error {
-	for id := PropID(1); id < PropID(len(propKinds)); id++ {
-		if allowed&(1<<id) == 0 || p.Present&(1<<id) == 0 {
-			continue
-		}
+	for m := p.Present & allowed & (1<<len(propKinds) - 1); m != 0; m &= m - 1 {
+		id := PropID(bits.TrailingZeros64(uint64(m)))
 		switch propKinds[id] {
 		case kString:
 			if s := p.binValue(id); len(s) > 65535 || !validUTF8String(s) {
@@ -411,12 +417,9 @@ func (p *Properties) check(allowed PropSet) error {
 // appendProps appends the property length and the properties in identifier order.
 func (p *Properties) appendProps(dst []byte, allowed PropSet, size int) []byte {
 	dst = appendVarint(dst, uint32(size))
-	for id := PropID(1); id < PropID(len(propKinds)); id++ {
-		if allowed&(1<<id) == 0 {
-			continue
-		}
-		switch k := propKinds[id]; k {
-		case kNone:
+	for m := p.toSend(allowed); m != 0; m &= m - 1 {
+		id := PropID(bits.TrailingZeros64(uint64(m)))
+		switch propKinds[id] {
 		case kPair:
 			for _, u := range p.UserProperties {
 				dst = appendStr(appendStr(append(dst, byte(id)), u.Key), u.Value)
@@ -425,21 +428,14 @@ func (p *Properties) appendProps(dst []byte, allowed PropSet, size int) []byte {
 			for _, x := range p.SubscriptionIDs {
 				dst = appendVarint(append(dst, byte(id)), x)
 			}
-		default:
-			if p.Present&(1<<id) == 0 {
-				continue
-			}
-			dst = append(dst, byte(id))
-			switch k {
-			case kByte:
-				dst = append(dst, byte(p.intValue(id)))
-			case kU16:
-				dst = appendU16(dst, uint16(p.intValue(id)))
-			case kU32:
-				dst = appendU32(dst, p.intValue(id))
-			case kString, kBinary:
-				dst = appendStr(dst, p.binValue(id))
-			}
+		case kByte:
+			dst = append(dst, byte(id), byte(p.intValue(id)))
+		case kU16:
+			dst = appendU16(append(dst, byte(id)), uint16(p.intValue(id)))
+		case kU32:
+			dst = appendU32(append(dst, byte(id)), p.intValue(id))
+		case kString, kBinary:
+			dst = appendStr(append(dst, byte(id)), p.binValue(id))
 		}
 	}
 	return dst
