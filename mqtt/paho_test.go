@@ -174,3 +174,29 @@ func TestPahoReadsWhatWeEncode(t *testing.T) {
 		}
 	}
 }
+
+// TestPahoConnect31 checks a 3.1 CONNECT ("MQIsdp", level 3) both ways with paho.
+func TestPahoConnect31(t *testing.T) {
+	c := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	c.ProtocolName, c.ProtocolVersion, c.CleanSession, c.Keepalive, c.ClientIdentifier = "MQIsdp", 3, true, 10, "old-device"
+	var buf bytes.Buffer
+	if err := c.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	want := &Connect{Version: V31, CleanStart: true, KeepAlive: 10, ClientID: "old-device"}
+	got, n, err := Decode(V31, buf.Bytes())
+	if err != nil || n != buf.Len() || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Decode: %#v, %d, %v", got, n, err)
+	}
+	enc, err := Append(nil, want, V31)
+	if err != nil || !bytes.Equal(enc, buf.Bytes()) {
+		t.Fatalf("Append = % X, paho wrote % X (%v)", enc, buf.Bytes(), err)
+	}
+	cp, err := packets.ReadPacket(bytes.NewReader(enc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cp.(*packets.ConnectPacket); r.ProtocolName != "MQIsdp" || r.ProtocolVersion != 3 || r.Validate() != packets.Accepted {
+		t.Fatalf("paho read %v", r)
+	}
+}
