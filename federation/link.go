@@ -57,10 +57,7 @@ func (l *link) runOnce(uri string, log *slog.Logger) error {
 			"product":         "Warren federation",
 		},
 	}
-	vhost := "/"
-	if p := strings.TrimPrefix(u.Path, "/"); p != "" {
-		vhost = p
-	}
+	vhost := uriVhost(u)
 	dialURI := uri
 	if u.Host == "" { // this broker, through its direct connection
 		cfg.Vhost, cfg.SASL = vhost, []amqp091.Authentication{directAuth{}}
@@ -620,4 +617,37 @@ func toClientValue(v any) any {
 		return out
 	}
 	return v
+}
+
+// uriVhost is the vhost an upstream URI names ("/" when its path is empty).
+func uriVhost(u *url.URL) string {
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" {
+		return p
+	}
+	return "/"
+}
+
+// DirectVhosts returns the vhosts of the URIs without a host (this broker's direct connection,
+// which may reach any vhost) in a federation-upstream value's "uri" (a string or a list), so that
+// the broker can refuse them to a user without access, as it refuses a shovel's.
+func DirectVhosts(value any) []string {
+	obj, _ := value.(map[string]any)
+	var uris []string
+	switch u := obj["uri"].(type) {
+	case string:
+		uris = []string{u}
+	case []any:
+		for _, x := range u {
+			if s, ok := x.(string); ok {
+				uris = append(uris, s)
+			}
+		}
+	}
+	var out []string
+	for _, s := range uris {
+		if u, err := url.Parse(s); err == nil && u.Host == "" {
+			out = append(out, uriVhost(u))
+		}
+	}
+	return out
 }

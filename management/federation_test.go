@@ -387,6 +387,14 @@ func TestFederationDirectURI(t *testing.T) {
 	e.must(http.StatusCreated, "PUT", "/api/exchanges/%2F/dx", map[string]any{"type": "direct", "durable": true})
 	e.must(http.StatusCreated, "PUT", "/api/queues/%2F/dq", map[string]any{"durable": true})
 	e.must(http.StatusCreated, "POST", "/api/bindings/%2F/e/dx/q/dq", map[string]any{"routing_key": "k"})
+	// The direct connection reaches every vhost: an upstream may name only vhosts its user can use
+	// (as a shovel's URIs; without the check a policymaker could federate any vhost into its own).
+	e.must(http.StatusCreated, "PUT", "/api/vhosts/other", nil)
+	e.must(http.StatusNoContent, "DELETE", "/api/permissions/other/guest", nil)
+	r := e.do("PUT", "/api/parameters/federation-upstream/%2F/self", guest, `{"value":{"uri":["amqp:///src","amqp:///other"]}}`)
+	if m := r.obj(t); r.status != http.StatusBadRequest || m["reason"] != "Validation failed\n\nuser \"guest\" may not connect to vhost \"other\"\n" {
+		t.Errorf("direct URI to a vhost without permission: %d %s", r.status, r.body)
+	}
 	e.must(http.StatusCreated, "PUT", "/api/parameters/federation-upstream/%2F/self", map[string]any{"value": map[string]any{"uri": "amqp:///src", "exchange": "sx"}})
 	e.must(http.StatusCreated, "PUT", "/api/policies/%2F/fed", map[string]any{"pattern": "^dx$", "definition": map[string]any{"federation-upstream": "self"}})
 	wait.For(t, 10*time.Second, "the link running", func() bool {
@@ -398,7 +406,7 @@ func TestFederationDirectURI(t *testing.T) {
 		return e.do("GET", "/api/queues/src/"+url.PathEscape(upQ), guest, nil).status == http.StatusOK
 	})
 	d := consume(t, e, "dq")
-	r := e.must(http.StatusOK, "POST", "/api/exchanges/src/sx/publish",
+	r = e.must(http.StatusOK, "POST", "/api/exchanges/src/sx/publish",
 		map[string]any{"properties": map[string]any{}, "routing_key": "k", "payload": "local", "payload_encoding": "string"})
 	if !strings.Contains(string(r.body), `"routed":true`) {
 		t.Fatalf("publish: %s", r.body)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/warrenmq/warren/amqp"
@@ -55,7 +56,22 @@ func (s *Server) startFederation() {
 			Clear:    func(string, string) { s.fedPoliciesChanged() },
 		}
 	}
-	s.RegisterParameterComponent(federation.ComponentUpstream, hooks(federation.ValidateUpstream))
+	upstream := hooks(federation.ValidateUpstream)
+	// A URI without a host is this broker's direct connection, which reaches every vhost: a user
+	// may name only vhosts it can use (as for shovels), or it could federate another vhost's
+	// messages into its own.
+	upstream.ValidateAs = func(user, vhost, name string, value any) error {
+		if err := upstream.Validate(vhost, name, value); err != nil || user == "" {
+			return err
+		}
+		for _, vh := range federation.DirectVhosts(value) {
+			if !slices.Contains(s.UserVhosts(user), vh) {
+				return badRequest("Validation failed\n\nuser \"%s\" may not connect to vhost \"%s\"\n", user, vh)
+			}
+		}
+		return nil
+	}
+	s.RegisterParameterComponent(federation.ComponentUpstream, upstream)
 	s.RegisterParameterComponent(federation.ComponentUpstreamSet, hooks(federation.ValidateUpstreamSet))
 	// RabbitMQ 3.10 registers the component "federation" too, and recognises no name in it.
 	s.RegisterParameterComponent("federation", ParameterComponent{Validate: func(_, name string, _ any) error {
