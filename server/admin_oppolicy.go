@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/warrenmq/warren/amqp"
@@ -54,33 +53,11 @@ func effectiveDefinition(p, op *policy) map[string]any {
 }
 
 // OperatorPolicies returns every operator policy, by vhost and name.
-func (s *Server) OperatorPolicies() []Policy {
-	s.pol.mu.Lock()
-	var out []Policy
-	for _, ps := range s.pol.mu.opByVhost {
-		for _, p := range ps {
-			out = append(out, p.Policy)
-		}
-	}
-	s.pol.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Vhost != out[j].Vhost {
-			return out[i].Vhost < out[j].Vhost
-		}
-		return out[i].Name < out[j].Name
-	})
-	return out
-}
+func (s *Server) OperatorPolicies() []Policy { return s.listPolicies(operatorPolicies) }
 
 // OperatorPolicy returns the operator policy name of vhost.
 func (s *Server) OperatorPolicy(vhost, name string) (Policy, error) {
-	s.pol.mu.Lock()
-	defer s.pol.mu.Unlock()
-	p, ok := s.pol.mu.opByVhost[vhost][name]
-	if !ok {
-		return Policy{}, ErrNotFound
-	}
-	return p.Policy, nil
+	return s.getPolicy(vhost, name, operatorPolicies)
 }
 
 // PutOperatorPolicy validates and stores an operator policy, re-applying the vhost's policies, and

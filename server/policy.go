@@ -269,10 +269,18 @@ func (v *vhost) applyPolicies() {
 // --- API ---
 
 // Policies returns every policy, by vhost and name.
-func (s *Server) Policies() []Policy {
+func (s *Server) Policies() []Policy { return s.listPolicies(userPolicies) }
+
+// Policy returns the policy name of vhost.
+func (s *Server) Policy(vhost, name string) (Policy, error) {
+	return s.getPolicy(vhost, name, userPolicies)
+}
+
+// listPolicies returns the policies of set, by vhost and name.
+func (s *Server) listPolicies(set policySet) []Policy {
 	s.pol.mu.Lock()
 	var out []Policy
-	for _, ps := range s.pol.mu.byVhost {
+	for _, ps := range *set.of(&s.pol) {
 		for _, p := range ps {
 			out = append(out, p.Policy)
 		}
@@ -287,11 +295,11 @@ func (s *Server) Policies() []Policy {
 	return out
 }
 
-// Policy returns the policy name of vhost.
-func (s *Server) Policy(vhost, name string) (Policy, error) {
+// getPolicy returns the policy name of vhost in set.
+func (s *Server) getPolicy(vhost, name string, set policySet) (Policy, error) {
 	s.pol.mu.Lock()
 	defer s.pol.mu.Unlock()
-	p, ok := s.pol.mu.byVhost[vhost][name]
+	p, ok := (*set.of(&s.pol))[vhost][name]
 	if !ok {
 		return Policy{}, ErrNotFound
 	}
