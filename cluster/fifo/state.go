@@ -267,9 +267,11 @@ func (s *State) popHead() msg {
 }
 
 // expireHead dead-letters expired messages at the head, as RabbitMQ does: only the head is
-// looked at.
+// looked at. A message expires once the time is past its expiry, so one with TTL 0 still goes to
+// a consumer waiting for it (RabbitMQ 3.10.8's quorum queues deliver an expiration "0" message to
+// a waiting consumer, checked).
 func (s *State) expireHead() {
-	for m := s.head(); m != nil && m.expiry <= s.now; m = s.head() {
+	for m := s.head(); m != nil && m.expiry < s.now; m = s.head() {
 		s.deadLetter(s.popHead(), ReasonExpired)
 	}
 }
@@ -711,8 +713,8 @@ func (s *State) expireQueue() {
 // armTimer emits EffectTimer when the next deadline (the head's expiry, x-expires) changed.
 func (s *State) armTimer() {
 	at := int64(noExpiry)
-	if m := s.head(); m != nil {
-		at = m.expiry
+	if m := s.head(); m != nil && m.expiry != noExpiry {
+		at = m.expiry + 1
 	}
 	if s.cfg.Expires >= 0 && !s.expiredSent && s.attachedConsumers() == 0 {
 		if d := s.lastActive + s.cfg.Expires; d < at && d >= s.lastActive {
