@@ -188,9 +188,23 @@ func (c *Command) Append(dst []byte) []byte {
 // Decode decodes one command from b into c, reusing c.IDs' array. c.Body aliases b. It returns
 // an error, never panics, on anything Append does not produce.
 func Decode(b []byte, c *Command) error {
+	var d Decoder
+	return d.Decode(b, c)
+}
+
+// Decoder decodes commands as Decode does, and reuses the last consumer tag it decoded when the
+// next command names the same one, so settling a run of messages allocates nothing. A host keeps
+// one per group. The zero Decoder is ready to use.
+type Decoder struct {
+	tag string
+}
+
+// Decode decodes one command from b into c, as the package's Decode.
+func (dc *Decoder) Decode(b []byte, c *Command) error {
 	ids := c.IDs[:0]
+	d := decoder{b: b, tag: dc.tag}
 	*c = Command{}
-	d := decoder{b: b}
+	defer func() { dc.tag = d.tag }()
 	if v := d.byte(); d.err == nil && v != encodingVersion {
 		return ErrVersion
 	}
@@ -240,6 +254,9 @@ func Decode(b []byte, c *Command) error {
 	if d.err != nil {
 		return fmt.Errorf("decoding %v: %w", c.Kind, d.err)
 	}
+	if c.IDs == nil {
+		c.IDs = ids // keep the array for the next Decode
+	}
 	return nil
 }
 
@@ -277,6 +294,7 @@ func appendConfig(dst []byte, c *Config) []byte {
 type decoder struct {
 	b   []byte
 	err error
+	tag string // the Decoder's last consumer tag: reused when the same (no allocation)
 }
 
 func (d *decoder) fail(err error) {
@@ -400,7 +418,12 @@ func (d *decoder) key() ConsumerKey {
 	if d.err != nil {
 		return ConsumerKey{}
 	}
-	k.Tag = string(d.b[:n])
+	if string(d.b[:n]) == d.tag {
+		k.Tag = d.tag
+	} else {
+		k.Tag = string(d.b[:n])
+		d.tag = k.Tag
+	}
 	d.b = d.b[n:]
 	return k
 }

@@ -54,6 +54,7 @@ type liveSet struct {
 	pages map[uint64]*livePage
 	order []uint64 // numbers of the pages in pages, increasing
 	n     int
+	spare *livePage // an emptied page, reused (a queue that keeps up empties and refills one page)
 }
 
 const pageBits = 4096
@@ -71,7 +72,11 @@ func (l *liveSet) add(id uint64) bool {
 		if l.pages == nil {
 			l.pages = map[uint64]*livePage{}
 		}
-		pg = &livePage{}
+		pg = l.spare
+		if pg == nil {
+			pg = &livePage{}
+		}
+		l.spare = nil
 		l.pages[no] = pg
 		if i, _ := slices.BinarySearch(l.order, no); i == len(l.order) {
 			l.order = append(l.order, no) // the usual case: ids grow
@@ -101,6 +106,7 @@ func (l *liveSet) remove(id uint64) {
 	l.n--
 	if pg.n == 0 {
 		delete(l.pages, no)
+		l.spare = pg // all its bits are clear
 		if i, ok := slices.BinarySearch(l.order, no); ok {
 			l.order = slices.Delete(l.order, i, i+1)
 		}
