@@ -87,4 +87,3 @@ func TestReproposal(t *testing.T) {
 		t.Fatalf("stale index: %+v %v", r, effs)
 	}
 }
-
