@@ -41,11 +41,6 @@ func (r *ring[T]) pop() T {
 // at returns the i-th value from the front.
 func (r *ring[T]) at(i int) *T { return &r.buf[(r.head+i)%len(r.buf)] }
 
-func (r *ring[T]) clear() {
-	clear(r.buf)
-	r.head, r.n = 0, 0
-}
-
 // liveSet is the set of message ids (log indexes) the queue still holds, for the release
 // cursor. Ids are kept in pages of 4096 bits; only pages with a live id exist, so memory follows
 // the number of live messages, not the spread of their ids (one message stuck unacked for a
