@@ -112,6 +112,20 @@ func FuzzDecode(f *testing.F) {
 		if !reflect.DeepEqual(normal(c), normal(d)) || !bytes.Equal(again, d.Append(nil)) {
 			t.Fatalf("round trip differs: %+v vs %+v", c, d)
 		}
+		// A Decoder and a Command reused from another command decode the same.
+		var dec Decoder
+		reused := Command{}
+		for _, prev := range sampleCommands() {
+			if err := dec.Decode(prev.Append(nil), &reused); err != nil {
+				t.Fatal(err)
+			}
+			if err := dec.Decode(b, &reused); err != nil {
+				t.Fatalf("decodes alone, not after %v: %v", prev.Kind, err)
+			}
+			if !reflect.DeepEqual(normal(c), normal(reused)) {
+				t.Fatalf("after %v: %+v, alone %+v", prev.Kind, reused, c)
+			}
+		}
 		s := New()
 		s.Apply(1, &c)
 		s.Apply(2, &c)

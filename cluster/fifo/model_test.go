@@ -503,6 +503,23 @@ func (m *model) check(index uint64, c *Command, rep Reply, effs []Effect, before
 			}
 		}
 	}
+	// Single active consumer: one active consumer, the one every delivery went to.
+	if m.cfg.SingleActive {
+		var active []ConsumerKey
+		for _, ci := range m.s.Consumers() {
+			if ci.Active {
+				active = append(active, ci.Key)
+			}
+		}
+		if len(m.s.Consumers()) > 0 && len(active) != 1 {
+			t.Fatalf("index %d: single active consumer with %d active: %+v", index, len(active), m.s.Consumers())
+		}
+		for _, e := range effs {
+			if e.Kind == EffectDeliver && e.Consumer != active[0] {
+				t.Fatalf("index %d: delivery to %v, the active consumer is %v", index, e.Consumer, active[0])
+			}
+		}
+	}
 	// Counts.
 	var want Counts
 	for _, mm := range m.msgs {
