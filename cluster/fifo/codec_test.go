@@ -14,6 +14,7 @@ func sampleCommands() []Command {
 		{Kind: KindEnqueue, Time: 1700000000000, Producer: 42, Seq: 7, Size: 5, TTL: -1, Body: []byte("hello")},
 		{Kind: KindEnqueue, Time: -5, TTL: 0, Body: []byte{}},
 		{Kind: KindCheckout, Time: 3, Consumer: ConsumerKey{Owner: 1 << 60, Tag: "amq.ctag-1"}, Mode: Credited, Credit: 100, Priority: -3, Exclusive: true},
+		{Kind: KindCheckout, Consumer: ConsumerKey{Owner: 1, Tag: "n"}, Credit: 1, NoAck: true},
 		{Kind: KindCancel, Consumer: ConsumerKey{Owner: 1, Tag: "c"}},
 		{Kind: KindSettle, Consumer: ConsumerKey{Owner: 1, Tag: "c"}, IDs: []uint64{1, 2, 1 << 63}},
 		{Kind: KindReturn, Consumer: ConsumerKey{Owner: 1, Tag: "c"}, IDs: []uint64{9}},

@@ -13,7 +13,7 @@ type Kind uint8
 // The commands. Their numbers are part of the encoding: never reuse one.
 const (
 	KindEnqueue           Kind = 1  // a publish: Producer, Seq, Size, TTL, Body
-	KindCheckout          Kind = 2  // attach a consumer: Consumer, Mode, Credit, Priority, Exclusive
+	KindCheckout          Kind = 2  // attach a consumer: Consumer, Mode, Credit, Priority, Exclusive, NoAck
 	KindCancel            Kind = 3  // detach a consumer (basic.cancel): Consumer
 	KindSettle            Kind = 4  // ack: Consumer, IDs
 	KindReturn            Kind = 5  // requeue: Consumer, IDs
@@ -121,6 +121,7 @@ type Command struct {
 	Credit    uint32      // Checkout (prefetch or initial credit), Credit
 	Priority  int32       // Checkout: x-priority
 	Exclusive bool        // Checkout: basic.consume's exclusive
+	NoAck     bool        // Checkout: deliveries are settled as they are made (no credit limit)
 	Drain     bool        // Credit: use the credit up now, then give back what is left
 
 	Owner   uint64 // Dequeue, Down
@@ -162,7 +163,7 @@ func (c *Command) Append(dst []byte) []byte {
 		dst = append(dst, byte(c.Mode))
 		dst = binary.AppendUvarint(dst, uint64(c.Credit))
 		dst = binary.AppendVarint(dst, int64(c.Priority))
-		dst = append(dst, boolByte(c.Exclusive))
+		dst = append(dst, boolByte(c.Exclusive)|boolByte(c.NoAck)<<1)
 	case KindCancel:
 		dst = appendKey(dst, c.Consumer)
 	case KindSettle, KindReturn, KindDiscard:
@@ -225,7 +226,8 @@ func (dc *Decoder) Decode(b []byte, c *Command) error {
 		c.Mode = CreditMode(d.enum(byte(Credited)))
 		c.Credit = d.uint32()
 		c.Priority = d.int32()
-		c.Exclusive = d.bool()
+		flags := d.enum(3)
+		c.Exclusive, c.NoAck = flags&1 != 0, flags&2 != 0
 	case KindCancel:
 		c.Consumer = d.key()
 	case KindSettle, KindReturn, KindDiscard:

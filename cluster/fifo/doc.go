@@ -35,7 +35,8 @@
 //     messages, 0 none) and Credited ones (an explicit credit, with drain). Cancel stops
 //     deliveries; the consumer keeps its unsettled messages until it settles or returns them.
 //     Single active consumer: the first attached is active, the next in attach order takes over.
-//     The empty tag is reserved: it names an owner's basic.get (Dequeue) messages.
+//     The empty tag is reserved: it names an owner's basic.get (Dequeue) messages. A NoAck
+//     consumer's deliveries are settled as they are made (basic.consume no-ack).
 //   - Deduplication: an Enqueue with a Producer (an owner id, 0 for none) carries Seq 1, 2, 3...;
 //     a Seq below the producer's next is a Duplicate (a re-proposal already applied: not applied
 //     again, its first outcome stands); one above is OutOfSequence (an earlier proposal was lost:

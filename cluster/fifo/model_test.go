@@ -37,7 +37,7 @@ func TestModel(t *testing.T) {
 	// The generator must reach every path the checks are about.
 	for _, k := range []string{"deliver", "redeliver", "get", "dl:rejected", "dl:expired", "dl:maxlen",
 		"dl:delivery_limit", "dl+", "duplicate", "out-of-sequence", "rejected", "purge", "down",
-		"checkpoint", "restore", "active", "drained", "queue-expired"} {
+		"checkpoint", "restore", "active", "drained", "queue-expired", "noack"} {
 		if seen[k] == 0 {
 			t.Errorf("no %s in %d runs: %v", k, n, seen)
 		}
@@ -85,6 +85,7 @@ type model struct {
 	now     int64
 	keys    []ConsumerKey
 	prefch  map[ConsumerKey]uint32 // attached prefetch consumers' limits
+	noAck   map[ConsumerKey]bool
 
 	ckpt      []byte
 	ckptIndex uint64
@@ -96,7 +97,7 @@ func runModel(t *testing.T, seed uint64, steps int) *model {
 	m := &model{
 		t: t, rng: rand.New(rand.NewPCG(seed, 99)), s: New(), twin: New(),
 		msgs: map[uint64]*mmsg{}, next: map[uint64]uint64{}, sent: map[uint64][]Command{},
-		cfg: DefaultConfig(), prefch: map[ConsumerKey]uint32{}, seen: map[string]int{},
+		cfg: DefaultConfig(), prefch: map[ConsumerKey]uint32{}, noAck: map[ConsumerKey]bool{}, seen: map[string]int{},
 	}
 	for o := uint64(1); o <= 3; o++ {
 		for _, tag := range []string{"x", "y"} {
@@ -191,6 +192,7 @@ func (m *model) commands() Command {
 		}
 		c.Priority = int32(r.IntN(3))
 		c.Exclusive = r.IntN(20) == 0
+		c.NoAck = r.IntN(8) == 0
 	case x < 44:
 		c.Kind = KindCancel
 		c.Consumer = key
@@ -404,10 +406,13 @@ func (m *model) check(index uint64, c *Command, rep Reply, effs []Effect, before
 	case KindConfig:
 		m.cfg = c.Config
 	case KindCheckout:
-		if rep.Status == StatusOK && c.Mode == Prefetch {
+		if rep.Status == StatusOK && c.Mode == Prefetch && !c.NoAck {
 			m.prefch[c.Consumer] = c.Credit
 		} else if rep.Status == StatusOK {
 			delete(m.prefch, c.Consumer)
+		}
+		if rep.Status == StatusOK {
+			m.noAck[c.Consumer] = c.NoAck
 		}
 	case KindCancel:
 		delete(m.prefch, c.Consumer)
@@ -458,6 +463,10 @@ func (m *model) check(index uint64, c *Command, rep Reply, effs []Effect, before
 				}
 			}
 			mm.where, mm.out = wOut, e.Consumer
+			if m.noAck[e.Consumer] {
+				mm.where = wSettled
+				m.seen["noack"]++
+			}
 		case EffectDeadLetter:
 			mm := m.msgs[e.Msg.ID]
 			if mm != nil && mm.where == wDLX {

@@ -24,6 +24,16 @@ func TestQueries(t *testing.T) {
 	if len(p) != 1 || p[0].Kind != EffectDeadLetter || p[0].Msg.ID != 5 || p[0].Reason != ReasonRejected || !p[0].AtLeastOnce || string(p[0].Msg.Body) != "abc" {
 		t.Errorf("pending dead letters %+v", p)
 	}
+	var ids []uint64
+	for _, m := range s.CheckedOut(ConsumerKey{Owner: 1, Tag: "a"}) {
+		ids = append(ids, m.ID)
+		if string(m.Body) != "abc" {
+			t.Errorf("checked out %d: body %q", m.ID, m.Body)
+		}
+	}
+	if !reflect.DeepEqual(ids, []uint64{4, 6}) || s.CheckedOut(ConsumerKey{Owner: 1, Tag: "zz"}) != nil {
+		t.Errorf("checked out by a: %v", ids)
+	}
 	// They survive a snapshot.
 	r, err := Restore(s.Marshal())
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 //	time T                           later commands carry time T (ms)
 //	show timer|cursor                print those effects too
 //	enqueue NAME [p=P s=S] [ttl=T] [size=N]
-//	checkout TAG [owner=O] [prefetch=N | credit=N] [prio=P] [excl]
+//	checkout TAG [owner=O] [prefetch=N | credit=N] [prio=P] [excl] [noack]
 //	cancel TAG [owner=O]
 //	settle|return|discard TAG NAME... [owner=O]   (TAG "" is the owner's basic.get)
 //	credit TAG N [drain] [owner=O]
@@ -92,7 +92,7 @@ func opts(toks []string) ([]string, map[string]string) {
 	for _, t := range toks {
 		if k, v, ok := strings.Cut(t, "="); ok && k != "" {
 			kv[k] = v
-		} else if t == "excl" || t == "drain" || t == "ack" || t == "sac" {
+		} else if t == "excl" || t == "drain" || t == "ack" || t == "sac" || t == "noack" {
 			kv[t] = "true"
 		} else {
 			pos = append(pos, t)
@@ -208,6 +208,7 @@ func (r *runner) do(t *testing.T, l script.Line) string {
 		}
 		c.Priority = int32(get("prio", 0))
 		c.Exclusive = kv["excl"] == "true"
+		c.NoAck = kv["noack"] == "true"
 	case "cancel":
 		c.Kind = KindCancel
 		c.Consumer = key()

@@ -38,6 +38,7 @@ type consumer struct {
 	credit   uint32 // Prefetch: the limit (0: none); Credited: the credit left
 	priority int32
 	excl     bool
+	noAck    bool // deliveries are settled as they are made
 	attached uint64 // attach order (single active consumer takeover)
 	served   uint64 // when it last got a message (round-robin: least recent first)
 	checked  map[uint64]msg
@@ -51,7 +52,7 @@ func (c *consumer) room() bool {
 	if c.mode == Credited {
 		return c.credit > 0
 	}
-	return c.credit == 0 || uint32(len(c.checked)) < c.credit
+	return c.noAck || c.credit == 0 || uint32(len(c.checked)) < c.credit
 }
 
 // State is a quorum queue's replicated state machine. Every member applies the same commands in
@@ -353,14 +354,14 @@ func (s *State) checkout(c *Command) Reply {
 	cs := s.consumers[k]
 	if cs != nil && cs.status != statusCancelled && cs.status != statusGet {
 		// A checkout of an attached consumer updates its settings.
-		cs.mode, cs.credit, cs.priority, cs.excl = c.Mode, c.Credit, c.Priority, c.Exclusive
+		cs.mode, cs.credit, cs.priority, cs.excl, cs.noAck = c.Mode, c.Credit, c.Priority, c.Exclusive, c.NoAck
 		return Reply{}
 	}
 	if cs == nil {
 		cs = &consumer{key: k, checked: map[uint64]msg{}}
 		s.consumers[k] = cs
 	}
-	cs.mode, cs.credit, cs.priority, cs.excl = c.Mode, c.Credit, c.Priority, c.Exclusive
+	cs.mode, cs.credit, cs.priority, cs.excl, cs.noAck = c.Mode, c.Credit, c.Priority, c.Exclusive, c.NoAck
 	s.attachSeq++
 	cs.attached = s.attachSeq
 	s.serveSeq++
@@ -469,9 +470,13 @@ func (s *State) serve() {
 }
 
 func (s *State) deliver(c *consumer, m msg) {
-	c.checked[m.id] = m
-	s.unacked++
-	s.unackedBytes += m.size
+	if c.noAck {
+		s.forget(m.id)
+	} else {
+		c.checked[m.id] = m
+		s.unacked++
+		s.unackedBytes += m.size
+	}
 	if c.mode == Credited {
 		c.credit--
 	}
@@ -785,6 +790,7 @@ type ConsumerInfo struct {
 	Credit   uint32 // the prefetch limit (Prefetch) or the credit left (Credited)
 	Priority int32
 	Active   bool // false: waiting (single active consumer)
+	NoAck    bool
 	Unacked  int
 }
 
@@ -793,7 +799,22 @@ func (s *State) Consumers() []ConsumerInfo {
 	out := make([]ConsumerInfo, 0, len(s.order))
 	for _, c := range s.order {
 		out = append(out, ConsumerInfo{Key: c.key, Mode: c.mode, Credit: c.credit, Priority: c.priority,
-			Active: c.status == statusActive, Unacked: len(c.checked)})
+			Active: c.status == statusActive, NoAck: c.noAck, Unacked: len(c.checked)})
+	}
+	return out
+}
+
+// CheckedOut returns the messages consumer k holds unsettled, lowest id first: what a new leader's
+// host resends when a consumer's deliveries may have been lost with the old leader.
+func (s *State) CheckedOut(k ConsumerKey) []Message {
+	c := s.consumers[k]
+	if c == nil {
+		return nil
+	}
+	out := make([]Message, 0, len(c.checked))
+	for _, id := range sortedKeys(nil, c.checked) {
+		m := c.checked[id]
+		out = append(out, m.message())
 	}
 	return out
 }
