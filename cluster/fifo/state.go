@@ -38,7 +38,7 @@ type consumer struct {
 	credit   uint32 // Prefetch: the limit (0: none); Credited: the credit left
 	priority int32
 	excl     bool
-	noAck    bool // deliveries are settled as they are made
+	noAck    bool   // deliveries are settled as they are made
 	attached uint64 // attach order (single active consumer takeover)
 	served   uint64 // when it last got a message (round-robin: least recent first)
 	checked  map[uint64]msg
