@@ -25,14 +25,16 @@ const (
 	KindTick              Kind = 11 // the clock moved: message TTL, x-expires
 	KindConfig            Kind = 12 // the queue's arguments and policy: Config
 	KindDeadLetterSettled Kind = 13 // the dead-letter target confirmed IDs (at-least-once)
-	kindMax                    = KindDeadLetterSettled
+	KindDisconnected      Kind = 14 // Owner's node is unreachable: its messages come back, its consumers pause
+	KindReconnected       Kind = 15 // Owner's node is back: its consumers go on
+	kindMax                    = KindReconnected
 )
 
 var kindNames = [...]string{
 	KindEnqueue: "enqueue", KindCheckout: "checkout", KindCancel: "cancel", KindSettle: "settle",
 	KindReturn: "return", KindDiscard: "discard", KindCredit: "credit", KindDequeue: "dequeue",
 	KindPurge: "purge", KindDown: "down", KindTick: "tick", KindConfig: "config",
-	KindDeadLetterSettled: "dead-letter-settled",
+	KindDeadLetterSettled: "dead-letter-settled", KindDisconnected: "disconnected", KindReconnected: "reconnected",
 }
 
 func (k Kind) String() string {
@@ -124,7 +126,7 @@ type Command struct {
 	NoAck     bool        // Checkout: deliveries are settled as they are made (no credit limit)
 	Drain     bool        // Credit: use the credit up now, then give back what is left
 
-	Owner   uint64 // Dequeue, Down
+	Owner   uint64 // Dequeue, Down, Disconnected, Reconnected
 	Settled bool   // Dequeue: no ack required
 
 	IDs    []uint64 // Settle, Return, Discard, DeadLetterSettled: message ids (log indexes)
@@ -178,7 +180,7 @@ func (c *Command) Append(dst []byte) []byte {
 	case KindDequeue:
 		dst = binary.AppendUvarint(dst, c.Owner)
 		dst = append(dst, boolByte(c.Settled))
-	case KindDown:
+	case KindDown, KindDisconnected, KindReconnected:
 		dst = binary.AppendUvarint(dst, c.Owner)
 	case KindConfig:
 		dst = appendConfig(dst, &c.Config)
@@ -242,7 +244,7 @@ func (dc *Decoder) Decode(b []byte, c *Command) error {
 	case KindDequeue:
 		c.Owner = d.uvarint()
 		c.Settled = d.bool()
-	case KindDown:
+	case KindDown, KindDisconnected, KindReconnected:
 		c.Owner = d.uvarint()
 	case KindPurge, KindTick:
 	case KindConfig:

@@ -8,7 +8,8 @@
 //
 // Commands (command.go) have a versioned compact binary encoding (Append, Decode; Decode returns
 // an error on anything else, never panics; fuzzed): Enqueue, Checkout, Cancel, Settle, Return,
-// Discard, Credit, Dequeue, Purge, Down, Tick, Config, DeadLetterSettled.
+// Discard, Credit, Dequeue, Purge, Down, Disconnected, Reconnected, Tick, Config,
+// DeadLetterSettled.
 //
 // Apply(index, cmd) returns a Reply to the proposer and Effects (effect.go) for the host: data,
 // not actions. A message's id is the log index of its Enqueue.

@@ -37,7 +37,7 @@ func TestModel(t *testing.T) {
 	// The generator must reach every path the checks are about.
 	for _, k := range []string{"deliver", "redeliver", "get", "dl:rejected", "dl:expired", "dl:maxlen",
 		"dl:delivery_limit", "dl+", "duplicate", "out-of-sequence", "rejected", "purge", "down",
-		"checkpoint", "restore", "active", "drained", "queue-expired", "noack"} {
+		"checkpoint", "restore", "active", "drained", "queue-expired", "noack", "suspected"} {
 		if seen[k] == 0 {
 			t.Errorf("no %s in %d runs: %v", k, n, seen)
 		}
@@ -86,6 +86,8 @@ type model struct {
 	keys    []ConsumerKey
 	prefch  map[ConsumerKey]uint32 // attached prefetch consumers' limits
 	noAck   map[ConsumerKey]bool
+	// attached consumers; suspected: those of a disconnected owner
+	attached, suspected map[ConsumerKey]bool
 
 	ckpt      []byte
 	ckptIndex uint64
@@ -97,7 +99,8 @@ func runModel(t *testing.T, seed uint64, steps int) *model {
 	m := &model{
 		t: t, rng: rand.New(rand.NewPCG(seed, 99)), s: New(), twin: New(),
 		msgs: map[uint64]*mmsg{}, next: map[uint64]uint64{}, sent: map[uint64][]Command{},
-		cfg: DefaultConfig(), prefch: map[ConsumerKey]uint32{}, noAck: map[ConsumerKey]bool{}, seen: map[string]int{},
+		cfg: DefaultConfig(), prefch: map[ConsumerKey]uint32{}, noAck: map[ConsumerKey]bool{},
+		attached: map[ConsumerKey]bool{}, suspected: map[ConsumerKey]bool{}, seen: map[string]int{},
 	}
 	for o := uint64(1); o <= 3; o++ {
 		for _, tag := range []string{"x", "y"} {
@@ -216,8 +219,14 @@ func (m *model) commands() Command {
 		c.Settled = r.IntN(2) == 0
 	case x < 82:
 		c.Kind = KindPurge
-	case x < 85:
+	case x < 83:
 		c.Kind = KindDown
+		c.Owner = key.Owner
+	case x < 84:
+		c.Kind = KindDisconnected
+		c.Owner = key.Owner
+	case x < 85:
+		c.Kind = KindReconnected
 		c.Owner = key.Owner
 	case x < 90:
 		c.Kind = KindTick
@@ -372,20 +381,35 @@ func (m *model) check(index uint64, c *Command, rep Reply, effs []Effect, before
 				mm.where = wReturned // until its dead-letter effect
 			}
 		}
-	case KindDown:
+	case KindDown, KindDisconnected:
 		for _, mm := range m.msgs {
 			if mm.where == wOut && mm.out.Owner == c.Owner {
 				mm.count++
 				mm.where = wReturned
 			}
 		}
-		for k := range m.prefch {
-			if k.Owner == c.Owner {
+		for k := range m.attached {
+			if k.Owner != c.Owner {
+				continue
+			}
+			if c.Kind == KindDown {
 				delete(m.prefch, k)
+				delete(m.attached, k)
+				delete(m.suspected, k)
+			} else {
+				m.suspected[k] = true
 			}
 		}
-		delete(m.next, c.Owner)
-		delete(m.sent, c.Owner)
+		if c.Kind == KindDown {
+			delete(m.next, c.Owner)
+			delete(m.sent, c.Owner)
+		}
+	case KindReconnected:
+		for k := range m.suspected {
+			if k.Owner == c.Owner {
+				delete(m.suspected, k)
+			}
+		}
 	case KindPurge:
 		n := 0
 		for _, mm := range m.msgs {
@@ -413,9 +437,15 @@ func (m *model) check(index uint64, c *Command, rep Reply, effs []Effect, before
 		}
 		if rep.Status == StatusOK {
 			m.noAck[c.Consumer] = c.NoAck
+			if !m.attached[c.Consumer] {
+				delete(m.suspected, c.Consumer) // a new attachment
+			}
+			m.attached[c.Consumer] = true
 		}
 	case KindCancel:
 		delete(m.prefch, c.Consumer)
+		delete(m.attached, c.Consumer)
+		delete(m.suspected, c.Consumer)
 	case KindCredit:
 		if _, ok := m.prefch[c.Consumer]; ok && rep.Status == StatusOK {
 			m.prefch[c.Consumer] = c.Credit
@@ -444,6 +474,9 @@ func (m *model) check(index uint64, c *Command, rep Reply, effs []Effect, before
 		switch e.Kind {
 		case EffectDeliver:
 			mm := m.msgs[e.Msg.ID]
+			if m.suspected[e.Consumer] {
+				t.Fatalf("index %d: delivery to %v, suspected", index, e.Consumer)
+			}
 			m.takeHead(e.Msg.ID, "delivery")
 			if mm.count != e.Msg.DeliveryCount {
 				t.Fatalf("index %d: delivery of %d with count %d, model %d", index, e.Msg.ID, e.Msg.DeliveryCount, mm.count)
@@ -515,12 +548,19 @@ func (m *model) check(index uint64, c *Command, rep Reply, effs []Effect, before
 	// Single active consumer: one active consumer, the one every delivery went to.
 	if m.cfg.SingleActive {
 		var active []ConsumerKey
+		live := 0
 		for _, ci := range m.s.Consumers() {
 			if ci.Active {
 				active = append(active, ci.Key)
 			}
+			if !ci.Suspected {
+				live++
+			}
+			if ci.Suspected != m.suspected[ci.Key] {
+				t.Fatalf("index %d: %v suspected %v, model %v", index, ci.Key, ci.Suspected, m.suspected[ci.Key])
+			}
 		}
-		if len(m.s.Consumers()) > 0 && len(active) != 1 {
+		if live > 0 && len(active) != 1 || live == 0 && len(active) != 0 {
 			t.Fatalf("index %d: single active consumer with %d active: %+v", index, len(active), m.s.Consumers())
 		}
 		for _, e := range effs {
@@ -597,6 +637,12 @@ func (m *model) count(c *Command, rep Reply, effs []Effect) {
 		m.seen["purge"]++
 	case c.Kind == KindDown:
 		m.seen["down"]++
+	case c.Kind == KindDisconnected:
+		for _, ci := range m.s.Consumers() {
+			if ci.Suspected {
+				m.seen["suspected"]++
+			}
+		}
 	}
 	for _, e := range effs {
 		switch e.Kind {

@@ -27,7 +27,7 @@ import (
 //	settle|return|discard TAG NAME... [owner=O]   (TAG "" is the owner's basic.get)
 //	credit TAG N [drain] [owner=O]
 //	get [owner=O] [ack]              basic.get (ack: settled at once)
-//	purge | tick | down O | dlsettled NAME...
+//	purge | tick | down O | disconnected O | reconnected O | dlsettled NAME...
 //	counts                           -> ready= unacked= dlx= consumers= bytes=
 //	consumers                        -> tag(prio,active|waiting,unacked) ...
 //	roundtrip                        replace the state with Restore(Marshal())
@@ -164,7 +164,9 @@ func (r *runner) do(t *testing.T, l script.Line) string {
 		var out []string
 		for _, ci := range r.s.Consumers() {
 			st := "active"
-			if !ci.Active {
+			if ci.Suspected {
+				st = "suspected"
+			} else if !ci.Active {
 				st = "waiting"
 			}
 			out = append(out, fmt.Sprintf("%s(%d,%s,%d)", ci.Key.Tag, ci.Priority, st, ci.Unacked))
@@ -197,7 +199,6 @@ func (r *runner) do(t *testing.T, l script.Line) string {
 		c.TTL = get("ttl", -1)
 		c.Body = []byte(pos[0])
 		c.Size = uint64(get("size", int64(len(c.Body))))
-		r.ids[pos[0]] = r.index + 1
 		r.names[r.index+1] = pos[0]
 	case "checkout":
 		c.Kind = KindCheckout
@@ -229,8 +230,8 @@ func (r *runner) do(t *testing.T, l script.Line) string {
 		c.Kind = KindPurge
 	case "tick":
 		c.Kind = KindTick
-	case "down":
-		c.Kind = KindDown
+	case "down", "disconnected", "reconnected":
+		c.Kind = map[string]Kind{"down": KindDown, "disconnected": KindDisconnected, "reconnected": KindReconnected}[l.Tokens[0]]
 		c.Owner = uint64(num(t, l.Pos, pos[0]))
 	case "dlsettled":
 		c.Kind = KindDeadLetterSettled
@@ -245,6 +246,9 @@ func (r *runner) do(t *testing.T, l script.Line) string {
 		t.Fatalf("%s: decoding %v: %v", l.Pos, c.Kind, err)
 	}
 	rep, effs := r.apply(&dec)
+	if c.Kind == KindEnqueue && (rep.Status == StatusOK || rep.Status == StatusRejected) {
+		r.ids[pos[0]] = r.index // a duplicate or out-of-sequence one was not applied
+	}
 	var out []string
 	switch {
 	case c.Kind == KindDequeue && rep.Status == StatusOK:

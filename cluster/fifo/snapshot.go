@@ -70,7 +70,7 @@ func (s *State) marshal(dst []byte, bodies bool) []byte {
 		dst = append(dst, byte(c.status), byte(c.mode))
 		dst = binary.AppendUvarint(dst, uint64(c.credit))
 		dst = binary.AppendVarint(dst, int64(c.priority))
-		dst = append(dst, boolByte(c.excl)|boolByte(c.noAck)<<1)
+		dst = append(dst, boolByte(c.excl)|boolByte(c.noAck)<<1|boolByte(c.suspected)<<2)
 		dst = binary.AppendUvarint(dst, c.attached)
 		dst = binary.AppendUvarint(dst, c.served)
 		ids = sortedKeys(ids[:0], c.checked)
@@ -169,8 +169,8 @@ func Restore(b []byte) (*State, error) {
 		c.mode = CreditMode(d.enum(byte(Credited)))
 		c.credit = d.uint32()
 		c.priority = d.int32()
-		flags := d.enum(3)
-		c.excl, c.noAck = flags&1 != 0, flags&2 != 0
+		flags := d.enum(7)
+		c.excl, c.noAck, c.suspected = flags&1 != 0, flags&2 != 0, flags&4 != 0
 		c.attached = d.uvarint()
 		c.served = d.uvarint()
 		k := d.length(minMsg)

@@ -38,15 +38,18 @@ type consumer struct {
 	credit   uint32 // Prefetch: the limit (0: none); Credited: the credit left
 	priority int32
 	excl     bool
-	noAck    bool   // deliveries are settled as they are made
-	attached uint64 // attach order (single active consumer takeover)
-	served   uint64 // when it last got a message (round-robin: least recent first)
-	checked  map[uint64]msg
+	noAck    bool // deliveries are settled as they are made
+	// suspected: its owner's node is unreachable (KindDisconnected): no deliveries until
+	// KindReconnected; with single active consumer it is not the active one meanwhile.
+	suspected bool
+	attached  uint64 // attach order (single active consumer takeover)
+	served    uint64 // when it last got a message (round-robin: least recent first)
+	checked   map[uint64]msg
 }
 
 // room reports whether c may take one more message.
 func (c *consumer) room() bool {
-	if c.status != statusActive {
+	if c.status != statusActive || c.suspected {
 		return false
 	}
 	if c.mode == Credited {
@@ -153,6 +156,10 @@ func (s *State) Apply(index uint64, c *Command) (Reply, []Effect) {
 		r = s.purge()
 	case KindDown:
 		s.down(c.Owner)
+	case KindDisconnected:
+		s.disconnected(c.Owner)
+	case KindReconnected:
+		s.reconnected(c.Owner)
 	case KindTick:
 	case KindConfig:
 		s.configure(c.Config)
@@ -367,7 +374,7 @@ func (s *State) checkout(c *Command) Reply {
 	s.serveSeq++
 	cs.served = s.serveSeq
 	s.order = append(s.order, cs)
-	cs.status = statusActive
+	cs.status, cs.suspected = statusActive, false
 	if s.cfg.SingleActive {
 		if s.activeConsumer() != cs {
 			cs.status = statusWaiting
@@ -379,14 +386,22 @@ func (s *State) checkout(c *Command) Reply {
 	return Reply{}
 }
 
-// activeConsumer returns the single active consumer: the first attached one not cancelled.
+// activeConsumer returns, with single active consumer, the consumer that is active, or else the
+// one to activate: the first attached one waiting (not suspected).
 func (s *State) activeConsumer() *consumer {
+	var first *consumer
 	for _, c := range s.order {
-		if c.status == statusActive || c.status == statusWaiting {
+		if c.suspected {
+			continue
+		}
+		if c.status == statusActive {
 			return c
 		}
+		if first == nil && c.status == statusWaiting {
+			first = c
+		}
 	}
-	return nil
+	return first
 }
 
 // activateNext makes the first waiting consumer active, with single active consumer.
@@ -565,32 +580,10 @@ func (s *State) discard(k ConsumerKey, ids []uint64) Reply {
 // +1, the delivery limit applies), its consumers and its producer state go.
 func (s *State) down(owner uint64) {
 	delete(s.enqueuers, owner)
-	var mine []*consumer
-	for _, c := range s.consumers {
-		if c.key.Owner == owner {
-			mine = append(mine, c)
-		}
-	}
-	// Deterministic order: attach order for attached ones, then the rest by tag.
-	slices.SortFunc(mine, func(a, b *consumer) int {
-		if a.attached != b.attached {
-			return cmpU64(a.attached, b.attached)
-		}
-		return cmpString(a.key.Tag, b.key.Tag)
-	})
+	mine := s.ownedBy(owner)
 	for _, c := range mine {
-		ids := make([]uint64, 0, len(c.checked))
-		for id := range c.checked {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		for _, id := range ids {
-			m, _ := s.take(c, id)
-			s.returnOne(m)
-		}
-		if c.status == statusGet {
-			s.dropIfDone(c)
-		} else if c.status != statusCancelled {
+		s.returnAll(c)
+		if c.status == statusActive || c.status == statusWaiting {
 			s.detach(c)
 		} else {
 			s.dropIfDone(c)
@@ -599,6 +592,67 @@ func (s *State) down(owner uint64) {
 	if len(mine) > 0 {
 		s.lastActive = s.now
 		s.activateNext()
+	}
+}
+
+// disconnected: owner's node cannot be reached; it may come back (rabbit_fifo's noconnection).
+// Its consumers' messages come back as with down, but its consumers stay, suspected: they get
+// nothing until reconnected, and a suspected single active consumer gives way to the next one.
+// Its producer state stays.
+func (s *State) disconnected(owner uint64) {
+	mine := s.ownedBy(owner)
+	for _, c := range mine {
+		s.returnAll(c)
+		switch {
+		case c.status != statusActive && c.status != statusWaiting:
+			s.dropIfDone(c)
+		case !c.suspected:
+			c.suspected = true
+			if s.cfg.SingleActive && c.status == statusActive {
+				c.status = statusWaiting
+				s.emit(Effect{Kind: EffectConsumerInactive, Consumer: c.key})
+			}
+		}
+	}
+	s.activateNext()
+}
+
+// reconnected: owner's node is back (rabbit_fifo's nodeup): its suspected consumers go on.
+func (s *State) reconnected(owner uint64) {
+	for _, c := range s.order {
+		if c.key.Owner == owner && c.suspected {
+			c.suspected = false
+			if !s.cfg.SingleActive {
+				c.status = statusActive
+			}
+		}
+	}
+	s.activateNext()
+}
+
+// ownedBy returns owner's consumers (attached, cancelled and its basic.get one) in a
+// deterministic order: attach order, then by tag.
+func (s *State) ownedBy(owner uint64) []*consumer {
+	var mine []*consumer
+	for _, c := range s.consumers {
+		if c.key.Owner == owner {
+			mine = append(mine, c)
+		}
+	}
+	slices.SortFunc(mine, func(a, b *consumer) int {
+		if a.attached != b.attached {
+			return cmpU64(a.attached, b.attached)
+		}
+		return cmpString(a.key.Tag, b.key.Tag)
+	})
+	return mine
+}
+
+// returnAll returns every message c holds, in id order.
+func (s *State) returnAll(c *consumer) {
+	for _, id := range sortedKeys(nil, c.checked) {
+		m, _ := s.take(c, id)
+		s.returnOne(m)
 	}
 }
 
@@ -785,13 +839,14 @@ func (s *State) Counts() Counts {
 
 // ConsumerInfo is a consumer as management shows it.
 type ConsumerInfo struct {
-	Key      ConsumerKey
-	Mode     CreditMode
-	Credit   uint32 // the prefetch limit (Prefetch) or the credit left (Credited)
-	Priority int32
-	Active   bool // false: waiting (single active consumer)
-	NoAck    bool
-	Unacked  int
+	Key       ConsumerKey
+	Mode      CreditMode
+	Credit    uint32 // the prefetch limit (Prefetch) or the credit left (Credited)
+	Priority  int32
+	Active    bool // false: waiting (single active consumer) or suspected
+	Suspected bool // its owner's node is unreachable (KindDisconnected)
+	NoAck     bool
+	Unacked   int
 }
 
 // Consumers returns the attached consumers in attach order.
@@ -799,7 +854,7 @@ func (s *State) Consumers() []ConsumerInfo {
 	out := make([]ConsumerInfo, 0, len(s.order))
 	for _, c := range s.order {
 		out = append(out, ConsumerInfo{Key: c.key, Mode: c.mode, Credit: c.credit, Priority: c.priority,
-			Active: c.status == statusActive, NoAck: c.noAck, Unacked: len(c.checked)})
+			Active: c.status == statusActive && !c.suspected, Suspected: c.suspected, NoAck: c.noAck, Unacked: len(c.checked)})
 	}
 	return out
 }
