@@ -26,10 +26,35 @@ const (
 )
 
 // Marshal encodes the whole state.
-func (s *State) Marshal() []byte { return s.marshal(nil, true) }
+func (s *State) Marshal() []byte { return s.marshal(make([]byte, 0, s.sizeHint(true)), true) }
 
 // MarshalCheckpoint encodes the state without message bodies (see above).
-func (s *State) MarshalCheckpoint() []byte { return s.marshal(nil, false) }
+func (s *State) MarshalCheckpoint() []byte { return s.marshal(make([]byte, 0, s.sizeHint(false)), false) }
+
+// sizeHint estimates the encoding's size, so that it is built without copying.
+func (s *State) sizeHint(bodies bool) int {
+	n := s.live.n
+	size := 128 + 24*n + 16*len(s.consumers) + 16*len(s.enqueuers)
+	if bodies {
+		sum := 0
+		for i := range s.returns.len() {
+			sum += len(s.returns.at(i).body)
+		}
+		for i := range s.ready.len() {
+			sum += len(s.ready.at(i).body)
+		}
+		for _, c := range s.consumers {
+			for _, m := range c.checked {
+				sum += len(m.body)
+			}
+		}
+		for _, d := range s.dlx {
+			sum += len(d.m.body)
+		}
+		size += sum + 2*n
+	}
+	return size
+}
 
 func (s *State) marshal(dst []byte, bodies bool) []byte {
 	flags := byte(0)
