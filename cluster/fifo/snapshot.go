@@ -29,7 +29,9 @@ const (
 func (s *State) Marshal() []byte { return s.marshal(make([]byte, 0, s.sizeHint(true)), true) }
 
 // MarshalCheckpoint encodes the state without message bodies (see above).
-func (s *State) MarshalCheckpoint() []byte { return s.marshal(make([]byte, 0, s.sizeHint(false)), false) }
+func (s *State) MarshalCheckpoint() []byte {
+	return s.marshal(make([]byte, 0, s.sizeHint(false)), false)
+}
 
 // sizeHint estimates the encoding's size, so that it is built without copying.
 func (s *State) sizeHint(bodies bool) int {
