@@ -118,6 +118,7 @@ func (s *State) Config() Config { return s.cfg }
 // StatusStale and changes nothing). It returns the reply to the proposer and the effects for the
 // host. The effects slice is the State's own: it is valid until the next Apply.
 func (s *State) Apply(index uint64, c *Command) (Reply, []Effect) {
+	clear(s.effects) // the last Apply's: do not keep their messages' bodies alive
 	s.effects = s.effects[:0]
 	if index <= s.index {
 		return Reply{Status: StatusStale}, nil
