@@ -13,6 +13,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/testbroker"
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/stomp"
 )
@@ -489,4 +491,33 @@ func TestSTOMPPermissions(t *testing.T) {
 	c.frame(stomp.CmdSubscribe, "", "id:t", "destination:/topic/a.b")
 	c.expectError("access_refused", "ACCESS_REFUSED - access to queue 'stomp-subscription-")
 	c.expectClosed()
+}
+
+// TestSTOMPListenerAndShutdown: the listener is listed as RabbitMQ's "stomp", and Shutdown
+// ends an open STOMP connection with an ERROR frame.
+func TestSTOMPListenerAndShutdown(t *testing.T) {
+	if externalURL != "" {
+		t.Skip("stops the broker")
+	}
+	tb := testbroker.Start(t)
+	addr := tb.STOMP(t)
+	wait.For(t, 5*time.Second, "the stomp listener listed", func() bool {
+		for _, l := range tb.Srv.AllListeners() {
+			if l.Protocol == "stomp" && l.Addr.String() == addr {
+				return true
+			}
+		}
+		return false
+	})
+	c := dialSTOMP(t, addr)
+	c.connect()
+	c.frame(stomp.CmdSubscribe, "", "id:s", "destination:/queue/"+amqpName(t, "q"), "receipt:r")
+	c.expect(stomp.CmdReceipt)
+	done := make(chan error, 1)
+	go func() { done <- tb.Stop() }()
+	c.expectError("Server shutdown", "shutdown")
+	c.expectClosed()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

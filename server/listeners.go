@@ -13,8 +13,6 @@ const (
 	ProtocolAMQPS = "amqp/ssl"
 	ProtocolHTTP  = "http"
 	ProtocolHTTPS = "https"
-	ProtocolSTOMP  = "stomp"     // ServeSTOMP (stomp.go)
-	ProtocolSTOMPS = "stomp/ssl" // ServeSTOMPTLS
 )
 
 // Listener is one of the node's listeners: its protocol (ProtocolAMQP, ...), its address and,

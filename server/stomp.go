@@ -31,6 +31,12 @@ import (
 // server's heart-beats) and the receipt writer (receiptLoop, which waits for the commit groups
 // of receipted persistent SENDs in order and then writes their RECEIPT frames).
 
+// The STOMP listeners' protocols, as RabbitMQ's /api/overview names them.
+const (
+	ProtocolSTOMP  = "stomp"
+	ProtocolSTOMPS = "stomp/ssl"
+)
+
 // ServeSTOMP accepts STOMP connections on ln until Shutdown, as Serve does for AMQP; it lists the
 // listener as RabbitMQ's "stomp".
 func (s *Server) ServeSTOMP(ln net.Listener) error {
