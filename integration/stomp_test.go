@@ -8,6 +8,7 @@ package integration
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -519,5 +520,73 @@ func TestSTOMPListenerAndShutdown(t *testing.T) {
 	c.expectClosed()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSTOMPTempQueue: reply-to /temp-queue/<name> becomes a server-named queue the connection is
+// subscribed to; an AMQP reply to it arrives as a MESSAGE of subscription /temp-queue/<name>.
+func TestSTOMPTempQueue(t *testing.T) {
+	sb := startSTOMP(t)
+	conn := amqpDial(t, sb.amqp())
+	ch := amqpConfirmChannel(t, conn)
+	q := amqpQueue(t, sb.amqp(), ch, "requests")
+	c := dialSTOMP(t, sb.STOMP)
+	c.connect()
+	c.frame(stomp.CmdSend, "ping", "destination:/amq/queue/"+q, "reply-to:/temp-queue/replies")
+	c.frame(stomp.CmdSend, "ping2", "destination:/amq/queue/"+q, "reply-to:/temp-queue/replies", "receipt:r")
+	c.expect(stomp.CmdReceipt)
+	req, req2 := amqpGet(t, ch, q, true), amqpGet(t, ch, q, true)
+	if !strings.HasPrefix(req.ReplyTo, "amq.gen-") || req2.ReplyTo != req.ReplyTo {
+		t.Fatalf("reply-to %q and %q, want one amq.gen- queue", req.ReplyTo, req2.ReplyTo)
+	}
+	if err := ch.Publish("", req.ReplyTo, false, false, amqp.Publishing{CorrelationId: "c", Body: []byte("pong")}); err != nil {
+		t.Fatal(err)
+	}
+	m := c.expect(stomp.CmdMessage)
+	if get(m, "subscription") != "/temp-queue/replies" || get(m, "destination") != "/queue/"+req.ReplyTo ||
+		!strings.HasPrefix(get(m, "message-id"), "T_/temp-queue/replies@@") || get(m, "correlation-id") != "c" || string(m.Body) != "pong" {
+		t.Fatalf("MESSAGE %s %q", hdrs(m), m.Body)
+	}
+	c.frame(stomp.CmdSend, "x", "destination:/temp-queue/replies")
+	c.expectError("Invalid destination", "'/temp-queue/replies' is not a valid destination for 'SEND'")
+	// The queue is the connection's: it goes with it.
+	c.frame(stomp.CmdDisconnect, "", "receipt:bye")
+	c.expect(stomp.CmdReceipt)
+	c.expectClosed()
+	wait.For(t, 5*time.Second, "the temporary queue deleted", func() bool {
+		probe := amqpChannel(t, conn)
+		_, err := probe.QueueDeclarePassive(req.ReplyTo, false, true, true, false, nil)
+		return err != nil
+	})
+}
+
+// TestSTOMPDiskAlarm: a resource alarm stops a STOMP publisher between frames, without reading
+// its socket; the SEND goes through, with its receipt, once the alarm clears.
+func TestSTOMPDiskAlarm(t *testing.T) {
+	var free atomic.Int64
+	free.Store(1 << 40)
+	sb := startSTOMP(t, func(o *server.Options) {
+		o.DiskFree = func() (uint64, error) { return uint64(free.Load()), nil }
+		o.DiskFreeLimit = 1 << 30
+		o.DiskCheckInterval = 2 * time.Millisecond
+	})
+	conn := amqpDial(t, sb.amqp())
+	ch := amqpConfirmChannel(t, conn)
+	q := amqpQueue(t, sb.amqp(), ch, "q")
+	c := dialSTOMP(t, sb.STOMP)
+	c.connect()
+	free.Store(1 << 20)
+	wait.For(t, 5*time.Second, "the disk alarm to be raised", func() bool { return len(sb.Srv.Alarms()) > 0 })
+	c.frame(stomp.CmdSend, "during", "destination:/amq/queue/"+q, "receipt:r")
+	if f, err := c.next(300 * time.Millisecond); err == nil {
+		t.Fatalf("%s during the alarm", f.Command)
+	}
+	amqpGetEmpty(t, ch, q)
+	free.Store(1 << 40)
+	if r := c.expect(stomp.CmdReceipt); get(r, "receipt-id") != "r" {
+		t.Fatalf("RECEIPT %s", hdrs(r))
+	}
+	if d := amqpGet(t, ch, q, true); string(d.Body) != "during" {
+		t.Fatalf("%q", d.Body)
 	}
 }

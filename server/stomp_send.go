@@ -177,6 +177,13 @@ func (sc *stompConn) publish(f stomp.Frame) error {
 	if perr != nil {
 		return sc.failAMQP(f, perr)
 	}
+	if name, ok := strings.CutPrefix(props.ReplyTo, "/temp-queue/"); ok {
+		q, err := sc.tempQueue(name)
+		if err != nil {
+			return sc.failAMQP(f, err)
+		}
+		props.ReplyTo = q
+	}
 	if props.UserID != "" && props.UserID != sc.user.name {
 		return sc.failAMQP(f, amqp.Errorf(amqp.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", props.UserID, sc.user.name))
 	}
@@ -362,6 +369,32 @@ func appendPropertyHeaders(hs []stomp.Header, p *amqp.Properties) []stomp.Header
 	add("content-encoding", p.ContentEncoding)
 	add("content-type", p.ContentType)
 	return hs
+}
+
+// tempQueue returns the queue a reply-to of /temp-queue/<name> stands for, as RabbitMQ makes it:
+// the first use declares a server-named exclusive auto-delete queue ("amq.gen-...") and subscribes
+// the connection to it (subscription "/temp-queue/<name>", automatic acks); later uses of the name
+// on the connection reuse it.
+func (sc *stompConn) tempQueue(name string) (string, error) {
+	id := "/temp-queue/" + name
+	if sub := sc.subs[id]; sub != nil {
+		return sub.q.name, nil
+	}
+	q, err := sc.vhost.declareQueue(sc.owner, &amqp.QueueDeclare{Exclusive: true, AutoDelete: true})
+	if err != nil {
+		return "", err
+	}
+	sub := &stompSub{sc: sc, id: id, hasID: true, prefix: "T_" + id, q: q}
+	sub.subscription = subscription{tag: sub.prefix, target: sub, noAck: true}
+	sc.subs[id] = sub
+	sc.mu.Lock()
+	sc.mu.subs = append(sc.mu.subs, sub)
+	sc.mu.Unlock()
+	if err := q.addConsumer(&sub.subscription, func() {}); err != nil {
+		sc.forget(sub)
+		return "", err
+	}
+	return q.name, nil
 }
 
 // --- transactions ---
