@@ -8,6 +8,7 @@ package integration
 
 import (
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/storage"
 	"github.com/warrenmq/warren/stomp"
 )
 
@@ -588,5 +590,74 @@ func TestSTOMPDiskAlarm(t *testing.T) {
 	}
 	if d := amqpGet(t, ch, q, true); string(d.Body) != "during" {
 		t.Fatalf("%q", d.Body)
+	}
+}
+
+// gatedStore holds synced writes (the fsyncs commit groups wait for) while its gate is closed.
+type gatedStore struct {
+	storage.Store
+	mu   sync.Mutex
+	gate chan struct{} // nil: open
+}
+
+func (g *gatedStore) Apply(b *storage.Batch, sync bool) error {
+	if sync {
+		g.mu.Lock()
+		gate := g.gate
+		g.mu.Unlock()
+		if gate != nil {
+			<-gate
+		}
+	}
+	return g.Store.Apply(b, sync)
+}
+
+func (g *gatedStore) close() {
+	g.mu.Lock()
+	g.gate = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *gatedStore) open() {
+	g.mu.Lock()
+	if g.gate != nil {
+		close(g.gate)
+		g.gate = nil
+	}
+	g.mu.Unlock()
+}
+
+// TestSTOMPReceiptAfterFsync: the receipt of a persistent SEND to a durable queue comes once the
+// message is durable, and later receipts wait behind it; the read loop goes on meanwhile.
+func TestSTOMPReceiptAfterFsync(t *testing.T) {
+	if externalURL != "" {
+		t.Skip("needs a store of the test's own")
+	}
+	gs := &gatedStore{Store: storage.NewMemStore()}
+	t.Cleanup(func() { gs.Store.Close() })
+	sb := startSTOMP(t, func(o *server.Options) { o.Store = gs })
+	t.Cleanup(gs.open) // before the broker stops
+	q := amqpName(t, "q")
+	c := dialSTOMP(t, sb.STOMP)
+	c.connect()
+	c.frame(stomp.CmdSubscribe, "", "id:s", "destination:/queue/"+q, "receipt:declared") // durable: its declare is synced
+	c.expect(stomp.CmdReceipt)
+	gs.close()
+	c.frame(stomp.CmdSend, "p", "destination:/amq/queue/"+q, "persistent:true", "receipt:persistent")
+	c.frame(stomp.CmdSend, "t", "destination:/amq/queue/"+q, "receipt:transient")
+	// Both messages are delivered (the read loop did not wait), but no receipt comes yet.
+	for _, want := range []string{"p", "t"} {
+		if m := c.expect(stomp.CmdMessage); string(m.Body) != want {
+			t.Fatalf("%q, want %q", m.Body, want)
+		}
+	}
+	if f, err := c.next(300 * time.Millisecond); err == nil {
+		t.Fatalf("%s %s before the fsync", f.Command, hdrs(f))
+	}
+	gs.open()
+	for _, want := range []string{"persistent", "transient"} {
+		if r := c.expect(stomp.CmdReceipt); get(r, "receipt-id") != want {
+			t.Fatalf("receipt %s, want %s", hdrs(r), want)
+		}
 	}
 }
