@@ -518,7 +518,7 @@ func TestSTOMPListenerAndShutdown(t *testing.T) {
 	c.expect(stomp.CmdReceipt)
 	done := make(chan error, 1)
 	go func() { done <- tb.Stop() }()
-	c.expectError("Server shutdown", "shutdown")
+	c.expectError("Server shutdown", "The broker is shutting down")
 	c.expectClosed()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -660,4 +660,27 @@ func TestSTOMPReceiptAfterFsync(t *testing.T) {
 			t.Fatalf("receipt %s, want %s", hdrs(r), want)
 		}
 	}
+}
+
+// TestSTOMPVhostDeleted: deleting a vhost closes its STOMP connections, as its AMQP ones.
+func TestSTOMPVhostDeleted(t *testing.T) {
+	sb := startSTOMP(t)
+	if sb.Srv == nil {
+		t.Skip("creates a vhost in process")
+	}
+	vh := amqpName(t, "vh")
+	if _, err := sb.Srv.PutVhost(server.VhostInfo{Name: vh}, "guest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.Srv.PutPermission(server.Permission{Vhost: vh, User: "guest", Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
+	c := dialSTOMP(t, sb.STOMP)
+	c.frame(stomp.CmdConnect, "", "accept-version:1.2", "host:"+vh, "login:guest", "passcode:guest")
+	c.expect(stomp.CmdConnected)
+	if err := sb.Srv.DeleteVhost(vh); err != nil {
+		t.Fatal(err)
+	}
+	c.expectError("connection_forced", "CONNECTION_FORCED - vhost '"+vh+"' is deleted")
+	c.expectClosed()
 }

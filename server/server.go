@@ -412,7 +412,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.closeFromOutside(amqp.ConnectionForced, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
 	}
 	for _, sc := range stompConns {
-		sc.closeFromOutside("shutdown")
+		sc.closeFromOutside("Server shutdown", "The broker is shutting down\n")
 	}
 	s.stopSampler()
 	done := make(chan struct{})

@@ -96,6 +96,8 @@ type stompConn struct {
 	stopped  chan struct{} // closed by closeFromOutside
 	stopOnce sync.Once
 	closing  atomic.Bool // closeFromOutside ran: the read loop ends at its next wait
+	// openVhost is vhost once CONNECT succeeded, for DeleteVhost on another goroutine.
+	openVhost atomic.Pointer[vhost]
 
 	mu struct { // guards what deliveries (on queue goroutines) share with the read loop
 		sync.Mutex
@@ -160,17 +162,32 @@ func (s *Server) serveSTOMPConn(sc *stompConn) bool {
 	return true
 }
 
-// closeFromOutside ends the connection from another goroutine (Shutdown): an ERROR frame if it
-// is connected, then the socket is closed once what is queued is written.
-func (sc *stompConn) closeFromOutside(reason string) {
+// closeFromOutside ends the connection from another goroutine (Shutdown, a deleted vhost): an
+// ERROR frame with message and body, then the socket is closed once what is queued is written.
+func (sc *stompConn) closeFromOutside(message, body string) {
 	if !sc.closing.CompareAndSwap(false, true) {
 		return
 	}
 	sc.stopOnce.Do(func() { close(sc.stopped) })
-	sc.errorFrame("Server shutdown", "The broker is closing the connection: "+reason+"\n", "")
+	sc.errorFrame(message, body, "")
 	sc.out.closeAfterFlush()
 	// The read loop may be blocked reading: wake it.
 	sc.nc.SetReadDeadline(time.Now())
+}
+
+// closeSTOMPVhost ends the STOMP connections to v, which DeleteVhost has removed.
+func (s *Server) closeSTOMPVhost(v *vhost) {
+	s.mu.Lock()
+	var scs []*stompConn
+	for sc := range s.mu.stomp {
+		if sc.openVhost.Load() == v {
+			scs = append(scs, sc)
+		}
+	}
+	s.mu.Unlock()
+	for _, sc := range scs {
+		sc.closeFromOutside("connection_forced", "CONNECTION_FORCED - vhost '"+v.name+"' is deleted")
+	}
 }
 
 // errStompClose ends the read loop after an ERROR frame that closes the connection.
@@ -433,6 +450,11 @@ func (sc *stompConn) connect() bool {
 		return false
 	}
 	sc.user, sc.vhost = u, vh
+	sc.openVhost.Store(vh)
+	if s.vhost(vname) != vh { // deleted meanwhile: DeleteVhost listed us before the Store, or not
+		sc.writeErrorDirect("Bad CONNECT", "Virtual host '"+vname+"' access denied")
+		return false
+	}
 	sc.owner.user, sc.owner.vhost = u, vh
 	if cid, ok := f.Get("client-id"); ok {
 		sc.clientID = string(cid)
