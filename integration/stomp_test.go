@@ -684,3 +684,39 @@ func TestSTOMPVhostDeleted(t *testing.T) {
 	c.expectError("connection_forced", "CONNECTION_FORCED - vhost '"+vh+"' is deleted")
 	c.expectClosed()
 }
+
+// TestSTOMPTopicPermissions: topic permissions apply to /topic routing keys, write for a SEND and
+// read for a subscription's binding, as in RabbitMQ.
+func TestSTOMPTopicPermissions(t *testing.T) {
+	sb := startSTOMP(t)
+	if sb.Srv == nil {
+		t.Skip("creates users in process")
+	}
+	if _, err := sb.Srv.PutUser(server.UserSpec{Name: "topical", Password: ptr("pw")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.Srv.PutPermission(server.Permission{Vhost: "/", User: "topical", Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.Srv.PutTopicPermission(server.TopicPermission{User: "topical", Vhost: "/", Exchange: "amq.topic", Write: "^pub\\.", Read: "^sub\\."}); err != nil {
+		t.Fatal(err)
+	}
+	login := func() *stompClient {
+		c := dialSTOMP(t, sb.STOMP)
+		c.frame(stomp.CmdConnect, "", "accept-version:1.2", "host:/", "login:topical", "passcode:pw")
+		c.expect(stomp.CmdConnected)
+		return c
+	}
+	c := login()
+	c.frame(stomp.CmdSubscribe, "", "id:ok", "destination:/topic/sub.a", "receipt:r1")
+	c.expect(stomp.CmdReceipt)
+	c.frame(stomp.CmdSend, "x", "destination:/topic/pub.a", "receipt:r2")
+	c.expect(stomp.CmdReceipt)
+	c.frame(stomp.CmdSend, "x", "destination:/topic/other.a")
+	c.expectError("access_refused", "ACCESS_REFUSED - access to topic 'other.a' in exchange 'amq.topic' in vhost '/' refused for user 'topical'")
+	c.expectClosed()
+	c = login()
+	c.frame(stomp.CmdSubscribe, "", "id:no", "destination:/topic/other.b")
+	c.expectError("access_refused", "ACCESS_REFUSED - access to topic 'other.b' in exchange 'amq.topic' in vhost '/' refused for user 'topical'")
+	c.expectClosed()
+}
