@@ -7,6 +7,7 @@ package integration
 // WARREN_TEST_URL (its STOMP port: WARREN_TEST_STOMP_ADDR, default 127.0.0.1:61613).
 
 import (
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -719,4 +720,51 @@ func TestSTOMPTopicPermissions(t *testing.T) {
 	c.frame(stomp.CmdSubscribe, "", "id:no", "destination:/topic/other.b")
 	c.expectError("access_refused", "ACCESS_REFUSED - access to topic 'other.b' in exchange 'amq.topic' in vhost '/' refused for user 'topical'")
 	c.expectClosed()
+}
+
+// TestSTOMPGarbage: mutated frames after CONNECT never take the broker down (a panic in a read
+// loop would end the test binary); the broker serves a new connection afterwards.
+func TestSTOMPGarbage(t *testing.T) {
+	if externalURL != "" {
+		t.Skip("in-process broker only")
+	}
+	sb := startSTOMP(t)
+	seeds := []string{
+		"SEND\ndestination:/queue/garbage\ncontent-type:text/plain\nreceipt:1\n\nhello\x00",
+		"SEND\r\ndestination:/exchange/amq.topic/a.b\r\ncontent-length:3\r\n\r\na\x00b\x00\r\n",
+		"SUBSCRIBE\nid:0\ndestination:/topic/x\nack:client-individual\nprefetch-count:10\n\n\x00",
+		"ACK\nid:T_0@@session@@1\n\n\x00NACK\nid:T_0@@s@@2\nrequeue:false\n\n\x00",
+		"BEGIN\ntransaction:t\n\n\x00SEND\ndestination:/amq/queue/garbage\ntransaction:t\n\nx\x00COMMIT\ntransaction:t\n\n\x00",
+		"UNSUBSCRIBE\nid:0\n\n\x00DISCONNECT\nreceipt:9\n\n\x00",
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var conns []*stompClient
+	for i := range 200 {
+		b := []byte(seeds[i%len(seeds)])
+		for range 1 + rng.IntN(4) {
+			switch rng.IntN(3) {
+			case 0:
+				b[rng.IntN(len(b))] = byte(rng.IntN(256))
+			case 1:
+				b = b[:rng.IntN(len(b))]
+			default:
+				j := rng.IntN(len(b))
+				b = append(b[:j:j], append([]byte{":\\\n\r\x00"[rng.IntN(5)]}, b[j:]...)...)
+			}
+			if len(b) == 0 {
+				b = []byte{'\n'}
+			}
+		}
+		c := dialSTOMP(t, sb.STOMP)
+		c.connect()
+		c.raw(string(b))
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.nc.Close()
+	}
+	c := dialSTOMP(t, sb.STOMP)
+	c.connect()
+	c.frame(stomp.CmdDisconnect, "", "receipt:alive")
+	c.expect(stomp.CmdReceipt)
 }
