@@ -768,3 +768,55 @@ func TestSTOMPGarbage(t *testing.T) {
 	c.frame(stomp.CmdDisconnect, "", "receipt:alive")
 	c.expect(stomp.CmdReceipt)
 }
+
+// TestSTOMPFlowControl: a STOMP publisher faster than a queue's AMQP consumer is paused (its
+// socket not read) until the queue drains, as an AMQP publisher is (server/queue_flow.go).
+func TestSTOMPFlowControl(t *testing.T) {
+	if externalURL != "" {
+		t.Skip("reads the in-process broker's queue counters")
+	}
+	sb := startSTOMP(t, func(o *server.Options) { o.QueueWindow = flowWindow })
+	b := sb.amqp()
+	cconn := amqpDial(t, b)
+	cch := amqpChannel(t, cconn)
+	q := amqpQueue(t, b, cch, "q")
+	if err := cch.Qos(10, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	deliveries := amqpConsume(t, cch, q, false)
+	const n = 2000
+	var frames strings.Builder
+	body := strings.Repeat("x", 100)
+	for range n {
+		frames.WriteString("SEND\ndestination:/amq/queue/" + q + "\n\n" + body + "\x00")
+	}
+	c := dialSTOMP(t, sb.STOMP)
+	c.connect()
+	pubDone := make(chan error, 1)
+	go func() {
+		_, err := c.nc.Write([]byte(frames.String()))
+		pubDone <- err
+	}()
+	var maxReady int64
+	for i := range n {
+		d := amqpRecv(t, deliveries)
+		qi := queueInfo(t, b, q)
+		maxReady = max(maxReady, qi.Ready)
+		if qi.PagedOut != 0 {
+			t.Fatalf("after %d deliveries the queue paged %d messages out: the STOMP publisher was not throttled", i, qi.PagedOut)
+		}
+		if err := d.Ack(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-pubDone; err != nil {
+		t.Fatal(err)
+	}
+	if maxReady > flowWindow/2 {
+		t.Errorf("the queue held up to %d ready messages; want at most %d", maxReady, flowWindow/2)
+	}
+	if fs := sb.Srv.FlowStats(); fs.Pauses == 0 {
+		t.Errorf("flow stats %+v: the STOMP publisher was never paused", fs)
+	}
+	t.Logf("max ready %d, flow %+v", maxReady, sb.Srv.FlowStats())
+}
