@@ -19,8 +19,8 @@ import (
 	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
-	"github.com/warrenmq/warren/storage"
 	"github.com/warrenmq/warren/stomp"
+	"github.com/warrenmq/warren/storage"
 )
 
 func (sb stompBroker) amqp() broker { return broker{URL: sb.URL, Srv: sb.Srv} }
