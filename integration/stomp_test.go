@@ -820,3 +820,25 @@ func TestSTOMPFlowControl(t *testing.T) {
 	}
 	t.Logf("max ready %d, flow %+v", maxReady, sb.Srv.FlowStats())
 }
+
+// TestSTOMPDurableAutoDelete: a durable subscription without auto-delete:false is auto-deleted
+// when its consumer goes, as in RabbitMQ 3.10.8.
+func TestSTOMPDurableAutoDelete(t *testing.T) {
+	sb := startSTOMP(t)
+	name := amqpName(t, "sub")
+	c := dialSTOMP(t, sb.STOMP)
+	c.connect()
+	c.frame(stomp.CmdSubscribe, "", "id:d", "destination:/topic/"+amqpName(t, "k"), "durable:true", "x-queue-name:"+name, "receipt:s")
+	c.expect(stomp.CmdReceipt)
+	conn := amqpDial(t, sb.amqp())
+	if _, err := amqpChannel(t, conn).QueueDeclarePassive(name, true, true, false, false, nil); err != nil {
+		t.Fatalf("durable subscription queue: %v", err)
+	}
+	c.frame(stomp.CmdDisconnect, "", "receipt:bye")
+	c.expect(stomp.CmdReceipt)
+	c.expectClosed()
+	wait.For(t, 5*time.Second, "the subscription's queue auto-deleted", func() bool {
+		_, err := amqpChannel(t, conn).QueueDeclarePassive(name, true, true, false, false, nil)
+		return err != nil
+	})
+}

@@ -199,8 +199,8 @@ func (sc *stompConn) subscribe(f stomp.Frame) error {
 // subscriptionQueue declares and binds the queue of a /topic or /exchange subscription, as
 // RabbitMQ does: named by x-queue-name, or "stomp-subscription-" and a hash of the CONNECT's
 // client-id (RabbitMQ's hash is of an Erlang term: the names differ) and the subscription id for
-// a durable subscription (durable:true, or persistent:true as STOMP 1.0
-// clients say it), or a random name; durable ones are not auto-deleted.
+// a durable subscription (durable:true, or persistent:true as STOMP 1.0 clients say it), or a
+// random name.
 func (sc *stompConn) subscriptionQueue(f stomp.Frame, d stompDest, sub *stompSub) (*queue, error) {
 	durable := boolHeader(f, "durable", false) || boolHeader(f, "persistent", false)
 	name := ""
@@ -215,7 +215,9 @@ func (sc *stompConn) subscriptionQueue(f stomp.Frame, d stompDest, sub *stompSub
 	sub.durableTopic = durable
 	v := sc.vhost
 	q, err := v.declareQueue(sc.owner, &amqp.QueueDeclare{
-		Queue: name, Durable: durable, AutoDelete: boolHeader(f, "auto-delete", !durable),
+		// auto-delete defaults to true, durable or not, as in RabbitMQ 3.10.8 (checked on it): a
+		// durable subscription that is to outlive its consumer says auto-delete:false.
+		Queue: name, Durable: durable, AutoDelete: boolHeader(f, "auto-delete", true),
 		Exclusive: boolHeader(f, "exclusive", false), Arguments: queueArgsFromHeaders(f),
 	})
 	if err != nil {
