@@ -169,7 +169,15 @@ func (sc *stompConn) closeFromOutside(message, body string) {
 		return
 	}
 	sc.stopOnce.Do(func() { close(sc.stopped) })
-	sc.errorFrame(message, body, "")
+	// Encoded as 1.0 (no escaping, which this frame's headers do not need): sc.v belongs to the
+	// read loop, which may still be negotiating it.
+	sc.out.write(func(b []byte) []byte {
+		nb, err := stomp.Append(b, stompError(message, body, ""), stomp.V10)
+		if err != nil {
+			return b
+		}
+		return append(nb, '\n')
+	})
 	sc.out.closeAfterFlush()
 	// The read loop may be blocked reading: wake it.
 	sc.nc.SetReadDeadline(time.Now())
