@@ -119,6 +119,7 @@ func parseFraction(v string) (float64, error) {
 // management.ssl.certfile/keyfile/cacertfile into them (and refuses different ones).
 type TLSConfig struct {
 	AMQPSAddr        string // listeners.ssl.default (port or ip:port)
+	STOMPSAddr       string // stomp.listeners.ssl.1, --stomps-addr, WARREN_STOMPS_ADDR (STOMP over TLS)
 	CACertFile       string // ssl_options.cacertfile
 	CertFile         string // ssl_options.certfile
 	KeyFile          string // ssl_options.keyfile
@@ -308,6 +309,9 @@ var settings = []setting{
 	{flag: "stomp-addr", env: "WARREN_STOMP_ADDR", usage: "STOMP listen address, `host:port` or a port, usually 61613 (stomp.listeners.tcp.1); empty: off",
 		set:  func(c *Config, v string) (err error) { c.STOMPAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.STOMPAddr }},
+	{flag: "stomps-addr", env: "WARREN_STOMPS_ADDR", usage: "STOMP over TLS listen address, `host:port` or a port, usually 61614, with the AMQPS certificates (stomp.listeners.ssl.1); empty: off",
+		set:  func(c *Config, v string) (err error) { c.TLS.STOMPSAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.TLS.STOMPSAddr }},
 	{flag: "stomp-default-user", env: "WARREN_STOMP_DEFAULT_USER", usage: "the `user` a STOMP CONNECT without a login header logs in as (stomp.default_user); empty: none",
 		set:  func(c *Config, v string) error { c.STOMPDefaultUser = v; return nil },
 		show: func(c *Config) string { return c.STOMPDefaultUser }},
@@ -340,6 +344,7 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"management.tcp.ip":        func(c *Config, v string) (err error) { c.HTTPAddr, err = setIP(c.HTTPAddr, v); return },
 	"data_dir":                 byEnv("WARREN_DATA_DIR"),
 	"stomp.listeners.tcp.1":    byEnv("WARREN_STOMP_ADDR"),
+	"stomp.listeners.ssl.1":    byEnv("WARREN_STOMPS_ADDR"),
 	"stomp.default_user":       byEnv("WARREN_STOMP_DEFAULT_USER"),
 	"stomp.default_pass":       byEnv("WARREN_STOMP_DEFAULT_PASS"),
 	"stomp.default_vhost":      byEnv("WARREN_STOMP_DEFAULT_VHOST"),
@@ -529,8 +534,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: management.ssl.%s differs from ssl_options.%s: Warren serves HTTPS with the same files as AMQPS", where, f.key, f.key)
 		}
 	}
-	if t.AMQPSAddr == "" && t.HTTPSAddr == "" && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
+	if t.AMQPSAddr == "" && t.HTTPSAddr == "" && t.STOMPSAddr == "" && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
 		return fmt.Errorf("%s: certificate files given without --amqps-addr or --https-addr (listeners.ssl.default, management.ssl.port): they would do nothing", where)
+	}
+	if t.STOMPSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return fmt.Errorf("%s: stomp.listeners.ssl.1 needs ssl_options.certfile and ssl_options.keyfile", where)
 	}
 	if t.AMQPSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return fmt.Errorf("%s: listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile", where)

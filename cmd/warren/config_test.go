@@ -209,6 +209,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{"ssl_options.verify = maybe\n", `:1: ssl_options.verify: "maybe" is not one of verify_peer, verify_none`},
 		{"ssl_options.fail_if_no_peer_cert = 1\n", `"1" is not true or false`},
 		{"listeners.ssl.default = 5671\n", `listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile`},
+		{"stomp.listeners.ssl.1 = 61614\n", `stomp.listeners.ssl.1 needs ssl_options.certfile and ssl_options.keyfile`},
 		{"management.ssl.port = 15671\n", `management.ssl.port needs management.ssl.certfile`},
 		{"ssl_options.fail_if_no_peer_cert = true\n", `needs ssl_options.verify = verify_peer`},
 		{"ssl_options.verify = verify_peer\n", `verify_peer needs ssl_options.cacertfile`},
@@ -288,7 +289,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_TLS_KEY": "/k.pem", "WARREN_TLS_CA": "/ca.pem", "WARREN_TLS_VERIFY_PEER": "true",
 		"WARREN_TLS_FAIL_IF_NO_PEER_CERT": "true", "WARREN_SSL_CERT_LOGIN_FROM": "common_name",
 		"WARREN_STOMP_ADDR": "61613", "WARREN_STOMP_DEFAULT_USER": "su", "WARREN_STOMP_DEFAULT_PASS": "sp",
-		"WARREN_STOMP_DEFAULT_VHOST": "sv",
+		"WARREN_STOMP_DEFAULT_VHOST": "sv", "WARREN_STOMPS_ADDR": "61614",
 	}
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
@@ -298,7 +299,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		LogLevel: slog.LevelError, LogFormat: "json", LoadDefinitions: "/defs.json",
 		STOMPAddr: ":61613", STOMPDefaultUser: "su", STOMPDefaultPass: "sp", STOMPDefaultVhost: "sv",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
-			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name"}}
+			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", STOMPSAddr: ":61614"}}
 	var kv, args []string
 	for _, s := range settings {
 		v, ok := values[s.env]
