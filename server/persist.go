@@ -24,8 +24,6 @@ import (
 // waits for the fsync; publishes in the vhost do not. A change that changes nothing (a redeclare
 // with equal arguments, a re-bind) writes nothing.
 
-func (v *vhost) store() storage.Store { return v.srv.store }
-
 // persistMeta applies b synchronously; v.meta is held, v.mu is not. A failure is an
 // INTERNAL_ERROR for the client: the declare it belongs to is not acknowledged.
 func (v *vhost) persistMeta(b *storage.Batch) error {
