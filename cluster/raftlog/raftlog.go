@@ -160,6 +160,22 @@ func (l *Log) Groups() []uint64 {
 	return ids
 }
 
+// Remove deletes every record of group id (a group leaving this node) in one synced batch and
+// forgets it. The caller must no longer use the group's Group (its RawNode is gone).
+func (l *Log) Remove(id uint64) error {
+	b := &storage.Batch{}
+	start, end := storage.RaftGroupRange(id)
+	b.DeleteRange(start, end)
+	if err := l.store.Apply(b, true); err != nil {
+		return fmt.Errorf("raftlog: remove group %d: %w", id, err)
+	}
+	l.syncs.Add(1)
+	l.mu.Lock()
+	delete(l.groups, id)
+	l.mu.Unlock()
+	return nil
+}
+
 // Syncs is the number of synced batches Write has applied.
 func (l *Log) Syncs() uint64 { return l.syncs.Load() }
 
