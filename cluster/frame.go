@@ -182,4 +182,4 @@ func decodeBatch(p []byte) ([]Envelope, error) {
 }
 
 func putUint64(b []byte, v uint64) { binary.BigEndian.PutUint64(b, v) }
-func readUint64(b []byte) uint64    { return binary.BigEndian.Uint64(b) }
+func readUint64(b []byte) uint64   { return binary.BigEndian.Uint64(b) }
