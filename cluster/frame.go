@@ -156,7 +156,7 @@ func decodeBatch(p []byte) ([]Envelope, error) {
 	if count > uint64(len(p)/2) {
 		return nil, fmt.Errorf("%w: batch of %d messages in %d bytes", ErrMalformed, count, len(p))
 	}
-	out := make([]Envelope, 0, count)
+	out := make([]Envelope, 0, min(count, 1024)) // grown by what actually decodes
 	for range count {
 		group, k := binary.Uvarint(p)
 		if k <= 0 {
