@@ -103,6 +103,7 @@ func (s *kv) get(k string) (string, bool) {
 type testNode struct {
 	id    uint64
 	addr  string
+	dir   string     // on disk (benchmarks) when set, else on fs
 	fs    *vfs.MemFS
 	store *storage.Pebble
 	host  *Host
@@ -139,6 +140,11 @@ func testOptions() HostOptions {
 }
 
 func newTestCluster(t testing.TB, groups int, opts HostOptions) *testCluster {
+	return newCluster(t, groups, opts, false)
+}
+
+// newCluster is newTestCluster with the stores on disk (in t.TempDir) when disk is set.
+func newCluster(t testing.TB, groups int, opts HostOptions, disk bool) *testCluster {
 	c := &testCluster{t: t, groups: groups, opts: opts}
 	lns := make([]net.Listener, 3)
 	for i, ip := range loopbackIPs(t) {
@@ -147,7 +153,11 @@ func newTestCluster(t testing.TB, groups int, opts HostOptions) *testCluster {
 			t.Fatal(err)
 		}
 		lns[i] = ln
-		c.nodes = append(c.nodes, &testNode{id: uint64(i + 1), addr: ln.Addr().String(), fs: vfs.NewCrashableMem()})
+		n := &testNode{id: uint64(i + 1), addr: ln.Addr().String(), fs: vfs.NewCrashableMem()}
+		if disk {
+			n.dir = t.TempDir()
+		}
+		c.nodes = append(c.nodes, n)
 	}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
@@ -169,7 +179,12 @@ func (c *testCluster) start(n *testNode, ln net.Listener) {
 			t.Fatal(err)
 		}
 	}
-	if n.store, err = storage.OpenPebble("data", storage.PebbleOptions{FS: n.fs, Logger: quiet}); err != nil {
+	if n.dir != "" {
+		n.store, err = storage.OpenPebble(n.dir, storage.PebbleOptions{Logger: quiet})
+	} else {
+		n.store, err = storage.OpenPebble("data", storage.PebbleOptions{FS: n.fs, Logger: quiet})
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	o := c.opts
