@@ -103,7 +103,7 @@ func (s *kv) get(k string) (string, bool) {
 type testNode struct {
 	id    uint64
 	addr  string
-	dir   string     // on disk (benchmarks) when set, else on fs
+	dir   string // on disk (benchmarks) when set, else on fs
 	fs    *vfs.MemFS
 	store *storage.Pebble
 	host  *Host
