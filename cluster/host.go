@@ -134,7 +134,7 @@ type Host struct {
 	statMu sync.Mutex
 	status map[uint64]GroupStatus
 
-	cycles, writes, groupWrites, maxGroupsPerWrite atomic.Uint64
+	cycles, writes, unsynced, groupWrites, maxGroupsPerWrite atomic.Uint64
 }
 
 type group struct {
@@ -190,9 +190,10 @@ type GroupStatus struct {
 // HostStats are the host's counters.
 type HostStats struct {
 	// Cycles are Ready cycles (with work); Writes the synced batches they wrote (at most one per
-	// cycle); GroupWrites the group updates in them (GroupWrites/Writes groups per fsync);
+	// cycle), Unsynced their batches without a sync (only commit or applied indexes moved);
+	// GroupWrites the group updates in the synced ones (GroupWrites/Writes groups per fsync);
 	// MaxGroupsPerWrite the most groups in one.
-	Cycles, Writes, GroupWrites, MaxGroupsPerWrite uint64
+	Cycles, Writes, Unsynced, GroupWrites, MaxGroupsPerWrite uint64
 	Transport                                      TransportStats
 }
 
@@ -252,7 +253,7 @@ func (h *Host) StoredGroups() []uint64 { return h.log.Groups() }
 
 // Stats returns the host's counters.
 func (h *Host) Stats() HostStats {
-	return HostStats{Cycles: h.cycles.Load(), Writes: h.writes.Load(), GroupWrites: h.groupWrites.Load(),
+	return HostStats{Cycles: h.cycles.Load(), Writes: h.writes.Load(), Unsynced: h.unsynced.Load(), GroupWrites: h.groupWrites.Load(),
 		MaxGroupsPerWrite: h.maxGroupsPerWrite.Load(), Transport: h.tr.Stats()}
 }
 
@@ -673,6 +674,9 @@ func (h *Host) createGroups(specs []GroupSpec) error {
 	return nil
 }
 
+// appliedLag is how far the stored applied index may trail before a cycle writes it on its own.
+const appliedLag = 1024
+
 type readyGroup struct {
 	g  *group
 	rd raft.Ready
@@ -702,7 +706,11 @@ func (h *Host) cycle() bool {
 			rg.rd = g.rn.Ready()
 			u.Snapshot, u.Entries, u.HardState = rg.rd.Snapshot, rg.rd.Entries, rg.rd.HardState
 		}
-		if g.applied > g.st.Applied() {
+		// The applied index rides along with a write the cycle makes anyway (a restart replays
+		// from the snapshot, so it need not be exact); alone it is worth a sync only when the
+		// log's in-memory tail, which it trims, has grown.
+		if st := g.st.Applied(); g.applied > st && (len(u.Entries) > 0 || u.HardState != nil ||
+			g.pendingSnap != nil || g.applied-st >= appliedLag) {
 			u.Applied = g.applied
 		}
 		if g.pendingSnap != nil {
@@ -716,13 +724,21 @@ func (h *Host) cycle() bool {
 		return true
 	}
 	h.cycles.Add(1)
+	// The batch is synced when raft says a Ready must be (new entries, a new term or vote) or it
+	// holds a snapshot; a cycle that only moves commit or applied indexes is not.
+	sync := false
+	for _, rg := range rgs {
+		sync = sync || rg.rd.MustSync || (rg.rd.Snapshot != nil && !raft.IsEmptySnap(rg.rd.Snapshot))
+	}
 	before := h.log.Syncs()
-	if err := h.log.Write(updates); err != nil {
+	if err := h.log.WriteSync(updates, sync); err != nil {
 		h.lg.Error("cluster: the raft log write failed; the host stops", "err", err)
 		h.err = err
 		return false
 	}
-	if h.log.Syncs() != before {
+	if !sync {
+		h.unsynced.Add(1)
+	} else if h.log.Syncs() != before {
 		h.writes.Add(1)
 		h.groupWrites.Add(uint64(len(updates)))
 		for n := uint64(len(updates)); ; {

@@ -176,7 +176,7 @@ func (l *Log) Remove(id uint64) error {
 	return nil
 }
 
-// Syncs is the number of synced batches Write has applied.
+// Syncs is the number of synced batches Write, WriteSync and Remove have applied.
 func (l *Log) Syncs() uint64 { return l.syncs.Load() }
 
 // SnapshotRequest asks Write to record a snapshot of the group's state machine at Index.
@@ -215,7 +215,13 @@ type staged struct {
 // storage batch applied with sync; only when it is durable do the groups' states change. On an
 // error nothing changed in memory (and, the batch being atomic, nothing on disk unless the store
 // failed after writing, which storage reports as fatal).
-func (l *Log) Write(updates []Update) error {
+func (l *Log) Write(updates []Update) error { return l.WriteSync(updates, true) }
+
+// WriteSync is Write with the choice of a sync. Without one the batch is in the store's log but
+// not yet on disk: the next synced batch (or the store's close) carries it there, and a crash
+// before that loses it. Raft allows that for a Ready whose MustSync is false (only the commit index
+// or the applied index moved); the caller must not send messages that promise it is durable.
+func (l *Log) WriteSync(updates []Update, sync bool) error {
 	b := &storage.Batch{}
 	var order []*staged
 	byID := map[uint64]*staged{}
@@ -237,10 +243,12 @@ func (l *Log) Write(updates []Update) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	if err := l.store.Apply(b, true); err != nil {
+	if err := l.store.Apply(b, sync); err != nil {
 		return fmt.Errorf("raftlog: write %d groups: %w", len(order), err)
 	}
-	l.syncs.Add(1)
+	if sync {
+		l.syncs.Add(1)
+	}
 	for _, s := range order {
 		st := s.st
 		// Applied entries leave the cache: the store has them.
