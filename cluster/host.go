@@ -194,7 +194,7 @@ type HostStats struct {
 	// GroupWrites the group updates in the synced ones (GroupWrites/Writes groups per fsync);
 	// MaxGroupsPerWrite the most groups in one.
 	Cycles, Writes, Unsynced, GroupWrites, MaxGroupsPerWrite uint64
-	Transport                                      TransportStats
+	Transport                                                TransportStats
 }
 
 // NewHost opens the log in o.Store, starts the transport and the loop. It runs no group until
