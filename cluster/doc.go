@@ -39,7 +39,9 @@
 // not applied twice. Failures wrap exactly one of:
 //
 //   - ErrProposalDropped: the entry is in no log (no leader known — ErrNoLeader —, the group is not
-//     on this node, raft refused it, the context ended before the loop took it). Retry freely.
+//     on this node, raft refused it, the data does not fit in a frame — ErrTooLarge —, a follower
+//     could not queue the forwarded proposal to the leader — ErrLeaderUnreachable —, the context
+//     ended before the loop took it). Retry freely.
 //   - ErrUnknownOutcome: raft took the entry, but the leader or term changed before this node
 //     applied it (ErrLeaderChange), or the context ended, the group was removed or the host
 //     stopped. It may still commit: retry with the same ProposalID.

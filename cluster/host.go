@@ -57,6 +57,10 @@ var (
 	ErrGroupExists  = errors.New("cluster: group already on this node")
 	ErrNoLeader     = errors.New("cluster: group has no leader")
 	ErrLeaderChange = errors.New("cluster: leader or term changed")
+	// ErrLeaderUnreachable: a follower could not send the proposal to the leader.
+	ErrLeaderUnreachable = errors.New("cluster: leader unreachable")
+	// ErrTooLarge: the entry would not fit in one transport frame.
+	ErrTooLarge     = errors.New("cluster: proposal too large")
 	ErrGroupRemoved = errors.New("cluster: group removed")
 	ErrStopped      = errors.New("cluster: host stopped")
 )
@@ -126,6 +130,9 @@ type Host struct {
 	repMu   sync.Mutex
 	reports []report
 
+	// maxEntry bounds a proposal's data: an entry, with its message's envelope, fits in a frame.
+	maxEntry int
+
 	// Loop-owned.
 	groups map[uint64]*group
 	dirty  []*group
@@ -145,9 +152,8 @@ type group struct {
 	applied uint64
 	snapIdx uint64
 	waiters map[ProposalID]*proposal
-	lead    uint64
+	lead    uint64 // leader and term as of the last Ready (proposals record theirs)
 	term    uint64
-	commit  uint64
 	dirty   bool
 	failed  error
 	// pending is a snapshot to record (and compaction) in the next Write.
@@ -232,6 +238,15 @@ func NewHost(o HostOptions) (*Host, error) {
 		propc: make(chan *proposal, 1024), opc: make(chan func()), recvc: make(chan []Envelope, 256),
 		wake: make(chan struct{}, 1), stopc: make(chan struct{}), donec: make(chan struct{}),
 		groups: map[uint64]*group{}, status: map[uint64]GroupStatus{}}
+	h.maxEntry = o.MaxFrame
+	if h.maxEntry <= 0 {
+		h.maxEntry = DefaultMaxFrame
+	}
+	if h.maxEntry > 8192 {
+		h.maxEntry -= 4096
+	} else {
+		h.maxEntry /= 2
+	}
 	// Proposal ids start at the wall clock in nanoseconds, so a restarted node does not reuse
 	// its earlier ids (unless its clock went back by more than it proposed since).
 	h.seq.Store(uint64(time.Now().UnixNano()))
@@ -553,6 +568,9 @@ func (h *Host) propose(p *proposal) {
 	case p.ctx.Err() != nil:
 		fail(ErrProposalDropped, p.ctx.Err())
 		return
+	case len(p.data) > h.maxEntry:
+		fail(ErrProposalDropped, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(p.data), h.maxEntry))
+		return
 	}
 	if _, dup := g.waiters[p.id]; dup {
 		fail(ErrProposalDropped, errors.New("the same proposal id is already pending on this node"))
@@ -666,7 +684,9 @@ func (h *Host) createGroups(specs []GroupSpec) error {
 		if err != nil {
 			return fmt.Errorf("cluster: group %d: %w", s.ID, err)
 		}
-		g := &group{id: s.ID, rn: rn, st: st, sm: s.SM, applied: idx, snapIdx: idx, waiters: map[ProposalID]*proposal{}}
+		bs := rn.BasicStatus()
+		g := &group{id: s.ID, rn: rn, st: st, sm: s.SM, applied: idx, snapIdx: idx, waiters: map[ProposalID]*proposal{},
+			lead: bs.Lead, term: bs.GetTerm()}
 		h.groups[s.ID] = g
 		h.markDirty(g)
 		h.setStatus(g)
@@ -752,8 +772,12 @@ func (h *Host) cycle() bool {
 	for _, rg := range rgs {
 		for _, m := range rg.rd.Messages {
 			if !h.tr.Send(m.GetTo(), rg.g.id, m) {
-				if m.GetType() == pb.MessageType_MsgSnap {
+				switch m.GetType() {
+				case pb.MessageType_MsgSnap:
 					rg.g.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+				case pb.MessageType_MsgProp:
+					// Proposals forwarded to the leader that never left this node: in no log.
+					rg.g.dropForwarded(m)
 				}
 				rg.g.rn.ReportUnreachable(m.GetTo())
 			}
@@ -788,11 +812,10 @@ func (h *Host) apply(g *group, rd *raft.Ready) {
 		// Entries the snapshot covered applied without this node seeing their results.
 		g.failWaiters(ErrUnknownOutcome, errors.New("replaced by a snapshot"))
 	}
-	if hs := rd.HardState; hs != nil && !raft.IsEmptyHardState(hs) {
-		g.term, g.commit = hs.GetTerm(), hs.GetCommit()
-	}
-	if rd.SoftState != nil {
-		g.lead = rd.SoftState.Lead
+	changed := rd.SoftState != nil || rd.HardState != nil
+	if changed {
+		bs := g.rn.BasicStatus()
+		g.term, g.lead = bs.GetTerm(), bs.Lead
 	}
 	var ents []Entry
 	for _, e := range rd.CommittedEntries {
@@ -833,7 +856,7 @@ func (h *Host) apply(g *group, rd *raft.Ready) {
 	if n := len(rd.CommittedEntries); n > 0 {
 		g.applied = max(g.applied, rd.CommittedEntries[n-1].GetIndex())
 	}
-	if len(g.waiters) > 0 && (rd.SoftState != nil || rd.HardState != nil) {
+	if len(g.waiters) > 0 && changed {
 		for id, p := range g.waiters {
 			if p.term != g.term || p.lead != g.lead {
 				delete(g.waiters, id)
@@ -862,6 +885,17 @@ func (h *Host) failGroup(g *group, err error) {
 	h.lg.Error("cluster: group stopped on this node", "group", g.id, "err", err)
 	g.failed = err
 	g.failWaiters(ErrUnknownOutcome, err)
+}
+
+// dropForwarded fails the proposals of a MsgProp this node could not send to the leader.
+func (g *group) dropForwarded(m *pb.Message) {
+	for _, e := range m.GetEntries() {
+		id, _, ok := decodeEntry(e.GetData())
+		if p := g.waiters[id]; ok && p != nil {
+			delete(g.waiters, id)
+			p.done <- proposalResult{err: &ProposalError{Group: g.id, ID: id, Kind: ErrProposalDropped, Cause: ErrLeaderUnreachable}}
+		}
+	}
 }
 
 func (g *group) failWaiters(kind, cause error) {

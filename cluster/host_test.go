@@ -153,6 +153,18 @@ func TestHostPartitionCheckQuorum(t *testing.T) {
 		}
 	}
 	cut.host.Transport().SetIsolated(true)
+	// A proposal on the isolated node where it follows: it cannot reach the leader, so it is
+	// dropped at once (or, if the node already forgot its leader, refused).
+	for g := uint64(1); g <= groups; g++ {
+		if c.leader(g, c.nodes) != cut.id {
+			_, err := cut.host.Propose(context.Background(), g, []byte("fwd=x"))
+			if !errors.Is(err, ErrProposalDropped) || !(errors.Is(err, ErrLeaderUnreachable) || errors.Is(err, ErrNoLeader)) {
+				t.Fatalf("group %d: proposal forwarded from the isolated node: %v", g, err)
+			}
+			t.Logf("group %d: proposal forwarded from the isolated node: %v", g, err)
+			break
+		}
+	}
 	// A proposal on the isolated leader of group 1: never committed.
 	errc := make(chan error, 1)
 	go func() {
@@ -189,18 +201,28 @@ func TestHostPartitionCheckQuorum(t *testing.T) {
 		if v, ok := n.kvs[1].get("lost"); ok {
 			t.Fatalf("node %d applied the isolated leader's uncommitted proposal (lost=%s)", n.id, v)
 		}
+		for g := uint64(1); g <= groups; g++ {
+			if _, ok := n.kvs[g].get("fwd"); ok {
+				t.Fatalf("node %d group %d applied a dropped proposal", n.id, g)
+			}
+		}
 	}
 }
 
 // Proposal errors and deduplication, runtime group creation and removal.
 func TestHostProposalsAndGroups(t *testing.T) {
-	c := newTestCluster(t, 1, testOptions())
+	o := testOptions()
+	o.MaxFrame = 64 << 10
+	c := newTestCluster(t, 1, o)
 	c.waitLeaders(20*time.Second, c.nodes)
 	n := c.nodes[0]
 	ctx := context.Background()
 
 	if _, err := n.host.Propose(ctx, 99, []byte("a=b")); !errors.Is(err, ErrProposalDropped) || !errors.Is(err, ErrNoGroup) {
 		t.Fatalf("propose to an unknown group: %v", err)
+	}
+	if _, err := n.host.Propose(ctx, 1, make([]byte, 64<<10)); !errors.Is(err, ErrProposalDropped) || !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("propose an entry larger than a frame: %v", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
