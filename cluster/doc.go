@@ -49,6 +49,10 @@
 // A forwarded proposal that the leader drops silently while leader and term stay the same only
 // ends with the caller's context: callers must give Propose a deadline.
 //
+// ReadIndex(ctx, group) returns once this node has applied everything committed before the call
+// (raft's ReadIndex, ReadOnlySafe: the leader confirms its leadership with a heartbeat round; a
+// follower asks the leader): a read of the local state machine after it is linearizable.
+//
 // # Transport
 //
 // One TCP connection per pair of nodes, dialed by the node with the lower id from its listener's
@@ -95,7 +99,7 @@
 // # Not yet
 //
 // Membership changes (conf change entries are skipped with a warning: no API proposes them),
-// linearizable reads (ReadIndex, leases), snapshot streaming in chunks, quiescing idle groups
+// lease reads, snapshot streaming in chunks, quiescing idle groups
 // (every group ticks and heartbeats; heartbeats of one cycle share a frame per peer), TLS or
 // authentication between nodes (the handshake only names cluster and node), and running the
 // state machines off the loop.

@@ -119,6 +119,7 @@ type Host struct {
 	lg  *slog.Logger
 
 	propc chan *proposal
+	readc chan *readRequest
 	opc   chan func()
 	recvc chan []Envelope
 	wake  chan struct{}
@@ -134,8 +135,9 @@ type Host struct {
 	maxEntry int
 
 	// Loop-owned.
-	groups map[uint64]*group
-	dirty  []*group
+	groups  map[uint64]*group
+	dirty   []*group
+	readSeq uint64
 	err    error // a failed Write: the host stopped
 
 	statMu sync.Mutex
@@ -159,6 +161,17 @@ type group struct {
 	// pending is a snapshot to record (and compaction) in the next Write.
 	pendingSnap *raftlog.SnapshotRequest
 	compactTo   uint64
+	// reads are ReadIndex requests by their request context, waiting for raft's read index
+	// (index 0) and then for that index to be applied.
+	reads map[uint64]*readRequest
+}
+
+type readRequest struct {
+	ctx        context.Context
+	group      uint64
+	term, lead uint64
+	index      uint64 // raft's read index, once known
+	done       chan error
 }
 
 type proposal struct {
@@ -235,7 +248,7 @@ func NewHost(o HostOptions) (*Host, error) {
 		return nil, fmt.Errorf("cluster: host: %w", err)
 	}
 	h := &Host{o: o, log: l, lg: o.Logger.With("node", o.ID),
-		propc: make(chan *proposal, 1024), opc: make(chan func()), recvc: make(chan []Envelope, 256),
+		propc: make(chan *proposal, 1024), readc: make(chan *readRequest, 1024), opc: make(chan func()), recvc: make(chan []Envelope, 256),
 		wake: make(chan struct{}, 1), stopc: make(chan struct{}), donec: make(chan struct{}),
 		groups: map[uint64]*group{}, status: map[uint64]GroupStatus{}}
 	h.maxEntry = o.MaxFrame
@@ -329,6 +342,7 @@ func (h *Host) RemoveGroup(ctx context.Context, id uint64) error {
 		}
 		delete(h.groups, id)
 		g.failWaiters(ErrUnknownOutcome, ErrGroupRemoved)
+		g.failReads(ErrGroupRemoved)
 		h.statMu.Lock()
 		delete(h.status, id)
 		h.statMu.Unlock()
@@ -396,6 +410,30 @@ func (h *Host) ProposeID(ctx context.Context, group uint64, id ProposalID, data 
 		return fail(ErrUnknownOutcome, ctx.Err())
 	case <-h.donec:
 		return fail(ErrUnknownOutcome, ErrStopped)
+	}
+}
+
+// ReadIndex returns once this node's state machine for group has applied every entry committed
+// before the call (raft's ReadIndex: the leader confirms it still leads with a round of
+// heartbeats; a follower asks the leader). A read of the local state machine after it is
+// linearizable. Errors: ErrNoGroup, ErrNoLeader, ErrLeaderChange (the request may have been lost
+// with the old leader: ask again), ErrStopped, or the context's.
+func (h *Host) ReadIndex(ctx context.Context, group uint64) error {
+	r := &readRequest{ctx: ctx, group: group, done: make(chan error, 1)}
+	select {
+	case h.readc <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-h.donec:
+		return ErrStopped
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-h.donec:
+		return ErrStopped
 	}
 }
 
@@ -472,6 +510,8 @@ func (h *Host) run() {
 				h.tick()
 			case p := <-h.propc:
 				h.propose(p)
+			case r := <-h.readc:
+				h.readIndex(r)
 			case envs := <-h.recvc:
 				h.step(envs)
 			case <-h.wake:
@@ -488,6 +528,8 @@ func (h *Host) run() {
 				h.tick()
 			case p := <-h.propc:
 				h.propose(p)
+			case r := <-h.readc:
+				h.readIndex(r)
 			case envs := <-h.recvc:
 				h.step(envs)
 			case <-h.wake:
@@ -506,6 +548,8 @@ func (h *Host) drain() {
 		select {
 		case p := <-h.propc:
 			h.propose(p)
+		case r := <-h.readc:
+			h.readIndex(r)
 		case envs := <-h.recvc:
 			h.step(envs)
 		case <-h.wake:
@@ -519,11 +563,14 @@ func (h *Host) drain() {
 func (h *Host) shutdown() {
 	for _, g := range h.groups {
 		g.failWaiters(ErrUnknownOutcome, ErrStopped)
+		g.failReads(ErrStopped)
 	}
 	for {
 		select {
 		case p := <-h.propc:
 			p.done <- proposalResult{err: &ProposalError{Group: p.group, ID: p.id, Kind: ErrProposalDropped, Cause: ErrStopped}}
+		case r := <-h.readc:
+			r.done <- ErrStopped
 		default:
 			return
 		}
@@ -550,7 +597,36 @@ func (h *Host) tick() {
 				delete(g.waiters, id)
 			}
 		}
+		for id, r := range g.reads {
+			if r.ctx.Err() != nil {
+				delete(g.reads, id)
+			}
+		}
 	}
+}
+
+func (h *Host) readIndex(r *readRequest) {
+	g := h.groups[r.group]
+	switch {
+	case g == nil:
+		r.done <- fmt.Errorf("cluster: read index of group %d: %w", r.group, ErrNoGroup)
+		return
+	case g.failed != nil:
+		r.done <- fmt.Errorf("cluster: read index of group %d: %w", r.group, g.failed)
+		return
+	}
+	st := g.rn.BasicStatus()
+	if st.Lead == raft.None {
+		r.done <- fmt.Errorf("cluster: read index of group %d: %w", r.group, ErrNoLeader)
+		return
+	}
+	h.readSeq++
+	r.term, r.lead = st.GetTerm(), st.Lead
+	g.reads[h.readSeq] = r
+	var rctx [8]byte
+	putUint64(rctx[:], h.readSeq)
+	g.rn.ReadIndex(rctx[:])
+	h.markDirty(g)
 }
 
 func (h *Host) propose(p *proposal) {
@@ -686,7 +762,7 @@ func (h *Host) createGroups(specs []GroupSpec) error {
 		}
 		bs := rn.BasicStatus()
 		g := &group{id: s.ID, rn: rn, st: st, sm: s.SM, applied: idx, snapIdx: idx, waiters: map[ProposalID]*proposal{},
-			lead: bs.Lead, term: bs.GetTerm()}
+			reads: map[uint64]*readRequest{}, lead: bs.Lead, term: bs.GetTerm()}
 		h.groups[s.ID] = g
 		h.markDirty(g)
 		h.setStatus(g)
@@ -864,6 +940,24 @@ func (h *Host) apply(g *group, rd *raft.Ready) {
 			}
 		}
 	}
+	for _, rs := range rd.ReadStates {
+		if len(rs.RequestCtx) == 8 {
+			if r := g.reads[readUint64(rs.RequestCtx)]; r != nil && r.index == 0 {
+				r.index = max(rs.Index, 1)
+			}
+		}
+	}
+	for id, r := range g.reads {
+		switch {
+		case r.index != 0 && r.index <= g.applied:
+			delete(g.reads, id)
+			r.done <- nil
+		case r.index == 0 && changed && (r.term != g.term || r.lead != g.lead):
+			// raft drops a read index request on a leader change without a word.
+			delete(g.reads, id)
+			r.done <- fmt.Errorf("cluster: read index of group %d: %w", g.id, ErrLeaderChange)
+		}
+	}
 	if se := h.o.SnapshotEntries; se > 0 && g.applied >= g.snapIdx+se {
 		data, err := g.sm.Snapshot()
 		if err != nil {
@@ -885,6 +979,7 @@ func (h *Host) failGroup(g *group, err error) {
 	h.lg.Error("cluster: group stopped on this node", "group", g.id, "err", err)
 	g.failed = err
 	g.failWaiters(ErrUnknownOutcome, err)
+	g.failReads(err)
 }
 
 // dropForwarded fails the proposals of a MsgProp this node could not send to the leader.
@@ -895,6 +990,13 @@ func (g *group) dropForwarded(m *pb.Message) {
 			delete(g.waiters, id)
 			p.done <- proposalResult{err: &ProposalError{Group: g.id, ID: id, Kind: ErrProposalDropped, Cause: ErrLeaderUnreachable}}
 		}
+	}
+}
+
+func (g *group) failReads(cause error) {
+	for id, r := range g.reads {
+		delete(g.reads, id)
+		r.done <- fmt.Errorf("cluster: read index of group %d: %w", g.id, cause)
 	}
 }
 

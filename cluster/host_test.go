@@ -263,6 +263,28 @@ func TestHostProposalsAndGroups(t *testing.T) {
 		}
 	}
 
+	// ReadIndex: a write acknowledged on one node is visible on another once its ReadIndex returns
+	// (without it, the other node may not have applied it yet).
+	for i := range 20 {
+		val := fmt.Sprint(i)
+		if _, err := c.nodes[0].host.Propose(ctx, 1, []byte("lin="+val)); err != nil {
+			t.Fatal(err)
+		}
+		reader := c.nodes[1+i%2]
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := reader.host.ReadIndex(rctx, 1)
+		cancel()
+		if err != nil {
+			t.Fatalf("read index on node %d: %v", reader.id, err)
+		}
+		if v, _ := reader.kvs[1].get("lin"); v != val {
+			t.Fatalf("node %d after ReadIndex: lin=%q, want %q", reader.id, v, val)
+		}
+	}
+	if err := n.host.ReadIndex(ctx, 99); !errors.Is(err, ErrNoGroup) {
+		t.Fatalf("read index of an unknown group: %v", err)
+	}
+
 	// A group made at runtime on all three, used, then removed.
 	sms := map[uint64]*kv{}
 	for _, m := range c.nodes {
@@ -321,6 +343,9 @@ func TestHostProposalsAndGroups(t *testing.T) {
 	}
 	if _, err := n.host.Propose(ctx, 8, []byte("a=b")); !errors.Is(err, ErrProposalDropped) || !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("propose to a group without a leader: %v", err)
+	}
+	if err := n.host.ReadIndex(ctx, 8); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("read index of a group without a leader: %v", err)
 	}
 	if err := n.host.CreateGroups(ctx, GroupSpec{ID: 9, Voters: []uint64{2, 3}, SM: newKV()}); err == nil {
 		t.Fatal("created a group this node is not a voter of")
