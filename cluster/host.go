@@ -138,7 +138,7 @@ type Host struct {
 	groups  map[uint64]*group
 	dirty   []*group
 	readSeq uint64
-	err    error // a failed Write: the host stopped
+	err     error // a failed Write: the host stopped
 
 	statMu sync.Mutex
 	status map[uint64]GroupStatus
