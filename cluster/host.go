@@ -273,6 +273,17 @@ func NewHost(o HostOptions) (*Host, error) {
 	return h, nil
 }
 
+// Err is why the loop stopped on its own (a failed write to the store: the log can no longer be
+// trusted, every proposal fails with ErrStopped); nil while it runs or after Close.
+func (h *Host) Err() error {
+	select {
+	case <-h.donec:
+		return h.err
+	default:
+		return nil
+	}
+}
+
 // Transport is the host's transport (SetIsolated, Stats).
 func (h *Host) Transport() *Transport { return h.tr }
 
