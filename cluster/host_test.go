@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/warrenmq/warren/internal/wait"
+	"github.com/warrenmq/warren/storage"
 )
 
 // Fifty groups on three hosts over TCP: all elect, proposals made on every node apply on every
@@ -389,5 +392,60 @@ func TestHostFullRestart(t *testing.T) {
 		}
 		c.propose(c.nodes[int(g)%3], g, "after", "restart")
 		c.waitValue(10*time.Second, c.nodes, g, "after", "restart")
+	}
+}
+
+// failingStore fails every Apply once fail is set.
+type failingStore struct {
+	storage.Store
+	fail atomic.Bool
+}
+
+func (s *failingStore) Apply(b *storage.Batch, sync bool) error {
+	if s.fail.Load() {
+		return errors.New("disk on fire")
+	}
+	return s.Store.Apply(b, sync)
+}
+
+// A single-member group elects itself; when the store fails, the host stops: proposals fail, Err
+// says why.
+func TestHostStoreFailure(t *testing.T) {
+	st := &failingStore{Store: storage.NewMemStore()}
+	o := testOptions()
+	o.ID, o.Store, o.Listener = 1, st, listen(t, "127.0.0.1")
+	h, err := NewHost(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := h.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	s := newKV()
+	if err := h.CreateGroups(context.Background(), GroupSpec{ID: 1, Voters: []uint64{1}, SM: s}); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, "the single member to lead", func() bool { return h.Leader(1) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.Propose(ctx, 1, []byte("a=1")); err != nil {
+		t.Fatal(err)
+	}
+	if h.Err() != nil {
+		t.Fatalf("Err %v while running", h.Err())
+	}
+	st.fail.Store(true)
+	_, err = h.Propose(ctx, 1, []byte("a=2"))
+	if !errors.Is(err, ErrStopped) || !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("propose on a failed store: %v", err)
+	}
+	wait.For(t, 10*time.Second, "Err", func() bool { return h.Err() != nil })
+	if !strings.Contains(h.Err().Error(), "disk on fire") {
+		t.Fatalf("Err %v", h.Err())
+	}
+	if v, _ := s.get("a"); v != "1" {
+		t.Fatalf("a=%q after the failed write, want 1", v)
 	}
 }
