@@ -101,6 +101,8 @@
 // Membership changes (conf change entries are skipped with a warning: no API proposes them),
 // lease reads, snapshot streaming in chunks, quiescing idle groups
 // (every group ticks and heartbeats; heartbeats of one cycle share a frame per peer), TLS or
-// authentication between nodes (the handshake only names cluster and node), and running the
-// state machines off the loop.
+// authentication between nodes (the handshake only names cluster and node: a member is trusted,
+// and raft panics, as in etcd, on messages that contradict its log, such as those of a node that
+// lost its data and rejoined under its old id), pipelining the fsync with the next cycle (raft's
+// AsyncStorageWrites), and running the state machines off the loop.
 package cluster
