@@ -286,3 +286,57 @@ func TestTransportMalformedInput(t *testing.T) {
 	wait.For(t, 10*time.Second, "the valid message", func() bool { return r.count() == 1 })
 	_ = c.Close()
 }
+
+// A peer that stops reading: Send never blocks; the queue fills and Send refuses; the stuck write
+// times out, its messages are reported unreachable, and the transport redials.
+func TestTransportStuckPeer(t *testing.T) {
+	ips := loopbackIPs(t)
+	ln1 := listen(t, ips[0])
+	peer := listen(t, ips[1]) // node 2: handshakes, then never reads
+	defer func() { _ = peer.Close() }()
+	r := &recorder{}
+	o := TransportOptions{ID: 1, Listener: ln1, Peers: map[uint64]string{2: peer.Addr().String()}, QueueSize: 8,
+		WriteTimeout: 300 * time.Millisecond}
+	t1 := newTestTransport(t, o, r)
+	handshake := func() net.Conn {
+		t.Helper()
+		c, err := peer.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if typ, _, _, err := readFrame(c, nil, 4096); err != nil || typ != frameHello {
+			t.Fatalf("hello: type %d, %v", typ, err)
+		}
+		var id [8]byte
+		binary.BigEndian.PutUint64(id[:], 2)
+		if _, err := c.Write(appendFrame(nil, frameHelloOK, id[:])); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := handshake()
+	wait.For(t, 10*time.Second, "the connection", func() bool { return t1.Connected(2) })
+	big := msg(pb.MessageType_MsgApp, 1, 2, 1)
+	big.Entries = []*pb.Entry{{Index: new(uint64(2)), Data: make([]byte, 256<<10)}}
+	// Keep sending: the socket buffers fill, a write blocks until its deadline, its batch is
+	// reported lost. Send itself never waits.
+	wait.For(t, 20*time.Second, "a stuck write reported unreachable", func() bool {
+		for range 8 {
+			start := time.Now()
+			t1.Send(2, 1, big)
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("Send blocked for %v", d)
+			}
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.unreachable[2] > 0
+	})
+	if s := t1.Stats(); s.Dropped == 0 || s.FramesSent == 0 {
+		t.Fatalf("stats %+v: nothing sent, or nothing dropped", s)
+	}
+	_ = c.Close()
+	c = handshake() // it redials
+	_ = c.Close()
+}
