@@ -65,7 +65,9 @@
 // in the stream: a state machine snapshot larger than MaxFrame cannot be sent (reported to raft as
 // a failed snapshot; raft retries).
 //
-// Send never blocks the loop: each peer has a bounded queue (QueueSize messages); when it is full,
+// A writer packs what is queued into a frame of up to 1024 messages and 4 MiB (a single larger
+// message goes alone, up to MaxFrame). Send never blocks the loop: each peer has a bounded queue
+// (QueueSize messages); when it is full,
 // or the peer is not connected, the message is dropped and reported unreachable. The dialer
 // redials with exponential backoff (BackoffMin to BackoffMax); the acceptor takes the newest
 // connection the peer dialed. Messages queued when a connection breaks are dropped and reported.

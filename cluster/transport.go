@@ -13,6 +13,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Handler receives what a Transport reads and what it learns about its sends. Its methods are
@@ -457,7 +458,7 @@ func (p *peer) dial() (net.Conn, error) {
 	return c, nil
 }
 
-// maxBatch bounds the messages in one batch frame.
+// maxBatch bounds the messages in one batch frame (batchBytes in serve its size).
 const maxBatch = 1024
 
 // serve runs an established connection: a reader goroutine and the writer loop here. It returns
@@ -479,62 +480,81 @@ func (p *peer) serve(c net.Conn) (next net.Conn) {
 	}
 	var (
 		batch []Envelope
+		carry *Envelope
 		buf   []byte
 		rerr  error
 	)
+	// A frame holds up to maxBatch messages and, unless one message is larger, batchBytes.
+	batchBytes := min(4<<20, t.o.MaxFrame/2)
 	readerDone := false
 loop:
 	for {
-		select {
-		case e := <-p.q:
-			batch = append(batch[:0], e)
-		drain:
-			for len(batch) < maxBatch {
-				select {
-				case e := <-p.q:
-					batch = append(batch, e)
-				default:
-					break drain
+		// The next frame starts with the message the last one had no room for, else waits.
+		var first Envelope
+		if carry != nil {
+			first, carry = *carry, nil
+		} else {
+			select {
+			case first = <-p.q:
+			case rerr = <-readErr:
+				readerDone = true
+				if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, net.ErrClosed) {
+					t.log.Debug("cluster: read", "peer", p.id, "err", rerr)
 				}
-			}
-			var err error
-			if buf, err = appendBatch(buf[:0], batch); err == nil && len(buf)-4 > t.o.MaxFrame {
-				err = fmt.Errorf("batch of %d bytes over the frame limit %d", len(buf)-4, t.o.MaxFrame)
-			}
-			if err != nil {
-				// Not the connection's fault (a message too large): drop the batch.
-				t.log.Warn("cluster: send", "peer", p.id, "err", err)
-				p.lost(batch)
-				continue
-			}
-			_ = c.SetWriteDeadline(time.Now().Add(t.o.WriteTimeout))
-			if _, err := c.Write(buf); err != nil {
-				t.log.Debug("cluster: write", "peer", p.id, "err", err)
-				p.lost(batch)
+				break loop
+			case next = <-incoming:
+				break loop
+			case <-t.ctx.Done():
 				break loop
 			}
-			t.framesOut.Add(1)
-			t.msgsOut.Add(uint64(len(batch)))
-			for _, e := range batch {
-				if e.Msg.GetType() == pb.MessageType_MsgSnap {
-					t.h.SnapshotStatus(p.id, e.Group, true)
+		}
+		batch = append(batch[:0], first)
+		size := proto.Size(first.Msg)
+	drain:
+		for len(batch) < maxBatch && size < batchBytes {
+			select {
+			case e := <-p.q:
+				n := proto.Size(e.Msg)
+				if size+n > batchBytes {
+					carry = &e
+					break drain
 				}
+				batch = append(batch, e)
+				size += n
+			default:
+				break drain
 			}
-			clear(batch)
-			if cap(buf) > 1<<20 {
-				buf = nil // do not keep a snapshot's buffer
-			}
-		case rerr = <-readErr:
-			readerDone = true
-			if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, net.ErrClosed) {
-				t.log.Debug("cluster: read", "peer", p.id, "err", rerr)
-			}
-			break loop
-		case next = <-incoming:
-			break loop
-		case <-t.ctx.Done():
+		}
+		var err error
+		if buf, err = appendBatch(buf[:0], batch); err == nil && len(buf)-4 > t.o.MaxFrame {
+			err = fmt.Errorf("batch of %d bytes over the frame limit %d", len(buf)-4, t.o.MaxFrame)
+		}
+		if err != nil {
+			// Not the connection's fault (a message too large): drop the batch.
+			t.log.Warn("cluster: send", "peer", p.id, "err", err)
+			p.lost(batch)
+			continue
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(t.o.WriteTimeout))
+		if _, err := c.Write(buf); err != nil {
+			t.log.Debug("cluster: write", "peer", p.id, "err", err)
+			p.lost(batch)
 			break loop
 		}
+		t.framesOut.Add(1)
+		t.msgsOut.Add(uint64(len(batch)))
+		for _, e := range batch {
+			if e.Msg.GetType() == pb.MessageType_MsgSnap {
+				t.h.SnapshotStatus(p.id, e.Group, true)
+			}
+		}
+		clear(batch)
+		if cap(buf) > 1<<20 {
+			buf = nil // do not keep a snapshot's buffer
+		}
+	}
+	if carry != nil {
+		p.lost([]Envelope{*carry})
 	}
 	p.up.Store(false)
 	p.setConn(nil)

@@ -103,6 +103,26 @@ func TestTransportSendReceive(t *testing.T) {
 	if s := t1.Stats(); s.FramesSent == 0 || s.FramesSent > 500 || s.MessagesSent != 500 {
 		t.Fatalf("stats %+v", s)
 	}
+	// Large messages in a burst: frames are cut at batchBytes (4 MiB), so 24 messages of 1 MiB
+	// take at least 6 frames, and all arrive in order.
+	framesBefore := t1.Stats().FramesSent
+	for i := range uint64(24) {
+		m := msg(pb.MessageType_MsgApp, 1, 2, 1000+i)
+		m.Entries = []*pb.Entry{{Index: new(i + 1), Data: make([]byte, 1<<20)}}
+		if !t1.Send(2, 3, m) {
+			t.Fatalf("large send %d dropped", i)
+		}
+	}
+	wait.For(t, 20*time.Second, "24 large messages", func() bool { return r2.count() == 524 })
+	for i, e := range r2.got[500:] {
+		if e.Msg.GetIndex() != 1000+uint64(i) || len(e.Msg.GetEntries()[0].GetData()) != 1<<20 {
+			t.Fatalf("large message %d: index %d", i, e.Msg.GetIndex())
+		}
+	}
+	if n := t1.Stats().FramesSent - framesBefore; n < 6 {
+		t.Fatalf("24 MiB in %d frames: batches are not cut by size", n)
+	}
+
 	// Isolated: the connection drops, sends are refused; healed: it comes back.
 	t2.SetIsolated(true)
 	wait.For(t, 10*time.Second, "the connection to break", func() bool { return !t1.Connected(2) && !t2.Connected(1) })
