@@ -67,11 +67,11 @@
 //
 // A writer packs what is queued into a frame of up to 1024 messages and 4 MiB (a single larger
 // message goes alone, up to MaxFrame). Send never blocks the loop: each peer has a bounded queue
-// (QueueSize messages); when it is full,
-// or the peer is not connected, the message is dropped and reported unreachable. The dialer
-// redials with exponential backoff (BackoffMin to BackoffMax); the acceptor takes the newest
-// connection the peer dialed. Messages queued when a connection breaks are dropped and reported.
-// SetIsolated cuts a node off (fault tests).
+// (QueueSize messages); when it is full, or the peer is not connected, the message is dropped and
+// reported unreachable. A write that does not finish within WriteTimeout breaks the connection.
+// The dialer redials with exponential backoff (BackoffMin to BackoffMax); the acceptor takes the
+// newest connection the peer dialed. Messages queued when a connection breaks are dropped and
+// reported. SetIsolated cuts a node off (fault tests).
 //
 // # Goroutines
 //
