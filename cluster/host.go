@@ -330,9 +330,10 @@ type GroupSpec struct {
 	SM     StateMachine
 }
 
-// CreateGroups starts groups on this node. A group the store already holds (a restart) restores
-// its state machine from its latest snapshot and replays its log (Voters is then ignored); a new
-// one is bootstrapped with Voters, all new groups in one synced write.
+// CreateGroups starts groups on this node, all of them or, on an error, none. A group the store
+// already holds (a restart) restores its state machine from its latest snapshot and replays its
+// log (Voters is then ignored); a new one is bootstrapped with Voters, all new groups in one synced
+// write.
 func (h *Host) CreateGroups(ctx context.Context, specs ...GroupSpec) error {
 	var err error
 	if derr := h.do(ctx, func() { err = h.createGroups(specs) }); derr != nil {
@@ -755,6 +756,7 @@ func (h *Host) createGroups(specs []GroupSpec) error {
 			return fmt.Errorf("cluster: create groups: %w", err)
 		}
 	}
+	var made []*group
 	for _, s := range specs {
 		st := h.log.Group(s.ID)
 		snap, err := st.Snapshot()
@@ -772,9 +774,12 @@ func (h *Host) createGroups(specs []GroupSpec) error {
 			return fmt.Errorf("cluster: group %d: %w", s.ID, err)
 		}
 		bs := rn.BasicStatus()
-		g := &group{id: s.ID, rn: rn, st: st, sm: s.SM, applied: idx, snapIdx: idx, waiters: map[ProposalID]*proposal{},
-			reads: map[uint64]*readRequest{}, lead: bs.Lead, term: bs.GetTerm()}
-		h.groups[s.ID] = g
+		made = append(made, &group{id: s.ID, rn: rn, st: st, sm: s.SM, applied: idx, snapIdx: idx,
+			waiters: map[ProposalID]*proposal{}, reads: map[uint64]*readRequest{}, lead: bs.Lead, term: bs.GetTerm()})
+	}
+	// All or none start (the bootstrap above stays: a retry restores those groups).
+	for _, g := range made {
+		h.groups[g.id] = g
 		h.markDirty(g)
 		h.setStatus(g)
 	}

@@ -350,8 +350,12 @@ func TestHostProposalsAndGroups(t *testing.T) {
 	if err := n.host.ReadIndex(ctx, 8); !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("read index of a group without a leader: %v", err)
 	}
-	if err := n.host.CreateGroups(ctx, GroupSpec{ID: 9, Voters: []uint64{2, 3}, SM: newKV()}); err == nil {
+	if err := n.host.CreateGroups(ctx, GroupSpec{ID: 10, Voters: []uint64{1, 2, 3}, SM: newKV()},
+		GroupSpec{ID: 9, Voters: []uint64{2, 3}, SM: newKV()}); err == nil {
 		t.Fatal("created a group this node is not a voter of")
+	}
+	if _, ok := n.host.Status(10); ok {
+		t.Fatal("a failed CreateGroups started some of its groups")
 	}
 }
 
