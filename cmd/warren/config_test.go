@@ -290,6 +290,8 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_TLS_FAIL_IF_NO_PEER_CERT": "true", "WARREN_SSL_CERT_LOGIN_FROM": "common_name",
 		"WARREN_STOMP_ADDR": "61613", "WARREN_STOMP_DEFAULT_USER": "su", "WARREN_STOMP_DEFAULT_PASS": "sp",
 		"WARREN_STOMP_DEFAULT_VHOST": "sv", "WARREN_STOMPS_ADDR": "61614",
+		"WARREN_NODE_NAME": "warren@a", "WARREN_CLUSTER_ADDR": "127.0.0.11:7000",
+		"WARREN_CLUSTER_NODES": "warren@a=127.0.0.11:7000,warren@b=127.0.0.12:7000",
 	}
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
@@ -299,7 +301,9 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		LogLevel: slog.LevelError, LogFormat: "json", LoadDefinitions: "/defs.json",
 		STOMPAddr: ":61613", STOMPDefaultUser: "su", STOMPDefaultPass: "sp", STOMPDefaultVhost: "sv",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
-			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", STOMPSAddr: ":61614"}}
+			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", STOMPSAddr: ":61614"},
+		NodeName: "warren@a", ClusterAddr: "127.0.0.11:7000",
+		ClusterNodes: []ClusterNode{{"warren@a", "127.0.0.11:7000"}, {"warren@b", "127.0.0.12:7000"}}}
 	var kv, args []string
 	for _, s := range settings {
 		v, ok := values[s.env]
