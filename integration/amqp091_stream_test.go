@@ -282,6 +282,7 @@ func TestAMQP091StreamRecover(t *testing.T) {
 	closed := c2.NotifyClose(make(chan *amqp.Error, 1))
 	cch, d := streamConsume(t, c2, q, 10, "first")
 	amqpRecv(t, d)
+	//lint:ignore SA1019 basic.recover is what this test checks
 	err := cch.Recover(true)
 	if err == nil {
 		err = amqpWaitClose(t, closed)
