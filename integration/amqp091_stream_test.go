@@ -9,6 +9,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -530,4 +531,111 @@ func TestAMQP091StreamRestart(t *testing.T) {
 	if left != 0 {
 		t.Fatalf("%d stream keys left after the queue's delete", left)
 	}
+}
+
+// Retention set by a policy (stream-max-segment-size-bytes, max-length-bytes) works as the
+// arguments do.
+func TestAMQP091StreamRetentionByPolicy(t *testing.T) {
+	b, conn, ch := amqpSetup(t)
+	q := amqpName(t, "s")
+	setPolicy(t, b, amqpName(t, "pol"), "^"+regexp.QuoteMeta(q)+"$", "queues", 0,
+		map[string]any{"stream-max-segment-size-bytes": int64(1000), "max-length-bytes": int64(3000), "max-age": "1D"})
+	if _, err := ch.QueueDeclare(q, true, false, false, false, streamArgs); err != nil {
+		t.Fatal(err)
+	}
+	amqpCleanup(t, b, "queue", q)
+	body := strings.Repeat("x", 100)
+	for range 100 {
+		amqpPublish(t, ch, "", q, body)
+	}
+	_, d := streamConsume(t, conn, q, 200, "first")
+	_, offs := streamRecv(t, d, 1)
+	if offs[0] == 0 {
+		t.Fatal("the policy's retention dropped nothing")
+	}
+	t.Logf("oldest offset kept: %d", offs[0])
+}
+
+// Filtering as RabbitMQ 3.13 has it (3.10.8 has none): a consumer with x-stream-filter gets the
+// messages published with one of its values in x-stream-filter-value, and with
+// x-stream-match-unfiltered also those published without one. Warren filters each message, so
+// the client-side filter RabbitMQ asks for finds nothing more to drop.
+func TestAMQP091StreamFilter(t *testing.T) {
+	b, conn, ch := amqpSetup(t)
+	if b.Srv == nil {
+		t.Skip("RabbitMQ 3.10.8 has no stream filtering")
+	}
+	q := streamDeclare(t, b, ch, "s", streamArgs)
+	pub := func(body, filter string) {
+		t.Helper()
+		p := amqp.Publishing{Body: []byte(body)}
+		if filter != "" {
+			p.Headers = amqp.Table{"x-stream-filter-value": filter}
+		}
+		dc, err := ch.PublishWithDeferredConfirm("", q, false, false, p)
+		if err != nil || !dc.Wait() {
+			t.Fatalf("publish %s: %v", body, err)
+		}
+	}
+	for i := range 30 {
+		pub(fmt.Sprintf("red-%d", i), "red")
+		pub(fmt.Sprintf("blue-%d", i), "blue")
+		pub(fmt.Sprintf("none-%d", i), "")
+		pub(fmt.Sprintf("green-%d", i), "green")
+	}
+	consume := func(args amqp.Table, n int) []string {
+		t.Helper()
+		c := amqpChannel(t, conn)
+		if err := c.Qos(5, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		args["x-stream-offset"] = "first"
+		d, err := c.Consume(q, "", false, false, false, false, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for range n {
+			m := amqpRecv(t, d)
+			got = append(got, string(m.Body))
+			if err := m.Ack(false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case m := <-d:
+			t.Fatalf("an extra delivery %q", m.Body)
+		case <-time.After(100 * time.Millisecond):
+		}
+		return got
+	}
+	only := func(got []string, prefixes ...string) {
+		t.Helper()
+		for _, g := range got {
+			ok := false
+			for _, p := range prefixes {
+				ok = ok || strings.HasPrefix(g, p+"-")
+			}
+			if !ok {
+				t.Fatalf("got %q, want only %v", g, prefixes)
+			}
+		}
+	}
+	got := consume(amqp.Table{"x-stream-filter": "red"}, 30)
+	only(got, "red")
+	if got[0] != "red-0" || got[29] != "red-29" {
+		t.Fatalf("red: %v", got)
+	}
+	only(consume(amqp.Table{"x-stream-filter": []any{"blue", "green"}}, 60), "blue", "green")
+	only(consume(amqp.Table{"x-stream-filter": "green", "x-stream-match-unfiltered": true}, 60), "green", "none")
+	if got := consume(amqp.Table{}, 120); len(got) != 120 {
+		t.Fatalf("without a filter: %d messages", len(got))
+	}
+	c := amqpChannel(t, conn)
+	closed := c.NotifyClose(make(chan *amqp.Error, 1))
+	if err := c.Qos(5, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Consume(q, "", false, false, false, false, amqp.Table{"x-stream-filter": int32(5)})
+	amqpAssertChannelError(t, conn, c, closed, err, 406, "PRECONDITION_FAILED - invalid arg 'x-stream-filter'")
 }

@@ -78,8 +78,52 @@ type streamSegment struct {
 	bytes   int64 // keys and values of its entries
 }
 
-// Entry values: a flags byte, then the message record (msgstore.go).
-const streamChunkStart = 1 // the entry starts a chunk
+// Entry values: a flags byte; if streamFiltered, the message's x-stream-filter-value (a length
+// byte and up to 255 bytes); then the message record (msgstore.go).
+const (
+	streamChunkStart = 1 // the entry starts a chunk
+	streamFiltered   = 2 // the entry carries a filter value
+)
+
+// encodeStreamEntry builds an entry's value for msg.
+func encodeStreamEntry(msg *message) []byte {
+	rec := msg.record()
+	filter, _ := msg.headers["x-stream-filter-value"].(string)
+	if filter == "" || len(filter) > 255 {
+		val := make([]byte, 1+len(rec))
+		copy(val[1:], rec)
+		return val
+	}
+	val := make([]byte, 2+len(filter)+len(rec))
+	val[0], val[1] = streamFiltered, byte(len(filter))
+	copy(val[2:], filter)
+	copy(val[2+len(filter):], rec)
+	return val
+}
+
+// parseStreamEntry splits an entry's value into its flags, filter value and message record.
+func parseStreamEntry(v []byte) (flags byte, filter, rec []byte, err error) {
+	if len(v) < 1 {
+		return 0, nil, nil, errBadRecord
+	}
+	flags, rec = v[0], v[1:]
+	if flags&streamFiltered != 0 {
+		if len(rec) < 1 || len(rec) < 1+int(rec[0]) {
+			return 0, nil, nil, errBadRecord
+		}
+		filter, rec = rec[1:1+int(rec[0])], rec[1+int(rec[0]):]
+	}
+	return flags, filter, rec, nil
+}
+
+// streamEntryTime is the arrival time (Unix ms) of an entry's message, if its record has one.
+func streamEntryTime(v []byte) (int64, bool) {
+	_, _, rec, err := parseStreamEntry(v)
+	if err != nil || len(rec) < 10 || rec[0] != msgRecordV2 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(rec[2:])), true
+}
 
 // Segment metadata: version, first offset, first timestamp; sealed segments add their end,
 // bytes and last timestamp.
@@ -144,9 +188,7 @@ func (s *streamQueue) publish(msg *message) (publishResult, *commitGroup) {
 // publishFrom appends msg. The group returned is the one its entry is written in (with sync):
 // the publisher's confirm waits for it.
 func (s *streamQueue) publishFrom(msg *message, _ publishSource, _ *qentry) (publishResult, *commitGroup, <-chan struct{}) {
-	rec := msg.record()
-	val := make([]byte, 1+len(rec))
-	copy(val[1:], rec)
+	val := encodeStreamEntry(msg)
 	var started *streamChunk
 	s.mu.Lock()
 	if s.mu.deleted {
@@ -160,7 +202,7 @@ func (s *streamQueue) publishFrom(msg *message, _ publishSource, _ *qentry) (pub
 			if n == 0 || s.mu.segs[n-1].end > s.mu.segs[n-1].first && s.mu.segs[n-1].bytes >= s.lim().segBytes {
 				s.rollLocked(b, msg.arrived)
 			}
-			val[0] = streamChunkStart
+			val[0] |= streamChunkStart
 			started = &streamChunk{first: s.mu.next}
 			s.mu.chunk = started
 		}

@@ -234,3 +234,38 @@ func streamRefuses(m *queueMeta, op queueOp) error {
 	}
 	return nil
 }
+
+// parseStreamFilter reads basic.consume's x-stream-filter (a string or an array of strings) and
+// x-stream-match-unfiltered (a bool), as RabbitMQ 3.13 takes them; filters is nil without a
+// filter. Other types are refused with 406 (RabbitMQ 3.10.8 ignores both arguments).
+func parseStreamFilter(v *vhost, queue string, args amqp.Table) (filters []string, matchUnfiltered bool, err error) {
+	bad := func(k string, x any) error {
+		return amqp.Errorf(amqp.PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': {unacceptable_type,%s}",
+			k, queue, v.name, amqp.FieldTypeName(x))
+	}
+	if x, ok := args["x-stream-filter"]; ok {
+		switch t := x.(type) {
+		case string:
+			filters = []string{t}
+		case []any:
+			filters = make([]string, 0, len(t))
+			for _, e := range t {
+				s, ok := e.(string)
+				if !ok {
+					return nil, false, bad("x-stream-filter", e)
+				}
+				filters = append(filters, s)
+			}
+		default:
+			return nil, false, bad("x-stream-filter", x)
+		}
+	}
+	if x, ok := args["x-stream-match-unfiltered"]; ok {
+		b, isBool := x.(bool)
+		if !isBool {
+			return nil, false, bad("x-stream-match-unfiltered", x)
+		}
+		matchUnfiltered = b
+	}
+	return filters, matchUnfiltered, nil
+}

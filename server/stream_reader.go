@@ -37,6 +37,12 @@ type streamConsumer struct {
 	dmu  sync.Mutex
 	gone bool
 
+	// Filtering (x-stream-filter, x-stream-match-unfiltered; RabbitMQ 3.13): only entries with one
+	// of filters as their x-stream-filter-value, and with matchUnfiltered those without one. Set
+	// before the reader starts.
+	filters         []string
+	matchUnfiltered bool
+
 	// Owned by the reader goroutine.
 	cursor uint64
 	buf    []*qentry // read, not yet delivered
@@ -78,13 +84,18 @@ func (s *streamQueue) addConsumer(sub *subscription, onAdded func()) error {
 	if sub.noAck {
 		return amqp.Errorf(amqp.NotImplemented, "automatic acknowledgement not supported by stream queues %s", qdesc)
 	}
+	filters, matchUnfiltered, err := parseStreamFilter(s.v, s.name, sub.args)
+	if err != nil {
+		return err
+	}
 	var cursor uint64
 	if start.kind == 't' {
 		if cursor, err = s.offsetAt(start.ts); err != nil {
 			return amqp.Errorf(amqp.InternalError, "reading stream %s: %v", qdesc, err)
 		}
 	}
-	c := &streamConsumer{s: s, sub: sub, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+	c := &streamConsumer{s: s, sub: sub, wake: make(chan struct{}, 1), quit: make(chan struct{}),
+		filters: filters, matchUnfiltered: matchUnfiltered}
 	s.mu.Lock()
 	if s.mu.deleted {
 		s.mu.Unlock()
@@ -194,9 +205,6 @@ func (c *streamConsumer) read() {
 				c.s.v.srv.log.Error("reading stream", "vhost", c.s.v.name, "queue", c.s.name, "offset", c.cursor, "err", err)
 				break
 			}
-			if len(c.buf) == 0 {
-				break
-			}
 			select {
 			case <-c.quit:
 				return
@@ -231,12 +239,15 @@ func (c *streamConsumer) deliverBuffered() bool {
 	return false
 }
 
-// fill reads the next batch of entries, from the cursor (in segment seg) up to upto.
+// fill reads the next batch of entries, from the cursor (in segment seg) up to upto: at most
+// streamReadBatch entries to deliver, and at most streamReadBytes of values scanned (entries a
+// filter skips count there too). If it reaches upto, the cursor is upto.
 func (c *streamConsumer) fill(seg, upto uint64) error {
 	s := c.s
 	start := storage.StreamEntryKey(s.id, seg, c.cursor)
 	_, end := storage.StreamRange(s.id)
 	var bytesRead int
+	stopped := false
 	if cap(c.buf) == 0 {
 		c.buf = make([]*qentry, 0, streamReadBatch)
 	}
@@ -245,22 +256,49 @@ func (c *streamConsumer) fill(seg, upto uint64) error {
 		if err != nil {
 			return err
 		}
-		if off >= upto || len(c.buf) >= streamReadBatch || bytesRead >= streamReadBytes {
+		if off >= upto {
 			return storage.ErrStop
+		}
+		if len(c.buf) >= streamReadBatch || bytesRead >= streamReadBytes {
+			stopped = true
+			return storage.ErrStop
+		}
+		bytesRead += len(v)
+		c.cursor = off + 1
+		if !c.wants(v) {
+			return nil
 		}
 		e, err := c.decode(off, v)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", off, err)
 		}
 		c.buf = append(c.buf, e)
-		bytesRead += len(v)
-		c.cursor = off + 1
 		return nil
 	})
-	if err == nil && len(c.buf) == 0 {
-		c.cursor = upto // nothing left below upto (failed writes leave gaps)
+	if err == nil && !stopped {
+		c.cursor = upto // read to upto (failed writes and retention leave gaps)
 	}
 	return err
+}
+
+// wants reports whether the consumer's filter lets the entry with value v through.
+func (c *streamConsumer) wants(v []byte) bool {
+	if c.filters == nil {
+		return true
+	}
+	_, filter, _, err := parseStreamEntry(v)
+	if err != nil {
+		return true // decode reports it
+	}
+	if filter == nil {
+		return c.matchUnfiltered
+	}
+	for _, f := range c.filters {
+		if f == string(filter) {
+			return true
+		}
+	}
+	return false
 }
 
 // streamEntry is a delivered stream message and its entry, allocated together.
@@ -276,10 +314,10 @@ var streamOffsetHeader = append(append([]byte{byte(len("x-stream-offset"))}, "x-
 // decode makes the entry at offset off from its stored value: the message with an
 // x-stream-offset header added to its properties.
 func (c *streamConsumer) decode(off uint64, v []byte) (*qentry, error) {
-	if len(v) < 1 {
-		return nil, errBadRecord
+	_, _, rec, err := parseStreamEntry(v)
+	if err != nil {
+		return nil, err
 	}
-	rec := v[1:]
 	hdr, propsLen, err := messageHeader(rec)
 	if err != nil {
 		return nil, err
@@ -386,7 +424,7 @@ func (s *streamQueue) offsetAt(ts int64) (uint64, error) {
 		if off >= upto {
 			return storage.ErrStop
 		}
-		if len(v) >= 11 && v[1] == msgRecordV2 && int64(binary.BigEndian.Uint64(v[3:])) >= ts {
+		if at, ok := streamEntryTime(v); ok && at >= ts {
 			found = off
 			return storage.ErrStop
 		}

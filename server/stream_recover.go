@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/warrenmq/warren/storage"
@@ -45,8 +44,8 @@ func (s *streamQueue) recoverLog() error {
 		}
 		last.end = off + 1
 		last.bytes += int64(len(k) + len(v))
-		if len(v) >= 11 && v[1] == msgRecordV2 {
-			last.lastTs = int64(binary.BigEndian.Uint64(v[3:]))
+		if ts, ok := streamEntryTime(v); ok {
+			last.lastTs = ts
 		}
 		if len(v) > 0 && v[0]&streamChunkStart != 0 {
 			lastChunk, hasChunk = off, true
