@@ -85,19 +85,28 @@ const (
 	streamFiltered   = 2 // the entry carries a filter value
 )
 
-// encodeStreamEntry builds an entry's value for msg.
+// encodeStreamEntry builds an entry's value for msg: the record is encoded straight into it
+// unless another queue had it built already.
 func encodeStreamEntry(msg *message) []byte {
-	rec := msg.record()
 	filter, _ := msg.headers["x-stream-filter-value"].(string)
-	if filter == "" || len(filter) > 255 {
-		val := make([]byte, 1+len(rec))
-		copy(val[1:], rec)
-		return val
+	if len(filter) > 255 {
+		filter = "" // a filter value is a short string; a longer one does not filter
 	}
-	val := make([]byte, 2+len(filter)+len(rec))
-	val[0], val[1] = streamFiltered, byte(len(filter))
-	copy(val[2:], filter)
-	copy(val[2+len(filter):], rec)
+	head := 1
+	if filter != "" {
+		head += 1 + len(filter)
+	}
+	var val []byte
+	if msg.rec != nil {
+		val = make([]byte, head, head+len(msg.rec))
+		val = append(val, msg.rec...)
+	} else {
+		val = appendMessage(make([]byte, head, head+messageRecordSize(msg)), msg)
+	}
+	if filter != "" {
+		val[0], val[1] = streamFiltered, byte(len(filter))
+		copy(val[2:], filter)
+	}
 	return val
 }
 

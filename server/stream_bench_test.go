@@ -126,3 +126,25 @@ func BenchmarkStreamRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStreamAppendWhileReading is BenchmarkStreamAppend/16B while a consumer replays the
+// stream from first (200000 older entries, then the new ones): readers read the store with no
+// stream lock held, so the appends' rate should stay near BenchmarkStreamAppend's.
+func BenchmarkStreamAppendWhileReading(b *testing.B) {
+	const older = 200000
+	_, q := newBenchStream(b)
+	body := make([]byte, 16)
+	benchAppend(b, q, older, body)
+	rt := &readTarget{want: int64(older + b.N), done: make(chan struct{})}
+	rt.sub = subscription{tag: "r", target: rt, prefetch: 1000, args: amqp.Table{"x-stream-offset": "first"}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := q.addConsumer(&rt.sub, func() {}); err != nil {
+		b.Fatal(err)
+	}
+	benchAppend(b, q, b.N, body)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	<-rt.done
+	q.removeConsumer(&rt.sub)
+}
