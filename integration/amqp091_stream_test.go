@@ -157,8 +157,35 @@ func TestAMQP091StreamDeclareRefusals(t *testing.T) {
 
 	// Accepted: the arguments a stream takes, and arguments nobody knows.
 	ch2 := amqpChannel(t, conn)
-	streamDeclare(t, b, ch2, "ok", withStream(amqp.Table{"x-max-length-bytes": int64(1 << 30), "x-max-age": "7D",
-		"x-stream-max-segment-size-bytes": int32(1 << 20), "x-initial-cluster-size": int32(1), "x-queue-leader-locator": "balanced", "x-foo": "bar"}))
+	okArgs := amqp.Table{"x-max-length-bytes": int64(1 << 30), "x-max-age": "7D",
+		"x-stream-max-segment-size-bytes": int32(1 << 20), "x-initial-cluster-size": int32(1), "x-queue-leader-locator": "balanced", "x-foo": "bar"}
+	q := streamDeclare(t, b, ch2, "ok", withStream(okArgs))
+	// A redeclare must have the same stream arguments.
+	for _, c := range []struct {
+		key  string
+		val  any
+		text string
+	}{
+		{"x-max-age", "2h", "received '2h' but current is '7D'"},
+		{"x-max-age", nil, "received none but current is the value '7D' of type 'longstr'"},
+		{"x-stream-max-segment-size-bytes", int32(5), "received '5' but current is '1048576'"},
+		{"x-initial-cluster-size", int32(2), "received '2' but current is '1'"},
+		{"x-queue-leader-locator", "client-local", "received 'client-local' but current is 'balanced'"},
+	} {
+		args := withStream(okArgs)
+		if c.val == nil {
+			delete(args, c.key)
+		} else {
+			args[c.key] = c.val
+		}
+		rc := amqpChannel(t, conn)
+		_, err := rc.QueueDeclare(q, true, false, false, false, args)
+		amqpWantError(t, err, 406, fmt.Sprintf("PRECONDITION_FAILED - inequivalent arg '%s' for queue '%s' in vhost '/': %s", c.key, q, c.text))
+	}
+	rc := amqpChannel(t, conn)
+	if _, err := rc.QueueDeclare(q, true, false, false, false, withStream(okArgs)); err != nil {
+		t.Fatalf("an equivalent redeclare: %v", err)
+	}
 }
 
 func TestAMQP091StreamConsumeRefusals(t *testing.T) {
