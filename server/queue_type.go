@@ -25,11 +25,13 @@ import (
 // pointer to its queue's queueMeta (not to the *queue, so it cannot call itself through the
 // interface by mistake); when it needs the *queue (an x-expires deletion), queueMeta.self finds it.
 //
-// Adding a type: implement queueImpl (in its own queue_*.go files) and add an entry to queueTypes
-// with its declare check and its make. Nothing in channel*.go, vhost.go, admin*.go or persist.go
-// changes: declare, bind, route, publish, consume, settle, delete, management and recovery reach it
-// through *queue. The type's messages are stored under the queue's store id (message keys (id,
-// seq)) if it uses the broker's store; recovery hands them back through the recover* methods.
+// Adding a type: implement queueImpl (in its own files) and add an entry to queueTypes with its
+// declare check, its make and, if it refuses AMQP operations (basic.get, purge, nack/reject,
+// recover), its refuses. Nothing in channel*.go, vhost.go, admin*.go or persist.go changes:
+// declare, bind, route, publish, consume, settle, delete, management and recovery reach it through
+// *queue. The type's messages are stored under the queue's store id (message keys (id, seq)) if
+// it uses the broker's message store, and recovery hands them back through the recover* methods;
+// a type with its own keys (streams: stream*.go) recovers itself in its make.
 
 // queueImpl is what a queue type implements: every operation channels (channel*.go), vhosts
 // (vhost.go), policies (queue_policy.go), management (admin*.go) and recovery (persist.go) perform
