@@ -43,6 +43,11 @@ type streamConsumer struct {
 	filters         []string
 	matchUnfiltered bool
 
+	// seekTs, if seek, is the timestamp (Unix ms) the consumer starts from: the reader finds its
+	// offset first (a scan of a segment, off the channel's read loop). Set before the reader starts.
+	seek   bool
+	seekTs int64
+
 	// Owned by the reader goroutine.
 	cursor uint64
 	buf    []*qentry // read, not yet delivered
@@ -89,13 +94,8 @@ func (s *streamQueue) addConsumer(sub *subscription, onAdded func()) error {
 		return err
 	}
 	var cursor uint64
-	if start.kind == 't' {
-		if cursor, err = s.offsetAt(start.ts); err != nil {
-			return amqp.Errorf(amqp.InternalError, "reading stream %s: %v", qdesc, err)
-		}
-	}
 	c := &streamConsumer{s: s, sub: sub, wake: make(chan struct{}, 1), quit: make(chan struct{}),
-		filters: filters, matchUnfiltered: matchUnfiltered}
+		filters: filters, matchUnfiltered: matchUnfiltered, seek: start.kind == 't', seekTs: start.ts}
 	s.mu.Lock()
 	if s.mu.deleted {
 		s.mu.Unlock()
@@ -110,7 +110,7 @@ func (s *streamQueue) addConsumer(sub *subscription, onAdded func()) error {
 		if s.mu.hasChunk && s.mu.lastChunk >= first {
 			cursor = s.mu.lastChunk
 		}
-	case 'n':
+	case 'n', 't': // 't': until the reader has found the timestamp's offset
 		cursor = s.mu.next
 	case 'o':
 		// Past the end, the consumer waits for that offset, as in RabbitMQ.
@@ -189,6 +189,14 @@ func (s *streamQueue) readable(cursor uint64) (seg, from, upto uint64, ok bool) 
 // read is the reader goroutine.
 func (c *streamConsumer) read() {
 	defer c.s.readers.Done()
+	if c.seek {
+		off, err := c.s.offsetAt(c.seekTs)
+		if err != nil {
+			c.s.v.srv.log.Error("finding a stream's offset by timestamp", "vhost", c.s.v.name, "queue", c.s.name, "err", err)
+		} else {
+			c.cursor = off
+		}
+	}
 	for {
 		select {
 		case <-c.quit:
