@@ -16,6 +16,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/storage"
 )
@@ -665,4 +666,67 @@ func TestAMQP091StreamFilter(t *testing.T) {
 	}
 	_, err := c.Consume(q, "", false, false, false, false, amqp.Table{"x-stream-filter": int32(5)})
 	amqpAssertChannelError(t, conn, c, closed, err, 406, "PRECONDITION_FAILED - invalid arg 'x-stream-filter'")
+}
+
+// x-max-age: segments whose newest message is older are dropped, whole, when a segment rolls (as in
+// RabbitMQ, not on a timer): with one message per segment, publishing once the messages are older
+// than the age drops every older segment.
+func TestAMQP091StreamRetentionByAge(t *testing.T) {
+	b, conn, ch := amqpSetup(t)
+	q := streamDeclare(t, b, ch, "s", withStream(amqp.Table{"x-max-age": "2s", "x-stream-max-segment-size-bytes": int32(200)}))
+	body := strings.Repeat("x", 300) // more than a segment: one message per segment
+	for range 5 {
+		amqpPublish(t, ch, "", q, body)
+	}
+	published := time.Now()
+	// firstOffset consumes from first on a connection of its own: RabbitMQ 3.10.8 sometimes
+	// answers a consume racing its deletion of segments with 541, closing the connection.
+	firstOffset := func() (int64, error) {
+		c, err := amqp.Dial(b.URL)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		ch, err := c.Channel()
+		if err != nil {
+			return 0, err
+		}
+		if err := ch.Qos(10, 0, false); err != nil {
+			return 0, err
+		}
+		d, err := ch.Consume(q, "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
+		if err != nil {
+			return 0, err
+		}
+		select {
+		case m := <-d:
+			off, _ := m.Headers["x-stream-offset"].(int64)
+			return off, nil
+		case <-time.After(amqpTimeout):
+			return 0, fmt.Errorf("no delivery")
+		}
+	}
+	c, dl := streamConsume(t, conn, q, 10, "last")
+	_, offs := streamRecv(t, dl, 1)
+	fifth := offs[0]
+	c.Close()
+	if f, err := firstOffset(); err != nil || f != 0 {
+		t.Fatalf("the first offset is %d (%v) before the messages are 2 s old", f, err)
+	}
+	wait.For(t, 10*time.Second, "the messages to be older than x-max-age", func() bool { return time.Since(published) > 2100*time.Millisecond })
+	amqpPublish(t, ch, "", q, body) // rolls a segment and applies retention
+	var f int64
+	var err error
+	if !wait.Until(10*time.Second, 250*time.Millisecond, func() bool {
+		f, err = firstOffset()
+		if err != nil {
+			t.Logf("consume from first: %v", err)
+		}
+		return err == nil
+	}) {
+		t.Fatalf("consume from first: %v", err)
+	}
+	if f <= fifth {
+		t.Fatalf("the first offset is %d after x-max-age passed (the fifth message's is %d)", f, fifth)
+	}
 }
