@@ -68,7 +68,8 @@ func (s *Server) AllListeners() []Listener {
 	return out
 }
 
-// protocolRank orders listeners as RabbitMQ's overview does: AMQP first, then the HTTP ones.
+// protocolRank orders listeners as RabbitMQ's overview does: AMQP first, then the HTTP ones, then
+// the plugins' (STOMP).
 func protocolRank(p string) int {
 	switch p {
 	case ProtocolAMQP:
@@ -79,6 +80,10 @@ func protocolRank(p string) int {
 		return 2
 	case ProtocolHTTPS:
 		return 3
+	case ProtocolSTOMP:
+		return 4
+	case ProtocolSTOMPS:
+		return 5
 	}
-	return 4
+	return 6
 }

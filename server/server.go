@@ -95,6 +95,12 @@ type Options struct {
 	LoginFailureLimit  int
 	LoginFailureWindow time.Duration
 	LoginFailureDelay  time.Duration
+	// STOMPDefaultUser and STOMPDefaultPass log in a STOMP CONNECT that has no login header, as
+	// RabbitMQ's stomp.default_user and stomp.default_pass (empty: such a CONNECT is refused
+	// unless the user "" exists). STOMPDefaultVhost is the vhost of a CONNECT without a host
+	// header (stomp.default_vhost; empty: DefaultVhost).
+	STOMPDefaultUser, STOMPDefaultPass string
+	STOMPDefaultVhost                  string
 }
 
 func (o *Options) setDefaults() error {
@@ -245,6 +251,7 @@ type Server struct {
 		listeners map[net.Listener]Listener // the AMQP listeners Serve and ServeTLS accept on
 		added     map[*Listener]struct{}    // listeners served elsewhere (AddListener)
 		conns     map[*conn]struct{}
+		stomp     map[*stompConn]struct{} // STOMP connections (stomp.go)
 	}
 }
 
@@ -262,6 +269,7 @@ func New(opts Options) (*Server, error) {
 	s.mu.listeners = map[net.Listener]Listener{}
 	s.mu.added = map[*Listener]struct{}{}
 	s.mu.conns = map[*conn]struct{}{}
+	s.mu.stomp = map[*stompConn]struct{}{}
 	s.vhosts.m = map[string]*vhost{}
 	s.logins = newLoginLimiter(&s.opts)
 	s.initAdmin()
@@ -320,7 +328,7 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 		s.mu.Unlock()
 	}()
 
-	s.log.Info("AMQP listener started", "addr", ln.Addr().String())
+	s.log.Info("listener started", "protocol", l.Protocol, "addr", ln.Addr().String())
 	s.startSampler()
 	var backoff time.Duration
 	for {
@@ -339,6 +347,13 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 			return fmt.Errorf("warren: accept: %w", err)
 		}
 		backoff = 0
+		if l.Protocol == ProtocolSTOMP || l.Protocol == ProtocolSTOMPS {
+			if !s.serveSTOMPConn(newStompConn(s, s.meter(nc))) {
+				nc.Close()
+				return ErrServerClosed
+			}
+			continue
+		}
 		if !s.serveConn(newConn(s, s.meter(nc))) {
 			nc.Close()
 			return ErrServerClosed
@@ -387,10 +402,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.mu.conns {
 		conns = append(conns, c)
 	}
+	stompConns := make([]*stompConn, 0, len(s.mu.stomp))
+	for sc := range s.mu.stomp {
+		stompConns = append(stompConns, sc)
+	}
 	s.mu.Unlock()
 
 	for _, c := range conns {
 		c.closeFromOutside(amqp.ConnectionForced, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+	}
+	for _, sc := range stompConns {
+		sc.closeFromOutside("Server shutdown", "The broker is shutting down\n")
 	}
 	s.stopSampler()
 	done := make(chan struct{})
@@ -402,6 +424,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		for c := range s.mu.conns {
 			c.nc.Close()
+		}
+		for sc := range s.mu.stomp {
+			sc.nc.Close()
 		}
 		s.mu.Unlock()
 		<-done

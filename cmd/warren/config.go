@@ -29,6 +29,12 @@ type Config struct {
 	HTTPAddr  string // management.tcp.ip/port, --http-addr, WARREN_HTTP_ADDR ("" disables HTTP)
 	DataDir   string // data_dir, --data-dir, WARREN_DATA_DIR
 	DebugAddr string // --debug-addr, WARREN_DEBUG_ADDR (pprof; "" is off)
+	STOMPAddr string // stomp.listeners.tcp.1, --stomp-addr, WARREN_STOMP_ADDR ("" is off)
+
+	// STOMPDefaultUser and STOMPDefaultPass log in a STOMP CONNECT without a login header
+	// (stomp.default_user, stomp.default_pass: guest/guest as in RabbitMQ); STOMPDefaultVhost is
+	// the vhost of one without a host header (stomp.default_vhost; "" is DefaultVhost).
+	STOMPDefaultUser, STOMPDefaultPass, STOMPDefaultVhost string
 
 	DefaultUser, DefaultPass, DefaultVhost string
 	// LoopbackUsers may only connect from localhost: nil is the server's default (guest), empty
@@ -113,6 +119,7 @@ func parseFraction(v string) (float64, error) {
 // management.ssl.certfile/keyfile/cacertfile into them (and refuses different ones).
 type TLSConfig struct {
 	AMQPSAddr        string // listeners.ssl.default (port or ip:port)
+	STOMPSAddr       string // stomp.listeners.ssl.1, --stomps-addr, WARREN_STOMPS_ADDR (STOMP over TLS)
 	CACertFile       string // ssl_options.cacertfile
 	CertFile         string // ssl_options.certfile
 	KeyFile          string // ssl_options.keyfile
@@ -133,6 +140,8 @@ func defaultConfig() Config {
 		DefaultUser:           "guest",
 		DefaultPass:           "guest",
 		DefaultVhost:          "/",
+		STOMPDefaultUser:      "guest",
+		STOMPDefaultPass:      "guest",
 		Heartbeat:             server.DefaultHeartbeat,
 		FrameMax:              server.DefaultFrameMax,
 		ChannelMax:            server.DefaultChannelMax,
@@ -166,6 +175,9 @@ func (c *Config) serverOptions() server.Options {
 		ConsumerTimeout:     c.ConsumerTimeout,
 		SyncInterval:        c.SyncInterval,
 		SSLCertLoginFrom:    c.TLS.CertLoginFrom,
+		STOMPDefaultUser:    c.STOMPDefaultUser,
+		STOMPDefaultPass:    c.STOMPDefaultPass,
+		STOMPDefaultVhost:   c.STOMPDefaultVhost,
 	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat = -1 // the server's 0 is "default"; RabbitMQ's heartbeat = 0 is "none"
@@ -294,6 +306,20 @@ var settings = []setting{
 			return
 		},
 		show: func(c *Config) string { return server.CertLoginDistinguishedName }},
+	{flag: "stomp-addr", env: "WARREN_STOMP_ADDR", usage: "STOMP listen address, `host:port` or a port, usually 61613 (stomp.listeners.tcp.1); empty: off",
+		set:  func(c *Config, v string) (err error) { c.STOMPAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.STOMPAddr }},
+	{flag: "stomps-addr", env: "WARREN_STOMPS_ADDR", usage: "STOMP over TLS listen address, `host:port` or a port, usually 61614, with the AMQPS certificates (stomp.listeners.ssl.1); empty: off",
+		set:  func(c *Config, v string) (err error) { c.TLS.STOMPSAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.TLS.STOMPSAddr }},
+	{flag: "stomp-default-user", env: "WARREN_STOMP_DEFAULT_USER", usage: "the `user` a STOMP CONNECT without a login header logs in as (stomp.default_user); empty: none",
+		set:  func(c *Config, v string) error { c.STOMPDefaultUser = v; return nil },
+		show: func(c *Config) string { return c.STOMPDefaultUser }},
+	{env: "WARREN_STOMP_DEFAULT_PASS", noFlag: true,
+		set: func(c *Config, v string) error { c.STOMPDefaultPass = v; return nil }},
+	{flag: "stomp-default-vhost", env: "WARREN_STOMP_DEFAULT_VHOST", usage: "the `vhost` of a STOMP CONNECT without a host header (stomp.default_vhost; default: the default vhost)",
+		set:  func(c *Config, v string) error { c.STOMPDefaultVhost = v; return nil },
+		show: func(c *Config) string { return c.STOMPDefaultVhost }},
 	{flag: "load-definitions", env: "WARREN_LOAD_DEFINITIONS", usage: "import this definitions JSON `file` (RabbitMQ's format) at boot",
 		set:  func(c *Config, v string) error { c.LoadDefinitions = v; return nil },
 		show: func(c *Config) string { return c.LoadDefinitions }},
@@ -317,6 +343,11 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"management.tcp.port":      func(c *Config, v string) (err error) { c.HTTPAddr, err = setPort(c.HTTPAddr, v); return },
 	"management.tcp.ip":        func(c *Config, v string) (err error) { c.HTTPAddr, err = setIP(c.HTTPAddr, v); return },
 	"data_dir":                 byEnv("WARREN_DATA_DIR"),
+	"stomp.listeners.tcp.1":    byEnv("WARREN_STOMP_ADDR"),
+	"stomp.listeners.ssl.1":    byEnv("WARREN_STOMPS_ADDR"),
+	"stomp.default_user":       byEnv("WARREN_STOMP_DEFAULT_USER"),
+	"stomp.default_pass":       byEnv("WARREN_STOMP_DEFAULT_PASS"),
+	"stomp.default_vhost":      byEnv("WARREN_STOMP_DEFAULT_VHOST"),
 	"default_user":             byEnv("WARREN_DEFAULT_USER"),
 	"default_pass":             byEnv("WARREN_DEFAULT_PASS"),
 	"default_vhost":            byEnv("WARREN_DEFAULT_VHOST"),
@@ -503,8 +534,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: management.ssl.%s differs from ssl_options.%s: Warren serves HTTPS with the same files as AMQPS", where, f.key, f.key)
 		}
 	}
-	if t.AMQPSAddr == "" && t.HTTPSAddr == "" && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
+	if t.AMQPSAddr == "" && t.HTTPSAddr == "" && t.STOMPSAddr == "" && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
 		return fmt.Errorf("%s: certificate files given without --amqps-addr or --https-addr (listeners.ssl.default, management.ssl.port): they would do nothing", where)
+	}
+	if t.STOMPSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return fmt.Errorf("%s: stomp.listeners.ssl.1 needs ssl_options.certfile and ssl_options.keyfile", where)
 	}
 	if t.AMQPSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return fmt.Errorf("%s: listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile", where)

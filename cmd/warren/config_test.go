@@ -91,6 +91,7 @@ ssl_cert_login_from = common_name
 		File:     path,
 		AMQPAddr: "127.0.0.1:5673", HTTPAddr: "0.0.0.0:15673", DataDir: "/var/lib/warren",
 		DefaultUser: "admin", DefaultPass: "s3cr#t", DefaultVhost: "prod",
+		STOMPDefaultUser: "guest", STOMPDefaultPass: "guest",
 		LoopbackUsers:         []string{"admin"},
 		Heartbeat:             30 * time.Second,
 		FrameMax:              65536,
@@ -129,6 +130,12 @@ func TestConfigFileValues(t *testing.T) {
 		{"listeners.tcp.default = ::1:5672", func(c Config) bool { return c.AMQPAddr == "[::1]:5672" }},
 		{"listeners.tcp.default = [::1]:5672", func(c Config) bool { return c.AMQPAddr == "[::1]:5672" }},
 		{"management.tcp.ip = 127.0.0.1", func(c Config) bool { return c.HTTPAddr == "127.0.0.1:15672" }},
+		{"stomp.listeners.tcp.1 = 61613", func(c Config) bool { return c.STOMPAddr == ":61613" }},
+		{"stomp.default_vhost = v1", func(c Config) bool { return c.serverOptions().STOMPDefaultVhost == "v1" }},
+		{"stomp.default_user = u1", func(c Config) bool {
+			o := c.serverOptions()
+			return o.STOMPDefaultUser == "u1" && o.STOMPDefaultPass == "guest"
+		}},
 		{"loopback_users = none", func(c Config) bool { return c.LoopbackUsers != nil && len(c.LoopbackUsers) == 0 }},
 		{"loopback_users.guest = false", func(c Config) bool { return c.LoopbackUsers != nil && len(c.LoopbackUsers) == 0 }},
 		{"heartbeat = 0", func(c Config) bool { return c.Heartbeat == 0 && c.serverOptions().Heartbeat < 0 }},
@@ -202,6 +209,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{"ssl_options.verify = maybe\n", `:1: ssl_options.verify: "maybe" is not one of verify_peer, verify_none`},
 		{"ssl_options.fail_if_no_peer_cert = 1\n", `"1" is not true or false`},
 		{"listeners.ssl.default = 5671\n", `listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile`},
+		{"stomp.listeners.ssl.1 = 61614\n", `stomp.listeners.ssl.1 needs ssl_options.certfile and ssl_options.keyfile`},
 		{"management.ssl.port = 15671\n", `management.ssl.port needs management.ssl.certfile`},
 		{"ssl_options.fail_if_no_peer_cert = true\n", `needs ssl_options.verify = verify_peer`},
 		{"ssl_options.verify = verify_peer\n", `verify_peer needs ssl_options.cacertfile`},
@@ -280,6 +288,8 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_AMQPS_ADDR": "5671", "WARREN_HTTPS_ADDR": "127.0.0.1:15671", "WARREN_TLS_CERT": "/c.pem",
 		"WARREN_TLS_KEY": "/k.pem", "WARREN_TLS_CA": "/ca.pem", "WARREN_TLS_VERIFY_PEER": "true",
 		"WARREN_TLS_FAIL_IF_NO_PEER_CERT": "true", "WARREN_SSL_CERT_LOGIN_FROM": "common_name",
+		"WARREN_STOMP_ADDR": "61613", "WARREN_STOMP_DEFAULT_USER": "su", "WARREN_STOMP_DEFAULT_PASS": "sp",
+		"WARREN_STOMP_DEFAULT_VHOST": "sv", "WARREN_STOMPS_ADDR": "61614",
 	}
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
@@ -287,8 +297,9 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		ConsumerTimeout: time.Second, HandshakeTimeout: 2 * time.Second, DiskFreeLimit: 1e6, SyncInterval: 20 * time.Millisecond,
 		MemoryHighWatermark: MemoryWatermark{Absolute: 300 << 20}, MemoryMonitorInterval: 100 * time.Millisecond,
 		LogLevel: slog.LevelError, LogFormat: "json", LoadDefinitions: "/defs.json",
+		STOMPAddr: ":61613", STOMPDefaultUser: "su", STOMPDefaultPass: "sp", STOMPDefaultVhost: "sv",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
-			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name"}}
+			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", STOMPSAddr: ":61614"}}
 	var kv, args []string
 	for _, s := range settings {
 		v, ok := values[s.env]
@@ -306,7 +317,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 	if c := mustLoad(t, nil, env(kv...)); !reflect.DeepEqual(c, want) {
 		t.Errorf("from the environment\n got %+v\nwant %+v", c, want)
 	}
-	want.DefaultPass = "guest"
+	want.DefaultPass, want.STOMPDefaultPass = "guest", "guest"
 	if c := mustLoad(t, args, env()); !reflect.DeepEqual(c, want) {
 		t.Errorf("from flags\n got %+v\nwant %+v", c, want)
 	}

@@ -20,6 +20,7 @@ import (
 type tlsListeners struct {
 	hs        *http.Server
 	amqpsLn   net.Listener
+	stompsLn  net.Listener
 	cfg       *server.TLS // nil without TLS listeners
 	log       *slog.Logger
 	closeOnce sync.Once
@@ -32,7 +33,7 @@ type tlsListeners struct {
 // With no TLS listener configured it returns a value whose reload and close do nothing.
 func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- error, mopts []management.Option) (*tlsListeners, error) {
 	t := &tlsListeners{log: log}
-	if f.AMQPSAddr == "" && f.HTTPSAddr == "" {
+	if f.AMQPSAddr == "" && f.HTTPSAddr == "" && f.STOMPSAddr == "" {
 		return t, nil
 	}
 	cfg, err := server.LoadTLS(server.TLSFiles{
@@ -67,6 +68,16 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 		httpsLn = ln
 		lns = append(lns, ln)
 	}
+	var stompsLn net.Listener
+	if f.STOMPSAddr != "" {
+		ln, err := net.Listen("tcp", f.STOMPSAddr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("stomps listener: %w", err)
+		}
+		stompsLn = ln
+		lns = append(lns, ln)
+	}
 	report := func(what string, err error) {
 		select {
 		case fail <- fmt.Errorf("%s: %w", what, err):
@@ -85,6 +96,17 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 		}()
 		t.amqpsLn = amqpsLn
 		attrs = append(attrs, "amqps", amqpsLn.Addr().String())
+	}
+	if stompsLn != nil {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			if err := srv.ServeSTOMPTLS(stompsLn, tc, cfg.Files()); err != nil && !errors.Is(err, server.ErrServerClosed) && !t.closing.Load() {
+				report("stomps", err)
+			}
+		}()
+		t.stompsLn = stompsLn
+		attrs = append(attrs, "stomps", stompsLn.Addr().String())
 	}
 	if httpsLn != nil {
 		t.hs = &http.Server{Handler: management.NewHandler(srv, log, mopts...), ReadHeaderTimeout: 10 * time.Second,
@@ -129,6 +151,9 @@ func (t *tlsListeners) close() {
 		t.closing.Store(true)
 		if t.amqpsLn != nil {
 			t.amqpsLn.Close()
+		}
+		if t.stompsLn != nil {
+			t.stompsLn.Close()
 		}
 		if t.hs != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
