@@ -11,7 +11,8 @@ import (
 // Types as clients declare them (x-queue-type): classic is Warren's queue; quorum is accepted with
 // RabbitMQ's restrictions (durable, not exclusive, not auto-delete, named by the client) and
 // behaves as a classic queue on this single node (it counts deliveries, queue_deliverycount.go);
-// any other type, stream included, is refused with RabbitMQ's text for an unsupported type.
+// stream is an append-only log (*streamQueue, stream*.go); any other type is refused with
+// RabbitMQ's text for an unsupported type.
 // x-queue-mode and x-queue-version are accepted and ignored.
 //
 // The seam has two halves. *queue is what the broker holds: routing returns it, bindings lead to
@@ -24,11 +25,13 @@ import (
 // pointer to its queue's queueMeta (not to the *queue, so it cannot call itself through the
 // interface by mistake); when it needs the *queue (an x-expires deletion), queueMeta.self finds it.
 //
-// Adding a type: implement queueImpl (in its own queue_*.go files) and add an entry to queueTypes
-// with its declare check and its make. Nothing in channel*.go, vhost.go, admin*.go or persist.go
-// changes: declare, bind, route, publish, consume, settle, delete, management and recovery reach it
-// through *queue. The type's messages are stored under the queue's store id (message keys (id,
-// seq)) if it uses the broker's store; recovery hands them back through the recover* methods.
+// Adding a type: implement queueImpl (in its own files) and add an entry to queueTypes with its
+// declare check, its make and, if it refuses AMQP operations (basic.get, purge, nack/reject,
+// recover), its refuses. Nothing in channel*.go, vhost.go, admin*.go or persist.go changes:
+// declare, bind, route, publish, consume, settle, delete, management and recovery reach it through
+// *queue. The type's messages are stored under the queue's store id (message keys (id, seq)) if
+// it uses the broker's message store, and recovery hands them back through the recover* methods;
+// a type with its own keys (streams: stream*.go) recovers itself in its make.
 
 // queueImpl is what a queue type implements: every operation channels (channel*.go), vhosts
 // (vhost.go), policies (queue_policy.go), management (admin*.go) and recovery (persist.go) perform
@@ -193,6 +196,28 @@ type queueTypeDef struct {
 	// make constructs the implementation of queue m (lim: its arguments' settings, already
 	// validated).
 	make func(m *queueMeta, lim queueLimits) queueImpl
+	// refuses, if not nil, returns the error with which the type refuses an AMQP operation it
+	// does not support (RabbitMQ's code and text), or nil. Channels ask before the operation
+	// (queueMeta.refuses).
+	refuses func(m *queueMeta, op queueOp) error
+}
+
+// queueOp is an operation a queue type may refuse (queueTypeDef.refuses).
+type queueOp uint8
+
+const (
+	opGet     queueOp = iota + 1 // basic.get
+	opPurge                      // queue.purge
+	opReject                     // basic.nack or basic.reject
+	opRecover                    // basic.recover of the queue's deliveries
+)
+
+// refuses returns the error with which the queue's type refuses op, or nil if it supports it.
+func (m *queueMeta) refuses(op queueOp) error {
+	if m.typ.refuses == nil {
+		return nil
+	}
+	return m.typ.refuses(m, op)
 }
 
 // queueTypes is the registry: x-queue-type → type. A new queue type adds itself here.
@@ -206,6 +231,12 @@ var queueTypes = map[string]*queueTypeDef{
 		name: "quorum", module: "rabbit_quorum_queue", countDeliveries: true,
 		check: checkQuorumDeclare,
 		make:  newClassicQueue, // one node: a classic queue that counts deliveries
+	},
+	"stream": {
+		name: "stream", module: "rabbit_stream_queue",
+		check:   checkStreamDeclare,
+		make:    newStreamQueue,
+		refuses: streamRefuses,
 	},
 }
 

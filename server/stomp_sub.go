@@ -183,7 +183,7 @@ func (sc *stompConn) subscribe(f stomp.Frame) error {
 		return sc.failAMQP(f, err)
 	}
 	sub.q = q
-	sub.subscription = subscription{tag: sub.prefix, target: sub, noAck: sub.noAck}
+	sub.subscription = subscription{tag: sub.prefix, target: sub, noAck: sub.noAck, prefetch: uint16(min(sub.prefetch, 1<<16-1))}
 	sc.subs[sub.id] = sub
 	sc.mu.Lock()
 	sc.mu.subs = append(sc.mu.subs, sub)
