@@ -22,8 +22,12 @@ const RabbitMQVersion = "3.10.8"
 
 var startTime = time.Now()
 
-// NodeName is the name this node reports, RabbitMQ-style: "warren@<host>".
-func (s *Server) NodeName() string {
+// NodeName is the name this node reports (Options.NodeName), RabbitMQ-style: "warren@<host>".
+func (s *Server) NodeName() string { return s.opts.NodeName }
+
+// DefaultNodeName is a node's name unless Options.NodeName says otherwise: "warren@" and the
+// machine's host name up to its first dot (RabbitMQ's short names), "warren@localhost" without one.
+func DefaultNodeName() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"

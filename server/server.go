@@ -95,6 +95,10 @@ type Options struct {
 	LoginFailureLimit  int
 	LoginFailureWindow time.Duration
 	LoginFailureDelay  time.Duration
+	// NodeName is the node's name, as RabbitMQ's node name: in the management API, in
+	// connection.start's cluster_name while no cluster_name is set, in a cluster's member list
+	// ("": DefaultNodeName, warren@<short host name>).
+	NodeName string
 }
 
 func (o *Options) setDefaults() error {
@@ -130,6 +134,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.DefaultVhost == "" {
 		o.DefaultVhost = "/"
+	}
+	if o.NodeName == "" {
+		o.NodeName = DefaultNodeName()
 	}
 	if o.LoopbackUsers == nil && o.DefaultUser == "guest" {
 		o.LoopbackUsers = []string{"guest"}

@@ -61,3 +61,12 @@ func ParseRaftKey(key []byte) (group uint64, kind byte, index uint64, err error)
 	}
 	return 0, 0, 0, fmt.Errorf("storage: malformed raft key %x", key)
 }
+
+// RaftGroupRange is [start, end) over every record of group.
+func RaftGroupRange(group uint64) (start, end []byte) {
+	start = binary.BigEndian.AppendUint64([]byte{prefixRaft}, group)
+	if group == ^uint64(0) {
+		return start, []byte{prefixRaft + 1}
+	}
+	return start, binary.BigEndian.AppendUint64([]byte{prefixRaft}, group+1)
+}

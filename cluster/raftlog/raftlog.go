@@ -160,7 +160,23 @@ func (l *Log) Groups() []uint64 {
 	return ids
 }
 
-// Syncs is the number of synced batches Write has applied.
+// Remove deletes every record of group id (a group leaving this node) in one synced batch and
+// forgets it. The caller must no longer use the group's Group (its RawNode is gone).
+func (l *Log) Remove(id uint64) error {
+	b := &storage.Batch{}
+	start, end := storage.RaftGroupRange(id)
+	b.DeleteRange(start, end)
+	if err := l.store.Apply(b, true); err != nil {
+		return fmt.Errorf("raftlog: remove group %d: %w", id, err)
+	}
+	l.syncs.Add(1)
+	l.mu.Lock()
+	delete(l.groups, id)
+	l.mu.Unlock()
+	return nil
+}
+
+// Syncs is the number of synced batches Write, WriteSync and Remove have applied.
 func (l *Log) Syncs() uint64 { return l.syncs.Load() }
 
 // SnapshotRequest asks Write to record a snapshot of the group's state machine at Index.
@@ -199,7 +215,13 @@ type staged struct {
 // storage batch applied with sync; only when it is durable do the groups' states change. On an
 // error nothing changed in memory (and, the batch being atomic, nothing on disk unless the store
 // failed after writing, which storage reports as fatal).
-func (l *Log) Write(updates []Update) error {
+func (l *Log) Write(updates []Update) error { return l.WriteSync(updates, true) }
+
+// WriteSync is Write with the choice of a sync. Without one the batch is in the store's log but
+// not yet on disk: the next synced batch (or the store's close) carries it there, and a crash
+// before that loses it. Raft allows that for a Ready whose MustSync is false (only the commit index
+// or the applied index moved); the caller must not send messages that promise it is durable.
+func (l *Log) WriteSync(updates []Update, sync bool) error {
 	b := &storage.Batch{}
 	var order []*staged
 	byID := map[uint64]*staged{}
@@ -221,10 +243,12 @@ func (l *Log) Write(updates []Update) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	if err := l.store.Apply(b, true); err != nil {
+	if err := l.store.Apply(b, sync); err != nil {
 		return fmt.Errorf("raftlog: write %d groups: %w", len(order), err)
 	}
-	l.syncs.Add(1)
+	if sync {
+		l.syncs.Add(1)
+	}
 	for _, s := range order {
 		st := s.st
 		// Applied entries leave the cache: the store has them.

@@ -3,6 +3,7 @@ package raftlog
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/warrenmq/warren/storage"
@@ -483,5 +484,42 @@ func TestWriteInvisibleUntilDurable(t *testing.T) {
 	equalEntries(t, index(0).terms(0, 1, 2, 2), logEntries(t, g))
 	if hs, _, _ := g.InitialState(); hs.GetTerm() != 2 || hs.GetCommit() != 3 || g.Applied() != 1 {
 		t.Fatalf("after the durable Write: HardState %v, applied %d", hs, g.Applied())
+	}
+}
+
+// Remove deletes one group's records and leaves its neighbours' (ids either side) alone.
+func TestRemoveGroup(t *testing.T) {
+	ms := storage.NewMemStore()
+	l, err := Open(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var us []Update
+	for _, g := range []uint64{6, 7, 8} {
+		us = append(us, Update{Group: g, Entries: index(1).terms(1, 1),
+			HardState: &pb.HardState{Term: new(uint64(1)), Commit: new(uint64(2))}, Applied: 1})
+	}
+	if err := l.Write(us); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Remove(7); err != nil {
+		t.Fatal(err)
+	}
+	for _, reopened := range []bool{false, true} {
+		if reopened {
+			if l, err = Open(ms.Reopen()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids := l.Groups()
+		slices.Sort(ids)
+		if !slices.Equal(ids, []uint64{6, 8}) {
+			t.Fatalf("reopened %v: groups %v after removing 7, want [6 8]", reopened, ids)
+		}
+		for _, g := range []uint64{6, 8} {
+			if last, _ := l.Group(g).LastIndex(); last != 2 {
+				t.Fatalf("reopened %v: group %d last index %d, want 2", reopened, g, last)
+			}
+		}
 	}
 }

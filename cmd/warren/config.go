@@ -57,6 +57,14 @@ type Config struct {
 
 	// TLS holds the AMQPS and HTTPS settings; tls.go serves them.
 	TLS TLSConfig
+
+	// The cluster settings (cluster.go): NodeName (--node-name, WARREN_NODE_NAME,
+	// cluster.node_name; "" is server.DefaultNodeName), ClusterAddr (--cluster-addr,
+	// WARREN_CLUSTER_ADDR, cluster.listen; "" is a single node) and ClusterNodes
+	// (--cluster-nodes, WARREN_CLUSTER_NODES, cluster.nodes).
+	NodeName     string
+	ClusterAddr  string
+	ClusterNodes []ClusterNode
 }
 
 // MemoryWatermark is vm_memory_high_watermark: Relative (a fraction of the memory,
@@ -166,6 +174,7 @@ func (c *Config) serverOptions() server.Options {
 		ConsumerTimeout:     c.ConsumerTimeout,
 		SyncInterval:        c.SyncInterval,
 		SSLCertLoginFrom:    c.TLS.CertLoginFrom,
+		NodeName:            c.NodeName,
 	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat = -1 // the server's 0 is "default"; RabbitMQ's heartbeat = 0 is "none"
@@ -184,6 +193,7 @@ type setting struct {
 	show      func(c *Config) string // the default shown by --help
 }
 
+// settings; cluster.go appends the cluster's (--node-name, --cluster-addr, --cluster-nodes).
 var settings = []setting{
 	{flag: "amqp-addr", env: "WARREN_AMQP_ADDR", usage: "AMQP listen address, `host:port` or a port",
 		set:  func(c *Config, v string) (err error) { c.AMQPAddr, err = parseListenAddr(v); return },
@@ -518,7 +528,7 @@ func (c *Config) validate() error {
 	if t.FailIfNoPeerCert && !t.VerifyPeer {
 		return fmt.Errorf("%s: ssl_options.fail_if_no_peer_cert = true needs ssl_options.verify = verify_peer", where)
 	}
-	return nil
+	return c.validateCluster()
 }
 
 // parseConfigFile applies a rabbitmq.conf-style file to c: "key = value" lines, blank lines and
