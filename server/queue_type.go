@@ -205,7 +205,7 @@ var queueTypes = map[string]*queueTypeDef{
 	"quorum": {
 		name: "quorum", module: "rabbit_quorum_queue", countDeliveries: true,
 		check: checkQuorumDeclare,
-		make:  newClassicQueue, // one node: a classic queue that counts deliveries
+		make:  newQuorumQueue, // a Raft group of one member, this node (queue_quorum.go)
 	},
 }
 

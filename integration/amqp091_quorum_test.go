@@ -1,0 +1,187 @@
+package integration
+
+// Quorum queues (x-queue-type: quorum) on one node: a Raft group of one member whose log is in the
+// broker's store. These run against RabbitMQ 3.10.8 too, except the restart tests.
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/warrenmq/warren/internal/wait"
+	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/storage"
+)
+
+// confirmAll publishes bodies on a confirm channel and returns the acks in order (true: ack).
+func quorumPublishConfirmed(t testing.TB, ch *amqp.Channel, queue string, bodies []string) []bool {
+	t.Helper()
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	cf := ch.NotifyPublish(make(chan amqp.Confirmation, len(bodies)+1))
+	for _, b := range bodies {
+		if err := ch.Publish("", queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := make([]bool, 0, len(bodies))
+	for range bodies {
+		select {
+		case c := <-cf:
+			out = append(out, c.Ack)
+		case <-time.After(amqpTimeout):
+			t.Fatalf("%d of %d confirms", len(out), len(bodies))
+		}
+	}
+	return out
+}
+
+// Published with confirms, consumed in order with a prefetch, acked: the queue ends empty, and
+// a nacked delivery comes back redelivered with x-delivery-count 1 to the consumer (RabbitMQ
+// 3.10.8 sets the header on a consumer's delivery only from the first redelivery; basic.get has it
+// from 0).
+func TestQuorumPublishConfirmConsumeAck(t *testing.T) {
+	b, conn, ch := amqpSetup(t)
+	q := dlimQuorum(t, b, ch, "qq", nil)
+	pch := amqpChannel(t, conn)
+	bodies := seqBodies("m", 0, 200)
+	for i, ok := range quorumPublishConfirmed(t, pch, q, bodies) {
+		if !ok {
+			t.Fatalf("publish %d nacked", i)
+		}
+	}
+	ttlWaitReady(t, conn, q, 200)
+	if err := ch.Qos(10, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	d := amqpConsume(t, ch, q, false)
+	for i := range 200 {
+		m := amqpRecv(t, d)
+		if string(m.Body) != bodies[i] || m.Redelivered {
+			t.Fatalf("delivery %d: %q redelivered=%v, want %q", i, m.Body, m.Redelivered, bodies[i])
+		}
+		if _, ok := m.Headers["x-delivery-count"]; ok {
+			t.Fatalf("first delivery with x-delivery-count: %v", m.Headers)
+		}
+		if i == 199 {
+			if err := m.Nack(false, true); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if err := m.Ack(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := amqpRecv(t, d)
+	if string(m.Body) != "m199" || !m.Redelivered {
+		t.Fatalf("requeued: %q redelivered=%v", m.Body, m.Redelivered)
+	}
+	dlimCount(t, m, 1)
+	if err := m.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	ttlWaitReady(t, conn, q, 0)
+}
+
+// x-max-length with x-overflow reject-publish: a publish over the limit is nacked (rabbit_fifo
+// takes the one that reaches past the limit and refuses the next ones until the queue is at or
+// below 80% of it).
+func TestQuorumRejectPublishNacks(t *testing.T) {
+	b, conn, ch := amqpSetup(t)
+	q := dlimQuorum(t, b, ch, "full", amqp.Table{"x-max-length": int32(2), "x-overflow": "reject-publish"})
+	pch := amqpChannel(t, conn)
+	if err := pch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	cf := pch.NotifyPublish(make(chan amqp.Confirmation, 1))
+	// One at a time: RabbitMQ reports a quorum queue's overflow to the channel asynchronously, so
+	// it acks pipelined publishes past the limit; waiting for each confirm is exact on both.
+	var got []bool
+	for _, body := range seqBodies("m", 0, 5) {
+		if err := pch.Publish("", q, false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-cf:
+			got = append(got, c.Ack)
+		case <-time.After(amqpTimeout):
+			t.Fatal("no confirm")
+		}
+	}
+	if want := []bool{true, true, true, false, false}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("confirms %v, want %v", got, want)
+	}
+	ttlWaitReady(t, conn, q, 3)
+}
+
+// A clean restart and a crash (the store as a kill -9 leaves it) keep every confirmed message;
+// those delivered and not acked come back redelivered with their delivery count.
+func TestQuorumRestartKeepsMessages(t *testing.T) {
+	persistSkipExternal(t)
+	for _, crash := range []bool{false, true} {
+		t.Run(fmt.Sprintf("crash=%v", crash), func(t *testing.T) {
+			store := storage.NewMemStore()
+			b1 := startBroker(t, func(o *server.Options) { o.Store = store })
+			c := persistDial(t, b1.URL, true)
+			args := amqp.Table{"x-queue-type": "quorum"}
+			if _, err := c.ch.QueueDeclare("qq.restart", true, false, false, false, args); err != nil {
+				t.Fatal(err)
+			}
+			if n := c.publish("qq.restart", amqp.Transient, seqBodies("m", 0, 100)...); n != 100 {
+				t.Fatalf("%d of 100 acked", n)
+			}
+			// Three delivered, not acked; two acked.
+			for i := range 5 {
+				d, ok, err := c.ch.Get("qq.restart", false)
+				if err != nil || !ok {
+					t.Fatalf("get %d: %v %v", i, ok, err)
+				}
+				if i >= 3 {
+					if err := d.Ack(false); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// The acks are proposed after the get-ok: wait until they are applied.
+			ttlWaitReady(t, c.conn, "qq.restart", 95)
+			if !waitUnacked(t, b1.Srv, "qq.restart", 3) {
+				t.Fatal("acks not applied")
+			}
+			var reopened storage.Store
+			if crash {
+				reopened = store.Reopen()
+			} else {
+				c.conn.Close()
+				shutdown(t, b1.Srv)
+				reopened = store.Reopen()
+			}
+			b2 := startBroker(t, func(o *server.Options) { o.Store = reopened })
+			c2 := persistDial(t, b2.URL, false)
+			if _, err := c2.ch.QueueDeclare("qq.restart", true, false, false, false, args); err != nil {
+				t.Fatal(err)
+			}
+			bodies, redelivered := c2.getAll("qq.restart")
+			want := append(seqBodies("m", 0, 3), seqBodies("m", 5, 100)...)
+			if !equalStrings(bodies, want) {
+				t.Fatalf("after the restart: %d messages %q..., want %d", len(bodies), bodies[:min(6, len(bodies))], len(want))
+			}
+			for i, r := range redelivered {
+				if r != (i < 3) {
+					t.Fatalf("%s: redelivered=%v", bodies[i], r)
+				}
+			}
+		})
+	}
+}
+
+// waitUnacked waits until the queue shows want unacknowledged messages.
+func waitUnacked(t *testing.T, s *server.Server, queue string, want int64) bool {
+	t.Helper()
+	return wait.Until(amqpTimeout, wait.Interval, func() bool {
+		qi, err := s.Queue("/", queue)
+		return err == nil && qi.Unacked == want
+	})
+}
