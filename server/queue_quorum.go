@@ -68,10 +68,10 @@ type quorumQueue struct {
 	base   context.Context // ends when the queue is deleted or the server stops
 	cancel context.CancelFunc
 	wake   chan struct{} // 1-buffered: the worker has something to do
-	stopc chan struct{} // closed when the queue is deleted
-	stop1 sync.Once
-	ready chan struct{} // closed when the group runs (or failed to start: readyErr)
-	rerr  error
+	stopc  chan struct{} // closed when the queue is deleted
+	stop1  sync.Once
+	ready  chan struct{} // closed when the group runs (or failed to start: readyErr)
+	rerr   error
 
 	pmu  sync.Mutex
 	pend struct {
@@ -508,7 +508,7 @@ func (sm *quorumSM) Apply(ents []cluster.Entry) ([]any, error) {
 			data = data[k+int(l):]
 			if q.mu.replaying {
 				if c.Owner != 0 {
-							q.mu.owners[c.Owner] = true
+					q.mu.owners[c.Owner] = true
 				}
 				if c.Consumer.Owner != 0 {
 					q.mu.owners[c.Consumer.Owner] = true
@@ -701,7 +701,7 @@ func (q *quorumQueue) publish(msg *message) (publishResult, *commitGroup) {
 	return r, g
 }
 
-func (q *quorumQueue) dispatchCount() uint64                 { return 0 }
+func (q *quorumQueue) dispatchCount() uint64                     { return 0 }
 func (q *quorumQueue) flowCheckStall(mark uint64) (uint64, bool) { return mark, false }
 
 func (q *quorumQueue) addConsumer(s *subscription, onAdded func()) error {

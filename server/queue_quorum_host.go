@@ -27,7 +27,7 @@ import (
 const quorumNodeID = 1
 
 type quorumHost struct {
-	srv  *Server
+	srv    *Server
 	quit   chan struct{} // closed by close: every worker returns
 	base   context.Context
 	cancel context.CancelFunc // with quit: every worker's proposal ends
@@ -148,8 +148,8 @@ func (qh *quorumHost) createGroup(ctx context.Context, h *cluster.Host, id uint6
 type discardSM struct{}
 
 func (*discardSM) Apply(ents []cluster.Entry) ([]any, error) { return make([]any, len(ents)), nil }
-func (*discardSM) Snapshot() ([]byte, error)                  { return nil, nil }
-func (*discardSM) Restore([]byte) error                       { return nil }
+func (*discardSM) Snapshot() ([]byte, error)                 { return nil, nil }
+func (*discardSM) Restore([]byte) error                      { return nil }
 
 // finishExternal completes a commit group that is not the committer's (a quorum queue's: its
 // writes are the Raft host's), running its callbacks as the committer does.

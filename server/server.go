@@ -231,7 +231,7 @@ type Server struct {
 	queueIDs   atomic.Uint64 // the last queue id handed out
 	closeStore sync.Once
 
-	commit *committer // every store write goes through it
+	commit *committer  // every store write goes through it
 	qq     *quorumHost // the Raft host of quorum queues (queue_quorum_host.go)
 	pager  *pager
 	alarm  *diskAlarm
