@@ -72,7 +72,10 @@ func (qh *quorumHost) host() (*cluster.Host, error) {
 		return nil, qh.mu.err
 	}
 	h, err := cluster.NewHost(cluster.HostOptions{ID: quorumNodeID, Cluster: "warren", Store: qh.srv.store, Listener: ln,
-		SnapshotEntries: quorumSnapshotEntries, CompactKeep: 0, Logger: qh.srv.log})
+		SnapshotEntries: quorumSnapshotEntries, CompactKeep: 0, Logger: qh.srv.log,
+		// One member: no peer to wait for, so a new group elects itself after 2-4 ticks (a
+		// clustered node will need raft's usual 10).
+		ElectionTicks: 2})
 	if err != nil {
 		ln.Close()
 		qh.mu.err = fmt.Errorf("quorum queues: %w", err)
