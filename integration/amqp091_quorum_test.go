@@ -185,3 +185,100 @@ func waitUnacked(t *testing.T, s *server.Server, queue string, want int64) bool 
 		return err == nil && qi.Unacked == want
 	})
 }
+
+// Dead-lettering (at most once) for each reason a quorum queue has: rejected, expired (x-message-ttl,
+// through the queue's timer), maxlen (drop-head).
+func TestQuorumDeadLetterReasons(t *testing.T) {
+	b, conn, ch := amqpSetup(t)
+	dead := amqpQueue(t, b, ch, "dead")
+	dl := amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead}
+	with := func(extra amqp.Table) amqp.Table {
+		a := amqp.Table{}
+		for k, v := range dl {
+			a[k] = v
+		}
+		for k, v := range extra {
+			a[k] = v
+		}
+		return a
+	}
+
+	rq := dlimQuorum(t, b, ch, "rejects", with(nil))
+	amqpPublish(t, ch, "", rq, "r")
+	ttlWaitReady(t, conn, rq, 1)
+	if err := amqpGet(t, ch, rq, false).Reject(false); err != nil {
+		t.Fatal(err)
+	}
+	m := dlxGet(t, conn, ch, dead)
+	dlxDeath(t, m, 0, "rejected", rq, "", 1, rq)
+
+	eq := dlimQuorum(t, b, ch, "expires", with(amqp.Table{"x-message-ttl": int32(50)}))
+	amqpPublish(t, ch, "", eq, "e")
+	m = dlxGet(t, conn, ch, dead)
+	dlxDeath(t, m, 0, "expired", eq, "", 1, eq)
+	ttlWaitReady(t, conn, eq, 0)
+
+	mq := dlimQuorum(t, b, ch, "maxlen", with(amqp.Table{"x-max-length": int32(1)}))
+	amqpPublish(t, ch, "", mq, "m1")
+	amqpPublish(t, ch, "", mq, "m2")
+	m = dlxGet(t, conn, ch, dead)
+	if string(m.Body) != "m1" {
+		t.Fatalf("dropped %q, want the head m1", m.Body)
+	}
+	dlxDeath(t, m, 0, "maxlen", mq, "", 1, mq)
+	ttlWaitReady(t, conn, mq, 1)
+}
+
+// Single active consumer: only the first consumer gets messages; when it is cancelled its unacked
+// message comes back, and the next one takes over. Purge drops what is ready.
+func TestQuorumSingleActiveConsumerAndPurge(t *testing.T) {
+	b, conn, ch := amqpSetup(t)
+	q := dlimQuorum(t, b, ch, "sac", amqp.Table{"x-single-active-consumer": true})
+	if err := ch.Qos(1, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	ch2 := amqpChannel(t, conn)
+	if err := ch2.Qos(1, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	d1 := amqpConsume(t, ch, q, false)
+	d2 := amqpConsume(t, ch2, q, false)
+	amqpPublish(t, ch, "", q, "a")
+	amqpPublish(t, ch, "", q, "b")
+	m := amqpRecv(t, d1)
+	if string(m.Body) != "a" {
+		t.Fatalf("active consumer got %q", m.Body)
+	}
+	select {
+	case m := <-d2:
+		t.Fatalf("waiting consumer got %q", m.Body)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := ch.Close(); err != nil { // a is unacked: it comes back, to the next consumer
+		t.Fatal(err)
+	}
+	m = amqpRecv(t, d2)
+	if string(m.Body) != "a" || !m.Redelivered {
+		t.Fatalf("next consumer got %q redelivered=%v, want a redelivered", m.Body, m.Redelivered)
+	}
+	if err := m.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	m = amqpRecv(t, d2)
+	if string(m.Body) != "b" {
+		t.Fatalf("then %q, want b", m.Body)
+	}
+	if err := ch2.Cancel("", false); err != nil {
+		t.Fatal(err)
+	}
+	pch := amqpChannel(t, conn)
+	for _, body := range []string{"c", "d", "e"} {
+		amqpPublish(t, pch, "", q, body)
+	}
+	ttlWaitReady(t, conn, q, 3)
+	n, err := pch.QueuePurge(q, false)
+	if err != nil || n != 3 {
+		t.Fatalf("purge: %d %v, want 3", n, err)
+	}
+	ttlWaitReady(t, conn, q, 0)
+}

@@ -37,8 +37,11 @@ import (
 //     told consume-ok once the checkout is applied, before any delivery. Deliveries are the
 //     state machine's Deliver effects, handed to the subscription's deliveryTarget; one the
 //     target refuses waits in the subscription's backlog until kick.
-//   - basic.cancel / a closed channel: Cancel, then Return of what never reached the target; the
-//     channel requeues its unacked deliveries (Return) itself.
+//   - basic.cancel: Cancel, then Return of what never reached the target (the channel keeps its
+//     unacked deliveries). A closed channel: Down of the consumer's owner (each subscription is
+//     its own owner), which returns everything the consumer holds before the next single active
+//     consumer is chosen, as RabbitMQ 3.10.8 does (checked: the requeued message goes first to
+//     the next consumer).
 //   - ack / nack / reject: Settle / Return / Discard by the consumer that holds the message
 //     (held: message id → consumer key). basic.get: Dequeue (the queue's get owner); purge: Purge.
 //   - Dead letters (at most once) are republished by the worker through the vhost's routing, as
@@ -767,6 +770,10 @@ func (q *quorumQueue) addConsumer(s *subscription, onAdded func()) error {
 }
 
 func (q *quorumQueue) removeConsumer(s *subscription) bool {
+	closing := false
+	if c, ok := s.target.(interface{ closing() bool }); ok {
+		closing = c.closing()
+	}
 	q.mu.Lock()
 	sub := q.mu.bySub[s]
 	if sub == nil {
@@ -781,7 +788,20 @@ func (q *quorumQueue) removeConsumer(s *subscription) bool {
 		delete(q.mu.held, e.seq)
 	}
 	sub.backlog = nil
+	if closing {
+		// Down returns everything the consumer holds (the channel's requeue that follows finds
+		// nothing left to return) before another single active consumer is chosen.
+		for id, k := range q.mu.held {
+			if k == sub.key {
+				delete(q.mu.held, id)
+			}
+		}
+	}
 	q.mu.Unlock()
+	if closing {
+		q.propose(fifo.Command{Kind: fifo.KindDown, Owner: sub.key.Owner})
+		return false
+	}
 	cs := []fifo.Command{{Kind: fifo.KindCancel, Consumer: sub.key}}
 	if len(ids) > 0 && !s.noAck {
 		cs = append(cs, fifo.Command{Kind: fifo.KindReturn, Consumer: sub.key, IDs: ids})
