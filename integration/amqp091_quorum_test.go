@@ -4,6 +4,7 @@ package integration
 // broker's store. These run against RabbitMQ 3.10.8 too, except the restart tests.
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -281,4 +282,20 @@ func TestQuorumSingleActiveConsumerAndPurge(t *testing.T) {
 		t.Fatalf("purge: %d %v, want 3", n, err)
 	}
 	ttlWaitReady(t, conn, q, 0)
+}
+
+// x-expires: a quorum queue unused for that long is deleted (the state machine's timer, proposed
+// as a Tick).
+func TestQuorumExpires(t *testing.T) {
+	b, conn, ch := amqpSetup(t)
+	q := dlimQuorum(t, b, ch, "expires", amqp.Table{"x-expires": int32(300)})
+	if !wait.Until(20*time.Second, 50*time.Millisecond, func() bool {
+		c := amqpChannel(t, conn)
+		defer c.Close()
+		_, err := c.QueueDeclarePassive(q, true, false, false, false, nil)
+		var ae *amqp.Error
+		return errors.As(err, &ae) && ae.Code == amqp.NotFound
+	}) {
+		t.Fatal("the queue did not expire")
+	}
 }

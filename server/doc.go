@@ -33,6 +33,15 @@
 // ones and stops every queue's timer, before it stops the committer. Dead-lettering (queue_deadletter.go)
 // also runs on whichever goroutine removed the message: queue.unlock republishes the queue's dead
 // list after releasing queue.mu, with no lock held, so a queue's lock is never taken under another's.
+// Quorum queues (queue_quorum*.go) add the Raft host (cluster.Host: its loop goroutine and its
+// transport's, started with the first quorum queue and closed by Shutdown after the last connection
+// and before the committer) and one worker per quorum queue (quorumQueue.run, counted in
+// quorumHost.wg, stopped by the queue's deletion or by Shutdown): the worker proposes the queue's
+// batches and waits for them, republishes its dead letters and proposes its ticks, holding no lock
+// while it waits. The host's loop applies committed entries to each queue's state machine under
+// that queue's queue.mu and delivers under it, as a classic queue's dispatch does; nothing waits for
+// the loop while holding a queue.mu, channel.mu or vhost lock (publishers, consumers and basic.get
+// wait for a proposal holding no lock).
 //
 // # Locks
 //
@@ -68,9 +77,12 @@
 //	                      metadata change installs a binding under it)
 //	queue.mu              a queue implementation's state (the classic     the above (never another queue.mu:
 //	                      queue's classicQueue.mu: queue.go, queue_*.go); dead-letters go after queue.unlock)
-//	                      taken without vhost.mu on the publish path;
-//	                      released only by queue.unlock; a queue's
-//	                      identity (queueMeta) is immutable, no lock
+//	                      taken without vhost.mu on the publish path;     or nothing (the Raft host's loop
+//	                      released only by queue.unlock; a queue's        applying a quorum queue's entries)
+//	                      identity (queueMeta) is immutable, no lock.
+//	                      The quorum queue's quorumQueue.mu (its
+//	                      fifo.State, subscriptions, held messages)
+//	                      takes this place too
 //	channel.mu            the channel's consumers, delivery tags,         the above (a delivery target's own
 //	                      unacked deliveries, credit                      lock: taken under queue.mu by
 //	                                                                      deliveryTarget.deliver)
@@ -88,7 +100,10 @@
 //	                      Server.replies.mu (replyto.go),
 //	                      loginLimiter.mu (it logs after releasing it),
 //	                      conn.adm.mu (a connection's channel registry),
-//	                      connRates.mu (the sampler's)
+//	                      connRates.mu (the sampler's),
+//	                      quorumQueue.pmu (a quorum queue's pending batch),
+//	                      quorumHost.mu, and cluster.Host's own locks
+//	                      (cluster/doc.go)
 //
 // Two locks serialise writers and are held across a store write, each with a brief lock for the
 // readers beside it: Server.adm.write with Server.adm.mu (connection.open and every publish's

@@ -321,7 +321,7 @@ func (q *quorumQueue) run() {
 			armed = 0
 			q.propose(fifo.Command{Kind: fifo.KindTick})
 		case <-q.stopc:
-			q.failPending(amqpGone)
+			q.failPending(errQuorumDeleted)
 			if h != nil && err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				if rerr := h.RemoveGroup(ctx, q.group); rerr != nil {
@@ -337,7 +337,7 @@ func (q *quorumQueue) run() {
 	}
 }
 
-var amqpGone = errors.New("quorum queue deleted")
+var errQuorumDeleted = errors.New("quorum queue deleted")
 
 // startGroup creates (or recovers) the group and waits until its log has replayed.
 func (q *quorumQueue) startGroup(h *cluster.Host) error {
@@ -750,7 +750,7 @@ func (q *quorumQueue) addConsumer(s *subscription, onAdded func()) error {
 			delete(q.mu.subs, key)
 			delete(q.mu.bySub, s)
 		}
-		if errors.Is(err, amqpGone) {
+		if errors.Is(err, errQuorumDeleted) {
 			return q.v.errNoQueue(q.name)
 		}
 		if _, ok := err.(*amqp.Error); ok {
@@ -881,6 +881,8 @@ func (q *quorumQueue) requeue(es []*qentry) {
 	}
 }
 
+// declared: a redeclare does not reset a quorum queue's x-expires here (declared cannot tell a
+// passive declare, which must not; RabbitMQ 3.10.8 expires a queue that is polled passively).
 func (q *quorumQueue) declared() (uint32, uint32) { return q.counts() }
 
 func (q *quorumQueue) start() {}
