@@ -116,6 +116,10 @@ type qwaiter struct {
 
 var _ queueImpl = (*quorumQueue)(nil)
 
+// unlock releases the queue's lock (the package's rule: a queue's lock is released by its unlock
+// method; a quorum queue has no pending work to finish there, its worker does it).
+func (qq *quorumQueue) unlock() { qq.mu.Unlock() }
+
 func newQuorumQueue(m *queueMeta, lim queueLimits) queueImpl {
 	qh := m.v.srv.qq
 	q := &quorumQueue{queueMeta: m, lim: lim, qh: qh, group: m.id, fresh: !qh.recovering,
@@ -260,7 +264,7 @@ func (q *quorumQueue) run() {
 	q.mu.replaying = false
 	owners := q.mu.owners
 	q.mu.owners = nil
-	q.mu.Unlock()
+	q.unlock()
 	q.rerr = err
 	close(q.ready)
 	if err != nil {
@@ -293,7 +297,7 @@ func (q *quorumQueue) run() {
 		}
 		at, expired := q.mu.timerAt, q.mu.expired
 		q.mu.expired = false
-		q.mu.Unlock()
+		q.unlock()
 		if len(dead) > 0 {
 			q.deadLetterAll(dead)
 		}
@@ -484,7 +488,7 @@ func (sm *quorumSM) Apply(ents []cluster.Entry) ([]any, error) {
 	q := sm.q
 	out := make([]any, len(ents))
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	run := &q.mu.run
 	*run = dispatchRun{}
 	for i, e := range ents {
@@ -540,7 +544,7 @@ func (sm *quorumSM) remember(id cluster.ProposalID) {
 
 func (sm *quorumSM) Snapshot() ([]byte, error) {
 	sm.q.mu.Lock()
-	defer sm.q.mu.Unlock()
+	defer sm.q.unlock()
 	return sm.q.mu.st.Marshal(), nil
 }
 
@@ -550,7 +554,7 @@ func (sm *quorumSM) Restore(data []byte) error {
 		return err
 	}
 	sm.q.mu.Lock()
-	defer sm.q.mu.Unlock()
+	defer sm.q.unlock()
 	sm.q.mu.st = st
 	if sm.q.mu.replaying {
 		for _, c := range st.Consumers() {
@@ -669,7 +673,7 @@ func (q *quorumQueue) publishFrom(msg *message, _ publishSource, _ *qentry) (pub
 	}
 	q.mu.Lock()
 	deleted := q.mu.deleted
-	q.mu.Unlock()
+	q.unlock()
 	if deleted {
 		return gone, nil, nil
 	}
@@ -724,7 +728,7 @@ func (q *quorumQueue) addConsumer(s *subscription, onAdded func()) error {
 	sub := &qsub{s: s, key: key, pending: true}
 	q.mu.Lock()
 	if q.mu.deleted {
-		q.mu.Unlock()
+		q.unlock()
 		return q.v.errNoQueue(q.name)
 	}
 	excl := false
@@ -732,16 +736,16 @@ func (q *quorumQueue) addConsumer(s *subscription, onAdded func()) error {
 		excl = excl || o.s.exclusive
 	}
 	if len(q.mu.subs) > 0 && (s.exclusive || excl) || s.exclusive && q.lim.single {
-		q.mu.Unlock()
+		q.unlock()
 		return amqp.Errorf(amqp.AccessRefused, "queue '%s' in vhost '%s' in exclusive use", q.name, q.v.name)
 	}
 	q.mu.subs[key] = sub
 	q.mu.bySub[s] = sub
-	q.mu.Unlock()
+	q.unlock()
 	r, err := q.call(fifo.Command{Kind: fifo.KindCheckout, Consumer: key, Mode: fifo.Prefetch, Credit: uint32(ci.Prefetch),
 		Priority: int32(max(min(prio, 1<<31-1), -1<<31)), Exclusive: s.exclusive, NoAck: s.noAck})
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if err == nil && r.Status != fifo.StatusOK {
 		err = amqp.Errorf(amqp.AccessRefused, "queue '%s' in vhost '%s' in exclusive use", q.name, q.v.name)
 	}
@@ -777,7 +781,7 @@ func (q *quorumQueue) removeConsumer(s *subscription) bool {
 	q.mu.Lock()
 	sub := q.mu.bySub[s]
 	if sub == nil {
-		q.mu.Unlock()
+		q.unlock()
 		return false
 	}
 	delete(q.mu.bySub, s)
@@ -797,7 +801,7 @@ func (q *quorumQueue) removeConsumer(s *subscription) bool {
 			}
 		}
 	}
-	q.mu.Unlock()
+	q.unlock()
 	if closing {
 		q.propose(fifo.Command{Kind: fifo.KindDown, Owner: sub.key.Owner})
 		return false
@@ -812,7 +816,7 @@ func (q *quorumQueue) removeConsumer(s *subscription) bool {
 
 func (q *quorumQueue) kick(subs []*subscription, wb *writeBatch) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	run := &q.mu.run
 	*run = dispatchRun{wb: wb}
 	for _, sub := range q.mu.bySub {
@@ -834,7 +838,7 @@ func (q *quorumQueue) get(ackRequired bool) (*qentry, uint32) {
 	if ackRequired {
 		q.mu.Lock()
 		q.mu.held[e.seq] = fifo.ConsumerKey{Owner: q.getOwner}
-		q.mu.Unlock()
+		q.unlock()
 	}
 	return e, uint32(min(r.Count, 1<<32-1))
 }
@@ -855,7 +859,7 @@ func (q *quorumQueue) byConsumer(k fifo.Kind, es []*qentry) []fifo.Command {
 		}
 		ids[key] = append(ids[key], e.seq)
 	}
-	q.mu.Unlock()
+	q.unlock()
 	cs := make([]fifo.Command, 0, len(order))
 	for _, key := range order {
 		cs = append(cs, fifo.Command{Kind: k, Consumer: key, IDs: ids[key]})
@@ -898,7 +902,7 @@ func (q *quorumQueue) purge() uint32 {
 
 func (q *quorumQueue) markDeleted(ifUnused, ifEmpty bool) (uint32, []deliveryTarget, error) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	c := q.mu.st.Counts()
 	if ifEmpty && c.Ready > 0 {
 		return 0, nil, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.name, q.v.name)
@@ -927,14 +931,14 @@ func (q *quorumQueue) pageOut() (int, int64, *commitGroup) { return 0, 0, nil }
 
 func (q *quorumQueue) counts() (uint32, uint32) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	c := q.mu.st.Counts()
 	return uint32(min(c.Ready, 1<<32-1)), uint32(len(q.mu.subs))
 }
 
 func (q *quorumQueue) lengths() (int64, int64) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	c := q.mu.st.Counts()
 	return int64(c.Ready), int64(c.Unacked)
 }
@@ -944,7 +948,7 @@ func (q *quorumQueue) info(_ *unackedSums) QueueInfo {
 	q.mu.Lock()
 	c := q.mu.st.Counts()
 	qi.Consumers = len(q.mu.subs)
-	q.mu.Unlock()
+	q.unlock()
 	qi.Ready, qi.Unacked = int64(c.Ready), int64(c.Unacked)
 	qi.ReadyBytes, qi.UnackedBytes = int64(c.ReadyBytes), int64(c.UnackedBytes)
 	// Every message of a quorum queue is kept as persistent (RabbitMQ counts them so too).
@@ -959,7 +963,7 @@ func (q *quorumQueue) consumerInfos() []ConsumerInfo {
 	for s := range q.mu.bySub {
 		subs = append(subs, s)
 	}
-	q.mu.Unlock()
+	q.unlock()
 	out := make([]ConsumerInfo, 0, len(subs))
 	for _, c := range subs {
 		ci := ConsumerInfo{Vhost: q.v.name, Queue: q.name, Tag: c.tag, AckRequired: !c.noAck, Exclusive: c.exclusive, Arguments: c.args}
