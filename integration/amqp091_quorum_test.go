@@ -299,3 +299,46 @@ func TestQuorumExpires(t *testing.T) {
 		t.Fatal("the queue did not expire")
 	}
 }
+
+// Past the host's snapshot interval (8192 entries) the queue restarts from its snapshot (state with
+// bodies) plus the log after it: messages and their delivery counts come back.
+func TestQuorumRestartFromSnapshot(t *testing.T) {
+	persistSkipExternal(t)
+	store := storage.NewMemStore()
+	b1 := startBroker(t, func(o *server.Options) { o.Store = store })
+	c := persistDial(t, b1.URL, true)
+	args := amqp.Table{"x-queue-type": "quorum"}
+	if _, err := c.ch.QueueDeclare("qq.snap", true, false, false, false, args); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.publish("qq.snap", amqp.Persistent, seqBodies("m", 0, 10)...); n != 10 {
+		t.Fatalf("%d of 10 acked", n)
+	}
+	const cycles = 4200 // a get and a requeue each: 8400 entries
+	for i := range cycles {
+		d, ok, err := c.ch.Get("qq.snap", false)
+		if err != nil || !ok {
+			t.Fatalf("get %d: %v %v", i, ok, err)
+		}
+		if err := d.Reject(true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ttlWaitReady(t, c.conn, "qq.snap", 10)
+	c.conn.Close()
+	shutdown(t, b1.Srv)
+	b2 := startBroker(t, func(o *server.Options) { o.Store = store.Reopen() })
+	c2 := persistDial(t, b2.URL, false)
+	d, ok, err := c2.ch.Get("qq.snap", true)
+	if err != nil || !ok {
+		t.Fatalf("get after restart: %v %v", ok, err)
+	}
+	if string(d.Body) != "m0" {
+		t.Fatalf("head %q, want m0", d.Body)
+	}
+	dlimCount(t, d, cycles)
+	bodies, _ := c2.getAll("qq.snap")
+	if want := seqBodies("m", 1, 10); !equalStrings(bodies, want) {
+		t.Fatalf("then %q, want %q", bodies, want)
+	}
+}
