@@ -136,6 +136,7 @@ type crashLedger struct {
 	published map[string]bool
 	confirmed map[string]bool
 	acked     map[string]bool // an ack was sent (the broker may not have seen it)
+	args      amqp.Table      // the queue's declare arguments
 
 	lost, unexpected, duplicated, ackedNotRedelivered int
 }
@@ -153,7 +154,7 @@ func (l *crashLedger) drain(t *testing.T, url, queue string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, l.args); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
@@ -282,7 +283,14 @@ func (l *crashLedger) load(ctx context.Context, url, queue, prefix string) {
 	}()
 }
 
-func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
+func TestCrashKill9KeepsConfirmedMessages(t *testing.T) { crashKill9(t, nil) }
+
+// The same with a quorum queue: its messages are in its Raft log.
+func TestCrashKill9QuorumKeepsConfirmedMessages(t *testing.T) {
+	crashKill9(t, amqp.Table{"x-queue-type": "quorum"})
+}
+
+func crashKill9(t *testing.T, args amqp.Table) {
 	persistSkipExternal(t)
 	if testing.Short() {
 		t.Skip("-short: builds and kills a broker process")
@@ -296,7 +304,7 @@ func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
 		cycles = n
 	}
 	dataDir := t.TempDir()
-	l := &crashLedger{published: map[string]bool{}, confirmed: map[string]bool{}, acked: map[string]bool{}}
+	l := &crashLedger{published: map[string]bool{}, confirmed: map[string]bool{}, acked: map[string]bool{}, args: args}
 	const queue = "crash.q"
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	drained := 0

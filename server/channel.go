@@ -102,6 +102,16 @@ func (c *consumer) cancelled() {
 	ch.mu.Unlock()
 }
 
+// closing reports whether the consumer's channel is closing: its teardown is what detaches it, and
+// requeues its unacked deliveries next. A queue type may treat that detach as the owner going away
+// (a quorum queue proposes Down, RabbitMQ's order: the messages return before the next single
+// active consumer is chosen). Not part of deliveryTarget: a target without it is never closing.
+func (c *consumer) closing() bool {
+	c.ch.mu.Lock()
+	defer c.ch.mu.Unlock()
+	return c.ch.mu.closed
+}
+
 // deliversOn is deliveryTarget.deliversOn: the connection whose socket carries the deliveries and
 // their acks.
 func (c *consumer) deliversOn() any { return c.ch.conn }

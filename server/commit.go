@@ -77,6 +77,10 @@ type commitGroup struct {
 	// Guarded by committer.mu.
 	committed bool
 	callbacks []func(error)
+
+	// external: not the committer's (a quorum queue's Raft commit, queue_quorum_host.go); it
+	// completes with finishExternal, in no order with the committer's groups.
+	external bool
 }
 
 func newCommitter(store storage.Store, log *slog.Logger, syncEvery time.Duration) *committer {

@@ -44,6 +44,15 @@
 // and wait for them, which is safe because a reader never waits for vhost.mu or a lock held under it.
 // The committer runs a stream's chunkCommitted callback after a group is applied (no committer lock
 // held): it takes the stream's mu and wakes the readers with non-blocking sends.
+// Quorum queues (queue_quorum*.go) add the Raft host (cluster.Host: its loop goroutine and its
+// transport's, started with the first quorum queue and closed by Shutdown after the last connection
+// and before the committer) and one worker per quorum queue (quorumQueue.run, counted in
+// quorumHost.wg, stopped by the queue's deletion or by Shutdown): the worker proposes the queue's
+// batches and waits for them, republishes its dead letters and proposes its ticks, holding no lock
+// while it waits. The host's loop applies committed entries to each queue's state machine under
+// that queue's queue.mu and delivers under it, as a classic queue's dispatch does; nothing waits for
+// the loop while holding a queue.mu, channel.mu or vhost lock (publishers, consumers and basic.get
+// wait for a proposal holding no lock).
 //
 // # Locks
 //
@@ -79,7 +88,9 @@
 //	                      metadata change installs a binding under it)
 //	queue.mu              a queue implementation's state (the classic     the above (never another queue.mu:
 //	                      queue's classicQueue.mu: queue.go, queue_*.go;  dead-letters go after queue.unlock)
-//	                      a stream's streamQueue.mu: stream*.go);
+//	                      a stream's streamQueue.mu: stream*.go; a        or nothing (the Raft host's loop
+//	                      quorum queue's quorumQueue.mu: its fifo.State,  applying a quorum queue's entries)
+//	                      subscriptions, held messages);
 //	                      taken without vhost.mu on the publish path;
 //	                      a classic queue's is released only by
 //	                      queue.unlock; a queue's
@@ -107,7 +118,10 @@
 //	                      Server.replies.mu (replyto.go),
 //	                      loginLimiter.mu (it logs after releasing it),
 //	                      conn.adm.mu (a connection's channel registry),
-//	                      connRates.mu (the sampler's)
+//	                      connRates.mu (the sampler's),
+//	                      quorumQueue.pmu (a quorum queue's pending batch),
+//	                      quorumHost.mu, and cluster.Host's own locks
+//	                      (cluster/doc.go)
 //
 // Two locks serialise writers and are held across a store write, each with a brief lock for the
 // readers beside it: Server.adm.write with Server.adm.mu (connection.open and every publish's

@@ -130,7 +130,18 @@ func (c *conn) flowID() any        { return c }
 func (c *conn) pause(q *queue, wake <-chan struct{}) {
 	c.flowWaits = append(c.flowWaits, flowWait{q: q, wake: wake})
 }
-func (c *conn) joined(g *commitGroup) { c.lastGroup, c.groupFresh = g, true }
+func (c *conn) joined(g *commitGroup) {
+	// Confirms wait for the connection's last group only: committer groups complete in order,
+	// but an external one (a quorum queue's) does not, so it is joined with the previous one.
+	if prev := c.lastGroup; prev != nil && prev != g && (prev.external || g.external) {
+		select {
+		case <-prev.done:
+		default:
+			g = c.srv.commit.joinGroups(prev, g)
+		}
+	}
+	c.lastGroup, c.groupFresh = g, true
+}
 
 // groupCollector is a publishSource for a publisher that waits for its own confirms (the
 // management API's publish): it keeps the commit groups its messages joined.

@@ -9,10 +9,9 @@ import (
 // x-queue-type picks an implementation from at declare time.
 //
 // Types as clients declare them (x-queue-type): classic is Warren's queue; quorum is accepted with
-// RabbitMQ's restrictions (durable, not exclusive, not auto-delete, named by the client) and
-// behaves as a classic queue on this single node (it counts deliveries, queue_deliverycount.go);
-// stream is an append-only log (*streamQueue, stream*.go); any other type is refused with
-// RabbitMQ's text for an unsupported type.
+// RabbitMQ's restrictions (durable, not exclusive, not auto-delete, named by the client) and is a
+// Raft-replicated queue of one member, this node (queue_quorum.go); stream is an append-only log
+// (*streamQueue, stream*.go); any other type is refused with RabbitMQ's text for an unsupported type.
 // x-queue-mode and x-queue-version are accepted and ignored.
 //
 // The seam has two halves. *queue is what the broker holds: routing returns it, bindings lead to
@@ -36,7 +35,7 @@ import (
 // queueImpl is what a queue type implements: every operation channels (channel*.go), vhosts
 // (vhost.go), policies (queue_policy.go), management (admin*.go) and recovery (persist.go) perform
 // on a queue. The classic queue (*classicQueue, queue.go and queue_*.go) is the first
-// implementation; the quorum type reuses it on one node.
+// implementation; *quorumQueue (queue_quorum.go) the second.
 //
 // Concurrency: every method takes the queue's own lock and releases it with q.unlock (no method is
 // called with the queue's lock held); markDeleted, stop and setPolicy may be called with the
@@ -230,7 +229,7 @@ var queueTypes = map[string]*queueTypeDef{
 	"quorum": {
 		name: "quorum", module: "rabbit_quorum_queue", countDeliveries: true,
 		check: checkQuorumDeclare,
-		make:  newClassicQueue, // one node: a classic queue that counts deliveries
+		make:  newQuorumQueue, // a Raft group of one member, this node (queue_quorum.go)
 	},
 	"stream": {
 		name: "stream", module: "rabbit_stream_queue",

@@ -237,7 +237,8 @@ type Server struct {
 	queueIDs   atomic.Uint64 // the last queue id handed out
 	closeStore sync.Once
 
-	commit *committer // every store write goes through it
+	commit *committer  // every store write goes through it
+	qq     *quorumHost // the Raft host of quorum queues (queue_quorum_host.go)
 	pager  *pager
 	alarm  *diskAlarm
 	mem    *memAlarm
@@ -296,7 +297,12 @@ func New(opts Options) (*Server, error) {
 	go s.commit.run()
 	go s.pager.run()
 	go s.alarm.run()
-	if err := s.recover(); err != nil {
+	s.qq = newQuorumHost(s)
+	s.qq.recovering = true
+	err := s.recover()
+	s.qq.recovering = false
+	if err != nil {
+		s.qq.close()
 		s.alarm.shutdown()
 		s.pager.shutdown()
 		s.commit.stop()
@@ -446,6 +452,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.pager.shutdown()
 		if merr := s.markClean(); merr != nil && err == nil {
 			err = fmt.Errorf("warren: recording a clean shutdown: %w", merr)
+		}
+		if qerr := s.qq.close(); qerr != nil && err == nil {
+			err = fmt.Errorf("warren: stopping quorum queues: %w", qerr)
 		}
 		s.commit.stop()
 	})

@@ -102,6 +102,7 @@ func mainCode() int {
 	flag.BoolVar(&cfg.jsonOut, "json", false, "print the result as JSON")
 	flag.DurationVar(&cfg.flushDelay, "flush-delay", 200*time.Microsecond, "client write batching delay (0 = one write per frame set)")
 	flag.DurationVar(&cfg.drainTimeout, "drain-timeout", 5*time.Second, "at the end, give up draining after this long without progress")
+	flag.StringVar(&cfg.queueType, "queue-type", "", "x-queue-type of the queues (quorum: durable, named warren-perf.PID.TIME.I unless --queue)")
 	flag.BoolVar(&cfg.durable, "durable", false, "declare the queues (and exchange) durable (default: transient, auto-delete)")
 	flag.BoolVar(&cfg.keep, "keep", false, "do not delete the queues at the end")
 	flag.Int64Var(&cfg.count, "count", 0, "publish this many messages in all, then stop (0 = for --duration)")

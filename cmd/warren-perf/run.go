@@ -30,6 +30,7 @@ type config struct {
 	jsonOut              bool
 	drainTimeout         time.Duration
 	durable, keep        bool
+	queueType            string // x-queue-type ("": none)
 	random               bool
 	count                int64
 	rate                 float64
@@ -408,7 +409,19 @@ func declare(cfg *config, ach *amqp.Channel) (*target, error) {
 		if name != "" && cfg.queues > 1 {
 			name = fmt.Sprintf("%s-%d", cfg.queue, i)
 		}
-		q, err := ach.QueueDeclare(name, cfg.durable, !cfg.durable, false, false, nil)
+		var args amqp.Table
+		durable := cfg.durable
+		if cfg.queueType != "" {
+			args = amqp.Table{"x-queue-type": cfg.queueType}
+			if cfg.queueType == "quorum" {
+				// Quorum queues are durable, not auto-delete, and named by the client.
+				durable = true
+				if name == "" {
+					name = fmt.Sprintf("warren-perf.%d.%d.%d", os.Getpid(), time.Now().UnixNano(), i)
+				}
+			}
+		}
+		q, err := ach.QueueDeclare(name, durable, !durable, false, false, args)
 		if err != nil {
 			return tgt, fmt.Errorf("queue.declare: %w", err)
 		}

@@ -34,7 +34,7 @@ var sleepAllowed = map[string]string{
 	"integration/wire_limits_test.go:TestWireOversizedBodyNotBuffered":       "paces the sender so the broker's heap is sampled between chunks",
 	"integration/wire_limits_test.go:TestWireHandshakeTimeout":               "stays idle past the handshake timeout: an opened connection is not dropped",
 	"integration/amqp091_ttl_test.go:TestAMQPTTLAfterRestart":                "lets the messages' TTL run out while the broker is stopped",
-	"integration/crash_test.go:TestCrashKill9KeepsConfirmedMessages":         "kills the broker at a random moment of a load",
+	"integration/crash_test.go:crashKill9":                                   "kills the broker at a random moment of a load",
 	"integration/crash_vfs_test.go:TestCrashPowerLossKeepsConfirmedMessages": "cuts the power at a random moment of a load",
 	"integration/persist_fault_test.go:testDiskFault":                        "publishes for a while before and after the disk fault is switched on",
 	"integration/churn_test.go:TestIdleConnections":                          "holds the connections open for the measured span",

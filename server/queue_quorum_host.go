@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warrenmq/warren/cluster"
+)
+
+// The node's Raft host for quorum queues (queue_quorum.go). It is started on the first quorum
+// queue (declared or recovered) and runs until the server stops: one cluster.Host on the
+// server's own store (raft logs under cluster/raftlog's keys, next to the broker's), with this
+// node as the only member of every group (node id 1). The Host needs a transport listener even
+// with no peers: it listens on 127.0.0.1 port 0 and refuses every handshake (no member is
+// named). Members on other nodes need the cluster's meta group, which is not built.
+//
+// Goroutines: every quorum queue has one worker (quorumQueue.run) that creates its group,
+// proposes its commands in order, republishes its dead letters and proposes its ticks; the
+// workers are counted in quorumHost.wg and stop when their queue is deleted or the server stops
+// (close). The host's loop applies committed entries to the queues' state machines.
+
+const quorumNodeID = 1
+
+type quorumHost struct {
+	srv    *Server
+	quit   chan struct{} // closed by close: every worker returns
+	base   context.Context
+	cancel context.CancelFunc // with quit: every worker's proposal ends
+	wg     sync.WaitGroup
+	owners atomic.Uint64 // owner and producer ids: start at the wall clock, so unique across restarts
+
+	mu struct {
+		sync.Mutex
+		host   *cluster.Host
+		ln     net.Listener
+		err    error
+		closed bool
+	}
+	// recovering is true while the server recovers its queues (set before and cleared after
+	// Server.recover, single-threaded): a quorum queue made then is a recovered one.
+	recovering bool
+}
+
+func newQuorumHost(s *Server) *quorumHost {
+	qh := &quorumHost{srv: s, quit: make(chan struct{})}
+	qh.base, qh.cancel = context.WithCancel(context.Background())
+	qh.owners.Store(uint64(time.Now().UnixNano()))
+	return qh
+}
+
+// newOwner returns a fresh owner id (a consumer's, a basic.get owner's, a producer's).
+func (qh *quorumHost) newOwner() uint64 { return qh.owners.Add(1) }
+
+// host returns the node's host, starting it on first use.
+func (qh *quorumHost) host() (*cluster.Host, error) {
+	qh.mu.Lock()
+	defer qh.mu.Unlock()
+	if qh.mu.closed {
+		return nil, cluster.ErrStopped
+	}
+	if qh.mu.host != nil || qh.mu.err != nil {
+		return qh.mu.host, qh.mu.err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		qh.mu.err = fmt.Errorf("quorum queues: listener: %w", err)
+		return nil, qh.mu.err
+	}
+	h, err := cluster.NewHost(cluster.HostOptions{ID: quorumNodeID, Cluster: "warren", Store: qh.srv.store, Listener: ln,
+		SnapshotEntries: quorumSnapshotEntries, CompactKeep: 0, Logger: qh.srv.log,
+		// One member: no peer to wait for, so a new group elects itself after 2-4 ticks (a
+		// clustered node will need raft's usual 10).
+		ElectionTicks: 2})
+	if err != nil {
+		ln.Close()
+		qh.mu.err = fmt.Errorf("quorum queues: %w", err)
+		return nil, qh.mu.err
+	}
+	qh.mu.host, qh.mu.ln = h, ln
+	return h, nil
+}
+
+// quorumSnapshotEntries: a group's state (with its messages' bodies) is snapshotted, and its log
+// truncated, after this many entries.
+const quorumSnapshotEntries = 8192
+
+// goRun starts f as a worker owned by the host.
+func (qh *quorumHost) goRun(f func()) bool {
+	qh.mu.Lock()
+	defer qh.mu.Unlock()
+	if qh.mu.closed {
+		return false
+	}
+	qh.wg.Add(1)
+	go func() {
+		defer qh.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// close stops every worker, then the host. The store stays open.
+func (qh *quorumHost) close() error {
+	qh.mu.Lock()
+	if qh.mu.closed {
+		qh.mu.Unlock()
+		return nil
+	}
+	qh.mu.closed = true
+	close(qh.quit)
+	qh.cancel()
+	qh.mu.Unlock()
+	qh.wg.Wait()
+	qh.mu.Lock()
+	h := qh.mu.host
+	qh.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	err := h.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// createGroup starts the queue's group: fresh (a declare: a stale log under the same id, left by a
+// crash between a delete and its log's removal, is dropped first) or recovered (its log replays).
+func (qh *quorumHost) createGroup(ctx context.Context, h *cluster.Host, id uint64, sm cluster.StateMachine, fresh bool) error {
+	if fresh {
+		for _, g := range h.StoredGroups() {
+			if g == id {
+				if err := h.CreateGroups(ctx, cluster.GroupSpec{ID: id, Voters: []uint64{quorumNodeID}, SM: &discardSM{}}); err != nil {
+					return err
+				}
+				if err := h.RemoveGroup(ctx, id); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return h.CreateGroups(ctx, cluster.GroupSpec{ID: id, Voters: []uint64{quorumNodeID}, SM: sm})
+}
+
+// discardSM replays a stale log into nothing.
+type discardSM struct{}
+
+func (*discardSM) Apply(ents []cluster.Entry) ([]any, error) { return make([]any, len(ents)), nil }
+func (*discardSM) Snapshot() ([]byte, error)                 { return nil, nil }
+func (*discardSM) Restore([]byte) error                      { return nil }
+
+// finishExternal completes a commit group that is not the committer's (a quorum queue's: its
+// writes are the Raft host's), running its callbacks as the committer does.
+func (c *committer) finishExternal(g *commitGroup, err error) {
+	c.mu.Lock()
+	g.err = err
+	g.committed = true
+	cbs := g.callbacks
+	g.callbacks = nil
+	c.mu.Unlock()
+	for _, fn := range cbs {
+		fn(err)
+	}
+	close(g.done)
+}
+
+// afterCurrent runs fn once every committer group added so far is applied: it hangs fn on the
+// current group and wakes the committer (which takes a group with callbacks even if it has no
+// writes). A quorum queue's confirm waits for it too, so that confirms stay in order with the
+// connection's earlier writes to classic queues.
+func (c *committer) afterCurrent(fn func(error)) {
+	c.mu.Lock()
+	if c.mu.stopped || c.mu.cur == nil {
+		c.mu.Unlock()
+		fn(nil)
+		return
+	}
+	g := c.mu.cur
+	g.callbacks = append(g.callbacks, fn)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// joinGroups returns a group that completes when a and b have (with the first error).
+func (c *committer) joinGroups(a, b *commitGroup) *commitGroup {
+	n := &commitGroup{done: make(chan struct{}), external: true}
+	c.onCommit(a, func(e1 error) {
+		c.onCommit(b, func(e2 error) {
+			if e1 == nil {
+				e1 = e2
+			}
+			c.finishExternal(n, e1)
+		})
+	})
+	return n
+}
