@@ -500,6 +500,9 @@ func decodeEntry(b []byte) (ProposalID, []byte, bool) {
 	return ProposalID{Node: readUint64(b[1:]), Seq: readUint64(b[9:])}, b[entryHeader:], true
 }
 
+// ready is a closed channel: a select case on it is always ready.
+var ready = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // run is the loop: it takes ticks, proposals, peers' messages, transport reports and operations,
 // and runs a Ready cycle whenever a group has work.
 func (h *Host) run() {
@@ -513,42 +516,27 @@ func (h *Host) run() {
 				return
 			}
 		}
+		// With more work, take what has arrived without waiting (now is ready); else wait for some.
+		var now <-chan struct{}
 		if len(h.dirty) > 0 {
-			// More work: take what arrived without waiting.
-			select {
-			case <-h.stopc:
-				return
-			case <-ticker.C:
-				h.tick()
-			case p := <-h.propc:
-				h.propose(p)
-			case r := <-h.readc:
-				h.readIndex(r)
-			case envs := <-h.recvc:
-				h.step(envs)
-			case <-h.wake:
-				h.takeReports()
-			case f := <-h.opc:
-				f()
-			default:
-			}
-		} else {
-			select {
-			case <-h.stopc:
-				return
-			case <-ticker.C:
-				h.tick()
-			case p := <-h.propc:
-				h.propose(p)
-			case r := <-h.readc:
-				h.readIndex(r)
-			case envs := <-h.recvc:
-				h.step(envs)
-			case <-h.wake:
-				h.takeReports()
-			case f := <-h.opc:
-				f()
-			}
+			now = ready
+		}
+		select {
+		case <-h.stopc:
+			return
+		case <-ticker.C:
+			h.tick()
+		case p := <-h.propc:
+			h.propose(p)
+		case r := <-h.readc:
+			h.readIndex(r)
+		case envs := <-h.recvc:
+			h.step(envs)
+		case <-h.wake:
+			h.takeReports()
+		case f := <-h.opc:
+			f()
+		case <-now:
 		}
 		h.drain()
 	}
