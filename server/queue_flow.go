@@ -126,6 +126,13 @@ func (q *classicQueue) dispatchCount() uint64 {
 func (c *conn) waitFlow() {
 	waits := c.flowWaits
 	c.endBatch() // the queue drains only once the deliveries this batch made are written
+	c.srv.awaitFlow(waits, c.stopped, c.out.done)
+}
+
+// awaitFlow is a front end's pause for flow control (publishSource.pause): it waits until every
+// queue in waits has drained, stalled (flowStallTimeout without a dispatch) or gone, or until
+// stopped or gone (the peer went away) is closed. The caller has written what its batch owed.
+func (s *Server) awaitFlow(waits []flowWait, stopped, gone <-chan struct{}) {
 	var t *time.Timer
 	defer func() {
 		if t != nil {
@@ -133,7 +140,7 @@ func (c *conn) waitFlow() {
 		}
 	}()
 	for _, w := range waits {
-		c.srv.flow.pauses.Add(1)
+		s.flow.pauses.Add(1)
 		mark := w.q.dispatchCount()
 		for waiting := true; waiting; {
 			if t == nil {
@@ -144,14 +151,14 @@ func (c *conn) waitFlow() {
 			select {
 			case <-w.wake:
 				waiting = false
-			case <-c.stopped:
+			case <-stopped:
 				return
-			case <-c.out.done: // the peer is gone (a write failed)
+			case <-gone:
 				return
 			case <-t.C:
 				var stalled bool
 				if mark, stalled = w.q.flowCheckStall(mark); stalled {
-					c.srv.flow.stalls.Add(1)
+					s.flow.stalls.Add(1)
 					waiting = false
 				}
 			}

@@ -588,37 +588,7 @@ func (sc *stompConn) joined(g *commitGroup) { sc.lastGroup = g }
 // conn.waitFlow does for AMQP.
 func (sc *stompConn) waitFlow() {
 	sc.wb.flush()
-	var t *time.Timer
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
-	for _, w := range sc.flowWaits {
-		sc.srv.flow.pauses.Add(1)
-		mark := w.q.dispatchCount()
-		for waiting := true; waiting; {
-			if t == nil {
-				t = time.NewTimer(flowStallTimeout)
-			} else {
-				t.Reset(flowStallTimeout)
-			}
-			select {
-			case <-w.wake:
-				waiting = false
-			case <-sc.stopped:
-				return
-			case <-sc.out.done:
-				return
-			case <-t.C:
-				var stalled bool
-				if mark, stalled = w.q.flowCheckStall(mark); stalled {
-					sc.srv.flow.stalls.Add(1)
-					waiting = false
-				}
-			}
-		}
-	}
+	sc.srv.awaitFlow(sc.flowWaits, sc.stopped, sc.out.done)
 }
 
 // waitPublishAllowed waits, without reading the socket, while the store is behind or a resource
