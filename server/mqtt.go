@@ -180,7 +180,8 @@ type mqttConn struct {
 	mu struct {
 		sync.Mutex
 		closed   bool
-		subs     [2]*mqttSub // the consumers of the qos0 and qos1 queues
+		subs     [2]*mqttSub            // the consumers of the qos0 and qos1 queues
+		keys     [2]map[string]struct{} // the binding keys of the qos0 and qos1 queues ('$' topics)
 		inflight map[uint16]mqttInflight
 		nextID   uint16
 		settle   []mqttSettle // entries delivered at QoS 0 from a QoS 1 queue, for the settler
@@ -211,10 +212,15 @@ func newMQTTConn(s *Server, nc net.Conn) *mqttConn {
 		settleBell: make(chan struct{}, 1),
 	}
 	c.log = s.log.With("conn", c.name, "protocol", "mqtt")
-	c.dec.MaxPacketSize = s.opts.MaxMessageSize + 64<<10
+	c.dec.MaxPacketSize = mqttMaxUnauthenticated // until CONNECT is accepted
 	c.mu.inflight = map[uint16]mqttInflight{}
 	return c
 }
+
+// mqttMaxUnauthenticated bounds the packets of a client before its CONNECT is accepted, as
+// RabbitMQ's mqtt.max_packet_size_unauthenticated (64 KiB): a stranger cannot make the broker
+// buffer a large packet.
+const mqttMaxUnauthenticated = 65536
 
 // errMQTTClose ends the read loop after the connection answered what it had to.
 var errMQTTClose = errors.New("mqtt: connection closed")

@@ -55,6 +55,7 @@ func (c *mqttConn) connect() bool {
 	}
 	c.version = cp.Version
 	c.dec.Version = cp.Version
+	c.dec.MaxPacketSize = c.srv.opts.MaxMessageSize + 64<<10 // the payload and the packet's fields
 	if code := c.login(cp); code != mqtt.Success {
 		c.connack(false, code, nil)
 		return false

@@ -68,6 +68,15 @@ func (s *mqttSub) deliver(e *qentry, run *dispatchRun) bool {
 	if c.mu.closed || c.out.full.Load() {
 		return false
 	}
+	if k := e.msg.routingKey; len(k) > 0 && k[0] == '$' && !c.matchesDollarLocked(s.qos, k) {
+		// Routed by a filter starting with a wildcard, which must not match a topic starting
+		// with '$' (MQTT 5.0 section 4.7.2, 3.1.1 section 4.7.2): taken and dropped.
+		if !s.noAck {
+			c.mu.settle = append(c.mu.settle, mqttSettle{q: s.q, e: e})
+			c.ringSettler()
+		}
+		return true
+	}
 	qos := s.qos
 	if qos > 0 {
 		qos = min(qos, messageQoS(e.msg))
@@ -85,6 +94,37 @@ func (s *mqttSub) deliver(e *qentry, run *dispatchRun) bool {
 	}
 	c.out.writeVia(run.wb, func(b []byte) []byte { return c.appendDelivery(b, e.msg, qos, id, e.redelivered && qos > 0, false) })
 	return true
+}
+
+// matchesDollarLocked reports whether a subscription of the queue for qos matches the topic of
+// routing key k (which starts with '$') by MQTT's rules. c.mu is held.
+func (c *mqttConn) matchesDollarLocked(qos byte, k string) bool {
+	topic := amqpToMQTT(k)
+	for key := range c.mu.keys[qos] {
+		if mqtt.Match(mqttKeyToFilter(key), topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// mqttKeyToFilter maps a binding key back to a topic filter.
+func mqttKeyToFilter(key string) string {
+	return strings.NewReplacer(".", "/", "*", "+").Replace(key)
+}
+
+// setKey records (add) or forgets binding key of the queue for qos.
+func (c *mqttConn) setKey(qos byte, key string, add bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if add {
+		if c.mu.keys[qos] == nil {
+			c.mu.keys[qos] = map[string]struct{}{}
+		}
+		c.mu.keys[qos][key] = struct{}{}
+	} else {
+		delete(c.mu.keys[qos], key)
+	}
 }
 
 // queueDeleted is deliveryTarget.queueDeleted: the subscription is gone (MQTT has no way to tell
@@ -243,6 +283,17 @@ func (c *mqttConn) consume(q *queue, qos byte) error {
 	}
 	c.mu.subs[qos] = s
 	c.mu.Unlock()
+	if ex := c.vhost.exchange(c.srv.opts.MQTT.Exchange); ex != nil {
+		// The keys of a resumed session's queue, for '$' topics.
+		ex.mu.Lock()
+		bs := ex.mu.router.Bindings()
+		ex.mu.Unlock()
+		for _, b := range bs {
+			if b.Dest == destination(q) {
+				c.setKey(qos, b.Key, true)
+			}
+		}
+	}
 	if err := q.addConsumer(&s.subscription, func() {}); err != nil {
 		c.mu.Lock()
 		c.mu.subs[qos] = nil
@@ -330,6 +381,7 @@ func (c *mqttConn) subscribe(sub mqtt.Subscription) mqtt.ReasonCode {
 		}
 		return mqtt.UnspecifiedError
 	}
+	c.setKey(qos, key, true)
 	// A filter lives in one queue: the one of its latest granted QoS.
 	c.unbindFrom(1-qos, key)
 	return mqtt.ReasonCode(qos)
@@ -351,6 +403,7 @@ func (c *mqttConn) checkBind(qName, exName, key string) error {
 // unbindFrom removes binding key from the session's queue for qos; it reports whether there was
 // one.
 func (c *mqttConn) unbindFrom(qos byte, key string) bool {
+	c.setKey(qos, key, false)
 	v, exName := c.vhost, c.srv.opts.MQTT.Exchange
 	v.mu.RLock()
 	q := v.mu.queues[mqttQueueName(c.clientID, qos)]
