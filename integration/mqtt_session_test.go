@@ -286,7 +286,7 @@ func TestMQTTPermissions(t *testing.T) {
 	c := pahoConnect(t, o)
 	var rec received
 	pahoWait(t, "subscribe", c.Subscribe("perm/#", 1, rec.handler)) // write on its queue, read on amq.topic
-	c.Publish("perm/x", 1, false, "refused")                         // no write on amq.topic
+	c.Publish("perm/x", 1, false, "refused")                        // no write on amq.topic
 	select {
 	case <-lost:
 	case <-time.After(10 * time.Second):
