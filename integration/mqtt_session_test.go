@@ -2,6 +2,8 @@ package integration
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -407,5 +409,56 @@ func TestMQTT5(t *testing.T) {
 	}
 	if sa, ok := p.(*mqtt.Suback); !ok || len(sa.ReasonCodes) != 2 || sa.ReasonCodes[0] != mqtt.SharedSubsNotSupported || sa.ReasonCodes[1] != mqtt.TopicFilterInvalid {
 		t.Fatalf("got %+v", p)
+	}
+}
+
+var mqttReadyRe = regexp.MustCompile(`msg="warren ready".* mqtt=(\S+)`)
+
+// The broker binary serves MQTT with --mqtt-addr; a persistent session and a retained message
+// survive a kill -9 on a Pebble data directory (the PUBACKs meant durable).
+func TestMQTTBinaryKill9(t *testing.T) {
+	mqttSkipExternal(t, "runs the broker binary")
+	dir := t.TempDir()
+	mqttAddr := func(p *proc) string {
+		for _, line := range strings.Split(p.log.String(), "\n") {
+			if m := mqttReadyRe.FindStringSubmatch(line); m != nil {
+				return m[1]
+			}
+		}
+		t.Fatalf("no mqtt address in the ready line:\n%s", p.log)
+		return ""
+	}
+	p := startProc(t, dir, "--mqtt-addr", "127.0.0.1:0")
+	addr := mqttAddr(p)
+	sub := dialRaw(t, addr)
+	sub.connect(&mqtt.Connect{ClientID: "kill9-sub", KeepAlive: 60})
+	sub.subscribe(1, "kill9/#", 1)
+	sub.send(&mqtt.Disconnect{})
+	sub.expectClosed(10 * time.Second)
+	pub := dialRaw(t, addr)
+	pub.connect(&mqtt.Connect{ClientID: "kill9-pub", CleanStart: true, KeepAlive: 60})
+	pub.send(&mqtt.Publish{QoS: 1, PacketID: 1, Topic: "kill9/a", Retain: true, Payload: []byte("kept")})
+	if a, err := pub.read(10 * time.Second); err != nil || a.Type() != mqtt.PUBACK {
+		t.Fatalf("PUBACK: %v %v", a, err)
+	}
+	p.kill()
+
+	p = startProc(t, dir, "--mqtt-addr", "127.0.0.1:0")
+	addr = mqttAddr(p)
+	r := dialRaw(t, addr)
+	if ack := r.connect(&mqtt.Connect{ClientID: "kill9-sub", KeepAlive: 60}); !ack.SessionPresent {
+		t.Fatal("session not present after kill -9")
+	}
+	got := r.readPublishes(1)[0]
+	if got.Topic != "kill9/a" || string(got.Payload) != "kept" || got.Retain {
+		t.Fatalf("queued delivery %+v", got)
+	}
+	r.send(&mqtt.PubAck{PacketID: got.PacketID})
+	r2 := dialRaw(t, addr)
+	r2.connect(&mqtt.Connect{ClientID: "kill9-retained", CleanStart: true, KeepAlive: 60})
+	r2.subscribe(1, "kill9/+", 1)
+	ret := r2.readPublishes(1)[0]
+	if ret.Topic != "kill9/a" || string(ret.Payload) != "kept" || !ret.Retain {
+		t.Fatalf("retained after kill -9: %+v", ret)
 	}
 }
