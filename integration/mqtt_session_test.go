@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/internal/testbroker"
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/mqtt"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/storage"
@@ -389,7 +390,7 @@ func TestMQTT5(t *testing.T) {
 	if len(pkts) != 1 || pkts[0].(*mqtt.Disconnect).ReasonCode != mqtt.SessionTakenOver {
 		t.Fatalf("old connection got %+v, want DISCONNECT 0x8E", pkts)
 	}
-	// A shared subscription is refused with 0x9E, an invalid filter with 0x8F.
+	// A shared subscription is granted, an invalid filter refused with 0x8F.
 	// (Raw bytes: the codec will not encode an invalid filter.)
 	var body []byte
 	body = append(body, 0, 9, 0) // packet id 9, no properties
@@ -407,7 +408,7 @@ func TestMQTT5(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sa, ok := p.(*mqtt.Suback); !ok || len(sa.ReasonCodes) != 2 || sa.ReasonCodes[0] != mqtt.SharedSubsNotSupported || sa.ReasonCodes[1] != mqtt.TopicFilterInvalid {
+	if sa, ok := p.(*mqtt.Suback); !ok || len(sa.ReasonCodes) != 2 || sa.ReasonCodes[0] != mqtt.GrantedQoS1 || sa.ReasonCodes[1] != mqtt.TopicFilterInvalid {
 		t.Fatalf("got %+v", p)
 	}
 }
@@ -460,5 +461,62 @@ func TestMQTTBinaryKill9(t *testing.T) {
 	ret := r2.readPublishes(1)[0]
 	if ret.Topic != "kill9/a" || string(ret.Payload) != "kept" || !ret.Retain {
 		t.Fatalf("retained after kill -9: %+v", ret)
+	}
+}
+
+// Shared subscriptions: the members of a group share its messages, each message to one member;
+// when a member leaves, the others get everything. Retained messages are not sent to them.
+func TestMQTTSharedSubscriptions(t *testing.T) {
+	mqttSkipExternal(t, "RabbitMQ 3.10 has no shared subscriptions")
+	b := startMQTTBroker(t)
+	pub := pahoConnect(t, pahoOptions(b.MQTT, "shared-pub", true))
+	pahoWait(t, "publish retained", pub.Publish("shared/r", 1, true, "retained"))
+	var m1, m2, other received
+	c1 := pahoConnect(t, pahoOptions(b.MQTT, "shared-1", true))
+	pahoWait(t, "subscribe", c1.Subscribe("$share/g/shared/+", 1, m1.handler))
+	c2 := pahoConnect(t, pahoOptions(b.MQTT, "shared-2", true))
+	pahoWait(t, "subscribe", c2.Subscribe("$share/g/shared/+", 1, m2.handler))
+	c3 := pahoConnect(t, pahoOptions(b.MQTT, "shared-3", true))
+	pahoWait(t, "subscribe", c3.Subscribe("$share/other/shared/+", 0, other.handler))
+	const n = 20
+	for i := range n {
+		pahoWait(t, "publish", pub.Publish("shared/x", 1, false, fmt.Sprintf("m%d", i)))
+	}
+	got := other.wait(t, n) // another group gets every message
+	wait.For(t, 10*time.Second, "the group's messages", func() bool {
+		m1.mu.Lock()
+		m2.mu.Lock()
+		defer m1.mu.Unlock()
+		defer m2.mu.Unlock()
+		return len(m1.msgs)+len(m2.msgs) >= n
+	})
+	seen := map[string]int{}
+	for _, r := range []*received{&m1, &m2} {
+		r.mu.Lock()
+		if len(r.msgs) == 0 {
+			t.Errorf("a member got nothing")
+		}
+		for _, m := range r.msgs {
+			seen[string(m.Payload())]++
+		}
+		r.mu.Unlock()
+	}
+	if len(seen) != n || len(got) != n {
+		t.Fatalf("group got %d distinct of %d (%v); other group %d", len(seen), n, seen, len(got))
+	}
+	for k, c := range seen {
+		if c != 1 || k == "retained" {
+			t.Fatalf("%s delivered %d times", k, c)
+		}
+	}
+	// One member leaves: the other gets the rest.
+	pahoWait(t, "unsubscribe", c1.Unsubscribe("$share/g/shared/+"))
+	before := len(m2.wait(t, 0))
+	for i := range 5 {
+		pahoWait(t, "publish", pub.Publish("shared/y", 1, false, fmt.Sprintf("late%d", i)))
+	}
+	after := m2.wait(t, before+5)
+	if len(after) != before+5 {
+		t.Fatalf("remaining member got %d, want %d", len(after), before+5)
 	}
 }

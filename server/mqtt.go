@@ -182,6 +182,7 @@ type mqttConn struct {
 		closed   bool
 		subs     [2]*mqttSub            // the consumers of the qos0 and qos1 queues
 		keys     [2]map[string]struct{} // the binding keys of the qos0 and qos1 queues ('$' topics)
+		shared   map[string]*mqttSub    // shared subscriptions by their $share/... filter (mqtt_shared.go)
 		inflight map[uint16]mqttInflight
 		nextID   uint16
 		settle   []mqttSettle // entries delivered at QoS 0 from a QoS 1 queue, for the settler

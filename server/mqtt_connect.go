@@ -128,13 +128,13 @@ func (c *mqttConn) connect() bool {
 	return true
 }
 
-// connackProps are the MQTT 5 CONNACK properties: what this broker does not do, and the client
-// identifier it assigned.
+// connackProps are the MQTT 5 CONNACK properties: what this broker does and does not do, and the
+// client identifier it assigned.
 func (c *mqttConn) connackProps(cp *mqtt.Connect) *mqtt.Properties {
 	p := &mqtt.Properties{}
 	p.MaximumQoS = 1 // QoS 2 subscriptions are granted QoS 1; QoS 2 publishes are taken
 	p.Set(mqtt.PropMaximumQoS)
-	p.SharedSubAvailable = 0
+	p.SharedSubAvailable = 1
 	p.Set(mqtt.PropSharedSubAvailable)
 	p.SubscriptionIDAvailable = 0
 	p.Set(mqtt.PropSubscriptionIDAvailable)

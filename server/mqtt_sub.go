@@ -34,9 +34,10 @@ import (
 // mqttSub is one of a connection's two queue consumers.
 type mqttSub struct {
 	subscription
-	c   *mqttConn
-	q   *queue
-	qos byte
+	c      *mqttConn
+	q      *queue
+	qos    byte
+	shared string // a shared subscription's topic filter (mqtt_shared.go); "" for the session's queues
 }
 
 func mqttQueueName(clientID string, qos byte) string {
@@ -68,7 +69,7 @@ func (s *mqttSub) deliver(e *qentry, run *dispatchRun) bool {
 	if c.mu.closed || c.out.full.Load() {
 		return false
 	}
-	if k := e.msg.routingKey; len(k) > 0 && k[0] == '$' && !c.matchesDollarLocked(s.qos, k) {
+	if k := e.msg.routingKey; len(k) > 0 && k[0] == '$' && !c.matchesDollarLocked(s, k) {
 		// Routed by a filter starting with a wildcard, which must not match a topic starting
 		// with '$' (MQTT 5.0 section 4.7.2, 3.1.1 section 4.7.2): taken and dropped.
 		if !s.noAck {
@@ -98,9 +99,12 @@ func (s *mqttSub) deliver(e *qentry, run *dispatchRun) bool {
 
 // matchesDollarLocked reports whether a subscription of the queue for qos matches the topic of
 // routing key k (which starts with '$') by MQTT's rules. c.mu is held.
-func (c *mqttConn) matchesDollarLocked(qos byte, k string) bool {
+func (c *mqttConn) matchesDollarLocked(s *mqttSub, k string) bool {
 	topic := amqpToMQTT(k)
-	for key := range c.mu.keys[qos] {
+	if s.shared != "" {
+		return mqtt.Match(s.shared, topic)
+	}
+	for key := range c.mu.keys[s.qos] {
 		if mqtt.Match(mqttKeyToFilter(key), topic) {
 			return true
 		}
@@ -134,6 +138,11 @@ func (s *mqttSub) queueDeleted() bool {
 	c.mu.Lock()
 	if c.mu.subs[s.qos] == s {
 		c.mu.subs[s.qos] = nil
+	}
+	for f, x := range c.mu.shared {
+		if x == s {
+			delete(c.mu.shared, f)
+		}
 	}
 	c.mu.Unlock()
 	return false
@@ -213,13 +222,25 @@ func (c *mqttConn) handlePuback(id uint16) error {
 // drained).
 func (c *mqttConn) kickAll() {
 	c.mu.Lock()
-	subs := c.mu.subs
+	subs := c.subsLocked()
 	c.mu.Unlock()
 	for _, s := range subs {
+		s.q.kick([]*subscription{&s.subscription}, nil)
+	}
+}
+
+// subsLocked returns every consumer of the connection. c.mu is held.
+func (c *mqttConn) subsLocked() []*mqttSub {
+	out := make([]*mqttSub, 0, 2+len(c.mu.shared))
+	for _, s := range c.mu.subs {
 		if s != nil {
-			s.q.kick([]*subscription{&s.subscription}, nil)
+			out = append(out, s)
 		}
 	}
+	for _, s := range c.mu.shared {
+		out = append(out, s)
+	}
+	return out
 }
 
 // queueArgs returns the declaration of the session's queue for qos.
@@ -337,7 +358,7 @@ func (c *mqttConn) handleSubscribe(p *mqtt.Subscribe) error {
 	for i, sub := range p.Subscriptions {
 		code := c.subscribe(sub)
 		codes[i] = code
-		if code <= mqtt.GrantedQoS2 {
+		if code <= mqtt.GrantedQoS2 && !mqtt.IsShared(sub.Filter) {
 			gs := sub
 			gs.QoS = byte(code)
 			granted = append(granted, gs)
@@ -360,7 +381,7 @@ func (c *mqttConn) handleSubscribe(p *mqtt.Subscribe) error {
 // subscribe makes one subscription and returns its SUBACK code (the MQTT 5 one).
 func (c *mqttConn) subscribe(sub mqtt.Subscription) mqtt.ReasonCode {
 	if mqtt.IsShared(sub.Filter) {
-		return mqtt.SharedSubsNotSupported
+		return c.subscribeShared(sub)
 	}
 	if err := mqtt.ValidTopicFilter(sub.Filter); err != nil {
 		return mqtt.TopicFilterInvalid
@@ -431,6 +452,12 @@ func (c *mqttConn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
 		codes = make([]mqtt.ReasonCode, len(p.Filters))
 	}
 	for i, f := range p.Filters {
+		if mqtt.IsShared(f) {
+			if !c.unsubscribeShared(f) && codes != nil {
+				codes[i] = mqtt.NoSubscriptionExisted
+			}
+			continue
+		}
 		key := mqttFilterToKey(f)
 		had0 := c.unbindFrom(0, key)
 		had1 := c.unbindFrom(1, key)
@@ -452,15 +479,13 @@ func (c *mqttConn) teardown() {
 		return
 	}
 	c.mu.closed = true
-	subs := c.mu.subs
-	c.mu.subs = [2]*mqttSub{}
+	subs := c.subsLocked()
+	c.mu.subs, c.mu.shared = [2]*mqttSub{}, nil
 	inflight := c.mu.inflight
 	c.mu.inflight = map[uint16]mqttInflight{}
 	c.mu.Unlock()
 	for _, s := range subs {
-		if s != nil && s.q.removeConsumer(&s.subscription) {
-			c.vhost.deleteQueue(s.q, false, false)
-		}
+		c.detach(s)
 	}
 	requeueInflight(inflight)
 	c.endSession()
