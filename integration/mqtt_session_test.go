@@ -520,3 +520,23 @@ func TestMQTTSharedSubscriptions(t *testing.T) {
 		t.Fatalf("remaining member got %d, want %d", len(after), before+5)
 	}
 }
+
+// An MQTT 5 client's maximum packet size: a larger message is not sent to it (and does not block
+// the ones after it).
+func TestMQTT5MaximumPacketSize(t *testing.T) {
+	mqttSkipExternal(t, "RabbitMQ 3.10 has no MQTT 5")
+	b := startMQTTBroker(t)
+	r := dialRaw(t, b.MQTT)
+	var props mqtt.Properties
+	props.MaximumPacketSize = 100
+	props.Set(mqtt.PropMaximumPacketSize)
+	r.connect(&mqtt.Connect{Version: mqtt.V5, ClientID: "maxpkt", CleanStart: true, KeepAlive: 60, Properties: props})
+	r.subscribe(1, "maxpkt/#", 1)
+	pub := pahoConnect(t, pahoOptions(b.MQTT, "maxpkt-pub", true))
+	pahoWait(t, "publish", pub.Publish("maxpkt/big", 1, false, strings.Repeat("x", 200)))
+	pahoWait(t, "publish", pub.Publish("maxpkt/small", 1, false, "small"))
+	got := r.readPublishes(1)[0]
+	if string(got.Payload) != "small" {
+		t.Fatalf("got %s %d bytes, want only the small message", got.Topic, len(got.Payload))
+	}
+}

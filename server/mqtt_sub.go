@@ -78,6 +78,15 @@ func (s *mqttSub) deliver(e *qentry, run *dispatchRun) bool {
 		}
 		return true
 	}
+	if c.maxOut > 0 && 9+len(e.msg.routingKey)+len(e.msg.body) > int(c.maxOut) {
+		// Larger than the client's maximum packet size: discarded, as MQTT 5 says (taken and
+		// settled, so that it does not block the queue).
+		if !s.noAck {
+			c.mu.settle = append(c.mu.settle, mqttSettle{q: s.q, e: e})
+			c.ringSettler()
+		}
+		return true
+	}
 	qos := s.qos
 	if qos > 0 {
 		qos = min(qos, messageQoS(e.msg))
