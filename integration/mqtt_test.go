@@ -32,7 +32,7 @@ type mqttBroker struct {
 	MQTT string // host:port of the MQTT listener
 }
 
-func startMQTTBroker(t *testing.T, opts ...func(*server.Options)) mqttBroker {
+func startMQTTBroker(t testing.TB, opts ...func(*server.Options)) mqttBroker {
 	t.Helper()
 	if externalURL != "" {
 		if len(opts) > 0 {
@@ -46,7 +46,7 @@ func startMQTTBroker(t *testing.T, opts ...func(*server.Options)) mqttBroker {
 	return mqttBroker{broker: broker{URL: "amqp://guest:guest@" + tb.Addr + "/", Addr: tb.Addr, Srv: tb.Srv}, MQTT: tb.StartMQTT(t)}
 }
 
-func mqttSkipExternal(t *testing.T, why string) {
+func mqttSkipExternal(t testing.TB, why string) {
 	t.Helper()
 	if externalURL != "" {
 		t.Skip(why)
@@ -359,13 +359,13 @@ func TestMQTTBadLogin(t *testing.T) {
 // rawMQTT is a connection speaking raw packets (the mqtt codec) for what a client library will not
 // do: wills without DISCONNECT, silence past the keepalive, malformed packets.
 type rawMQTT struct {
-	t   *testing.T
+	t   testing.TB
 	nc  net.Conn
 	buf []byte
 	v   mqtt.Version
 }
 
-func dialRaw(t *testing.T, addr string) *rawMQTT {
+func dialRaw(t testing.TB, addr string) *rawMQTT {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
