@@ -540,3 +540,27 @@ func TestMQTT5MaximumPacketSize(t *testing.T) {
 		t.Fatalf("got %s %d bytes, want only the small message", got.Topic, len(got.Payload))
 	}
 }
+
+// A vhost's max-connections counts MQTT connections with AMQP ones; past it CONNACK refuses (3,
+// server unavailable, in 3.1.1).
+func TestMQTTConnectionLimit(t *testing.T) {
+	mqttSkipExternal(t, "sets a vhost limit")
+	b := startMQTTBroker(t)
+	if err := b.Srv.PutVhostLimit("/", server.LimitMaxConnections, 2); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r1 := dialRaw(t, b.MQTT)
+	if ack := r1.connect(&mqtt.Connect{ClientID: "limit-1", CleanStart: true, KeepAlive: 60}); ack.ReasonCode != 0 {
+		t.Fatalf("first MQTT connection: %v", ack.ReasonCode)
+	}
+	r2 := dialRaw(t, b.MQTT)
+	if ack := r2.connect(&mqtt.Connect{ClientID: "limit-2", CleanStart: true, KeepAlive: 60}); ack.ReasonCode != 3 {
+		t.Fatalf("third connection: CONNACK %v, want 3", ack.ReasonCode)
+	}
+	r2.expectClosed(10 * time.Second)
+}

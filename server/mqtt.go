@@ -173,7 +173,6 @@ type mqttConn struct {
 	stopOnce sync.Once
 	torn     chan struct{} // closed once teardown is done (a takeover waits for it)
 	open     atomic.Bool   // past CONNECT: listed, and closed through out
-	reason   atomic.Uint32 // the MQTT 5 DISCONNECT reason closeFromOutside sends
 
 	settleBell chan struct{} // 1-buffered: mu.settle is not empty, or the connection ends
 
@@ -283,7 +282,6 @@ func (c *mqttConn) isStopped() bool {
 // the connection down.
 func (c *mqttConn) closeFromOutside(reason mqtt.ReasonCode) {
 	c.stopOnce.Do(func() {
-		c.reason.Store(uint32(reason))
 		close(c.stopped)
 		if c.open.Load() {
 			c.sendDisconnect(reason)

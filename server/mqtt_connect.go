@@ -103,6 +103,7 @@ func (c *mqttConn) connect() bool {
 	if err != nil {
 		c.log.Warn("MQTT session could not start", "client_id", c.clientID, "err", err)
 		c.connack(false, mqtt.ServerUnavailable, nil)
+		c.will = nil // refused: the will was never in force
 		c.teardown()
 		return false
 	}
@@ -251,6 +252,15 @@ func (c *mqttConn) login(cp *mqtt.Connect) mqtt.ReasonCode {
 	if !c.srv.hasVhostAccess(u.name, v.name) {
 		c.log.Warn("MQTT login refused: no access to the vhost", "user", u.name, "vhost", v.name)
 		return mqtt.NotAuthorized
+	}
+	// The vhost's and the user's max-connections count MQTT connections too, as RabbitMQ's.
+	if err := c.srv.checkConnectionLimit(v, u.name); err != nil {
+		c.log.Warn("MQTT login refused", "err", err)
+		return mqtt.QuotaExceeded
+	}
+	if err := c.srv.checkUserConnectionLimit(u.name); err != nil {
+		c.log.Warn("MQTT login refused", "err", err)
+		return mqtt.QuotaExceeded
 	}
 	c.user, c.vhost = u, v
 	return mqtt.Success
