@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"crypto/tls"
 	"fmt"
 	"regexp"
 	"strings"
@@ -563,4 +564,37 @@ func TestMQTTConnectionLimit(t *testing.T) {
 		t.Fatalf("third connection: CONNACK %v, want 3", ack.ReasonCode)
 	}
 	r2.expectClosed(10 * time.Second)
+}
+
+// MQTT over TLS (ServeMQTTTLS): listed as "mqtt/ssl", a paho client on ssl:// publishes and
+// subscribes, the connection is listed with its TLS session.
+func TestMQTTOverTLS(t *testing.T) {
+	mqttSkipExternal(t, "needs an in-process broker with TLS")
+	pki := newTestPKI(t)
+	cfg, err := server.LoadTLS(pki.serverFiles(t, 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := testbroker.Start(t)
+	addr := tb.StartMQTTTLS(t, cfg.Config())
+	o := pahoOptions(addr, "tls-client", true)
+	o.Servers = nil
+	o.AddBroker("ssl://" + addr).SetTLSConfig(&tls.Config{RootCAs: pki.pool})
+	c := pahoConnect(t, o)
+	var rec received
+	pahoWait(t, "subscribe", c.Subscribe("tls/#", 1, rec.handler))
+	pahoWait(t, "publish", c.Publish("tls/x", 1, false, "secret"))
+	if got := rec.wait(t, 1); string(got[0].Payload()) != "secret" {
+		t.Fatalf("got %v", describe(got))
+	}
+	var listed, tlsConn bool
+	for _, l := range tb.Srv.AllListeners() {
+		listed = listed || l.Protocol == server.ProtocolMQTTS && l.Addr.String() == addr
+	}
+	for _, ci := range tb.Srv.Connections() {
+		tlsConn = tlsConn || ci.Protocol == "MQTT 3.1.1" && ci.TLS != nil && ci.TLS.Protocol != ""
+	}
+	if !listed || !tlsConn {
+		t.Fatalf("listed as mqtt/ssl %v, connection with TLS %v", listed, tlsConn)
+	}
 }

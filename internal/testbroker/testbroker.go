@@ -156,6 +156,17 @@ func (w tWriter) Write(p []byte) (int, error) {
 // (127.0.0.1:PORT). It ends with the broker (Stop).
 func (b *Broker) StartMQTT(t testing.TB) string {
 	t.Helper()
+	return b.startMQTT(t, nil)
+}
+
+// StartMQTTTLS is StartMQTT over TLS with cfg (ServeMQTTTLS).
+func (b *Broker) StartMQTTTLS(t testing.TB, cfg *tls.Config) string {
+	t.Helper()
+	return b.startMQTT(t, cfg)
+}
+
+func (b *Broker) startMQTT(t testing.TB, cfg *tls.Config) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("testbroker: MQTT listener: %v", err)
@@ -164,6 +175,10 @@ func (b *Broker) StartMQTT(t testing.TB) string {
 	b.mu.Lock()
 	b.extra = append(b.extra, ch)
 	b.mu.Unlock()
-	go func() { ch <- b.Srv.ServeMQTT(ln) }()
+	if cfg != nil {
+		go func() { ch <- b.Srv.ServeMQTTTLS(ln, cfg, server.TLSFiles{}) }()
+	} else {
+		go func() { ch <- b.Srv.ServeMQTT(ln) }()
+	}
 	return ln.Addr().String()
 }
