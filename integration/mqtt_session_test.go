@@ -598,3 +598,38 @@ func TestMQTTOverTLS(t *testing.T) {
 		t.Fatalf("listed as mqtt/ssl %v, connection with TLS %v", listed, tlsConn)
 	}
 }
+
+// MQTT 5 will delay: the will of a persistent session comes after the delay, and not at all if
+// the client reconnects within it.
+func TestMQTT5WillDelay(t *testing.T) {
+	mqttSkipExternal(t, "RabbitMQ 3.10 has no MQTT 5")
+	b := startMQTTBroker(t)
+	sub := dialRaw(t, b.MQTT)
+	sub.connect(&mqtt.Connect{ClientID: "willdelay-sub", CleanStart: true, KeepAlive: 60})
+	sub.subscribe(1, "willdelay/#", 0)
+	connect := func(id string) *rawMQTT {
+		var cp, wp mqtt.Properties
+		cp.SessionExpiry = 60
+		cp.Set(mqtt.PropSessionExpiry)
+		wp.WillDelay = 1
+		wp.Set(mqtt.PropWillDelay)
+		r := dialRaw(t, b.MQTT)
+		r.connect(&mqtt.Connect{Version: mqtt.V5, ClientID: id, CleanStart: true, KeepAlive: 60, Properties: cp,
+			Will: &mqtt.Will{Topic: "willdelay/" + id, Payload: []byte(id), Properties: wp}})
+		return r
+	}
+	back := connect("back")
+	back.nc.Close()
+	connect("back") // within the delay: no will
+	gone := connect("gone")
+	start := time.Now()
+	gone.nc.Close()
+	got := sub.readPublishes(1)[0]
+	if got.Topic != "willdelay/gone" {
+		t.Fatalf("will %s, want willdelay/gone only", got.Topic)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Fatalf("will after %v, before its delay", d)
+	}
+	sub.expectNothing(1500 * time.Millisecond) // the reconnected client's will never comes
+}

@@ -29,6 +29,7 @@
 // under a queue's lock at QoS 0 from a QoS 1 queue), all counted in Server.wg; the read loop waits for
 // the other two before it returns. Its PUBACKs wait for commit groups in a callback on the committer
 // goroutine (mqttAckLedger). A connection taking a client id over waits for the old one's teardown.
+// An MQTT 5 will with a delay is a time.AfterFunc that runs only while Server.timers is open.
 // The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown, also
 // counted in Server.wg. The federation manager (federation.go; the federation package) is started
 // by New and owns its goroutine and one goroutine per link, which Manager.Close waits for; Shutdown

@@ -124,6 +124,7 @@ type mqttState struct {
 	mu struct {
 		sync.Mutex
 		clients map[mqttClientKey]*mqttConn
+		wills   map[mqttClientKey]*time.Timer // MQTT 5 wills waiting for their delay (mqtt_retain.go)
 	}
 	retained retainedStore
 }

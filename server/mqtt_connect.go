@@ -292,6 +292,11 @@ func (c *mqttConn) takeOver() {
 	}
 	old := st.mu.clients[key]
 	st.mu.clients[key] = c
+	if t := st.mu.wills[key]; t != nil {
+		// The client is back within its will delay: the will is not published.
+		t.Stop()
+		delete(st.mu.wills, key)
+	}
 	st.mu.Unlock()
 	if old == nil {
 		return

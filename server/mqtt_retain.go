@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/warrenmq/warren/mqtt"
 	"github.com/warrenmq/warren/storage"
@@ -150,6 +151,46 @@ func (c *mqttConn) checkWill(w *mqtt.Will) mqtt.ReasonCode {
 		return mqtt.TopicNameInvalid
 	}
 	return mqtt.Success
+}
+
+// willDue publishes the will of a connection that ended without DISCONNECT: at once, or for an
+// MQTT 5 will delay interval on a session that outlives the connection, after the delay (or the
+// session expiry, if sooner) unless a connection with the client id comes first (takeOver). A
+// delayed will runs while the server's timer set is open; Shutdown drops the ones still waiting.
+func (c *mqttConn) willDue() {
+	d := time.Duration(c.will.Properties.WillDelay) * time.Second
+	if c.version != mqtt.V5 || d == 0 || !c.persistent {
+		c.publishWill()
+		return
+	}
+	if c.expiry != 0xFFFFFFFF {
+		d = min(d, time.Duration(c.expiry)*time.Second)
+	}
+	st := &c.srv.mqtt
+	key := mqttClientKey{c.vhost.name, c.clientID}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.mu.clients[key] != c && st.mu.clients[key] != nil {
+		return // taken over: the session goes on, the will is not due
+	}
+	if st.mu.wills == nil {
+		st.mu.wills = map[mqttClientKey]*time.Timer{}
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		st.mu.Lock()
+		mine := st.mu.wills[key] == t
+		if mine {
+			delete(st.mu.wills, key)
+		}
+		st.mu.Unlock()
+		if !mine || !c.srv.timers.enter() {
+			return
+		}
+		defer c.srv.timers.wg.Done()
+		c.publishWill()
+	})
+	st.mu.wills[key] = t
 }
 
 // publishWill publishes the will of a connection that ended without DISCONNECT (or with MQTT 5's

@@ -499,7 +499,7 @@ func (c *mqttConn) teardown() {
 	requeueInflight(inflight)
 	c.endSession()
 	if !c.normalExit && c.will != nil {
-		c.publishWill()
+		c.willDue()
 	}
 	c.releaseClientID()
 }
