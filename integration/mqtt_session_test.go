@@ -234,6 +234,29 @@ func TestMQTTRetained(t *testing.T) {
 	}
 	check(addr, "ret/#", "ret/a=a", "ret/b/c=bc")
 	check(addr, "ret/+", "ret/a=a")
+	// MQTT 5 retain handling: 2 sends none; 1 sends them only for a new subscription.
+	r5 := dialRaw(t, addr)
+	r5.connect(&mqtt.Connect{Version: mqtt.V5, ClientID: "ret-v5", CleanStart: true, KeepAlive: 60})
+	r5.send(&mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "ret/a", QoS: 0, RetainHandling: 2}}})
+	r5.send(&mqtt.Subscribe{PacketID: 2, Subscriptions: []mqtt.Subscription{{Filter: "ret/b/c", QoS: 0, RetainHandling: 1}}})
+	r5.send(&mqtt.Subscribe{PacketID: 3, Subscriptions: []mqtt.Subscription{{Filter: "ret/b/c", QoS: 0, RetainHandling: 1}}})
+	var pubs []string
+	for done := false; !done; {
+		p, err := r5.read(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch p := p.(type) {
+		case *mqtt.Publish:
+			pubs = append(pubs, p.Topic)
+		case *mqtt.Suback:
+			done = p.PacketID == 3 // retained messages follow their SUBACK
+		}
+	}
+	if len(pubs) != 1 || pubs[0] != "ret/b/c" {
+		t.Fatalf("retain handling: got %v, want ret/b/c once", pubs)
+	}
+	r5.expectNothing(200 * time.Millisecond) // nor after the third SUBACK
 	check(addr, "#", "ret/a=a", "ret/b/c=bc")
 	check(addr, "$ret/#", "$ret/d=dollar")
 	check(addr, "+/d")

@@ -19,8 +19,8 @@ import (
 // for, and read back when a vhost's retained messages are first needed after a start. A new
 // subscription gets the retained messages its filter matches (mqtt.Match: wildcards included, and
 // no '$' topic for a filter starting with a wildcard), with the retain flag set, at the lower of
-// the subscription's QoS and the message's; MQTT 5's retain handling 2 sends none. Retained
-// messages keep topic, payload and QoS (not MQTT 5 properties).
+// the subscription's QoS and the message's; MQTT 5's retain handling 2 sends none, 1 only to a new
+// subscription. Retained messages keep topic, payload and QoS (not MQTT 5 properties).
 //
 // Lock: retainedStore.mu is a leaf but for committer.mu, taken under it so that the store's writes
 // for one topic are in the order of the map's changes.

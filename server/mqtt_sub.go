@@ -126,6 +126,18 @@ func mqttKeyToFilter(key string) string {
 	return strings.NewReplacer(".", "/", "*", "+").Replace(key)
 }
 
+// hasKey reports whether the session has a subscription with binding key key.
+func (c *mqttConn) hasKey(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ks := range c.mu.keys {
+		if _, ok := ks[key]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // setKey records (add) or forgets binding key of the queue for qos.
 func (c *mqttConn) setKey(qos byte, key string, add bool) {
 	c.mu.Lock()
@@ -365,9 +377,11 @@ func (c *mqttConn) handleSubscribe(p *mqtt.Subscribe) error {
 	codes := make([]mqtt.ReasonCode, len(p.Subscriptions))
 	granted := make([]mqtt.Subscription, 0, len(p.Subscriptions))
 	for i, sub := range p.Subscriptions {
+		existed := c.hasKey(mqttFilterToKey(sub.Filter))
 		code := c.subscribe(sub)
 		codes[i] = code
-		if code <= mqtt.GrantedQoS2 && !mqtt.IsShared(sub.Filter) {
+		// Retain handling 1: retained messages only for a subscription that did not exist.
+		if code <= mqtt.GrantedQoS2 && !mqtt.IsShared(sub.Filter) && !(sub.RetainHandling == 1 && existed) {
 			gs := sub
 			gs.QoS = byte(code)
 			granted = append(granted, gs)
