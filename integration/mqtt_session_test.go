@@ -337,8 +337,8 @@ func TestMQTT5(t *testing.T) {
 	}
 	r := dialRaw(t, b.MQTT)
 	ack := r.connect(&mqtt.Connect{Version: mqtt.V5, CleanStart: true, KeepAlive: 60})
-	if ack.ReasonCode != mqtt.Success || ack.Properties.AssignedClientID == "" || !ack.Properties.Has(mqtt.PropMaximumQoS) ||
-		ack.Properties.MaximumQoS != 1 || ack.Properties.TopicAliasMaximum == 0 {
+	if ack.ReasonCode != mqtt.Success || ack.Properties.AssignedClientID == "" || ack.Properties.Has(mqtt.PropMaximumQoS) ||
+		ack.Properties.TopicAliasMaximum == 0 || ack.Properties.SharedSubAvailable != 1 {
 		t.Fatalf("CONNACK %+v", ack)
 	}
 	conn, err := amqp.Dial(b.URL)
@@ -655,4 +655,81 @@ func TestMQTT5WillDelay(t *testing.T) {
 		t.Fatalf("will after %v, before its delay", d)
 	}
 	sub.expectNothing(1500 * time.Millisecond) // the reconnected client's will never comes
+}
+
+// QoS 2 deliveries: a QoS 2 subscription gets QoS 2 messages at QoS 2 (PUBREC settles the message,
+// PUBREL, PUBCOMP frees the identifier); a persistent session gets an unreceived one again with DUP,
+// and a PUBREL it still owes after reconnecting.
+func TestMQTTQoS2Delivery(t *testing.T) {
+	mqttSkipExternal(t, "RabbitMQ 3.10 grants QoS 2 as 1")
+	b := startMQTTBroker(t)
+	r := dialRaw(t, b.MQTT)
+	r.connect(&mqtt.Connect{ClientID: "qos2-deliv", KeepAlive: 60}) // persistent
+	if sa := r.subscribe(1, "q2d/#", 2); sa.ReasonCodes[0] != mqtt.GrantedQoS2 {
+		t.Fatalf("granted %v", sa.ReasonCodes)
+	}
+	pub := dialRaw(t, b.MQTT)
+	pub.connect(&mqtt.Connect{ClientID: "qos2-deliv-pub", CleanStart: true, KeepAlive: 60})
+	publish2 := func(id uint16, body string) {
+		t.Helper()
+		pub.send(&mqtt.Publish{QoS: 2, PacketID: id, Topic: "q2d/x", Payload: []byte(body)})
+		for _, want := range []mqtt.PacketType{mqtt.PUBREC, mqtt.PUBCOMP} {
+			if want == mqtt.PUBCOMP {
+				pub.send(&mqtt.PubRel{PacketID: id})
+			}
+			if p, err := pub.read(10 * time.Second); err != nil || p.Type() != want {
+				t.Fatalf("publisher got %v %v, want %v", p, err, want)
+			}
+		}
+	}
+	publish2(1, "a")
+	p := r.readPublishes(1)[0]
+	if p.QoS != 2 || string(p.Payload) != "a" || p.Dup {
+		t.Fatalf("delivery %+v", p)
+	}
+	r.send(&mqtt.PubRec{PacketID: p.PacketID})
+	if rel, err := r.read(10 * time.Second); err != nil || rel.Type() != mqtt.PUBREL || rel.(*mqtt.PubRel).PacketID != p.PacketID {
+		t.Fatalf("got %v %v, want PUBREL %d", rel, err, p.PacketID)
+	}
+	// Gone before PUBCOMP, and with a second message unreceived.
+	publish2(2, "b")
+	pb := r.readPublishes(1)[0]
+	r.nc.Close()
+
+	r2 := dialRaw(t, b.MQTT)
+	if ack := r2.connect(&mqtt.Connect{ClientID: "qos2-deliv", KeepAlive: 60}); !ack.SessionPresent {
+		t.Fatal("session not present")
+	}
+	var rels []uint16
+	var again *mqtt.Publish
+	for again == nil || len(rels) == 0 {
+		x, err := r2.read(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch x := x.(type) {
+		case *mqtt.PubRel:
+			rels = append(rels, x.PacketID)
+		case *mqtt.Publish:
+			again = x
+		}
+	}
+	if len(rels) != 1 || rels[0] != p.PacketID {
+		t.Fatalf("PUBRELs again %v, want [%d]", rels, p.PacketID)
+	}
+	if string(again.Payload) != "b" || !again.Dup || again.QoS != 2 || again.PacketID == p.PacketID {
+		t.Fatalf("redelivery %+v (first id %d, second %d)", again, p.PacketID, pb.PacketID)
+	}
+	r2.send(&mqtt.PubComp{PacketID: p.PacketID})
+	r2.send(&mqtt.PubRec{PacketID: again.PacketID})
+	if rel, err := r2.read(10 * time.Second); err != nil || rel.Type() != mqtt.PUBREL {
+		t.Fatalf("got %v %v, want PUBREL", rel, err)
+	}
+	r2.send(&mqtt.PubComp{PacketID: again.PacketID})
+	// Settled: a clean reconnect to the session finds nothing more.
+	r2.send(&mqtt.Disconnect{})
+	r2.expectClosed(10 * time.Second)
+	r3 := dialRaw(t, b.MQTT)
+	r3.connect(&mqtt.Connect{ClientID: "qos2-deliv", KeepAlive: 60})
+	r3.expectNothing(200 * time.Millisecond)
 }

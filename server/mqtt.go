@@ -125,6 +125,7 @@ type mqttState struct {
 		sync.Mutex
 		clients map[mqttClientKey]*mqttConn
 		wills   map[mqttClientKey]*time.Timer // MQTT 5 wills waiting for their delay (mqtt_retain.go)
+		pubrels map[mqttClientKey][]uint16    // QoS 2 deliveries of persistent sessions awaiting PUBCOMP
 	}
 	retained retainedStore
 }
@@ -180,8 +181,8 @@ type mqttConn struct {
 	mu struct {
 		sync.Mutex
 		closed   bool
-		subs     [2]*mqttSub            // the consumers of the qos0 and qos1 queues
-		keys     [2]map[string]struct{} // the binding keys of the qos0 and qos1 queues ('$' topics)
+		subs     [3]*mqttSub            // the consumers of the qos0, qos1 and qos2 queues
+		keys     [3]map[string]struct{} // the binding keys of those queues ('$' topics)
 		shared   map[string]*mqttSub    // shared subscriptions by their $share/... filter (mqtt_shared.go)
 		inflight map[uint16]mqttInflight
 		nextID   uint16
@@ -189,11 +190,14 @@ type mqttConn struct {
 	}
 }
 
-// mqttInflight is a QoS 1 PUBLISH sent and not yet acknowledged: the entry to settle on PUBACK
-// (nil for a retained message, which no queue holds).
+// mqttInflight is a QoS 1 or 2 PUBLISH sent and not yet acknowledged: the entry to settle on PUBACK
+// or PUBREC (nil for a retained message, which no queue holds). A QoS 2 one stays after PUBREC,
+// released, until PUBCOMP.
 type mqttInflight struct {
-	sub *mqttSub
-	e   *qentry
+	sub      *mqttSub
+	e        *qentry
+	qos2     bool // sent at QoS 2: PUBREC settles it
+	released bool // PUBREC came, PUBREL sent: awaiting PUBCOMP
 }
 
 type mqttSettle struct {
@@ -449,9 +453,10 @@ func (c *mqttConn) handle(p mqtt.Packet) error {
 		return c.protocolError(mqtt.ProtocolError, "second CONNECT")
 	case *mqtt.PubRel:
 		return c.handlePubrel(p.PacketID)
-	case *mqtt.PubRec, *mqtt.PubComp:
-		// QoS 2 is not granted (SUBACK and CONNACK say so): a client has no reason to send these.
-		return c.protocolError(mqtt.ProtocolError, "QoS 2 flow packet", "type", p.Type())
+	case *mqtt.PubRec:
+		return c.handlePubrec(p.PacketID, p.ReasonCode)
+	case *mqtt.PubComp:
+		return c.handlePubcomp(p.PacketID)
 	default:
 		return c.protocolError(mqtt.ProtocolError, "unexpected packet", "type", p.Type())
 	}

@@ -113,8 +113,9 @@ func (c *mqttConn) connect() bool {
 	if c.version == mqtt.V5 {
 		props = c.connackProps(cp)
 	}
-	c.connack(resume[0] != nil || resume[1] != nil, mqtt.Success, props)
+	c.connack(resume != [3]*queue{}, mqtt.Success, props)
 	c.nc.SetDeadline(time.Time{})
+	c.resendPubrels()
 	for qos, q := range resume {
 		if q != nil {
 			if err := c.consume(q, byte(qos)); err != nil {
@@ -132,9 +133,7 @@ func (c *mqttConn) connect() bool {
 // connackProps are the MQTT 5 CONNACK properties: what this broker does and does not do, and the
 // client identifier it assigned.
 func (c *mqttConn) connackProps(cp *mqtt.Connect) *mqtt.Properties {
-	p := &mqtt.Properties{}
-	p.MaximumQoS = 1 // QoS 2 subscriptions are granted QoS 1; QoS 2 publishes are taken
-	p.Set(mqtt.PropMaximumQoS)
+	p := &mqtt.Properties{} // maximum QoS absent: 2
 	p.SharedSubAvailable = 1
 	p.Set(mqtt.PropSharedSubAvailable)
 	p.SubscriptionIDAvailable = 0

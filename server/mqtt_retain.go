@@ -137,7 +137,7 @@ func (c *mqttConn) sendRetained(sub mqtt.Subscription) {
 		}
 		if qos > 0 {
 			id = c.nextIDLocked()
-			c.mu.inflight[id] = mqttInflight{}
+			c.mu.inflight[id] = mqttInflight{qos2: qos == 2}
 		}
 		c.mu.Unlock()
 		m := &message{routingKey: mqttToAMQP(r.topic), body: r.payload}

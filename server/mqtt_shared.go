@@ -36,7 +36,7 @@ func (c *mqttConn) subscribeShared(sub mqtt.Subscription) mqtt.ReasonCode {
 	if err != nil {
 		return mqtt.TopicFilterInvalid
 	}
-	qos := min(sub.QoS, 1)
+	qos := sub.QoS
 	v, exName, key := c.vhost, c.srv.opts.MQTT.Exchange, mqttFilterToKey(filter)
 	name := mqttSharedQueueName(group, key)
 	c.mu.Lock()

@@ -10,9 +10,10 @@ import (
 )
 
 // MQTT sessions and subscriptions, as RabbitMQ 3.10's plugin keeps them: a client's subscriptions
-// are bindings from MQTTOptions.Exchange to two queues, mqtt-subscription-<clientid>qos0 and
-// ...qos1, with the filter mapped to a binding key ('/' -> '.', '+' -> '*', '#' stays). A granted
-// QoS 0 subscription binds to the qos0 queue, QoS 1 (and 2, granted as 1) to the qos1 queue.
+// are bindings from MQTTOptions.Exchange to the queues mqtt-subscription-<clientid>qos0 and ...qos1
+// (and ...qos2, which RabbitMQ, granting QoS 2 as 1, does not have), with the filter mapped to a
+// binding key ('/' -> '.', '+' -> '*', '#' stays). A subscription binds to the queue of its granted
+// QoS, and only to it.
 //
 // A persistent session (3.1.1 clean session 0; MQTT 5 session expiry above 0) has durable queues
 // that outlive the connection, with x-expires the session expiry (3.1.1: MQTTOptions.SubscriptionTTL,
@@ -23,15 +24,16 @@ import (
 // with the connection.
 //
 // The connection consumes each queue through an mqttSub, its deliveryTarget: the qos0 queue without
-// acknowledgements, the qos1 queue with them. A message goes out at the lower of the subscription's
+// acknowledgements, the others with them. A message goes out at the lower of the subscription's
 // QoS and the message's own (x-mqtt-publish-qos; 1 for a message from AMQP, as RabbitMQ). A QoS 1
 // PUBLISH stays in flight, its entry unsettled, until PUBACK; the in-flight window (the client's
 // receive maximum in MQTT 5, MQTTOptions.Prefetch before) is the credit. A message delivered at QoS
-// 0 from the qos1 queue is settled at once (by the settler: deliver runs under the queue's lock).
-// When the connection ends, what is in flight is requeued: a persistent session gets it again on
-// its next connection with DUP set.
+// 0 from another queue is settled at once (by the settler: deliver runs under the queue's lock). A
+// QoS 2 PUBLISH is settled on PUBREC; its packet identifier stays in flight until PUBCOMP. When the
+// connection ends, what is in flight is requeued: a persistent session gets it again on its next
+// connection with DUP set, and the PUBRELs it was owed (kept in memory, not across a restart).
 
-// mqttSub is one of a connection's two queue consumers.
+// mqttSub is one of a connection's queue consumers.
 type mqttSub struct {
 	subscription
 	c      *mqttConn
@@ -97,7 +99,7 @@ func (s *mqttSub) deliver(e *qentry, run *dispatchRun) bool {
 			return false
 		}
 		id = c.nextIDLocked()
-		c.mu.inflight[id] = mqttInflight{sub: s, e: e}
+		c.mu.inflight[id] = mqttInflight{sub: s, e: e, qos2: qos == 2}
 	} else if !s.noAck {
 		c.mu.settle = append(c.mu.settle, mqttSettle{q: s.q, e: e})
 		c.ringSettler()
@@ -224,8 +226,11 @@ func (c *mqttConn) appendDelivery(b []byte, m *message, qos byte, id uint16, dup
 func (c *mqttConn) handlePuback(id uint16) error {
 	c.mu.Lock()
 	in, ok := c.mu.inflight[id]
+	ok = ok && !in.qos2 && !in.released // a QoS 2 delivery is not acknowledged with PUBACK
 	full := len(c.mu.inflight) >= c.recvMax
-	delete(c.mu.inflight, id)
+	if ok {
+		delete(c.mu.inflight, id)
+	}
 	c.mu.Unlock()
 	if !ok {
 		return nil // not in flight (already settled): ignored
@@ -237,6 +242,103 @@ func (c *mqttConn) handlePuback(id uint16) error {
 		c.kickAll()
 	}
 	return nil
+}
+
+// handlePubrec settles a QoS 2 delivery the client received and answers PUBREL; the packet
+// identifier stays in flight until PUBCOMP. An MQTT 5 PUBREC with a failure code ends the flow
+// there (the message is settled: the client refused it).
+func (c *mqttConn) handlePubrec(id uint16, code mqtt.ReasonCode) error {
+	c.mu.Lock()
+	in, ok := c.mu.inflight[id]
+	ok = ok && in.qos2
+	full := len(c.mu.inflight) >= c.recvMax
+	refused := c.version == mqtt.V5 && code >= 0x80
+	if ok {
+		if refused {
+			delete(c.mu.inflight, id)
+		} else {
+			c.mu.inflight[id] = mqttInflight{released: true}
+		}
+	}
+	c.mu.Unlock()
+	if ok && in.e != nil {
+		in.sub.q.settle([]*qentry{in.e})
+	}
+	if ok && refused {
+		if full {
+			c.kickAll()
+		}
+		return nil
+	}
+	rel := mqtt.PubRel{PacketID: id}
+	if !ok {
+		c.mu.Lock()
+		_, released := c.mu.inflight[id]
+		c.mu.Unlock()
+		if !released && c.version == mqtt.V5 {
+			rel.ReasonCode = mqtt.PacketIdentifierNotFound
+		}
+	}
+	c.writePacket(&c.wb, &rel)
+	return nil
+}
+
+// handlePubcomp ends a QoS 2 delivery: its packet identifier is free again.
+func (c *mqttConn) handlePubcomp(id uint16) error {
+	c.mu.Lock()
+	in, ok := c.mu.inflight[id]
+	ok = ok && in.released
+	full := len(c.mu.inflight) >= c.recvMax
+	if ok {
+		delete(c.mu.inflight, id)
+	}
+	c.mu.Unlock()
+	if ok && full {
+		c.kickAll()
+	}
+	return nil
+}
+
+// keepPubrels remembers, for a persistent session, the QoS 2 deliveries released and awaiting
+// PUBCOMP when the connection ended: the next connection sends their PUBREL again (in memory only:
+// a restart forgets them).
+func (c *mqttConn) keepPubrels(inflight map[uint16]mqttInflight) {
+	if !c.persistent || c.vhost == nil {
+		return
+	}
+	var ids []uint16
+	for id, in := range inflight {
+		if in.released {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	st := &c.srv.mqtt
+	st.mu.Lock()
+	if st.mu.pubrels == nil {
+		st.mu.pubrels = map[mqttClientKey][]uint16{}
+	}
+	st.mu.pubrels[mqttClientKey{c.vhost.name, c.clientID}] = ids
+	st.mu.Unlock()
+}
+
+// resendPubrels sends the PUBRELs a resumed session still owes (after CONNACK).
+func (c *mqttConn) resendPubrels() {
+	st := &c.srv.mqtt
+	key := mqttClientKey{c.vhost.name, c.clientID}
+	st.mu.Lock()
+	ids := st.mu.pubrels[key]
+	delete(st.mu.pubrels, key)
+	st.mu.Unlock()
+	for _, id := range ids {
+		c.mu.Lock()
+		c.mu.inflight[id] = mqttInflight{released: true}
+		c.mu.Unlock()
+		c.writePacket(nil, &mqtt.PubRel{PacketID: id})
+	}
 }
 
 // kickAll lets the connection's queues deliver again (credit was freed, or the write buffer
@@ -287,9 +389,14 @@ func (c *mqttConn) sessionQueue(qos byte) *amqp.QueueDeclare {
 
 // startSession discards the client's previous session (clean start) or finds it: it returns the
 // session's queues that exist, for the connection to consume once CONNACK is queued.
-func (c *mqttConn) startSession(cleanStart bool) (resume [2]*queue, err error) {
+func (c *mqttConn) startSession(cleanStart bool) (resume [3]*queue, err error) {
 	v := c.vhost
-	for qos := range byte(2) {
+	if cleanStart {
+		c.srv.mqtt.mu.Lock()
+		delete(c.srv.mqtt.mu.pubrels, mqttClientKey{v.name, c.clientID})
+		c.srv.mqtt.mu.Unlock()
+	}
+	for qos := range byte(3) {
 		name := mqttQueueName(c.clientID, qos)
 		v.mu.RLock()
 		q := v.mu.queues[name]
@@ -409,7 +516,7 @@ func (c *mqttConn) subscribe(sub mqtt.Subscription) mqtt.ReasonCode {
 	if err := mqtt.ValidTopicFilter(sub.Filter); err != nil {
 		return mqtt.TopicFilterInvalid
 	}
-	qos := min(sub.QoS, 1)
+	qos := sub.QoS
 	v, exName, key := c.vhost, c.srv.opts.MQTT.Exchange, mqttFilterToKey(sub.Filter)
 	q, err := c.ensureQueue(qos)
 	if err == nil {
@@ -427,7 +534,11 @@ func (c *mqttConn) subscribe(sub mqtt.Subscription) mqtt.ReasonCode {
 	}
 	c.setKey(qos, key, true)
 	// A filter lives in one queue: the one of its latest granted QoS.
-	c.unbindFrom(1-qos, key)
+	for other := range byte(3) {
+		if other != qos {
+			c.unbindFrom(other, key)
+		}
+	}
 	return mqtt.ReasonCode(qos)
 }
 
@@ -484,7 +595,8 @@ func (c *mqttConn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
 		key := mqttFilterToKey(f)
 		had0 := c.unbindFrom(0, key)
 		had1 := c.unbindFrom(1, key)
-		if codes != nil && !had0 && !had1 {
+		had2 := c.unbindFrom(2, key)
+		if codes != nil && !had0 && !had1 && !had2 {
 			codes[i] = mqtt.NoSubscriptionExisted
 		}
 	}
@@ -503,7 +615,7 @@ func (c *mqttConn) teardown() {
 	}
 	c.mu.closed = true
 	subs := c.subsLocked()
-	c.mu.subs, c.mu.shared = [2]*mqttSub{}, nil
+	c.mu.subs, c.mu.shared = [3]*mqttSub{}, nil
 	inflight := c.mu.inflight
 	c.mu.inflight = map[uint16]mqttInflight{}
 	c.mu.Unlock()
@@ -511,6 +623,7 @@ func (c *mqttConn) teardown() {
 		c.detach(s)
 	}
 	requeueInflight(inflight)
+	c.keepPubrels(inflight)
 	c.endSession()
 	if !c.normalExit && c.will != nil {
 		c.willDue()
@@ -540,7 +653,7 @@ func (c *mqttConn) endSession() {
 	// A connection that took the client id over waits for this teardown before it starts its
 	// session, so the queues of that name are still this session's.
 	v := c.vhost
-	for qos := range byte(2) {
+	for qos := range byte(3) {
 		v.mu.RLock()
 		q := v.mu.queues[mqttQueueName(c.clientID, qos)]
 		v.mu.RUnlock()
