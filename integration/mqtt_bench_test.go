@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -96,4 +97,32 @@ func countAcks(r *rawMQTT, n int, window chan struct{}) error {
 		}
 	}
 	return nil
+}
+
+// BenchmarkMQTTIdleConnections opens b.N MQTT connections (keepalive 60s, one subscription each)
+// to an in-process broker and reports the broker's heap per connection once they are idle (the
+// client sockets' memory is in the same process: it is counted too, so this is an upper bound).
+//
+//	go test -run '^$' -bench MQTTIdleConnections -benchtime 2000x ./integration
+func BenchmarkMQTTIdleConnections(b *testing.B) {
+	mqttSkipExternal(b, "measures the in-process broker's heap")
+	br := startMQTTBroker(b)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	conns := make([]*rawMQTT, 0, b.N)
+	for i := range b.N {
+		r := dialRaw(b, br.MQTT)
+		r.connect(&mqtt.Connect{ClientID: fmt.Sprintf("idle-%d", i), CleanStart: true, KeepAlive: 60})
+		r.subscribe(1, fmt.Sprintf("idle/%d", i), 1)
+		conns = append(conns, r)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(b.N), "heap-bytes/conn")
+	b.ReportMetric(float64(after.StackInuse-before.StackInuse)/float64(b.N), "stack-bytes/conn")
+	b.ReportMetric(float64(runtime.NumGoroutine())/float64(b.N), "goroutines/conn")
+	for _, r := range conns {
+		r.nc.Close()
+	}
 }
