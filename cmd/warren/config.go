@@ -119,6 +119,7 @@ func parseFraction(v string) (float64, error) {
 // management.ssl.certfile/keyfile/cacertfile into them (and refuses different ones).
 type TLSConfig struct {
 	AMQPSAddr        string // listeners.ssl.default (port or ip:port)
+	MQTTSAddr        string // mqtt.listeners.ssl.default (port or ip:port), with the same files
 	CACertFile       string // ssl_options.cacertfile
 	CertFile         string // ssl_options.certfile
 	KeyFile          string // ssl_options.keyfile
@@ -282,6 +283,9 @@ var settings = []setting{
 	{flag: "amqps-addr", env: "WARREN_AMQPS_ADDR", usage: "AMQPS (AMQP over TLS) listen address, `host:port` or a port, usually 5671 (listeners.ssl.default); empty: off",
 		set:  func(c *Config, v string) (err error) { c.TLS.AMQPSAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.TLS.AMQPSAddr }},
+	{flag: "mqtts-addr", env: "WARREN_MQTTS_ADDR", usage: "MQTT over TLS listen address, `host:port` or a port, usually 8883 (mqtt.listeners.ssl.default), with the AMQPS certificates; empty: off",
+		set:  func(c *Config, v string) (err error) { c.TLS.MQTTSAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.TLS.MQTTSAddr }},
 	{flag: "https-addr", env: "WARREN_HTTPS_ADDR", usage: "management HTTPS listen address, `host:port` or a port, with the AMQPS certificates (management.ssl.port); empty: off",
 		set:  func(c *Config, v string) (err error) { c.TLS.HTTPSAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.TLS.HTTPSAddr }},
@@ -383,6 +387,7 @@ var fileKeys = map[string]func(c *Config, v string) error{
 
 	// MQTT (mqtt.go in the server package).
 	"mqtt.listeners.tcp.default": byEnv("WARREN_MQTT_ADDR"),
+	"mqtt.listeners.ssl.default": byEnv("WARREN_MQTTS_ADDR"),
 	"mqtt.vhost":                 func(c *Config, v string) error { return nonEmpty(&c.MQTT.Vhost, v) },
 	"mqtt.default_user":          func(c *Config, v string) error { return nonEmpty(&c.MQTT.DefaultUser, v) },
 	"mqtt.default_pass":          func(c *Config, v string) error { c.MQTT.DefaultPass = v; return nil },
@@ -533,8 +538,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: management.ssl.%s differs from ssl_options.%s: Warren serves HTTPS with the same files as AMQPS", where, f.key, f.key)
 		}
 	}
-	if t.AMQPSAddr == "" && t.HTTPSAddr == "" && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
-		return fmt.Errorf("%s: certificate files given without --amqps-addr or --https-addr (listeners.ssl.default, management.ssl.port): they would do nothing", where)
+	if t.AMQPSAddr == "" && t.HTTPSAddr == "" && t.MQTTSAddr == "" && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
+		return fmt.Errorf("%s: certificate files given without --amqps-addr, --https-addr or --mqtts-addr (listeners.ssl.default, management.ssl.port, mqtt.listeners.ssl.default): they would do nothing", where)
+	}
+	if t.MQTTSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return fmt.Errorf("%s: mqtt.listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile", where)
 	}
 	if t.AMQPSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return fmt.Errorf("%s: listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile", where)

@@ -127,6 +127,7 @@ func TestConfigFileValues(t *testing.T) {
 	}{
 		{"listeners.tcp.default = 5672", func(c Config) bool { return c.AMQPAddr == ":5672" }},
 		{"mqtt.listeners.tcp.default = 1883", func(c Config) bool { return c.MQTTAddr == ":1883" }},
+		{"mqtt.listeners.ssl.default = 8883\nssl_options.certfile = /c\nssl_options.keyfile = /k", func(c Config) bool { return c.TLS.MQTTSAddr == ":8883" }},
 		{"mqtt.vhost = iot", func(c Config) bool { return c.MQTT.Vhost == "iot" && c.serverOptions().MQTT.Vhost == "iot" }},
 		{"mqtt.default_user = dev", func(c Config) bool { return c.MQTT.DefaultUser == "dev" }},
 		{"mqtt.default_pass = pw", func(c Config) bool { return c.MQTT.DefaultPass == "pw" }},
@@ -214,7 +215,8 @@ func TestConfigFileErrors(t *testing.T) {
 		{"ssl_options.fail_if_no_peer_cert = true\n", `needs ssl_options.verify = verify_peer`},
 		{"ssl_options.verify = verify_peer\n", `verify_peer needs ssl_options.cacertfile`},
 		{"ssl_options.certfile = a.pem\nmanagement.ssl.certfile = b.pem\n", `management.ssl.certfile differs from ssl_options.certfile`},
-		{"ssl_options.certfile = c.pem\nssl_options.keyfile = k.pem\n", `certificate files given without --amqps-addr or --https-addr`},
+		{"ssl_options.certfile = c.pem\nssl_options.keyfile = k.pem\n", `certificate files given without --amqps-addr, --https-addr or --mqtts-addr`},
+		{"mqtt.listeners.ssl.default = 8883\n", `mqtt.listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile`},
 		{"ssl_cert_login_from = email\n", `:1: ssl_cert_login_from: "email" is not one of distinguished_name, common_name`},
 	} {
 		path := writeFile(t, "bad.conf", tc.text)
@@ -288,7 +290,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_AMQPS_ADDR": "5671", "WARREN_HTTPS_ADDR": "127.0.0.1:15671", "WARREN_TLS_CERT": "/c.pem",
 		"WARREN_TLS_KEY": "/k.pem", "WARREN_TLS_CA": "/ca.pem", "WARREN_TLS_VERIFY_PEER": "true",
 		"WARREN_TLS_FAIL_IF_NO_PEER_CERT": "true", "WARREN_SSL_CERT_LOGIN_FROM": "common_name",
-		"WARREN_MQTT_ADDR": "1883",
+		"WARREN_MQTT_ADDR": "1883", "WARREN_MQTTS_ADDR": "127.0.0.1:8883",
 	}
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
@@ -297,7 +299,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		MemoryHighWatermark: MemoryWatermark{Absolute: 300 << 20}, MemoryMonitorInterval: 100 * time.Millisecond,
 		LogLevel: slog.LevelError, LogFormat: "json", LoadDefinitions: "/defs.json",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
-			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name"},
+			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", MQTTSAddr: "127.0.0.1:8883"},
 		MQTTAddr: ":1883"}
 	var kv, args []string
 	for _, s := range settings {

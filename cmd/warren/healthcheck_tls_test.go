@@ -142,22 +142,24 @@ func TestTLSListenersListed(t *testing.T) {
 	caFile, certFile, keyFile := writeTestPKI(t, dir)
 	srv := testbroker.Start(t).Srv
 	fail := make(chan error, 2)
-	tl, err := startTLS(TLSConfig{AMQPSAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, CACertFile: caFile},
+	tl, err := startTLS(TLSConfig{AMQPSAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", MQTTSAddr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, CACertFile: caFile},
 		slog.New(slog.DiscardHandler), srv, fail, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tl.close()
-	var amqps, https string
+	var amqps, https, mqtts string
 	for _, l := range srv.AllListeners() {
 		switch l.Protocol {
 		case server.ProtocolAMQPS:
 			amqps = l.Addr.String()
 		case server.ProtocolHTTPS:
 			https = l.Addr.String()
+		case server.ProtocolMQTTS:
+			mqtts = l.Addr.String()
 		}
 	}
-	if amqps == "" || https == "" {
+	if amqps == "" || https == "" || mqtts == "" {
 		t.Fatalf("listeners %v", srv.AllListeners())
 	}
 	client, err := healthClient(caFile)
@@ -181,7 +183,7 @@ func TestTLSListenersListed(t *testing.T) {
 		return string(b)
 	}
 	ov := get("/api/overview", 200)
-	for _, want := range []string{`"protocol":"amqp/ssl"`, `"protocol":"https"`, `"ssl":"true"`, `"certfile":"` + certFile + `"`} {
+	for _, want := range []string{`"protocol":"amqp/ssl"`, `"protocol":"https"`, `"protocol":"mqtt/ssl"`, `"ssl":"true"`, `"certfile":"` + certFile + `"`} {
 		if !strings.Contains(ov, want) {
 			t.Errorf("overview has no %s: %s", want, ov)
 		}
