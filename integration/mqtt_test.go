@@ -614,3 +614,34 @@ func TestMQTTListenerAndConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// MQTT 3.1 (MQIsdp) clients work too, and UNSUBSCRIBE ends a subscription: a publish after it is
+// not delivered, one to a filter still subscribed is.
+func TestMQTT31AndUnsubscribe(t *testing.T) {
+	b := startMQTTBroker(t)
+	base := uniqueTopic(t)
+	var rec received
+	c := pahoConnect(t, pahoOptions(b.MQTT, "v31-"+strings.ReplaceAll(base, "/", "-")[:10], true).SetProtocolVersion(3))
+	pahoWait(t, "subscribe", c.Subscribe(base+"/a", 1, rec.handler))
+	pahoWait(t, "subscribe", c.Subscribe(base+"/b", 1, rec.handler))
+	pahoWait(t, "publish", c.Publish(base+"/a", 1, false, "before"))
+	rec.wait(t, 1)
+	pahoWait(t, "unsubscribe", c.Unsubscribe(base+"/a"))
+	pahoWait(t, "publish", c.Publish(base+"/a", 1, false, "after"))
+	pahoWait(t, "publish", c.Publish(base+"/b", 1, false, "marker"))
+	got := rec.wait(t, 2) // in order: "after" would come before the marker
+	if len(got) != 2 || string(got[1].Payload()) != "marker" {
+		t.Fatalf("got %v, want before then marker", describe(got))
+	}
+	if externalURL == "" {
+		var proto string
+		for _, ci := range b.Srv.Connections() {
+			if strings.HasPrefix(ci.Protocol, "MQTT") {
+				proto = ci.Protocol
+			}
+		}
+		if proto != "MQTT 3.1.0" { // RabbitMQ's name for 3.1
+			t.Fatalf("listed as %q, want MQTT 3.1.0", proto)
+		}
+	}
+}

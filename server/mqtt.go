@@ -572,12 +572,21 @@ func (s *Server) findMQTTConn(name string) *mqttConn {
 	return nil
 }
 
+// mqttProtocolName is the protocol of a connection as RabbitMQ lists it: "MQTT 3.1.0" (its name for
+// 3.1), "MQTT 3.1.1", "MQTT 5.0".
+func mqttProtocolName(v mqtt.Version) string {
+	if v == mqtt.V31 {
+		return "MQTT 3.1.0"
+	}
+	return "MQTT " + v.String()
+}
+
 // info is the connection's snapshot for the management API, as RabbitMQ shows an MQTT connection:
 // protocol "MQTT 3.1.1", one channel, the keepalive as timeout, the client id in its client
 // properties.
 func (c *mqttConn) info() ConnectionInfo {
 	ci := ConnectionInfo{
-		Name: c.name, Vhost: c.vhost.name, User: c.user.name, Protocol: "MQTT " + c.version.String(),
+		Name: c.name, Vhost: c.vhost.name, User: c.user.name, Protocol: mqttProtocolName(c.version),
 		Channels: 1, ChannelMax: 1, Heartbeat: int(c.keepAlive / time.Second),
 		ClientProperties: amqp.Table{"client_id": c.clientID, "product": "MQTT client"},
 	}
