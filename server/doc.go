@@ -25,9 +25,9 @@
 // no other goroutine writes that socket (it must acquire outbound.mu.writer, a writeClaim); the rest
 // is left to the write loop.
 // An MQTT connection (ServeMQTT, mqtt.go) has a read loop (serveMQTTConn), a write loop
-// (outbound.run) and a settler (mqttConn.settleLoop, which settles the entries mqttSub.deliver took
-// under a queue's lock at QoS 0 from a QoS 1 queue), all counted in Server.wg; the read loop waits for
-// the other two before it returns. Its PUBACKs wait for commit groups in a callback on the committer
+// (outbound.run) and, started on first need, a settler (mqttConn.settleLoop, which settles the
+// entries mqttSub.deliver took under a queue's lock without a PUBACK to wait for), all counted in
+// Server.wg; the read loop waits for the others before it returns. Its PUBACKs wait for commit groups in a callback on the committer
 // goroutine (mqttAckLedger). A connection taking a client id over waits for the old one's teardown.
 // An MQTT 5 will with a delay is a time.AfterFunc that runs only while Server.timers is open.
 // The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown, also

@@ -24,8 +24,8 @@ import (
 //
 // Goroutines of an MQTT connection, all counted in Server.wg: its read loop (serve; it owns the
 // protocol state and tears the connection down), its write loop (outbound.run, without heartbeats)
-// and its settler (settleLoop: settles the entries that queues delivered under their lock and that
-// need no PUBACK). serve waits for the other two before it returns.
+// and, started on first need, its settler (settleLoop: settles the entries that queues delivered
+// under their lock and that need no PUBACK). serve waits for the others before it returns.
 
 // MQTTOptions configure the MQTT front end, with RabbitMQ's mqtt.* keys and defaults.
 type MQTTOptions struct {
@@ -186,7 +186,8 @@ type mqttConn struct {
 		shared   map[string]*mqttSub    // shared subscriptions by their $share/... filter (mqtt_shared.go)
 		inflight map[uint16]mqttInflight
 		nextID   uint16
-		settle   []mqttSettle // entries delivered at QoS 0 from a QoS 1 queue, for the settler
+		settle   []mqttSettle  // entries delivered at QoS 0 from a QoS 1 queue, for the settler
+		settled  chan struct{} // the settler's end; nil until ringSettler starts it
 	}
 }
 
@@ -240,17 +241,11 @@ func (c *mqttConn) serve() {
 	}
 	c.out.onDrain = c.kickAll // deliveries held back while the write buffer was full go on
 	done := make(chan struct{})
-	settled := make(chan struct{})
-	c.srv.wg.Add(2)
+	c.srv.wg.Add(1)
 	go func() {
 		defer c.srv.wg.Done()
 		defer close(done)
 		c.out.run(0)
-	}()
-	go func() {
-		defer c.srv.wg.Done()
-		defer close(settled)
-		c.settleLoop()
 	}()
 	c.log.Debug("MQTT connection open", "user", c.user.name, "vhost", c.vhost.name, "client_id", c.clientID)
 
@@ -265,8 +260,17 @@ func (c *mqttConn) serve() {
 	}
 	c.wb.flush()
 	c.teardown()
-	close(c.settleBell) // the settler drains and ends
-	<-settled
+	// No delivery reaches the connection any more (teardown): the settler, if it runs, drains and
+	// ends; otherwise what is left is settled here.
+	c.mu.Lock()
+	settled := c.mu.settled
+	c.mu.Unlock()
+	if settled != nil {
+		close(c.settleBell)
+		<-settled
+	} else {
+		c.drainSettle()
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(closeOkTimeout))
 	c.out.closeAfterFlush()
 	<-done
@@ -555,7 +559,19 @@ func (c *mqttConn) drainSettle() {
 	}
 }
 
+// ringSettler wakes the settler, starting it on first use. c.mu is held and the connection is not
+// closed (so serve has not yet looked at mu.settled).
 func (c *mqttConn) ringSettler() {
+	if c.mu.settled == nil {
+		settled := make(chan struct{})
+		c.mu.settled = settled
+		c.srv.wg.Add(1)
+		go func() {
+			defer c.srv.wg.Done()
+			defer close(settled)
+			c.settleLoop()
+		}()
+	}
 	select {
 	case c.settleBell <- struct{}{}:
 	default:
