@@ -13,6 +13,8 @@ const (
 	ProtocolAMQPS = "amqp/ssl"
 	ProtocolHTTP  = "http"
 	ProtocolHTTPS = "https"
+	ProtocolMQTT  = "mqtt"
+	ProtocolMQTTS = "mqtt/ssl"
 )
 
 // Listener is one of the node's listeners: its protocol (ProtocolAMQP, ...), its address and,
@@ -80,10 +82,14 @@ func protocolRank(p string) int {
 		return 2
 	case ProtocolHTTPS:
 		return 3
-	case ProtocolSTOMP:
+	case ProtocolMQTT:
 		return 4
-	case ProtocolSTOMPS:
+	case ProtocolMQTTS:
 		return 5
+	case ProtocolSTOMP:
+		return 6
+	case ProtocolSTOMPS:
+		return 7
 	}
-	return 6
+	return 8
 }

@@ -1,17 +1,20 @@
 package server
 
 import (
+	"log/slog"
+
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/exchange"
 )
 
 // The core publish path, shared by every front end: AMQP's basic.publish (channel_basic.go),
-// management's publish (admin_ops.go), and the MQTT or STOMP sessions to come.
+// management's publish (admin_ops.go), and the MQTT and STOMP connections (mqtt*.go, stomp*.go).
 //
 //  1. Before reading the next publish, a front end asks publishThrottle and publishAlarm whether
 //     it must wait: the store's throttle or a resource alarm blocks every publisher, whatever its
 //     protocol (AMQP also tells the client with connection.blocked). Waiting is the front end's: it must not
-//     read its socket meanwhile, so TCP pushes back on its client.
+//     read its socket meanwhile, so TCP pushes back on its client (awaitPublishAllowed does both
+//     for MQTT and STOMP).
 //  2. vhost.checkPublish checks the user's write permission on the exchange (cached per
 //     publisher until any permission changes), that the exchange exists and is not internal, and
 //     the topic permission on a topic exchange, with RabbitMQ's texts.
@@ -21,8 +24,8 @@ import (
 //     waits for (commit.go).
 //  4. The front end confirms (AMQP: basic.ack or basic.nack once the commit group is durable).
 
-// publishSource is whoever publishes through the core path: an AMQP connection today (*conn),
-// an MQTT or STOMP session later. nil publishes for the broker itself (dead-lettering, the
+// publishSource is whoever publishes through the core path: an AMQP connection (*conn), an MQTT
+// connection (*mqttConn) or a STOMP connection (*stompConn). nil publishes for the broker itself (dead-lettering, the
 // management API), which never pauses and confirms nothing.
 type publishSource interface {
 	// batch is the write batch of the goroutine publishing (its read loop), which the
@@ -49,6 +52,37 @@ func (s *Server) publishThrottle() <-chan struct{} { return s.commit.throttle() 
 // protocol waits on it, without reading its socket, before its next publish (an AMQP client that
 // supports it is told with connection.blocked).
 func (s *Server) publishAlarm() (<-chan struct{}, string) { return s.alarms.blocked() }
+
+// awaitPublishAllowed is a front end's wait before it reads its next publish: while the store is
+// behind (publishThrottle) or a resource alarm is raised (publishAlarm), without reading its socket.
+// flush writes what the front end's batch owes first (its peer may be waiting for it); an alarm is
+// logged once on log. False: stopped or gone (the peer went away) was closed meanwhile.
+func (s *Server) awaitPublishAllowed(flush func(), log *slog.Logger, stopped, gone <-chan struct{}) bool {
+	if relief := s.publishThrottle(); relief != nil {
+		flush()
+		select {
+		case <-relief:
+		case <-stopped:
+			return false
+		case <-gone:
+			return false
+		}
+	}
+	cleared, reason := s.publishAlarm()
+	if cleared == nil {
+		return true
+	}
+	flush()
+	log.Info("connection blocked: " + reason)
+	select {
+	case <-cleared:
+	case <-stopped:
+		return false
+	case <-gone:
+		return false
+	}
+	return true
+}
 
 // checkPublish resolves the exchange a publish by user u names and checks it may publish there:
 // write on the exchange (cache: the publisher's remembered check), the exchange exists (404) and

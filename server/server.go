@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/mqtt"
 	"github.com/warrenmq/warren/storage"
 )
 
@@ -105,6 +106,8 @@ type Options struct {
 	// connection.start's cluster_name while no cluster_name is set, in a cluster's member list
 	// ("": DefaultNodeName, warren@<short host name>).
 	NodeName string
+	// MQTT configures the MQTT front end (mqtt.go), with RabbitMQ's defaults.
+	MQTT MQTTOptions
 }
 
 func (o *Options) setDefaults() error {
@@ -201,6 +204,7 @@ func (o *Options) setDefaults() error {
 		o.LoginFailureDelay = DefaultLoginFailureDelay
 	}
 	o.LoginFailureDelay = min(o.LoginFailureDelay, o.HandshakeTimeout)
+	o.MQTT.setDefaults()
 	return nil
 }
 
@@ -250,16 +254,19 @@ type Server struct {
 
 	flow flowCounters // publisher flow-control pauses (queue_flow.go)
 
+	mqtt mqttState // MQTT client ids and retained messages (mqtt*.go)
+
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
 
 	mu struct {
 		sync.Mutex
 		closed    bool
-		listeners map[net.Listener]Listener // the AMQP listeners Serve and ServeTLS accept on
+		listeners map[net.Listener]Listener // the listeners Serve and the Serve*TLS, ServeMQTT and ServeSTOMP ones accept on
 		added     map[*Listener]struct{}    // listeners served elsewhere (AddListener)
 		conns     map[*conn]struct{}
 		stomp     map[*stompConn]struct{} // STOMP connections (stomp.go)
+		mqttConns map[*mqttConn]struct{}
 	}
 }
 
@@ -278,6 +285,7 @@ func New(opts Options) (*Server, error) {
 	s.mu.added = map[*Listener]struct{}{}
 	s.mu.conns = map[*conn]struct{}{}
 	s.mu.stomp = map[*stompConn]struct{}{}
+	s.mu.mqttConns = map[*mqttConn]struct{}{}
 	s.vhosts.m = map[string]*vhost{}
 	s.logins = newLoginLimiter(&s.opts)
 	s.initAdmin()
@@ -360,14 +368,16 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 			return fmt.Errorf("warren: accept: %w", err)
 		}
 		backoff = 0
-		if l.Protocol == ProtocolSTOMP || l.Protocol == ProtocolSTOMPS {
-			if !s.serveSTOMPConn(newStompConn(s, s.meter(nc))) {
-				nc.Close()
-				return ErrServerClosed
-			}
-			continue
+		var served bool
+		switch l.Protocol {
+		case ProtocolMQTT, ProtocolMQTTS:
+			served = s.serveMQTTConn(newMQTTConn(s, s.meter(nc)))
+		case ProtocolSTOMP, ProtocolSTOMPS:
+			served = s.serveSTOMPConn(newStompConn(s, s.meter(nc)))
+		default:
+			served = s.serveConn(newConn(s, s.meter(nc)))
 		}
-		if !s.serveConn(newConn(s, s.meter(nc))) {
+		if !served {
 			nc.Close()
 			return ErrServerClosed
 		}
@@ -419,6 +429,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for sc := range s.mu.stomp {
 		stompConns = append(stompConns, sc)
 	}
+	mconns := make([]*mqttConn, 0, len(s.mu.mqttConns))
+	for c := range s.mu.mqttConns {
+		mconns = append(mconns, c)
+	}
 	s.mu.Unlock()
 
 	for _, c := range conns {
@@ -426,6 +440,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, sc := range stompConns {
 		sc.closeFromOutside("Server shutdown", "The broker is shutting down\n")
+	}
+	for _, c := range mconns {
+		c.closeFromOutside(mqtt.ServerShuttingDown)
 	}
 	s.stopSampler()
 	done := make(chan struct{})
@@ -440,6 +457,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		for sc := range s.mu.stomp {
 			sc.nc.Close()
+		}
+		for c := range s.mu.mqttConns {
+			c.nc.Close()
 		}
 		s.mu.Unlock()
 		<-done

@@ -594,30 +594,7 @@ func (sc *stompConn) waitFlow() {
 // waitPublishAllowed waits, without reading the socket, while the store is behind or a resource
 // alarm is raised; false if the connection is closing meanwhile.
 func (sc *stompConn) waitPublishAllowed() bool {
-	if relief := sc.srv.publishThrottle(); relief != nil {
-		sc.wb.flush()
-		select {
-		case <-relief:
-		case <-sc.stopped:
-			return false
-		case <-sc.out.done:
-			return false
-		}
-	}
-	cleared, reason := sc.srv.publishAlarm()
-	if cleared == nil {
-		return true
-	}
-	sc.wb.flush()
-	sc.log.Info("STOMP connection blocked: " + reason)
-	select {
-	case <-cleared:
-	case <-sc.stopped:
-		return false
-	case <-sc.out.done:
-		return false
-	}
-	return true
+	return sc.srv.awaitPublishAllowed(sc.wb.flush, sc.log, sc.stopped, sc.out.done)
 }
 
 // teardown releases what the connection holds: its subscriptions (unacked messages back to

@@ -71,6 +71,11 @@ type Config struct {
 	NodeName     string
 	ClusterAddr  string
 	ClusterNodes []ClusterNode
+	// MQTTAddr is mqtt.listeners.tcp.default, --mqtt-addr, WARREN_MQTT_ADDR ("": no MQTT listener).
+	MQTTAddr string
+	// MQTT holds mqtt.vhost, mqtt.default_user, mqtt.default_pass, mqtt.exchange, mqtt.prefetch and
+	// mqtt.subscription_ttl (config file only); zero values take the server's defaults, RabbitMQ's.
+	MQTT server.MQTTOptions
 }
 
 // MemoryWatermark is vm_memory_high_watermark: Relative (a fraction of the memory,
@@ -128,6 +133,7 @@ func parseFraction(v string) (float64, error) {
 type TLSConfig struct {
 	AMQPSAddr        string // listeners.ssl.default (port or ip:port)
 	STOMPSAddr       string // stomp.listeners.ssl.1, --stomps-addr, WARREN_STOMPS_ADDR (STOMP over TLS)
+	MQTTSAddr        string // mqtt.listeners.ssl.default (port or ip:port), with the same files
 	CACertFile       string // ssl_options.cacertfile
 	CertFile         string // ssl_options.certfile
 	KeyFile          string // ssl_options.keyfile
@@ -187,6 +193,7 @@ func (c *Config) serverOptions() server.Options {
 		STOMPDefaultPass:    c.STOMPDefaultPass,
 		STOMPDefaultVhost:   c.STOMPDefaultVhost,
 		NodeName:            c.NodeName,
+		MQTT:                c.MQTT,
 	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat = -1 // the server's 0 is "default"; RabbitMQ's heartbeat = 0 is "none"
@@ -297,6 +304,9 @@ var settings = []setting{
 	{flag: "amqps-addr", env: "WARREN_AMQPS_ADDR", usage: "AMQPS (AMQP over TLS) listen address, `host:port` or a port, usually 5671 (listeners.ssl.default); empty: off",
 		set:  func(c *Config, v string) (err error) { c.TLS.AMQPSAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.TLS.AMQPSAddr }},
+	{flag: "mqtts-addr", env: "WARREN_MQTTS_ADDR", usage: "MQTT over TLS listen address, `host:port` or a port, usually 8883 (mqtt.listeners.ssl.default), with the AMQPS certificates; empty: off",
+		set:  func(c *Config, v string) (err error) { c.TLS.MQTTSAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.TLS.MQTTSAddr }},
 	{flag: "https-addr", env: "WARREN_HTTPS_ADDR", usage: "management HTTPS listen address, `host:port` or a port, with the AMQPS certificates (management.ssl.port); empty: off",
 		set:  func(c *Config, v string) (err error) { c.TLS.HTTPSAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.TLS.HTTPSAddr }},
@@ -330,6 +340,9 @@ var settings = []setting{
 	{flag: "stomp-default-vhost", env: "WARREN_STOMP_DEFAULT_VHOST", usage: "the `vhost` of a STOMP CONNECT without a host header (stomp.default_vhost; default: the default vhost)",
 		set:  func(c *Config, v string) error { c.STOMPDefaultVhost = v; return nil },
 		show: func(c *Config) string { return c.STOMPDefaultVhost }},
+	{flag: "mqtt-addr", env: "WARREN_MQTT_ADDR", usage: "MQTT listen address, `host:port` or a port, usually 1883 (mqtt.listeners.tcp.default); empty: off",
+		set:  func(c *Config, v string) (err error) { c.MQTTAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.MQTTAddr }},
 	{flag: "load-definitions", env: "WARREN_LOAD_DEFINITIONS", usage: "import this definitions JSON `file` (RabbitMQ's format) at boot",
 		set:  func(c *Config, v string) error { c.LoadDefinitions = v; return nil },
 		show: func(c *Config) string { return c.LoadDefinitions }},
@@ -411,6 +424,27 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"management.ssl.certfile":   func(c *Config, v string) error { c.TLS.HTTPSCertFile = v; return nil },
 	"management.ssl.keyfile":    func(c *Config, v string) error { c.TLS.HTTPSKeyFile = v; return nil },
 	"management.ssl.cacertfile": func(c *Config, v string) error { c.TLS.HTTPSCACertFile = v; return nil },
+
+	// MQTT (mqtt.go in the server package).
+	"mqtt.listeners.tcp.default": byEnv("WARREN_MQTT_ADDR"),
+	"mqtt.listeners.ssl.default": byEnv("WARREN_MQTTS_ADDR"),
+	"mqtt.vhost":                 func(c *Config, v string) error { return nonEmpty(&c.MQTT.Vhost, v) },
+	"mqtt.default_user":          func(c *Config, v string) error { return nonEmpty(&c.MQTT.DefaultUser, v) },
+	"mqtt.default_pass":          func(c *Config, v string) error { c.MQTT.DefaultPass = v; return nil },
+	"mqtt.exchange":              func(c *Config, v string) error { return nonEmpty(&c.MQTT.Exchange, v) },
+	"mqtt.prefetch": func(c *Config, v string) error {
+		n, err := parseInt(v, 1, math.MaxUint16)
+		c.MQTT.Prefetch = int(n)
+		return err
+	},
+	"mqtt.subscription_ttl": func(c *Config, v string) (err error) {
+		if v == "undefined" || v == "infinity" {
+			c.MQTT.SubscriptionTTL = -1
+			return nil
+		}
+		c.MQTT.SubscriptionTTL, err = parseMillis(v, false)
+		return err
+	},
 }
 
 // byEnv reuses the setter of the setting read from env, so that a key and its environment
@@ -544,8 +578,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: management.ssl.%s differs from ssl_options.%s: Warren serves HTTPS with the same files as AMQPS", where, f.key, f.key)
 		}
 	}
-	if t.AMQPSAddr == "" && t.HTTPSAddr == "" && t.STOMPSAddr == "" && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
-		return fmt.Errorf("%s: certificate files given without --amqps-addr or --https-addr (listeners.ssl.default, management.ssl.port): they would do nothing", where)
+	if t.AMQPSAddr == "" && t.HTTPSAddr == "" && t.MQTTSAddr == "" && t.STOMPSAddr == "" && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
+		return fmt.Errorf("%s: certificate files given without --amqps-addr, --https-addr, --mqtts-addr or --stomps-addr (listeners.ssl.default, management.ssl.port, mqtt.listeners.ssl.default, stomp.listeners.ssl.1): they would do nothing", where)
+	}
+	if t.MQTTSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return fmt.Errorf("%s: mqtt.listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile", where)
 	}
 	if t.STOMPSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return fmt.Errorf("%s: stomp.listeners.ssl.1 needs ssl_options.certfile and ssl_options.keyfile", where)

@@ -127,6 +127,15 @@ func TestConfigFileValues(t *testing.T) {
 		check func(c Config) bool
 	}{
 		{"listeners.tcp.default = 5672", func(c Config) bool { return c.AMQPAddr == ":5672" }},
+		{"mqtt.listeners.tcp.default = 1883", func(c Config) bool { return c.MQTTAddr == ":1883" }},
+		{"mqtt.listeners.ssl.default = 8883\nssl_options.certfile = /c\nssl_options.keyfile = /k", func(c Config) bool { return c.TLS.MQTTSAddr == ":8883" }},
+		{"mqtt.vhost = iot", func(c Config) bool { return c.MQTT.Vhost == "iot" && c.serverOptions().MQTT.Vhost == "iot" }},
+		{"mqtt.default_user = dev", func(c Config) bool { return c.MQTT.DefaultUser == "dev" }},
+		{"mqtt.default_pass = pw", func(c Config) bool { return c.MQTT.DefaultPass == "pw" }},
+		{"mqtt.exchange = mqtt.x", func(c Config) bool { return c.MQTT.Exchange == "mqtt.x" }},
+		{"mqtt.prefetch = 50", func(c Config) bool { return c.MQTT.Prefetch == 50 }},
+		{"mqtt.subscription_ttl = 3600000", func(c Config) bool { return c.MQTT.SubscriptionTTL == time.Hour }},
+		{"mqtt.subscription_ttl = undefined", func(c Config) bool { return c.MQTT.SubscriptionTTL < 0 }},
 		{"listeners.tcp.default = ::1:5672", func(c Config) bool { return c.AMQPAddr == "[::1]:5672" }},
 		{"listeners.tcp.default = [::1]:5672", func(c Config) bool { return c.AMQPAddr == "[::1]:5672" }},
 		{"management.tcp.ip = 127.0.0.1", func(c Config) bool { return c.HTTPAddr == "127.0.0.1:15672" }},
@@ -214,7 +223,8 @@ func TestConfigFileErrors(t *testing.T) {
 		{"ssl_options.fail_if_no_peer_cert = true\n", `needs ssl_options.verify = verify_peer`},
 		{"ssl_options.verify = verify_peer\n", `verify_peer needs ssl_options.cacertfile`},
 		{"ssl_options.certfile = a.pem\nmanagement.ssl.certfile = b.pem\n", `management.ssl.certfile differs from ssl_options.certfile`},
-		{"ssl_options.certfile = c.pem\nssl_options.keyfile = k.pem\n", `certificate files given without --amqps-addr or --https-addr`},
+		{"ssl_options.certfile = c.pem\nssl_options.keyfile = k.pem\n", `certificate files given without --amqps-addr, --https-addr, --mqtts-addr or --stomps-addr`},
+		{"mqtt.listeners.ssl.default = 8883\n", `mqtt.listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile`},
 		{"ssl_cert_login_from = email\n", `:1: ssl_cert_login_from: "email" is not one of distinguished_name, common_name`},
 	} {
 		path := writeFile(t, "bad.conf", tc.text)
@@ -292,6 +302,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_STOMP_DEFAULT_VHOST": "sv", "WARREN_STOMPS_ADDR": "61614",
 		"WARREN_NODE_NAME": "warren@a", "WARREN_CLUSTER_ADDR": "127.0.0.11:7000",
 		"WARREN_CLUSTER_NODES": "warren@a=127.0.0.11:7000,warren@b=127.0.0.12:7000",
+		"WARREN_MQTT_ADDR":     "1883", "WARREN_MQTTS_ADDR": "127.0.0.1:8883",
 	}
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
@@ -301,9 +312,11 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		LogLevel: slog.LevelError, LogFormat: "json", LoadDefinitions: "/defs.json",
 		STOMPAddr: ":61613", STOMPDefaultUser: "su", STOMPDefaultPass: "sp", STOMPDefaultVhost: "sv",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
-			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", STOMPSAddr: ":61614"},
+			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", STOMPSAddr: ":61614",
+			MQTTSAddr: "127.0.0.1:8883"},
 		NodeName: "warren@a", ClusterAddr: "127.0.0.11:7000",
-		ClusterNodes: []ClusterNode{{"warren@a", "127.0.0.11:7000"}, {"warren@b", "127.0.0.12:7000"}}}
+		ClusterNodes: []ClusterNode{{"warren@a", "127.0.0.11:7000"}, {"warren@b", "127.0.0.12:7000"}},
+		MQTTAddr:     ":1883"}
 	var kv, args []string
 	for _, s := range settings {
 		v, ok := values[s.env]

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/internal/testbroker"
+	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
 )
@@ -142,24 +143,27 @@ func TestTLSListenersListed(t *testing.T) {
 	caFile, certFile, keyFile := writeTestPKI(t, dir)
 	srv := testbroker.Start(t).Srv
 	fail := make(chan error, 2)
-	tl, err := startTLS(TLSConfig{AMQPSAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, CACertFile: caFile},
+	tl, err := startTLS(TLSConfig{AMQPSAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", MQTTSAddr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, CACertFile: caFile},
 		slog.New(slog.DiscardHandler), srv, fail, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tl.close()
-	var amqps, https string
-	for _, l := range srv.AllListeners() {
-		switch l.Protocol {
-		case server.ProtocolAMQPS:
-			amqps = l.Addr.String()
-		case server.ProtocolHTTPS:
-			https = l.Addr.String()
+	var amqps, https, mqtts string
+	// The AMQPS and MQTTS listeners are listed by their Serve goroutines.
+	wait.For(t, 10*time.Second, "the amqp/ssl, https and mqtt/ssl listeners listed", func() bool {
+		for _, l := range srv.AllListeners() {
+			switch l.Protocol {
+			case server.ProtocolAMQPS:
+				amqps = l.Addr.String()
+			case server.ProtocolHTTPS:
+				https = l.Addr.String()
+			case server.ProtocolMQTTS:
+				mqtts = l.Addr.String()
+			}
 		}
-	}
-	if amqps == "" || https == "" {
-		t.Fatalf("listeners %v", srv.AllListeners())
-	}
+		return amqps != "" && https != "" && mqtts != ""
+	})
 	client, err := healthClient(caFile)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +185,7 @@ func TestTLSListenersListed(t *testing.T) {
 		return string(b)
 	}
 	ov := get("/api/overview", 200)
-	for _, want := range []string{`"protocol":"amqp/ssl"`, `"protocol":"https"`, `"ssl":"true"`, `"certfile":"` + certFile + `"`} {
+	for _, want := range []string{`"protocol":"amqp/ssl"`, `"protocol":"https"`, `"protocol":"mqtt/ssl"`, `"ssl":"true"`, `"certfile":"` + certFile + `"`} {
 		if !strings.Contains(ov, want) {
 			t.Errorf("overview has no %s: %s", want, ov)
 		}

@@ -21,6 +21,7 @@ type tlsListeners struct {
 	hs        *http.Server
 	amqpsLn   net.Listener
 	stompsLn  net.Listener
+	mqttsLn   net.Listener
 	cfg       *server.TLS // nil without TLS listeners
 	log       *slog.Logger
 	closeOnce sync.Once
@@ -28,12 +29,12 @@ type tlsListeners struct {
 	wg        sync.WaitGroup
 }
 
-// startTLS loads the certificates and starts the AMQPS and HTTPS listeners f asks for (f was
+// startTLS loads the certificates and starts the AMQPS, MQTTS, STOMPS and HTTPS listeners f asks for (f was
 // validated by loadConfig). Serve errors other than a clean close go to fail without blocking.
 // With no TLS listener configured it returns a value whose reload and close do nothing.
 func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- error, mopts []management.Option) (*tlsListeners, error) {
 	t := &tlsListeners{log: log}
-	if f.AMQPSAddr == "" && f.HTTPSAddr == "" && f.STOMPSAddr == "" {
+	if f.AMQPSAddr == "" && f.HTTPSAddr == "" && f.MQTTSAddr == "" && f.STOMPSAddr == "" {
 		return t, nil
 	}
 	cfg, err := server.LoadTLS(server.TLSFiles{
@@ -50,7 +51,7 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 			ln.Close()
 		}
 	}
-	var amqpsLn, httpsLn net.Listener
+	var amqpsLn, httpsLn, mqttsLn net.Listener
 	if f.AMQPSAddr != "" {
 		ln, err := net.Listen("tcp", f.AMQPSAddr)
 		if err != nil {
@@ -76,6 +77,15 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 			return nil, fmt.Errorf("stomps listener: %w", err)
 		}
 		stompsLn = ln
+		lns = append(lns, ln)
+	}
+	if f.MQTTSAddr != "" {
+		ln, err := net.Listen("tcp", f.MQTTSAddr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("mqtts listener: %w", err)
+		}
+		mqttsLn = ln
 		lns = append(lns, ln)
 	}
 	report := func(what string, err error) {
@@ -107,6 +117,17 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 		}()
 		t.stompsLn = stompsLn
 		attrs = append(attrs, "stomps", stompsLn.Addr().String())
+	}
+	if mqttsLn != nil {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			if err := srv.ServeMQTTTLS(mqttsLn, tc, cfg.Files()); err != nil && !errors.Is(err, server.ErrServerClosed) && !t.closing.Load() {
+				report("mqtts", err)
+			}
+		}()
+		t.mqttsLn = mqttsLn
+		attrs = append(attrs, "mqtts", mqttsLn.Addr().String())
 	}
 	if httpsLn != nil {
 		t.hs = &http.Server{Handler: management.NewHandler(srv, log, mopts...), ReadHeaderTimeout: 10 * time.Second,
@@ -143,7 +164,7 @@ func (t *tlsListeners) reload() error {
 	return nil
 }
 
-// close stops the AMQPS listener (the broker's Shutdown closes its connections)
+// close stops the AMQPS and MQTTS listeners (the broker's Shutdown closes their connections)
 // and the HTTPS server (waiting up to 10s for its requests), and waits for their goroutines. It
 // may be called more than once.
 func (t *tlsListeners) close() {
@@ -154,6 +175,9 @@ func (t *tlsListeners) close() {
 		}
 		if t.stompsLn != nil {
 			t.stompsLn.Close()
+		}
+		if t.mqttsLn != nil {
+			t.mqttsLn.Close()
 		}
 		if t.hs != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
