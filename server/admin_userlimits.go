@@ -139,7 +139,9 @@ func (c *conn) checkUserChannelLimit() error {
 	}
 	n := int64(0)
 	for _, o := range c.srv.openConns() {
-		if o.user != nil && o.user.name == name {
+		// A connection that sent connection.close (closeAt set first) opens nothing more and its
+		// channels are on their way out: its client may already have seen the close.
+		if o.user != nil && o.user.name == name && o.closeAt.Load() == 0 {
 			n += int64(len(o.channelList()))
 		}
 	}
