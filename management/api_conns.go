@@ -37,7 +37,7 @@ func (a *api) connectionJSON(ci server.ConnectionInfo, single bool) map[string]a
 	}
 	m := map[string]any{
 		"name": ci.Name, "node": a.b.NodeName(), "vhost": ci.Vhost, "user": ci.User, "user_who_performed_action": ci.User,
-		"auth_mechanism": ci.AuthMechanism, "protocol": "AMQP 0-9-1", "type": "network", "state": "running",
+		"auth_mechanism": ci.AuthMechanism, "protocol": ci.Protocol, "type": "network", "state": "running",
 		"host": ci.Host, "port": ci.Port, "peer_host": ci.PeerHost, "peer_port": ci.PeerPort,
 		"ssl": false, "ssl_protocol": none, "ssl_key_exchange": none, "ssl_cipher": none, "ssl_hash": none,
 		"peer_cert_subject": none, "peer_cert_issuer": none, "peer_cert_validity": none,

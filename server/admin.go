@@ -45,8 +45,10 @@ func (s *Server) Listeners() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]net.Addr, 0, len(s.mu.listeners))
-	for ln := range s.mu.listeners {
-		out = append(out, ln.Addr())
+	for ln, l := range s.mu.listeners {
+		if l.Protocol == ProtocolAMQP || l.Protocol == ProtocolAMQPS {
+			out = append(out, ln.Addr())
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
@@ -436,8 +438,10 @@ type ConnectionInfo struct {
 	ClientProperties                 amqp.Table
 	RecvOct, SendOct                 Stat
 	RecvCnt, SendCnt                 int64
-	// TLS is set for an AMQPS connection.
+	// TLS is set for an AMQPS (or MQTT over TLS) connection.
 	TLS *ConnTLS
+	// Protocol is RabbitMQ's name for the connection's protocol: "AMQP 0-9-1", "MQTT 3.1.1", ...
+	Protocol string
 }
 
 // ConnTLS describes an AMQPS connection's TLS session, with RabbitMQ's ssl_* and peer_cert_*
@@ -452,7 +456,7 @@ func (c *conn) info(s *Server) ConnectionInfo {
 	ci := ConnectionInfo{
 		Name: c.name, Vhost: c.vhost.name, User: c.user.name, AuthMechanism: c.adm.mechanism,
 		Channels: len(c.channelList()), FrameMax: int(c.frameMax), ChannelMax: int(c.channelMax),
-		Heartbeat: int(c.heartbeat / time.Second), ClientProperties: c.clientProps,
+		Heartbeat: int(c.heartbeat / time.Second), ClientProperties: c.clientProps, Protocol: "AMQP 0-9-1",
 	}
 	ci.Host, ci.Port = splitAddr(c.nc.LocalAddr())
 	ci.PeerHost, ci.PeerPort = splitAddr(c.nc.RemoteAddr())
@@ -482,6 +486,9 @@ func (s *Server) Connections() []ConnectionInfo {
 	for _, c := range conns {
 		out = append(out, c.info(s))
 	}
+	for _, c := range s.openMQTTConns() {
+		out = append(out, c.info())
+	}
 	return out
 }
 
@@ -498,6 +505,9 @@ func (s *Server) findConn(name string) *conn {
 func (s *Server) Connection(name string) (ConnectionInfo, error) {
 	c := s.findConn(name)
 	if c == nil {
+		if mc := s.findMQTTConn(name); mc != nil {
+			return mc.info(), nil
+		}
 		return ConnectionInfo{}, ErrNotFound
 	}
 	return c.info(s), nil

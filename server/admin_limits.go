@@ -142,6 +142,11 @@ func (s *Server) checkConnectionLimit(vh *vhost, user string) error {
 			n++
 		}
 	}
+	for _, c := range s.openMQTTConns() {
+		if c.vhost == vh {
+			n++
+		}
+	}
 	if n < limit {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/mqtt"
 )
 
 // Administration through the management API. Declares, deletes, binds and publishes go through the
@@ -338,6 +339,10 @@ func (s *Server) Get(vhost, queueName string, count int, mode AckMode) ([]GotMes
 func (s *Server) CloseConnection(name, reason string) error {
 	c := s.findConn(name)
 	if c == nil {
+		if mc := s.findMQTTConn(name); mc != nil {
+			mc.closeFromOutside(mqtt.AdministrativeAction)
+			return nil
+		}
 		return ErrNotFound
 	}
 	c.closeFromOutside(amqp.ConnectionForced, "CONNECTION_FORCED - "+reason)

@@ -118,6 +118,11 @@ func (s *Server) checkUserConnectionLimit(name string) error {
 			n++
 		}
 	}
+	for _, c := range s.openMQTTConns() {
+		if c.user.name == name {
+			n++
+		}
+	}
 	if n < limit {
 		return nil
 	}

@@ -10,12 +10,13 @@ import "sync/atomic"
 const (
 	AuthProtocolAMQP = "amqp091"
 	AuthProtocolHTTP = "http"
+	AuthProtocolMQTT = "mqtt"
 )
 
 type authCounter struct{ succeeded, failed atomic.Uint64 }
 
 // authAttempts holds the counters; listed in RabbitMQ's order (http first).
-type authAttempts struct{ http, amqp authCounter }
+type authAttempts struct{ http, amqp, mqtt authCounter }
 
 func (c *authCounter) record(ok bool) {
 	if ok {
@@ -37,7 +38,7 @@ func (s *Server) AuthAttempts() []AuthAttempts {
 	for _, p := range []struct {
 		name string
 		c    *authCounter
-	}{{AuthProtocolHTTP, &s.authAttempts.http}, {AuthProtocolAMQP, &s.authAttempts.amqp}} {
+	}{{AuthProtocolHTTP, &s.authAttempts.http}, {AuthProtocolAMQP, &s.authAttempts.amqp}, {AuthProtocolMQTT, &s.authAttempts.mqtt}} {
 		a := AuthAttempts{Protocol: p.name, Succeeded: p.c.succeeded.Load(), Failed: p.c.failed.Load()}
 		if a.Succeeded+a.Failed > 0 {
 			out = append(out, a)
@@ -48,7 +49,7 @@ func (s *Server) AuthAttempts() []AuthAttempts {
 
 // ResetAuthAttempts sets the counts to zero (DELETE /api/auth/attempts/{node}).
 func (s *Server) ResetAuthAttempts() {
-	for _, c := range []*authCounter{&s.authAttempts.http, &s.authAttempts.amqp} {
+	for _, c := range []*authCounter{&s.authAttempts.http, &s.authAttempts.amqp, &s.authAttempts.mqtt} {
 		c.succeeded.Store(0)
 		c.failed.Store(0)
 	}

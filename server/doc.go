@@ -24,6 +24,12 @@
 // outbound.flushDirect, from conn.endBatch, with no lock held): one non-blocking write, only while
 // no other goroutine writes that socket (it must acquire outbound.mu.writer, a writeClaim); the rest
 // is left to the write loop.
+// An MQTT connection (ServeMQTT, mqtt.go) has a read loop (serveMQTTConn), a write loop
+// (outbound.run) and a settler (mqttConn.settleLoop, which settles the entries mqttSub.deliver took
+// under a queue's lock at QoS 0 from a QoS 1 queue), all counted in Server.wg; the read loop waits for
+// the other two before it returns. Its PUBACKs wait for commit groups in a callback on the committer
+// goroutine (mqttAckLedger). A connection taking a client id over waits for the old one's teardown.
+// An MQTT 5 will with a delay is a time.AfterFunc that runs only while Server.timers is open.
 // The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown, also
 // counted in Server.wg. The federation manager (federation.go; the federation package) is started
 // by New and owns its goroutine and one goroutine per link, which Manager.Close waits for; Shutdown
@@ -74,7 +80,11 @@
 //	channel.mu            the channel's consumers, delivery tags,         the above (a delivery target's own
 //	                      unacked deliveries, credit                      lock: taken under queue.mu by
 //	                                                                      deliveryTarget.deliver)
+//	mqttConn.mu           an MQTT connection's consumers, in-flight       the above (taken under queue.mu by
+//	                      deliveries, packet ids, binding keys (mqtt.go)  mqttSub.deliver, like channel.mu)
 //	confirmLedger.mu      the confirms sent and to nack (confirm.go)      the above
+//	mqttAckLedger.mu      an MQTT connection's PUBACKs waiting for their  the above (the committer's callback
+//	                      commit groups (mqtt_publish.go)                 or the read loop)
 //	outbound.mu           the pending write buffer and the writeClaim     the above
 //	                      (outbound.go)
 //	leaves                committer.mu, pager.mu, resourceAlarms.mu,      anything above
@@ -83,6 +93,9 @@
 //	                      metadata, global parameters),
 //	                      Server.pol.mu (the policy and operator policy maps),
 //	                      Server.params.mu (the parameter maps),
+//	                      Server.mqtt.mu (MQTT client ids), retainedStore.mu (MQTT retained
+//	                      messages; takes committer.mu, and reads the store on a vhost's
+//	                      first use),
 //	                      federation.Manager.mu and its links' mu (the
 //	                      federation package; signalled under vhost locks),
 //	                      Server.replies.mu (replyto.go),

@@ -13,6 +13,8 @@ const (
 	ProtocolAMQPS = "amqp/ssl"
 	ProtocolHTTP  = "http"
 	ProtocolHTTPS = "https"
+	ProtocolMQTT  = "mqtt"
+	ProtocolMQTTS = "mqtt/ssl"
 )
 
 // Listener is one of the node's listeners: its protocol (ProtocolAMQP, ...), its address and,
@@ -79,6 +81,10 @@ func protocolRank(p string) int {
 		return 2
 	case ProtocolHTTPS:
 		return 3
+	case ProtocolMQTT:
+		return 4
+	case ProtocolMQTTS:
+		return 5
 	}
-	return 4
+	return 6
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/mqtt"
 	"github.com/warrenmq/warren/storage"
 )
 
@@ -95,6 +96,8 @@ type Options struct {
 	LoginFailureLimit  int
 	LoginFailureWindow time.Duration
 	LoginFailureDelay  time.Duration
+	// MQTT configures the MQTT front end (mqtt.go), with RabbitMQ's defaults.
+	MQTT MQTTOptions
 }
 
 func (o *Options) setDefaults() error {
@@ -188,6 +191,7 @@ func (o *Options) setDefaults() error {
 		o.LoginFailureDelay = DefaultLoginFailureDelay
 	}
 	o.LoginFailureDelay = min(o.LoginFailureDelay, o.HandshakeTimeout)
+	o.MQTT.setDefaults()
 	return nil
 }
 
@@ -236,15 +240,18 @@ type Server struct {
 
 	flow flowCounters // publisher flow-control pauses (queue_flow.go)
 
+	mqtt mqttState // MQTT client ids and retained messages (mqtt*.go)
+
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
 
 	mu struct {
 		sync.Mutex
 		closed    bool
-		listeners map[net.Listener]Listener // the AMQP listeners Serve and ServeTLS accept on
+		listeners map[net.Listener]Listener // the listeners Serve, ServeTLS and ServeMQTT accept on
 		added     map[*Listener]struct{}    // listeners served elsewhere (AddListener)
 		conns     map[*conn]struct{}
+		mqttConns map[*mqttConn]struct{}
 	}
 }
 
@@ -262,6 +269,7 @@ func New(opts Options) (*Server, error) {
 	s.mu.listeners = map[net.Listener]Listener{}
 	s.mu.added = map[*Listener]struct{}{}
 	s.mu.conns = map[*conn]struct{}{}
+	s.mu.mqttConns = map[*mqttConn]struct{}{}
 	s.vhosts.m = map[string]*vhost{}
 	s.logins = newLoginLimiter(&s.opts)
 	s.initAdmin()
@@ -320,7 +328,7 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 		s.mu.Unlock()
 	}()
 
-	s.log.Info("AMQP listener started", "addr", ln.Addr().String())
+	s.log.Info("listener started", "protocol", l.Protocol, "addr", ln.Addr().String())
 	s.startSampler()
 	var backoff time.Duration
 	for {
@@ -339,7 +347,13 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 			return fmt.Errorf("warren: accept: %w", err)
 		}
 		backoff = 0
-		if !s.serveConn(newConn(s, s.meter(nc))) {
+		var served bool
+		if l.Protocol == ProtocolMQTT || l.Protocol == ProtocolMQTTS {
+			served = s.serveMQTTConn(newMQTTConn(s, s.meter(nc)))
+		} else {
+			served = s.serveConn(newConn(s, s.meter(nc)))
+		}
+		if !served {
 			nc.Close()
 			return ErrServerClosed
 		}
@@ -387,10 +401,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.mu.conns {
 		conns = append(conns, c)
 	}
+	mconns := make([]*mqttConn, 0, len(s.mu.mqttConns))
+	for c := range s.mu.mqttConns {
+		mconns = append(mconns, c)
+	}
 	s.mu.Unlock()
 
 	for _, c := range conns {
 		c.closeFromOutside(amqp.ConnectionForced, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+	}
+	for _, c := range mconns {
+		c.closeFromOutside(mqtt.ServerShuttingDown)
 	}
 	s.stopSampler()
 	done := make(chan struct{})
@@ -401,6 +422,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.mu.conns {
+			c.nc.Close()
+		}
+		for c := range s.mu.mqttConns {
 			c.nc.Close()
 		}
 		s.mu.Unlock()

@@ -57,6 +57,12 @@ type Config struct {
 
 	// TLS holds the AMQPS and HTTPS settings; tls.go serves them.
 	TLS TLSConfig
+
+	// MQTTAddr is mqtt.listeners.tcp.default, --mqtt-addr, WARREN_MQTT_ADDR ("": no MQTT listener).
+	MQTTAddr string
+	// MQTT holds mqtt.vhost, mqtt.default_user, mqtt.default_pass, mqtt.exchange, mqtt.prefetch and
+	// mqtt.subscription_ttl (config file only); zero values take the server's defaults, RabbitMQ's.
+	MQTT server.MQTTOptions
 }
 
 // MemoryWatermark is vm_memory_high_watermark: Relative (a fraction of the memory,
@@ -166,6 +172,7 @@ func (c *Config) serverOptions() server.Options {
 		ConsumerTimeout:     c.ConsumerTimeout,
 		SyncInterval:        c.SyncInterval,
 		SSLCertLoginFrom:    c.TLS.CertLoginFrom,
+		MQTT:                c.MQTT,
 	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat = -1 // the server's 0 is "default"; RabbitMQ's heartbeat = 0 is "none"
@@ -294,6 +301,9 @@ var settings = []setting{
 			return
 		},
 		show: func(c *Config) string { return server.CertLoginDistinguishedName }},
+	{flag: "mqtt-addr", env: "WARREN_MQTT_ADDR", usage: "MQTT listen address, `host:port` or a port, usually 1883 (mqtt.listeners.tcp.default); empty: off",
+		set:  func(c *Config, v string) (err error) { c.MQTTAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.MQTTAddr }},
 	{flag: "load-definitions", env: "WARREN_LOAD_DEFINITIONS", usage: "import this definitions JSON `file` (RabbitMQ's format) at boot",
 		set:  func(c *Config, v string) error { c.LoadDefinitions = v; return nil },
 		show: func(c *Config) string { return c.LoadDefinitions }},
@@ -370,6 +380,26 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"management.ssl.certfile":   func(c *Config, v string) error { c.TLS.HTTPSCertFile = v; return nil },
 	"management.ssl.keyfile":    func(c *Config, v string) error { c.TLS.HTTPSKeyFile = v; return nil },
 	"management.ssl.cacertfile": func(c *Config, v string) error { c.TLS.HTTPSCACertFile = v; return nil },
+
+	// MQTT (mqtt.go in the server package).
+	"mqtt.listeners.tcp.default": byEnv("WARREN_MQTT_ADDR"),
+	"mqtt.vhost":                 func(c *Config, v string) error { return nonEmpty(&c.MQTT.Vhost, v) },
+	"mqtt.default_user":          func(c *Config, v string) error { return nonEmpty(&c.MQTT.DefaultUser, v) },
+	"mqtt.default_pass":          func(c *Config, v string) error { c.MQTT.DefaultPass = v; return nil },
+	"mqtt.exchange":              func(c *Config, v string) error { return nonEmpty(&c.MQTT.Exchange, v) },
+	"mqtt.prefetch": func(c *Config, v string) error {
+		n, err := parseInt(v, 1, math.MaxUint16)
+		c.MQTT.Prefetch = int(n)
+		return err
+	},
+	"mqtt.subscription_ttl": func(c *Config, v string) (err error) {
+		if v == "undefined" || v == "infinity" {
+			c.MQTT.SubscriptionTTL = -1
+			return nil
+		}
+		c.MQTT.SubscriptionTTL, err = parseMillis(v, false)
+		return err
+	},
 }
 
 // byEnv reuses the setter of the setting read from env, so that a key and its environment

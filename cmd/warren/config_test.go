@@ -126,6 +126,14 @@ func TestConfigFileValues(t *testing.T) {
 		check func(c Config) bool
 	}{
 		{"listeners.tcp.default = 5672", func(c Config) bool { return c.AMQPAddr == ":5672" }},
+		{"mqtt.listeners.tcp.default = 1883", func(c Config) bool { return c.MQTTAddr == ":1883" }},
+		{"mqtt.vhost = iot", func(c Config) bool { return c.MQTT.Vhost == "iot" && c.serverOptions().MQTT.Vhost == "iot" }},
+		{"mqtt.default_user = dev", func(c Config) bool { return c.MQTT.DefaultUser == "dev" }},
+		{"mqtt.default_pass = pw", func(c Config) bool { return c.MQTT.DefaultPass == "pw" }},
+		{"mqtt.exchange = mqtt.x", func(c Config) bool { return c.MQTT.Exchange == "mqtt.x" }},
+		{"mqtt.prefetch = 50", func(c Config) bool { return c.MQTT.Prefetch == 50 }},
+		{"mqtt.subscription_ttl = 3600000", func(c Config) bool { return c.MQTT.SubscriptionTTL == time.Hour }},
+		{"mqtt.subscription_ttl = undefined", func(c Config) bool { return c.MQTT.SubscriptionTTL < 0 }},
 		{"listeners.tcp.default = ::1:5672", func(c Config) bool { return c.AMQPAddr == "[::1]:5672" }},
 		{"listeners.tcp.default = [::1]:5672", func(c Config) bool { return c.AMQPAddr == "[::1]:5672" }},
 		{"management.tcp.ip = 127.0.0.1", func(c Config) bool { return c.HTTPAddr == "127.0.0.1:15672" }},
@@ -280,6 +288,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_AMQPS_ADDR": "5671", "WARREN_HTTPS_ADDR": "127.0.0.1:15671", "WARREN_TLS_CERT": "/c.pem",
 		"WARREN_TLS_KEY": "/k.pem", "WARREN_TLS_CA": "/ca.pem", "WARREN_TLS_VERIFY_PEER": "true",
 		"WARREN_TLS_FAIL_IF_NO_PEER_CERT": "true", "WARREN_SSL_CERT_LOGIN_FROM": "common_name",
+		"WARREN_MQTT_ADDR": "1883",
 	}
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
@@ -288,7 +297,8 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		MemoryHighWatermark: MemoryWatermark{Absolute: 300 << 20}, MemoryMonitorInterval: 100 * time.Millisecond,
 		LogLevel: slog.LevelError, LogFormat: "json", LoadDefinitions: "/defs.json",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
-			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name"}}
+			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name"},
+		MQTTAddr: ":1883"}
 	var kv, args []string
 	for _, s := range settings {
 		v, ok := values[s.env]

@@ -89,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
-	serveErr := make(chan error, 5) // AMQP, HTTP, debug, AMQPS and HTTPS listeners
+	serveErr := make(chan error, 6) // AMQP, HTTP, debug, AMQPS, HTTPS and MQTT listeners
 	if cfg.DebugAddr != "" {
 		ds, err := startDebug(cfg.DebugAddr, serveErr, log)
 		if err != nil {
@@ -151,6 +151,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("amqp listener: %w", err)
 	}
 	go func() { serveErr <- srv.Serve(ln) }()
+	mqttAddr := ""
+	if cfg.MQTTAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MQTTAddr)
+		if err != nil {
+			stop()
+			return fmt.Errorf("mqtt listener: %w", err)
+		}
+		mqttAddr = mln.Addr().String()
+		go func() { serveErr <- srv.ServeMQTT(mln) }()
+	}
 	var hs *http.Server
 	httpAddr := ""
 	if cfg.HTTPAddr != "" {
@@ -166,7 +176,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		log.Info("management listener started", "addr", httpAddr)
 		go func() { serveErr <- hs.Serve(hln) }()
 	}
-	log.Info("warren ready", "version", server.Version, "amqp", ln.Addr().String(), "http", httpAddr, "data_dir", cfg.DataDir)
+	log.Info("warren ready", "version", server.Version, "amqp", ln.Addr().String(), "http", httpAddr, "mqtt", mqttAddr, "data_dir", cfg.DataDir)
 
 	// SIGHUP runs every reloader in order; tls.go appends its certificate reload here.
 	reloaders := []reloader{{"config", configReloader(args, &cfg, level, log)}, {"tls", tl.reload}}

@@ -36,6 +36,9 @@ type Broker struct {
 
 	served chan error // what Serve returned
 
+	mu    sync.Mutex
+	extra []chan error // what the ServeMQTT calls of StartMQTT returned
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -121,6 +124,14 @@ func (b *Broker) Stop() error {
 		if err := <-b.served; err != nil && !errors.Is(err, server.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("serving: %w", err))
 		}
+		b.mu.Lock()
+		extra := b.extra
+		b.mu.Unlock()
+		for _, ch := range extra {
+			if err := <-ch; err != nil && !errors.Is(err, server.ErrServerClosed) {
+				errs = append(errs, fmt.Errorf("serving MQTT: %w", err))
+			}
+		}
 		b.stopErr = errors.Join(errs...)
 	})
 	return b.stopErr
@@ -139,4 +150,35 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// StartMQTT starts an MQTT listener of the broker on 127.0.0.1:0 and returns its address
+// (127.0.0.1:PORT). It ends with the broker (Stop).
+func (b *Broker) StartMQTT(t testing.TB) string {
+	t.Helper()
+	return b.startMQTT(t, nil)
+}
+
+// StartMQTTTLS is StartMQTT over TLS with cfg (ServeMQTTTLS).
+func (b *Broker) StartMQTTTLS(t testing.TB, cfg *tls.Config) string {
+	t.Helper()
+	return b.startMQTT(t, cfg)
+}
+
+func (b *Broker) startMQTT(t testing.TB, cfg *tls.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testbroker: MQTT listener: %v", err)
+	}
+	ch := make(chan error, 1)
+	b.mu.Lock()
+	b.extra = append(b.extra, ch)
+	b.mu.Unlock()
+	if cfg != nil {
+		go func() { ch <- b.Srv.ServeMQTTTLS(ln, cfg, server.TLSFiles{}) }()
+	} else {
+		go func() { ch <- b.Srv.ServeMQTT(ln) }()
+	}
+	return ln.Addr().String()
 }

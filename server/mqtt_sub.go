@@ -1,0 +1,664 @@
+package server
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/mqtt"
+)
+
+// MQTT sessions and subscriptions, as RabbitMQ 3.10's plugin keeps them: a client's subscriptions
+// are bindings from MQTTOptions.Exchange to the queues mqtt-subscription-<clientid>qos0 and ...qos1
+// (and ...qos2, which RabbitMQ, granting QoS 2 as 1, does not have), with the filter mapped to a
+// binding key ('/' -> '.', '+' -> '*', '#' stays). A subscription binds to the queue of its granted
+// QoS, and only to it.
+//
+// A persistent session (3.1.1 clean session 0; MQTT 5 session expiry above 0) has durable queues
+// that outlive the connection, with x-expires the session expiry (3.1.1: MQTTOptions.SubscriptionTTL,
+// RabbitMQ's 24 hours): a client that comes back with the same client id in the same vhost finds its
+// subscriptions and the messages that arrived meanwhile, and CONNACK says session present. A clean
+// session's queues are auto-delete and not durable (RabbitMQ makes the qos1 one durable; nothing of
+// a clean session survives the connection, so Warren does not fsync its messages), and are deleted
+// with the connection.
+//
+// The connection consumes each queue through an mqttSub, its deliveryTarget: the qos0 queue without
+// acknowledgements, the others with them. A message goes out at the lower of the subscription's
+// QoS and the message's own (x-mqtt-publish-qos; 1 for a message from AMQP, as RabbitMQ). A QoS 1
+// PUBLISH stays in flight, its entry unsettled, until PUBACK; the in-flight window (the client's
+// receive maximum in MQTT 5, MQTTOptions.Prefetch before) is the credit. A message delivered at QoS
+// 0 from another queue is settled at once (by the settler: deliver runs under the queue's lock). A
+// QoS 2 PUBLISH is settled on PUBREC; its packet identifier stays in flight until PUBCOMP. When the
+// connection ends, what is in flight is requeued: a persistent session gets it again on its next
+// connection with DUP set, and the PUBRELs it was owed (kept in memory, not across a restart).
+
+// mqttSub is one of a connection's queue consumers.
+type mqttSub struct {
+	subscription
+	c      *mqttConn
+	q      *queue
+	qos    byte
+	shared string // a shared subscription's topic filter (mqtt_shared.go); "" for the session's queues
+}
+
+func mqttQueueName(clientID string, qos byte) string {
+	return "mqtt-subscription-" + clientID + "qos" + strconv.Itoa(int(qos))
+}
+
+// mqttFilterToKey maps a topic filter to a binding key.
+func mqttFilterToKey(filter string) string {
+	var b strings.Builder
+	b.Grow(len(filter))
+	for i := 0; i < len(filter); i++ {
+		switch ch := filter[i]; ch {
+		case '/':
+			b.WriteByte('.')
+		case '+':
+			b.WriteByte('*')
+		default:
+			b.WriteByte(ch)
+		}
+	}
+	return b.String()
+}
+
+// deliver is deliveryTarget.deliver: PUBLISH if the connection has credit for it.
+func (s *mqttSub) deliver(e *qentry, run *dispatchRun) bool {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed || c.out.full.Load() {
+		return false
+	}
+	if k := e.msg.routingKey; len(k) > 0 && k[0] == '$' && !c.matchesDollarLocked(s, k) {
+		// Routed by a filter starting with a wildcard, which must not match a topic starting
+		// with '$' (MQTT 5.0 section 4.7.2, 3.1.1 section 4.7.2): taken and dropped.
+		if !s.noAck {
+			c.mu.settle = append(c.mu.settle, mqttSettle{q: s.q, e: e})
+			c.ringSettler()
+		}
+		return true
+	}
+	if c.maxOut > 0 && 9+len(e.msg.routingKey)+len(e.msg.body) > int(c.maxOut) {
+		// Larger than the client's maximum packet size: discarded, as MQTT 5 says (taken and
+		// settled, so that it does not block the queue).
+		if !s.noAck {
+			c.mu.settle = append(c.mu.settle, mqttSettle{q: s.q, e: e})
+			c.ringSettler()
+		}
+		return true
+	}
+	qos := s.qos
+	if qos > 0 {
+		qos = min(qos, messageQoS(e.msg))
+	}
+	var id uint16
+	if qos > 0 {
+		if len(c.mu.inflight) >= c.recvMax {
+			return false
+		}
+		id = c.nextIDLocked()
+		c.mu.inflight[id] = mqttInflight{sub: s, e: e, qos2: qos == 2}
+	} else if !s.noAck {
+		c.mu.settle = append(c.mu.settle, mqttSettle{q: s.q, e: e})
+		c.ringSettler()
+	}
+	c.out.writeVia(run.wb, func(b []byte) []byte { return c.appendDelivery(b, e.msg, qos, id, e.redelivered && qos > 0, false) })
+	return true
+}
+
+// matchesDollarLocked reports whether a subscription of the queue for qos matches the topic of
+// routing key k (which starts with '$') by MQTT's rules. c.mu is held.
+func (c *mqttConn) matchesDollarLocked(s *mqttSub, k string) bool {
+	topic := amqpToMQTT(k)
+	if s.shared != "" {
+		return mqtt.Match(s.shared, topic)
+	}
+	for key := range c.mu.keys[s.qos] {
+		if mqtt.Match(mqttKeyToFilter(key), topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// mqttKeyToFilter maps a binding key back to a topic filter.
+func mqttKeyToFilter(key string) string {
+	return strings.NewReplacer(".", "/", "*", "+").Replace(key)
+}
+
+// hasKey reports whether the session has a subscription with binding key key.
+func (c *mqttConn) hasKey(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ks := range c.mu.keys {
+		if _, ok := ks[key]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// setKey records (add) or forgets binding key of the queue for qos.
+func (c *mqttConn) setKey(qos byte, key string, add bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if add {
+		if c.mu.keys[qos] == nil {
+			c.mu.keys[qos] = map[string]struct{}{}
+		}
+		c.mu.keys[qos][key] = struct{}{}
+	} else {
+		delete(c.mu.keys[qos], key)
+	}
+}
+
+// queueDeleted is deliveryTarget.queueDeleted: the subscription is gone (MQTT has no way to tell
+// the client).
+func (s *mqttSub) queueDeleted() bool {
+	c := s.c
+	c.mu.Lock()
+	if c.mu.subs[s.qos] == s {
+		c.mu.subs[s.qos] = nil
+	}
+	for f, x := range c.mu.shared {
+		if x == s {
+			delete(c.mu.shared, f)
+		}
+	}
+	c.mu.Unlock()
+	return false
+}
+
+func (s *mqttSub) cancelled()      {}
+func (s *mqttSub) deliversOn() any { return s.c }
+func (s *mqttSub) describe(ci *ConsumerInfo) {
+	ci.Prefetch = s.c.recvMax
+	if s.noAck {
+		ci.Prefetch = 0
+	}
+}
+
+// messageQoS is the QoS a message was published with: its x-mqtt-publish-qos header, or 1.
+func messageQoS(m *message) byte {
+	if q, ok := m.headers["x-mqtt-publish-qos"]; ok {
+		if n, ok := intArg(q); ok && n >= 0 && n <= 2 {
+			return byte(n)
+		}
+	}
+	return 1
+}
+
+// nextIDLocked returns a packet identifier not in flight. c.mu is held; the caller checked that
+// fewer than 65535 are.
+func (c *mqttConn) nextIDLocked() uint16 {
+	for {
+		c.mu.nextID++
+		if c.mu.nextID == 0 {
+			c.mu.nextID = 1
+		}
+		if _, used := c.mu.inflight[c.mu.nextID]; !used {
+			return c.mu.nextID
+		}
+	}
+}
+
+// appendDelivery encodes the PUBLISH of m.
+func (c *mqttConn) appendDelivery(b []byte, m *message, qos byte, id uint16, dup, retain bool) []byte {
+	p := mqtt.Publish{Topic: amqpToMQTT(m.routingKey), QoS: qos, PacketID: id, Dup: dup, Retain: retain, Payload: m.body}
+	if c.version == mqtt.V5 {
+		amqpToMQTTProps(m, &p.Properties)
+	}
+	nb, err := mqtt.AppendPublish(b, &p, c.version)
+	if err != nil {
+		c.log.Error("encoding MQTT PUBLISH", "err", err)
+		return b
+	}
+	if c.maxOut > 0 && len(nb)-len(b) > int(c.maxOut) {
+		// Larger than the client takes: discarded, as MQTT 5 says.
+		return b
+	}
+	return nb
+}
+
+// handlePuback settles the delivery the client acknowledged and lets the queues deliver more.
+func (c *mqttConn) handlePuback(id uint16) error {
+	c.mu.Lock()
+	in, ok := c.mu.inflight[id]
+	ok = ok && !in.qos2 && !in.released // a QoS 2 delivery is not acknowledged with PUBACK
+	full := len(c.mu.inflight) >= c.recvMax
+	if ok {
+		delete(c.mu.inflight, id)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil // not in flight (already settled): ignored
+	}
+	if in.e != nil {
+		in.sub.q.settle([]*qentry{in.e})
+	}
+	if full {
+		c.kickAll()
+	}
+	return nil
+}
+
+// handlePubrec settles a QoS 2 delivery the client received and answers PUBREL; the packet
+// identifier stays in flight until PUBCOMP. An MQTT 5 PUBREC with a failure code ends the flow
+// there (the message is settled: the client refused it).
+func (c *mqttConn) handlePubrec(id uint16, code mqtt.ReasonCode) error {
+	c.mu.Lock()
+	in, ok := c.mu.inflight[id]
+	ok = ok && in.qos2
+	full := len(c.mu.inflight) >= c.recvMax
+	refused := c.version == mqtt.V5 && code >= 0x80
+	if ok {
+		if refused {
+			delete(c.mu.inflight, id)
+		} else {
+			c.mu.inflight[id] = mqttInflight{released: true}
+		}
+	}
+	c.mu.Unlock()
+	if ok && in.e != nil {
+		in.sub.q.settle([]*qentry{in.e})
+	}
+	if ok && refused {
+		if full {
+			c.kickAll()
+		}
+		return nil
+	}
+	rel := mqtt.PubRel{PacketID: id}
+	if !ok {
+		c.mu.Lock()
+		_, released := c.mu.inflight[id]
+		c.mu.Unlock()
+		if !released && c.version == mqtt.V5 {
+			rel.ReasonCode = mqtt.PacketIdentifierNotFound
+		}
+	}
+	c.writePacket(&c.wb, &rel)
+	return nil
+}
+
+// handlePubcomp ends a QoS 2 delivery: its packet identifier is free again.
+func (c *mqttConn) handlePubcomp(id uint16) error {
+	c.mu.Lock()
+	in, ok := c.mu.inflight[id]
+	ok = ok && in.released
+	full := len(c.mu.inflight) >= c.recvMax
+	if ok {
+		delete(c.mu.inflight, id)
+	}
+	c.mu.Unlock()
+	if ok && full {
+		c.kickAll()
+	}
+	return nil
+}
+
+// keepPubrels remembers, for a persistent session, the QoS 2 deliveries released and awaiting
+// PUBCOMP when the connection ended: the next connection sends their PUBREL again (in memory only:
+// a restart forgets them).
+func (c *mqttConn) keepPubrels(inflight map[uint16]mqttInflight) {
+	if !c.persistent || c.vhost == nil {
+		return
+	}
+	var ids []uint16
+	for id, in := range inflight {
+		if in.released {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	st := &c.srv.mqtt
+	st.mu.Lock()
+	if st.mu.pubrels == nil {
+		st.mu.pubrels = map[mqttClientKey][]uint16{}
+	}
+	st.mu.pubrels[mqttClientKey{c.vhost.name, c.clientID}] = ids
+	st.mu.Unlock()
+}
+
+// resendPubrels sends the PUBRELs a resumed session still owes (after CONNACK).
+func (c *mqttConn) resendPubrels() {
+	st := &c.srv.mqtt
+	key := mqttClientKey{c.vhost.name, c.clientID}
+	st.mu.Lock()
+	ids := st.mu.pubrels[key]
+	delete(st.mu.pubrels, key)
+	st.mu.Unlock()
+	for _, id := range ids {
+		c.mu.Lock()
+		c.mu.inflight[id] = mqttInflight{released: true}
+		c.mu.Unlock()
+		c.writePacket(nil, &mqtt.PubRel{PacketID: id})
+	}
+}
+
+// kickAll lets the connection's queues deliver again (credit was freed, or the write buffer
+// drained).
+func (c *mqttConn) kickAll() {
+	c.mu.Lock()
+	subs := c.subsLocked()
+	c.mu.Unlock()
+	for _, s := range subs {
+		s.q.kick([]*subscription{&s.subscription}, nil)
+	}
+}
+
+// subsLocked returns every consumer of the connection. c.mu is held.
+func (c *mqttConn) subsLocked() []*mqttSub {
+	out := make([]*mqttSub, 0, 2+len(c.mu.shared))
+	for _, s := range c.mu.subs {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	for _, s := range c.mu.shared {
+		out = append(out, s)
+	}
+	return out
+}
+
+// queueArgs returns the declaration of the session's queue for qos.
+func (c *mqttConn) sessionQueue(qos byte) *amqp.QueueDeclare {
+	d := &amqp.QueueDeclare{Queue: mqttQueueName(c.clientID, qos)}
+	if !c.persistent {
+		d.AutoDelete = true
+		return d
+	}
+	d.Durable = true
+	var ms int64
+	switch {
+	case c.version == mqtt.V5 && c.expiry != 0xFFFFFFFF:
+		ms = int64(c.expiry) * 1000
+	case c.version != mqtt.V5 && c.srv.opts.MQTT.SubscriptionTTL > 0:
+		ms = c.srv.opts.MQTT.SubscriptionTTL.Milliseconds()
+	}
+	if ms > 0 {
+		d.Arguments = amqp.Table{"x-expires": ms}
+	}
+	return d
+}
+
+// startSession discards the client's previous session (clean start) or finds it: it returns the
+// session's queues that exist, for the connection to consume once CONNACK is queued.
+func (c *mqttConn) startSession(cleanStart bool) (resume [3]*queue, err error) {
+	v := c.vhost
+	if cleanStart {
+		c.srv.mqtt.mu.Lock()
+		delete(c.srv.mqtt.mu.pubrels, mqttClientKey{v.name, c.clientID})
+		c.srv.mqtt.mu.Unlock()
+	}
+	for qos := range byte(3) {
+		name := mqttQueueName(c.clientID, qos)
+		v.mu.RLock()
+		q := v.mu.queues[name]
+		v.mu.RUnlock()
+		if q == nil {
+			continue
+		}
+		if cleanStart {
+			if err := c.srv.checkAccess(c.user, v, accessConfigure, "queue", name); err != nil {
+				return resume, err
+			}
+			if _, err := v.deleteQueue(q, false, false); err != nil {
+				return resume, err
+			}
+			continue
+		}
+		if err := c.srv.checkAccess(c.user, v, accessRead, "queue", name); err != nil {
+			return resume, err
+		}
+		resume[qos] = q
+	}
+	return resume, nil
+}
+
+// consume attaches the connection's consumer for qos to q.
+func (c *mqttConn) consume(q *queue, qos byte) error {
+	s := &mqttSub{c: c, q: q, qos: qos}
+	s.subscription = subscription{tag: "mqtt-" + c.clientID + "-qos" + strconv.Itoa(int(qos)), target: s, noAck: qos == 0}
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return errMQTTClose
+	}
+	c.mu.subs[qos] = s
+	c.mu.Unlock()
+	if ex := c.vhost.exchange(c.srv.opts.MQTT.Exchange); ex != nil {
+		// The keys of a resumed session's queue, for '$' topics.
+		ex.mu.Lock()
+		bs := ex.mu.router.Bindings()
+		ex.mu.Unlock()
+		for _, b := range bs {
+			if b.Dest == destination(q) {
+				c.setKey(qos, b.Key, true)
+			}
+		}
+	}
+	if err := q.addConsumer(&s.subscription, func() {}); err != nil {
+		c.mu.Lock()
+		c.mu.subs[qos] = nil
+		c.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// ensureQueue returns the session's queue for qos, declaring it (configure permission) and
+// consuming it if needed.
+func (c *mqttConn) ensureQueue(qos byte) (*queue, error) {
+	c.mu.Lock()
+	s := c.mu.subs[qos]
+	c.mu.Unlock()
+	if s != nil {
+		return s.q, nil
+	}
+	d := c.sessionQueue(qos)
+	if err := c.srv.checkAccess(c.user, c.vhost, accessConfigure, "queue", d.Queue); err != nil {
+		return nil, err
+	}
+	if err := c.srv.checkAccess(c.user, c.vhost, accessRead, "queue", d.Queue); err != nil {
+		return nil, err
+	}
+	q, err := c.vhost.declareQueue(nil, d)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.consume(q, qos); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// handleSubscribe binds each filter to the queue of its granted QoS and answers with SUBACK, then
+// sends the retained messages the new subscriptions match.
+func (c *mqttConn) handleSubscribe(p *mqtt.Subscribe) error {
+	codes := make([]mqtt.ReasonCode, len(p.Subscriptions))
+	granted := make([]mqtt.Subscription, 0, len(p.Subscriptions))
+	for i, sub := range p.Subscriptions {
+		existed := c.hasKey(mqttFilterToKey(sub.Filter))
+		code := c.subscribe(sub)
+		codes[i] = code
+		// Retain handling 1: retained messages only for a subscription that did not exist.
+		if code <= mqtt.GrantedQoS2 && !mqtt.IsShared(sub.Filter) && !(sub.RetainHandling == 1 && existed) {
+			gs := sub
+			gs.QoS = byte(code)
+			granted = append(granted, gs)
+		}
+	}
+	if c.version != mqtt.V5 {
+		for i, code := range codes {
+			if code >= 0x80 {
+				codes[i] = 0x80
+			}
+		}
+	}
+	c.writePacket(&c.wb, &mqtt.Suback{PacketID: p.PacketID, ReasonCodes: codes})
+	for _, gs := range granted {
+		c.sendRetained(gs)
+	}
+	return nil
+}
+
+// subscribe makes one subscription and returns its SUBACK code (the MQTT 5 one).
+func (c *mqttConn) subscribe(sub mqtt.Subscription) mqtt.ReasonCode {
+	if mqtt.IsShared(sub.Filter) {
+		return c.subscribeShared(sub)
+	}
+	if err := mqtt.ValidTopicFilter(sub.Filter); err != nil {
+		return mqtt.TopicFilterInvalid
+	}
+	qos := sub.QoS
+	v, exName, key := c.vhost, c.srv.opts.MQTT.Exchange, mqttFilterToKey(sub.Filter)
+	q, err := c.ensureQueue(qos)
+	if err == nil {
+		err = c.checkBind(q.name, exName, key)
+	}
+	if err == nil {
+		err = v.bind(exName, q, key, nil, nil)
+	}
+	if err != nil {
+		c.log.Warn("MQTT subscription refused", "client_id", c.clientID, "filter", sub.Filter, "err", err)
+		if ae, ok := err.(*amqp.Error); ok && ae.Code == amqp.AccessRefused {
+			return mqtt.NotAuthorized
+		}
+		return mqtt.UnspecifiedError
+	}
+	c.setKey(qos, key, true)
+	// A filter lives in one queue: the one of its latest granted QoS.
+	for other := range byte(3) {
+		if other != qos {
+			c.unbindFrom(other, key)
+		}
+	}
+	return mqtt.ReasonCode(qos)
+}
+
+// checkBind checks what queue.bind needs (write on the queue, read on the exchange) and the
+// topic permission (read) on the binding key, as RabbitMQ does for a subscription.
+func (c *mqttConn) checkBind(qName, exName, key string) error {
+	s, v := c.srv, c.vhost
+	if err := s.checkAccess(c.user, v, accessWrite, "queue", qName); err != nil {
+		return err
+	}
+	if err := s.checkAccess(c.user, v, accessRead, "exchange", exName); err != nil {
+		return err
+	}
+	return s.checkTopicAccess(c.user, v, accessRead, exName, key)
+}
+
+// unbindFrom removes binding key from the session's queue for qos; it reports whether there was
+// one.
+func (c *mqttConn) unbindFrom(qos byte, key string) bool {
+	c.setKey(qos, key, false)
+	v, exName := c.vhost, c.srv.opts.MQTT.Exchange
+	v.mu.RLock()
+	q := v.mu.queues[mqttQueueName(c.clientID, qos)]
+	v.mu.RUnlock()
+	ex := v.exchange(exName)
+	if q == nil || ex == nil {
+		return false
+	}
+	ex.mu.Lock()
+	had := ex.mu.router.Has(q, key, nil)
+	ex.mu.Unlock()
+	if !had {
+		return false
+	}
+	if err := v.unbind(exName, q, key, nil, nil); err != nil {
+		c.log.Warn("MQTT unsubscribe", "client_id", c.clientID, "key", key, "err", err)
+	}
+	return true
+}
+
+// handleUnsubscribe removes each filter's binding and answers with UNSUBACK.
+func (c *mqttConn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
+	var codes []mqtt.ReasonCode
+	if c.version == mqtt.V5 {
+		codes = make([]mqtt.ReasonCode, len(p.Filters))
+	}
+	for i, f := range p.Filters {
+		if mqtt.IsShared(f) {
+			if !c.unsubscribeShared(f) && codes != nil {
+				codes[i] = mqtt.NoSubscriptionExisted
+			}
+			continue
+		}
+		key := mqttFilterToKey(f)
+		had0 := c.unbindFrom(0, key)
+		had1 := c.unbindFrom(1, key)
+		had2 := c.unbindFrom(2, key)
+		if codes != nil && !had0 && !had1 && !had2 {
+			codes[i] = mqtt.NoSubscriptionExisted
+		}
+	}
+	c.writePacket(&c.wb, &mqtt.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
+	return nil
+}
+
+// teardown ends the connection's part in its session: no more deliveries, in-flight messages
+// requeued, the queues of a session that does not persist deleted, the will published if the
+// client did not disconnect normally, and the client id released.
+func (c *mqttConn) teardown() {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.closed = true
+	subs := c.subsLocked()
+	c.mu.subs, c.mu.shared = [3]*mqttSub{}, nil
+	inflight := c.mu.inflight
+	c.mu.inflight = map[uint16]mqttInflight{}
+	c.mu.Unlock()
+	for _, s := range subs {
+		c.detach(s)
+	}
+	requeueInflight(inflight)
+	c.keepPubrels(inflight)
+	c.endSession()
+	if !c.normalExit && c.will != nil {
+		c.willDue()
+	}
+	c.releaseClientID()
+}
+
+// requeueInflight returns unacknowledged deliveries to their queues, in order.
+func requeueInflight(inflight map[uint16]mqttInflight) {
+	byQueue := map[*queue][]*qentry{}
+	for _, in := range inflight {
+		if in.e != nil {
+			byQueue[in.sub.q] = append(byQueue[in.sub.q], in.e)
+		}
+	}
+	for q, es := range byQueue {
+		sort.Slice(es, func(i, j int) bool { return es[i].seq < es[j].seq })
+		q.requeue(es)
+	}
+}
+
+// endSession deletes the session's queues unless the session persists.
+func (c *mqttConn) endSession() {
+	if c.persistent || c.vhost == nil {
+		return
+	}
+	// A connection that took the client id over waits for this teardown before it starts its
+	// session, so the queues of that name are still this session's.
+	v := c.vhost
+	for qos := range byte(3) {
+		v.mu.RLock()
+		q := v.mu.queues[mqttQueueName(c.clientID, qos)]
+		v.mu.RUnlock()
+		if q != nil {
+			v.deleteQueue(q, false, false)
+		}
+	}
+}
