@@ -136,6 +136,7 @@ func (s *Server) DeleteVhost(name string) error {
 			c.closeFromOutside(amqp.ConnectionForced, fmt.Sprintf("CONNECTION_FORCED - vhost '%s' is deleted", name))
 		}
 	}
+	s.closeSTOMPVhost(v)
 	qs, xs := v.lists()
 	for _, q := range qs {
 		if _, derr := v.deleteQueue(q, false, false); derr != nil && err == nil {

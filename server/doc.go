@@ -7,7 +7,11 @@
 // the connection's channels and all protocol state) and a write loop (outbound.run), both counted in
 // Server.wg; the read loop waits for its write loop before it returns. A direct connection
 // (DialDirect, direct.go: an in-process pipe for the plugins) gets the same two, counted the same
-// way, and is closed by Shutdown like an accepted one. Three more belong to the
+// way, and is closed by Shutdown like an accepted one. A STOMP connection (ServeSTOMP, stomp.go) has
+// a read loop (stompConn.serve), a write loop (outbound.run, which also writes its heart-beats) and a
+// receipt writer (stompConn.receiptLoop: it waits for the commit groups of receipted publishes in
+// order, then queues their RECEIPT frames), all three counted in Server.wg; the read loop waits for
+// the other two before it returns, and Shutdown closes STOMP connections too. Three more belong to the
 // Server and are stopped by Shutdown after the last connection: the committer (commit.go, the only
 // store writer), the pager (queue_pager.go, reads paged-out messages back), the disk alarm (alarm.go)
 // and the memory alarm (alarm_mem.go, which under the alarm takes each queue.mu in turn, holding no
@@ -82,6 +86,8 @@
 //	                                                                      deliveryTarget.deliver)
 //	mqttConn.mu           an MQTT connection's consumers, in-flight       the above (taken under queue.mu by
 //	                      deliveries, packet ids, binding keys (mqtt.go)  mqttSub.deliver, like channel.mu)
+//	stompConn.mu          a STOMP connection's delivery tags, unacked     the above but channel.mu (the STOMP
+//	                      messages, live subscriptions (stomp_sub.go)     subscription's deliver, under queue.mu)
 //	confirmLedger.mu      the confirms sent and to nack (confirm.go)      the above
 //	mqttAckLedger.mu      an MQTT connection's PUBACKs waiting for their  the above (the committer's callback
 //	                      commit groups (mqtt_publish.go)                 or the read loop)

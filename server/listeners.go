@@ -70,7 +70,8 @@ func (s *Server) AllListeners() []Listener {
 	return out
 }
 
-// protocolRank orders listeners as RabbitMQ's overview does: AMQP first, then the HTTP ones.
+// protocolRank orders listeners as RabbitMQ's overview does: AMQP first, then the HTTP ones, then
+// the plugins' (STOMP).
 func protocolRank(p string) int {
 	switch p {
 	case ProtocolAMQP:
@@ -85,6 +86,10 @@ func protocolRank(p string) int {
 		return 4
 	case ProtocolMQTTS:
 		return 5
+	case ProtocolSTOMP:
+		return 6
+	case ProtocolSTOMPS:
+		return 7
 	}
-	return 6
+	return 8
 }

@@ -32,6 +32,7 @@ type outbound struct {
 	bell     chan struct{}   // 1-buffered doorbell: "mu.buf is not empty" or "closing"
 	done     chan struct{}   // closed by run when it returns
 	frameMax uint32          // written once in the handshake, before any concurrent producer exists
+	hbFrame  []byte          // the heartbeat run writes when idle; nil: AMQP's (set before run starts)
 
 	// full is set (under mu) when the pending buffer passes outboundLimit: queues deliver no more
 	// to this connection's consumers (tryDeliver) until the write loop takes the buffer, then it
@@ -269,7 +270,11 @@ func (o *outbound) run(heartbeat time.Duration) {
 				o.mu.spare = nil
 			}
 			if idle && len(o.mu.buf) == 0 && !o.mu.stopped && !o.mu.closeAfter {
-				o.mu.buf = amqp.AppendHeartbeat(o.mu.buf)
+				if o.hbFrame != nil {
+					o.mu.buf = append(o.mu.buf, o.hbFrame...)
+				} else {
+					o.mu.buf = amqp.AppendHeartbeat(o.mu.buf)
+				}
 			}
 			o.mu.wrote = false
 			o.mu.Unlock()

@@ -98,6 +98,12 @@ type Options struct {
 	LoginFailureDelay  time.Duration
 	// MQTT configures the MQTT front end (mqtt.go), with RabbitMQ's defaults.
 	MQTT MQTTOptions
+	// STOMPDefaultUser and STOMPDefaultPass log in a STOMP CONNECT that has no login header, as
+	// RabbitMQ's stomp.default_user and stomp.default_pass (empty: such a CONNECT is refused
+	// unless the user "" exists). STOMPDefaultVhost is the vhost of a CONNECT without a host
+	// header (stomp.default_vhost; empty: DefaultVhost).
+	STOMPDefaultUser, STOMPDefaultPass string
+	STOMPDefaultVhost                  string
 }
 
 func (o *Options) setDefaults() error {
@@ -252,6 +258,7 @@ type Server struct {
 		added     map[*Listener]struct{}    // listeners served elsewhere (AddListener)
 		conns     map[*conn]struct{}
 		mqttConns map[*mqttConn]struct{}
+		stomp     map[*stompConn]struct{} // STOMP connections (stomp.go)
 	}
 }
 
@@ -270,6 +277,7 @@ func New(opts Options) (*Server, error) {
 	s.mu.added = map[*Listener]struct{}{}
 	s.mu.conns = map[*conn]struct{}{}
 	s.mu.mqttConns = map[*mqttConn]struct{}{}
+	s.mu.stomp = map[*stompConn]struct{}{}
 	s.vhosts.m = map[string]*vhost{}
 	s.logins = newLoginLimiter(&s.opts)
 	s.initAdmin()
@@ -348,9 +356,12 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 		}
 		backoff = 0
 		var served bool
-		if l.Protocol == ProtocolMQTT || l.Protocol == ProtocolMQTTS {
+		switch l.Protocol {
+		case ProtocolMQTT, ProtocolMQTTS:
 			served = s.serveMQTTConn(newMQTTConn(s, s.meter(nc)))
-		} else {
+		case ProtocolSTOMP, ProtocolSTOMPS:
+			served = s.serveSTOMPConn(newStompConn(s, s.meter(nc)))
+		default:
 			served = s.serveConn(newConn(s, s.meter(nc)))
 		}
 		if !served {
@@ -405,6 +416,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.mu.mqttConns {
 		mconns = append(mconns, c)
 	}
+	stompConns := make([]*stompConn, 0, len(s.mu.stomp))
+	for sc := range s.mu.stomp {
+		stompConns = append(stompConns, sc)
+	}
 	s.mu.Unlock()
 
 	for _, c := range conns {
@@ -412,6 +427,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, c := range mconns {
 		c.closeFromOutside(mqtt.ServerShuttingDown)
+	}
+	for _, sc := range stompConns {
+		sc.closeFromOutside("Server shutdown", "The broker is shutting down\n")
 	}
 	s.stopSampler()
 	done := make(chan struct{})
@@ -426,6 +444,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		for c := range s.mu.mqttConns {
 			c.nc.Close()
+		}
+		for sc := range s.mu.stomp {
+			sc.nc.Close()
 		}
 		s.mu.Unlock()
 		<-done

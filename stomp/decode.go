@@ -97,12 +97,43 @@ func errorf(k Kind, format string, args ...any) error {
 // Decoder decodes frames. Its buffers are reused between calls, so decoding
 // a frame without escaped headers allocates nothing once warmed up. The zero
 // value decodes frames a client sends, with DefaultLimits.
+//
+// A Decoder resumes a partial frame: after ErrNeedMore it remembers how far
+// it scanned (the lines it split, how far it looked for the next EOL or the
+// body's NUL), so a large frame arriving in many small reads costs time in
+// proportion to its size, not to its size times the number of reads.
 type Decoder struct {
 	Limits     Limits
 	FromServer bool // decode the frames a server sends (CONNECTED, MESSAGE, RECEIPT, ERROR)
 
 	hdrs    []Header
 	scratch []byte
+	st      partial
+}
+
+// partial is what a Decoder knows of the frame it has not finished: offsets
+// into the caller's buffer (which may have moved since), never slices of it.
+type partial struct {
+	active  bool
+	v       Version
+	seen    int    // len(buf) at the last call: a shorter buf is another input
+	pos     int    // start of the next line to split, or of the body once headers
+	scan    int    // bytes from pos already searched for an LF (a line) or a NUL (the body)
+	cmd     string // the command, once its line was read
+	offs    []hdrOff
+	headers bool  // the blank line was read; pos is the body's start
+	checked bool  // the headers were unescaped and content-length read without error
+	clen    int64 // once checked: the content-length, or -1 without one
+}
+
+type hdrOff struct{ name, colon, end int }
+
+// Reset forgets a partial frame. Decode assumes that after it returned
+// ErrNeedMore its next call's buf starts with the same bytes (the unconsumed
+// partial frame, with more appended) under the same version; a caller that
+// drops or changes that input must call Reset first.
+func (d *Decoder) Reset() {
+	d.st = partial{offs: d.st.offs[:0]}
 }
 
 // Decode decodes frames a client sends, with DefaultLimits and fresh buffers.
@@ -117,49 +148,70 @@ func Decode(v Version, buf []byte) (Frame, int, error) {
 // frame. An LF or CRLF at the start of buf is a heart-beat: a Frame with
 // Heartbeat set.
 //
-// Decode keeps no parse state between calls: after ErrNeedMore the next call
-// rescans the partial frame from its start, so a front end that calls it
-// after every small read of a large frame (up to Limits) does quadratic
-// work. Resumable state is not built yet.
+// After ErrNeedMore the decoder keeps how far it got: the next call must pass
+// the same bytes at the start of buf (more may follow) and the same version,
+// or call Reset first. Each byte of a frame is then scanned once however the
+// frame is split between calls (up to the few bytes of a CRLF).
 //
 // The frame's headers and body alias buf and the decoder's scratch space:
 // they are valid until buf is modified or Decode is called again. Use
 // Frame.Clone to keep them longer.
 func (d *Decoder) Decode(v Version, buf []byte) (Frame, int, error) {
-	lim := d.limits()
-	if len(buf) == 0 {
-		return Frame{}, 0, ErrNeedMore
+	st := &d.st
+	if st.active && (st.v != v || len(buf) < st.seen) {
+		d.Reset() // not the input the state was for: start again
 	}
-	switch buf[0] {
-	case '\n':
-		return Frame{Heartbeat: true}, 1, nil
-	case '\r':
-		if len(buf) == 1 {
+	f, n, err := d.decode(v, buf)
+	if err == ErrNeedMore {
+		if st.active {
+			st.v, st.seen = v, len(buf)
+		}
+		return f, n, err
+	}
+	if st.active {
+		d.Reset()
+	}
+	return f, n, err
+}
+
+func (d *Decoder) decode(v Version, buf []byte) (Frame, int, error) {
+	lim := d.limits()
+	st := &d.st
+	if !st.active {
+		if len(buf) == 0 {
 			return Frame{}, 0, ErrNeedMore
 		}
-		if buf[1] == '\n' {
-			return Frame{Heartbeat: true}, 2, nil
+		switch buf[0] {
+		case '\n':
+			return Frame{Heartbeat: true}, 1, nil
+		case '\r':
+			if len(buf) == 1 {
+				return Frame{}, 0, ErrNeedMore
+			}
+			if buf[1] == '\n' {
+				return Frame{Heartbeat: true}, 2, nil
+			}
+			return Frame{}, 0, errorf(ErrBetweenFrames, "carriage return not followed by a newline")
 		}
-		return Frame{}, 0, errorf(ErrBetweenFrames, "carriage return not followed by a newline")
+		st.active = true
+		st.offs = st.offs[:0]
 	}
 
-	// Pass 1: split the command and header lines, bounded by the limits.
-	pos := 0
-	cmd := ""
-	hdrs := d.hdrs[:0]
-	for {
-		line, next, err := nextLine(buf, pos, lim.MaxHeaderLine, v)
+	// Pass 1: split the command and header lines, bounded by the limits,
+	// from where the last call stopped.
+	for !st.headers {
+		start, end, next, err := nextLine(buf, st.pos, &st.scan, lim.MaxHeaderLine, v)
 		if err != nil {
-			d.hdrs = hdrs
 			return Frame{}, 0, err
 		}
-		pos = next
-		if cmd == "" {
+		line := buf[start:end:end]
+		st.pos, st.scan = next, 0
+		if st.cmd == "" {
 			var ok bool
 			if d.FromServer {
-				cmd, ok = serverCommand(line)
+				st.cmd, ok = serverCommand(line)
 			} else {
-				cmd, ok = clientCommand(line, v)
+				st.cmd, ok = clientCommand(line, v)
 			}
 			if !ok {
 				return Frame{}, 0, errorf(ErrUnknownCommand, "%q is not a STOMP %s %s command", truncate(line), v, d.side())
@@ -167,23 +219,86 @@ func (d *Decoder) Decode(v Version, buf []byte) (Frame, int, error) {
 			continue
 		}
 		if len(line) == 0 {
+			st.headers = true
 			break
 		}
-		if len(hdrs) == lim.MaxHeaders {
-			d.hdrs = hdrs
+		if len(st.offs) == lim.MaxHeaders {
 			return Frame{}, 0, errorf(ErrTooManyHeaders, "more than %d headers", lim.MaxHeaders)
 		}
 		c := bytes.IndexByte(line, ':')
 		if c < 0 {
-			d.hdrs = hdrs
 			return Frame{}, 0, errorf(ErrBadHeader, "header line %q has no colon", truncate(line))
 		}
-		hdrs = append(hdrs, Header{Name: line[:c:c], Value: line[c+1 : len(line) : len(line)]})
+		st.offs = append(st.offs, hdrOff{name: start, colon: start + c, end: end})
+	}
+	cmd, pos := st.cmd, st.pos
+	f := Frame{Command: cmd}
+	have := false // f.Headers built by this call
+	if !st.checked {
+		// The first call past the blank line unescapes and reads
+		// content-length; later calls only wait for the body.
+		hdrs, err := d.headers(buf, cmd, v)
+		if err != nil {
+			return Frame{}, 0, err
+		}
+		f.Headers, have = hdrs, true
+		st.clen = -1
+		if cl, ok := f.Get("content-length"); ok {
+			n, ok := contentLength(cl)
+			if !ok {
+				return Frame{}, 0, errorf(ErrBadContentLength, "content-length %q is not a non-negative decimal", truncate(cl))
+			}
+			if n > int64(lim.MaxBody) {
+				return Frame{}, 0, errorf(ErrBodyTooLarge, "content-length %d exceeds the limit of %d bytes", n, lim.MaxBody)
+			}
+			st.clen = n
+		}
+		st.checked = true
+	}
+	end := 0
+	if st.clen >= 0 {
+		end = pos + int(st.clen)
+		if len(buf) <= end {
+			return Frame{}, 0, ErrNeedMore
+		}
+		if buf[end] != 0 {
+			return Frame{}, 0, errorf(ErrMissingNul, "the %d-byte body given by content-length is followed by %q, not NUL", st.clen, string(buf[end:end+1]))
+		}
+	} else {
+		window := buf[pos:min(len(buf), pos+lim.MaxBody+1)]
+		i := bytes.IndexByte(window[min(st.scan, len(window)):], 0)
+		if i < 0 {
+			if len(window) > lim.MaxBody {
+				return Frame{}, 0, errorf(ErrBodyTooLarge, "body exceeds the limit of %d bytes", lim.MaxBody)
+			}
+			st.scan = len(window)
+			return Frame{}, 0, ErrNeedMore
+		}
+		end = pos + st.scan + i
+	}
+	if !have {
+		hdrs, err := d.headers(buf, cmd, v) // checked before: cannot fail
+		if err != nil {
+			return Frame{}, 0, err
+		}
+		f.Headers = hdrs
+	}
+	if end > pos {
+		f.Body = buf[pos:end:end]
+	}
+	return f, end + 1, nil
+}
+
+// headers builds the frame's headers from the offsets pass 1 recorded and
+// unescapes them as cmd and v require. The unescaped form is never longer,
+// so scratch sized to the header section never grows while slices point
+// into it.
+func (d *Decoder) headers(buf []byte, cmd string, v Version) ([]Header, error) {
+	hdrs := d.hdrs[:0]
+	for _, o := range d.st.offs {
+		hdrs = append(hdrs, Header{Name: buf[o.name:o.colon:o.colon], Value: buf[o.colon+1 : o.end : o.end]})
 	}
 	d.hdrs = hdrs
-
-	// Pass 2: unescape. The unescaped form is never longer, so scratch
-	// sized to the header section never grows while slices point into it.
 	if escaped(cmd, v) {
 		need := 0
 		for _, h := range hdrs {
@@ -199,50 +314,18 @@ func (d *Decoder) Decode(v Version, buf []byte) (Frame, int, error) {
 			for i := range hdrs {
 				var err error
 				if hdrs[i].Name, sc, err = unescape(hdrs[i].Name, sc, v); err != nil {
-					return Frame{}, 0, err
+					return nil, err
 				}
 				if hdrs[i].Value, sc, err = unescape(hdrs[i].Value, sc, v); err != nil {
-					return Frame{}, 0, err
+					return nil, err
 				}
 			}
 		}
 	}
-
-	f := Frame{Command: cmd}
-	if len(hdrs) > 0 {
-		f.Headers = hdrs[:len(hdrs):len(hdrs)]
+	if len(hdrs) == 0 {
+		return nil, nil
 	}
-	end := 0
-	if cl, ok := f.Get("content-length"); ok {
-		n, ok := contentLength(cl)
-		if !ok {
-			return Frame{}, 0, errorf(ErrBadContentLength, "content-length %q is not a non-negative decimal", truncate(cl))
-		}
-		if n > int64(lim.MaxBody) {
-			return Frame{}, 0, errorf(ErrBodyTooLarge, "content-length %d exceeds the limit of %d bytes", n, lim.MaxBody)
-		}
-		end = pos + int(n)
-		if len(buf) <= end {
-			return Frame{}, 0, ErrNeedMore
-		}
-		if buf[end] != 0 {
-			return Frame{}, 0, errorf(ErrMissingNul, "the %d-byte body given by content-length is followed by %q, not NUL", n, string(buf[end:end+1]))
-		}
-	} else {
-		window := buf[pos:min(len(buf), pos+lim.MaxBody+1)]
-		i := bytes.IndexByte(window, 0)
-		if i < 0 {
-			if len(window) > lim.MaxBody {
-				return Frame{}, 0, errorf(ErrBodyTooLarge, "body exceeds the limit of %d bytes", lim.MaxBody)
-			}
-			return Frame{}, 0, ErrNeedMore
-		}
-		end = pos + i
-	}
-	if end > pos {
-		f.Body = buf[pos:end:end]
-	}
-	return f, end + 1, nil
+	return hdrs[:len(hdrs):len(hdrs)], nil
 }
 
 func (d *Decoder) side() string {
@@ -266,25 +349,30 @@ func (d *Decoder) limits() Limits {
 	return l
 }
 
-// nextLine returns the line starting at pos without its EOL (LF, or CRLF in
-// 1.2) and the position after the EOL. It looks at most max+2 bytes ahead.
-func nextLine(buf []byte, pos, max int, v Version) ([]byte, int, error) {
+// nextLine finds the line starting at pos and returns its bounds without
+// its EOL (LF, or CRLF in 1.2) and the position after the EOL. It looks at
+// most max+2 bytes ahead of pos, skipping the *scan bytes a previous call
+// already searched, and on ErrNeedMore records how far it searched.
+func nextLine(buf []byte, pos int, scan *int, max int, v Version) (start, end, next int, err error) {
 	window := buf[pos:min(len(buf), pos+max+2)]
-	i := bytes.IndexByte(window, '\n')
+	from := min(*scan, len(window))
+	i := bytes.IndexByte(window[from:], '\n')
 	if i < 0 {
 		if len(window) > max+1 {
-			return nil, 0, errorf(ErrHeaderTooLong, "a line is longer than %d bytes", max)
+			return 0, 0, 0, errorf(ErrHeaderTooLong, "a line is longer than %d bytes", max)
 		}
-		return nil, 0, ErrNeedMore
+		*scan = len(window)
+		return 0, 0, 0, ErrNeedMore
 	}
-	line := window[:i:i]
-	if v >= V12 && i > 0 && line[i-1] == '\r' {
-		line = line[: i-1 : i-1]
+	i += from
+	n := i
+	if v >= V12 && i > 0 && window[i-1] == '\r' {
+		n = i - 1
 	}
-	if len(line) > max {
-		return nil, 0, errorf(ErrHeaderTooLong, "a line is longer than %d bytes", max)
+	if n > max {
+		return 0, 0, 0, errorf(ErrHeaderTooLong, "a line is longer than %d bytes", max)
 	}
-	return line, pos + i + 1, nil
+	return pos, pos + n, pos + i + 1, nil
 }
 
 // unescape appends the unescaped b to sc when b has a backslash and returns

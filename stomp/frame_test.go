@@ -331,3 +331,77 @@ func TestVersion(t *testing.T) {
 		t.Error("1.3 parsed")
 	}
 }
+
+// TestResume: a frame fed a byte at a time decodes as it does whole, the
+// decoder keeping its place (its scan positions move forward, never back),
+// and a shorter input or Reset starts again.
+func TestResume(t *testing.T) {
+	in := []byte("SEND\r\ndestination:/queue/a\r\nx:\\cy\r\n\r\nhello\x00")
+	var d Decoder
+	for i := 1; i < len(in); i++ {
+		before := d.st.pos + d.st.scan
+		if _, n, err := d.Decode(V12, in[:i]); err != ErrNeedMore || n != 0 {
+			t.Fatalf("prefix %d: %d %v", i, n, err)
+		}
+		if after := d.st.pos + d.st.scan; after < before || after > i {
+			t.Fatalf("prefix %d: scanned to %d after %d", i, after, before)
+		}
+	}
+	f, n, err := d.Decode(V12, in)
+	if err != nil || n != len(in) || hdr(f) != `"destination"="/queue/a";"x"=":y";` || string(f.Body) != "hello" {
+		t.Fatalf("%d %v %s %q", n, err, hdr(f), f.Body)
+	}
+	if d.st.active {
+		t.Fatal("state kept after a whole frame")
+	}
+
+	// A shorter buffer than last time is another input: decoded afresh.
+	if _, _, err := d.Decode(V12, []byte("SEND\nlong-header-name:abc")); err != ErrNeedMore {
+		t.Fatal(err)
+	}
+	if f, _, err := d.Decode(V12, []byte("ACK\nid:1\n\n\x00")); err != nil || f.Command != CmdAck {
+		t.Fatalf("%v %s", err, f.Command)
+	}
+	// Reset drops a partial frame.
+	if _, _, err := d.Decode(V12, []byte("SEND\ndestination:/queue/a\n\nbody-without-nul")); err != ErrNeedMore {
+		t.Fatal(err)
+	}
+	d.Reset()
+	if f, _, err := d.Decode(V12, []byte("BEGIN\ntransaction:t1\n\n\x00")); err != nil || f.Command != CmdBegin {
+		t.Fatalf("%v %s", err, f.Command)
+	}
+	// Errors found on a later read are the same as whole.
+	d.Reset()
+	if _, _, err := d.Decode(V12, []byte("SEND\na:b\n")); err != ErrNeedMore {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Decode(V12, []byte("SEND\na:b\nnocolon\n\n\x00")); !errors.Is(err, ErrBadHeader) {
+		t.Fatal(err)
+	}
+}
+
+// TestResumeLinear checks the work is linear: feeding a 1 MiB frame in
+// 512-byte reads looks at each body byte a bounded number of times (the
+// scan position only moves forward), so the total scanned equals the size.
+func TestResumeLinear(t *testing.T) {
+	in := bytes.Repeat([]byte("a"), 1<<20)
+	in = append([]byte("SEND\n\n"), in...)
+	in = append(in, 0)
+	var d Decoder
+	scanned := 0
+	for end := 512; end < len(in); end += 512 {
+		before := d.st.scan
+		if _, _, err := d.Decode(V12, in[:end]); err != ErrNeedMore {
+			t.Fatal(err)
+		}
+		if d.st.headers {
+			scanned += d.st.scan - before
+		}
+	}
+	if scanned > len(in) {
+		t.Fatalf("scanned %d bytes of a %d-byte frame", scanned, len(in))
+	}
+	if _, n, err := d.Decode(V12, in); err != nil || n != len(in) {
+		t.Fatal(n, err)
+	}
+}

@@ -110,5 +110,26 @@ func FuzzDecode(f *testing.F) {
 		if (err == ErrNeedMore) != (wholeErr == ErrNeedMore) {
 			t.Fatalf("split at %d ended with %v, whole with %v", s, err, wholeErr)
 		}
+
+		// And in small reads of 1 to 8 bytes, the decoder resuming its
+		// partial frame after each one.
+		step := int(split%8) + 1
+		var small []string
+		d = newDecoder()
+		buf = buf[:0]
+		used, err = 0, ErrNeedMore
+		for off := 0; off < len(data) && (err == nil || err == ErrNeedMore); off += step {
+			buf = append(buf, data[off:min(len(data), off+step)]...)
+			var n int
+			n, err = decodeAll(t, d, v, buf, &small)
+			used += n
+			buf = buf[n:]
+		}
+		if used != wholeUsed || fmt.Sprint(small) != fmt.Sprint(whole) {
+			t.Fatalf("reads of %d: %d bytes %v\nwhole: %d bytes %v", step, used, small, wholeUsed, whole)
+		}
+		if (err == ErrNeedMore) != (wholeErr == ErrNeedMore) && len(data) > 0 {
+			t.Fatalf("reads of %d ended with %v, whole with %v", step, err, wholeErr)
+		}
 	})
 }

@@ -29,6 +29,12 @@ type Config struct {
 	HTTPAddr  string // management.tcp.ip/port, --http-addr, WARREN_HTTP_ADDR ("" disables HTTP)
 	DataDir   string // data_dir, --data-dir, WARREN_DATA_DIR
 	DebugAddr string // --debug-addr, WARREN_DEBUG_ADDR (pprof; "" is off)
+	STOMPAddr string // stomp.listeners.tcp.1, --stomp-addr, WARREN_STOMP_ADDR ("" is off)
+
+	// STOMPDefaultUser and STOMPDefaultPass log in a STOMP CONNECT without a login header
+	// (stomp.default_user, stomp.default_pass: guest/guest as in RabbitMQ); STOMPDefaultVhost is
+	// the vhost of one without a host header (stomp.default_vhost; "" is DefaultVhost).
+	STOMPDefaultUser, STOMPDefaultPass, STOMPDefaultVhost string
 
 	DefaultUser, DefaultPass, DefaultVhost string
 	// LoopbackUsers may only connect from localhost: nil is the server's default (guest), empty
@@ -139,6 +145,8 @@ func defaultConfig() Config {
 		DefaultUser:           "guest",
 		DefaultPass:           "guest",
 		DefaultVhost:          "/",
+		STOMPDefaultUser:      "guest",
+		STOMPDefaultPass:      "guest",
 		Heartbeat:             server.DefaultHeartbeat,
 		FrameMax:              server.DefaultFrameMax,
 		ChannelMax:            server.DefaultChannelMax,
@@ -173,6 +181,9 @@ func (c *Config) serverOptions() server.Options {
 		SyncInterval:        c.SyncInterval,
 		SSLCertLoginFrom:    c.TLS.CertLoginFrom,
 		MQTT:                c.MQTT,
+		STOMPDefaultUser:    c.STOMPDefaultUser,
+		STOMPDefaultPass:    c.STOMPDefaultPass,
+		STOMPDefaultVhost:   c.STOMPDefaultVhost,
 	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat = -1 // the server's 0 is "default"; RabbitMQ's heartbeat = 0 is "none"
@@ -304,6 +315,17 @@ var settings = []setting{
 	{flag: "mqtt-addr", env: "WARREN_MQTT_ADDR", usage: "MQTT listen address, `host:port` or a port, usually 1883 (mqtt.listeners.tcp.default); empty: off",
 		set:  func(c *Config, v string) (err error) { c.MQTTAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.MQTTAddr }},
+	{flag: "stomp-addr", env: "WARREN_STOMP_ADDR", usage: "STOMP listen address, `host:port` or a port, usually 61613 (stomp.listeners.tcp.1); empty: off",
+		set:  func(c *Config, v string) (err error) { c.STOMPAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.STOMPAddr }},
+	{flag: "stomp-default-user", env: "WARREN_STOMP_DEFAULT_USER", usage: "the `user` a STOMP CONNECT without a login header logs in as (stomp.default_user); empty: none",
+		set:  func(c *Config, v string) error { c.STOMPDefaultUser = v; return nil },
+		show: func(c *Config) string { return c.STOMPDefaultUser }},
+	{env: "WARREN_STOMP_DEFAULT_PASS", noFlag: true,
+		set: func(c *Config, v string) error { c.STOMPDefaultPass = v; return nil }},
+	{flag: "stomp-default-vhost", env: "WARREN_STOMP_DEFAULT_VHOST", usage: "the `vhost` of a STOMP CONNECT without a host header (stomp.default_vhost; default: the default vhost)",
+		set:  func(c *Config, v string) error { c.STOMPDefaultVhost = v; return nil },
+		show: func(c *Config) string { return c.STOMPDefaultVhost }},
 	{flag: "load-definitions", env: "WARREN_LOAD_DEFINITIONS", usage: "import this definitions JSON `file` (RabbitMQ's format) at boot",
 		set:  func(c *Config, v string) error { c.LoadDefinitions = v; return nil },
 		show: func(c *Config) string { return c.LoadDefinitions }},
@@ -327,6 +349,10 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"management.tcp.port":      func(c *Config, v string) (err error) { c.HTTPAddr, err = setPort(c.HTTPAddr, v); return },
 	"management.tcp.ip":        func(c *Config, v string) (err error) { c.HTTPAddr, err = setIP(c.HTTPAddr, v); return },
 	"data_dir":                 byEnv("WARREN_DATA_DIR"),
+	"stomp.listeners.tcp.1":    byEnv("WARREN_STOMP_ADDR"),
+	"stomp.default_user":       byEnv("WARREN_STOMP_DEFAULT_USER"),
+	"stomp.default_pass":       byEnv("WARREN_STOMP_DEFAULT_PASS"),
+	"stomp.default_vhost":      byEnv("WARREN_STOMP_DEFAULT_VHOST"),
 	"default_user":             byEnv("WARREN_DEFAULT_USER"),
 	"default_pass":             byEnv("WARREN_DEFAULT_PASS"),
 	"default_vhost":            byEnv("WARREN_DEFAULT_VHOST"),

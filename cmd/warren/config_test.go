@@ -91,6 +91,7 @@ ssl_cert_login_from = common_name
 		File:     path,
 		AMQPAddr: "127.0.0.1:5673", HTTPAddr: "0.0.0.0:15673", DataDir: "/var/lib/warren",
 		DefaultUser: "admin", DefaultPass: "s3cr#t", DefaultVhost: "prod",
+		STOMPDefaultUser: "guest", STOMPDefaultPass: "guest",
 		LoopbackUsers:         []string{"admin"},
 		Heartbeat:             30 * time.Second,
 		FrameMax:              65536,
@@ -137,6 +138,12 @@ func TestConfigFileValues(t *testing.T) {
 		{"listeners.tcp.default = ::1:5672", func(c Config) bool { return c.AMQPAddr == "[::1]:5672" }},
 		{"listeners.tcp.default = [::1]:5672", func(c Config) bool { return c.AMQPAddr == "[::1]:5672" }},
 		{"management.tcp.ip = 127.0.0.1", func(c Config) bool { return c.HTTPAddr == "127.0.0.1:15672" }},
+		{"stomp.listeners.tcp.1 = 61613", func(c Config) bool { return c.STOMPAddr == ":61613" }},
+		{"stomp.default_vhost = v1", func(c Config) bool { return c.serverOptions().STOMPDefaultVhost == "v1" }},
+		{"stomp.default_user = u1", func(c Config) bool {
+			o := c.serverOptions()
+			return o.STOMPDefaultUser == "u1" && o.STOMPDefaultPass == "guest"
+		}},
 		{"loopback_users = none", func(c Config) bool { return c.LoopbackUsers != nil && len(c.LoopbackUsers) == 0 }},
 		{"loopback_users.guest = false", func(c Config) bool { return c.LoopbackUsers != nil && len(c.LoopbackUsers) == 0 }},
 		{"heartbeat = 0", func(c Config) bool { return c.Heartbeat == 0 && c.serverOptions().Heartbeat < 0 }},
@@ -288,7 +295,9 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_AMQPS_ADDR": "5671", "WARREN_HTTPS_ADDR": "127.0.0.1:15671", "WARREN_TLS_CERT": "/c.pem",
 		"WARREN_TLS_KEY": "/k.pem", "WARREN_TLS_CA": "/ca.pem", "WARREN_TLS_VERIFY_PEER": "true",
 		"WARREN_TLS_FAIL_IF_NO_PEER_CERT": "true", "WARREN_SSL_CERT_LOGIN_FROM": "common_name",
-		"WARREN_MQTT_ADDR": "1883",
+		"WARREN_MQTT_ADDR":  "1883",
+		"WARREN_STOMP_ADDR": "61613", "WARREN_STOMP_DEFAULT_USER": "su", "WARREN_STOMP_DEFAULT_PASS": "sp",
+		"WARREN_STOMP_DEFAULT_VHOST": "sv",
 	}
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
@@ -296,6 +305,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		ConsumerTimeout: time.Second, HandshakeTimeout: 2 * time.Second, DiskFreeLimit: 1e6, SyncInterval: 20 * time.Millisecond,
 		MemoryHighWatermark: MemoryWatermark{Absolute: 300 << 20}, MemoryMonitorInterval: 100 * time.Millisecond,
 		LogLevel: slog.LevelError, LogFormat: "json", LoadDefinitions: "/defs.json",
+		STOMPAddr: ":61613", STOMPDefaultUser: "su", STOMPDefaultPass: "sp", STOMPDefaultVhost: "sv",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
 			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name"},
 		MQTTAddr: ":1883"}
@@ -316,7 +326,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 	if c := mustLoad(t, nil, env(kv...)); !reflect.DeepEqual(c, want) {
 		t.Errorf("from the environment\n got %+v\nwant %+v", c, want)
 	}
-	want.DefaultPass = "guest"
+	want.DefaultPass, want.STOMPDefaultPass = "guest", "guest"
 	if c := mustLoad(t, args, env()); !reflect.DeepEqual(c, want) {
 		t.Errorf("from flags\n got %+v\nwant %+v", c, want)
 	}

@@ -89,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
-	serveErr := make(chan error, 6) // AMQP, HTTP, debug, AMQPS, HTTPS and MQTT listeners
+	serveErr := make(chan error, 7) // AMQP, HTTP, debug, AMQPS, HTTPS, MQTT and STOMP listeners
 	if cfg.DebugAddr != "" {
 		ds, err := startDebug(cfg.DebugAddr, serveErr, log)
 		if err != nil {
@@ -161,6 +161,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 		mqttAddr = mln.Addr().String()
 		go func() { serveErr <- srv.ServeMQTT(mln) }()
 	}
+	stompAddr := ""
+	if cfg.STOMPAddr != "" {
+		sln, err := net.Listen("tcp", cfg.STOMPAddr)
+		if err != nil {
+			stop()
+			return fmt.Errorf("stomp listener: %w", err)
+		}
+		stompAddr = sln.Addr().String()
+		go func() { serveErr <- srv.ServeSTOMP(sln) }()
+	}
 	var hs *http.Server
 	httpAddr := ""
 	if cfg.HTTPAddr != "" {
@@ -176,7 +186,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		log.Info("management listener started", "addr", httpAddr)
 		go func() { serveErr <- hs.Serve(hln) }()
 	}
-	log.Info("warren ready", "version", server.Version, "amqp", ln.Addr().String(), "http", httpAddr, "mqtt", mqttAddr, "data_dir", cfg.DataDir)
+	log.Info("warren ready", "version", server.Version, "amqp", ln.Addr().String(), "http", httpAddr, "mqtt", mqttAddr, "stomp", stompAddr, "data_dir", cfg.DataDir)
 
 	// SIGHUP runs every reloader in order; tls.go appends its certificate reload here.
 	reloaders := []reloader{{"config", configReloader(args, &cfg, level, log)}, {"tls", tl.reload}}

@@ -182,3 +182,24 @@ func (b *Broker) startMQTT(t testing.TB, cfg *tls.Config) string {
 	}
 	return ln.Addr().String()
 }
+
+// STOMP serves STOMP on another listener on 127.0.0.1:0 and returns its address. It stops with
+// the broker: the test's cleanup stops the broker and checks what ServeSTOMP returned.
+func (b *Broker) STOMP(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testbroker: STOMP listener: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- b.Srv.ServeSTOMP(ln) }()
+	t.Cleanup(func() {
+		if err := b.Stop(); err != nil {
+			t.Errorf("testbroker: %v", err)
+		}
+		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+			t.Errorf("testbroker: serving STOMP: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
