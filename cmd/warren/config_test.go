@@ -128,6 +128,8 @@ func TestConfigFileValues(t *testing.T) {
 	}{
 		{"listeners.tcp.default = 5672", func(c Config) bool { return c.AMQPAddr == ":5672" }},
 		{"mqtt.listeners.tcp.default = 1883", func(c Config) bool { return c.MQTTAddr == ":1883" }},
+		{"web_mqtt.tcp.port = 15675", func(c Config) bool { return c.WebMQTTAddr == ":15675" }},
+		{"web_stomp.tcp.port = 15674", func(c Config) bool { return c.WebSTOMPAddr == ":15674" }},
 		{"mqtt.vhost = iot", func(c Config) bool { return c.MQTT.Vhost == "iot" && c.serverOptions().MQTT.Vhost == "iot" }},
 		{"mqtt.default_user = dev", func(c Config) bool { return c.MQTT.DefaultUser == "dev" }},
 		{"mqtt.default_pass = pw", func(c Config) bool { return c.MQTT.DefaultPass == "pw" }},
@@ -295,7 +297,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_AMQPS_ADDR": "5671", "WARREN_HTTPS_ADDR": "127.0.0.1:15671", "WARREN_TLS_CERT": "/c.pem",
 		"WARREN_TLS_KEY": "/k.pem", "WARREN_TLS_CA": "/ca.pem", "WARREN_TLS_VERIFY_PEER": "true",
 		"WARREN_TLS_FAIL_IF_NO_PEER_CERT": "true", "WARREN_SSL_CERT_LOGIN_FROM": "common_name",
-		"WARREN_MQTT_ADDR":  "1883",
+		"WARREN_MQTT_ADDR": "1883", "WARREN_WEB_MQTT_ADDR": "127.0.0.1:15675", "WARREN_WEB_STOMP_ADDR": "15674",
 		"WARREN_STOMP_ADDR": "61613", "WARREN_STOMP_DEFAULT_USER": "su", "WARREN_STOMP_DEFAULT_PASS": "sp",
 		"WARREN_STOMP_DEFAULT_VHOST": "sv",
 	}
@@ -308,7 +310,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		STOMPAddr: ":61613", STOMPDefaultUser: "su", STOMPDefaultPass: "sp", STOMPDefaultVhost: "sv",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
 			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name"},
-		MQTTAddr: ":1883"}
+		MQTTAddr: ":1883", WebMQTTAddr: "127.0.0.1:15675", WebSTOMPAddr: ":15674"}
 	var kv, args []string
 	for _, s := range settings {
 		v, ok := values[s.env]
