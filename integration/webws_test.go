@@ -394,6 +394,15 @@ func TestWebSocketHandshakes(t *testing.T) {
 			}
 		}
 	}
+	if b.Srv != nil {
+		// Let the broker see those connections end before the test stops it: Shutdown racing a
+		// STOMP connection still in its CONNECT is a data race in the STOMP front end
+		// (closeFromOutside reads stompConn.v, which connect writes), not what this test checks.
+		wait.For(t, 10*time.Second, "the handshakes' connections closed", func() bool {
+			o := b.Srv.Overview()
+			return o.Churn.ConnectionCreated.Count == o.Churn.ConnectionClosed.Count
+		})
+	}
 	// A plain GET of the endpoint: 426 Upgrade Required.
 	for _, addr := range []string{b.WebMQTT, b.WebSTOMP} {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/ws", nil)
@@ -535,5 +544,44 @@ func TestWebSocketReadLimit(t *testing.T) {
 	}
 	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
 		t.Fatalf("closed with %v, want 1009", err)
+	}
+}
+
+// Read deadlines over a WebSocket wake the read loop without closing the WebSocket: an MQTT 5
+// client silent past 1.5 keepalives gets DISCONNECT 0x8D (keep alive timeout) before the close
+// (websocket.NetConn would have closed the WebSocket first).
+func TestWebMQTTKeepaliveTimeout(t *testing.T) {
+	mqttSkipExternal(t, "RabbitMQ 3.10 has no MQTT 5 and waits three keepalives")
+	b := startWebBroker(t)
+	c := wsDial(t, b.WebMQTT, "mqtt")
+	cp := guestConnect("web-keepalive")
+	cp.Version, cp.KeepAlive = mqtt.V5, 1
+	bs, err := mqtt.Append(nil, cp, mqtt.V5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsWrite(t, c, websocket.MessageBinary, bs)
+	in := &wsStream{t: t, c: c, typ: websocket.MessageBinary}
+	start := time.Now()
+	if err := in.closed(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < time.Second {
+		t.Fatalf("closed after %v, before the keepalive", el)
+	}
+	var got []mqtt.PacketType
+	for len(in.buf) > 0 {
+		p, n, err := mqtt.Decode(mqtt.V5, in.buf)
+		if err != nil {
+			t.Fatalf("decoding %q: %v", in.buf, err)
+		}
+		in.buf = in.buf[n:]
+		got = append(got, p.Type())
+		if d, ok := p.(*mqtt.Disconnect); ok && d.ReasonCode != mqtt.KeepAliveTimeout {
+			t.Fatalf("DISCONNECT %v, want keep alive timeout", d.ReasonCode)
+		}
+	}
+	if !slices.Equal(got, []mqtt.PacketType{mqtt.CONNACK, mqtt.DISCONNECT}) {
+		t.Fatalf("got %v, want CONNACK then DISCONNECT", got)
 	}
 }

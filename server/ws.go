@@ -157,9 +157,9 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		served = s.serveSTOMPConn(newStompConn(s, nc))
 	}
-	if !served { // Shutdown began
+	if !served { // Shutdown began: close at once, without a close handshake
+		wc.closes.Add(1)
 		nc.Close()
-		nc.Close() // at once: no close handshake
 	}
 }
 
