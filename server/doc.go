@@ -40,7 +40,9 @@
 // Server.wg for the handshake and the hand-over, which registers the WebSocket as an MQTT or STOMP
 // connection (the goroutines above, Shutdown closing it the same way) plus its reader (wsConn.pump,
 // counted in Server.wg), which copies messages into a net.Pipe the read loop reads and ends when the
-// WebSocket or the pipe closes (wsConn.Close closes both; no lock is held across either).
+// WebSocket or the pipe closes (wsConn.Close closes the pipe), and once closed its closer (the close
+// handshake, at most 3 s, then the TCP connection is closed), also counted in Server.wg. No lock is
+// held across any of these.
 // The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown, also
 // counted in Server.wg. The federation manager (federation.go; the federation package) is started
 // by New and owns its goroutine and one goroutine per link, which Manager.Close waits for; Shutdown

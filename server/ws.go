@@ -31,7 +31,8 @@ import (
 // front end's goroutines, its reader (wsConn.pump, counted in Server.wg), which reads messages and
 // hands their bytes to the front end's read loop through a synchronous pipe (so a read loop that
 // stops reading, as flow control does, stops the reader too, and a read deadline only wakes the
-// read loop, as on a socket).
+// read loop, as on a socket), and, once closed, its closer (the close handshake, at most
+// wsCloseWait; counted in Server.wg).
 
 // The Web MQTT and Web STOMP listeners' protocols, as RabbitMQ's /api/overview names them.
 const (
@@ -143,7 +144,7 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept answered the request
 	}
 	ws.SetReadLimit(int64(s.opts.MaxMessageSize) + wsReadLimitSlack)
-	wc := newWSConn(ws, hj.conn, typ, h.protocol == ProtocolWebMQTT)
+	wc := newWSConn(ws, hj.conn, typ, h.protocol == ProtocolWebMQTT, &s.wg)
 	nc := s.meter(wc)
 	// The reader runs before the front end reads; it ends when the WebSocket closes.
 	s.wg.Add(1)
@@ -158,8 +159,8 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		served = s.serveSTOMPConn(newStompConn(s, nc))
 	}
 	if !served { // Shutdown began: close at once, without a close handshake
-		wc.closes.Add(1)
-		nc.Close()
+		wc.closeNow()
+		nc.Close() // counted as closed; wc is already
 	}
 }
 
@@ -197,12 +198,13 @@ type wsConn struct {
 	wmu       sync.Mutex
 	wdeadline time.Time // under wmu
 
-	closes atomic.Int32 // Close calls: the first closes with a handshake, a later one at once
+	closes atomic.Int32    // Close calls: the first closes with a handshake, later ones do nothing
+	wg     *sync.WaitGroup // Server.wg: counts the closer goroutine
 }
 
-func newWSConn(ws *websocket.Conn, raw net.Conn, typ websocket.MessageType, binaryOnly bool) *wsConn {
+func newWSConn(ws *websocket.Conn, raw net.Conn, typ websocket.MessageType, binaryOnly bool, wg *sync.WaitGroup) *wsConn {
 	pr, pw := net.Pipe()
-	return &wsConn{ws: ws, raw: raw, typ: typ, binaryOnly: binaryOnly, pr: pr, pw: pw}
+	return &wsConn{ws: ws, raw: raw, typ: typ, binaryOnly: binaryOnly, pr: pr, pw: pw, wg: wg}
 }
 
 // pump reads the WebSocket's messages and writes their payload to the pipe until the WebSocket
@@ -268,21 +270,32 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Close closes the WebSocket with a close handshake (status 1000), waiting at most wsCloseWait for
-// the client's close frame; a second Close (Shutdown past its context) closes the TCP
-// connection at once.
+// Close closes the WebSocket with a close handshake (status 1000) without waiting for it: the
+// closer goroutine (counted in wg) waits at most wsCloseWait for the client's close frame, then
+// closes the TCP connection. Later calls do nothing. Close never blocks, so Shutdown may call it
+// holding Server.mu.
 func (c *wsConn) Close() error {
 	if c.closes.Add(1) > 1 {
-		c.pr.Close()
-		return c.raw.Close()
+		return nil
 	}
-	c.pr.Close() // wakes the pump if it waits for the read loop
-	t := time.AfterFunc(wsCloseWait, func() { c.raw.Close() })
-	defer t.Stop()
-	// An error here is a client that did not answer in time or had gone: the connection is
-	// closed all the same.
-	_ = c.ws.Close(websocket.StatusNormalClosure, "")
-	return c.raw.Close()
+	c.pr.Close() // the read loop's Read ends; the pump stops if it waits for it
+	c.wg.Add(1)  // the connection's serve goroutine, calling this or waiting for it, is counted
+	go func() {
+		defer c.wg.Done()
+		t := time.AfterFunc(wsCloseWait, func() { c.raw.Close() })
+		defer t.Stop()
+		// An error is a client that did not answer in time or had gone: closed all the same.
+		_ = c.ws.Close(websocket.StatusNormalClosure, "")
+		c.raw.Close()
+	}()
+	return nil
+}
+
+// closeNow closes the TCP connection without a close handshake, before anyone else closes c.
+func (c *wsConn) closeNow() {
+	c.closes.Add(1)
+	c.pr.Close()
+	c.raw.Close()
 }
 
 func (c *wsConn) LocalAddr() net.Addr  { return c.raw.LocalAddr() }
