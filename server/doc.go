@@ -34,6 +34,15 @@
 // Server.wg; the read loop waits for the others before it returns. Its PUBACKs wait for commit groups in a callback on the committer
 // goroutine (mqttAckLedger). A connection taking a client id over waits for the old one's teardown.
 // An MQTT 5 will with a delay is a time.AfterFunc that runs only while Server.timers is open.
+// Web MQTT and Web STOMP (ServeWebMQTT, ServeWebSTOMP, ws.go): the ServeWeb* call runs an
+// http.Server's accept loop (counted in Server.wg, like Serve; Shutdown closes its listener, then
+// it closes the HTTP connections not yet upgraded); each request's handler goroutine is counted in
+// Server.wg for the handshake and the hand-over, which registers the WebSocket as an MQTT or STOMP
+// connection (the goroutines above, Shutdown closing it the same way) plus its reader (wsConn.pump,
+// counted in Server.wg), which copies messages into a net.Pipe the read loop reads and ends when the
+// WebSocket or the pipe closes (wsConn.Close closes the pipe), and once closed its closer (the close
+// handshake, at most 3 s, then the TCP connection is closed), also counted in Server.wg. No lock is
+// held across any of these.
 // The statistics sampler (stats.go) is started by the first Serve and stopped by Shutdown, also
 // counted in Server.wg. The federation manager (federation.go; the federation package) is started
 // by New and owns its goroutine and one goroutine per link, which Manager.Close waits for; Shutdown

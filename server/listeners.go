@@ -71,7 +71,7 @@ func (s *Server) AllListeners() []Listener {
 }
 
 // protocolRank orders listeners as RabbitMQ's overview does: AMQP first, then the HTTP ones, then
-// the plugins' (STOMP).
+// the plugins' (Web MQTT, Web STOMP, MQTT, STOMP), as RabbitMQ lists them.
 func protocolRank(p string) int {
 	switch p {
 	case ProtocolAMQP:
@@ -82,14 +82,18 @@ func protocolRank(p string) int {
 		return 2
 	case ProtocolHTTPS:
 		return 3
-	case ProtocolMQTT:
+	case ProtocolWebMQTT:
 		return 4
-	case ProtocolMQTTS:
+	case ProtocolWebSTOMP:
 		return 5
-	case ProtocolSTOMP:
+	case ProtocolMQTT:
 		return 6
-	case ProtocolSTOMPS:
+	case ProtocolMQTTS:
 		return 7
+	case ProtocolSTOMP:
+		return 8
+	case ProtocolSTOMPS:
+		return 9
 	}
-	return 8
+	return 10
 }

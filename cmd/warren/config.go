@@ -73,6 +73,9 @@ type Config struct {
 	ClusterNodes []ClusterNode
 	// MQTTAddr is mqtt.listeners.tcp.default, --mqtt-addr, WARREN_MQTT_ADDR ("": no MQTT listener).
 	MQTTAddr string
+	// WebMQTTAddr is web_mqtt.tcp.port, --web-mqtt-addr, WARREN_WEB_MQTT_ADDR; WebSTOMPAddr is
+	// web_stomp.tcp.port, --web-stomp-addr, WARREN_WEB_STOMP_ADDR ("": no listener).
+	WebMQTTAddr, WebSTOMPAddr string
 	// MQTT holds mqtt.vhost, mqtt.default_user, mqtt.default_pass, mqtt.exchange, mqtt.prefetch and
 	// mqtt.subscription_ttl (config file only); zero values take the server's defaults, RabbitMQ's.
 	MQTT server.MQTTOptions
@@ -326,6 +329,15 @@ var settings = []setting{
 			return
 		},
 		show: func(c *Config) string { return server.CertLoginDistinguishedName }},
+	{flag: "mqtt-addr", env: "WARREN_MQTT_ADDR", usage: "MQTT listen address, `host:port` or a port, usually 1883 (mqtt.listeners.tcp.default); empty: off",
+		set:  func(c *Config, v string) (err error) { c.MQTTAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.MQTTAddr }},
+	{flag: "web-mqtt-addr", env: "WARREN_WEB_MQTT_ADDR", usage: "Web MQTT (MQTT over WebSockets at /ws) listen address, `host:port` or a port, usually 15675 (web_mqtt.tcp.port); empty: off",
+		set:  func(c *Config, v string) (err error) { c.WebMQTTAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.WebMQTTAddr }},
+	{flag: "web-stomp-addr", env: "WARREN_WEB_STOMP_ADDR", usage: "Web STOMP (STOMP over WebSockets at /ws) listen address, `host:port` or a port, usually 15674 (web_stomp.tcp.port); empty: off",
+		set:  func(c *Config, v string) (err error) { c.WebSTOMPAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.WebSTOMPAddr }},
 	{flag: "stomp-addr", env: "WARREN_STOMP_ADDR", usage: "STOMP listen address, `host:port` or a port, usually 61613 (stomp.listeners.tcp.1); empty: off",
 		set:  func(c *Config, v string) (err error) { c.STOMPAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.STOMPAddr }},
@@ -340,9 +352,6 @@ var settings = []setting{
 	{flag: "stomp-default-vhost", env: "WARREN_STOMP_DEFAULT_VHOST", usage: "the `vhost` of a STOMP CONNECT without a host header (stomp.default_vhost; default: the default vhost)",
 		set:  func(c *Config, v string) error { c.STOMPDefaultVhost = v; return nil },
 		show: func(c *Config) string { return c.STOMPDefaultVhost }},
-	{flag: "mqtt-addr", env: "WARREN_MQTT_ADDR", usage: "MQTT listen address, `host:port` or a port, usually 1883 (mqtt.listeners.tcp.default); empty: off",
-		set:  func(c *Config, v string) (err error) { c.MQTTAddr, err = optionalListenAddr(v); return },
-		show: func(c *Config) string { return c.MQTTAddr }},
 	{flag: "load-definitions", env: "WARREN_LOAD_DEFINITIONS", usage: "import this definitions JSON `file` (RabbitMQ's format) at boot",
 		set:  func(c *Config, v string) error { c.LoadDefinitions = v; return nil },
 		show: func(c *Config) string { return c.LoadDefinitions }},
@@ -368,6 +377,8 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"data_dir":                 byEnv("WARREN_DATA_DIR"),
 	"stomp.listeners.tcp.1":    byEnv("WARREN_STOMP_ADDR"),
 	"stomp.listeners.ssl.1":    byEnv("WARREN_STOMPS_ADDR"),
+	"web_mqtt.tcp.port":        func(c *Config, v string) (err error) { c.WebMQTTAddr, err = setPort(c.WebMQTTAddr, v); return },
+	"web_stomp.tcp.port":       func(c *Config, v string) (err error) { c.WebSTOMPAddr, err = setPort(c.WebSTOMPAddr, v); return },
 	"stomp.default_user":       byEnv("WARREN_STOMP_DEFAULT_USER"),
 	"stomp.default_pass":       byEnv("WARREN_STOMP_DEFAULT_PASS"),
 	"stomp.default_vhost":      byEnv("WARREN_STOMP_DEFAULT_VHOST"),

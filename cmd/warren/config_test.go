@@ -129,6 +129,8 @@ func TestConfigFileValues(t *testing.T) {
 		{"listeners.tcp.default = 5672", func(c Config) bool { return c.AMQPAddr == ":5672" }},
 		{"mqtt.listeners.tcp.default = 1883", func(c Config) bool { return c.MQTTAddr == ":1883" }},
 		{"mqtt.listeners.ssl.default = 8883\nssl_options.certfile = /c\nssl_options.keyfile = /k", func(c Config) bool { return c.TLS.MQTTSAddr == ":8883" }},
+		{"web_mqtt.tcp.port = 15675", func(c Config) bool { return c.WebMQTTAddr == ":15675" }},
+		{"web_stomp.tcp.port = 15674", func(c Config) bool { return c.WebSTOMPAddr == ":15674" }},
 		{"mqtt.vhost = iot", func(c Config) bool { return c.MQTT.Vhost == "iot" && c.serverOptions().MQTT.Vhost == "iot" }},
 		{"mqtt.default_user = dev", func(c Config) bool { return c.MQTT.DefaultUser == "dev" }},
 		{"mqtt.default_pass = pw", func(c Config) bool { return c.MQTT.DefaultPass == "pw" }},
@@ -303,6 +305,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_NODE_NAME": "warren@a", "WARREN_CLUSTER_ADDR": "127.0.0.11:7000",
 		"WARREN_CLUSTER_NODES": "warren@a=127.0.0.11:7000,warren@b=127.0.0.12:7000",
 		"WARREN_MQTT_ADDR":     "1883", "WARREN_MQTTS_ADDR": "127.0.0.1:8883",
+		"WARREN_WEB_MQTT_ADDR": "127.0.0.1:15675", "WARREN_WEB_STOMP_ADDR": "15674",
 	}
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
@@ -316,7 +319,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 			MQTTSAddr: "127.0.0.1:8883"},
 		NodeName: "warren@a", ClusterAddr: "127.0.0.11:7000",
 		ClusterNodes: []ClusterNode{{"warren@a", "127.0.0.11:7000"}, {"warren@b", "127.0.0.12:7000"}},
-		MQTTAddr:     ":1883"}
+		MQTTAddr:     ":1883", WebMQTTAddr: "127.0.0.1:15675", WebSTOMPAddr: ":15674"}
 	var kv, args []string
 	for _, s := range settings {
 		v, ok := values[s.env]

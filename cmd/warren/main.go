@@ -89,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
-	serveErr := make(chan error, 7) // AMQP, HTTP, debug, AMQPS, HTTPS, MQTT and STOMP listeners
+	serveErr := make(chan error, 9) // AMQP, HTTP, debug, AMQPS, HTTPS, MQTT, STOMP, Web MQTT, Web STOMP
 	if cfg.DebugAddr != "" {
 		ds, err := startDebug(cfg.DebugAddr, serveErr, log)
 		if err != nil {
@@ -183,6 +183,22 @@ func run(args []string, stdout, stderr io.Writer) error {
 		stompAddr = sln.Addr().String()
 		go func() { serveErr <- srv.ServeSTOMP(sln) }()
 	}
+	webAddrs := map[string]string{} // Web MQTT and Web STOMP listeners' addresses, for the log
+	for _, w := range []struct {
+		name, addr string
+		serve      func(net.Listener) error
+	}{{"web_mqtt", cfg.WebMQTTAddr, srv.ServeWebMQTT}, {"web_stomp", cfg.WebSTOMPAddr, srv.ServeWebSTOMP}} {
+		if w.addr == "" {
+			continue
+		}
+		wln, err := net.Listen("tcp", w.addr)
+		if err != nil {
+			stop()
+			return fmt.Errorf("%s listener: %w", w.name, err)
+		}
+		webAddrs[w.name] = wln.Addr().String()
+		go func() { serveErr <- w.serve(wln) }()
+	}
 	var hs *http.Server
 	httpAddr := ""
 	if cfg.HTTPAddr != "" {
@@ -198,7 +214,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		log.Info("management listener started", "addr", httpAddr)
 		go func() { serveErr <- hs.Serve(hln) }()
 	}
-	log.Info("warren ready", "version", server.Version, "amqp", ln.Addr().String(), "http", httpAddr, "mqtt", mqttAddr, "stomp", stompAddr, "data_dir", cfg.DataDir)
+	log.Info("warren ready", "version", server.Version, "amqp", ln.Addr().String(), "http", httpAddr, "mqtt", mqttAddr, "stomp", stompAddr, "web_mqtt", webAddrs["web_mqtt"], "web_stomp", webAddrs["web_stomp"], "data_dir", cfg.DataDir)
 
 	// SIGHUP runs every reloader in order; tls.go appends its certificate reload here.
 	reloaders := []reloader{{"config", configReloader(args, &cfg, level, log)}, {"tls", tl.reload}}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the real-client integration tests (integration/clients_test.go) need on a
 # Debian machine: pika, kombu, celery, stomp.py (Debian's python3-* packages, which load in /usr/bin/python3),
-# amqp-tools (librabbitmq's command-line tools), Node.js + npm if node is missing, and amqplib
-# from integration/clients/node/package-lock.json (npm ci).
+# amqp-tools (librabbitmq's command-line tools), Node.js + npm if node is missing, and amqplib,
+# mqtt (MQTT.js), @stomp/stompjs and ws from integration/clients/node/package-lock.json (npm ci).
 #
 # Idempotent and quiet: when everything is already there it only checks and returns.
 # Usage: integration/clients/install.sh   (as root, or with sudo available)
@@ -30,9 +30,12 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
 
-# amqplib: npm ci only when node_modules is missing or older than the lock file.
+# npm ci only when a package is missing or node_modules is older than the lock file.
 node_dir="$here/node"
 if [ ! -f "$node_dir/node_modules/amqplib/package.json" ] ||
+  [ ! -f "$node_dir/node_modules/mqtt/package.json" ] ||
+  [ ! -f "$node_dir/node_modules/@stomp/stompjs/package.json" ] ||
+  [ ! -f "$node_dir/node_modules/ws/package.json" ] ||
   [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
   echo "install.sh: npm ci in $node_dir"
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)

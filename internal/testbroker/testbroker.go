@@ -203,3 +203,31 @@ func (b *Broker) STOMP(t testing.TB) string {
 	})
 	return ln.Addr().String()
 }
+
+// StartWebMQTT serves Web MQTT (ServeWebMQTT) on 127.0.0.1:0 and returns its address; the
+// endpoint is ws://ADDR/ws. It ends with the broker (Stop).
+func (b *Broker) StartWebMQTT(t testing.TB) string {
+	t.Helper()
+	return b.startExtra(t, b.Srv.ServeWebMQTT)
+}
+
+// StartWebSTOMP serves Web STOMP (ServeWebSTOMP) on 127.0.0.1:0 and returns its address; the
+// endpoint is ws://ADDR/ws. It ends with the broker (Stop).
+func (b *Broker) StartWebSTOMP(t testing.TB) string {
+	t.Helper()
+	return b.startExtra(t, b.Srv.ServeWebSTOMP)
+}
+
+func (b *Broker) startExtra(t testing.TB, serve func(net.Listener) error) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testbroker: listener: %v", err)
+	}
+	ch := make(chan error, 1)
+	b.mu.Lock()
+	b.extra = append(b.extra, ch)
+	b.mu.Unlock()
+	go func() { ch <- serve(ln) }()
+	return ln.Addr().String()
+}
