@@ -31,12 +31,6 @@ func TestAMQP091QueueTypes(t *testing.T) {
 		fmt.Sprintf("invalid arg 'x-max-priority' for queue '%s' in vhost '/' of queue type rabbit_quorum_queue", q))
 	refused(q, true, false, false, amqp.Table{"x-queue-type": "foo"},
 		fmt.Sprintf("invalid arg 'x-queue-type' for queue '%s' in vhost '/': \"unsupported queue type 'foo'\"", q))
-	if b.Srv != nil {
-		// Deliberate: RabbitMQ 3.10 has streams; Warren refuses them as an unsupported type.
-		refused(q, true, false, false, amqp.Table{"x-queue-type": "stream"},
-			fmt.Sprintf("invalid arg 'x-queue-type' for queue '%s' in vhost '/': \"unsupported queue type 'stream'\"", q))
-	}
-
 	// A durable quorum queue works as a queue; redeclaring it needs the same type.
 	if _, err := ch.QueueDeclare(q, true, false, false, false, quorum); err != nil {
 		t.Fatalf("quorum queue: %v", err)

@@ -87,6 +87,19 @@ func (a *api) queueJSON(q server.QueueInfo, single bool) map[string]any {
 		node := a.b.NodeName()
 		m["type"], m["leader"], m["members"], m["online"] = "quorum", node, []string{node}, []string{node}
 	}
+	if t, _ := q.Arguments["x-queue-type"].(string); t == "stream" {
+		// As RabbitMQ 3.10.8 shows a stream: its members and readers (this node's consumers), no
+		// classic memory and paging figures; its messages stay after acks (all ready).
+		node := a.b.NodeName()
+		m["type"], m["members"], m["online"] = "stream", []string{node}, []string{node}
+		m["readers"] = map[string]any{node: q.Consumers}
+		for _, k := range []string{"message_bytes", "message_bytes_ready", "message_bytes_unacknowledged", "message_bytes_ram",
+			"message_bytes_persistent", "message_bytes_paged_out", "messages_ready_ram", "messages_unacknowledged_ram",
+			"messages_ram", "messages_persistent", "messages_paged_out", "head_message_timestamp", "exclusive_consumer_tag",
+			"single_active_consumer_tag", "recoverable_slaves"} {
+			delete(m, k)
+		}
+	}
 	putStat(m, "messages", server.Stat{Count: q.Ready + q.Unacked, Rate: q.Totals.Messages.Rate})
 	putStat(m, "messages_ready", server.Stat{Count: q.Ready, Rate: q.Totals.Ready.Rate})
 	putStat(m, "messages_unacknowledged", server.Stat{Count: q.Unacked, Rate: q.Totals.Unacked.Rate})

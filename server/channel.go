@@ -271,6 +271,9 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		if err != nil {
 			return err
 		}
+		if err := q.refuses(opPurge); err != nil {
+			return err
+		}
 		return ch.replyUnless(m.NoWait, &amqp.QueuePurgeOk{MessageCount: q.purge()})
 	case *amqp.QueueDelete:
 		return ch.queueDelete(m)
@@ -298,6 +301,9 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		if !m.Requeue {
 			return amqp.Errorf(amqp.NotImplemented, "requeue=false")
 		}
+		if err := ch.refusedSettle(0, true, opRecover); err != nil {
+			return err
+		}
 		// RabbitMQ answers recover-ok before the redeliveries, which come after the reply to
 		// the next method (holdDeliveries).
 		err := ch.reply(&amqp.BasicRecoverOk{})
@@ -307,6 +313,9 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.BasicRecoverAsync:
 		if !m.Requeue {
 			return amqp.Errorf(amqp.NotImplemented, "requeue=false")
+		}
+		if err := ch.refusedSettle(0, true, opRecover); err != nil {
+			return err
 		}
 		ch.holdDeliveries()
 		ch.recover()

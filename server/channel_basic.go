@@ -67,7 +67,7 @@ func (ch *channel) basicConsume(m *amqp.BasicConsume) error {
 		tag = "amq.ctag-" + randomName()
 	}
 	c := &consumer{ch: ch, q: q, prefetch: ch.consumerPrefetch}
-	c.subscription = subscription{tag: tag, target: c, noAck: m.NoAck, exclusive: m.Exclusive, args: m.Arguments}
+	c.subscription = subscription{tag: tag, target: c, noAck: m.NoAck, exclusive: m.Exclusive, args: m.Arguments, prefetch: ch.consumerPrefetch}
 	ch.mu.Lock()
 	_, dup := ch.mu.consumers[tag]
 	if !dup {
@@ -499,6 +499,9 @@ func (ch *channel) basicGet(m *amqp.BasicGet) error {
 	if err != nil {
 		return err
 	}
+	if err := q.refuses(opGet); err != nil {
+		return err
+	}
 	e, remaining := q.get(!m.NoAck)
 	ch.countGet(q, e, m.NoAck)
 	if e == nil {
@@ -524,6 +527,11 @@ func (ch *channel) basicGet(m *amqp.BasicGet) error {
 // that is not an unacked delivery fails at once with 406, also in a transaction, and an ack of a
 // tag already acked in the transaction is one.
 func (ch *channel) settleOrHold(s settlement) error {
+	if s.kind != settleAck {
+		if err := ch.refusedSettle(s.tag, s.multiple, opReject); err != nil {
+			return err
+		}
+	}
 	if !ch.tx {
 		return ch.settle(s)
 	}
@@ -653,6 +661,32 @@ func cmpU64(a, b uint64) int {
 		return 1
 	}
 	return 0
+}
+
+// refusedSettle returns the error of the first queue type that refuses op (queueTypeDef.refuses)
+// for one of the unacked deliveries a settlement of tag covers (removeLocked's rule), or nil. It
+// looks at those deliveries only (a binary search for a single tag).
+func (ch *channel) refusedSettle(tag uint64, multiple bool, op queueOp) error {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	u := ch.mu.unacked
+	if !(multiple && tag == 0) {
+		i, found := slices.BinarySearchFunc(u, tag, func(d *delivery, t uint64) int { return cmpU64(d.tag, t) })
+		if !found {
+			return nil // unknown tag: the settlement fails with 406
+		}
+		if multiple {
+			u = u[:i+1]
+		} else {
+			u = u[i : i+1]
+		}
+	}
+	for _, d := range u {
+		if err := d.q.refuses(op); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recover requeues every unacked delivery of the channel (basic.recover with requeue=true).

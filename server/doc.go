@@ -33,6 +33,13 @@
 // ones and stops every queue's timer, before it stops the committer. Dead-lettering (queue_deadletter.go)
 // also runs on whichever goroutine removed the message: queue.unlock republishes the queue's dead
 // list after releasing queue.mu, with no lock held, so a queue's lock is never taken under another's.
+// A stream (stream*.go) has one reader goroutine per consumer, counted in its streamQueue.readers:
+// it reads committed entries from the store in batches with no lock held and delivers them to the
+// consumer's target holding the consumer's streamConsumer.dmu. removeConsumer halts it (it returns
+// at its next look); markDeleted and stop (Shutdown, under vhost.mu) halt every reader of the stream
+// and wait for them, which is safe because a reader never waits for vhost.mu or a lock held under it.
+// The committer runs a stream's chunkCommitted callback after a group is applied (no committer lock
+// held): it takes the stream's mu and wakes the readers with non-blocking sends.
 //
 // # Locks
 //
@@ -67,12 +74,18 @@
 //	exchange.mu           the exchange's router (routing reads it, a      the above
 //	                      metadata change installs a binding under it)
 //	queue.mu              a queue implementation's state (the classic     the above (never another queue.mu:
-//	                      queue's classicQueue.mu: queue.go, queue_*.go); dead-letters go after queue.unlock)
+//	                      queue's classicQueue.mu: queue.go, queue_*.go;  dead-letters go after queue.unlock)
+//	                      a stream's streamQueue.mu: stream*.go);
 //	                      taken without vhost.mu on the publish path;
-//	                      released only by queue.unlock; a queue's
+//	                      a classic queue's is released only by
+//	                      queue.unlock; a queue's
 //	                      identity (queueMeta) is immutable, no lock
+//	streamConsumer.dmu    a stream consumer's deliveries (the target's    the above but queue.mu (its reader
+//	                      deliver and queueDeleted) and its gone flag     holds nothing else; markDeleted
+//	                      (stream_reader.go)                              holds vhost.mu)
 //	channel.mu            the channel's consumers, delivery tags,         the above (a delivery target's own
-//	                      unacked deliveries, credit                      lock: taken under queue.mu by
+//	                      unacked deliveries, credit                      lock: taken under queue.mu or
+//	                                                                      streamConsumer.dmu by
 //	                                                                      deliveryTarget.deliver)
 //	confirmLedger.mu      the confirms sent and to nack (confirm.go)      the above
 //	outbound.mu           the pending write buffer and the writeClaim     the above

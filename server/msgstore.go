@@ -27,8 +27,16 @@ const (
 
 // encodeMessage builds m's record.
 func encodeMessage(m *message) []byte {
-	n := 1 + 1 + 8 + 1 + len(m.exchange) + 1 + len(m.routingKey) + 4 + len(m.props) + len(m.body)
-	b := make([]byte, 0, n)
+	return appendMessage(make([]byte, 0, messageRecordSize(m)), m)
+}
+
+// messageRecordSize is the length of m's record.
+func messageRecordSize(m *message) int {
+	return 1 + 1 + 8 + 1 + len(m.exchange) + 1 + len(m.routingKey) + 4 + len(m.props) + len(m.body)
+}
+
+// appendMessage appends m's record to b.
+func appendMessage(b []byte, m *message) []byte {
 	var flags byte
 	if m.persistent {
 		flags |= recPersistent

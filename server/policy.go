@@ -99,7 +99,8 @@ func policyInvalid(format string, args ...any) error {
 }
 
 // policyKeys are the definition keys RabbitMQ 3.10 recognises, with the check of each; nil: the
-// key is accepted and ignored (mirroring, quorum and stream settings Warren has no use for).
+// key is accepted without a check (mirroring and quorum settings Warren has no use for; max-age and
+// stream-max-segment-size-bytes, which streams read: stream.go).
 var policyKeys = map[string]func(x any) error{
 	"alternate-exchange":            stringKey("%s is not a valid alternate exchange name"),
 	"dead-letter-exchange":          stringKey("%s is not a valid dead letter exchange name"),

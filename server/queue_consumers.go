@@ -58,6 +58,7 @@ type subscription struct {
 	tag       string
 	target    deliveryTarget
 	noAck     bool       // deliveries are settled as they are handed over
+	prefetch  uint16     // the consumer's prefetch count when it subscribed (0: none; streams require one)
 	exclusive bool       // no other consumer may attach
 	args      amqp.Table // the consume arguments (x-priority)
 	priority  int64      // x-priority; set by queue.addConsumer

@@ -11,7 +11,8 @@ import (
 // Types as clients declare them (x-queue-type): classic is Warren's queue; quorum is accepted with
 // RabbitMQ's restrictions (durable, not exclusive, not auto-delete, named by the client) and
 // behaves as a classic queue on this single node (it counts deliveries, queue_deliverycount.go);
-// any other type, stream included, is refused with RabbitMQ's text for an unsupported type.
+// stream is an append-only log (*streamQueue, stream*.go); any other type is refused with
+// RabbitMQ's text for an unsupported type.
 // x-queue-mode and x-queue-version are accepted and ignored.
 //
 // The seam has two halves. *queue is what the broker holds: routing returns it, bindings lead to
@@ -193,6 +194,28 @@ type queueTypeDef struct {
 	// make constructs the implementation of queue m (lim: its arguments' settings, already
 	// validated).
 	make func(m *queueMeta, lim queueLimits) queueImpl
+	// refuses, if not nil, returns the error with which the type refuses an AMQP operation it
+	// does not support (RabbitMQ's code and text), or nil. Channels ask before the operation
+	// (queueMeta.refuses).
+	refuses func(m *queueMeta, op queueOp) error
+}
+
+// queueOp is an operation a queue type may refuse (queueTypeDef.refuses).
+type queueOp uint8
+
+const (
+	opGet     queueOp = iota + 1 // basic.get
+	opPurge                      // queue.purge
+	opReject                     // basic.nack or basic.reject
+	opRecover                    // basic.recover of the queue's deliveries
+)
+
+// refuses returns the error with which the queue's type refuses op, or nil if it supports it.
+func (m *queueMeta) refuses(op queueOp) error {
+	if m.typ.refuses == nil {
+		return nil
+	}
+	return m.typ.refuses(m, op)
 }
 
 // queueTypes is the registry: x-queue-type → type. A new queue type adds itself here.
@@ -206,6 +229,12 @@ var queueTypes = map[string]*queueTypeDef{
 		name: "quorum", module: "rabbit_quorum_queue", countDeliveries: true,
 		check: checkQuorumDeclare,
 		make:  newClassicQueue, // one node: a classic queue that counts deliveries
+	},
+	"stream": {
+		name: "stream", module: "rabbit_stream_queue",
+		check:   checkStreamDeclare,
+		make:    newStreamQueue,
+		refuses: streamRefuses,
 	},
 }
 

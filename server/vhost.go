@@ -624,7 +624,8 @@ func (v *vhost) dropExclusive(c *conn) {
 var (
 	queueArgKeys = []string{"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
 		"x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-type", "x-single-active-consumer",
-		"x-queue-mode", "x-delivery-limit"}
+		"x-queue-mode", "x-delivery-limit", "x-max-age", "x-stream-max-segment-size-bytes", "x-initial-cluster-size",
+		"x-queue-leader-locator"}
 	exchangeArgKeys = []string{"alternate-exchange"}
 )
 
