@@ -32,6 +32,11 @@ const (
 type Options struct {
 	// Logger receives the broker's logs; nil discards them.
 	Logger *slog.Logger
+	// StreamAdvertisedHost and StreamAdvertisedPort are what the stream protocol front end
+	// advertises in open and metadata (RabbitMQ's stream.advertised_host and _port; empty or 0:
+	// the listener's address, or the host name for a listener on every address).
+	StreamAdvertisedHost string
+	StreamAdvertisedPort int
 	// Heartbeat is the interval offered in connection.tune: 0 means DefaultHeartbeat, a negative value
 	// offers 0 (no heartbeats unless the client asks). Whole seconds are used.
 	Heartbeat time.Duration
@@ -239,6 +244,8 @@ type Server struct {
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
 
+	sfe streamFront // the stream protocol connections (stream_front.go)
+
 	mu struct {
 		sync.Mutex
 		closed    bool
@@ -392,6 +399,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.closeFromOutside(amqp.ConnectionForced, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
 	}
+	s.closeStreamConns()
 	s.stopSampler()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -106,6 +106,8 @@ func Decode(f Frame) (Command, error) {
 		c = &ExchangeCommandVersions{}
 	case k == KeyExchangeCommandVersions|ResponseFlag:
 		c = &ExchangeCommandVersions{Response: true}
+	case k == KeyMetadataUpdate:
+		c = &MetadataUpdate{}
 	case k == KeyStreamStats:
 		c = &StreamStats{}
 	case k == KeyStreamStats|ResponseFlag:

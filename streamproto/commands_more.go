@@ -132,3 +132,18 @@ func SplitEntries(data []byte, max int) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// MetadataUpdate (server): a stream a publisher or subscription uses is
+// no longer available (Code CodeStreamNotAvailable).
+type MetadataUpdate struct {
+	Code   uint16
+	Stream string
+}
+
+func (c *MetadataUpdate) Key() uint16     { return KeyMetadataUpdate }
+func (c *MetadataUpdate) Version() uint16 { return 1 }
+func (c *MetadataUpdate) encode(e *enc)   { e.u16(c.Code); e.str(c.Stream) }
+func (c *MetadataUpdate) decode(r *reader) {
+	c.Code = r.u16("response code")
+	c.Stream = r.str("stream")
+}

@@ -17,6 +17,7 @@ func samples() []Command {
 		&ExchangeCommandVersions{CorrelationID: 9, Versions: []CommandVersion{{KeyPublish, 1, 2}}},
 		&ExchangeCommandVersions{Response: true, CorrelationID: 9, Code: CodeOK, Versions: []CommandVersion{{KeyDeliver, 1, 2}}},
 		&StreamStats{CorrelationID: 10, Stream: "s"},
+		&MetadataUpdate{Code: CodeStreamNotAvailable, Stream: "s"},
 		&StreamStatsResponse{CorrelationID: 10, Code: CodeOK, Stats: []Stat{{"first_chunk_id", 0}, {"committed_chunk_id", -1}}},
 		&SaslHandshakeResponse{CorrelationID: 2, Code: CodeOK, Mechanisms: []string{"PLAIN", "AMQPLAIN"}},
 		&SaslAuthenticate{CorrelationID: 3, Mechanism: "PLAIN", Data: []byte("\x00guest\x00guest")},
