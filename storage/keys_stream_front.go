@@ -23,7 +23,9 @@ func streamRefKey(id uint64, kind byte, ref string) []byte {
 }
 
 // StreamPublisherKey is the key of the publisher sequence of reference ref on stream id.
-func StreamPublisherKey(id uint64, ref string) []byte { return streamRefKey(id, streamMetaPublisher, ref) }
+func StreamPublisherKey(id uint64, ref string) []byte {
+	return streamRefKey(id, streamMetaPublisher, ref)
+}
 
 // StreamOffsetKey is the key of the offset stored for reference ref on stream id.
 func StreamOffsetKey(id uint64, ref string) []byte { return streamRefKey(id, streamMetaOffset, ref) }

@@ -280,8 +280,9 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_AMQPS_ADDR": "5671", "WARREN_HTTPS_ADDR": "127.0.0.1:15671", "WARREN_TLS_CERT": "/c.pem",
 		"WARREN_TLS_KEY": "/k.pem", "WARREN_TLS_CA": "/ca.pem", "WARREN_TLS_VERIFY_PEER": "true",
 		"WARREN_TLS_FAIL_IF_NO_PEER_CERT": "true", "WARREN_SSL_CERT_LOGIN_FROM": "common_name",
+		"WARREN_STREAM_ADDR": "5552",
 	}
-	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
+	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3", StreamAddr: ":5552",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
 		Heartbeat: 5 * time.Second, FrameMax: 8192, ChannelMax: 9, MaxMessageSize: 1000,
 		ConsumerTimeout: time.Second, HandshakeTimeout: 2 * time.Second, DiskFreeLimit: 1e6, SyncInterval: 20 * time.Millisecond,
@@ -316,6 +317,21 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 	}
 	if knownEnv("WARREN_DEFAULT_USR") {
 		t.Error("knownEnv accepts anything")
+	}
+}
+
+// The stream listener's config file keys, as RabbitMQ's stream plugin names them; unset is off.
+func TestConfigStreamKeys(t *testing.T) {
+	if c := mustLoad(t, nil, env()); c.StreamAddr != "" {
+		t.Errorf("stream listener on by default: %q", c.StreamAddr)
+	}
+	path := writeFile(t, "s.conf", "stream.listeners.tcp.1 = 127.0.0.1:5552\nstream.advertised_host = broker.example\nstream.advertised_port = 15552\n")
+	c := mustLoad(t, []string{"--config", path}, env())
+	if c.StreamAddr != "127.0.0.1:5552" || c.StreamAdvertisedHost != "broker.example" || c.StreamAdvertisedPort != 15552 {
+		t.Errorf("from the file: %q %q %d", c.StreamAddr, c.StreamAdvertisedHost, c.StreamAdvertisedPort)
+	}
+	if o := c.serverOptions(); o.StreamAdvertisedHost != "broker.example" || o.StreamAdvertisedPort != 15552 {
+		t.Errorf("server options: %+v", o)
 	}
 }
 

@@ -89,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
-	serveErr := make(chan error, 5) // AMQP, HTTP, debug, AMQPS and HTTPS listeners
+	serveErr := make(chan error, 6) // AMQP, HTTP, debug, AMQPS, HTTPS and stream listeners
 	if cfg.DebugAddr != "" {
 		ds, err := startDebug(cfg.DebugAddr, serveErr, log)
 		if err != nil {
@@ -151,6 +151,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("amqp listener: %w", err)
 	}
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.StreamAddr != "" {
+		sln, err := net.Listen("tcp", cfg.StreamAddr)
+		if err != nil {
+			stop()
+			return fmt.Errorf("stream listener: %w", err)
+		}
+		go func() { serveErr <- srv.ServeStream(sln) }()
+	}
 	var hs *http.Server
 	httpAddr := ""
 	if cfg.HTTPAddr != "" {
