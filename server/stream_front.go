@@ -889,9 +889,14 @@ func (b *streamSub) deliver(e *qentry, _ *dispatchRun) bool {
 	b.data = appendStreamMessageOut(b.data, e.msg)
 	binary.BigEndian.PutUint32(b.data[at:], uint32(len(b.data)-at-4))
 	b.n++
-	b.c.wakeWriter()
 	return true
 }
+
+// batchFlusher is a delivery target told when its stream reader has handed it a batch
+// (stream_reader.go): the entries handed over so far may go out as one chunk.
+type batchFlusher interface{ flushBatch() }
+
+func (b *streamSub) flushBatch() { b.c.wakeWriter() }
 
 func (b *streamSub) queueDeleted() bool {
 	b.mu.Lock()

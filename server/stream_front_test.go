@@ -355,3 +355,55 @@ func FuzzStreamConn(f *testing.F) {
 		<-wrote
 	})
 }
+
+// Many 1 KiB messages come back in order, in chunks whose CRC and offsets are right.
+func TestStreamFrontChunks(t *testing.T) {
+	_, addr := startStreamFront(t)
+	r := dialRawStream(t, addr)
+	r.open()
+	if c := r.code(&streamproto.Create{CorrelationID: 5, Stream: "big"}); c != streamproto.CodeOK {
+		t.Fatal(c)
+	}
+	if c := r.code(&streamproto.DeclarePublisher{CorrelationID: 6, PublisherID: 0, Stream: "big"}); c != streamproto.CodeOK {
+		t.Fatal(c)
+	}
+	const total = 5000
+	for i := 0; i < total; i += 100 {
+		p := &streamproto.Publish{PublisherID: 0}
+		for j := i; j < i+100; j++ {
+			body := make([]byte, 1024)
+			binary.BigEndian.PutUint32(body, uint32(j))
+			p.Messages = append(p.Messages, streamproto.PublishedMessage{PublishingID: uint64(j), Message: streamproto.AppendMessage(nil, &streamproto.Message{Data: [][]byte{body}})})
+		}
+		r.send(p)
+	}
+	for n := 0; n < total; {
+		n += len(r.expect(&streamproto.PublishConfirm{}).(*streamproto.PublishConfirm).PublishingIDs)
+	}
+	if c := r.code(&streamproto.Subscribe{CorrelationID: 7, SubscriptionID: 3, Stream: "big", Offset: streamproto.OffsetSpec{Type: streamproto.OffsetFirst}, Credit: 2}); c != streamproto.CodeOK {
+		t.Fatal(c)
+	}
+	next, chunks := 0, 0
+	for next < total {
+		d := r.expect(&streamproto.Deliver{}).(*streamproto.Deliver)
+		chunks++
+		if d.Chunk.ChunkCRC != crcIEEE(d.Data) || d.Chunk.ChunkFirstOffset != uint64(next) {
+			t.Fatalf("chunk %d at %d: crc %x, computed %x, first offset %d", chunks, next, d.Chunk.ChunkCRC, crcIEEE(d.Data), d.Chunk.ChunkFirstOffset)
+		}
+		es, err := streamproto.SplitEntries(d.Data, 1<<16)
+		if err != nil || len(es) != int(d.Chunk.NumEntries) {
+			t.Fatalf("entries: %d of %d, %v", len(es), d.Chunk.NumEntries, err)
+		}
+		for _, e := range es {
+			m, err := streamproto.DecodeMessage(e)
+			if err != nil || binary.BigEndian.Uint32(m.Body()) != uint32(next) {
+				t.Fatalf("entry %d: %v", next, err)
+			}
+			next++
+		}
+		r.send(&streamproto.Credit{SubscriptionID: 3, Credit: 1})
+	}
+	if chunks > total/20 {
+		t.Errorf("%d messages came in %d chunks", total, chunks)
+	}
+}
