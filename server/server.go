@@ -244,14 +244,13 @@ type Server struct {
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
 
-	sfe streamFront // the stream protocol connections (stream_front.go)
-
 	mu struct {
 		sync.Mutex
 		closed    bool
 		listeners map[net.Listener]Listener // the AMQP listeners Serve and ServeTLS accept on
 		added     map[*Listener]struct{}    // listeners served elsewhere (AddListener)
 		conns     map[*conn]struct{}
+		sconns    map[*streamConn]struct{} // stream protocol connections (stream_front.go)
 	}
 }
 

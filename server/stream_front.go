@@ -35,8 +35,9 @@ import (
 // (through streamSub.deliver), neither of which may block on a socket. The writer also cuts
 // each subscription's pending entries into a chunk when the subscription has credit.
 //
-// Locks: streamConsumer.dmu (the stream's reader) -> streamSub.mu -> streamConn.out.mu; the
-// writer takes c.subs.mu -> streamSub.mu and, after releasing them, the stream's s.mu (kick).
+// Locks (server/doc.go): streamConn.subs -> streamSub.mu, streamConsumer.dmu (the stream's
+// reader, in deliver) -> streamSub.mu; streamConn.out is a leaf. The writer kicks a stream's
+// readers (s.mu) with none of them held.
 
 // RabbitMQ's names of the stream listeners' protocols in /api/overview.
 const (
@@ -53,13 +54,6 @@ const (
 	// streamOutMax bounds the bytes waiting to be written before the read loop stops reading.
 	streamOutMax = 8 << 20
 )
-
-// streamFront tracks the stream connections (guarded by mu; added under s.mu so Shutdown sees
-// every one).
-type streamFront struct {
-	mu    sync.Mutex
-	conns map[*streamConn]struct{}
-}
 
 // ServeStream accepts stream protocol connections on ln until Shutdown (listed as RabbitMQ's
 // "stream" listener). It returns ErrServerClosed after Shutdown.
@@ -116,20 +110,18 @@ func (s *Server) serveStream(ln net.Listener, l Listener) error {
 			nc.Close()
 			return ErrServerClosed
 		}
-		s.sfe.mu.Lock()
-		if s.sfe.conns == nil {
-			s.sfe.conns = make(map[*streamConn]struct{})
+		if s.mu.sconns == nil {
+			s.mu.sconns = make(map[*streamConn]struct{})
 		}
-		s.sfe.conns[c] = struct{}{}
-		s.sfe.mu.Unlock()
+		s.mu.sconns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			c.serve()
-			s.sfe.mu.Lock()
-			delete(s.sfe.conns, c)
-			s.sfe.mu.Unlock()
+			s.mu.Lock()
+			delete(s.mu.sconns, c)
+			s.mu.Unlock()
 		}()
 	}
 }
@@ -137,9 +129,13 @@ func (s *Server) serveStream(ln net.Listener, l Listener) error {
 // closeStreamConns closes every stream connection's socket (Shutdown, after s.mu.closed is set:
 // no connection is added after it).
 func (s *Server) closeStreamConns() {
-	s.sfe.mu.Lock()
-	defer s.sfe.mu.Unlock()
-	for c := range s.sfe.conns {
+	s.mu.Lock()
+	conns := make([]*streamConn, 0, len(s.mu.sconns))
+	for c := range s.mu.sconns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
 		c.shutdown()
 	}
 }
