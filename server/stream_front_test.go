@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warrenmq/warren/storage"
 	"github.com/warrenmq/warren/streamproto"
 )
 
@@ -151,7 +152,7 @@ func (r *rawStream) closedWith() uint16 {
 }
 
 func TestStreamFrontCodes(t *testing.T) {
-	_, addr := startStreamFront(t)
+	srv, addr := startStreamFront(t)
 	r := dialRawStream(t, addr)
 	r.open()
 	const OK = streamproto.CodeOK
@@ -206,6 +207,21 @@ func TestStreamFrontCodes(t *testing.T) {
 	r.send(&streamproto.Publish{PublisherID: 1, Messages: []streamproto.PublishedMessage{{PublishingID: 2, Message: body}}})
 	if pc := r.expect(&streamproto.PublishConfirm{}).(*streamproto.PublishConfirm); len(pc.PublishingIDs) != 1 || pc.PublishingIDs[0] != 2 {
 		t.Fatalf("confirm of a duplicate %+v", pc)
+	}
+	// Publish v2's filter values are the entries' x-stream-filter-value (what AMQP consumers'
+	// x-stream-filter selects on).
+	var filters []string
+	v := srv.vhost("/")
+	v.mu.RLock()
+	q := v.mu.queues["s1"]
+	v.mu.RUnlock()
+	start, end := storage.StreamRange(q.id)
+	if err := srv.store.ScanRange(start, end, func(_, v []byte) error {
+		_, f, _, err := parseStreamEntry(v)
+		filters = append(filters, string(f))
+		return err
+	}); err != nil || len(filters) != 3 || filters[0] != "red" || filters[1] != "" || filters[2] != "blue" {
+		t.Fatalf("stored filter values %q, %v", filters, err)
 	}
 	r.send(&streamproto.QueryPublisherSequence{CorrelationID: 14, Reference: "ref", Stream: "s1"})
 	if qs := r.expect(&streamproto.QueryPublisherSequenceResponse{}).(*streamproto.QueryPublisherSequenceResponse); qs.Code != OK || qs.Sequence != 3 {
