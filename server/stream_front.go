@@ -340,7 +340,7 @@ func (c *streamConn) waitOut() bool {
 
 // closeWith sends a server-initiated close with code and ends the connection.
 func (c *streamConn) closeWith(code uint16, reason string) {
-	c.srv.log.Debug("stream connection closed", "remote", c.nc.RemoteAddr().String(), "code", code, "reason", reason)
+	c.srv.log.Debug("stream connection closed by the server", "remote", c.nc.RemoteAddr().String(), "code", code, "reason", reason)
 	c.send(&streamproto.Close{CorrelationID: 1, Code: code, Reason: reason})
 }
 
@@ -425,7 +425,7 @@ func (c *streamConn) cutChunks(buf []byte) ([]byte, []*streamSub) {
 	c.subs.Lock()
 	for _, b := range c.subs.m {
 		b.mu.Lock()
-		if b.n > 0 && b.credit > 0 && !b.gone {
+		if b.n > 0 && b.credit > 0 && b.ready && !b.gone {
 			d := streamproto.Deliver{SubscriptionID: b.id, Chunk: streamproto.ChunkHeader{
 				MagicVersion: 0x50, NumEntries: uint16(b.n), NumRecords: uint32(b.n), Timestamp: b.ts, Epoch: 1,
 				ChunkFirstOffset: b.first, ChunkCRC: crc32.ChecksumIEEE(b.data), DataLength: uint32(len(b.data)),
@@ -434,7 +434,7 @@ func (c *streamConn) cutChunks(buf []byte) ([]byte, []*streamSub) {
 				buf = nb
 			}
 			b.credit--
-			b.n, b.data = 0, b.data[:0]
+			b.n, b.data, b.ready = 0, b.data[:0], false
 			kicks = append(kicks, b)
 		}
 		b.mu.Unlock()
@@ -863,6 +863,7 @@ type streamSub struct {
 	first  uint64 // offset of the first pending entry
 	n      int
 	ts     int64
+	ready  bool // the reader finished handing over a batch, or the chunk is full: cut it
 }
 
 var _ deliveryTarget = (*streamSub)(nil)
@@ -874,6 +875,7 @@ func (b *streamSub) deliver(e *qentry, _ *dispatchRun) bool {
 		return false
 	}
 	if b.n > 0 && (e.seq != b.first+uint64(b.n) || b.n >= 0xFFFF || len(b.data) >= streamChunkBytes) {
+		b.ready = true
 		b.c.wakeWriter()
 		return false
 	}
@@ -892,7 +894,12 @@ func (b *streamSub) deliver(e *qentry, _ *dispatchRun) bool {
 // (stream_reader.go): the entries handed over so far may go out as one chunk.
 type batchFlusher interface{ flushBatch() }
 
-func (b *streamSub) flushBatch() { b.c.wakeWriter() }
+func (b *streamSub) flushBatch() {
+	b.mu.Lock()
+	b.ready = b.n > 0
+	b.mu.Unlock()
+	b.c.wakeWriter()
+}
 
 func (b *streamSub) queueDeleted() bool {
 	b.mu.Lock()
