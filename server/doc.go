@@ -68,6 +68,13 @@
 // that queue's queue.mu and delivers under it, as a classic queue's dispatch does; nothing waits for
 // the loop while holding a queue.mu, channel.mu or vhost lock (publishers, consumers and basic.get
 // wait for a proposal holding no lock).
+// A stream protocol connection (stream_front.go) has a read loop, started by ServeStream's accept
+// loop on the server's WaitGroup and tracked in Server.mu.sconns (Shutdown closes them after the
+// AMQP connections), and a writer goroutine the read loop starts and waits for. Nothing else writes
+// its socket: publish confirms (committer callbacks) and chunks (its subscriptions' stream readers,
+// through streamSub.deliver and flushBatch) are appended to its out buffer and the writer is woken
+// with a non-blocking send; the writer cuts the subscriptions' pending chunks and kicks their readers
+// with no lock held.
 //
 // # Locks
 //
@@ -113,6 +120,10 @@
 //	streamConsumer.dmu    a stream consumer's deliveries (the target's    the above but queue.mu (its reader
 //	                      deliver and queueDeleted) and its gone flag     holds nothing else; markDeleted
 //	                      (stream_reader.go)                              holds vhost.mu)
+//	streamConn.subs       a stream connection's subscriptions             nothing (read loop, writer, cancelled)
+//	                      (stream_front.go)
+//	streamSub.mu          a stream subscription's credit, pending chunk   streamConsumer.dmu (deliver),
+//	                      and gone flag (stream_front.go)                 streamConn.subs (the writer)
 //	channel.mu            the channel's consumers, delivery tags,         the above (a delivery target's own
 //	                      unacked deliveries, credit                      lock: taken under queue.mu or
 //	                                                                      streamConsumer.dmu by
@@ -127,6 +138,7 @@
 //	outbound.mu           the pending write buffer and the writeClaim     the above
 //	                      (outbound.go)
 //	leaves                committer.mu, pager.mu, resourceAlarms.mu,      anything above
+//	                      streamConn.out (a stream connection's out buffer),
 //	                      Server.mu, Server.timers.mu, Server.adm.mu
 //	                      (users and their limits, permissions, vhost
 //	                      metadata, global parameters),

@@ -33,6 +33,11 @@ const (
 type Options struct {
 	// Logger receives the broker's logs; nil discards them.
 	Logger *slog.Logger
+	// StreamAdvertisedHost and StreamAdvertisedPort are what the stream protocol front end
+	// advertises in open and metadata (RabbitMQ's stream.advertised_host and _port; empty or 0:
+	// the listener's address, or the host name for a listener on every address).
+	StreamAdvertisedHost string
+	StreamAdvertisedPort int
 	// Heartbeat is the interval offered in connection.tune: 0 means DefaultHeartbeat, a negative value
 	// offers 0 (no heartbeats unless the client asks). Whole seconds are used.
 	Heartbeat time.Duration
@@ -262,11 +267,12 @@ type Server struct {
 	mu struct {
 		sync.Mutex
 		closed    bool
-		listeners map[net.Listener]Listener // the listeners Serve and the Serve*TLS, ServeMQTT and ServeSTOMP ones accept on
+		listeners map[net.Listener]Listener // the listeners the Serve* methods accept on
 		added     map[*Listener]struct{}    // listeners served elsewhere (AddListener)
 		conns     map[*conn]struct{}
 		stomp     map[*stompConn]struct{} // STOMP connections (stomp.go)
 		mqttConns map[*mqttConn]struct{}
+		sconns    map[*streamConn]struct{} // stream protocol connections (stream_front.go)
 	}
 }
 
@@ -444,6 +450,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range mconns {
 		c.closeFromOutside(mqtt.ServerShuttingDown)
 	}
+	s.closeStreamConns()
 	s.stopSampler()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

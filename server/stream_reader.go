@@ -239,6 +239,9 @@ func (c *streamConsumer) deliverBuffered() bool {
 		c.buf[n] = nil
 		n++
 	}
+	if f, ok := c.sub.target.(batchFlusher); ok && n > 0 {
+		f.flushBatch() // the stream protocol front end cuts its chunk here
+	}
 	c.buf = c.buf[n:]
 	if len(c.buf) == 0 {
 		c.buf = c.buf[:0:0]

@@ -11,7 +11,7 @@ import (
 // timestamp and last chunk). A new stream has no keys: it costs two seeks.
 func (s *streamQueue) recoverLog() error {
 	st := s.v.srv.store
-	start, end := storage.StreamMetaRange(s.id)
+	start, end := storage.StreamSegmentMetaAll(s.id) // the stream front end keeps other records there
 	var segs []streamSegment
 	err := st.ScanRange(start, end, func(k, v []byte) error {
 		num, err := storage.ParseStreamSegmentKey(s.id, k)

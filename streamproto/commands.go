@@ -102,6 +102,16 @@ func Decode(f Frame) (Command, error) {
 		c = &QueryPublisherSequence{}
 	case k == KeyQueryPublisherSequence|ResponseFlag:
 		c = &QueryPublisherSequenceResponse{}
+	case k == KeyExchangeCommandVersions:
+		c = &ExchangeCommandVersions{}
+	case k == KeyExchangeCommandVersions|ResponseFlag:
+		c = &ExchangeCommandVersions{Response: true}
+	case k == KeyMetadataUpdate:
+		c = &MetadataUpdate{}
+	case k == KeyStreamStats:
+		c = &StreamStats{}
+	case k == KeyStreamStats|ResponseFlag:
+		c = &StreamStatsResponse{}
 	case k&ResponseFlag != 0 && genericResponseKeys[k&^ResponseFlag]:
 		c = &Response{For: k &^ ResponseFlag}
 	default:
@@ -125,7 +135,8 @@ var keyNames = map[uint16]string{
 	KeyMetadata: "metadata", KeyPeerProperties: "peer_properties", KeySaslHandshake: "sasl_handshake",
 	KeySaslAuthenticate: "sasl_authenticate", KeyTune: "tune", KeyOpen: "open", KeyClose: "close",
 	KeyHeartbeat: "heartbeat", KeyDeletePublisher: "delete_publisher", KeyUnsubscribe: "unsubscribe",
-	KeyQueryPublisherSequence: "query_publisher_sequence",
+	KeyQueryPublisherSequence: "query_publisher_sequence", KeyExchangeCommandVersions: "exchange_command_versions",
+	KeyStreamStats: "stream_stats",
 }
 
 func keyName(k uint16) string {

@@ -36,6 +36,13 @@ type Config struct {
 	// the vhost of one without a host header (stomp.default_vhost; "" is DefaultVhost).
 	STOMPDefaultUser, STOMPDefaultPass, STOMPDefaultVhost string
 
+	// StreamAddr is the stream protocol listener (stream.listeners.tcp.1, --stream-addr,
+	// WARREN_STREAM_ADDR; "" is off), advertised in metadata as StreamAdvertisedHost/Port
+	// (stream.advertised_host/port; empty/0: the listener's address).
+	StreamAddr           string
+	StreamAdvertisedHost string
+	StreamAdvertisedPort int
+
 	DefaultUser, DefaultPass, DefaultVhost string
 	// LoopbackUsers may only connect from localhost: nil is the server's default (guest), empty
 	// means nobody is restricted (loopback_users = none).
@@ -178,25 +185,27 @@ func defaultConfig() Config {
 // the caller's).
 func (c *Config) serverOptions() server.Options {
 	o := server.Options{
-		Heartbeat:           c.Heartbeat,
-		FrameMax:            c.FrameMax,
-		ChannelMax:          c.ChannelMax,
-		MaxMessageSize:      c.MaxMessageSize,
-		DefaultUser:         c.DefaultUser,
-		DefaultPass:         c.DefaultPass,
-		DefaultVhost:        c.DefaultVhost,
-		LoopbackUsers:       c.LoopbackUsers,
-		HandshakeTimeout:    c.HandshakeTimeout,
-		DiskFreeLimit:       c.DiskFreeLimit,
-		MemoryCheckInterval: c.MemoryMonitorInterval,
-		ConsumerTimeout:     c.ConsumerTimeout,
-		SyncInterval:        c.SyncInterval,
-		SSLCertLoginFrom:    c.TLS.CertLoginFrom,
-		STOMPDefaultUser:    c.STOMPDefaultUser,
-		STOMPDefaultPass:    c.STOMPDefaultPass,
-		STOMPDefaultVhost:   c.STOMPDefaultVhost,
-		NodeName:            c.NodeName,
-		MQTT:                c.MQTT,
+		Heartbeat:            c.Heartbeat,
+		FrameMax:             c.FrameMax,
+		ChannelMax:           c.ChannelMax,
+		MaxMessageSize:       c.MaxMessageSize,
+		DefaultUser:          c.DefaultUser,
+		DefaultPass:          c.DefaultPass,
+		DefaultVhost:         c.DefaultVhost,
+		LoopbackUsers:        c.LoopbackUsers,
+		HandshakeTimeout:     c.HandshakeTimeout,
+		DiskFreeLimit:        c.DiskFreeLimit,
+		MemoryCheckInterval:  c.MemoryMonitorInterval,
+		ConsumerTimeout:      c.ConsumerTimeout,
+		SyncInterval:         c.SyncInterval,
+		SSLCertLoginFrom:     c.TLS.CertLoginFrom,
+		STOMPDefaultUser:     c.STOMPDefaultUser,
+		STOMPDefaultPass:     c.STOMPDefaultPass,
+		STOMPDefaultVhost:    c.STOMPDefaultVhost,
+		NodeName:             c.NodeName,
+		MQTT:                 c.MQTT,
+		StreamAdvertisedHost: c.StreamAdvertisedHost,
+		StreamAdvertisedPort: c.StreamAdvertisedPort,
 	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat = -1 // the server's 0 is "default"; RabbitMQ's heartbeat = 0 is "none"
@@ -233,6 +242,9 @@ var settings = []setting{
 	{flag: "data-dir", env: "WARREN_DATA_DIR", usage: "data `directory` (the Pebble store; one broker per directory)",
 		set:  func(c *Config, v string) error { return nonEmpty(&c.DataDir, v) },
 		show: func(c *Config) string { return c.DataDir }},
+	{flag: "stream-addr", env: "WARREN_STREAM_ADDR", usage: "stream protocol listen address, `host:port` or a port, usually 5552 (stream.listeners.tcp.1); empty: off",
+		set:  func(c *Config, v string) (err error) { c.StreamAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.StreamAddr }},
 	{flag: "debug-addr", env: "WARREN_DEBUG_ADDR", usage: "serve Go's pprof profiles on this `address`, e.g. 127.0.0.1:6060 (default off)",
 		set:  func(c *Config, v string) error { c.DebugAddr = v; return nil },
 		show: func(c *Config) string { return c.DebugAddr }},
@@ -371,7 +383,16 @@ func knownEnv(name string) bool {
 // fileKeys are the config file's keys, as rabbitmq.conf spells them; loopback_users.NAME is
 // handled by applyKey.
 var fileKeys = map[string]func(c *Config, v string) error{
-	"listeners.tcp.default":    func(c *Config, v string) (err error) { c.AMQPAddr, err = parseListenAddr(v); return },
+	"listeners.tcp.default":  func(c *Config, v string) (err error) { c.AMQPAddr, err = parseListenAddr(v); return },
+	"stream.listeners.tcp.1": byEnv("WARREN_STREAM_ADDR"),
+	"stream.advertised_host": func(c *Config, v string) error { c.StreamAdvertisedHost = v; return nil },
+	"stream.advertised_port": func(c *Config, v string) (err error) {
+		p, err := parsePort(v)
+		if err == nil {
+			c.StreamAdvertisedPort, err = strconv.Atoi(p)
+		}
+		return err
+	},
 	"management.tcp.port":      func(c *Config, v string) (err error) { c.HTTPAddr, err = setPort(c.HTTPAddr, v); return },
 	"management.tcp.ip":        func(c *Config, v string) (err error) { c.HTTPAddr, err = setIP(c.HTTPAddr, v); return },
 	"data_dir":                 byEnv("WARREN_DATA_DIR"),

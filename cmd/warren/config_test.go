@@ -306,8 +306,9 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_CLUSTER_NODES": "warren@a=127.0.0.11:7000,warren@b=127.0.0.12:7000",
 		"WARREN_MQTT_ADDR":     "1883", "WARREN_MQTTS_ADDR": "127.0.0.1:8883",
 		"WARREN_WEB_MQTT_ADDR": "127.0.0.1:15675", "WARREN_WEB_STOMP_ADDR": "15674",
+		"WARREN_STREAM_ADDR": "5552",
 	}
-	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3",
+	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3", StreamAddr: ":5552",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
 		Heartbeat: 5 * time.Second, FrameMax: 8192, ChannelMax: 9, MaxMessageSize: 1000,
 		ConsumerTimeout: time.Second, HandshakeTimeout: 2 * time.Second, DiskFreeLimit: 1e6, SyncInterval: 20 * time.Millisecond,
@@ -347,6 +348,21 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 	}
 	if knownEnv("WARREN_DEFAULT_USR") {
 		t.Error("knownEnv accepts anything")
+	}
+}
+
+// The stream listener's config file keys, as RabbitMQ's stream plugin names them; unset is off.
+func TestConfigStreamKeys(t *testing.T) {
+	if c := mustLoad(t, nil, env()); c.StreamAddr != "" {
+		t.Errorf("stream listener on by default: %q", c.StreamAddr)
+	}
+	path := writeFile(t, "s.conf", "stream.listeners.tcp.1 = 127.0.0.1:5552\nstream.advertised_host = broker.example\nstream.advertised_port = 15552\n")
+	c := mustLoad(t, []string{"--config", path}, env())
+	if c.StreamAddr != "127.0.0.1:5552" || c.StreamAdvertisedHost != "broker.example" || c.StreamAdvertisedPort != 15552 {
+		t.Errorf("from the file: %q %q %d", c.StreamAddr, c.StreamAdvertisedHost, c.StreamAdvertisedPort)
+	}
+	if o := c.serverOptions(); o.StreamAdvertisedHost != "broker.example" || o.StreamAdvertisedPort != 15552 {
+		t.Errorf("server options: %+v", o)
 	}
 }
 

@@ -89,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
-	serveErr := make(chan error, 9) // AMQP, HTTP, debug, AMQPS, HTTPS, MQTT, STOMP, Web MQTT, Web STOMP
+	serveErr := make(chan error, 10) // AMQP, HTTP, debug, AMQPS, HTTPS, MQTT, STOMP, Web MQTT, Web STOMP, stream
 	if cfg.DebugAddr != "" {
 		ds, err := startDebug(cfg.DebugAddr, serveErr, log)
 		if err != nil {
@@ -198,6 +198,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		webAddrs[w.name] = wln.Addr().String()
 		go func() { serveErr <- w.serve(wln) }()
+	}
+	if cfg.StreamAddr != "" {
+		sln, err := net.Listen("tcp", cfg.StreamAddr)
+		if err != nil {
+			stop()
+			return fmt.Errorf("stream listener: %w", err)
+		}
+		go func() { serveErr <- srv.ServeStream(sln) }()
 	}
 	var hs *http.Server
 	httpAddr := ""
