@@ -88,7 +88,8 @@ type HostOptions struct {
 	Cluster string
 	// Store is the node's store, holding every group's log (the caller closes it after Close).
 	Store storage.Store
-	// Listener is the inter-node listener; Peers the other nodes' ids and addresses.
+	// Listener is the inter-node listener; Peers the other nodes' ids and addresses. With neither
+	// the host has no transport: every group is this node alone (a single broker's quorum queues).
 	Listener net.Listener
 	Peers    map[uint64]string
 	// TickInterval is the one timer of every group (default 100 ms); ElectionTicks and
@@ -263,11 +264,13 @@ func NewHost(o HostOptions) (*Host, error) {
 	// Proposal ids start at the wall clock in nanoseconds, so a restarted node does not reuse
 	// its earlier ids (unless its clock went back by more than it proposed since).
 	h.seq.Store(uint64(time.Now().UnixNano()))
-	h.tr, err = NewTransport(TransportOptions{ID: o.ID, Cluster: o.Cluster, Listener: o.Listener, Peers: o.Peers,
-		QueueSize: o.QueueSize, MaxFrame: o.MaxFrame, BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax,
-		Logger: o.Logger}, h)
-	if err != nil {
-		return nil, err
+	if o.Listener != nil || len(o.Peers) > 0 {
+		h.tr, err = NewTransport(TransportOptions{ID: o.ID, Cluster: o.Cluster, Listener: o.Listener, Peers: o.Peers,
+			QueueSize: o.QueueSize, MaxFrame: o.MaxFrame, BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax,
+			Logger: o.Logger}, h)
+		if err != nil {
+			return nil, err
+		}
 	}
 	go h.run()
 	return h, nil
@@ -284,7 +287,7 @@ func (h *Host) Err() error {
 	}
 }
 
-// Transport is the host's transport (SetIsolated, Stats).
+// Transport is the host's transport (SetIsolated, Stats); nil for a host without one.
 func (h *Host) Transport() *Transport { return h.tr }
 
 // StoredGroups are the groups whose logs the node's store holds.
@@ -292,8 +295,12 @@ func (h *Host) StoredGroups() []uint64 { return h.log.Groups() }
 
 // Stats returns the host's counters.
 func (h *Host) Stats() HostStats {
-	return HostStats{Cycles: h.cycles.Load(), Writes: h.writes.Load(), Unsynced: h.unsynced.Load(), GroupWrites: h.groupWrites.Load(),
-		MaxGroupsPerWrite: h.maxGroupsPerWrite.Load(), Transport: h.tr.Stats()}
+	st := HostStats{Cycles: h.cycles.Load(), Writes: h.writes.Load(), Unsynced: h.unsynced.Load(), GroupWrites: h.groupWrites.Load(),
+		MaxGroupsPerWrite: h.maxGroupsPerWrite.Load()}
+	if h.tr != nil {
+		st.Transport = h.tr.Stats()
+	}
+	return st
 }
 
 // Close stops the loop (pending proposals fail with ErrStopped) and the transport. The store stays
@@ -301,6 +308,9 @@ func (h *Host) Stats() HostStats {
 func (h *Host) Close() error {
 	h.stop.Do(func() { close(h.stopc) })
 	<-h.donec
+	if h.tr == nil {
+		return nil
+	}
 	return h.tr.Close()
 }
 
@@ -851,7 +861,7 @@ func (h *Host) cycle() bool {
 	// Persisted: now the messages may go.
 	for _, rg := range rgs {
 		for _, m := range rg.rd.Messages {
-			if !h.tr.Send(m.GetTo(), rg.g.id, m) {
+			if h.tr == nil || !h.tr.Send(m.GetTo(), rg.g.id, m) {
 				switch m.GetType() {
 				case pb.MessageType_MsgSnap:
 					rg.g.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/warrenmq/warren/internal/wait"
 	"github.com/warrenmq/warren/storage"
 )
@@ -451,5 +452,41 @@ func TestHostStoreFailure(t *testing.T) {
 	}
 	if v, _ := s.get("a"); v != "1" {
 		t.Fatalf("a=%q after the failed write, want 1", v)
+	}
+}
+
+// A host given no listener and no peers has no transport: its one-member groups elect themselves,
+// commit and apply (a single broker's quorum queues run so).
+func TestHostWithoutTransport(t *testing.T) {
+	store, err := storage.OpenPebble("data", storage.PebbleOptions{FS: vfs.NewMem(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	o := testOptions()
+	o.ID, o.Store, o.ElectionTicks = 1, store, 2
+	h, err := NewHost(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if h.Transport() != nil {
+		t.Fatal("a host without listener or peers has a transport")
+	}
+	sm := newKV()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.CreateGroups(ctx, GroupSpec{ID: 7, Voters: []uint64{1}, SM: sm}); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, "the one-member group to elect itself", func() bool { return h.Leader(7) == 1 })
+	if _, err := h.Propose(ctx, 7, []byte("a=1")); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := sm.get("a"); !ok || v != "1" {
+		t.Fatalf("a = %q, %v after the proposal returned", v, ok)
+	}
+	if st := h.Stats(); st.Writes == 0 {
+		t.Fatalf("no store writes: %+v", st)
 	}
 }

@@ -15,9 +15,8 @@ import (
 // The node's Raft host for quorum queues (queue_quorum.go). It is started on the first quorum
 // queue (declared or recovered) and runs until the server stops: one cluster.Host on the
 // server's own store (raft logs under cluster/raftlog's keys, next to the broker's), with this
-// node as the only member of every group (node id 1). The Host needs a transport listener even
-// with no peers: it listens on 127.0.0.1 port 0 and refuses every handshake (no member is
-// named). Members on other nodes need the cluster's meta group, which is not built.
+// node as the only member of every group (node id 1) and no transport (no listener, no peers).
+// Members on other nodes need the cluster's meta group, which is not built.
 //
 // Goroutines: every quorum queue has one worker (quorumQueue.run) that creates its group,
 // proposes its commands in order, republishes its dead letters and proposes its ticks; the
@@ -37,7 +36,6 @@ type quorumHost struct {
 	mu struct {
 		sync.Mutex
 		host   *cluster.Host
-		ln     net.Listener
 		err    error
 		closed bool
 	}
@@ -66,22 +64,17 @@ func (qh *quorumHost) host() (*cluster.Host, error) {
 	if qh.mu.host != nil || qh.mu.err != nil {
 		return qh.mu.host, qh.mu.err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		qh.mu.err = fmt.Errorf("quorum queues: listener: %w", err)
-		return nil, qh.mu.err
-	}
-	h, err := cluster.NewHost(cluster.HostOptions{ID: quorumNodeID, Cluster: "warren", Store: qh.srv.store, Listener: ln,
+	// No listener and no peers: a host without a transport, every group this node alone.
+	h, err := cluster.NewHost(cluster.HostOptions{ID: quorumNodeID, Cluster: "warren", Store: qh.srv.store,
 		SnapshotEntries: quorumSnapshotEntries, CompactKeep: 0, Logger: qh.srv.log,
 		// One member: no peer to wait for, so a new group elects itself after 2-4 ticks (a
 		// clustered node will need raft's usual 10).
 		ElectionTicks: 2})
 	if err != nil {
-		ln.Close()
 		qh.mu.err = fmt.Errorf("quorum queues: %w", err)
 		return nil, qh.mu.err
 	}
-	qh.mu.host, qh.mu.ln = h, ln
+	qh.mu.host = h
 	return h, nil
 }
 
