@@ -68,8 +68,8 @@
 // that queue's queue.mu and delivers under it, as a classic queue's dispatch does; nothing waits for
 // the loop while holding a queue.mu, channel.mu or vhost lock (publishers, consumers and basic.get
 // wait for a proposal holding no lock).
-// A stream protocol connection (stream_front.go) has a read loop, started by ServeStream's accept
-// loop on the server's WaitGroup and tracked in Server.mu.sconns (Shutdown closes them after the
+// A stream protocol connection (stream_front.go) has a read loop, started by the accept loop (serve,
+// serveTracked) on the server's WaitGroup and tracked in Server.mu.sconns (Shutdown closes them after the
 // AMQP connections), and a writer goroutine the read loop starts and waits for. Nothing else writes
 // its socket: publish confirms (committer callbacks) and chunks (its subscriptions' stream readers,
 // through streamSub.deliver and flushBatch) are appended to its out buffer and the writer is woken

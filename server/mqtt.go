@@ -77,24 +77,7 @@ func (s *Server) ServeMQTTTLS(ln net.Listener, cfg *tls.Config, files TLSFiles) 
 
 // serveMQTTConn registers c and serves it on a goroutine the server's WaitGroup owns; false if the
 // server is closed.
-func (s *Server) serveMQTTConn(c *mqttConn) bool {
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
-		return false
-	}
-	s.mu.mqttConns[c] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		c.serve()
-		s.mu.Lock()
-		delete(s.mu.mqttConns, c)
-		s.mu.Unlock()
-	}()
-	return true
-}
+func (s *Server) serveMQTTConn(c *mqttConn) bool { return serveTracked(s, s.mu.mqttConns, c) }
 
 // mqttConns returns the MQTT connections past their CONNECT, oldest first.
 func (s *Server) openMQTTConns() []*mqttConn {

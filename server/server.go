@@ -291,6 +291,7 @@ func New(opts Options) (*Server, error) {
 	s.mu.added = map[*Listener]struct{}{}
 	s.mu.conns = map[*conn]struct{}{}
 	s.mu.stomp = map[*stompConn]struct{}{}
+	s.mu.sconns = map[*streamConn]struct{}{}
 	s.mu.mqttConns = map[*mqttConn]struct{}{}
 	s.vhosts.m = map[string]*vhost{}
 	s.logins = newLoginLimiter(&s.opts)
@@ -355,7 +356,14 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 		s.mu.Unlock()
 	}()
 
-	s.log.Info("listener started", "protocol", l.Protocol, "addr", ln.Addr().String())
+	attrs := []any{"protocol", l.Protocol, "addr", ln.Addr().String()}
+	var advHost string // a stream listener's advertised address (metadata, open's properties)
+	var advPort int
+	if l.Protocol == ProtocolStream || l.Protocol == ProtocolStreamTLS {
+		advHost, advPort = s.streamAdvertised(ln.Addr())
+		attrs = append(attrs, "advertised_host", advHost, "advertised_port", advPort)
+	}
+	s.log.Info("listener started", attrs...)
 	s.startSampler()
 	var backoff time.Duration
 	for {
@@ -380,6 +388,8 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 			served = s.serveMQTTConn(newMQTTConn(s, s.meter(nc)))
 		case ProtocolSTOMP, ProtocolSTOMPS:
 			served = s.serveSTOMPConn(newStompConn(s, s.meter(nc)))
+		case ProtocolStream, ProtocolStreamTLS:
+			served = serveTracked(s, s.mu.sconns, newStreamConn(s, s.meter(nc), advHost, advPort))
 		default:
 			served = s.serveConn(newConn(s, s.meter(nc)))
 		}
@@ -392,20 +402,31 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 
 // serveConn registers c and serves it on a goroutine the server's WaitGroup owns; false if the
 // server is closed (c is not served).
-func (s *Server) serveConn(c *conn) bool {
+func (s *Server) serveConn(c *conn) bool { return serveTracked(s, s.mu.conns, c) }
+
+// trackedConn is a connection of any protocol the server tracks and serves on its own goroutine.
+type trackedConn interface {
+	comparable
+	serve()
+}
+
+// serveTracked registers c in conns (one of s.mu's connection sets) and serves it on a goroutine
+// the server's WaitGroup owns, taking it out again when it ends; false if the server is closed
+// (c is not served). The set is read under s.mu only; the map itself is made once, in New.
+func serveTracked[C trackedConn](s *Server, conns map[C]struct{}, c C) bool {
 	s.mu.Lock()
 	if s.mu.closed {
 		s.mu.Unlock()
 		return false
 	}
-	s.mu.conns[c] = struct{}{}
+	conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		c.serve()
 		s.mu.Lock()
-		delete(s.mu.conns, c)
+		delete(conns, c)
 		s.mu.Unlock()
 	}()
 	return true

@@ -143,24 +143,7 @@ func randomSession() string {
 
 // serveSTOMPConn registers sc and serves it on a goroutine the server's WaitGroup owns; false if
 // the server is closed.
-func (s *Server) serveSTOMPConn(sc *stompConn) bool {
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
-		return false
-	}
-	s.mu.stomp[sc] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		sc.serve()
-		s.mu.Lock()
-		delete(s.mu.stomp, sc)
-		s.mu.Unlock()
-	}()
-	return true
-}
+func (s *Server) serveSTOMPConn(sc *stompConn) bool { return serveTracked(s, s.mu.stomp, sc) }
 
 // closeFromOutside ends the connection from another goroutine (Shutdown, a deleted vhost): an
 // ERROR frame with message and body, then the socket is closed once what is queued is written.

@@ -58,72 +58,13 @@ const (
 // ServeStream accepts stream protocol connections on ln until Shutdown (listed as RabbitMQ's
 // "stream" listener). It returns ErrServerClosed after Shutdown.
 func (s *Server) ServeStream(ln net.Listener) error {
-	return s.serveStream(ln, Listener{Protocol: ProtocolStream})
+	return s.serve(ln, Listener{Protocol: ProtocolStream})
 }
 
 // ServeStreamTLS is ServeStream over TLS ("stream/ssl"), with the certificate files for the
 // certificate-expiration health check as ServeTLS takes them.
 func (s *Server) ServeStreamTLS(ln net.Listener, cfg *tls.Config, files TLSFiles) error {
-	return s.serveStream(tls.NewListener(ln, cfg), Listener{Protocol: ProtocolStreamTLS, Files: files})
-}
-
-func (s *Server) serveStream(ln net.Listener, l Listener) error {
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
-		ln.Close()
-		return ErrServerClosed
-	}
-	l.Addr = ln.Addr()
-	s.mu.listeners[ln] = l
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.mu.listeners, ln)
-		s.mu.Unlock()
-	}()
-	host, port := s.streamAdvertised(ln.Addr())
-	s.log.Info("stream listener started", "addr", ln.Addr().String(), "advertised_host", host, "advertised_port", port)
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("stream accept failed; retrying", "err", err, "backoff", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return fmt.Errorf("warren: stream accept: %w", err)
-		}
-		backoff = 0
-		c := newStreamConn(s, nc, host, port)
-		s.mu.Lock()
-		if s.mu.closed {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
-		}
-		if s.mu.sconns == nil {
-			s.mu.sconns = make(map[*streamConn]struct{})
-		}
-		s.mu.sconns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.mu.sconns, c)
-			s.mu.Unlock()
-		}()
-	}
+	return s.serve(tls.NewListener(ln, cfg), Listener{Protocol: ProtocolStreamTLS, Files: files})
 }
 
 // closeStreamConns closes every stream connection's socket (Shutdown, after s.mu.closed is set:
