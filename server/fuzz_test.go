@@ -119,48 +119,7 @@ func FuzzConn(f *testing.F) {
 		if data[0]&1 == 1 {
 			in = append(append([]byte(nil), hs...), in...)
 		}
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-
-		client, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
-		nc, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := newConn(srv, nc)
-		served := make(chan struct{})
-		go func() { defer close(served); c.serve() }()
-		// The broker may stop reading (after a close it waits only for close-ok); the write then ends
-		// when the broker closes the socket.
-		wrote := make(chan struct{})
-		go func() {
-			defer close(wrote)
-			if _, err := client.Write(in); err == nil {
-				_ = client.(*net.TCPConn).CloseWrite()
-			}
-		}()
-		_ = client.SetReadDeadline(time.Now().Add(15 * time.Second))
-		if _, err := io.Copy(io.Discard, client); err != nil && !isConnReset(err) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("the broker did not close the connection after the end of input: %v\n%s", err, buf[:runtime.Stack(buf, true)])
-		}
-		client.Close()
-		<-wrote
-		select {
-		case <-served:
-		case <-time.After(10 * time.Second):
-			buf := make([]byte, 1<<20)
-			t.Fatalf("the connection did not end after the client went away:\n%s", buf[:runtime.Stack(buf, true)])
-		}
-
-		runtime.ReadMemStats(&after)
-		if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20+64*uint64(len(in)) {
-			t.Fatalf("%d bytes of input made the broker allocate %d bytes", len(in), n)
-		}
+		fuzzServeOne(t, ln, in, func(nc net.Conn) { newConn(srv, nc).serve() })
 	})
 }
 
@@ -199,4 +158,58 @@ func FuzzDecodeMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzServeOne feeds in to one fresh loopback connection, accepted on ln and served by serve (which
+// returns when the connection ends): the client writes in, half-closes (so the broker sees the end
+// of input after handling every frame) and reads until the broker closes. It fails t if the broker
+// does not close the connection, the connection does not end, or in made it allocate more than
+// 64 MiB plus 64 bytes per input byte.
+func fuzzServeOne(t *testing.T, ln net.Listener, in []byte, serve func(nc net.Conn)) {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); serve(nc) }()
+	fuzzFeed(t, client, in)
+	client.Close()
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("the connection did not end after the client went away:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20+64*uint64(len(in)) {
+		t.Fatalf("%d bytes of input made the broker allocate %d bytes", len(in), n)
+	}
+}
+
+// fuzzFeed writes in to client, half-closes it and reads until the broker closes the connection,
+// failing t if it does not within 15 s. The broker may stop reading (an AMQP close waits only for
+// close-ok): the write then ends when the broker closes the socket.
+func fuzzFeed(t *testing.T, client net.Conn, in []byte) {
+	t.Helper()
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		if _, err := client.Write(in); err == nil {
+			_ = client.(*net.TCPConn).CloseWrite()
+		}
+	}()
+	_ = client.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, err := io.Copy(io.Discard, client); err != nil && !isConnReset(err) {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("the broker did not close the connection after the end of input: %v\n%s", err, buf[:runtime.Stack(buf, true)])
+	}
+	<-wrote
 }

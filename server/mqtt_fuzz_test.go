@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"io"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -96,43 +94,6 @@ func FuzzMQTTConn(f *testing.F) {
 		case 3:
 			in = append(append([]byte(nil), c5...), in...)
 		}
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		client, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
-		nc, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := newMQTTConn(srv, nc)
-		served := make(chan struct{})
-		go func() { defer close(served); c.serve() }()
-		wrote := make(chan struct{})
-		go func() {
-			defer close(wrote)
-			if _, err := client.Write(in); err == nil {
-				_ = client.(*net.TCPConn).CloseWrite()
-			}
-		}()
-		_ = client.SetReadDeadline(time.Now().Add(15 * time.Second))
-		if _, err := io.Copy(io.Discard, client); err != nil && !isConnReset(err) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("the broker did not close the connection after the end of input: %v\n%s", err, buf[:runtime.Stack(buf, true)])
-		}
-		client.Close()
-		<-wrote
-		select {
-		case <-served:
-		case <-time.After(10 * time.Second):
-			buf := make([]byte, 1<<20)
-			t.Fatalf("the connection did not end after the client went away:\n%s", buf[:runtime.Stack(buf, true)])
-		}
-		runtime.ReadMemStats(&after)
-		if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20+64*uint64(len(in)) {
-			t.Fatalf("%d bytes of input made the broker allocate %d bytes", len(in), n)
-		}
+		fuzzServeOne(t, ln, in, func(nc net.Conn) { newMQTTConn(srv, nc).serve() })
 	})
 }

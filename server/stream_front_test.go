@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -356,19 +355,7 @@ func FuzzStreamConn(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer client.Close()
-		wrote := make(chan struct{})
-		go func() {
-			defer close(wrote)
-			if _, err := client.Write(in); err == nil {
-				_ = client.(*net.TCPConn).CloseWrite()
-			}
-		}()
-		_ = client.SetReadDeadline(time.Now().Add(15 * time.Second))
-		if _, err := io.Copy(io.Discard, client); err != nil && !isConnReset(err) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("the server did not close the connection after the end of input: %v\n%s", err, buf[:runtime.Stack(buf, true)])
-		}
-		<-wrote
+		fuzzFeed(t, client, in)
 	})
 }
 
