@@ -31,6 +31,7 @@ type quorumHost struct {
 	base   context.Context
 	cancel context.CancelFunc // with quit: every worker's proposal ends
 	wg     sync.WaitGroup
+	self   uint64        // this node's Raft id in every group: quorumNodeID, or the cluster's (useHost)
 	owners atomic.Uint64 // owner and producer ids: start at the wall clock, so unique across restarts
 
 	mu struct {
@@ -45,10 +46,18 @@ type quorumHost struct {
 }
 
 func newQuorumHost(s *Server) *quorumHost {
-	qh := &quorumHost{srv: s, quit: make(chan struct{})}
+	qh := &quorumHost{srv: s, quit: make(chan struct{}), self: quorumNodeID}
 	qh.base, qh.cancel = context.WithCancel(context.Background())
 	qh.owners.Store(uint64(time.Now().UnixNano()))
 	return qh
+}
+
+// useHost makes h (the cluster's host, on which this node is self) the host of every quorum
+// queue. New calls it before recovery, so before any quorum queue exists.
+func (qh *quorumHost) useHost(h *cluster.Host, self uint64) {
+	qh.mu.Lock()
+	defer qh.mu.Unlock()
+	qh.mu.host, qh.self = h, self
 }
 
 // newOwner returns a fresh owner id (a consumer's, a basic.get owner's, a producer's).
@@ -128,7 +137,7 @@ func (qh *quorumHost) createGroup(ctx context.Context, h *cluster.Host, id uint6
 	if fresh {
 		for _, g := range h.StoredGroups() {
 			if g == id {
-				if err := h.CreateGroups(ctx, cluster.GroupSpec{ID: id, Voters: []uint64{quorumNodeID}, SM: &discardSM{}}); err != nil {
+				if err := h.CreateGroups(ctx, cluster.GroupSpec{ID: id, Voters: []uint64{qh.self}, SM: &discardSM{}}); err != nil {
 					return err
 				}
 				if err := h.RemoveGroup(ctx, id); err != nil {
@@ -137,7 +146,7 @@ func (qh *quorumHost) createGroup(ctx context.Context, h *cluster.Host, id uint6
 			}
 		}
 	}
-	return h.CreateGroups(ctx, cluster.GroupSpec{ID: id, Voters: []uint64{quorumNodeID}, SM: sm})
+	return h.CreateGroups(ctx, cluster.GroupSpec{ID: id, Voters: []uint64{qh.self}, SM: sm})
 }
 
 // discardSM replays a stale log into nothing.

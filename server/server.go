@@ -113,6 +113,8 @@ type Options struct {
 	NodeName string
 	// MQTT configures the MQTT front end (mqtt.go), with RabbitMQ's defaults.
 	MQTT MQTTOptions
+	// Cluster, when set, makes the node a member of a cluster (cluster.go); nil: a single node.
+	Cluster *ClusterOptions
 }
 
 func (o *Options) setDefaults() error {
@@ -313,9 +315,15 @@ func New(opts Options) (*Server, error) {
 	go s.pager.run()
 	go s.alarm.run()
 	s.qq = newQuorumHost(s)
-	s.qq.recovering = true
-	err := s.recover()
-	s.qq.recovering = false
+	var err error
+	if opts.Cluster != nil {
+		err = s.startCluster()
+	}
+	if err == nil {
+		s.qq.recovering = true
+		err = s.recover()
+		s.qq.recovering = false
+	}
 	if err != nil {
 		s.qq.close()
 		s.alarm.shutdown()

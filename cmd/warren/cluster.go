@@ -1,36 +1,23 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"log/slog"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/warrenmq/warren/cluster"
 	"github.com/warrenmq/warren/server"
-	"github.com/warrenmq/warren/storage"
 )
 
 // The cluster settings (issue 16). Unset, the broker is one node exactly as before: no listener,
-// no Raft. Set, the node starts a cluster.Host on --cluster-addr with one group, the meta group
-// over every member, whose state machine does nothing yet: NOTHING of the broker is replicated
-// (vhosts, users, queues, messages all stay local to each node). What runs is the Raft layer
-// itself: the connections between the nodes, elections, the group's log in the node's store.
+// no Raft. Set, the server is a cluster member (server.ClusterOptions; server/cluster.go runs the
+// node's Raft host on the --cluster-addr listener).
 
-// ClusterNode is one member of --cluster-nodes.
-type ClusterNode struct {
-	Name string // the node's --node-name
-	Addr string // its --cluster-addr, as the other nodes dial it (host:port)
-}
-
-// metaGroup is the meta group's Raft group id.
-const metaGroup = 1
+// ClusterNode is one member of --cluster-nodes: the node's --node-name and its --cluster-addr as
+// the other nodes dial it (host:port).
+type ClusterNode = server.ClusterNode
 
 func init() {
 	// Appended here rather than listed in config.go's settings, so that the cluster's settings
@@ -143,7 +130,7 @@ func (c *Config) validateCluster() error {
 	}
 	ids := map[uint64]string{}
 	for _, n := range c.ClusterNodes {
-		id := nodeID(n.Name)
+		id := server.NodeID(n.Name)
 		if other, dup := ids[id]; dup {
 			return fmt.Errorf("cluster: node names %s and %s have the same Raft id: rename one", other, n.Name)
 		}
@@ -152,77 +139,15 @@ func (c *Config) validateCluster() error {
 	return nil
 }
 
-// nodeID is a node's Raft id: FNV-1a of its name (never 0), so every node derives the same ids
-// from the same list, whatever its order.
-func nodeID(name string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	if id := h.Sum64(); id != 0 {
-		return id
-	}
-	return 1
-}
-
-// clusterName is the transport handshake's cluster name: a hash of the member list, so that
-// nodes started with different lists refuse each other.
-func clusterName(nodes []ClusterNode) string {
-	var items []string
-	for _, n := range nodes {
-		items = append(items, n.Name+"="+n.Addr)
-	}
-	slices.Sort(items)
-	h := fnv.New64a()
-	h.Write([]byte(strings.Join(items, ",")))
-	return fmt.Sprintf("warren-%016x", h.Sum64())
-}
-
-// metaSM is the meta group's state machine: nothing is replicated through it yet, it counts the
-// entries it is given.
-type metaSM struct{ applied uint64 }
-
-func (m *metaSM) Apply(ents []cluster.Entry) ([]any, error) {
-	m.applied += uint64(len(ents))
-	return make([]any, len(ents)), nil
-}
-func (m *metaSM) Snapshot() ([]byte, error) { return nil, nil }
-func (m *metaSM) Restore([]byte) error      { return nil }
-
-// startCluster starts the node's cluster host when the cluster settings are set (nil, nil when
-// not: a single node). ln is the inter-node listener (nil: listen on cfg.ClusterAddr). The host
-// keeps its Raft logs in store, beside the broker's records (the 'F' keys); the caller closes the
-// host before the store.
-func startCluster(cfg *Config, store storage.Store, log *slog.Logger, ln net.Listener) (*cluster.Host, error) {
+// clusterOptions is the server's cluster settings when the cluster settings are set (nil, nil
+// when not: a single node): the inter-node listener on cfg.ClusterAddr and the member list.
+func clusterOptions(cfg *Config) (*server.ClusterOptions, error) {
 	if cfg.ClusterAddr == "" {
 		return nil, nil
 	}
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", cfg.ClusterAddr); err != nil {
-			return nil, fmt.Errorf("cluster listener: %w", err)
-		}
-	}
-	name := cfg.nodeName()
-	peers := map[uint64]string{}
-	var voters []uint64
-	for _, n := range cfg.ClusterNodes {
-		voters = append(voters, nodeID(n.Name))
-		if n.Name != name {
-			peers[nodeID(n.Name)] = n.Addr
-		}
-	}
-	h, err := cluster.NewHost(cluster.HostOptions{ID: nodeID(name), Cluster: clusterName(cfg.ClusterNodes), Store: store,
-		Listener: ln, Peers: peers, Logger: log.With("component", "cluster")})
+	ln, err := net.Listen("tcp", cfg.ClusterAddr)
 	if err != nil {
-		_ = ln.Close()
-		return nil, err
+		return nil, fmt.Errorf("cluster listener: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := h.CreateGroups(ctx, cluster.GroupSpec{ID: metaGroup, Voters: voters, SM: &metaSM{}}); err != nil {
-		_ = h.Close()
-		return nil, fmt.Errorf("cluster: meta group: %w", err)
-	}
-	log.Info("cluster host started (nothing is replicated yet: the meta group runs with a no-op state machine)",
-		"node", name, "raft_id", nodeID(name), "cluster_addr", ln.Addr().String(), "members", len(cfg.ClusterNodes))
-	return h, nil
+	return &server.ClusterOptions{Listener: ln, Nodes: cfg.ClusterNodes}, nil
 }

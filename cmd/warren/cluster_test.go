@@ -2,15 +2,13 @@ package main
 
 import (
 	"io"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/warrenmq/warren/cluster"
+	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/internal/wait"
-	"github.com/warrenmq/warren/storage"
+	"github.com/warrenmq/warren/server"
 )
 
 // The cluster settings from the file, the environment and flags, and their errors.
@@ -19,7 +17,7 @@ func TestConfigCluster(t *testing.T) {
 		"cluster.nodes = warren@a=127.0.0.11:7000, warren@b=127.0.0.12:7000 ,warren@c=host-c:7000\n")
 	c := mustLoad(t, []string{"--config", file}, env())
 	if c.nodeName() != "warren@b" || c.ClusterAddr != "127.0.0.12:7000" || len(c.ClusterNodes) != 3 ||
-		c.ClusterNodes[2] != (ClusterNode{"warren@c", "host-c:7000"}) || c.serverOptions().NodeName != "warren@b" {
+		c.ClusterNodes[2] != (ClusterNode{Name: "warren@c", Addr: "host-c:7000"}) || c.serverOptions().NodeName != "warren@b" {
 		t.Fatalf("from the file: %+v", c)
 	}
 	// Unset: a single node, named after the host.
@@ -58,71 +56,36 @@ func TestConfigCluster(t *testing.T) {
 	if _, _, err := loadConfig(nil, env("WARREN_CLUSTER_NODES", "x"), io.Discard); err == nil || !strings.Contains(err.Error(), "WARREN_CLUSTER_NODES") {
 		t.Errorf("bad WARREN_CLUSTER_NODES: %v", err)
 	}
-	if id := nodeID("warren@a"); id == 0 || id == nodeID("warren@b") {
-		t.Fatalf("node ids %d %d", id, nodeID("warren@b"))
+	if id := server.NodeID("warren@a"); id == 0 || id == server.NodeID("warren@b") {
+		t.Fatalf("node ids %d %d", id, server.NodeID("warren@b"))
 	}
 	// The handshake's cluster name depends on the list, not its order.
-	a := []ClusterNode{{"x", "h:1"}, {"y", "h:2"}}
-	if clusterName(a) != clusterName([]ClusterNode{a[1], a[0]}) || clusterName(a) == clusterName(a[:1]) {
+	a := []ClusterNode{{Name: "x", Addr: "h:1"}, {Name: "y", Addr: "h:2"}}
+	if server.ClusterHandshakeName(a) != server.ClusterHandshakeName([]ClusterNode{a[1], a[0]}) || server.ClusterHandshakeName(a) == server.ClusterHandshakeName(a[:1]) {
 		t.Fatal("clusterName depends on the order, or not on the members")
 	}
 }
 
-// Three nodes started from their settings, on their own loopback addresses: the meta group elects
-// one leader they all agree on. No settings: no host.
+// Three nodes started as one cluster, on their own loopback addresses: the meta group elects one
+// leader they all agree on. No settings: no cluster.
 func TestStartCluster(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if h, err := startCluster(&Config{}, storage.NewMemStore(), log, nil); h != nil || err != nil {
-		t.Fatalf("no cluster settings: host %v, %v", h, err)
+	if co, err := clusterOptions(&Config{}); co != nil || err != nil {
+		t.Fatalf("no cluster settings: %v, %v", co, err)
 	}
-	ips := []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
-	var lns []net.Listener
-	var nodes []ClusterNode
-	for i, ip := range ips {
-		ln, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Logf("cannot bind %s (%v): all nodes on 127.0.0.1", ip, err)
-			if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		lns = append(lns, ln)
-		nodes = append(nodes, ClusterNode{Name: "warren@n" + string(rune('1'+i)), Addr: ln.Addr().String()})
-	}
-	var hosts []*cluster.Host
-	defer func() {
-		for _, h := range hosts {
-			if err := h.Close(); err != nil {
-				t.Error(err)
-			}
-		}
-	}()
-	for i, n := range nodes {
-		cfg := Config{NodeName: n.Name, ClusterAddr: n.Addr, ClusterNodes: nodes}
-		if err := cfg.validateCluster(); err != nil {
-			t.Fatal(err)
-		}
-		h, err := startCluster(&cfg, storage.NewMemStore(), log, lns[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		hosts = append(hosts, h)
-	}
+	bs := testbroker.StartCluster(t, 3)
 	wait.For(t, 20*time.Second, "the meta group to elect a leader all three agree on", func() bool {
-		var lead uint64
-		for _, h := range hosts {
-			l := h.Leader(metaGroup)
-			if l == 0 || (lead != 0 && l != lead) {
+		lead := bs[0].Srv.MetaLeader()
+		for _, b := range bs[1:] {
+			if b.Srv.MetaLeader() != lead {
 				return false
 			}
-			lead = l
 		}
-		for i, n := range nodes {
-			if nodeID(n.Name) == lead {
-				s, _ := hosts[i].Status(metaGroup)
-				return s.State == "StateLeader"
-			}
-		}
-		return false
+		return lead != ""
 	})
+	// A node that is not in the member list is refused.
+	lns, nodes := testbroker.ClusterListeners(t, 1)
+	_, err := server.New(server.Options{NodeName: "warren@other", Cluster: &server.ClusterOptions{Listener: lns[0], Nodes: nodes}})
+	if err == nil || !strings.Contains(err.Error(), "not in the member list") {
+		t.Fatalf("a node outside the member list: %v", err)
+	}
 }

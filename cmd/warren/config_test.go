@@ -319,7 +319,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", STOMPSAddr: ":61614",
 			MQTTSAddr: "127.0.0.1:8883"},
 		NodeName: "warren@a", ClusterAddr: "127.0.0.11:7000",
-		ClusterNodes: []ClusterNode{{"warren@a", "127.0.0.11:7000"}, {"warren@b", "127.0.0.12:7000"}},
+		ClusterNodes: []ClusterNode{{Name: "warren@a", Addr: "127.0.0.11:7000"}, {Name: "warren@b", Addr: "127.0.0.12:7000"}},
 		MQTTAddr:     ":1883", WebMQTTAddr: "127.0.0.1:15675", WebSTOMPAddr: ":15674"}
 	var kv, args []string
 	for _, s := range settings {

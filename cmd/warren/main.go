@@ -108,20 +108,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 			log.Error("closing the store", "err", err)
 		}
 	}()
-	// The cluster host (cluster.go) when --cluster-addr is set; closed before the store.
-	ch, err := startCluster(&cfg, store, log, nil)
-	if err != nil {
-		return err
-	}
-	if ch != nil {
-		defer func() {
-			if err := ch.Close(); err != nil {
-				log.Error("closing the cluster host", "err", err)
-			}
-		}()
-	}
 	opts := cfg.serverOptions()
 	opts.Logger, opts.Store = log, store
+	// The cluster settings (cluster.go) when --cluster-addr is set: the server owns the listener.
+	if opts.Cluster, err = clusterOptions(&cfg); err != nil {
+		return err
+	}
 	opts.DiskFree = func() (uint64, error) { return storage.DiskFree(cfg.DataDir) }
 	opts.MemoryUsed, opts.MemoryLimit = server.ResidentMemory, memLimit
 	srv, err := server.New(opts)

@@ -231,3 +231,61 @@ func (b *Broker) startExtra(t testing.TB, serve func(net.Listener) error) string
 	go func() { ch <- serve(ln) }()
 	return ln.Addr().String()
 }
+
+// ClusterTick is the Raft tick of the clusters StartCluster makes: short, so that elections and
+// failovers in tests take a fraction of a second (raft's election timeout is 10 ticks).
+const ClusterTick = 20 * time.Millisecond
+
+// ClusterListeners binds n inter-node listeners, each on its own loopback address (127.0.0.11,
+// .12, ...; port 0) so that a test can cut one node off by its address, or all on 127.0.0.1 where
+// those cannot be bound; and names the members warren@n1, warren@n2, ...
+func ClusterListeners(t testing.TB, n int) ([]net.Listener, []server.ClusterNode) {
+	t.Helper()
+	var lns []net.Listener
+	var nodes []server.ClusterNode
+	for i := range n {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", 11+i))
+		if err != nil {
+			t.Logf("testbroker: cannot bind 127.0.0.%d (%v): this member on 127.0.0.1", 11+i, err)
+			if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				for _, l := range lns {
+					l.Close()
+				}
+				t.Fatalf("testbroker: cluster listener: %v", err)
+			}
+		}
+		lns = append(lns, ln)
+		nodes = append(nodes, server.ClusterNode{Name: fmt.Sprintf("warren@n%d", i+1), Addr: ln.Addr().String()})
+	}
+	return lns, nodes
+}
+
+// StartCluster starts n brokers as one cluster (server.Options.Cluster, ClusterTick), each with
+// its own in-memory store unless an option sets one; opts adjust member i's options after the
+// cluster settings are filled in. Every broker stops when the test ends, as Start's.
+func StartCluster(t testing.TB, n int, opts ...func(i int, o *server.Options)) []*Broker {
+	t.Helper()
+	lns, nodes := ClusterListeners(t, n)
+	var bs []*Broker
+	for i := range n {
+		o := server.Options{Logger: Logger(t).With("node", nodes[i].Name), NodeName: nodes[i].Name,
+			Cluster: &server.ClusterOptions{Listener: lns[i], Nodes: nodes, TickInterval: ClusterTick}}
+		for _, f := range opts {
+			f(i, &o)
+		}
+		b, err := New(o, nil)
+		if err != nil {
+			for _, l := range lns[i+1:] {
+				l.Close()
+			}
+			t.Fatalf("testbroker: cluster member %s: %v", nodes[i].Name, err)
+		}
+		t.Cleanup(func() {
+			if err := b.Stop(); err != nil {
+				t.Errorf("testbroker: %s: %v", nodes[i].Name, err)
+			}
+		})
+		bs = append(bs, b)
+	}
+	return bs
+}
