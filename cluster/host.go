@@ -154,6 +154,7 @@ type group struct {
 	sm      StateMachine
 	applied uint64
 	snapIdx uint64
+	lastLat time.Duration // CommitLatency of the latest applied local proposal
 	waiters map[ProposalID]*proposal
 	lead    uint64 // leader and term as of the last Ready (proposals record theirs)
 	term    uint64
@@ -181,6 +182,7 @@ type proposal struct {
 	id         ProposalID
 	data       []byte
 	term, lead uint64
+	start      time.Time
 	done       chan proposalResult
 }
 
@@ -202,7 +204,11 @@ type GroupStatus struct {
 	Term, Leader uint64
 	Commit       uint64
 	Applied      uint64
+	LastIndex    uint64 // the last index in this node's log (written, maybe not yet committed)
 	Snapshot     uint64 // index of the latest snapshot
+	// CommitLatency is the time from Propose to this node's apply of its latest proposal that
+	// was applied (0 before the first): RabbitMQ's raft entry commit latency.
+	CommitLatency time.Duration
 	Pending      int    // proposals of this node waiting for their entry
 	Err          string // the group stopped on this node (its state machine failed)
 }
@@ -414,7 +420,7 @@ func (h *Host) Propose(ctx context.Context, group uint64, data []byte) (any, err
 // ProposeID is Propose with the caller's proposal id: to retry a proposal whose outcome is
 // unknown with the id it had.
 func (h *Host) ProposeID(ctx context.Context, group uint64, id ProposalID, data []byte) (any, error) {
-	p := &proposal{ctx: ctx, group: group, id: id, data: data, done: make(chan proposalResult, 1)}
+	p := &proposal{ctx: ctx, group: group, id: id, data: data, start: time.Now(), done: make(chan proposalResult, 1)}
 	fail := func(kind, cause error) (any, error) {
 		return nil, &ProposalError{Group: group, ID: id, Kind: kind, Cause: cause}
 	}
@@ -939,6 +945,7 @@ func (h *Host) apply(g *group, rd *raft.Ready) {
 		for i, e := range ents {
 			if p := g.waiters[e.ID]; p != nil {
 				delete(g.waiters, e.ID)
+				g.lastLat = time.Since(p.start)
 				p.done <- proposalResult{val: res[i]}
 			}
 		}
@@ -1024,7 +1031,10 @@ func (g *group) failWaiters(kind, cause error) {
 func (h *Host) setStatus(g *group) {
 	bs := g.rn.BasicStatus()
 	s := GroupStatus{Group: g.id, Node: h.o.ID, State: bs.RaftState.String(), Term: bs.GetTerm(), Leader: bs.Lead,
-		Commit: bs.GetCommit(), Applied: g.applied, Snapshot: g.snapIdx, Pending: len(g.waiters)}
+		Commit: bs.GetCommit(), Applied: g.applied, Snapshot: g.snapIdx, Pending: len(g.waiters), CommitLatency: g.lastLat}
+	if last, err := g.st.LastIndex(); err == nil {
+		s.LastIndex = last
+	}
 	if g.failed != nil {
 		s.Err = g.failed.Error()
 	}

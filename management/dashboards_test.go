@@ -80,7 +80,11 @@ func loadDashboards(t *testing.T) []dashboardPanel {
 // rateOfGauge are the metrics a panel rates although RabbitMQ exports them as gauges (the
 // Overview's "Messages unconfirmed to publishers / s" rates rabbitmq_channel_messages_unconfirmed,
 // a gauge in rabbitmq_prometheus too): they must exist, as gauges.
-var rateOfGauge = map[string]bool{"rabbitmq_channel_messages_unconfirmed": true}
+var rateOfGauge = map[string]bool{"rabbitmq_channel_messages_unconfirmed": true, "rabbitmq_raft_log_commit_index": true}
+
+// raftMoved are the Raft metrics a confirmed publish to a quorum queue moves.
+var raftMoved = map[string]bool{"rabbitmq_raft_term_total": true, "rabbitmq_raft_log_commit_index": true,
+	"rabbitmq_raft_log_last_written_index": true, "rabbitmq_raft_entry_commit_latency_seconds": true}
 
 // dashboardTraffic exercises every counter the Overview dashboard rates: publishes with and
 // without confirms, routed, returned and dropped; consumes with automatic and manual
@@ -99,6 +103,10 @@ func dashboardTraffic(t *testing.T, e *env) {
 			}
 		}
 	}
+	// A quorum queue: a Raft group, for the Raft dashboard (published to with a confirm below).
+	if _, err := ch.QueueDeclare("dash.quorum", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ch.QueueDelete("dash.gone", false, false, false); err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +120,12 @@ func dashboardTraffic(t *testing.T, e *env) {
 			t.Fatal(err)
 		}
 	}
-	for _, q := range []string{"dash.manual", "dash.manual", "dash.auto", "dash.get", "dash.get"} {
+	for _, q := range []string{"dash.manual", "dash.manual", "dash.auto", "dash.get", "dash.get", "dash.quorum"} {
 		publish(q, false)
 	}
 	publish("dash.nowhere", true)  // returned
 	publish("dash.nowhere", false) // dropped
-	for range 7 {
+	for range 8 {
 		if c := <-confirms; !c.Ack {
 			t.Fatalf("publish %d nacked", c.DeliveryTag)
 		}
@@ -187,14 +195,19 @@ func dashboardTraffic(t *testing.T, e *env) {
 
 func scrapeMetrics(t *testing.T, e *env) map[string]*dto.MetricFamily {
 	t.Helper()
-	r := e.do("GET", "/metrics", "", nil)
+	return scrapePath(t, e, "/metrics")
+}
+
+func scrapePath(t *testing.T, e *env, path string) map[string]*dto.MetricFamily {
+	t.Helper()
+	r := e.do("GET", path, "", nil)
 	if r.status != 200 {
-		t.Fatalf("/metrics: %d", r.status)
+		t.Fatalf("%s: %d", path, r.status)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(bytes.NewReader(r.body))
 	if err != nil {
-		t.Fatalf("/metrics: %v", err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	return fams
 }
@@ -285,19 +298,37 @@ func TestGrafanaDashboardQueries(t *testing.T) {
 			}
 		case "RabbitMQ-Quorum-Queues-Raft":
 			raft++
-			// The Raft dashboard's metrics are those of replicated quorum queues, which Warren
-			// does not have yet (issue 16): its quorum queues are single-node queues without a
-			// Raft log, so there is no commit index, term or snapshot to report, and Warren
-			// exports none rather than made-up ones. This expects them absent today: once issue
-			// 16 gives quorum queues a Raft log and these metrics appear, this check fails and
-			// must become the same existence check as the Overview's.
+			// The quorum queue of the traffic is a Raft group: every metric the panels read
+			// has a series, the counters moved, and rate() is only applied to counters or to
+			// the gauges rabbitmq_prometheus exports as gauges.
 			for _, m := range p.metrics {
-				if f := fams[m]; f != nil {
-					t.Errorf("Raft %q: %s is exported now: replace the absence check by an existence check (issue 16)", p.title, m)
+				f := fams[m]
+				if f == nil || len(f.Metric) == 0 {
+					t.Errorf("Raft %q: %s has no series", p.title, m)
+					continue
+				}
+				if p.rate && !rateOfGauge[m] && f.GetType() != dto.MetricType_COUNTER {
+					t.Errorf("Raft %q: rate() of %s, which is a %v, not a counter", p.title, m, f.GetType())
+				}
+				if raftMoved[m] && sumValues(f) <= 0 {
+					t.Errorf("Raft %q: %s is %v after the traffic", p.title, m, sumValues(f))
 				}
 			}
 		default:
 			t.Errorf("panel of an unknown dashboard %q", p.dashboard)
+		}
+	}
+	// Per object, the Raft series carry the quorum queue's vhost and name (the Raft dashboard's
+	// "members with >5k entries" table groups by queue).
+	per := scrapePath(t, e, "/metrics/per-object")
+	for m := range raftMoved {
+		found := false
+		for _, s := range per[m].GetMetric() {
+			l := labelsOf(s)
+			found = found || (l["vhost"] == "/" && l["queue"] == "dash.quorum")
+		}
+		if !found {
+			t.Errorf("/metrics/per-object: no %s series for the quorum queue dash.quorum", m)
 		}
 	}
 	if overview != 41 || raft != 5 {

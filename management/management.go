@@ -36,6 +36,7 @@ type Broker interface {
 	MaxMessageSize() int
 	Overview() server.Overview
 	GlobalCounters() server.GlobalCounters
+	RaftGroups() []server.RaftGroupInfo
 	Node() server.NodeInfo
 	Alarms() []string
 

@@ -253,6 +253,52 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	c.collectQueues(ch)
+	c.collectRaft(ch)
+}
+
+// collectRaft exports the Raft metrics of the node's groups as rabbitmq_prometheus 3.10.8 does:
+// aggregated, the sum over every group (the meta group included, as RabbitMQ's sums include its
+// internal Raft clusters) except the commit latency, their mean (checked on 3.10.8: 0.0005 over
+// groups at 0, 0, 0.002 and 0); per object, a series per quorum queue (vhost, queue). RabbitMQ
+// adds unlabeled series for its internal clusters there; Prometheus' client refuses one family
+// with and without labels, so the meta group is only in the aggregate. Nothing when the node runs
+// no group. Commit latency is a gauge in seconds, as RabbitMQ's.
+func (c *collector) collectRaft(ch chan<- prometheus.Metric) {
+	gs := c.b.RaftGroups()
+	if len(gs) == 0 {
+		return
+	}
+	series := []struct {
+		name, help string
+		kind       prometheus.ValueType
+		value      func(g server.RaftGroupInfo) float64
+	}{
+		{"rabbitmq_raft_term_total", "Current Raft term number", prometheus.CounterValue, func(g server.RaftGroupInfo) float64 { return float64(g.Term) }},
+		{"rabbitmq_raft_log_snapshot_index", "Raft log snapshot index", prometheus.GaugeValue, func(g server.RaftGroupInfo) float64 { return float64(g.Snapshot) }},
+		{"rabbitmq_raft_log_last_applied_index", "Raft log last applied index", prometheus.GaugeValue, func(g server.RaftGroupInfo) float64 { return float64(g.Applied) }},
+		{"rabbitmq_raft_log_commit_index", "Raft log commit index", prometheus.GaugeValue, func(g server.RaftGroupInfo) float64 { return float64(g.Commit) }},
+		{"rabbitmq_raft_log_last_written_index", "Raft log last written index", prometheus.GaugeValue, func(g server.RaftGroupInfo) float64 { return float64(g.LastWritten) }},
+		{"rabbitmq_raft_entry_commit_latency_seconds", "Time taken for a log entry to be committed", prometheus.GaugeValue, func(g server.RaftGroupInfo) float64 { return g.CommitLatency.Seconds() }},
+	}
+	for _, s := range series {
+		if !c.perObject {
+			var sum float64
+			for _, g := range gs {
+				sum += s.value(g)
+			}
+			if s.name == "rabbitmq_raft_entry_commit_latency_seconds" {
+				sum /= float64(len(gs))
+			}
+			ch <- prometheus.MustNewConstMetric(desc(s.name, s.help), s.kind, sum)
+			continue
+		}
+		d := desc(s.name, s.help, "vhost", "queue")
+		for _, g := range gs {
+			if g.Queue != "" {
+				ch <- prometheus.MustNewConstMetric(d, s.kind, s.value(g), g.Vhost, g.Queue)
+			}
+		}
+	}
 }
 
 func (c *collector) collectQueues(ch chan<- prometheus.Metric) {

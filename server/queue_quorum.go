@@ -115,6 +115,10 @@ type qwaiter struct {
 }
 
 var _ queueImpl = (*quorumQueue)(nil)
+var _ raftQueue = (*quorumQueue)(nil)
+
+// raftGroup is the queue's Raft group id (its Prometheus rabbitmq_raft_* series: RaftGroups).
+func (q *quorumQueue) raftGroup() uint64 { return q.group }
 
 // unlock releases the queue's lock (the package's rule: a queue's lock is released by its unlock
 // method; a quorum queue has no pending work to finish there, its worker does it).
