@@ -105,18 +105,35 @@ type HostOptions struct {
 	// MaxSizePerMsg and MaxInflightMsgs are raft's flow control (defaults 1 MiB and 256).
 	MaxSizePerMsg   uint64
 	MaxInflightMsgs int
+	// Network, when set, replaces the TCP transport (Listener and Peers are then ignored): it is
+	// called once with the host, the Handler the network delivers to, and returns what the host
+	// sends through. Tests run hosts over an in-memory network with faults (sim_test.go).
+	Network func(Handler) Network
 	// Transport tuning (zero: the transport's defaults).
 	QueueSize, MaxFrame    int
 	BackoffMin, BackoffMax time.Duration
 	Logger                 *slog.Logger
 }
 
+// Network carries a host's Raft messages to the other nodes: the TCP Transport, or what
+// HostOptions.Network makes.
+type Network interface {
+	// Send queues m for node to, without blocking; false: it was not queued (the host reports
+	// the peer unreachable to raft).
+	Send(to, group uint64, m *pb.Message) bool
+	// Close stops the network's deliveries to the host (the host is stopped first).
+	Close() error
+}
+
+var _ Network = (*Transport)(nil)
+
 // Host runs many Raft groups on one node. One goroutine (the loop) owns every group's RawNode and
 // state machine; see the package documentation for its cycle.
 type Host struct {
 	o   HostOptions
 	log *raftlog.Log
-	tr  *Transport
+	tr  *Transport // the TCP transport (nil without one, or with HostOptions.Network)
+	net Network    // tr, or HostOptions.Network's; nil: no network
 	lg  *slog.Logger
 
 	propc chan *proposal
@@ -209,8 +226,8 @@ type GroupStatus struct {
 	// CommitLatency is the time from Propose to this node's apply of its latest proposal that
 	// was applied (0 before the first): RabbitMQ's raft entry commit latency.
 	CommitLatency time.Duration
-	Pending      int    // proposals of this node waiting for their entry
-	Err          string // the group stopped on this node (its state machine failed)
+	Pending       int    // proposals of this node waiting for their entry
+	Err           string // the group stopped on this node (its state machine failed)
 }
 
 // HostStats are the host's counters.
@@ -270,13 +287,16 @@ func NewHost(o HostOptions) (*Host, error) {
 	// Proposal ids start at the wall clock in nanoseconds, so a restarted node does not reuse
 	// its earlier ids (unless its clock went back by more than it proposed since).
 	h.seq.Store(uint64(time.Now().UnixNano()))
-	if o.Listener != nil || len(o.Peers) > 0 {
+	if o.Network != nil {
+		h.net = o.Network(h)
+	} else if o.Listener != nil || len(o.Peers) > 0 {
 		h.tr, err = NewTransport(TransportOptions{ID: o.ID, Cluster: o.Cluster, Listener: o.Listener, Peers: o.Peers,
 			QueueSize: o.QueueSize, MaxFrame: o.MaxFrame, BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax,
 			Logger: o.Logger}, h)
 		if err != nil {
 			return nil, err
 		}
+		h.net = h.tr
 	}
 	go h.run()
 	return h, nil
@@ -314,10 +334,10 @@ func (h *Host) Stats() HostStats {
 func (h *Host) Close() error {
 	h.stop.Do(func() { close(h.stopc) })
 	<-h.donec
-	if h.tr == nil {
+	if h.net == nil {
 		return nil
 	}
-	return h.tr.Close()
+	return h.net.Close()
 }
 
 // do runs f on the loop and waits for it.
@@ -867,7 +887,7 @@ func (h *Host) cycle() bool {
 	// Persisted: now the messages may go.
 	for _, rg := range rgs {
 		for _, m := range rg.rd.Messages {
-			if h.tr == nil || !h.tr.Send(m.GetTo(), rg.g.id, m) {
+			if h.net == nil || !h.net.Send(m.GetTo(), rg.g.id, m) {
 				switch m.GetType() {
 				case pb.MessageType_MsgSnap:
 					rg.g.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
