@@ -283,6 +283,92 @@ func TestDockerCompose(t *testing.T) {
 	}
 }
 
+// The three-node example: every service's environment is a valid cluster configuration of the
+// real binary, the member lists agree and name each service at its own hostname, each node has
+// its own volume and host ports, and only the first builds the image.
+func TestDockerComposeCluster(t *testing.T) {
+	d := parseDockerfile(t, "../../Dockerfile")
+	data, err := os.ReadFile("../../docker-compose.cluster.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf struct {
+		Services map[string]struct {
+			Build       any               `yaml:"build"`
+			Hostname    string            `yaml:"hostname"`
+			Ports       []string          `yaml:"ports"`
+			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
+		} `yaml:"services"`
+		Volumes map[string]any `yaml:"volumes"`
+	}
+	if err := yaml.Unmarshal(data, &cf); err != nil {
+		t.Fatal(err)
+	}
+	if len(cf.Services) != 3 {
+		t.Fatalf("%d services, want 3", len(cf.Services))
+	}
+	var lists []string
+	hostPorts, volumes := map[string]bool{}, map[string]bool{}
+	builds := 0
+	for name, svc := range cf.Services {
+		if svc.Build != nil {
+			builds++
+		}
+		environ := map[string]string{}
+		for k, v := range d.env {
+			environ[k] = v
+		}
+		for k, v := range svc.Environment {
+			if !knownEnv(k) {
+				t.Errorf("%s: compose sets %s, which warren does not read", name, k)
+			}
+			if strings.Contains(v, "${") {
+				v = composeEnv(t, k, v)
+			}
+			environ[k] = v
+		}
+		cfg, _, err := loadConfig(slices.Clone(d.entrypoint[1:]), env(flatten(environ)...), io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := cfg.validateCluster(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		self := slices.IndexFunc(cfg.ClusterNodes, func(n ClusterNode) bool { return n.Name == cfg.NodeName })
+		if self < 0 || !strings.HasPrefix(cfg.ClusterNodes[self].Addr, svc.Hostname+":") {
+			t.Errorf("%s: the member list does not name node %s at its hostname %q", name, cfg.NodeName, svc.Hostname)
+		}
+		lists = append(lists, svc.Environment["WARREN_CLUSTER_NODES"])
+		for _, p := range svc.Ports {
+			host, _, _ := strings.Cut(p, ":")
+			if hostPorts[host] {
+				t.Errorf("%s: host port %s is used twice", name, host)
+			}
+			hostPorts[host] = true
+		}
+		if len(svc.Volumes) != 1 {
+			t.Fatalf("%s: volumes %q, want one", name, svc.Volumes)
+		}
+		vol, target, _ := strings.Cut(svc.Volumes[0], ":")
+		if target != cfg.DataDir || volumes[vol] {
+			t.Errorf("%s: volume %q (data directory %s), shared or misplaced", name, svc.Volumes[0], cfg.DataDir)
+		}
+		if _, ok := cf.Volumes[vol]; !ok {
+			t.Errorf("%s: volume %q is not declared at the top level", name, vol)
+		}
+		volumes[vol] = true
+	}
+	if builds != 1 {
+		t.Errorf("%d services build the image, want 1 (the others use it)", builds)
+	}
+	for _, l := range lists[1:] {
+		if l != lists[0] {
+			t.Errorf("member lists differ: %q and %q", lists[0], l)
+		}
+	}
+}
+
 func flatten(m map[string]string) []string {
 	var kv []string
 	for k, v := range m {
