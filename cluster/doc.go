@@ -98,10 +98,16 @@
 //     of an accepted connection.
 //   - raftlog.Log.mu, then raftlog.Group.mu (see that package).
 //
+// # Membership
+//
+// AddMember and RemoveMember change a group's voters with raft's single-step configuration
+// change, answered once applied on this node; each change is followed by a snapshot (raft ignores
+// a snapshot that does not name its recipient, so a member added later needs a newer one). A new
+// member's node creates the group with the whole new membership as Voters before the change.
+//
 // # Not yet
 //
-// Membership changes (conf change entries are skipped with a warning: no API proposes them),
-// lease reads, snapshot streaming in chunks, quiescing idle groups
+// Lease reads, snapshot streaming in chunks, quiescing idle groups
 // (every group ticks and heartbeats; heartbeats of one cycle share a frame per peer), TLS or
 // authentication between nodes (the handshake only names cluster and node: a member is trusted,
 // and raft panics, as in etcd, on messages that contradict its log, such as those of a node that

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/warrenmq/warren/storage"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // ProposalID names a proposal: the proposing node and a sequence number. A state machine that
@@ -179,6 +181,10 @@ type group struct {
 	failed  error
 	// pending is a snapshot to record (and compaction) in the next Write.
 	pendingSnap *raftlog.SnapshotRequest
+	// pendingCS is the configuration a membership change applied, to record in the next Write
+	// (a crash before it replays the change: the applied index is recorded with it).
+	pendingCS   *pb.ConfState
+	confChanged bool // a membership change was applied since the last snapshot
 	compactTo   uint64
 	// reads are ReadIndex requests by their request context, waiting for raft's read index
 	// (index 0) and then for that index to be applied.
@@ -200,6 +206,7 @@ type proposal struct {
 	data       []byte
 	term, lead uint64
 	start      time.Time
+	cc         *pb.ConfChangeV2 // a membership change (data unused), or nil
 	done       chan proposalResult
 }
 
@@ -440,9 +447,14 @@ func (h *Host) Propose(ctx context.Context, group uint64, data []byte) (any, err
 // ProposeID is Propose with the caller's proposal id: to retry a proposal whose outcome is
 // unknown with the id it had.
 func (h *Host) ProposeID(ctx context.Context, group uint64, id ProposalID, data []byte) (any, error) {
-	p := &proposal{ctx: ctx, group: group, id: id, data: data, start: time.Now(), done: make(chan proposalResult, 1)}
+	return h.await(&proposal{ctx: ctx, group: group, id: id, data: data, start: time.Now(), done: make(chan proposalResult, 1)})
+}
+
+// await hands p to the loop and waits for its result.
+func (h *Host) await(p *proposal) (any, error) {
+	ctx := p.ctx
 	fail := func(kind, cause error) (any, error) {
-		return nil, &ProposalError{Group: group, ID: id, Kind: kind, Cause: cause}
+		return nil, &ProposalError{Group: p.group, ID: p.id, Kind: kind, Cause: cause}
 	}
 	select {
 	case h.propc <- p:
@@ -693,13 +705,98 @@ func (h *Host) propose(p *proposal) {
 		fail(ErrProposalDropped, ErrNoLeader)
 		return
 	}
-	if err := g.rn.Propose(encodeEntry(p.id, p.data)); err != nil {
+	var err error
+	if p.cc != nil {
+		err = g.rn.ProposeConfChange(p.cc)
+	} else {
+		err = g.rn.Propose(encodeEntry(p.id, p.data))
+	}
+	if err != nil {
 		fail(ErrProposalDropped, err)
 		return
 	}
 	p.term, p.lead = st.GetTerm(), st.Lead
 	g.waiters[p.id] = p
 	h.markDirty(g)
+}
+
+// applyConfChange applies a committed membership change entry: raft's configuration, recorded in
+// the next write, and this node's proposal answered. A malformed one is logged and skipped (every
+// member skips it alike).
+func (h *Host) applyConfChange(g *group, e *pb.Entry) {
+	var cc pb.ConfChangeI
+	switch e.GetType() {
+	case pb.EntryType_EntryConfChange:
+		var c pb.ConfChange
+		if err := proto.Unmarshal(e.GetData(), &c); err != nil {
+			h.lg.Error("cluster: skipping a malformed configuration change", "group", g.id, "index", e.GetIndex(), "err", err)
+			return
+		}
+		cc = &c
+	case pb.EntryType_EntryConfChangeV2:
+		var c pb.ConfChangeV2
+		if err := proto.Unmarshal(e.GetData(), &c); err != nil {
+			h.lg.Error("cluster: skipping a malformed configuration change", "group", g.id, "index", e.GetIndex(), "err", err)
+			return
+		}
+		cc = &c
+	default:
+		h.lg.Error("cluster: skipping an entry of unknown type", "group", g.id, "index", e.GetIndex(), "type", e.GetType())
+		return
+	}
+	g.pendingCS, g.confChanged = g.rn.ApplyConfChange(cc), true
+	h.lg.Info("cluster: membership changed", "group", g.id, "index", e.GetIndex(), "voters", g.pendingCS.GetVoters(), "learners", g.pendingCS.GetLearners())
+	if id, _, ok := decodeEntry(cc.AsV2().GetContext()); ok {
+		if p := g.waiters[id]; p != nil {
+			delete(g.waiters, id)
+			p.done <- proposalResult{val: proto.Clone(g.pendingCS)}
+		}
+	}
+}
+
+// AddMember makes node a voter of group (raft's single-step membership change) and returns once
+// the change is applied on this node. The new member's node must run the group (CreateGroups
+// with Voters listing every member, itself included) to take part; until it has caught up — by
+// the log or by a snapshot — it counts toward the majority without holding the entries, so add
+// one member at a time. Raft takes one change per group at a time: a second one while the first
+// is not applied is dropped by the leader, and its call ends with ctx (give it a deadline).
+func (h *Host) AddMember(ctx context.Context, group, node uint64) error {
+	return h.changeMember(ctx, group, pb.ConfChangeType_ConfChangeAddNode, node)
+}
+
+// RemoveMember removes node from group's voters, as AddMember adds one. The removed node stops
+// hearing from the others; the caller removes the group there (RemoveGroup). Removing the
+// leader makes it step down once the change is applied.
+func (h *Host) RemoveMember(ctx context.Context, group, node uint64) error {
+	return h.changeMember(ctx, group, pb.ConfChangeType_ConfChangeRemoveNode, node)
+}
+
+func (h *Host) changeMember(ctx context.Context, group uint64, typ pb.ConfChangeType, node uint64) error {
+	if node == 0 {
+		return fmt.Errorf("cluster: membership change of group %d: node id 0", group)
+	}
+	id := h.NewProposalID()
+	cc := &pb.ConfChangeV2{Changes: []*pb.ConfChangeSingle{{Type: typ.Enum(), NodeId: &node}}, Context: encodeEntry(id, nil)}
+	p := &proposal{ctx: ctx, group: group, id: id, cc: cc, start: time.Now(), done: make(chan proposalResult, 1)}
+	_, err := h.await(p)
+	if err != nil {
+		return fmt.Errorf("cluster: membership change of group %d (%v node %d): %w", group, typ, node, err)
+	}
+	return nil
+}
+
+// Members returns group's voters as this node's raft knows them (nil: not on this node).
+func (h *Host) Members(ctx context.Context, group uint64) ([]uint64, error) {
+	var out []uint64
+	err := h.do(ctx, func() {
+		if g := h.groups[group]; g != nil {
+			for id := range g.rn.Status().Config.Voters.IDs() {
+				out = append(out, id)
+			}
+			slices.Sort(out)
+		}
+	})
+	return out, err
 }
 
 func (h *Host) step(envs []Envelope) {
@@ -849,6 +946,9 @@ func (h *Host) cycle() bool {
 			g.pendingSnap != nil || g.applied-st >= appliedLag) {
 			u.Applied = g.applied
 		}
+		if g.pendingCS != nil {
+			u.ConfState, g.pendingCS = g.pendingCS, nil
+		}
 		if g.pendingSnap != nil {
 			u.CreateSnapshot, u.Compact = g.pendingSnap, g.compactTo
 			g.pendingSnap, g.compactTo = nil, 0
@@ -939,8 +1039,7 @@ func (h *Host) apply(g *group, rd *raft.Ready) {
 			continue
 		}
 		if e.GetType() != pb.EntryType_EntryNormal {
-			// Membership changes are not proposed by this host yet.
-			h.lg.Warn("cluster: skipping a configuration change entry", "group", g.id, "index", e.GetIndex())
+			h.applyConfChange(g, e)
 			continue
 		}
 		if len(e.GetData()) == 0 {
@@ -999,13 +1098,19 @@ func (h *Host) apply(g *group, rd *raft.Ready) {
 			r.done <- fmt.Errorf("cluster: read index of group %d: %w", g.id, ErrLeaderChange)
 		}
 	}
-	if se := h.o.SnapshotEntries; se > 0 && g.applied >= g.snapIdx+se {
+	// A membership change is followed by a snapshot: a member added later may be sent the latest
+	// snapshot, and raft ignores one whose configuration does not name the recipient.
+	if se := h.o.SnapshotEntries; se > 0 && (g.applied >= g.snapIdx+se || (g.confChanged && g.applied > g.snapIdx)) {
+		g.confChanged = false
 		data, err := g.sm.Snapshot()
 		if err != nil {
 			h.lg.Error("cluster: state machine snapshot", "group", g.id, "err", err)
 			return
 		}
 		_, cs, _ := g.st.InitialState()
+		if g.pendingCS != nil {
+			cs = g.pendingCS // a change applied in this cycle, recorded in the same write
+		}
 		g.pendingSnap = &raftlog.SnapshotRequest{Index: g.applied, ConfState: cs, Data: data}
 		if g.applied > h.o.CompactKeep {
 			if c := g.applied - h.o.CompactKeep; c > g.snapIdx {
