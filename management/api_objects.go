@@ -25,6 +25,7 @@ func (a *api) objectRoutes(r *mux.Router) {
 	a.handle(r, "/api/queues/{vhost}/{name}/bindings", resource{http.MethodGet: {vhost: true, fn: queueBindings}})
 	a.handle(r, "/api/queues/{vhost}/{name}/contents", resource{http.MethodDelete: {vhost: true, write: true, fn: purgeQueue}})
 	a.handle(r, "/api/queues/{vhost}/{name}/get", resource{http.MethodPost: {vhost: true, write: true, fn: getMessages}})
+	a.handle(r, "/api/queues/{vhost}/{name}/messages", resource{http.MethodGet: {vhost: true, write: true, fn: browseMessages}})
 
 	a.handle(r, "/api/exchanges", resource{http.MethodGet: {fn: listExchanges}})
 	a.handle(r, "/api/exchanges/{vhost}", resource{http.MethodGet: {vhost: true, fn: listExchanges}})

@@ -69,6 +69,7 @@ type Broker interface {
 	DeleteQueue(vhost, name string, ifUnused, ifEmpty bool) error
 	PurgeQueue(vhost, name string) (int, error)
 	Get(vhost, queue string, count int, mode server.AckMode) ([]server.GotMessage, error)
+	Browse(vhost, queue string, req server.BrowseRequest) ([]server.BrowsedMessage, error)
 
 	Exchanges(match func(vhost string) bool) []server.ExchangeInfo
 	Exchange(vhost, name string) (server.ExchangeInfo, error)

@@ -552,6 +552,86 @@ func TestUIBrowser(t *testing.T) {
 
 	e.mark("publish and get")
 
+	// A stream's page has a browser: messages from an offset or a time, nothing consumed.
+	if !e.external { // RabbitMQ's API has no browse endpoint
+		sName := "ui-stream"
+		if _, err := ch.QueueDeclare(sName, true, false, false, false, amqp.Table{"x-queue-type": "stream"}); err != nil {
+			t.Fatalf("declare stream: %v", err)
+		}
+		t.Cleanup(func() { deleteQueues(t, e.amqpURL, sName) })
+		// One confirm at a time, so each message is its own chunk ("last" is the newest).
+		sch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sch.Confirm(false); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			dc, err := sch.PublishWithDeferredConfirm("", sName, false, false, amqp.Publishing{Body: []byte(fmt.Sprintf("event %d <b>", i)),
+				Headers: amqp.Table{"n": int32(i)}})
+			if err != nil {
+				t.Fatalf("publish to the stream: %v", err)
+			}
+			if !dc.Wait() {
+				t.Fatal("publish to the stream nacked")
+			}
+		}
+		if err := sch.Close(); err != nil {
+			t.Fatal(err)
+		}
+		e.goTo("#/queues/%2F/" + sName)
+		e.waitText("stream page", "#queue-name", sName)
+		e.waitText("stream messages", "#queue-messages", "5")
+		e.do("the stream browser shows", chromedp.WaitVisible(chromedp.CSS("#queue-browse")))
+		e.js("browse from offset 2", nil, `() => {
+			const f = document.querySelector('#queue-browse');
+			f.querySelector('[name=from]').value = 'offset';
+		}`)
+		e.fill("#queue-browse [name=offset]", "2")
+		e.fill("#queue-browse [name=count]", "2")
+		e.press("#queue-browse", "Browse")
+		e.waitText("browse", "#queue-browse .status", "2 messages read.")
+		var browsed struct {
+			Offsets  []string `json:"offsets"`
+			Payloads []string `json:"payloads"`
+			Text     string   `json:"text"`
+		}
+		e.js("read the browsed messages", &browsed, `() => ({
+			offsets: [...document.querySelectorAll('#browse-results .offset')].map(e => e.textContent),
+			payloads: [...document.querySelectorAll('#browse-results pre.payload')].map(e => e.textContent),
+			text: document.querySelector('#browse-results').textContent,
+		})`)
+		if strings.Join(browsed.Offsets, ",") != "2,3" || strings.Join(browsed.Payloads, ",") != "event 2 <b>,event 3 <b>" {
+			t.Errorf("browsed offsets %v payloads %v", browsed.Offsets, browsed.Payloads)
+		}
+		if !strings.Contains(browsed.Text, `{"n":2}`) {
+			t.Errorf("browsed message does not show its headers: %q", browsed.Text)
+		}
+		// From a time before the first message: all five; from the last chunk: the newest.
+		e.js("browse from a time", nil, `() => {
+			document.querySelector('#queue-browse [name=from]').value = 'timestamp';
+		}`)
+		e.fill("#queue-browse [name=timestamp]", start.Add(-time.Minute).Format("2006-01-02T15:04:05"))
+		e.fill("#queue-browse [name=count]", "20")
+		e.press("#queue-browse", "Browse")
+		e.waitText("browse by time", "#queue-browse .status", "5 messages read.")
+		e.js("browse from last", nil, `() => {
+			document.querySelector('#queue-browse [name=from]').value = 'last';
+		}`)
+		e.press("#queue-browse", "Browse")
+		e.waitText("browse from last", "#queue-browse .status", "1 message read.")
+		e.waitText("nothing consumed", "#queue-messages", "5")
+		e.clean("stream browser")
+		e.screenshot("04b-stream-browse")
+		e.mark("stream browser")
+		// Back to the classic queue's page, where the test goes on.
+		e.goTo("#/queues/%2F/" + encodeURIComponent(qName))
+		e.waitText("queue page", "#queue-name", qName)
+		e.do("queue page", chromedp.WaitVisible(chromedp.CSS("#queue-bind")))
+		e.waitFor("no stream browser on a classic queue", `() => document.querySelector('#queue-browse-panel').hidden`)
+	}
+
 	// Bind the queue to amq.topic from its page; a publish from the exchange's page reaches it.
 	e.fill("#queue-bind [name=source]", "amq.topic")
 	e.fill("#queue-bind [name=routing_key]", "ui.#")

@@ -588,6 +588,7 @@ func (ch *channel) settleTaken(s settlement, ds []*delivery, released bool) {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.reject(es) })
 	} else {
 		forEachQueue(ds, func(q *queue, es []*qentry) { q.settle(es) })
+		trackStreamAcks(ds)
 	}
 	releaseDeliveries(ds)
 	ch.kickConsumers(&ch.conn.wb) // on the read loop

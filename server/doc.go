@@ -59,6 +59,14 @@
 // and wait for them, which is safe because a reader never waits for vhost.mu or a lock held under it.
 // The committer runs a stream's chunkCommitted callback after a group is applied (no committer lock
 // held): it takes the stream's mu and wakes the readers with non-blocking sends.
+// A stream with key-based compaction (stream_compact.go) has at most one compaction goroutine, also
+// counted in streamQueue.readers (started by the committer's callback for a roll's group, or by
+// the stream's start after recovery): it reads the store with no lock held, adds its batch under
+// the stream's mu (then the committer's mu, as a publisher does) and waits for that group with no
+// lock held; stop sets its stopping flag, which it checks between entries.
+// A stream consumer with server-side offset tracking (stream_track.go) writes its offset from the
+// channel's ack path: the stream's mu, then the committer's mu; its tracker's own mutex is never
+// held across either.
 // Quorum queues (queue_quorum*.go) add the Raft host (cluster.Host: its loop goroutine and its
 // transport's, started with the first quorum queue and closed by Shutdown after the last connection
 // and before the committer) and one worker per quorum queue (quorumQueue.run, counted in

@@ -125,6 +125,8 @@ var policyKeys = map[string]func(x any) error{
 	"initial-cluster-size":          nil,
 	"max-age":                       nil,
 	"stream-max-segment-size-bytes": nil,
+	"stream-compaction":             enumKey("%s is not a valid stream-compaction value", "key", "none"),
+	"stream-compaction-key-header":  compactionKeyHeader,
 	"federation-upstream":           stringKey("%s is not a valid federation upstream name"),
 	"federation-upstream-set":       stringKey("%s is not a valid federation upstream set name"),
 	"federation-upstream-pattern":   fedPatternKey,

@@ -63,6 +63,9 @@ type subscription struct {
 	args      amqp.Table // the consume arguments (x-priority)
 	priority  int64      // x-priority; set by queue.addConsumer
 	blocked   bool       // guarded by q.mu: its target refused the last message offered (unblockLocked)
+
+	// track is a stream consumer's server-side offset tracking (stream_track.go); nil: none.
+	track *streamTracker
 }
 
 // insertConsumerLocked adds c in its place.

@@ -47,7 +47,9 @@ type streamQueue struct {
 	argLimits streamLimits
 	limits    atomic.Pointer[streamLimits]
 
-	readers sync.WaitGroup // the consumers' reader goroutines (stream_reader.go)
+	readers sync.WaitGroup // the consumers' reader goroutines (stream_reader.go) and compaction's
+
+	compaction streamCompaction // key-based compaction (stream_compact.go)
 
 	mu struct {
 		sync.Mutex
@@ -76,6 +78,9 @@ type streamSegment struct {
 	firstTs int64 // arrival (Unix ms) of its first entry: the timestamp index
 	lastTs  int64 // arrival of its newest entry (x-max-age)
 	bytes   int64 // keys and values of its entries
+
+	compacted bool  // key-based compaction has been through it (stream_compact.go)
+	removed   int64 // entries compaction removed from it
 }
 
 // Entry values: a flags byte; if streamFiltered, the message's x-stream-filter-value (a length
@@ -145,23 +150,29 @@ func (sg *streamSegment) encode(sealed bool) []byte {
 		b = binary.BigEndian.AppendUint64(b, sg.end)
 		b = binary.BigEndian.AppendUint64(b, uint64(sg.bytes))
 		b = binary.BigEndian.AppendUint64(b, uint64(sg.lastTs))
+		if sg.compacted {
+			b = binary.BigEndian.AppendUint64(b, uint64(sg.removed))
+		}
 	}
 	return b
 }
 
 // decodeStreamSegment reads segment metadata; sealed says whether it has the sealed fields.
 func decodeStreamSegment(num uint64, b []byte) (sg streamSegment, sealed bool, err error) {
-	if len(b) != 17 && len(b) != 41 || b[0] != storage.RecordVersion {
+	if len(b) != 17 && len(b) != 41 && len(b) != 49 || b[0] != storage.RecordVersion {
 		return sg, false, fmt.Errorf("stream segment %d: malformed metadata (%d bytes)", num, len(b))
 	}
 	sg.num = num
 	sg.first = binary.BigEndian.Uint64(b[1:])
 	sg.firstTs = int64(binary.BigEndian.Uint64(b[9:]))
 	sg.end, sg.lastTs = sg.first, sg.firstTs
-	if len(b) == 41 {
+	if len(b) >= 41 {
 		sg.end = binary.BigEndian.Uint64(b[17:])
 		sg.bytes = int64(binary.BigEndian.Uint64(b[25:]))
 		sg.lastTs = int64(binary.BigEndian.Uint64(b[33:]))
+		if len(b) == 49 {
+			sg.compacted, sg.removed = true, int64(binary.BigEndian.Uint64(b[41:]))
+		}
 		return sg, true, nil
 	}
 	return sg, false, nil
@@ -199,6 +210,7 @@ func (s *streamQueue) publish(msg *message) (publishResult, *commitGroup) {
 func (s *streamQueue) publishFrom(msg *message, _ publishSource, _ *qentry) (publishResult, *commitGroup, <-chan struct{}) {
 	val := encodeStreamEntry(msg)
 	var started *streamChunk
+	var rolled uint64 // the segment a roll started (0: none, or the first)
 	s.mu.Lock()
 	if s.mu.deleted {
 		s.mu.Unlock()
@@ -210,6 +222,7 @@ func (s *streamQueue) publishFrom(msg *message, _ publishSource, _ *qentry) (pub
 			n := len(s.mu.segs)
 			if n == 0 || s.mu.segs[n-1].end > s.mu.segs[n-1].first && s.mu.segs[n-1].bytes >= s.lim().segBytes {
 				s.rollLocked(b, msg.arrived)
+				rolled = s.mu.segs[len(s.mu.segs)-1].num
 			}
 			val[0] |= streamChunkStart
 			started = &streamChunk{first: s.mu.next}
@@ -228,6 +241,13 @@ func (s *streamQueue) publishFrom(msg *message, _ publishSource, _ *qentry) (pub
 	s.mu.Unlock()
 	if started != nil {
 		s.v.srv.commit.onCommit(g, func(err error) { s.chunkCommitted(started, err) })
+	}
+	if rolled > 0 && s.lim().compact {
+		s.v.srv.commit.onCommit(g, func(err error) {
+			if err == nil {
+				s.sealed(rolled)
+			}
+		})
 	}
 	return published, g, nil
 }
@@ -314,7 +334,11 @@ func (s *streamQueue) firstLocked() uint64 {
 }
 
 func (s *streamQueue) lenLocked() int64 {
-	return int64(s.mu.committed - min(s.firstLocked(), s.mu.committed))
+	n := int64(s.mu.committed - min(s.firstLocked(), s.mu.committed))
+	for _, sg := range s.mu.segs {
+		n -= sg.removed // key-based compaction's gaps
+	}
+	return n
 }
 
 func (s *streamQueue) bytesLocked() (n int64) {
@@ -402,13 +426,14 @@ func (s *streamQueue) recoverMessage(seq uint64, _ []byte, _ int64, _ bool) erro
 func (s *streamQueue) recoverDelivered(uint64)  {}
 func (s *streamQueue) recovered(bool)           {}
 func (s *streamQueue) markClean(*storage.Batch) {}
-func (s *streamQueue) start()                   {}
+func (s *streamQueue) start()                   { s.compactRecovered() }
 
 // --- lifecycle ---
 
 // stop stops the readers (the server stops; v.mu held). Readers never wait for a lock held under
 // v.mu (stream_reader.go), so waiting for them here is safe.
 func (s *streamQueue) stop() {
+	s.compaction.stopping.Store(true)
 	s.mu.Lock()
 	cs := s.mu.consumers
 	s.mu.Unlock()
@@ -496,6 +521,7 @@ func streamEffectiveLimits(arg streamLimits, args amqp.Table, p, op *policy) *st
 				}
 			}
 		}
+		applyCompactionPolicy(&lim, args, pp)
 		if n, ok := pp.Definition["stream-max-segment-size-bytes"].(int64); ok {
 			if _, set := args["x-stream-max-segment-size-bytes"]; !set && n >= 0 {
 				lim.segBytes = n

@@ -25,6 +25,9 @@ type streamLimits struct {
 	segBytes int64 // x-stream-max-segment-size-bytes
 	policy   *policy
 	opPolicy *policy
+
+	compact   bool   // x-stream-compaction "key" (stream_compact.go)
+	keyHeader string // x-stream-compaction-key-header
 }
 
 // streamUnsupportedArgs are the declare arguments a stream refuses, in the order Warren checks
@@ -169,7 +172,8 @@ func streamArgLimits(v *vhost, name string, args amqp.Table) (streamLimits, erro
 			return lim, bad("x-queue-leader-locator", "invalid_queue_locator_arg")
 		}
 	}
-	return lim, nil
+	err := parseStreamCompaction(&lim, args, bad)
+	return lim, err
 }
 
 // streamStart is where a consumer starts reading (x-stream-offset).

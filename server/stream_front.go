@@ -640,29 +640,7 @@ func (c *streamConn) stats(m *streamproto.StreamStats) {
 }
 
 // readRef reads the uint64 stored under key, after the writes added so far are applied.
-func (c *streamConn) readRef(key []byte) (uint64, bool, error) {
-	applied := make(chan struct{})
-	cm := c.srv.commit
-	cm.onCommit(cm.add(false, func(*storage.Batch) {}), func(error) { close(applied) })
-	select { // a group with nothing but a callback is applied once the committer looks again
-	case cm.wake <- struct{}{}:
-	default:
-	}
-	<-applied
-	var val uint64
-	found := false
-	end := append(append([]byte(nil), key...), 0)
-	err := c.srv.store.ScanRange(key, end, func(k, v []byte) error {
-		if len(v) == 8 {
-			val, found = binary.BigEndian.Uint64(v), true
-		}
-		return storage.ErrStop
-	})
-	if errors.Is(err, storage.ErrStop) {
-		err = nil
-	}
-	return val, found, err
-}
+func (c *streamConn) readRef(key []byte) (uint64, bool, error) { return c.srv.readStreamRef(key) }
 
 // --- publishing ---
 

@@ -75,9 +75,15 @@ func (c *streamConsumer) halt() {
 // x-priority, then a prefetch count, then no-ack), finds where the consumer starts and starts its
 // reader.
 func (s *streamQueue) addConsumer(sub *subscription, onAdded func()) error {
-	start, err := parseStreamOffset(s.v, s.name, sub.args, time.Now())
+	track, void, err := streamTracking(s.v, s.name, sub.tag, sub.args)
 	if err != nil {
 		return err
+	}
+	start := streamStart{kind: 'f'} // x-stream-offset void: first, unless an offset is stored
+	if !void {
+		if start, err = parseStreamOffset(s.v, s.name, sub.args, time.Now()); err != nil {
+			return err
+		}
 	}
 	qdesc := fmt.Sprintf("queue '%s' in vhost '%s'", s.name, s.v.name)
 	if _, ok := sub.args["x-priority"]; ok {
@@ -92,6 +98,19 @@ func (s *streamQueue) addConsumer(sub *subscription, onAdded func()) error {
 	filters, matchUnfiltered, err := parseStreamFilter(s.v, s.name, sub.args)
 	if err != nil {
 		return err
+	}
+	if track {
+		// The stored offset wins over x-stream-offset (stream_track.go): resume right after it.
+		t := &streamTracker{s: s, key: storage.StreamOffsetKey(s.id, sub.tag)}
+		stored, found, err := s.v.srv.readStreamRef(t.key)
+		if err != nil {
+			return amqp.Errorf(amqp.InternalError, "reading the offset stored for consumer '%s' on queue '%s' in vhost '%s': %v", sub.tag, s.name, s.v.name, err)
+		}
+		if found {
+			t.stored, t.has = stored, true
+			start = streamStart{kind: 'o', offset: int64(min(stored, 1<<63-2)) + 1}
+		}
+		sub.track = t
 	}
 	var cursor uint64
 	c := &streamConsumer{s: s, sub: sub, wake: make(chan struct{}, 1), quit: make(chan struct{}),
@@ -235,9 +254,22 @@ func (c *streamConsumer) deliverBuffered() bool {
 	}
 	c.run = dispatchRun{}
 	n := 0
-	for n < len(c.buf) && c.sub.target.deliver(c.buf[n], &c.run) {
-		c.buf[n] = nil
-		n++
+	if t := c.sub.track; t != nil {
+		for n < len(c.buf) {
+			off := c.buf[n].seq
+			t.delivering(off)
+			if !c.sub.target.deliver(c.buf[n], &c.run) {
+				t.undeliver(off)
+				break
+			}
+			c.buf[n] = nil
+			n++
+		}
+	} else {
+		for n < len(c.buf) && c.sub.target.deliver(c.buf[n], &c.run) {
+			c.buf[n] = nil
+			n++
+		}
 	}
 	if f, ok := c.sub.target.(batchFlusher); ok && n > 0 {
 		f.flushBatch() // the stream protocol front end cuts its chunk here

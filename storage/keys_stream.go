@@ -14,15 +14,22 @@ import (
 //     one DeleteRange. Segments and offsets both only grow, so the stream's entries also sort by
 //     offset across segments: a reader seeks to (segment of its offset, offset) and iterates.
 //   - 'Z' | stream id | 's' | segment -> segment metadata (first offset and timestamp; once
-//     sealed, also the end offset, bytes and last timestamp): the index from timestamp to offset
-//     and what retention reads without scanning entries.
+//     sealed, also the end offset, bytes and last timestamp; once compacted, also the number of
+//     entries compaction removed): the index from timestamp to offset and what retention reads
+//     without scanning entries.
+//   - 'Z' | stream id | 'k' | compaction key -> segment, offset and size (big-endian uint64s) of
+//     the latest entry with that key in the segments compacted so far (server/stream_compact.go).
 //
 // StreamRange and StreamMetaRange cover everything of one stream (a queue delete drops both).
 const (
 	prefixStreamEntry = 'Y'
 	prefixStreamMeta  = 'Z'
 	streamMetaSegment = 's'
+	streamMetaKey     = 'k'
 )
+
+// StreamKeyIndexKey is the key of compaction key key's index record in stream id.
+func StreamKeyIndexKey(id uint64, key string) []byte { return streamRefKey(id, streamMetaKey, key) }
 
 // StreamEntryKey is the key of the entry at offset in segment seg of stream id.
 func StreamEntryKey(id, seg, offset uint64) []byte {

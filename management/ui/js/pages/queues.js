@@ -1,9 +1,9 @@
 // Queues: the list with a declare form, and one queue's page (details, consumers, bindings,
-// publish, get, purge, delete).
+// publish, get, a stream's browser, purge, delete).
 
 import { api, path } from '../api.js';
 import {
-  add, h, table, kv, link, num, rate, bytes, statRate, features, stateCell, jsonText, isEmpty, field, input,
+  add, h, table, kv, link, num, rate, bytes, time, statRate, features, stateCell, jsonText, isEmpty, field, input,
   select, actionForm, argsEditor, confirmButton, statusLine, setStatus, clearStatus, showError,
   vhostSelect, isApiError, redraw,
 } from '../dom.js';
@@ -113,6 +113,7 @@ export function renderQueue(ctx) {
       return;
     }
     clearStatus(status);
+    browsePanel.hidden = q.type !== 'stream';
     const counter = (id, v) => h('span', { id }, num(v));
     details.replaceChildren(kv([
       ['Virtual host', q.vhost],
@@ -154,6 +155,12 @@ export function renderQueue(ctx) {
   const exchangeNames = async () => (await api.get('exchanges/' + path(vhost))).map(e => e.name);
 
   const getResults = h('div', { id: 'get-results', 'aria-live': 'polite' });
+  const browseResults = h('div', { id: 'browse-results', 'aria-live': 'polite' });
+  // A stream's browser: shown once the details say the queue is a stream.
+  const browsePanel = h('section', { className: 'panel', id: 'queue-browse-panel', hidden: true, 'aria-labelledby': 'q-browse-title' },
+    h('h2', { id: 'q-browse-title' }, 'Browse stream'),
+    h('p', { className: 'muted' }, 'Reads messages from an offset or a point in time without consuming anything.'),
+    browseForm(qpath, browseResults), browseResults);
   const dangerStatus = statusLine();
 
   add(ctx.view,
@@ -178,6 +185,7 @@ export function renderQueue(ctx) {
         h('h2', { id: 'q-get-title' }, 'Get messages'),
         h('p', { className: 'muted' }, 'Getting messages is a destructive action: with "Nack message requeue true" they go back to the queue marked redelivered.'),
         getForm(qpath, getResults, refreshDetails), getResults)),
+    browsePanel,
     h('section', { className: 'panel', 'aria-labelledby': 'q-danger-title' },
       h('h2', { id: 'q-danger-title' }, 'Purge or delete'),
       h('div', { className: 'actions' },
@@ -236,16 +244,46 @@ function getForm(qpath, results, after) {
   });
 }
 
+// browseForm reads a stream's messages from an offset (first, last or a number) or a time.
+function browseForm(qpath, results) {
+  const from = select('from', [['first', 'First'], ['last', 'Last chunk'], ['offset', 'Offset'], ['timestamp', 'Time']], 'first');
+  const offset = input('offset', { type: 'number', min: 0, value: '0' });
+  const when = input('timestamp', { type: 'datetime-local', step: 1 });
+  const count = input('count', { type: 'number', min: 1, max: 1000, value: '20', required: true });
+  const encoding = select('encoding', [['auto', 'Automatic string/base64'], ['base64', 'Base64 string']], 'auto');
+  return actionForm({
+    id: 'queue-browse',
+    fields: [h('div', { className: 'form-grid' },
+      field('From', from), field('Offset', offset), field('Time (local)', when), field('Messages', count), field('Encoding', encoding))],
+    submit: 'Browse',
+    action: async () => {
+      const q = new URLSearchParams({ count: String(Number(count.value) || 20), encoding: encoding.value });
+      if (from.value === 'offset') q.set('offset', String(Number(offset.value) || 0));
+      else if (from.value === 'timestamp') {
+        const ms = new Date(when.value).getTime();
+        if (Number.isNaN(ms)) throw new Error('Choose a time to browse from.');
+        q.set('timestamp', String(ms));
+      } else q.set('offset', from.value);
+      const msgs = await api.get(qpath + '/messages?' + q.toString());
+      results.replaceChildren(...renderMessages(msgs || []));
+      return msgs && msgs.length ? `${msgs.length} message${msgs.length === 1 ? '' : 's'} read.` : 'No messages there.';
+    },
+  });
+}
+
 function renderMessages(msgs) {
   return msgs.map((m, i) => {
     const props = Object.entries(m.properties || {}).map(([k, v]) => [k, h('code', {}, jsonText(v))]);
-    return h('article', { className: 'message', 'aria-label': `Message ${i + 1}` },
-      h('h3', {}, `Message ${i + 1}`),
+    const browsed = typeof m.offset === 'number';
+    return h('article', { className: 'message', 'aria-label': browsed ? `Offset ${m.offset}` : `Message ${i + 1}` },
+      h('h3', {}, browsed ? `Offset ${m.offset}` : `Message ${i + 1}`),
       kv([
+        ['Offset', browsed ? h('span', { className: 'offset' }, num(m.offset)) : undefined],
+        ['Timestamp', typeof m.timestamp === 'number' ? time(m.timestamp) : undefined],
         ['Exchange', m.exchange === '' ? '(AMQP default)' : m.exchange],
         ['Routing key', h('code', {}, m.routing_key)],
-        ['Redelivered', m.redelivered ? 'yes' : 'no'],
-        ['Remaining in queue', num(m.message_count)],
+        ['Redelivered', browsed ? undefined : (m.redelivered ? 'yes' : 'no')],
+        ['Remaining in queue', browsed ? undefined : num(m.message_count)],
         ...props,
         ['Payload', `${num(m.payload_bytes)} bytes, encoding: ${m.payload_encoding}`],
       ]),
