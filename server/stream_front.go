@@ -122,6 +122,7 @@ type streamConn struct {
 		sync.Mutex
 		m map[uint8]*streamSub
 	}
+	sac sacConn // consumer updates awaiting their answer (stream_sac.go)
 
 	out struct {
 		sync.Mutex
@@ -391,7 +392,7 @@ func (c *streamConn) handle(cmd streamproto.Command) bool {
 		c.send(&streamproto.PeerPropertiesResponse{CorrelationID: m.CorrelationID, Code: streamproto.CodeOK, Properties: []streamproto.KV{
 			{Key: "cluster_name", Value: c.srv.clusterName()}, {Key: "copyright", Value: "Warren"},
 			{Key: "information", Value: "Warren, a RabbitMQ-compatible broker"}, {Key: "platform", Value: "Go"},
-			{Key: "product", Value: "RabbitMQ"}, {Key: "version", Value: RabbitMQVersion}}})
+			{Key: "product", Value: "RabbitMQ"}, {Key: "version", Value: streamProtocolVersion}}})
 		return true
 	case *streamproto.SaslHandshake:
 		c.send(&streamproto.SaslHandshakeResponse{CorrelationID: m.CorrelationID, Code: streamproto.CodeOK, Mechanisms: []string{"PLAIN"}})
@@ -453,6 +454,9 @@ func (c *streamConn) handle(cmd streamproto.Command) bool {
 		c.send(&streamproto.QueryOffsetResponse{CorrelationID: m.CorrelationID, Code: code, Offset: off})
 	case *streamproto.StreamStats:
 		c.stats(m)
+	case *streamproto.Route, *streamproto.Partitions, *streamproto.CreateSuperStream, *streamproto.DeleteSuperStream,
+		*streamproto.ConsumerUpdateResponse:
+		return c.handleSuper(cmd)
 	case *streamproto.ExchangeCommandVersions:
 		c.send(&streamproto.ExchangeCommandVersions{Response: true, CorrelationID: m.CorrelationID, Code: streamproto.CodeOK,
 			Versions: streamCommandVersions})
@@ -805,6 +809,12 @@ type streamSub struct {
 	n      int
 	ts     int64
 	ready  bool // the reader finished handing over a batch, or the chunk is full: cut it
+
+	// Single active consumer (stream_sac.go): the group, the subscribe's offset, and whether
+	// the subscription reads (read loop only).
+	sac       *sacKey
+	sacOffset any
+	reading   bool
 }
 
 var _ deliveryTarget = (*streamSub)(nil)
@@ -856,6 +866,7 @@ func (b *streamSub) cancelled() {
 		delete(b.c.subs.m, b.id)
 	}
 	b.c.subs.Unlock()
+	b.sacLeave()
 	b.c.send(&streamproto.MetadataUpdate{Code: streamproto.CodeStreamNotAvailable, Stream: b.stream})
 }
 
@@ -869,6 +880,7 @@ func (b *streamSub) end() {
 	b.gone = true
 	b.mu.Unlock()
 	b.q.removeConsumer(b.sub)
+	b.sacLeave()
 }
 
 func (c *streamConn) subscribe(m *streamproto.Subscribe) {
@@ -904,6 +916,9 @@ func (c *streamConn) subscribe(m *streamproto.Subscribe) {
 	}
 	b := &streamSub{c: c, id: m.SubscriptionID, stream: m.Stream, q: q}
 	b.sub = &subscription{tag: "stream-" + strconv.Itoa(int(m.SubscriptionID)), target: b, prefetch: max(m.Credit, 1), args: args}
+	if c.sacSubscribe(m, b) {
+		return
+	}
 	c.subs.Lock()
 	c.subs.m[m.SubscriptionID] = b
 	c.subs.Unlock()
