@@ -297,6 +297,7 @@ func (c *streamConn) cleanup() {
 	c.subs.Unlock()
 	for _, b := range subs {
 		b.end()
+		b.sacLeave()
 	}
 }
 
@@ -446,7 +447,7 @@ func (c *streamConn) handle(cmd streamproto.Command) bool {
 	case *streamproto.Credit:
 		c.credit(m)
 	case *streamproto.Unsubscribe:
-		c.respond(streamproto.KeyUnsubscribe, m.CorrelationID, c.unsubscribe(m.SubscriptionID))
+		c.unsubscribeAnswered(m)
 	case *streamproto.StoreOffset:
 		c.storeOffset(m)
 	case *streamproto.QueryOffset:
@@ -880,7 +881,6 @@ func (b *streamSub) end() {
 	b.gone = true
 	b.mu.Unlock()
 	b.q.removeConsumer(b.sub)
-	b.sacLeave()
 }
 
 func (c *streamConn) subscribe(m *streamproto.Subscribe) {

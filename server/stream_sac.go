@@ -237,6 +237,19 @@ func (c *streamConn) sacSubscribe(m *streamproto.Subscribe, b *streamSub) bool {
 	return true
 }
 
+// unsubscribeAnswered unsubscribes and answers, then takes the subscription out of its single
+// active consumer group: the answer goes before the consumer update that may follow (as in
+// RabbitMQ, whose coordinator's effects arrive after the frame is handled).
+func (c *streamConn) unsubscribeAnswered(m *streamproto.Unsubscribe) {
+	c.subs.Lock()
+	b := c.subs.m[m.SubscriptionID]
+	c.subs.Unlock()
+	c.respond(streamproto.KeyUnsubscribe, m.CorrelationID, c.unsubscribe(m.SubscriptionID))
+	if b != nil {
+		b.sacLeave()
+	}
+}
+
 // sacLeave takes b out of its group (unsubscribe, connection closed, stream deleted).
 func (b *streamSub) sacLeave() {
 	if b.sac != nil {
