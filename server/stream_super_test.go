@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"slices"
 	"testing"
 
@@ -253,4 +254,44 @@ func (r *rawStream) openAs(user, pw string) {
 	if c := r.expect(&streamproto.OpenResponse{}).(*streamproto.OpenResponse); c.Code != streamproto.CodeOK {
 		r.t.Fatalf("open: %d", c.Code)
 	}
+}
+
+// FuzzStreamSuper is FuzzStreamConn seeded with super stream and single active consumer
+// sessions: no panic, no hang, and groups left by a connection that went away do not stop the
+// next connections.
+func FuzzStreamSuper(f *testing.F) {
+	var hs []byte
+	for _, c := range []streamproto.Command{
+		&streamproto.PeerProperties{CorrelationID: 1}, &streamproto.SaslHandshake{CorrelationID: 2},
+		&streamproto.SaslAuthenticate{CorrelationID: 3, Mechanism: "PLAIN", Data: []byte("\x00guest\x00guest")},
+		&streamproto.Tune{FrameMax: 65536, Response: true}, &streamproto.Open{CorrelationID: 4, VirtualHost: "/"},
+	} {
+		hs, _ = streamproto.Append(hs, c)
+	}
+	sac := []streamproto.KV{{Key: "single-active-consumer", Value: "true"}, {Key: "name", Value: "g"}, {Key: "super-stream", Value: "fs"}}
+	var session []byte
+	for _, c := range []streamproto.Command{
+		&streamproto.CreateSuperStream{CorrelationID: 5, Name: "fs", Partitions: []string{"fs-0", "fs-1"}, BindingKeys: []string{"0", "1"}},
+		&streamproto.Route{CorrelationID: 6, RoutingKey: "1", SuperStream: "fs"},
+		&streamproto.Partitions{CorrelationID: 7, SuperStream: "fs"},
+		&streamproto.Subscribe{CorrelationID: 8, SubscriptionID: 1, Stream: "fs-1", Offset: streamproto.OffsetSpec{Type: streamproto.OffsetFirst}, Credit: 2, Properties: sac},
+		&streamproto.Subscribe{CorrelationID: 9, SubscriptionID: 2, Stream: "fs-1", Offset: streamproto.OffsetSpec{Type: streamproto.OffsetFirst}, Credit: 2, Properties: sac},
+		&streamproto.ConsumerUpdateResponse{CorrelationID: 1, Code: streamproto.CodeOK, Offset: streamproto.OffsetSpec{Type: streamproto.OffsetNext}},
+		&streamproto.ConsumerUpdateResponse{CorrelationID: 2, Code: streamproto.CodeOK},
+		&streamproto.Unsubscribe{CorrelationID: 10, SubscriptionID: 1},
+		&streamproto.DeleteSuperStream{CorrelationID: 11, Name: "fs"},
+	} {
+		session, _ = streamproto.Append(session, c)
+	}
+	f.Add(session)
+	f.Add(session[:len(session)/2])
+	_, addr := startStreamFront(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		fuzzFeed(t, client, append(append([]byte(nil), hs...), data...))
+	})
 }
