@@ -304,7 +304,10 @@ func (c *streamConn) consumerUpdated(m *streamproto.ConsumerUpdateResponse) bool
 	// the pointer.
 	b.sub.args = amqp.Table{"x-stream-offset": off}
 	if err := b.q.addConsumer(b.sub, func() {}); err != nil {
+		// The stream was deleted while this member waited: it goes as a reading subscription
+		// would (metadata update), and the group's next member is activated in turn.
 		c.srv.log.Debug("stream single active consumer not started", "stream", b.stream, "err", err)
+		b.cancelled()
 		return true
 	}
 	b.reading = true

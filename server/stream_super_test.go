@@ -233,6 +233,37 @@ func TestStreamSingleActiveConsumer(t *testing.T) {
 	if d.SubscriptionID != 2 || d.Chunk.ChunkFirstOffset != 0 || d.Chunk.NumEntries != 5 {
 		t.Fatalf("second member's chunk: sub %d %+v", d.SubscriptionID, d.Chunk)
 	}
+	// The stream is deleted: the reading member and, once activated, the waiting one are told.
+	if c := r.code(&streamproto.Subscribe{CorrelationID: 11, SubscriptionID: 3, Stream: "s", Offset: first, Credit: 5, Properties: sac("app")}); c != OK {
+		t.Fatalf("third subscribe: %d", c)
+	}
+	r.send(&streamproto.Delete{CorrelationID: 12, Stream: "s"})
+	updates, answered := 0, false
+	for updates < 2 || !answered {
+		c, err := r.next()
+		if err != nil {
+			t.Fatalf("after the delete: %v (%d metadata updates)", err, updates)
+		}
+		switch m := c.(type) {
+		case *streamproto.MetadataUpdate:
+			if m.Stream != "s" || m.Code != streamproto.CodeStreamNotAvailable {
+				t.Fatalf("metadata update %+v", m)
+			}
+			updates++
+		case *streamproto.ConsumerUpdate:
+			if m.SubscriptionID != 3 || !m.Active {
+				t.Fatalf("consumer update %+v", m)
+			}
+			r.send(&streamproto.ConsumerUpdateResponse{CorrelationID: m.CorrelationID, Code: OK})
+		case *streamproto.Response:
+			answered = m.Code == OK
+		default:
+			t.Fatalf("unexpected %T %+v", m, m)
+		}
+	}
+	if c := r.code(&streamproto.Unsubscribe{CorrelationID: 13, SubscriptionID: 3}); c != streamproto.CodeSubscriptionIDDoesNotExist {
+		t.Fatalf("the cancelled member is still subscribed: %d", c)
+	}
 }
 
 // openAs runs the handshake as user on "/".
