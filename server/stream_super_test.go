@@ -134,6 +134,14 @@ func TestStreamSuperCodes(t *testing.T) {
 	}
 	lr := dialRawStream(t, addr)
 	lr.openAs("limited", "pw")
+	lr.send(&streamproto.ExchangeCommandVersions{CorrelationID: 4})
+	ev := lr.expect(&streamproto.ExchangeCommandVersions{Response: true}).(*streamproto.ExchangeCommandVersions)
+	for _, k := range []uint16{streamproto.KeyRoute, streamproto.KeyPartitions, streamproto.KeyConsumerUpdate,
+		streamproto.KeyCreateSuperStream, streamproto.KeyDeleteSuperStream} {
+		if !slices.Contains(ev.Versions, streamproto.CommandVersion{Key: k, Min: 1, Max: 1}) {
+			t.Errorf("command versions lack %#04x: %v", k, ev.Versions)
+		}
+	}
 	if c := lr.code(&streamproto.CreateSuperStream{CorrelationID: 5, Name: "lim", Partitions: []string{"lim-0"}, BindingKeys: []string{"0"}}); c != streamproto.CodeAccessRefused {
 		t.Fatalf("create without read on the exchange: %d", c)
 	}
