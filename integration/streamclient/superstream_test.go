@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/rabbitmq/rabbitmq-stream-go-client/pkg/amqp"
 	"github.com/rabbitmq/rabbitmq-stream-go-client/pkg/message"
 	"github.com/rabbitmq/rabbitmq-stream-go-client/pkg/stream"
@@ -502,4 +503,60 @@ func maps(m map[string]int) map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// TestSuperStreamQueries: route and partitions over a super stream declared through AMQP 0-9-1
+// as RabbitMQ's rabbitmq-streams add_super_stream makes one (bound here in reverse order: the
+// partitions come back in x-stream-partition-order). Runs against RabbitMQ 3.10.8 too.
+func TestSuperStreamQueries(t *testing.T) {
+	b := startStream(t, nil)
+	conn, err := amqp091.Dial(b.amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() }) // after the deletes below (cleanups run last first)
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := streamName(t)
+	if err := ch.ExchangeDeclare(name, "direct", true, false, false, false, amqp091.Table{"x-super-stream": true}); err != nil {
+		t.Fatal(err)
+	}
+	parts := partitionNames(name, "0", "1", "2")
+	t.Cleanup(func() {
+		ch.ExchangeDelete(name, false, false)
+		for _, p := range parts {
+			ch.QueueDelete(p, false, false, false)
+		}
+	})
+	for _, p := range parts {
+		if _, err := ch.QueueDeclare(p, true, false, false, false, amqp091.Table{"x-queue-type": "stream"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		if err := ch.QueueBind(parts[i], fmt.Sprint(i), name, false, amqp091.Table{"x-stream-partition-order": int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := env(t, b.streamURI)
+	if got, err := e.QueryPartitions(name); err != nil || !slices.Equal(got, parts) {
+		t.Fatalf("partitions: %v %v, want %v", got, err, parts)
+	}
+	if got, err := e.QueryRoute(name, "2"); err != nil || !slices.Equal(got, parts[2:]) {
+		t.Fatalf("route 2: %v %v", got, err)
+	}
+	if got, err := e.QueryRoute(name, "nope"); err != nil || len(got) != 0 {
+		t.Fatalf("route to nowhere: %v %v", got, err)
+	}
+	if got, err := e.QueryPartitions("amq.direct"); err != nil || len(got) != 0 {
+		t.Fatalf("partitions of amq.direct: %v %v", got, err)
+	}
+	if _, err := e.QueryPartitions(streamName(t)); !errors.Is(err, stream.StreamDoesNotExist) {
+		t.Fatalf("partitions of a missing exchange: %v", err)
+	}
+	if _, err := e.QueryRoute(streamName(t), "0"); !errors.Is(err, stream.StreamDoesNotExist) {
+		t.Fatalf("route of a missing exchange: %v", err)
+	}
 }
