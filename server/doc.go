@@ -106,9 +106,12 @@
 //	channel.loopMu        the channel's read-loop state (closing, pub,    nothing (the read loop handling a
 //	                      tx) while a frame is handled or the consumer    frame; the consumer-timeout timer)
 //	                      timeout closes the channel
+//	sacCoordinator.super  super stream creation and deletion,             nothing (a stream connection's read
+//	                      serialised; held across their declares, binds   loop, the management API)
+//	                      and deletes (stream_super.go)
 //	vhost.meta            a vhost's metadata changes (declare, delete,    Server.adm.write, Server.pol.change,
-//	                      bind, unbind), serialised; held across their    Server.params.change, channel.loopMu
-//	                      store write and fsync (vhost.go, persist.go)
+//	                      bind, unbind), serialised; held across their    Server.params.change, channel.loopMu,
+//	                      store write and fsync (vhost.go, persist.go)    sacCoordinator.super
 //	Server.vhosts         the vhost table, Server.vhosts.m                the above
 //	vhost.mu              vhost.mu.exchanges, vhost.mu.queues; taken      the above
 //	                      shared by routing and lookups, exclusively
@@ -132,6 +135,11 @@
 //	                      (stream_front.go)
 //	streamSub.mu          a stream subscription's credit, pending chunk   streamConsumer.dmu (deliver),
 //	                      and gone flag (stream_front.go)                 streamConn.subs (the writer)
+//	sacCoordinator.mu     the stream protocol's single active consumer    nothing, or sacCoordinator.super (a
+//	                      groups (stream_sac.go)                          deleted partition's subscriptions
+//	                                                                      are cancelled and leave their group)
+//	sacConn.mu            a stream connection's consumer updates          sacCoordinator.mu (sending one)
+//	                      awaiting their answer (stream_sac.go)
 //	channel.mu            the channel's consumers, delivery tags,         the above (a delivery target's own
 //	                      unacked deliveries, credit                      lock: taken under queue.mu or
 //	                                                                      streamConsumer.dmu by

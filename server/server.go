@@ -224,6 +224,8 @@ type Server struct {
 
 	loopback map[string]bool // users restricted to loopback; read-only after New
 
+	sac sacCoordinator // the stream protocol's single active consumer groups (stream_sac.go)
+
 	// vhosts is the vhost table: its lock (Server.vhosts in doc.go's table) is held only to read or
 	// change the map, and while walking it (Shutdown's markClean and stopTimers).
 	vhosts struct {

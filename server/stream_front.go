@@ -122,6 +122,7 @@ type streamConn struct {
 		sync.Mutex
 		m map[uint8]*streamSub
 	}
+	sac sacConn // consumer updates awaiting their answer (stream_sac.go)
 
 	out struct {
 		sync.Mutex
@@ -296,6 +297,7 @@ func (c *streamConn) cleanup() {
 	c.subs.Unlock()
 	for _, b := range subs {
 		b.end()
+		b.sacLeave()
 	}
 }
 
@@ -391,7 +393,7 @@ func (c *streamConn) handle(cmd streamproto.Command) bool {
 		c.send(&streamproto.PeerPropertiesResponse{CorrelationID: m.CorrelationID, Code: streamproto.CodeOK, Properties: []streamproto.KV{
 			{Key: "cluster_name", Value: c.srv.clusterName()}, {Key: "copyright", Value: "Warren"},
 			{Key: "information", Value: "Warren, a RabbitMQ-compatible broker"}, {Key: "platform", Value: "Go"},
-			{Key: "product", Value: "RabbitMQ"}, {Key: "version", Value: RabbitMQVersion}}})
+			{Key: "product", Value: "RabbitMQ"}, {Key: "version", Value: streamProtocolVersion}}})
 		return true
 	case *streamproto.SaslHandshake:
 		c.send(&streamproto.SaslHandshakeResponse{CorrelationID: m.CorrelationID, Code: streamproto.CodeOK, Mechanisms: []string{"PLAIN"}})
@@ -445,7 +447,7 @@ func (c *streamConn) handle(cmd streamproto.Command) bool {
 	case *streamproto.Credit:
 		c.credit(m)
 	case *streamproto.Unsubscribe:
-		c.respond(streamproto.KeyUnsubscribe, m.CorrelationID, c.unsubscribe(m.SubscriptionID))
+		c.unsubscribeAnswered(m)
 	case *streamproto.StoreOffset:
 		c.storeOffset(m)
 	case *streamproto.QueryOffset:
@@ -453,6 +455,9 @@ func (c *streamConn) handle(cmd streamproto.Command) bool {
 		c.send(&streamproto.QueryOffsetResponse{CorrelationID: m.CorrelationID, Code: code, Offset: off})
 	case *streamproto.StreamStats:
 		c.stats(m)
+	case *streamproto.Route, *streamproto.Partitions, *streamproto.CreateSuperStream, *streamproto.DeleteSuperStream,
+		*streamproto.ConsumerUpdateResponse:
+		return c.handleSuper(cmd)
 	case *streamproto.ExchangeCommandVersions:
 		c.send(&streamproto.ExchangeCommandVersions{Response: true, CorrelationID: m.CorrelationID, Code: streamproto.CodeOK,
 			Versions: streamCommandVersions})
@@ -783,6 +788,12 @@ type streamSub struct {
 	n      int
 	ts     int64
 	ready  bool // the reader finished handing over a batch, or the chunk is full: cut it
+
+	// Single active consumer (stream_sac.go): the group, the subscribe's offset, and whether
+	// the subscription reads (read loop only).
+	sac       *sacKey
+	sacOffset any
+	reading   bool
 }
 
 var _ deliveryTarget = (*streamSub)(nil)
@@ -834,6 +845,7 @@ func (b *streamSub) cancelled() {
 		delete(b.c.subs.m, b.id)
 	}
 	b.c.subs.Unlock()
+	b.sacLeave()
 	b.c.send(&streamproto.MetadataUpdate{Code: streamproto.CodeStreamNotAvailable, Stream: b.stream})
 }
 
@@ -882,6 +894,9 @@ func (c *streamConn) subscribe(m *streamproto.Subscribe) {
 	}
 	b := &streamSub{c: c, id: m.SubscriptionID, stream: m.Stream, q: q}
 	b.sub = &subscription{tag: "stream-" + strconv.Itoa(int(m.SubscriptionID)), target: b, prefetch: max(m.Credit, 1), args: args}
+	if c.sacSubscribe(m, b) {
+		return
+	}
 	c.subs.Lock()
 	c.subs.m[m.SubscriptionID] = b
 	c.subs.Unlock()

@@ -115,7 +115,9 @@ func Decode(f Frame) (Command, error) {
 	case k&ResponseFlag != 0 && genericResponseKeys[k&^ResponseFlag]:
 		c = &Response{For: k &^ ResponseFlag}
 	default:
-		return nil, errorf(CodeUnknownFrame, "unknown command key %#04x", f.Key)
+		if c = superCommand(k); c == nil {
+			return nil, errorf(CodeUnknownFrame, "unknown command key %#04x", f.Key)
+		}
 	}
 	if f.Version < 1 || f.Version > maxVersion {
 		return nil, errorf(CodeUnknownFrame, "command key %#04x version %d is not supported", f.Key, f.Version)

@@ -11,7 +11,7 @@ import (
 // frame that decodes equal, and that errors are *Error with a code.
 func FuzzFrames(f *testing.F) {
 	var all []byte
-	for i, c := range samples() {
+	for i, c := range append(samples(), superSamples()...) {
 		b, err := Append(nil, c)
 		if err != nil {
 			f.Fatal(err)

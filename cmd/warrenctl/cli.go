@@ -28,6 +28,7 @@ Commands:
   declare vhost NAME [--description TEXT] [--tags a,b]
   declare user NAME --new-password PASSWORD [--tags administrator,...]
   declare permission USER [--configure RE] [--write RE] [--read RE]      (in --vhost)
+  declare super-stream NAME --partitions N | --binding-keys a,b [--arguments JSON]
   delete queue NAME [--if-unused] [--if-empty]
   delete exchange NAME [--if-unused]
   delete binding SOURCE DESTINATION [--destination-type queue|exchange] [--routing-key KEY]
@@ -283,7 +284,7 @@ func (c *cli) dispatch(args []string) error {
 var inVhost = map[string]bool{
 	"declare queue": true, "declare exchange": true, "declare binding": true, "declare permission": true,
 	"delete queue": true, "delete exchange": true, "delete binding": true, "purge queue": true,
-	"publish": true, "get": true,
+	"publish": true, "get": true, "declare super-stream": true,
 }
 
 var globalCommands = map[string]bool{
@@ -294,7 +295,7 @@ var globalCommands = map[string]bool{
 // kinds lists what each two-word verb applies to, for its usage errors.
 var kinds = map[string][]string{
 	"list":    {"queues", "exchanges", "bindings", "connections", "channels", "consumers", "vhosts", "users", "policies", "permissions"},
-	"declare": {"queue", "exchange", "binding", "vhost", "user", "permission"},
+	"declare": {"queue", "exchange", "binding", "vhost", "user", "permission", "super-stream"},
 	"delete":  {"queue", "exchange", "binding", "vhost", "user"},
 	"purge":   {"queue"},
 	"close":   {"connection"},

@@ -60,6 +60,7 @@ func init() {
 		"health":             {0, 0, noFlags(health)},
 		"close connection":   {1, 1, closeConnection},
 	}
+	commands["declare super-stream"] = command{1, 1, declareSuperStream}
 	for kind := range listKinds {
 		commands["list "+kind] = command{0, 0, noFlags(func(c *cli, _ []string) error { return c.list(kind) })}
 	}

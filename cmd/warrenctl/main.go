@@ -12,6 +12,8 @@
 //	declare vhost NAME [--description TEXT] [--tags a,b]
 //	declare user NAME --new-password PASSWORD [--tags administrator,...]
 //	declare permission USER [--configure RE] [--write RE] [--read RE]   (in --vhost)
+//	declare super-stream NAME --partitions N | --binding-keys a,b [--arguments JSON]
+//	        (a super stream: partition streams NAME-0... or NAME-KEY behind the exchange NAME)
 //	delete queue NAME [--if-unused] [--if-empty]
 //	delete exchange NAME [--if-unused]
 //	delete binding SOURCE DESTINATION [--destination-type queue|exchange] [--routing-key KEY]
