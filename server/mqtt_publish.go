@@ -100,6 +100,7 @@ func (c *mqttConn) handlePublish(p *mqtt.Publish) error {
 		return nil
 	}
 	msg := c.newMessage(p, exName, key)
+	msg.mqttFrom = c.origin // for No Local subscriptions
 	var buf [8]*queue
 	v.publish(c, ex, msg, nil, nil, buf[:0])
 	if p.Retain {
@@ -153,7 +154,7 @@ func (c *mqttConn) resolveAlias(p *mqtt.Publish) (string, error) {
 // newMessage builds the AMQP message of a PUBLISH.
 func (c *mqttConn) newMessage(p *mqtt.Publish, exName, key string) *message {
 	msg := &message{exchange: exName, routingKey: key, body: bytes.Clone(p.Payload),
-		persistent: p.QoS > 0, arrived: nowMillis()}
+		persistent: p.QoS > 0, arrived: nowMillis(), mqttRetain: p.Retain}
 	if c.version == mqtt.V5 && mqttHasAMQPProps(&p.Properties) {
 		props := mqttAMQPProps(p.QoS, p.Dup)
 		mqttToAMQPProps(&p.Properties, &props)
