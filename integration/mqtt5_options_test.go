@@ -370,3 +370,111 @@ func TestMQTT5Auth(t *testing.T) {
 		t.Fatalf("after AUTH got %+v, want DISCONNECT 0x82", got)
 	}
 }
+
+// QoS 2 state of persistent sessions survives a restart: a publisher's identifier awaiting PUBREL
+// (its repeated PUBLISH is acknowledged, not published again) and a subscriber's delivery released
+// and awaiting PUBCOMP (its PUBREL is sent again). Once completed, the state is gone: after another
+// restart the publisher's session, which has no subscriptions, is not present.
+func TestMQTTQoS2StateSurvivesRestart(t *testing.T) {
+	mqttSkipExternal(t, "restarts the broker")
+	o := server.Options{Logger: testLogger(t), Store: storage.NewMemStore()}
+	start := func() (*testbroker.Broker, string) {
+		b, err := testbroker.New(o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Stop() })
+		return b, b.StartMQTT(t)
+	}
+	expect := func(r *rawMQTT, typ mqtt.PacketType, id uint16) {
+		t.Helper()
+		p, err := r.read(10 * time.Second)
+		if err != nil {
+			t.Fatalf("want %v %d: %v", typ, id, err)
+		}
+		var got uint16
+		switch p := p.(type) {
+		case *mqtt.PubRec:
+			got = p.PacketID
+		case *mqtt.PubRel:
+			got = p.PacketID
+		case *mqtt.PubComp:
+			got = p.PacketID
+		case *mqtt.PubAck:
+			got = p.PacketID
+		}
+		if p.Type() != typ || got != id {
+			t.Fatalf("got %v %+v, want %v %d", p.Type(), p, typ, id)
+		}
+	}
+	b1, addr := start()
+	sub := dialRaw(t, addr)
+	sub.connect(&mqtt.Connect{ClientID: "q2r-sub", KeepAlive: 60})
+	sub.subscribe(1, "q2r/#", 2)
+	pub := dialRaw(t, addr)
+	pub.connect(&mqtt.Connect{ClientID: "q2r-pub", KeepAlive: 60})
+	pub.send(&mqtt.Publish{QoS: 2, PacketID: 5, Topic: "q2r/x", Payload: []byte("once")})
+	expect(pub, mqtt.PUBREC, 5)
+	d := sub.readPublishes(1)[0]
+	if d.QoS != 2 || string(d.Payload) != "once" {
+		t.Fatalf("delivery %+v", d)
+	}
+	sub.send(&mqtt.PubRec{PacketID: d.PacketID})
+	expect(sub, mqtt.PUBREL, d.PacketID)
+	if err := b1.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	b2, addr := start()
+	pub = dialRaw(t, addr)
+	if ack := pub.connect(&mqtt.Connect{ClientID: "q2r-pub", KeepAlive: 60}); !ack.SessionPresent {
+		t.Fatal("publisher's session (QoS 2 state only) not present after the restart")
+	}
+	pub.send(&mqtt.Publish{QoS: 2, PacketID: 5, Dup: true, Topic: "q2r/x", Payload: []byte("once")})
+	expect(pub, mqtt.PUBREC, 5)
+	pub.send(&mqtt.PubRel{PacketID: 5})
+	expect(pub, mqtt.PUBCOMP, 5)
+	sub = dialRaw(t, addr)
+	if ack := sub.connect(&mqtt.Connect{ClientID: "q2r-sub", KeepAlive: 60}); !ack.SessionPresent {
+		t.Fatal("subscriber's session not present after the restart")
+	}
+	expect(sub, mqtt.PUBREL, d.PacketID)
+	sub.send(&mqtt.PubComp{PacketID: d.PacketID})
+	pub.send(&mqtt.Publish{QoS: 1, PacketID: 6, Topic: "q2r/x", Payload: []byte("after")})
+	expect(pub, mqtt.PUBACK, 6)
+	// Had the repeated PUBLISH been published again, "once" would come before "after".
+	if p := sub.readPublishes(1)[0]; string(p.Payload) != "after" || p.QoS != 1 {
+		t.Fatalf("subscriber got %q at QoS %d, want only \"after\" at 1", p.Payload, p.QoS)
+	} else {
+		sub.send(&mqtt.PubAck{PacketID: p.PacketID})
+	}
+	sub.send(&mqtt.Disconnect{})
+	sub.expectClosed(10 * time.Second)
+	pub.send(&mqtt.Disconnect{})
+	pub.expectClosed(10 * time.Second)
+	if err := b2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	_, addr = start()
+	pub = dialRaw(t, addr)
+	if ack := pub.connect(&mqtt.Connect{ClientID: "q2r-pub", KeepAlive: 60}); ack.SessionPresent {
+		t.Fatal("publisher's completed QoS 2 state still present after a second restart")
+	}
+	// A clean start discards QoS 2 state: packet identifier 7 is a new publish each time.
+	pub.send(&mqtt.Publish{QoS: 2, PacketID: 7, Topic: "q2r/y", Payload: []byte("first")})
+	expect(pub, mqtt.PUBREC, 7)
+	pub.nc.Close()
+	pub = dialRaw(t, addr)
+	if ack := pub.connect(&mqtt.Connect{ClientID: "q2r-pub", CleanStart: true, KeepAlive: 60}); ack.SessionPresent {
+		t.Fatal("clean start: session present")
+	}
+	sub = dialRaw(t, addr)
+	sub.connect(&mqtt.Connect{ClientID: "q2r-sub", KeepAlive: 60})
+	pub.send(&mqtt.Publish{QoS: 2, PacketID: 7, Topic: "q2r/y", Payload: []byte("second")})
+	expect(pub, mqtt.PUBREC, 7)
+	got := sub.readPublishes(2)
+	if string(got[0].Payload) != "first" || string(got[1].Payload) != "second" {
+		t.Fatalf("after a clean start got %q, %q", got[0].Payload, got[1].Payload)
+	}
+}

@@ -107,8 +107,8 @@ type mqttState struct {
 	mu struct {
 		sync.Mutex
 		clients map[mqttClientKey]*mqttConn
-		wills   map[mqttClientKey]*time.Timer // MQTT 5 wills waiting for their delay (mqtt_retain.go)
-		pubrels map[mqttClientKey][]uint16    // QoS 2 deliveries of persistent sessions awaiting PUBCOMP
+		wills   map[mqttClientKey]*time.Timer    // MQTT 5 wills waiting for their delay (mqtt_retain.go)
+		qos2    map[mqttClientKey]*mqttQoS2State // QoS 2 state of sessions no connection holds (mqtt_qos2.go); nil until read
 	}
 	retained retainedStore
 }
@@ -159,6 +159,7 @@ type mqttConn struct {
 	// Topic aliases this broker set for the client (MQTT 5). Guarded by out.mu: only the
 	// write closures (appendDelivery), which run in wire order under it, touch them.
 	outAliases map[string]uint16
+	owedRels   []uint16 // PUBRELs the resumed session owes, for resendPubrels (CONNECT only)
 
 	stopped  chan struct{} // closed by closeFromOutside
 	stopOnce sync.Once

@@ -106,6 +106,10 @@ func (c *mqttConn) connect() bool {
 
 	c.takeOver()
 	resume, err := c.startSession(cp.CleanStart)
+	present := resume != [3]*queue{}
+	if err == nil && c.takeQoS2(cp.CleanStart) {
+		present = true
+	}
 	if err != nil {
 		c.log.Warn("MQTT session could not start", "client_id", c.clientID, "err", err)
 		c.connack(false, mqtt.ServerUnavailable, nil)
@@ -119,7 +123,7 @@ func (c *mqttConn) connect() bool {
 	if c.version == mqtt.V5 {
 		props = c.connackProps(cp)
 	}
-	c.connack(resume != [3]*queue{}, mqtt.Success, props)
+	c.connack(present, mqtt.Success, props)
 	c.nc.SetDeadline(time.Time{})
 	c.resendPubrels()
 	for qos, q := range resume {

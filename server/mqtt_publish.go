@@ -7,6 +7,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/mqtt"
+	"github.com/warrenmq/warren/storage"
 )
 
 // MQTT publishes, as RabbitMQ's plugin makes them: a PUBLISH to topic t is an AMQP message
@@ -111,6 +112,10 @@ func (c *mqttConn) handlePublish(p *mqtt.Publish) error {
 		c.acks = append(c.acks, mqttAck{typ: mqtt.PUBACK, id: p.PacketID})
 	case 2:
 		c.qos2[p.PacketID] = struct{}{}
+		// A persistent session keeps the identifier across a restart: PUBREC waits for it.
+		if g := c.storeQoS2(storage.MQTTQoS2In, p.PacketID, true, true); g != nil {
+			c.joined(g)
+		}
 		c.acks = append(c.acks, mqttAck{typ: mqtt.PUBREC, id: p.PacketID})
 	}
 	return nil
@@ -121,6 +126,10 @@ func (c *mqttConn) handlePubrel(id uint16) error {
 	code := mqtt.Success
 	if _, ok := c.qos2[id]; ok {
 		delete(c.qos2, id)
+		// The client may reuse the identifier after PUBCOMP: the deletion is durable first.
+		if g := c.storeQoS2(storage.MQTTQoS2In, id, false, true); g != nil {
+			c.joined(g)
+		}
 	} else if c.version == mqtt.V5 {
 		code = mqtt.PacketIdentifierNotFound
 	}

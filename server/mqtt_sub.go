@@ -8,6 +8,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/mqtt"
+	"github.com/warrenmq/warren/storage"
 )
 
 // MQTT sessions and subscriptions, as RabbitMQ 3.10's plugin keeps them: a client's subscriptions
@@ -438,6 +439,10 @@ func (c *mqttConn) handlePubrec(id uint16, code mqtt.ReasonCode) error {
 		}
 	}
 	c.mu.Unlock()
+	if ok && !refused {
+		// Owed a PUBCOMP from here, across a restart too: stored before the entry is settled.
+		c.storeQoS2(storage.MQTTQoS2Out, id, true, false)
+	}
 	if ok && in.e != nil {
 		in.sub.q.settle([]*qentry{in.e})
 	}
@@ -470,52 +475,13 @@ func (c *mqttConn) handlePubcomp(id uint16) error {
 		delete(c.mu.inflight, id)
 	}
 	c.mu.Unlock()
+	if ok {
+		c.storeQoS2(storage.MQTTQoS2Out, id, false, false)
+	}
 	if ok && full {
 		c.kickAll()
 	}
 	return nil
-}
-
-// keepPubrels remembers, for a persistent session, the QoS 2 deliveries released and awaiting
-// PUBCOMP when the connection ended: the next connection sends their PUBREL again (in memory only:
-// a restart forgets them).
-func (c *mqttConn) keepPubrels(inflight map[uint16]mqttInflight) {
-	if !c.persistent || c.vhost == nil {
-		return
-	}
-	var ids []uint16
-	for id, in := range inflight {
-		if in.released {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	st := &c.srv.mqtt
-	st.mu.Lock()
-	if st.mu.pubrels == nil {
-		st.mu.pubrels = map[mqttClientKey][]uint16{}
-	}
-	st.mu.pubrels[mqttClientKey{c.vhost.name, c.clientID}] = ids
-	st.mu.Unlock()
-}
-
-// resendPubrels sends the PUBRELs a resumed session still owes (after CONNACK).
-func (c *mqttConn) resendPubrels() {
-	st := &c.srv.mqtt
-	key := mqttClientKey{c.vhost.name, c.clientID}
-	st.mu.Lock()
-	ids := st.mu.pubrels[key]
-	delete(st.mu.pubrels, key)
-	st.mu.Unlock()
-	for _, id := range ids {
-		c.mu.Lock()
-		c.mu.inflight[id] = mqttInflight{released: true}
-		c.mu.Unlock()
-		c.writePacket(nil, &mqtt.PubRel{PacketID: id})
-	}
 }
 
 // kickAll lets the connection's queues deliver again (credit was freed, or the write buffer
@@ -568,11 +534,6 @@ func (c *mqttConn) sessionQueue(qos byte) *amqp.QueueDeclare {
 // session's queues that exist, for the connection to consume once CONNACK is queued.
 func (c *mqttConn) startSession(cleanStart bool) (resume [3]*queue, err error) {
 	v := c.vhost
-	if cleanStart {
-		c.srv.mqtt.mu.Lock()
-		delete(c.srv.mqtt.mu.pubrels, mqttClientKey{v.name, c.clientID})
-		c.srv.mqtt.mu.Unlock()
-	}
 	for qos := range byte(3) {
 		name := mqttQueueName(c.clientID, qos)
 		v.mu.RLock()
@@ -820,7 +781,7 @@ func (c *mqttConn) teardown() {
 		c.detach(s)
 	}
 	requeueInflight(inflight)
-	c.keepPubrels(inflight)
+	c.saveQoS2(inflight)
 	c.endSession()
 	if !c.normalExit && c.will != nil {
 		c.willDue()
