@@ -64,12 +64,15 @@ func (r *client5) subscribe5(pid uint16, subID uint32, subs ...mqtt.Subscription
 	r.send(p)
 	r.readFor("SUBACK", func(x mqtt.Packet) bool {
 		sa, ok := x.(*mqtt.Suback)
+		if !ok || sa.PacketID != pid {
+			return false
+		}
 		for i, c := range sa.ReasonCodes {
-			if ok && c > mqtt.GrantedQoS2 {
+			if c > mqtt.GrantedQoS2 {
 				r.t.Fatalf("subscription %q refused: %v", subs[i].Filter, c)
 			}
 		}
-		return ok && sa.PacketID == pid
+		return true
 	})
 }
 
@@ -157,6 +160,14 @@ func TestMQTT5SubscriptionIdentifiers(t *testing.T) {
 	pub.publish1(6, "sid/d", "to both", false)
 	if p := old.next(); p.Topic != "sid/d" || len(p.Properties.SubscriptionIDs) != 0 {
 		t.Fatalf("3.1.1 delivery %+v", p)
+	}
+	// Only the server sends subscription identifiers: a client's PUBLISH with one is a protocol
+	// error [MQTT-3.3.4-6].
+	var bad mqtt.Properties
+	bad.SubscriptionIDs = []uint32{5}
+	pub.send(&mqtt.Publish{QoS: 1, PacketID: 9, Topic: "sid/e", Payload: []byte("x"), Properties: bad})
+	if got := pub.expectClosed(10 * time.Second); len(got) != 1 || got[0].(*mqtt.Disconnect).ReasonCode != mqtt.ProtocolError {
+		t.Fatalf("after a PUBLISH with a subscription identifier: %+v, want DISCONNECT 0x82", got)
 	}
 }
 
@@ -476,5 +487,59 @@ func TestMQTTQoS2StateSurvivesRestart(t *testing.T) {
 	got := sub.readPublishes(2)
 	if string(got[0].Payload) != "first" || string(got[1].Payload) != "second" {
 		t.Fatalf("after a clean start got %q, %q", got[0].Payload, got[1].Payload)
+	}
+}
+
+// procMQTTAddr returns the MQTT address of a broker process from its ready line.
+func procMQTTAddr(t *testing.T, p *proc) string {
+	t.Helper()
+	for _, line := range strings.Split(p.log.String(), "\n") {
+		if m := mqttReadyRe.FindStringSubmatch(line); m != nil {
+			return m[1]
+		}
+	}
+	t.Fatalf("no mqtt address in the ready line:\n%s", p.log)
+	return ""
+}
+
+// A PUBREC means the packet identifier is durable: after a kill -9 of the broker binary (Pebble
+// data directory), the publisher's repeated PUBLISH is acknowledged and not published again.
+func TestMQTTQoS2StateKill9(t *testing.T) {
+	mqttSkipExternal(t, "runs the broker binary")
+	dir := t.TempDir()
+	p := startProc(t, dir, "--mqtt-addr", "127.0.0.1:0")
+	addr := procMQTTAddr(t, p)
+	sub := dialRaw(t, addr)
+	sub.connect(&mqtt.Connect{ClientID: "k9q2-sub", KeepAlive: 60})
+	sub.subscribe(1, "k9q2/#", 1)
+	sub.send(&mqtt.Disconnect{})
+	sub.expectClosed(10 * time.Second)
+	pub := dialRaw(t, addr)
+	pub.connect(&mqtt.Connect{ClientID: "k9q2-pub", KeepAlive: 60})
+	pub.send(&mqtt.Publish{QoS: 2, PacketID: 3, Topic: "k9q2/x", Payload: []byte("once")})
+	if x, err := pub.read(10 * time.Second); err != nil || x.Type() != mqtt.PUBREC {
+		t.Fatalf("PUBREC: %v %v", x, err)
+	}
+	p.kill()
+
+	p = startProc(t, dir, "--mqtt-addr", "127.0.0.1:0")
+	addr = procMQTTAddr(t, p)
+	pub = dialRaw(t, addr)
+	if ack := pub.connect(&mqtt.Connect{ClientID: "k9q2-pub", KeepAlive: 60}); !ack.SessionPresent {
+		t.Fatal("publisher's QoS 2 state lost by kill -9")
+	}
+	pub.send(&mqtt.Publish{QoS: 2, PacketID: 3, Dup: true, Topic: "k9q2/x", Payload: []byte("once")})
+	pub.send(&mqtt.PubRel{PacketID: 3})
+	pub.send(&mqtt.Publish{QoS: 1, PacketID: 4, Topic: "k9q2/x", Payload: []byte("after")})
+	for _, want := range []mqtt.PacketType{mqtt.PUBREC, mqtt.PUBCOMP, mqtt.PUBACK} {
+		if x, err := pub.read(10 * time.Second); err != nil || x.Type() != want {
+			t.Fatalf("publisher got %v %v, want %v", x, err, want)
+		}
+	}
+	sub = dialRaw(t, addr)
+	sub.connect(&mqtt.Connect{ClientID: "k9q2-sub", KeepAlive: 60})
+	got := sub.readPublishes(2)
+	if string(got[0].Payload) != "once" || string(got[1].Payload) != "after" {
+		t.Fatalf("subscriber got %q, %q; want once, after", got[0].Payload, got[1].Payload)
 	}
 }

@@ -64,6 +64,10 @@ type mqttAck struct {
 
 // handlePublish publishes one PUBLISH.
 func (c *mqttConn) handlePublish(p *mqtt.Publish) error {
+	if len(p.Properties.SubscriptionIDs) > 0 {
+		// Only the server sends subscription identifiers [MQTT-3.3.4-6].
+		return c.protocolError(mqtt.ProtocolError, "PUBLISH from the client with a subscription identifier")
+	}
 	topic, err := c.resolveAlias(p)
 	if err != nil {
 		return err
