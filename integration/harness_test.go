@@ -20,6 +20,8 @@ import (
 //
 // Set WARREN_TEST_URL (for example amqp://guest:guest@127.0.0.1:5672/) to run the suite against another
 // broker, such as a reference RabbitMQ; tests that need a broker option Warren alone has are skipped then.
+// Its MQTT and STOMP listeners are WARREN_TEST_MQTT_ADDR (default host:1883) and WARREN_TEST_STOMP_ADDR
+// (default 127.0.0.1:61613).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binPath != "" {

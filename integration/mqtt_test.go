@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +25,8 @@ import (
 // mqtt codec) where the client cannot do what the test needs. With WARREN_TEST_URL set they run
 // against that broker's MQTT listener on port 1883 (RabbitMQ with rabbitmq_mqtt), except those
 // that need broker options, a restart or behaviour where Warren follows the specification and
-// RabbitMQ 3.10 does not.
+// RabbitMQ 3.10 does not. The external broker's MQTT listener is WARREN_TEST_MQTT_ADDR (default: the
+// host of WARREN_TEST_URL, port 1883).
 
 // mqttBroker is a broker under test with its MQTT listener.
 type mqttBroker struct {
@@ -39,8 +41,12 @@ func startMQTTBroker(t testing.TB, opts ...func(*server.Options)) mqttBroker {
 			t.Skip("needs broker options; WARREN_TEST_URL points at an external broker")
 		}
 		b := startBroker(t)
-		host, _, _ := net.SplitHostPort(b.Addr)
-		return mqttBroker{broker: b, MQTT: net.JoinHostPort(host, "1883")}
+		addr := os.Getenv("WARREN_TEST_MQTT_ADDR")
+		if addr == "" {
+			host, _, _ := net.SplitHostPort(b.Addr)
+			addr = net.JoinHostPort(host, "1883")
+		}
+		return mqttBroker{broker: b, MQTT: addr}
 	}
 	tb := testbroker.Start(t, opts...)
 	return mqttBroker{broker: broker{URL: "amqp://guest:guest@" + tb.Addr + "/", Addr: tb.Addr, Srv: tb.Srv}, MQTT: tb.StartMQTT(t)}

@@ -145,14 +145,16 @@
 //	                                                                      streamConsumer.dmu by
 //	                                                                      deliveryTarget.deliver)
 //	mqttConn.mu           an MQTT connection's consumers, in-flight       the above (taken under queue.mu by
-//	                      deliveries, packet ids, binding keys (mqtt.go)  mqttSub.deliver, like channel.mu)
+//	                      deliveries, packet ids, subscriptions and       mqttSub.deliver, like channel.mu)
+//	                      their options (mqtt.go, mqtt_sub.go)
 //	stompConn.mu          a STOMP connection's delivery tags, unacked     the above but channel.mu (the STOMP
 //	                      messages, live subscriptions (stomp_sub.go)     subscription's deliver, under queue.mu)
 //	confirmLedger.mu      the confirms sent and to nack (confirm.go)      the above
 //	mqttAckLedger.mu      an MQTT connection's PUBACKs waiting for their  the above (the committer's callback
 //	                      commit groups (mqtt_publish.go)                 or the read loop)
 //	outbound.mu           the pending write buffer and the writeClaim     the above
-//	                      (outbound.go)
+//	                      (outbound.go); an MQTT connection's topic
+//	                      aliases to the client (its write closures)
 //	leaves                committer.mu, pager.mu, resourceAlarms.mu,      anything above
 //	                      streamConn.out (a stream connection's out buffer),
 //	                      Server.mu, Server.timers.mu, Server.adm.mu
@@ -160,7 +162,9 @@
 //	                      metadata, global parameters),
 //	                      Server.pol.mu (the policy and operator policy maps),
 //	                      Server.params.mu (the parameter maps),
-//	                      Server.mqtt.mu (MQTT client ids), retainedStore.mu (MQTT retained
+//	                      Server.mqtt.mu (MQTT client ids, delayed wills, QoS 2 state of
+//	                      sessions no connection holds; reads the store on first use,
+//	                      mqtt_qos2.go), retainedStore.mu (MQTT retained
 //	                      messages; takes committer.mu, and reads the store on a vhost's
 //	                      first use),
 //	                      federation.Manager.mu and its links' mu (the

@@ -107,8 +107,8 @@ type mqttState struct {
 	mu struct {
 		sync.Mutex
 		clients map[mqttClientKey]*mqttConn
-		wills   map[mqttClientKey]*time.Timer // MQTT 5 wills waiting for their delay (mqtt_retain.go)
-		pubrels map[mqttClientKey][]uint16    // QoS 2 deliveries of persistent sessions awaiting PUBCOMP
+		wills   map[mqttClientKey]*time.Timer    // MQTT 5 wills waiting for their delay (mqtt_retain.go)
+		qos2    map[mqttClientKey]*mqttQoS2State // QoS 2 state of sessions no connection holds (mqtt_qos2.go); nil until read
 	}
 	retained retainedStore
 }
@@ -154,6 +154,13 @@ type mqttConn struct {
 	aliases    map[uint16]string // MQTT 5 topic aliases the client set
 	normalExit bool              // DISCONNECT received: no will
 
+	origin   *string // the client id, as publishes carry it (message.mqttFrom)
+	aliasMax uint16  // the client's topic alias maximum (MQTT 5; 0: send none)
+	// Topic aliases this broker set for the client (MQTT 5). Guarded by out.mu: only the
+	// write closures (appendDelivery), which run in wire order under it, touch them.
+	outAliases map[string]uint16
+	owedRels   []uint16 // PUBRELs the resumed session owes, for resendPubrels (CONNECT only)
+
 	stopped  chan struct{} // closed by closeFromOutside
 	stopOnce sync.Once
 	torn     chan struct{} // closed once teardown is done (a takeover waits for it)
@@ -164,9 +171,10 @@ type mqttConn struct {
 	mu struct {
 		sync.Mutex
 		closed   bool
-		subs     [3]*mqttSub            // the consumers of the qos0, qos1 and qos2 queues
-		keys     [3]map[string]struct{} // the binding keys of those queues ('$' topics)
-		shared   map[string]*mqttSub    // shared subscriptions by their $share/... filter (mqtt_shared.go)
+		subs     [3]*mqttSub               // the consumers of the qos0, qos1 and qos2 queues
+		keys     [3]map[string]mqttSubOpts // the subscriptions in those queues, by binding key
+		special  [3]int                    // how many of them have options deliver looks at
+		shared   map[string]*mqttSub       // shared subscriptions by their $share/... filter (mqtt_shared.go)
 		inflight map[uint16]mqttInflight
 		nextID   uint16
 		settle   []mqttSettle  // entries delivered at QoS 0 from a QoS 1 queue, for the settler
@@ -444,6 +452,10 @@ func (c *mqttConn) handle(p mqtt.Packet) error {
 		return c.handlePubrec(p.PacketID, p.ReasonCode)
 	case *mqtt.PubComp:
 		return c.handlePubcomp(p.PacketID)
+	case *mqtt.Auth:
+		// No CONNECT of this broker's clients names an Authentication Method (one that does is
+		// refused with CONNACK 0x8C), so an AUTH is a protocol error [MQTT-4.12.0-6].
+		return c.protocolError(mqtt.ProtocolError, "AUTH without enhanced authentication")
 	default:
 		return c.protocolError(mqtt.ProtocolError, "unexpected packet", "type", p.Type())
 	}

@@ -56,6 +56,14 @@ func (c *mqttConn) connect() bool {
 	c.version = cp.Version
 	c.dec.Version = cp.Version
 	c.dec.MaxPacketSize = c.srv.opts.MaxMessageSize + 64<<10 // the payload and the packet's fields
+	if cp.Version == mqtt.V5 && cp.Properties.Has(mqtt.PropAuthMethod) {
+		// Enhanced authentication (MQTT 5.0 section 4.12): no method is supported, so any
+		// Authentication Method is answered with CONNACK 0x8C and the connection closed
+		// [MQTT-4.12.0-1], before the user name and password are looked at.
+		c.log.Info("MQTT connection refused: unsupported authentication method", "method", cp.Properties.AuthMethod)
+		c.connack(false, mqtt.BadAuthenticationMethod, nil)
+		return false
+	}
 	if code := c.login(cp); code != mqtt.Success {
 		c.connack(false, code, nil)
 		return false
@@ -79,10 +87,8 @@ func (c *mqttConn) connect() bool {
 		if pr.Has(mqtt.PropMaximumPacketSize) {
 			c.maxOut = pr.MaximumPacketSize
 		}
-		if pr.Has(mqtt.PropAuthMethod) {
-			// Enhanced authentication is not offered.
-			c.connack(false, mqtt.BadAuthenticationMethod, nil)
-			return false
+		if pr.Has(mqtt.PropTopicAliasMaximum) {
+			c.aliasMax = pr.TopicAliasMaximum
 		}
 	} else {
 		c.persistent = !cp.CleanStart
@@ -100,6 +106,10 @@ func (c *mqttConn) connect() bool {
 
 	c.takeOver()
 	resume, err := c.startSession(cp.CleanStart)
+	present := resume != [3]*queue{}
+	if err == nil && c.takeQoS2(cp.CleanStart) {
+		present = true
+	}
 	if err != nil {
 		c.log.Warn("MQTT session could not start", "client_id", c.clientID, "err", err)
 		c.connack(false, mqtt.ServerUnavailable, nil)
@@ -113,7 +123,7 @@ func (c *mqttConn) connect() bool {
 	if c.version == mqtt.V5 {
 		props = c.connackProps(cp)
 	}
-	c.connack(resume != [3]*queue{}, mqtt.Success, props)
+	c.connack(present, mqtt.Success, props)
 	c.nc.SetDeadline(time.Time{})
 	c.resendPubrels()
 	for qos, q := range resume {
@@ -136,7 +146,7 @@ func (c *mqttConn) connackProps(cp *mqtt.Connect) *mqtt.Properties {
 	p := &mqtt.Properties{} // maximum QoS absent: 2
 	p.SharedSubAvailable = 1
 	p.Set(mqtt.PropSharedSubAvailable)
-	p.SubscriptionIDAvailable = 0
+	p.SubscriptionIDAvailable = 1
 	p.Set(mqtt.PropSubscriptionIDAvailable)
 	p.TopicAliasMaximum = mqttTopicAliasMax
 	p.Set(mqtt.PropTopicAliasMaximum)
@@ -277,6 +287,7 @@ func (c *mqttConn) setClientID(cp *mqtt.Connect) mqtt.ReasonCode {
 		id = "warren-" + randomName()
 	}
 	c.clientID = id
+	c.origin = &id // its own string: a message that carries it does not keep the connection alive
 	return mqtt.Success
 }
 

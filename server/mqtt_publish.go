@@ -7,6 +7,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/mqtt"
+	"github.com/warrenmq/warren/storage"
 )
 
 // MQTT publishes, as RabbitMQ's plugin makes them: a PUBLISH to topic t is an AMQP message
@@ -63,6 +64,10 @@ type mqttAck struct {
 
 // handlePublish publishes one PUBLISH.
 func (c *mqttConn) handlePublish(p *mqtt.Publish) error {
+	if len(p.Properties.SubscriptionIDs) > 0 {
+		// Only the server sends subscription identifiers [MQTT-3.3.4-6].
+		return c.protocolError(mqtt.ProtocolError, "PUBLISH from the client with a subscription identifier")
+	}
 	topic, err := c.resolveAlias(p)
 	if err != nil {
 		return err
@@ -100,6 +105,7 @@ func (c *mqttConn) handlePublish(p *mqtt.Publish) error {
 		return nil
 	}
 	msg := c.newMessage(p, exName, key)
+	msg.mqttFrom = c.origin // for No Local subscriptions
 	var buf [8]*queue
 	v.publish(c, ex, msg, nil, nil, buf[:0])
 	if p.Retain {
@@ -110,6 +116,10 @@ func (c *mqttConn) handlePublish(p *mqtt.Publish) error {
 		c.acks = append(c.acks, mqttAck{typ: mqtt.PUBACK, id: p.PacketID})
 	case 2:
 		c.qos2[p.PacketID] = struct{}{}
+		// A persistent session keeps the identifier across a restart: PUBREC waits for it.
+		if g := c.storeQoS2(storage.MQTTQoS2In, p.PacketID, true, true); g != nil {
+			c.joined(g)
+		}
 		c.acks = append(c.acks, mqttAck{typ: mqtt.PUBREC, id: p.PacketID})
 	}
 	return nil
@@ -120,6 +130,10 @@ func (c *mqttConn) handlePubrel(id uint16) error {
 	code := mqtt.Success
 	if _, ok := c.qos2[id]; ok {
 		delete(c.qos2, id)
+		// The client may reuse the identifier after PUBCOMP: the deletion is durable first.
+		if g := c.storeQoS2(storage.MQTTQoS2In, id, false, true); g != nil {
+			c.joined(g)
+		}
 	} else if c.version == mqtt.V5 {
 		code = mqtt.PacketIdentifierNotFound
 	}
@@ -153,7 +167,7 @@ func (c *mqttConn) resolveAlias(p *mqtt.Publish) (string, error) {
 // newMessage builds the AMQP message of a PUBLISH.
 func (c *mqttConn) newMessage(p *mqtt.Publish, exName, key string) *message {
 	msg := &message{exchange: exName, routingKey: key, body: bytes.Clone(p.Payload),
-		persistent: p.QoS > 0, arrived: nowMillis()}
+		persistent: p.QoS > 0, arrived: nowMillis(), mqttRetain: p.Retain}
 	if c.version == mqtt.V5 && mqttHasAMQPProps(&p.Properties) {
 		props := mqttAMQPProps(p.QoS, p.Dup)
 		mqttToAMQPProps(&p.Properties, &props)

@@ -122,13 +122,22 @@ func (s *Server) matchRetained(vhost, filter string) []*retainedMsg {
 	return out
 }
 
-// sendRetained sends the retained messages a new subscription matches.
-func (c *mqttConn) sendRetained(sub mqtt.Subscription) {
+// sendRetained sends the retained messages a new subscription, with subscription identifier subID
+// (0: none), matches.
+func (c *mqttConn) sendRetained(sub mqtt.Subscription, subID uint32) {
 	if sub.RetainHandling == 2 {
 		return
 	}
+	var ids []uint32
+	if subID != 0 {
+		ids = []uint32{subID}
+	}
 	for _, r := range c.srv.matchRetained(c.vhost.name, sub.Filter) {
 		qos := min(sub.QoS, r.qos)
+		m := &message{routingKey: mqttToAMQP(r.topic), body: r.payload}
+		if c.maxOut > 0 && c.tooLarge(m, qos, ids, true) {
+			continue // [MQTT-3.1.2-25]
+		}
 		var id uint16
 		c.mu.Lock()
 		if c.mu.closed {
@@ -140,8 +149,7 @@ func (c *mqttConn) sendRetained(sub mqtt.Subscription) {
 			c.mu.inflight[id] = mqttInflight{qos2: qos == 2}
 		}
 		c.mu.Unlock()
-		m := &message{routingKey: mqttToAMQP(r.topic), body: r.payload}
-		c.out.writeVia(&c.wb, func(b []byte) []byte { return c.appendDelivery(b, m, qos, id, false, true) })
+		c.out.writeVia(&c.wb, func(b []byte) []byte { return c.appendDelivery(b, m, qos, id, false, true, ids) })
 	}
 }
 

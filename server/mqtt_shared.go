@@ -31,7 +31,7 @@ func mqttSharedQueueName(group, key string) string {
 }
 
 // subscribeShared makes a shared subscription and returns its SUBACK code.
-func (c *mqttConn) subscribeShared(sub mqtt.Subscription) mqtt.ReasonCode {
+func (c *mqttConn) subscribeShared(sub mqtt.Subscription, id uint32) mqtt.ReasonCode {
 	group, filter, err := mqtt.ParseShared(sub.Filter)
 	if err != nil {
 		return mqtt.TopicFilterInvalid
@@ -39,12 +39,15 @@ func (c *mqttConn) subscribeShared(sub mqtt.Subscription) mqtt.ReasonCode {
 	qos := sub.QoS
 	v, exName, key := c.vhost, c.srv.opts.MQTT.Exchange, mqttFilterToKey(filter)
 	name := mqttSharedQueueName(group, key)
+	o := mqttSubOpts{filter: filter, id: id, rap: sub.RetainAsPublished} // No Local: refused by the codec
 	c.mu.Lock()
 	old := c.mu.shared[sub.Filter]
-	c.mu.Unlock()
 	if old != nil && old.qos == qos {
+		old.opts = o
+		c.mu.Unlock()
 		return mqtt.ReasonCode(qos)
 	}
+	c.mu.Unlock()
 	err = c.srv.checkAccess(c.user, v, accessConfigure, "queue", name)
 	if err == nil {
 		err = c.srv.checkAccess(c.user, v, accessRead, "queue", name)
@@ -60,7 +63,7 @@ func (c *mqttConn) subscribeShared(sub mqtt.Subscription) mqtt.ReasonCode {
 		err = v.bind(exName, q, key, nil, nil)
 	}
 	if err == nil {
-		s := &mqttSub{c: c, q: q, qos: qos, shared: filter}
+		s := &mqttSub{c: c, q: q, qos: qos, shared: filter, opts: o}
 		s.subscription = subscription{tag: "mqtt-" + c.clientID + "-" + sub.Filter + "-qos" + strconv.Itoa(int(qos)), target: s, noAck: qos == 0}
 		c.mu.Lock()
 		if c.mu.closed {

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/mqtt"
+	"github.com/warrenmq/warren/storage"
 )
 
 // MQTT sessions and subscriptions, as RabbitMQ 3.10's plugin keeps them: a client's subscriptions
@@ -39,7 +41,53 @@ type mqttSub struct {
 	c      *mqttConn
 	q      *queue
 	qos    byte
-	shared string // a shared subscription's topic filter (mqtt_shared.go); "" for the session's queues
+	shared string      // a shared subscription's topic filter (mqtt_shared.go); "" for the session's queues
+	opts   mqttSubOpts // a shared subscription's options (the session's queues: mqttConn.mu.keys)
+}
+
+// mqttSubOpts are a subscription's MQTT 5 options that act on its deliveries (MQTT 5.0 sections
+// 3.8.3.1 and 3.8.2.1.2): its subscription identifier, No Local and Retain As Published. A
+// session's subscriptions keep them in the arguments of their bindings
+// (x-mqtt-subscription-opts, as RabbitMQ 3.13 does), so they last as long as the binding: across
+// reconnects of a persistent session and restarts. A subscription without them has no arguments.
+type mqttSubOpts struct {
+	filter  string // the topic filter
+	id      uint32 // subscription identifier; 0: none
+	noLocal bool   // not sent what the client itself published
+	rap     bool   // Retain As Published: the retain flag as published (otherwise 0)
+}
+
+// special reports whether deliver must look at the subscription's options.
+func (o mqttSubOpts) special() bool { return o.id != 0 || o.noLocal || o.rap }
+
+// mqttSubOptsArg is the binding argument that keeps a subscription's options.
+const mqttSubOptsArg = "x-mqtt-subscription-opts"
+
+// args returns the binding arguments that keep o (nil when o has no options).
+func (o mqttSubOpts) args() amqp.Table {
+	if !o.special() {
+		return nil
+	}
+	t := amqp.Table{"no-local": o.noLocal, "retain-as-published": o.rap}
+	if o.id != 0 {
+		t["id"] = int64(o.id)
+	}
+	return amqp.Table{mqttSubOptsArg: t}
+}
+
+// mqttOptsFromArgs reads the options of a binding with key (filter from the key) back.
+func mqttOptsFromArgs(key string, args amqp.Table) mqttSubOpts {
+	o := mqttSubOpts{filter: mqttKeyToFilter(key)}
+	t, _ := args[mqttSubOptsArg].(amqp.Table)
+	if t == nil {
+		return o
+	}
+	if n, ok := intArg(t["id"]); ok && n > 0 && n <= 268435455 {
+		o.id = uint32(n)
+	}
+	o.noLocal, _ = t["no-local"].(bool)
+	o.rap, _ = t["retain-as-published"].(bool)
+	return o
 }
 
 func mqttQueueName(clientID string, qos byte) string {
@@ -71,27 +119,26 @@ func (s *mqttSub) deliver(e *qentry, run *dispatchRun) bool {
 	if c.mu.closed || c.out.full.Load() {
 		return false
 	}
-	if k := e.msg.routingKey; len(k) > 0 && k[0] == '$' && !c.matchesDollarLocked(s, k) {
-		// Routed by a filter starting with a wildcard, which must not match a topic starting
-		// with '$' (MQTT 5.0 section 4.7.2, 3.1.1 section 4.7.2): taken and dropped.
-		if !s.noAck {
-			c.mu.settle = append(c.mu.settle, mqttSettle{q: s.q, e: e})
-			c.ringSettler()
+	var ids []uint32
+	var retain bool
+	if k := e.msg.routingKey; (len(k) > 0 && k[0] == '$') || c.mu.special[s.qos] > 0 || s.opts.special() {
+		var send bool
+		if send, ids, retain = c.matchLocked(s, e.msg); !send {
+			// Only No Local subscriptions, or filters starting with a wildcard for a '$' topic
+			// (MQTT 5.0 section 4.7.2, 3.1.1 section 4.7.2), match: taken and dropped.
+			c.dropLocked(s, e)
+			return true
 		}
-		return true
-	}
-	if c.maxOut > 0 && 9+len(e.msg.routingKey)+len(e.msg.body) > int(c.maxOut) {
-		// Larger than the client's maximum packet size: discarded, as MQTT 5 says (taken and
-		// settled, so that it does not block the queue).
-		if !s.noAck {
-			c.mu.settle = append(c.mu.settle, mqttSettle{q: s.q, e: e})
-			c.ringSettler()
-		}
-		return true
 	}
 	qos := s.qos
 	if qos > 0 {
 		qos = min(qos, messageQoS(e.msg))
+	}
+	if c.maxOut > 0 && c.tooLarge(e.msg, qos, ids, retain) {
+		// Larger than the client's maximum packet size: discarded as if it had been sent
+		// [MQTT-3.1.2-25] (taken and settled, so that it does not block the queue).
+		c.dropLocked(s, e)
+		return true
 	}
 	var id uint16
 	if qos > 0 {
@@ -104,23 +151,104 @@ func (s *mqttSub) deliver(e *qentry, run *dispatchRun) bool {
 		c.mu.settle = append(c.mu.settle, mqttSettle{q: s.q, e: e})
 		c.ringSettler()
 	}
-	c.out.writeVia(run.wb, func(b []byte) []byte { return c.appendDelivery(b, e.msg, qos, id, e.redelivered && qos > 0, false) })
+	dup := e.redelivered && qos > 0
+	c.out.writeVia(run.wb, func(b []byte) []byte { return c.appendDelivery(b, e.msg, qos, id, dup, retain, ids) })
 	return true
 }
 
-// matchesDollarLocked reports whether a subscription of the queue for qos matches the topic of
-// routing key k (which starts with '$') by MQTT's rules. c.mu is held.
-func (c *mqttConn) matchesDollarLocked(s *mqttSub, k string) bool {
-	topic := amqpToMQTT(k)
-	if s.shared != "" {
-		return mqtt.Match(s.shared, topic)
+// dropLocked takes e from s's queue without sending it: settled by the settler unless s does not
+// acknowledge. c.mu is held.
+func (c *mqttConn) dropLocked(s *mqttSub, e *qentry) {
+	if !s.noAck {
+		c.mu.settle = append(c.mu.settle, mqttSettle{q: s.q, e: e})
+		c.ringSettler()
 	}
-	for key := range c.mu.keys[s.qos] {
-		if mqtt.Match(mqttKeyToFilter(key), topic) {
-			return true
+}
+
+// matchLocked finds the subscriptions of s's queue (or s itself, shared) that m's topic matches by
+// MQTT's rules, for a '$' topic or when some have options. send is false when none matches but
+// for No Local ones of the client's own message, or, for a '$' topic, when none matches (the
+// binding that routed it starts with a wildcard). ids are the matching subscriptions' identifiers
+// (several when several match: the one PUBLISH carries them all, [MQTT-3.3.4-4]); retain is the
+// retain flag to send, set if a matching subscription has Retain As Published and m was published
+// with it. c.mu is held.
+func (c *mqttConn) matchLocked(s *mqttSub, m *message) (send bool, ids []uint32, retain bool) {
+	topic := amqpToMQTT(m.routingKey)
+	local := m.mqttFrom != nil && *m.mqttFrom == c.clientID
+	var matched, excluded bool
+	try := func(o *mqttSubOpts) {
+		if !mqtt.Match(o.filter, topic) {
+			return
+		}
+		if o.noLocal && local {
+			excluded = true
+			return
+		}
+		matched = true
+		if o.id != 0 {
+			ids = append(ids, o.id)
+		}
+		retain = retain || (o.rap && m.mqttRetain)
+	}
+	if s.shared != "" {
+		try(&s.opts)
+	} else {
+		for _, o := range c.mu.keys[s.qos] {
+			try(&o)
 		}
 	}
-	return false
+	if len(ids) > 1 {
+		slices.Sort(ids)
+	}
+	switch {
+	case matched:
+		return true, ids, retain
+	case excluded, topic != "" && topic[0] == '$':
+		return false, nil, false
+	}
+	// Routed by a binding no subscription here lists (the '/' <-> '.' mapping makes some topics
+	// look alike): sent, as before subscription options.
+	return true, nil, false
+}
+
+// tooLarge reports whether the PUBLISH of m would pass the client's maximum packet size (without
+// a topic alias, which may or may not be used; the payload is not copied to find out).
+func (c *mqttConn) tooLarge(m *message, qos byte, ids []uint32, retain bool) bool {
+	if 5+len(m.routingKey)+len(m.body) > int(c.maxOut) {
+		return true
+	}
+	p := mqtt.Publish{Topic: amqpToMQTT(m.routingKey), QoS: qos, PacketID: 1, Retain: retain}
+	if c.version == mqtt.V5 {
+		amqpToMQTTProps(m, &p.Properties)
+		p.Properties.SubscriptionIDs = ids
+	}
+	head, err := mqtt.AppendPublish(nil, &p, c.version)
+	if err != nil {
+		return true
+	}
+	// head is the packet without payload: fixed header byte, remaining length, the rest.
+	rest := len(head) - 2
+	for n := 1; n <= 4; n++ { // the remaining length's own size, from the packet's
+		if r := len(head) - 1 - n; varintLen(r) == n {
+			rest = r
+			break
+		}
+	}
+	total := rest + len(m.body)
+	return 1+varintLen(total)+total > int(c.maxOut)
+}
+
+// varintLen is the size of n as MQTT's variable byte integer.
+func varintLen(n int) int {
+	switch {
+	case n < 128:
+		return 1
+	case n < 16384:
+		return 2
+	case n < 2097152:
+		return 3
+	}
+	return 4
 }
 
 // mqttKeyToFilter maps a binding key back to a topic filter.
@@ -140,18 +268,34 @@ func (c *mqttConn) hasKey(key string) bool {
 	return false
 }
 
-// setKey records (add) or forgets binding key of the queue for qos.
-func (c *mqttConn) setKey(qos byte, key string, add bool) {
+// setKey records the subscription with binding key in the queue for qos, with its options.
+func (c *mqttConn) setKey(qos byte, key string, o mqttSubOpts) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if add {
-		if c.mu.keys[qos] == nil {
-			c.mu.keys[qos] = map[string]struct{}{}
-		}
-		c.mu.keys[qos][key] = struct{}{}
-	} else {
-		delete(c.mu.keys[qos], key)
+	if c.mu.keys[qos] == nil {
+		c.mu.keys[qos] = map[string]mqttSubOpts{}
 	}
+	if old, ok := c.mu.keys[qos][key]; ok && old.special() {
+		c.mu.special[qos]--
+	}
+	c.mu.keys[qos][key] = o
+	if o.special() {
+		c.mu.special[qos]++
+	}
+}
+
+// dropKey forgets the subscription with binding key in the queue for qos and returns it.
+func (c *mqttConn) dropKey(qos byte, key string) (mqttSubOpts, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o, ok := c.mu.keys[qos][key]
+	if ok {
+		delete(c.mu.keys[qos], key)
+		if o.special() {
+			c.mu.special[qos]--
+		}
+	}
+	return o, ok
 }
 
 // queueDeleted is deliveryTarget.queueDeleted: the subscription is gone (MQTT has no way to tell
@@ -204,11 +348,15 @@ func (c *mqttConn) nextIDLocked() uint16 {
 	}
 }
 
-// appendDelivery encodes the PUBLISH of m.
-func (c *mqttConn) appendDelivery(b []byte, m *message, qos byte, id uint16, dup, retain bool) []byte {
+// appendDelivery encodes the PUBLISH of m, with the subscription identifiers ids. It runs in a
+// write closure (under out.mu, in wire order), so it may use and set the client's topic aliases.
+func (c *mqttConn) appendDelivery(b []byte, m *message, qos byte, id uint16, dup, retain bool, ids []uint32) []byte {
 	p := mqtt.Publish{Topic: amqpToMQTT(m.routingKey), QoS: qos, PacketID: id, Dup: dup, Retain: retain, Payload: m.body}
+	var newAlias string
 	if c.version == mqtt.V5 {
 		amqpToMQTTProps(m, &p.Properties)
+		p.Properties.SubscriptionIDs = ids
+		newAlias = c.outAlias(&p)
 	}
 	nb, err := mqtt.AppendPublish(b, &p, c.version)
 	if err != nil {
@@ -216,10 +364,40 @@ func (c *mqttConn) appendDelivery(b []byte, m *message, qos byte, id uint16, dup
 		return b
 	}
 	if c.maxOut > 0 && len(nb)-len(b) > int(c.maxOut) {
-		// Larger than the client takes: discarded, as MQTT 5 says.
-		return b
+		// Larger than the client takes: discarded, as MQTT 5 says (deliver checked already; this
+		// is a last guard).
+		return nb[:len(b)]
+	}
+	if newAlias != "" { // the alias is the client's once the packet that sets it goes out
+		if c.outAliases == nil {
+			c.outAliases = map[string]uint16{}
+		}
+		c.outAliases[newAlias] = p.Properties.TopicAlias
 	}
 	return nb
+}
+
+// outAlias gives p a topic alias (MQTT 5.0 section 3.3.2.3.4), within the client's topic alias
+// maximum: a topic that has one is sent as the alias alone; the first topics, up to the maximum,
+// are given one as they are first sent (topic and alias); past the maximum, new topics go out in
+// full. Called in wire order under out.mu (appendDelivery).
+// It returns the topic of a new alias, which the caller records once the packet is encoded.
+func (c *mqttConn) outAlias(p *mqtt.Publish) (newAlias string) {
+	if c.aliasMax == 0 {
+		return "" // [MQTT-3.1.2-26]
+	}
+	if a, ok := c.outAliases[p.Topic]; ok {
+		p.Topic = ""
+		p.Properties.TopicAlias = a
+		p.Properties.Set(mqtt.PropTopicAlias)
+		return ""
+	}
+	if len(c.outAliases) >= int(c.aliasMax) {
+		return "" // [MQTT-3.1.2-27]: no alias above the maximum
+	}
+	p.Properties.TopicAlias = uint16(len(c.outAliases) + 1)
+	p.Properties.Set(mqtt.PropTopicAlias)
+	return p.Topic
 }
 
 // handlePuback settles the delivery the client acknowledged and lets the queues deliver more.
@@ -261,6 +439,10 @@ func (c *mqttConn) handlePubrec(id uint16, code mqtt.ReasonCode) error {
 		}
 	}
 	c.mu.Unlock()
+	if ok && !refused {
+		// Owed a PUBCOMP from here, across a restart too: stored before the entry is settled.
+		c.storeQoS2(storage.MQTTQoS2Out, id, true, false)
+	}
 	if ok && in.e != nil {
 		in.sub.q.settle([]*qentry{in.e})
 	}
@@ -293,52 +475,13 @@ func (c *mqttConn) handlePubcomp(id uint16) error {
 		delete(c.mu.inflight, id)
 	}
 	c.mu.Unlock()
+	if ok {
+		c.storeQoS2(storage.MQTTQoS2Out, id, false, false)
+	}
 	if ok && full {
 		c.kickAll()
 	}
 	return nil
-}
-
-// keepPubrels remembers, for a persistent session, the QoS 2 deliveries released and awaiting
-// PUBCOMP when the connection ended: the next connection sends their PUBREL again (in memory only:
-// a restart forgets them).
-func (c *mqttConn) keepPubrels(inflight map[uint16]mqttInflight) {
-	if !c.persistent || c.vhost == nil {
-		return
-	}
-	var ids []uint16
-	for id, in := range inflight {
-		if in.released {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	st := &c.srv.mqtt
-	st.mu.Lock()
-	if st.mu.pubrels == nil {
-		st.mu.pubrels = map[mqttClientKey][]uint16{}
-	}
-	st.mu.pubrels[mqttClientKey{c.vhost.name, c.clientID}] = ids
-	st.mu.Unlock()
-}
-
-// resendPubrels sends the PUBRELs a resumed session still owes (after CONNACK).
-func (c *mqttConn) resendPubrels() {
-	st := &c.srv.mqtt
-	key := mqttClientKey{c.vhost.name, c.clientID}
-	st.mu.Lock()
-	ids := st.mu.pubrels[key]
-	delete(st.mu.pubrels, key)
-	st.mu.Unlock()
-	for _, id := range ids {
-		c.mu.Lock()
-		c.mu.inflight[id] = mqttInflight{released: true}
-		c.mu.Unlock()
-		c.writePacket(nil, &mqtt.PubRel{PacketID: id})
-	}
 }
 
 // kickAll lets the connection's queues deliver again (credit was freed, or the write buffer
@@ -391,11 +534,6 @@ func (c *mqttConn) sessionQueue(qos byte) *amqp.QueueDeclare {
 // session's queues that exist, for the connection to consume once CONNACK is queued.
 func (c *mqttConn) startSession(cleanStart bool) (resume [3]*queue, err error) {
 	v := c.vhost
-	if cleanStart {
-		c.srv.mqtt.mu.Lock()
-		delete(c.srv.mqtt.mu.pubrels, mqttClientKey{v.name, c.clientID})
-		c.srv.mqtt.mu.Unlock()
-	}
 	for qos := range byte(3) {
 		name := mqttQueueName(c.clientID, qos)
 		v.mu.RLock()
@@ -439,7 +577,7 @@ func (c *mqttConn) consume(q *queue, qos byte) error {
 		ex.mu.Unlock()
 		for _, b := range bs {
 			if b.Dest == destination(q) {
-				c.setKey(qos, b.Key, true)
+				c.setKey(qos, b.Key, mqttOptsFromArgs(b.Key, b.Args))
 			}
 		}
 	}
@@ -483,9 +621,16 @@ func (c *mqttConn) ensureQueue(qos byte) (*queue, error) {
 func (c *mqttConn) handleSubscribe(p *mqtt.Subscribe) error {
 	codes := make([]mqtt.ReasonCode, len(p.Subscriptions))
 	granted := make([]mqtt.Subscription, 0, len(p.Subscriptions))
+	var id uint32 // the subscription identifier of every subscription of the packet
+	if c.version == mqtt.V5 && len(p.Properties.SubscriptionIDs) > 0 {
+		id = p.Properties.SubscriptionIDs[0]
+	}
 	for i, sub := range p.Subscriptions {
 		existed := c.hasKey(mqttFilterToKey(sub.Filter))
-		code := c.subscribe(sub)
+		if c.version != mqtt.V5 {
+			sub.NoLocal, sub.RetainAsPublished, sub.RetainHandling = false, false, 0
+		}
+		code := c.subscribe(sub, id)
 		codes[i] = code
 		// Retain handling 1: retained messages only for a subscription that did not exist.
 		if code <= mqtt.GrantedQoS2 && !mqtt.IsShared(sub.Filter) && !(sub.RetainHandling == 1 && existed) {
@@ -503,27 +648,29 @@ func (c *mqttConn) handleSubscribe(p *mqtt.Subscribe) error {
 	}
 	c.writePacket(&c.wb, &mqtt.Suback{PacketID: p.PacketID, ReasonCodes: codes})
 	for _, gs := range granted {
-		c.sendRetained(gs)
+		c.sendRetained(gs, id)
 	}
 	return nil
 }
 
-// subscribe makes one subscription and returns its SUBACK code (the MQTT 5 one).
-func (c *mqttConn) subscribe(sub mqtt.Subscription) mqtt.ReasonCode {
+// subscribe makes one subscription, with subscription identifier id (0: none), and returns its
+// SUBACK code (the MQTT 5 one).
+func (c *mqttConn) subscribe(sub mqtt.Subscription, id uint32) mqtt.ReasonCode {
 	if mqtt.IsShared(sub.Filter) {
-		return c.subscribeShared(sub)
+		return c.subscribeShared(sub, id)
 	}
 	if err := mqtt.ValidTopicFilter(sub.Filter); err != nil {
 		return mqtt.TopicFilterInvalid
 	}
 	qos := sub.QoS
 	v, exName, key := c.vhost, c.srv.opts.MQTT.Exchange, mqttFilterToKey(sub.Filter)
+	o := mqttSubOpts{filter: sub.Filter, id: id, noLocal: sub.NoLocal, rap: sub.RetainAsPublished}
 	q, err := c.ensureQueue(qos)
 	if err == nil {
 		err = c.checkBind(q.name, exName, key)
 	}
 	if err == nil {
-		err = v.bind(exName, q, key, nil, nil)
+		err = v.bind(exName, q, key, o.args(), nil)
 	}
 	if err != nil {
 		c.log.Warn("MQTT subscription refused", "client_id", c.clientID, "filter", sub.Filter, "err", err)
@@ -532,7 +679,17 @@ func (c *mqttConn) subscribe(sub mqtt.Subscription) mqtt.ReasonCode {
 		}
 		return mqtt.UnspecifiedError
 	}
-	c.setKey(qos, key, true)
+	c.mu.Lock()
+	prev, had := c.mu.keys[qos][key]
+	c.mu.Unlock()
+	c.setKey(qos, key, o)
+	if had && !prev.args().Equal(o.args()) {
+		// The same filter with other options replaces the subscription (MQTT 5.0 section 3.8.4):
+		// the binding that kept the old options goes.
+		if err := v.unbind(exName, q, key, prev.args(), nil); err != nil {
+			c.log.Warn("MQTT resubscribe", "client_id", c.clientID, "key", key, "err", err)
+		}
+	}
 	// A filter lives in one queue: the one of its latest granted QoS.
 	for other := range byte(3) {
 		if other != qos {
@@ -558,7 +715,8 @@ func (c *mqttConn) checkBind(qName, exName, key string) error {
 // unbindFrom removes binding key from the session's queue for qos; it reports whether there was
 // one.
 func (c *mqttConn) unbindFrom(qos byte, key string) bool {
-	c.setKey(qos, key, false)
+	o, _ := c.dropKey(qos, key)
+	args := o.args()
 	v, exName := c.vhost, c.srv.opts.MQTT.Exchange
 	v.mu.RLock()
 	q := v.mu.queues[mqttQueueName(c.clientID, qos)]
@@ -568,12 +726,12 @@ func (c *mqttConn) unbindFrom(qos byte, key string) bool {
 		return false
 	}
 	ex.mu.Lock()
-	had := ex.mu.router.Has(q, key, nil)
+	had := ex.mu.router.Has(q, key, args)
 	ex.mu.Unlock()
 	if !had {
 		return false
 	}
-	if err := v.unbind(exName, q, key, nil, nil); err != nil {
+	if err := v.unbind(exName, q, key, args, nil); err != nil {
 		c.log.Warn("MQTT unsubscribe", "client_id", c.clientID, "key", key, "err", err)
 	}
 	return true
@@ -623,7 +781,7 @@ func (c *mqttConn) teardown() {
 		c.detach(s)
 	}
 	requeueInflight(inflight)
-	c.keepPubrels(inflight)
+	c.saveQoS2(inflight)
 	c.endSession()
 	if !c.normalExit && c.will != nil {
 		c.willDue()

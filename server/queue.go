@@ -18,12 +18,17 @@ type message struct {
 	routingKey string
 	props      []byte // raw content-header properties (flags + list), as received
 	body       []byte
-	persistent bool       // delivery-mode 2
 	headers    amqp.Table // the headers property, decoded once on publish (for headers exchanges)
 	arrived    int64      // Unix milliseconds when it was published (TTLs run from then)
 	ttl        int64      // the expiration property in milliseconds, if hasTTL
 	hasTTL     bool
 	priority   uint8 // the priority property
+	persistent bool  // delivery-mode 2
+
+	// Of an MQTT publish (server/mqtt_publish.go), for MQTT 5 subscription options; in memory
+	// only (a message read back from the store has neither).
+	mqttRetain bool    // published with the retain flag (Retain As Published)
+	mqttFrom   *string // the publishing connection's client id (No Local); nil: not from MQTT
 
 	// rec is the store record, built once while the message is routed (by the publishing
 	// goroutine) if some queue writes it, and dropped after routing.

@@ -14,11 +14,21 @@ func FuzzParseKeys(f *testing.F) {
 		MessageKey(1, 2), DeliveredKey(3, 4), ExchangeKey("/", "amq.direct"), QueueKey("vh", "q"),
 		BindingKey("/", "src", 'q', "dst", "a.b", []byte{0, 0, 0, 0}), VhostKey("/"), UserKey("guest"),
 		PermissionKey("/", "guest"), TopicPermissionKey("/", "u", "x"), VhostLimitKey("v"), PolicyKey("/", "p"),
+		MQTTQoS2Key("/", "c", MQTTQoS2In, 1), MQTTQoS2ExpiryKey("/", "c"),
 		{}, {'E', 0xff, 0xff},
 	} {
 		f.Add(k)
 	}
 	f.Fuzz(func(t *testing.T, key []byte) {
+		if v, c, kind, id, err := ParseMQTTQoS2Key(key); err == nil {
+			want := MQTTQoS2ExpiryKey(v, c)
+			if kind != MQTTQoS2Expiry {
+				want = MQTTQoS2Key(v, c, kind, id)
+			}
+			if !bytes.Equal(want, key) {
+				t.Fatalf("MQTT QoS 2 key %x parsed as (%q, %q, %c, %d)", key, v, c, kind, id)
+			}
+		}
 		if q, s, err := ParseMessageKey(key); err == nil {
 			want := MessageKey(q, s)
 			if IsDeliveredKey(key) {

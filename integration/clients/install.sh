@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the real-client integration tests (integration/clients_test.go) need on a
-# Debian machine: pika, kombu, celery, stomp.py (Debian's python3-* packages, which load in /usr/bin/python3),
-# amqp-tools (librabbitmq's command-line tools), Node.js + npm if node is missing, and amqplib,
+# Debian machine: pika, kombu, celery, stomp.py, paho-mqtt (Debian's python3-* packages, which load in
+# /usr/bin/python3), amqp-tools (librabbitmq's command-line tools), mosquitto_pub and mosquitto_sub
+# (mosquitto-clients), Node.js + npm if node is missing, and amqplib,
 # mqtt (MQTT.js), @stomp/stompjs and ws from integration/clients/node/package-lock.json (npm ci).
 #
 # Idempotent and quiet: when everything is already there it only checks and returns.
@@ -17,6 +18,10 @@ pkgs=()
 /usr/bin/python3 -c 'import kombu, amqp' >/dev/null 2>&1 || pkgs+=(python3-kombu)
 /usr/bin/python3 -c 'import celery' >/dev/null 2>&1 || pkgs+=(python3-celery)
 /usr/bin/python3 -c 'import stomp.utils' >/dev/null 2>&1 || pkgs+=(python3-stomp) # stomp/stomppy_test.go
+/usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || pkgs+=(python3-paho-mqtt) # integration/mqtt_clients_test.go
+for t in mosquitto_pub mosquitto_sub; do
+  command -v "$t" >/dev/null 2>&1 || { pkgs+=(mosquitto-clients); break; }
+done
 for t in amqp-publish amqp-consume amqp-declare-queue amqp-get amqp-delete-queue; do
   command -v "$t" >/dev/null 2>&1 || { pkgs+=(amqp-tools); break; }
 done
