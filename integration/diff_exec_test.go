@@ -47,6 +47,27 @@ type diffConn struct {
 	ch  [2]*diffChan
 }
 
+// consumed reports whether a consumer of the run is on queue q: the broker may have delivered
+// copies to it that the run has not seen yet.
+func (r *diffRun) consumed(q int) bool {
+	for _, dc := range r.conns {
+		if dc == nil {
+			continue
+		}
+		for _, ch := range dc.ch {
+			if ch == nil {
+				continue
+			}
+			for _, cons := range ch.consumers {
+				if cons.q == q {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 type diffConsumer struct {
 	q     int
 	noAck bool
@@ -395,7 +416,7 @@ func (r *diffRun) exec(o diffOp, pending *[]diffAck) string {
 		n, err = c.QueuePurge(r.qname(o.Q), false)
 		if err == nil {
 			res = fmt.Sprintf("ok count=%d", n)
-			r.ledger.purged(o.Q, n)
+			r.ledger.purged(o.Q, n, r.consumed(o.Q))
 		}
 	case "chclose":
 		err = c.Close()
