@@ -212,6 +212,10 @@ type QueueInfo struct {
 	Policy                         string         // the applied policy's name; "": none
 	OperatorPolicy                 string         // the applied operator policy's name; "": none
 	PolicyDefinition               map[string]any // the two merged (effectiveDefinition; do not modify)
+	// A quorum queue's members (node names): its leader as this node knows it ("" while none is
+	// known), every member, and those this node reaches (itself included).
+	Leader          string
+	Members, Online []string
 }
 
 // perMessageOverhead estimates the memory a queued message costs besides its body and properties.
