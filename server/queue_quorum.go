@@ -61,13 +61,11 @@ import (
 
 type quorumQueue struct {
 	*queueMeta
-	lim   queueLimits
-	qh    *quorumHost
-	group uint64 // the Raft group id: the queue's store id (see docs/DESIGN.md), or the meta group's
-	// voters are the group's members' Raft ids when the queue is replicated over several nodes
-	// (declareQuorumReplica); nil for a group of this node alone.
-	voters   []uint64
-	rep      bool   // a replicated queue (queue_quorum_replica.go)
+	lim    queueLimits
+	qh     *quorumHost
+	group  uint64   // the Raft group id: the queue's store id (see docs/DESIGN.md), or the meta group's choice
+	voters []uint64 // a replicated queue's members' Raft ids (declareQuorumReplica); nil: this node alone
+	rep    bool     // a replicated queue (queue_quorum_replica.go)
 	producer uint64 // this run's producer id for the queue's enqueues
 	getOwner uint64 // this run's owner of basic.get deliveries
 	fresh    bool   // declared now (not recovered)
