@@ -61,14 +61,14 @@ import (
 
 type quorumQueue struct {
 	*queueMeta
-	lim    queueLimits
-	qh     *quorumHost
-	group  uint64   // the Raft group id: the queue's store id (see docs/DESIGN.md), or the meta group's choice
-	voters []uint64 // a replicated queue's members' Raft ids (declareQuorumReplica); nil: this node alone
-	rep    bool     // a replicated queue (queue_quorum_replica.go)
-	producer uint64 // this run's producer id for the queue's enqueues
-	getOwner uint64 // this run's owner of basic.get deliveries
-	fresh    bool   // declared now (not recovered)
+	lim      queueLimits
+	qh       *quorumHost
+	group    uint64   // the Raft group id: the queue's store id (see docs/DESIGN.md), or the meta group's choice
+	voters   []uint64 // a replicated queue's members' Raft ids (declareQuorumReplica); nil: this node alone
+	rep      bool     // a replicated queue (queue_quorum_replica.go)
+	producer uint64   // this run's producer id for the queue's enqueues
+	getOwner uint64   // this run's owner of basic.get deliveries
+	fresh    bool     // declared now (not recovered)
 
 	base   context.Context // ends when the queue is deleted or the server stops
 	cancel context.CancelFunc
