@@ -216,6 +216,8 @@ type QueueInfo struct {
 	// known), every member, and those this node reaches (itself included).
 	Leader          string
 	Members, Online []string
+	// A quorum queue's at-least-once dead letters not yet confirmed by their target.
+	DeadLetterPending, DeadLetterBytes int64
 }
 
 // perMessageOverhead estimates the memory a queued message costs besides its body and properties.

@@ -530,10 +530,18 @@ type quorumSM struct {
 	q   *quorumQueue
 	dec fifo.Decoder
 	// applied proposal ids, for a retried proposal (the last ones only: a retry follows its
-	// first attempt closely), with this node's own proposals' replies: a retry whose first
-	// attempt was applied gets them (its proposer saw ErrUnknownOutcome, not the replies).
-	seen    map[cluster.ProposalID][]fifo.Reply
+	// first attempt closely).
+	seen    map[cluster.ProposalID]bool
 	seenLog []cluster.ProposalID
+	// this node's last proposals' replies: a retry whose first attempt was applied gets them (its
+	// proposer saw ErrUnknownOutcome, not the replies). The worker has one proposal in flight at
+	// a time, so a few suffice.
+	own [4]ownReplies
+}
+
+type ownReplies struct {
+	id      cluster.ProposalID
+	replies []fifo.Reply
 }
 
 func (sm *quorumSM) Apply(ents []cluster.Entry) ([]any, error) {
@@ -544,9 +552,11 @@ func (sm *quorumSM) Apply(ents []cluster.Entry) ([]any, error) {
 	run := &q.mu.run
 	*run = dispatchRun{}
 	for i, e := range ents {
-		if rs, dup := sm.seen[e.ID]; dup {
-			if rs != nil {
-				out[i] = rs // a retry of an applied proposal: its first outcome stands
+		if sm.seen[e.ID] {
+			for _, o := range sm.own {
+				if o.id == e.ID {
+					out[i] = o.replies // a retry of an applied proposal: its first outcome stands
+				}
 			}
 			continue
 		}
@@ -580,19 +590,20 @@ func (sm *quorumSM) Apply(ents []cluster.Entry) ([]any, error) {
 			q.effectsLocked(effs, run)
 		}
 		out[i] = replies
-		if e.ID.Node != q.qh.self {
-			replies = nil
+		sm.remember(e.ID)
+		if e.ID.Node == q.qh.self {
+			copy(sm.own[1:], sm.own[:len(sm.own)-1])
+			sm.own[0] = ownReplies{id: e.ID, replies: replies}
 		}
-		sm.remember(e.ID, replies)
 	}
 	return out, nil
 }
 
-func (sm *quorumSM) remember(id cluster.ProposalID, replies []fifo.Reply) {
+func (sm *quorumSM) remember(id cluster.ProposalID) {
 	if sm.seen == nil {
-		sm.seen = map[cluster.ProposalID][]fifo.Reply{}
+		sm.seen = map[cluster.ProposalID]bool{}
 	}
-	sm.seen[id] = replies
+	sm.seen[id] = true
 	sm.seenLog = append(sm.seenLog, id)
 	if len(sm.seenLog) > 1024 {
 		delete(sm.seen, sm.seenLog[0])
@@ -1012,6 +1023,7 @@ func (q *quorumQueue) info(_ *unackedSums) QueueInfo {
 	q.unlock()
 	qi.Ready, qi.Unacked = int64(c.Ready), int64(c.Unacked)
 	qi.ReadyBytes, qi.UnackedBytes = int64(c.ReadyBytes), int64(c.UnackedBytes)
+	qi.DeadLetterPending, qi.DeadLetterBytes = int64(c.DeadLetterPending), int64(c.DeadLetterBytes)
 	// Every message of a quorum queue is kept as persistent (RabbitMQ counts them so too).
 	qi.Persistent, qi.PersistentBytes = qi.Ready+qi.Unacked, qi.ReadyBytes+qi.UnackedBytes
 	qi.Memory = qi.PersistentBytes + (qi.Ready+qi.Unacked)*perMessageOverhead

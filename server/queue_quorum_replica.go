@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/cluster"
@@ -248,13 +247,12 @@ func (q *quorumQueue) membership(qi *QueueInfo) {
 	slices.Sort(qi.Online)
 }
 
-// QuorumCritical lists the quorum queues ("vhost", "name") that would lose their majority if this
-// node stopped: those with this node as a member whose online members are at most a bare majority
-// (RabbitMQ's node-is-quorum-critical health check). A single node's queues are not listed (the
-// check answers "single node cluster" there).
-func (s *Server) QuorumCritical() []QueueInfo {
-	if s.opts.Cluster == nil {
-		return nil
+// QuorumCritical lists the quorum queues that would lose their majority if this node stopped:
+// those with this node as a member whose online members are at most a bare majority (RabbitMQ's
+// node-is-quorum-critical health check). single: the node is not clustered (nothing listed).
+func (s *Server) QuorumCritical() (single bool, critical []QueueInfo) {
+	if s.opts.Cluster == nil || len(s.opts.Cluster.Nodes) <= 1 {
+		return true, nil
 	}
 	var out []QueueInfo
 	for _, qi := range s.Queues(nil) {
@@ -269,9 +267,5 @@ func (s *Server) QuorumCritical() []QueueInfo {
 			out = append(out, qi)
 		}
 	}
-	return out
+	return false, out
 }
-
-// nodeDownAfter is how long a member may be unreachable before its consumers' messages come
-// back (for tests and the documentation).
-func (qh *quorumHost) nodeDownAfter() time.Duration { return nodeDownTicks * qh.tick }

@@ -400,9 +400,21 @@ func TestQuorumReplicaMemberStopsAndCatchesUp(t *testing.T) {
 		recv(t, dx)
 	}
 	c.counts(lead, "qq-r4", 0, 10)
+	if single, crit := c.bs[y].Srv.QuorumCritical(); single || len(crit) != 0 {
+		t.Fatalf("every member up: quorum critical %v %v", single, crit)
+	}
 	if err := c.bs[x].Stop(); err != nil {
 		t.Fatal(err)
 	}
+	// Two of three left: stopping either would lose the majority.
+	wait.For(t, qqTimeout, "the survivors to be quorum critical", func() bool {
+		for _, i := range []int{lead, y} {
+			if _, crit := c.bs[i].Srv.QuorumCritical(); len(crit) != 1 || crit[0].Name != "qq-r4" || len(crit[0].Online) != 2 {
+				return false
+			}
+		}
+		return true
+	})
 	chy := c.channel(y)
 	dy := consume(t, chy, "qq-r4", 10)
 	for i := range want {
