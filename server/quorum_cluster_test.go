@@ -53,11 +53,16 @@ func startQQCluster(t *testing.T) *qqCluster {
 // declare declares quorum queue q (group) on members idx (every member when none is given).
 func (c *qqCluster) declare(q string, group uint64, idx ...int) {
 	c.t.Helper()
+	c.declareArgs(q, group, map[string]any{"x-queue-type": "quorum"}, idx...)
+}
+
+func (c *qqCluster) declareArgs(q string, group uint64, args map[string]any, idx ...int) {
+	c.t.Helper()
 	if len(idx) == 0 {
 		idx = []int{0, 1, 2}
 	}
 	for _, i := range idx {
-		if err := server.DeclareQuorumReplica(c.bs[i].Srv, "/", q, map[string]any{"x-queue-type": "quorum"}, group, c.voters); err != nil {
+		if err := server.DeclareQuorumReplica(c.bs[i].Srv, "/", q, args, group, c.voters); err != nil {
 			c.t.Fatalf("declare on %s: %v", c.nodes[i].Name, err)
 		}
 	}
@@ -445,4 +450,34 @@ func TestQuorumReplicaMemberStopsAndCatchesUp(t *testing.T) {
 		}
 	}
 	c.counts(lead, "qq-r4", 0, 0)
+}
+
+// Expiry (a Tick) and dead-lettering are the leader's: messages expired by x-message-ttl (the
+// queue's configuration from its arguments on every member, with no Config entry) are
+// republished once, by the leader's node, to its (node-local) dead-letter queue.
+func TestQuorumReplicaDeadLettersOnceByTheLeader(t *testing.T) {
+	c := startQQCluster(t)
+	for i := range 3 {
+		if _, err := c.bs[i].Srv.DeclareQueue("/", "qq-dlq", server.QueueSpec{Durable: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.declareArgs("qq-r5", 1<<40|6, map[string]any{"x-queue-type": "quorum", "x-message-ttl": int32(100),
+		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "qq-dlq"})
+	lead := c.leader("qq-r5", 0, 1, 2)
+	publishConfirmed(t, c.channel((lead+1)%3), "qq-r5", bodies("x", 5))
+	c.counts(lead, "qq-dlq", 5, 0)
+	for i := range 3 {
+		c.counts(i, "qq-r5", 0, 0)
+	}
+	publishConfirmed(t, c.channel(lead), "qq-dlq", []string{"marker"}) // a round trip after the dead letters
+	c.counts(lead, "qq-dlq", 6, 0)
+	for i := range 3 {
+		if i == lead {
+			continue
+		}
+		if qi, err := c.bs[i].Srv.Queue("/", "qq-dlq"); err != nil || qi.Ready != 0 {
+			t.Fatalf("%s (a follower) dead-lettered: %d messages in its dead-letter queue (%v)", c.nodes[i].Name, qi.Ready, err)
+		}
+	}
 }
