@@ -114,6 +114,9 @@ func (v *vhost) declareQuorumReplica(d *amqp.QueueDeclare, group uint64, voters 
 	case queueType(d.Arguments) != "quorum":
 		return nil, fmt.Errorf("quorum queue %q: x-queue-type is %q", d.Queue, queueType(d.Arguments))
 	}
+	// Before v.meta (it takes the vhost table's and every vhost's lock): the meta group declares
+	// one queue at a time, so no other declare takes the group meanwhile.
+	other := v.srv.quorumGroupUser(group)
 	v.meta.Lock()
 	defer v.meta.Unlock()
 	if q := v.mu.queues[d.Queue]; q != nil {
@@ -125,7 +128,7 @@ func (v *vhost) declareQuorumReplica(d *amqp.QueueDeclare, group uint64, voters 
 	if err := v.checkNewQueueType(d.Queue, d); err != nil {
 		return nil, err
 	}
-	if other := v.srv.quorumGroupUser(group); other != "" {
+	if other != "" {
 		return nil, fmt.Errorf("quorum queue %q: group %d is already queue %s's", d.Queue, group, other)
 	}
 	lim, err := v.queueArgs(d.Queue, d.Arguments)
