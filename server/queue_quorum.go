@@ -1020,6 +1020,9 @@ func (q *quorumQueue) info(_ *unackedSums) QueueInfo {
 	q.mu.Lock()
 	c := q.mu.st.Counts()
 	qi.Consumers = len(q.mu.subs)
+	if q.rep {
+		qi.Consumers = int(c.Consumers) // every member's, as RabbitMQ counts a quorum queue's
+	}
 	q.unlock()
 	qi.Ready, qi.Unacked = int64(c.Ready), int64(c.Unacked)
 	qi.ReadyBytes, qi.UnackedBytes = int64(c.ReadyBytes), int64(c.UnackedBytes)

@@ -137,6 +137,15 @@ func (c *qqCluster) counts(i int, q string, ready, unacked int64) {
 	})
 }
 
+// consumers waits until member i counts n consumers of q (every member's).
+func (c *qqCluster) consumers(i int, q string, n int) {
+	c.t.Helper()
+	wait.For(c.t, qqTimeout, fmt.Sprintf("%s to count %d consumers", c.nodes[i].Name, n), func() bool {
+		qi, err := c.bs[i].Srv.Queue("/", q)
+		return err == nil && qi.Consumers == n
+	})
+}
+
 func publishConfirmed(t *testing.T, ch *amqp.Channel, q string, bodies []string) {
 	t.Helper()
 	if err := ch.Confirm(false); err != nil {
@@ -221,6 +230,7 @@ func TestQuorumReplicaPublishOnOneConsumeOnAnother(t *testing.T) {
 	if err := cch.Close(); err != nil {
 		t.Fatal(err)
 	}
+	c.consumers(0, "qq-r1", 0)
 	publishConfirmed(t, c.channel(2), "qq-r1", []string{"got"})
 	g, ok, err := c.channel(0).Get("qq-r1", true)
 	if err != nil || !ok || string(g.Body) != "got" {
@@ -376,6 +386,7 @@ func TestQuorumReplicaConsumerNodeCutOff(t *testing.T) {
 	if err := chy.Close(); err != nil {
 		t.Fatal(err)
 	}
+	c.consumers(lead, "qq-r3", 1)
 	c.counts(x, "qq-r3", 0, 0)
 	// The cut-off consumer's late acks settle nothing (its messages went to y) but free its
 	// channel's prefetch window.
@@ -434,6 +445,9 @@ func TestQuorumReplicaMemberStopsAndCatchesUp(t *testing.T) {
 	if err := chy.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The consumer's detachment is a proposal of its own: wait for it, or the next messages may
+	// go to it first and come back redelivered.
+	c.consumers(lead, "qq-r4", 0)
 	more := bodies("t", 20)
 	publishConfirmed(t, c.channel(lead), "qq-r4", more)
 	c.restart(x)
