@@ -93,6 +93,7 @@ type quorumQueue struct {
 		bySub     map[*subscription]*qsub
 		held      map[uint64]fifo.ConsumerKey
 		dead      []deadLetter
+		aloKick   bool                          // new at-least-once dead letters
 		returns   map[fifo.ConsumerKey][]uint64 // delivered to a consumer gone here: return them
 		timerAt   int64
 		expired   bool
@@ -171,6 +172,9 @@ func (q *quorumQueue) config() fifo.Config {
 		c.Overflow = fifo.RejectPublish
 	case "reject-publish-dlx":
 		c.Overflow = fifo.RejectPublishDLX
+	}
+	if q.lim.dlxAtLeastOnce && q.lim.hasDLX {
+		c.DeadLetter = fifo.AtLeastOnce // fifo applies it with reject-publish only, as RabbitMQ
 	}
 	return c
 }
@@ -307,7 +311,8 @@ func (q *quorumQueue) run() {
 	armed := int64(0)
 	var duty <-chan time.Time
 	var lead *leaderDuty
-	if q.rep && err == nil {
+	alo := q.config().DeadLetter == fifo.AtLeastOnce
+	if (q.rep || alo) && err == nil {
 		t := time.NewTicker(leaderCheckTicks * q.qh.tick)
 		defer t.Stop()
 		duty = t.C
@@ -324,6 +329,8 @@ func (q *quorumQueue) run() {
 		}
 		at, expired := q.mu.timerAt, q.mu.expired
 		q.mu.expired = false
+		aloKick := q.mu.aloKick
+		q.mu.aloKick = false
 		q.unlock()
 		if len(dead) > 0 && (!q.rep || q.leading(h)) {
 			q.deadLetterAll(dead) // at most once: only the leader republishes
@@ -340,7 +347,10 @@ func (q *quorumQueue) run() {
 			armed = at
 			timer.Reset(time.Duration(max(at-nowMillis(), 0)) * time.Millisecond)
 		}
-		if lead != nil && lead.check {
+		if alo && lead != nil && (aloKick || lead.check) {
+			q.deadLetterAtLeastOnce(h, lead)
+		}
+		if q.rep && lead != nil && lead.check {
 			lead.check = false
 			if q.leaderDuties(h, lead) && armed > 0 && nowMillis() >= armed {
 				armed = 0
@@ -365,6 +375,10 @@ func (q *quorumQueue) run() {
 			q.propose(fifo.Command{Kind: fifo.KindTick})
 		case <-duty:
 			lead.check = true
+			if !q.rep {
+				lead.check = false
+				q.deadLetterAtLeastOnce(h, lead)
+			}
 		case <-q.stopc:
 			q.failPending(errQuorumDeleted)
 			if h != nil && err == nil {
@@ -651,6 +665,11 @@ func (q *quorumQueue) effectsLocked(effs []fifo.Effect, run *dispatchRun) {
 		case fifo.EffectDeliver:
 			q.deliverLocked(e.Consumer, &e.Msg, run)
 		case fifo.EffectDeadLetter:
+			if e.AtLeastOnce {
+				q.mu.aloKick = true // the worker republishes the state's pending ones
+				q.kickWorker()
+				continue
+			}
 			if !q.lim.hasDLX {
 				continue
 			}

@@ -55,7 +55,7 @@ type quorumHost struct {
 }
 
 func newQuorumHost(s *Server) *quorumHost {
-	qh := &quorumHost{srv: s, quit: make(chan struct{}), self: quorumNodeID}
+	qh := &quorumHost{srv: s, quit: make(chan struct{}), self: quorumNodeID, tick: 100 * time.Millisecond}
 	qh.base, qh.cancel = context.WithCancel(context.Background())
 	qh.owners.Store(uint64(time.Now().UnixNano()))
 	return qh

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/cluster"
@@ -45,7 +46,90 @@ type leaderDuty struct {
 	check bool            // the duty ticker fired: check on the next turn
 	disc  map[uint64]bool // owners proposed Disconnected while their node is down
 	reco  map[uint64]bool // this node's suspected owners proposed Reconnected
+	// at-least-once dead letters republished and confirmed, by message id: their
+	// DeadLetterSettled is proposed; republished again if still pending after aloRetry
+	sent map[uint64]time.Time
 }
+
+// aloRetry: an at-least-once dead letter still pending this long after it was republished and
+// confirmed (its DeadLetterSettled lost with a leader change) is republished again.
+const aloRetry = 10 * time.Second
+
+// deadLetterAtLeastOnce republishes the state's pending at-least-once dead letters (on the
+// leader only; a new leader finds them all pending, as rabbit_fifo's dead-letter worker does)
+// and, for those every target queue confirmed, proposes DeadLetterSettled. A dead letter that
+// routes nowhere, or that a target refuses, stays pending and is tried again at the next check.
+func (q *quorumQueue) deadLetterAtLeastOnce(h *cluster.Host, d *leaderDuty) {
+	if q.rep && !q.leading(h) {
+		d.sent = nil
+		return
+	}
+	q.mu.Lock()
+	pend := q.mu.st.PendingDeadLetters()
+	q.unlock()
+	now := time.Now()
+	still := map[uint64]time.Time{}
+	var ids []uint64
+	for _, e := range pend {
+		if t, ok := d.sent[e.Msg.ID]; ok && now.Sub(t) < aloRetry {
+			still[e.Msg.ID] = t
+			continue
+		}
+		m, err := decodeMessage(e.Msg.Body)
+		if err != nil {
+			q.v.srv.log.Error("quorum queue: undecodable dead letter", "queue", q.name, "err", err)
+			continue
+		}
+		if q.republishConfirmed(deadLetter{msg: m, reason: e.Reason.String()}) {
+			ids = append(ids, e.Msg.ID)
+			still[e.Msg.ID] = now
+		}
+	}
+	d.sent = still
+	if len(ids) > 0 {
+		q.propose(fifo.Command{Kind: fifo.KindDeadLetterSettled, IDs: ids})
+	}
+}
+
+// republishConfirmed routes a dead letter through the queue's dead-letter exchange as the
+// classic queue does (deadMessage) and waits until every target queue has it committed; false if
+// it routes nowhere or a target refuses it.
+func (q *quorumQueue) republishConfirmed(dl deadLetter) bool {
+	cq := &classicQueue{queueMeta: q.queueMeta}
+	lim := q.lim
+	cq.limits.Store(&lim)
+	ex := q.v.exchange(lim.dlx)
+	if ex == nil {
+		return false
+	}
+	m, keys, deaths := cq.deadMessage(dl, &lim)
+	var buf [8]*queue
+	routed := false
+	var groups []*commitGroup
+	for _, tq := range q.v.route(ex, keys[0], keys[1:], m, buf[:0]) {
+		if dl.reason != "rejected" && isDeathCycle(tq.name, deaths) {
+			continue
+		}
+		r, g := tq.publish(m)
+		if r != published {
+			return false
+		}
+		routed = true
+		// This queue's own batch completes only when this worker proposes it: not waited for.
+		if g != nil && tq.queueImpl != quorumQueueImpl(q) {
+			groups = append(groups, g)
+		}
+	}
+	for _, g := range groups {
+		<-g.done
+		if g.err != nil {
+			return false
+		}
+	}
+	return routed
+}
+
+func quorumQueueImpl(q *quorumQueue) queueImpl { return q }
 
 // leading reports whether this node leads the queue's group (as of the host's last cycle).
 func (q *quorumQueue) leading(h *cluster.Host) bool {

@@ -495,3 +495,85 @@ func TestQuorumReplicaDeadLettersOnceByTheLeader(t *testing.T) {
 		}
 	}
 }
+
+// x-dead-letter-strategy at-least-once (with reject-publish, as RabbitMQ requires): a rejected
+// message whose dead-letter target does not exist yet stays in the queue, counted as a pending
+// dead letter, until the target exists; then the leader's node republishes it once, confirmed,
+// and it leaves. On a single node the same.
+func TestQuorumReplicaDeadLetterAtLeastOnce(t *testing.T) {
+	args := map[string]any{"x-queue-type": "quorum", "x-overflow": "reject-publish", "x-dead-letter-strategy": "at-least-once",
+		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "qq-alo-target"}
+	rejectOne := func(ch *amqp.Channel, q string) {
+		t.Helper()
+		m, ok, err := ch.Get(q, false)
+		if err != nil || !ok {
+			t.Fatalf("basic.get: %v %v", ok, err)
+		}
+		if err := m.Reject(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending := func(s *server.Server, q string, n int64) {
+		t.Helper()
+		wait.For(t, qqTimeout, fmt.Sprintf("%d pending dead letters", n), func() bool {
+			qi, err := s.Queue("/", q)
+			return err == nil && qi.DeadLetterPending == n
+		})
+	}
+	t.Run("cluster", func(t *testing.T) {
+		c := startQQCluster(t)
+		c.declareArgs("qq-r6", 1<<40|7, args)
+		lead := c.leader("qq-r6", 0, 1, 2)
+		other := (lead + 1) % 3
+		ch := c.channel(other)
+		publishConfirmed(t, ch, "qq-r6", []string{"d"})
+		rejectOne(ch, "qq-r6")
+		for i := range 3 {
+			pending(c.bs[i].Srv, "qq-r6", 1)
+		}
+		for i := range 3 {
+			if _, err := c.bs[i].Srv.DeclareQueue("/", "qq-alo-target", server.QueueSpec{Durable: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 3 {
+			pending(c.bs[i].Srv, "qq-r6", 0)
+		}
+		c.counts(lead, "qq-alo-target", 1, 0)
+		for i := range 3 {
+			if qi, err := c.bs[i].Srv.Queue("/", "qq-alo-target"); i != lead && (err != nil || qi.Ready != 0) {
+				t.Fatalf("follower %s republished: %d (%v)", c.nodes[i].Name, qi.Ready, err)
+			}
+		}
+	})
+	t.Run("single", func(t *testing.T) {
+		b := testbroker.Start(t)
+		conn, err := amqp.Dial(b.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		table := amqp.Table{}
+		for k, v := range args {
+			table[k] = v
+		}
+		if _, err := ch.QueueDeclare("qq-alo", true, false, false, false, table); err != nil {
+			t.Fatal(err)
+		}
+		publishConfirmed(t, ch, "qq-alo", []string{"d"})
+		rejectOne(ch, "qq-alo")
+		pending(b.Srv, "qq-alo", 1)
+		if _, err := ch.QueueDeclare("qq-alo-target", true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		pending(b.Srv, "qq-alo", 0)
+		m, ok, err := ch.Get("qq-alo-target", true)
+		if err != nil || !ok || string(m.Body) != "d" || m.Headers["x-death"] == nil {
+			t.Fatalf("dead letter: %q %v %v x-death %v", m.Body, ok, err, m.Headers["x-death"])
+		}
+	})
+}
