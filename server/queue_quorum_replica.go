@@ -120,8 +120,18 @@ func (q *quorumQueue) republishConfirmed(dl deadLetter) bool {
 			groups = append(groups, g)
 		}
 	}
+	// Bounded: two queues dead-lettering at least once into each other wait for each other's
+	// worker.
+	t := time.NewTimer(30 * time.Second)
+	defer t.Stop()
 	for _, g := range groups {
-		<-g.done
+		select {
+		case <-g.done:
+		case <-t.C:
+			return false
+		case <-q.base.Done():
+			return false
+		}
 		if g.err != nil {
 			return false
 		}
