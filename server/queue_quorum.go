@@ -1040,7 +1040,14 @@ func (q *quorumQueue) info(_ *unackedSums) QueueInfo {
 	c := q.mu.st.Counts()
 	qi.Consumers = len(q.mu.subs)
 	if q.rep {
-		qi.Consumers = int(c.Consumers) // every member's, as RabbitMQ counts a quorum queue's
+		// Every member's, but not those suspected (their node unreachable), as rabbit_fifo's
+		// query_consumer_count.
+		qi.Consumers = 0
+		for _, ci := range q.mu.st.Consumers() {
+			if !ci.Suspected {
+				qi.Consumers++
+			}
+		}
 	}
 	q.unlock()
 	qi.Ready, qi.Unacked = int64(c.Ready), int64(c.Unacked)
