@@ -5,8 +5,10 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/internal/wait"
+	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/storage"
 )
@@ -431,6 +434,33 @@ func TestQuorumReplicaMemberStopsAndCatchesUp(t *testing.T) {
 		}
 		return true
 	})
+	// The management API says so: node-is-quorum-critical 503 with the queue, and the queue's
+	// members and online members.
+	api := management.NewHandler(c.bs[lead].Srv, testbroker.Logger(t))
+	get := func(path string) (int, map[string]any) {
+		t.Helper()
+		r := httptest.NewRequest("GET", path, nil)
+		r.SetBasicAuth("guest", "guest")
+		r.RemoteAddr = "127.0.0.1:40000" // guest logs in from loopback only
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, r)
+		var m map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+			t.Fatalf("%s: %v %s", path, err, w.Body)
+		}
+		return w.Code, m
+	}
+	code, crit := get("/api/health/checks/node-is-quorum-critical")
+	qs, _ := crit["queues"].([]any)
+	if code != 503 || crit["status"] != "failed" || len(qs) != 1 || qs[0].(map[string]any)["name"] != "qq-r4" ||
+		qs[0].(map[string]any)["readable_name"] != "queue 'qq-r4' in vhost '/'" {
+		t.Fatalf("node-is-quorum-critical: %d %v", code, crit)
+	}
+	code, qj := get("/api/queues/%2F/qq-r4")
+	if members, _ := qj["members"].([]any); code != 200 || qj["type"] != "quorum" || qj["leader"] != c.nodes[lead].Name ||
+		len(members) != 3 || len(qj["online"].([]any)) != 2 {
+		t.Fatalf("/api/queues: %d type %v leader %v members %v online %v", code, qj["type"], qj["leader"], qj["members"], qj["online"])
+	}
 	chy := c.channel(y)
 	dy := consume(t, chy, "qq-r4", 10)
 	for i := range want {
