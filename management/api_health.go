@@ -24,10 +24,30 @@ func (a *api) healthRoutes(r *mux.Router) {
 	a.handle(r, "/api/health/checks/certificate-expiration/{within}/{unit}", resource{http.MethodGet: {fn: healthCertificateExpiration}})
 	a.handle(r, "/api/health/checks/port-listener/{port}", resource{http.MethodGet: {fn: healthPortListener}})
 	a.handle(r, "/api/health/checks/protocol-listener/{protocol}", resource{http.MethodGet: {fn: healthProtocolListener}})
-	// Warren is a single node without mirrored or quorum (replicated) queues: stopping it never
-	// loses a replica's quorum, which RabbitMQ answers for a single node cluster as below.
+	// Warren has no mirrored classic queues: stopping a node never loses a mirror's sync, which
+	// RabbitMQ answers for a single node cluster as below.
 	a.handle(r, "/api/health/checks/node-is-mirror-sync-critical", resource{http.MethodGet: {fn: healthSingleNode}})
-	a.handle(r, "/api/health/checks/node-is-quorum-critical", resource{http.MethodGet: {fn: healthSingleNode}})
+	a.handle(r, "/api/health/checks/node-is-quorum-critical", resource{http.MethodGet: {fn: healthQuorumCritical}})
+}
+
+// healthQuorumCritical is RabbitMQ 3.10's node-is-quorum-critical: on a single node "single node
+// cluster"; in a cluster 200 {"status":"ok"} unless some quorum queue with a member here has no
+// more online members than a bare majority: then 503 with those queues.
+func healthQuorumCritical(c *call) error {
+	single, qs := c.a.b.QuorumCritical()
+	if single {
+		return healthSingleNode(c)
+	}
+	if len(qs) == 0 {
+		return c.ok(map[string]any{"status": "ok"})
+	}
+	list := make([]map[string]any, 0, len(qs))
+	for _, q := range qs {
+		list = append(list, map[string]any{"readable_name": fmt.Sprintf("queue '%s' in vhost '%s'", q.Name, q.Vhost),
+			"name": q.Name, "virtual_host": q.Vhost, "type": "quorum"})
+	}
+	return healthFailed(c, map[string]any{"reason": "There are quorum queues that would lose their quorum if the target node is shut down",
+		"queues": list})
 }
 
 func healthSingleNode(c *call) error {

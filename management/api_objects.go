@@ -84,9 +84,31 @@ func (a *api) queueJSON(q server.QueueInfo, single bool) map[string]any {
 		"message_stats":                messageStats(q.Stats, queueStatKeys),
 	}
 	if t, _ := q.Arguments["x-queue-type"].(string); t == "quorum" {
-		// A quorum queue on one node: this node is its only member and its leader.
-		node := a.b.NodeName()
-		m["type"], m["leader"], m["members"], m["online"] = "quorum", node, []string{node}, []string{node}
+		// As RabbitMQ 3.10.8 shows a quorum queue: its leader (also as its node), members and
+		// online members (a queue of one member: this node), open_files per online member, the
+		// at-least-once dead letters, single_active_consumer_ctag, and no classic paging,
+		// per-state RAM, mirror or exclusive-consumer fields.
+		leader, members, online := q.Leader, q.Members, q.Online
+		if len(members) == 0 {
+			node := a.b.NodeName()
+			leader, members, online = node, []string{node}, []string{node}
+		}
+		m["type"], m["members"], m["online"] = "quorum", members, online
+		m["leader"] = nil
+		if leader != "" {
+			m["leader"], m["node"] = leader, leader
+		}
+		files := map[string]any{}
+		for _, n := range online {
+			files[n] = 0
+		}
+		m["open_files"] = files
+		m["messages_dlx"], m["message_bytes_dlx"] = q.DeadLetterPending, q.DeadLetterBytes
+		m["single_active_consumer_ctag"] = nil
+		for _, k := range []string{"exclusive_consumer_tag", "head_message_timestamp", "message_bytes_paged_out", "messages_paged_out",
+			"messages_ready_ram", "messages_unacknowledged_ram", "recoverable_slaves", "single_active_consumer_tag"} {
+			delete(m, k)
+		}
 	}
 	if t, _ := q.Arguments["x-queue-type"].(string); t == "stream" {
 		// As RabbitMQ 3.10.8 shows a stream: its members and readers (this node's consumers), no

@@ -65,6 +65,9 @@ type Broker interface {
 
 	Queues(match func(vhost string) bool) []server.QueueInfo
 	Queue(vhost, name string) (server.QueueInfo, error)
+	// QuorumCritical: the quorum queues that would lose their majority if this node stopped
+	// (single: the node is not clustered).
+	QuorumCritical() (single bool, critical []server.QueueInfo)
 	DeclareQueue(vhost, name string, spec server.QueueSpec) (created bool, err error)
 	DeleteQueue(vhost, name string, ifUnused, ifEmpty bool) error
 	PurgeQueue(vhost, name string) (int, error)

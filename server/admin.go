@@ -212,6 +212,12 @@ type QueueInfo struct {
 	Policy                         string         // the applied policy's name; "": none
 	OperatorPolicy                 string         // the applied operator policy's name; "": none
 	PolicyDefinition               map[string]any // the two merged (effectiveDefinition; do not modify)
+	// A quorum queue's members (node names): its leader as this node knows it ("" while none is
+	// known), every member, and those this node reaches (itself included).
+	Leader          string
+	Members, Online []string
+	// A quorum queue's at-least-once dead letters not yet confirmed by their target.
+	DeadLetterPending, DeadLetterBytes int64
 }
 
 // perMessageOverhead estimates the memory a queued message costs besides its body and properties.

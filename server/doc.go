@@ -75,7 +75,10 @@
 // while it waits. The host's loop applies committed entries to each queue's state machine under
 // that queue's queue.mu and delivers under it, as a classic queue's dispatch does; nothing waits for
 // the loop while holding a queue.mu, channel.mu or vhost lock (publishers, consumers and basic.get
-// wait for a proposal holding no lock).
+// wait for a proposal holding no lock). A replicated quorum queue (queue_quorum_replica.go) is
+// declared by the meta group's state machine on the host's loop (declareQuorumReplica: v.meta, then
+// v.mu and the committer's write), which never waits for the loop: nothing may hold a vhost's meta
+// lock while waiting for the host.
 // A stream protocol connection (stream_front.go) has a read loop, started by the accept loop (serve,
 // serveTracked) on the server's WaitGroup and tracked in Server.mu.sconns (Shutdown closes them after the
 // AMQP connections), and a writer goroutine the read loop starts and waits for. Nothing else writes
@@ -174,7 +177,8 @@
 //	                      conn.adm.mu (a connection's channel registry),
 //	                      connRates.mu (the sampler's),
 //	                      quorumQueue.pmu (a quorum queue's pending batch),
-//	                      quorumHost.mu, and cluster.Host's own locks
+//	                      quorumHost.mu, quorumHost.peers.mu (members' reachability),
+//	                      and cluster.Host's own locks
 //	                      (cluster/doc.go)
 //
 // Two locks serialise writers and are held across a store write, each with a brief lock for the

@@ -182,7 +182,10 @@ func (s *Server) recover() error {
 		if err != nil {
 			return fmt.Errorf("record %q: %w", k, err)
 		}
-		q := newQueue(v, name, true, ad, nil, args, uint64(id), lim)
+		q, err := recoveredQueue(v, name, ad, args, uint64(id), lim, t)
+		if err != nil {
+			return fmt.Errorf("record %q: %w", k, err)
+		}
 		if s.queueIDs.Load() < q.id {
 			s.queueIDs.Store(q.id)
 		}

@@ -38,6 +38,8 @@ type queueLimits struct {
 	dlx      string
 	hasDLRK  bool // x-dead-letter-routing-key is set
 	dlrk     string
+	// dlxAtLeastOnce: a quorum queue's x-dead-letter-strategy is at-least-once
+	dlxAtLeastOnce bool
 	// x-max-priority; 0: not a priority queue
 	maxPriority uint8
 	single      bool // x-single-active-consumer
@@ -54,7 +56,7 @@ type queueLimits struct {
 // (rabbit_amqqueue:declare_args, as observed): the first invalid one in this order is reported.
 var queueArgOrder = []string{"x-queue-type", "x-expires", "x-message-ttl", "x-dead-letter-exchange",
 	"x-dead-letter-routing-key", "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow",
-	"x-queue-mode", "x-single-active-consumer", "x-delivery-limit"}
+	"x-queue-mode", "x-single-active-consumer", "x-delivery-limit", "x-dead-letter-strategy"}
 
 // queueArgs validates a queue's declare arguments as RabbitMQ does and returns its limits.
 // Arguments Warren does not know are accepted and ignored, as RabbitMQ ignores them.
@@ -96,6 +98,20 @@ func (v *vhost) queueArgs(name string, args amqp.Table) (queueLimits, error) {
 				lim.maxPriority = uint8(n)
 			case "x-delivery-limit":
 				lim.deliveryLimit, lim.countDeliveries = n, true
+			}
+		case "x-dead-letter-strategy":
+			if queueType(args) != "quorum" {
+				continue // other types ignore it here
+			}
+			s, ok := x.(string)
+			if !ok {
+				return lim, bad(k, fmt.Sprintf("{unacceptable_type,%s}", amqp.FieldTypeName(x)))
+			}
+			switch s {
+			case "at-most-once", "at-least-once":
+				lim.dlxAtLeastOnce = s == "at-least-once"
+			default:
+				return lim, bad(k, "invalid_dlx_strategy") // RabbitMQ 3.10.8's text
 			}
 		case "x-overflow":
 			s, ok := x.(string)

@@ -63,10 +63,12 @@ type quorumQueue struct {
 	*queueMeta
 	lim      queueLimits
 	qh       *quorumHost
-	group    uint64 // the Raft group id: the queue's store id (see docs/DESIGN.md)
-	producer uint64 // this run's producer id for the queue's enqueues
-	getOwner uint64 // this run's owner of basic.get deliveries
-	fresh    bool   // declared now (not recovered)
+	group    uint64   // the Raft group id: the queue's store id (see docs/DESIGN.md), or the meta group's choice
+	voters   []uint64 // a replicated queue's members' Raft ids (declareQuorumReplica); nil: this node alone
+	rep      bool     // a replicated queue (queue_quorum_replica.go)
+	producer uint64   // this run's producer id for the queue's enqueues
+	getOwner uint64   // this run's owner of basic.get deliveries
+	fresh    bool     // declared now (not recovered)
 
 	base   context.Context // ends when the queue is deleted or the server stops
 	cancel context.CancelFunc
@@ -91,6 +93,7 @@ type quorumQueue struct {
 		bySub     map[*subscription]*qsub
 		held      map[uint64]fifo.ConsumerKey
 		dead      []deadLetter
+		aloKick   bool                          // new at-least-once dead letters
 		returns   map[fifo.ConsumerKey][]uint64 // delivered to a consumer gone here: return them
 		timerAt   int64
 		expired   bool
@@ -125,20 +128,31 @@ func (q *quorumQueue) raftGroup() uint64 { return q.group }
 func (qq *quorumQueue) unlock() { qq.mu.Unlock() }
 
 func newQuorumQueue(m *queueMeta, lim queueLimits) queueImpl {
+	return newQuorumQueueGroup(m, lim, m.id, nil, !m.v.srv.qq.recovering)
+}
+
+// newQuorumQueueGroup makes the queue of group (this node alone when voters is nil; a replicated
+// queue's member otherwise), new (fresh) or recovered.
+func newQuorumQueueGroup(m *queueMeta, lim queueLimits, group uint64, voters []uint64, fresh bool) *quorumQueue {
 	qh := m.v.srv.qq
-	q := &quorumQueue{queueMeta: m, lim: lim, qh: qh, group: m.id, fresh: !qh.recovering,
+	q := &quorumQueue{queueMeta: m, lim: lim, qh: qh, group: group, voters: voters, rep: voters != nil, fresh: fresh,
 		wake: make(chan struct{}, 1), stopc: make(chan struct{}), ready: make(chan struct{})}
 	q.base, q.cancel = context.WithCancel(qh.base)
 	q.producer = qh.newOwner()
 	q.getOwner = qh.newOwner()
 	q.mu.st = fifo.New()
+	if q.rep {
+		// Every member starts from the configuration of the queue's arguments, which the meta
+		// group gives them all (no Config entry, so none proposed by each member).
+		q.mu.st = fifo.NewWithConfig(q.config())
+	}
 	q.mu.subs = map[fifo.ConsumerKey]*qsub{}
 	q.mu.bySub = map[*subscription]*qsub{}
 	q.mu.held = map[uint64]fifo.ConsumerKey{}
 	q.mu.returns = map[fifo.ConsumerKey][]uint64{}
 	q.mu.replaying = true
 	q.mu.owners = map[uint64]bool{}
-	if q.fresh {
+	if q.fresh && !q.rep {
 		q.appendLocked(fifo.Command{Kind: fifo.KindConfig, Config: q.config()}, nil)
 	}
 	if !qh.goRun(q.run) {
@@ -158,6 +172,9 @@ func (q *quorumQueue) config() fifo.Config {
 		c.Overflow = fifo.RejectPublish
 	case "reject-publish-dlx":
 		c.Overflow = fifo.RejectPublishDLX
+	}
+	if q.lim.dlxAtLeastOnce && q.lim.hasDLX {
+		c.DeadLetter = fifo.AtLeastOnce // fifo applies it with reject-publish only, as RabbitMQ
 	}
 	return c
 }
@@ -277,7 +294,9 @@ func (q *quorumQueue) run() {
 		// The previous run's consumers and basic.get owners are gone: their messages come back.
 		var downs []fifo.Command
 		for o := range owners {
-			downs = append(downs, fifo.Command{Kind: fifo.KindDown, Owner: o})
+			if !q.rep || q.qh.mine(o) { // another member's owners are its own to report
+				downs = append(downs, fifo.Command{Kind: fifo.KindDown, Owner: o})
+			}
 		}
 		q.pmu.Lock()
 		for _, c := range downs {
@@ -290,6 +309,15 @@ func (q *quorumQueue) run() {
 		q.pmu.Unlock()
 	}
 	armed := int64(0)
+	var duty <-chan time.Time
+	var lead *leaderDuty
+	alo := q.config().DeadLetter == fifo.AtLeastOnce
+	if (q.rep || alo) && err == nil {
+		t := time.NewTicker(leaderCheckTicks * q.qh.tick)
+		defer t.Stop()
+		duty = t.C
+		lead = &leaderDuty{}
+	}
 	for {
 		q.work(h, err)
 		q.mu.Lock()
@@ -301,9 +329,11 @@ func (q *quorumQueue) run() {
 		}
 		at, expired := q.mu.timerAt, q.mu.expired
 		q.mu.expired = false
+		aloKick := q.mu.aloKick
+		q.mu.aloKick = false
 		q.unlock()
-		if len(dead) > 0 {
-			q.deadLetterAll(dead)
+		if len(dead) > 0 && (!q.rep || q.leading(h)) {
+			q.deadLetterAll(dead) // at most once: only the leader republishes
 		}
 		for k, ids := range returns {
 			q.propose(fifo.Command{Kind: fifo.KindReturn, Consumer: k, IDs: ids})
@@ -317,6 +347,16 @@ func (q *quorumQueue) run() {
 			armed = at
 			timer.Reset(time.Duration(max(at-nowMillis(), 0)) * time.Millisecond)
 		}
+		if alo && lead != nil && (aloKick || lead.check) {
+			q.deadLetterAtLeastOnce(h, lead)
+		}
+		if q.rep && lead != nil && lead.check {
+			lead.check = false
+			if q.leaderDuties(h, lead) && armed > 0 && nowMillis() >= armed {
+				armed = 0
+				q.propose(fifo.Command{Kind: fifo.KindTick})
+			}
+		}
 		q.pmu.Lock()
 		more := len(q.pend.cmds) > 0
 		q.pmu.Unlock()
@@ -326,8 +366,19 @@ func (q *quorumQueue) run() {
 		select {
 		case <-q.wake:
 		case <-timer.C:
+			if q.rep && !q.leading(h) {
+				// Timers are the leader's: a follower keeps the deadline (armed) and proposes the
+				// Tick if it leads once it is past (below).
+				continue
+			}
 			armed = 0
 			q.propose(fifo.Command{Kind: fifo.KindTick})
+		case <-duty:
+			lead.check = true
+			if !q.rep {
+				lead.check = false
+				q.deadLetterAtLeastOnce(h, lead)
+			}
 		case <-q.stopc:
 			q.failPending(errQuorumDeleted)
 			if h != nil && err == nil {
@@ -351,16 +402,26 @@ var errQuorumDeleted = errors.New("quorum queue deleted")
 func (q *quorumQueue) startGroup(h *cluster.Host) error {
 	ctx, cancel := q.ctx(30 * time.Second)
 	defer cancel()
-	if err := q.qh.createGroup(ctx, h, q.group, &quorumSM{q: q}, q.fresh); err != nil {
+	if err := q.qh.createGroup(ctx, h, q.group, q.voters, &quorumSM{q: q}, q.fresh); err != nil {
 		return err
 	}
+	if q.rep {
+		// A replicated queue waits as long as it takes for a majority of its members (a node
+		// restarted while the others are down), until it is deleted or the server stops.
+		ctx = q.base
+	}
 	for {
-		err := h.ReadIndex(ctx, q.group)
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		err := h.ReadIndex(rctx, q.group)
+		rcancel()
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
 			return err
+		}
+		if q.rep && errors.Is(err, context.DeadlineExceeded) {
+			continue
 		}
 		if !errors.Is(err, cluster.ErrNoLeader) && !errors.Is(err, cluster.ErrLeaderChange) {
 			return err
@@ -486,6 +547,15 @@ type quorumSM struct {
 	// first attempt closely).
 	seen    map[cluster.ProposalID]bool
 	seenLog []cluster.ProposalID
+	// this node's last proposals' replies: a retry whose first attempt was applied gets them (its
+	// proposer saw ErrUnknownOutcome, not the replies). The worker has one proposal in flight at
+	// a time, so a few suffice.
+	own [4]ownReplies
+}
+
+type ownReplies struct {
+	id      cluster.ProposalID
+	replies []fifo.Reply
 }
 
 func (sm *quorumSM) Apply(ents []cluster.Entry) ([]any, error) {
@@ -497,9 +567,13 @@ func (sm *quorumSM) Apply(ents []cluster.Entry) ([]any, error) {
 	*run = dispatchRun{}
 	for i, e := range ents {
 		if sm.seen[e.ID] {
-			continue // a retry of an applied proposal
+			for _, o := range sm.own {
+				if o.id == e.ID {
+					out[i] = o.replies // a retry of an applied proposal: its first outcome stands
+				}
+			}
+			continue
 		}
-		sm.remember(e.ID)
 		data := append([]byte(nil), e.Data...) // the state keeps messages' bodies aliased
 		n, k := binary.Uvarint(data)
 		if k <= 0 || n > maxBatch {
@@ -530,6 +604,11 @@ func (sm *quorumSM) Apply(ents []cluster.Entry) ([]any, error) {
 			q.effectsLocked(effs, run)
 		}
 		out[i] = replies
+		sm.remember(e.ID)
+		if e.ID.Node == q.qh.self {
+			copy(sm.own[1:], sm.own[:len(sm.own)-1])
+			sm.own[0] = ownReplies{id: e.ID, replies: replies}
+		}
 	}
 	return out, nil
 }
@@ -561,8 +640,8 @@ func (sm *quorumSM) Restore(data []byte) error {
 	defer sm.q.unlock()
 	sm.q.mu.st = st
 	if sm.q.mu.replaying {
-		for _, c := range st.Consumers() {
-			sm.q.mu.owners[c.Key.Owner] = true
+		for _, o := range st.Owners() {
+			sm.q.mu.owners[o] = true
 		}
 		delete(sm.q.mu.owners, 0)
 	}
@@ -586,6 +665,11 @@ func (q *quorumQueue) effectsLocked(effs []fifo.Effect, run *dispatchRun) {
 		case fifo.EffectDeliver:
 			q.deliverLocked(e.Consumer, &e.Msg, run)
 		case fifo.EffectDeadLetter:
+			if e.AtLeastOnce {
+				q.mu.aloKick = true // the worker republishes the state's pending ones
+				q.kickWorker()
+				continue
+			}
 			if !q.lim.hasDLX {
 				continue
 			}
@@ -638,6 +722,9 @@ func stampDeliveryCount(e *qentry) {
 }
 
 func (q *quorumQueue) deliverLocked(k fifo.ConsumerKey, m *fifo.Message, run *dispatchRun) {
+	if q.rep && !q.qh.mine(k.Owner) {
+		return // another member's consumer: that member delivers it from its own log
+	}
 	sub := q.mu.subs[k]
 	if sub == nil {
 		// Cancelled here before the state machine knew: give it back.
@@ -952,12 +1039,24 @@ func (q *quorumQueue) info(_ *unackedSums) QueueInfo {
 	q.mu.Lock()
 	c := q.mu.st.Counts()
 	qi.Consumers = len(q.mu.subs)
+	if q.rep {
+		// Every member's, but not those suspected (their node unreachable), as rabbit_fifo's
+		// query_consumer_count.
+		qi.Consumers = 0
+		for _, ci := range q.mu.st.Consumers() {
+			if !ci.Suspected {
+				qi.Consumers++
+			}
+		}
+	}
 	q.unlock()
 	qi.Ready, qi.Unacked = int64(c.Ready), int64(c.Unacked)
 	qi.ReadyBytes, qi.UnackedBytes = int64(c.ReadyBytes), int64(c.UnackedBytes)
+	qi.DeadLetterPending, qi.DeadLetterBytes = int64(c.DeadLetterPending), int64(c.DeadLetterBytes)
 	// Every message of a quorum queue is kept as persistent (RabbitMQ counts them so too).
 	qi.Persistent, qi.PersistentBytes = qi.Ready+qi.Unacked, qi.ReadyBytes+qi.UnackedBytes
 	qi.Memory = qi.PersistentBytes + (qi.Ready+qi.Unacked)*perMessageOverhead
+	q.membership(&qi)
 	return qi
 }
 

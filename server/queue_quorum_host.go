@@ -34,6 +34,15 @@ type quorumHost struct {
 	self   uint64        // this node's Raft id in every group: quorumNodeID, or the cluster's (useHost)
 	owners atomic.Uint64 // owner and producer ids: start at the wall clock, so unique across restarts
 
+	// In a cluster (useHost): owner ids carry their node's tag in their top bits (ownerTagShift),
+	// so that they cannot collide across nodes and the leader can tell which node an owner is on
+	// (queue_quorum_replica.go). tag is this node's, nodes every member's tag → Raft id; tick is
+	// the cluster's Raft tick, which the replicated queues' leader duties are paced by.
+	tag   uint64
+	nodes map[uint64]uint64
+	tick  time.Duration
+	peers peerWatch
+
 	mu struct {
 		sync.Mutex
 		host   *cluster.Host
@@ -46,7 +55,7 @@ type quorumHost struct {
 }
 
 func newQuorumHost(s *Server) *quorumHost {
-	qh := &quorumHost{srv: s, quit: make(chan struct{}), self: quorumNodeID}
+	qh := &quorumHost{srv: s, quit: make(chan struct{}), self: quorumNodeID, tick: 100 * time.Millisecond}
 	qh.base, qh.cancel = context.WithCancel(context.Background())
 	qh.owners.Store(uint64(time.Now().UnixNano()))
 	return qh
@@ -58,10 +67,84 @@ func (qh *quorumHost) useHost(h *cluster.Host, self uint64) {
 	qh.mu.Lock()
 	defer qh.mu.Unlock()
 	qh.mu.host, qh.self = h, self
+	qh.tag = ownerTag(self)
+	qh.nodes = map[uint64]uint64{}
+	qh.tick = 100 * time.Millisecond
+	if co := qh.srv.opts.Cluster; co != nil {
+		if co.TickInterval > 0 {
+			qh.tick = co.TickInterval
+		}
+		for _, n := range co.Nodes {
+			id := NodeID(n.Name)
+			if other, dup := qh.nodes[ownerTag(id)]; dup && other != id {
+				qh.srv.log.Error("quorum queues: two members have the same owner tag: a lost node's consumers may be confused with the other's",
+					"tag", ownerTag(id))
+			}
+			qh.nodes[ownerTag(id)] = id
+		}
+	}
+	// The counter's low bits start at the wall clock in milliseconds (2^44 ms is 557 years).
+	qh.owners.Store(qh.tag<<ownerTagShift | uint64(time.Now().UnixMilli())&(1<<ownerTagShift-1))
+}
+
+// ownerTagShift: in a cluster, an owner id is its node's tag (20 bits) above a 44-bit counter.
+const ownerTagShift = 44
+
+// ownerTag is a node's owner tag: 20 bits of its Raft id, never 0 (0 is a single node's owners).
+func ownerTag(id uint64) uint64 {
+	if t := id & (1<<(64-ownerTagShift) - 1); t != 0 {
+		return t
+	}
+	return 1
 }
 
 // newOwner returns a fresh owner id (a consumer's, a basic.get owner's, a producer's).
 func (qh *quorumHost) newOwner() uint64 { return qh.owners.Add(1) }
+
+// ownerNode returns the Raft id of the node an owner id was made on (0: unknown, or a single
+// node's owner).
+func (qh *quorumHost) ownerNode(owner uint64) uint64 {
+	if qh.nodes == nil {
+		return 0
+	}
+	return qh.nodes[owner>>ownerTagShift]
+}
+
+// mine reports whether owner was made on this node (always, on a single node).
+func (qh *quorumHost) mine(owner uint64) bool {
+	return qh.nodes == nil || owner>>ownerTagShift == qh.tag
+}
+
+// peerWatch remembers since when each peer has been disconnected.
+type peerWatch struct {
+	mu    sync.Mutex
+	since map[uint64]time.Time
+}
+
+// peerDown reports whether the transport has had no connection to peer for at least d. It is
+// polled by the replicated queues' leaders (every few ticks), which is what keeps it current.
+func (qh *quorumHost) peerDown(h *cluster.Host, peer uint64, d time.Duration) bool {
+	tr := h.Transport()
+	if tr == nil || peer == qh.self {
+		return false
+	}
+	now := time.Now()
+	qh.peers.mu.Lock()
+	defer qh.peers.mu.Unlock()
+	if tr.Connected(peer) {
+		delete(qh.peers.since, peer)
+		return false
+	}
+	if qh.peers.since == nil {
+		qh.peers.since = map[uint64]time.Time{}
+	}
+	t, ok := qh.peers.since[peer]
+	if !ok {
+		qh.peers.since[peer] = now
+		return false
+	}
+	return now.Sub(t) >= d
+}
 
 // host returns the node's host, starting it on first use.
 func (qh *quorumHost) host() (*cluster.Host, error) {
@@ -133,7 +216,10 @@ func (qh *quorumHost) close() error {
 
 // createGroup starts the queue's group: fresh (a declare: a stale log under the same id, left by a
 // crash between a delete and its log's removal, is dropped first) or recovered (its log replays).
-func (qh *quorumHost) createGroup(ctx context.Context, h *cluster.Host, id uint64, sm cluster.StateMachine, fresh bool) error {
+func (qh *quorumHost) createGroup(ctx context.Context, h *cluster.Host, id uint64, voters []uint64, sm cluster.StateMachine, fresh bool) error {
+	if len(voters) == 0 {
+		voters = []uint64{qh.self}
+	}
 	if fresh {
 		for _, g := range h.StoredGroups() {
 			if g == id {
@@ -146,7 +232,7 @@ func (qh *quorumHost) createGroup(ctx context.Context, h *cluster.Host, id uint6
 			}
 		}
 	}
-	return h.CreateGroups(ctx, cluster.GroupSpec{ID: id, Voters: []uint64{qh.self}, SM: sm})
+	return h.CreateGroups(ctx, cluster.GroupSpec{ID: id, Voters: voters, SM: sm})
 }
 
 // discardSM replays a stale log into nothing.

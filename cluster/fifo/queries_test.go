@@ -2,6 +2,7 @@ package fifo
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -49,5 +50,26 @@ func TestQueries(t *testing.T) {
 	}
 	if p := r.PendingDeadLetters(); len(p) != 1 || p[0].Msg.Body != nil || p[0].Msg.Size != 3 {
 		t.Errorf("checkpoint's pending dead letters %+v", p)
+	}
+}
+
+func TestNewWithConfigAndOwners(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxLength = 1
+	cfg.Overflow = RejectPublish
+	s := NewWithConfig(cfg)
+	if s.Config() != cfg {
+		t.Fatalf("config %+v, want %+v", s.Config(), cfg)
+	}
+	s.Apply(1, &Command{Kind: KindEnqueue, Size: 1, TTL: -1, Body: []byte("a")})
+	s.Apply(2, &Command{Kind: KindEnqueue, Size: 1, TTL: -1, Body: []byte("b")})
+	if r, _ := s.Apply(3, &Command{Kind: KindEnqueue, Size: 1, TTL: -1, Body: []byte("c")}); r.Status != StatusRejected {
+		t.Fatalf("third enqueue over x-max-length 1 with reject-publish: %v, want rejected", r.Status)
+	}
+	s.Apply(4, &Command{Kind: KindCheckout, Consumer: ConsumerKey{Owner: 9, Tag: "c"}, Credit: 1})
+	s.Apply(5, &Command{Kind: KindDequeue, Owner: 7})
+	s.Apply(6, &Command{Kind: KindCheckout, Consumer: ConsumerKey{Owner: 9, Tag: "d"}, Credit: 1})
+	if got := s.Owners(); !slices.Equal(got, []uint64{7, 9}) {
+		t.Fatalf("owners %v, want [7 9]", got)
 	}
 }

@@ -108,6 +108,15 @@ func New() *State {
 	}
 }
 
+// NewWithConfig returns an empty queue with cfg as its configuration from the start, as if it
+// had been created with it (rabbit_fifo's init from the queue record): for a queue whose members
+// all build the same State from the same arguments, with no Config entry in the log.
+func NewWithConfig(cfg Config) *State {
+	s := New()
+	s.cfg = cfg
+	return s
+}
+
 // Index returns the last applied log index.
 func (s *State) Index() uint64 { return s.index }
 
@@ -858,6 +867,18 @@ func (s *State) Consumers() []ConsumerInfo {
 			Active: c.status == statusActive && !c.suspected, Suspected: c.suspected, NoAck: c.noAck, Unacked: len(c.checked)})
 	}
 	return out
+}
+
+// Owners returns the owners of every consumer the state holds (attached, cancelled with messages
+// still checked out, basic.get owners), in increasing order: what a host proposes
+// KindDisconnected or KindDown for when the owners' node goes away.
+func (s *State) Owners() []uint64 {
+	var out []uint64
+	for k := range s.consumers {
+		out = append(out, k.Owner)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // CheckedOut returns the messages consumer k holds unsettled, lowest id first: what a new leader's
