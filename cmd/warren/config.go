@@ -144,6 +144,8 @@ type TLSConfig struct {
 	AMQPSAddr        string // listeners.ssl.default (port or ip:port)
 	STOMPSAddr       string // stomp.listeners.ssl.1, --stomps-addr, WARREN_STOMPS_ADDR (STOMP over TLS)
 	MQTTSAddr        string // mqtt.listeners.ssl.default (port or ip:port), with the same files
+	WebMQTTSAddr     string // web_mqtt.ssl.port, --web-mqtts-addr, WARREN_WEB_MQTTS_ADDR (Web MQTT over TLS, wss://), with the same files
+	WebSTOMPSAddr    string // web_stomp.ssl.port, --web-stomps-addr, WARREN_WEB_STOMPS_ADDR (Web STOMP over TLS, wss://), with the same files
 	CACertFile       string // ssl_options.cacertfile
 	CertFile         string // ssl_options.certfile
 	KeyFile          string // ssl_options.keyfile
@@ -154,6 +156,11 @@ type TLSConfig struct {
 	HTTPSCertFile    string // management.ssl.certfile
 	HTTPSKeyFile     string // management.ssl.keyfile
 	HTTPSCACertFile  string // management.ssl.cacertfile
+}
+
+// anyListener reports whether a TLS listener is configured.
+func (t TLSConfig) anyListener() bool {
+	return t.AMQPSAddr != "" || t.HTTPSAddr != "" || t.MQTTSAddr != "" || t.STOMPSAddr != "" || t.WebMQTTSAddr != "" || t.WebSTOMPSAddr != ""
 }
 
 func defaultConfig() Config {
@@ -350,6 +357,12 @@ var settings = []setting{
 	{flag: "web-stomp-addr", env: "WARREN_WEB_STOMP_ADDR", usage: "Web STOMP (STOMP over WebSockets at /ws) listen address, `host:port` or a port, usually 15674 (web_stomp.tcp.port); empty: off",
 		set:  func(c *Config, v string) (err error) { c.WebSTOMPAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.WebSTOMPAddr }},
+	{flag: "web-mqtts-addr", env: "WARREN_WEB_MQTTS_ADDR", usage: "Web MQTT over TLS (wss://, at /ws) listen address, `host:port` or a port, usually 15676 (web_mqtt.ssl.port), with the AMQPS certificates; empty: off",
+		set:  func(c *Config, v string) (err error) { c.TLS.WebMQTTSAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.TLS.WebMQTTSAddr }},
+	{flag: "web-stomps-addr", env: "WARREN_WEB_STOMPS_ADDR", usage: "Web STOMP over TLS (wss://, at /ws) listen address, `host:port` or a port, usually 15673 (web_stomp.ssl.port), with the AMQPS certificates; empty: off",
+		set:  func(c *Config, v string) (err error) { c.TLS.WebSTOMPSAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.TLS.WebSTOMPSAddr }},
 	{flag: "stomp-addr", env: "WARREN_STOMP_ADDR", usage: "STOMP listen address, `host:port` or a port, usually 61613 (stomp.listeners.tcp.1); empty: off",
 		set:  func(c *Config, v string) (err error) { c.STOMPAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.STOMPAddr }},
@@ -400,6 +413,8 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"stomp.listeners.ssl.1":    byEnv("WARREN_STOMPS_ADDR"),
 	"web_mqtt.tcp.port":        func(c *Config, v string) (err error) { c.WebMQTTAddr, err = setPort(c.WebMQTTAddr, v); return },
 	"web_stomp.tcp.port":       func(c *Config, v string) (err error) { c.WebSTOMPAddr, err = setPort(c.WebSTOMPAddr, v); return },
+	"web_mqtt.ssl.port":        func(c *Config, v string) (err error) { c.TLS.WebMQTTSAddr, err = setPort(c.TLS.WebMQTTSAddr, v); return },
+	"web_stomp.ssl.port":       func(c *Config, v string) (err error) { c.TLS.WebSTOMPSAddr, err = setPort(c.TLS.WebSTOMPSAddr, v); return },
 	"stomp.default_user":       byEnv("WARREN_STOMP_DEFAULT_USER"),
 	"stomp.default_pass":       byEnv("WARREN_STOMP_DEFAULT_PASS"),
 	"stomp.default_vhost":      byEnv("WARREN_STOMP_DEFAULT_VHOST"),
@@ -610,8 +625,14 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: management.ssl.%s differs from ssl_options.%s: Warren serves HTTPS with the same files as AMQPS", where, f.key, f.key)
 		}
 	}
-	if t.AMQPSAddr == "" && t.HTTPSAddr == "" && t.MQTTSAddr == "" && t.STOMPSAddr == "" && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
-		return fmt.Errorf("%s: certificate files given without --amqps-addr, --https-addr, --mqtts-addr or --stomps-addr (listeners.ssl.default, management.ssl.port, mqtt.listeners.ssl.default, stomp.listeners.ssl.1): they would do nothing", where)
+	if !t.anyListener() && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
+		return fmt.Errorf("%s: certificate files given without --amqps-addr, --https-addr, --mqtts-addr, --stomps-addr, --web-mqtts-addr or --web-stomps-addr (listeners.ssl.default, management.ssl.port, mqtt.listeners.ssl.default, stomp.listeners.ssl.1, web_mqtt.ssl.port, web_stomp.ssl.port): they would do nothing", where)
+	}
+	if t.WebMQTTSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return fmt.Errorf("%s: web_mqtt.ssl.port needs ssl_options.certfile and ssl_options.keyfile", where)
+	}
+	if t.WebSTOMPSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return fmt.Errorf("%s: web_stomp.ssl.port needs ssl_options.certfile and ssl_options.keyfile", where)
 	}
 	if t.MQTTSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return fmt.Errorf("%s: mqtt.listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile", where)

@@ -131,6 +131,8 @@ func TestConfigFileValues(t *testing.T) {
 		{"mqtt.listeners.ssl.default = 8883\nssl_options.certfile = /c\nssl_options.keyfile = /k", func(c Config) bool { return c.TLS.MQTTSAddr == ":8883" }},
 		{"web_mqtt.tcp.port = 15675", func(c Config) bool { return c.WebMQTTAddr == ":15675" }},
 		{"web_stomp.tcp.port = 15674", func(c Config) bool { return c.WebSTOMPAddr == ":15674" }},
+		{"web_mqtt.ssl.port = 15676\nssl_options.certfile = /c\nssl_options.keyfile = /k", func(c Config) bool { return c.TLS.WebMQTTSAddr == ":15676" }},
+		{"web_stomp.ssl.port = 15673\nssl_options.certfile = /c\nssl_options.keyfile = /k", func(c Config) bool { return c.TLS.WebSTOMPSAddr == ":15673" }},
 		{"mqtt.vhost = iot", func(c Config) bool { return c.MQTT.Vhost == "iot" && c.serverOptions().MQTT.Vhost == "iot" }},
 		{"mqtt.default_user = dev", func(c Config) bool { return c.MQTT.DefaultUser == "dev" }},
 		{"mqtt.default_pass = pw", func(c Config) bool { return c.MQTT.DefaultPass == "pw" }},
@@ -225,7 +227,9 @@ func TestConfigFileErrors(t *testing.T) {
 		{"ssl_options.fail_if_no_peer_cert = true\n", `needs ssl_options.verify = verify_peer`},
 		{"ssl_options.verify = verify_peer\n", `verify_peer needs ssl_options.cacertfile`},
 		{"ssl_options.certfile = a.pem\nmanagement.ssl.certfile = b.pem\n", `management.ssl.certfile differs from ssl_options.certfile`},
-		{"ssl_options.certfile = c.pem\nssl_options.keyfile = k.pem\n", `certificate files given without --amqps-addr, --https-addr, --mqtts-addr or --stomps-addr`},
+		{"ssl_options.certfile = c.pem\nssl_options.keyfile = k.pem\n", `certificate files given without --amqps-addr, --https-addr, --mqtts-addr, --stomps-addr, --web-mqtts-addr or --web-stomps-addr`},
+		{"web_mqtt.ssl.port = 15676\n", `web_mqtt.ssl.port needs ssl_options.certfile and ssl_options.keyfile`},
+		{"web_stomp.ssl.port = 15673\n", `web_stomp.ssl.port needs ssl_options.certfile and ssl_options.keyfile`},
 		{"mqtt.listeners.ssl.default = 8883\n", `mqtt.listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile`},
 		{"ssl_cert_login_from = email\n", `:1: ssl_cert_login_from: "email" is not one of distinguished_name, common_name`},
 	} {
@@ -306,6 +310,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_CLUSTER_NODES": "warren@a=127.0.0.11:7000,warren@b=127.0.0.12:7000",
 		"WARREN_MQTT_ADDR":     "1883", "WARREN_MQTTS_ADDR": "127.0.0.1:8883",
 		"WARREN_WEB_MQTT_ADDR": "127.0.0.1:15675", "WARREN_WEB_STOMP_ADDR": "15674",
+		"WARREN_WEB_MQTTS_ADDR": "15676", "WARREN_WEB_STOMPS_ADDR": "127.0.0.1:15673",
 		"WARREN_STREAM_ADDR": "5552",
 	}
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3", StreamAddr: ":5552",
@@ -317,7 +322,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		STOMPAddr: ":61613", STOMPDefaultUser: "su", STOMPDefaultPass: "sp", STOMPDefaultVhost: "sv",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
 			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", STOMPSAddr: ":61614",
-			MQTTSAddr: "127.0.0.1:8883"},
+			MQTTSAddr: "127.0.0.1:8883", WebMQTTSAddr: ":15676", WebSTOMPSAddr: "127.0.0.1:15673"},
 		NodeName: "warren@a", ClusterAddr: "127.0.0.11:7000",
 		ClusterNodes: []ClusterNode{{"warren@a", "127.0.0.11:7000"}, {"warren@b", "127.0.0.12:7000"}},
 		MQTTAddr:     ":1883", WebMQTTAddr: "127.0.0.1:15675", WebSTOMPAddr: ":15674"}
