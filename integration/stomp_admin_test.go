@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,6 +119,23 @@ func TestSTOMPConnectionsInManagement(t *testing.T) {
 	mgmtCall(t, hs.URL, http.MethodGet, "/api/overview", &ov)
 	if ov.ObjectTotals.Connections != 3 {
 		t.Fatalf("overview counts %d connections, want 3", ov.ObjectTotals.Connections)
+	}
+
+	// Prometheus: rabbitmq_connections counts them all, warren_connections by protocol.
+	res, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{"\nrabbitmq_connections 3\n", "\nwarren_connections{protocol=\"STOMP 1.2\"} 1\n",
+		"\nwarren_connections{protocol=\"Web STOMP 1.2\"} 1\n", "\nwarren_connections{protocol=\"Web MQTT 3.1.1\"} 1\n"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics has no %q", strings.TrimSpace(want))
+		}
+	}
+	if strings.Contains(string(metrics), `warren_connections{protocol="AMQP 0-9-1"}`) {
+		t.Errorf("/metrics counts an AMQP connection, and there is none")
 	}
 
 	// DELETE closes each: the STOMP clients get an ERROR frame and the close.

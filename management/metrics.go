@@ -73,6 +73,7 @@ var (
 
 	// Not a RabbitMQ metric: rabbitmq_prometheus 3.10 has none for TLS handshakes, hence Warren's
 	// own prefix.
+	mConnsByProto = desc("warren_connections", "Connections currently open, by protocol as /api/connections names it (AMQP 0-9-1, MQTT 3.1.1, Web MQTT 3.1.1, STOMP 1.2, Web STOMP 1.2, ...)", "protocol")
 	mTLSFailures = desc("warren_tls_handshake_failures_total", "Total number of TLS handshakes that failed on the AMQPS listeners")
 
 	mAlarmFD   = desc("rabbitmq_alarms_file_descriptor_limit", "is 1 if file descriptor limit alarm is in effect")
@@ -170,6 +171,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	o := c.b.Overview()
 	gauge(mConnections, float64(o.Connections))
+	for p, n := range c.b.ConnectionsByProtocol() {
+		gauge(mConnsByProto, float64(n), p)
+	}
 	gauge(mChannels, float64(o.Channels))
 	gauge(mConsumers, float64(o.Consumers))
 	gauge(mQueues, float64(o.Queues))

@@ -70,3 +70,28 @@ func (sc *stompConn) info() ConnectionInfo {
 	}
 	return ci
 }
+
+// ConnectionsByProtocol counts the open connections of /api/connections by their protocol, as
+// listed there ("AMQP 0-9-1", "MQTT 3.1.1", "Web MQTT 3.1.1", "STOMP 1.2", "Web STOMP 1.2", ...),
+// without building their snapshots (Prometheus' warren_connections).
+func (s *Server) ConnectionsByProtocol() map[string]int {
+	out := map[string]int{}
+	if n := len(s.openConns()); n > 0 {
+		out["AMQP 0-9-1"] = n
+	}
+	for _, c := range s.openMQTTConns() {
+		p := mqttProtocolName(c.version)
+		if web, _ := webConn(c.nc); web {
+			p = "Web " + p
+		}
+		out[p]++
+	}
+	for _, sc := range s.openSTOMPConns() {
+		p := "STOMP " + sc.v.String()
+		if web, _ := webConn(sc.nc); web {
+			p = "Web " + p
+		}
+		out[p]++
+	}
+	return out
+}
