@@ -73,8 +73,11 @@ var (
 
 	// Not a RabbitMQ metric: rabbitmq_prometheus 3.10 has none for TLS handshakes, hence Warren's
 	// own prefix.
-	mConnsByProto = desc("warren_connections", "Connections currently open, by protocol as /api/connections names it (AMQP 0-9-1, MQTT 3.1.1, Web MQTT 3.1.1, STOMP 1.2, Web STOMP 1.2, ...)", "protocol")
 	mTLSFailures = desc("warren_tls_handshake_failures_total", "Total number of TLS handshakes that failed on the AMQPS listeners")
+
+	// Not a RabbitMQ metric either: rabbitmq_prometheus 3.10 counts connections of every protocol
+	// together (rabbitmq_connections).
+	mConnsByProto = desc("warren_connections", "Connections currently open, by protocol as /api/connections names it (AMQP 0-9-1, MQTT 3.1.1, Web MQTT 3.1.1, STOMP 1.2, Web STOMP 1.2, ...)", "protocol")
 
 	mAlarmFD   = desc("rabbitmq_alarms_file_descriptor_limit", "is 1 if file descriptor limit alarm is in effect")
 	mAlarmDisk = desc("rabbitmq_alarms_free_disk_space_watermark", "is 1 if free disk space watermark alarm is in effect")

@@ -54,6 +54,7 @@ type Config struct {
 	MaxMessageSize   int
 	ConsumerTimeout  time.Duration // negative: never
 	HandshakeTimeout time.Duration
+	ConnectionMax    int // connection_max: per AMQP, MQTT, STOMP and stream listener; 0: infinity
 	DiskFreeLimit    int64
 	SyncInterval     time.Duration // store_sync_interval: unsynced store writes reach the disk within it
 
@@ -201,6 +202,7 @@ func (c *Config) serverOptions() server.Options {
 		DefaultVhost:         c.DefaultVhost,
 		LoopbackUsers:        c.LoopbackUsers,
 		HandshakeTimeout:     c.HandshakeTimeout,
+		ConnectionMax:        c.ConnectionMax,
 		DiskFreeLimit:        c.DiskFreeLimit,
 		MemoryCheckInterval:  c.MemoryMonitorInterval,
 		ConsumerTimeout:      c.ConsumerTimeout,
@@ -302,6 +304,22 @@ var settings = []setting{
 	{flag: "consumer-timeout", env: "WARREN_CONSUMER_TIMEOUT", usage: "close a channel holding a delivery unacknowledged this long, in `ms` (or a Go duration); negative: never",
 		set:  func(c *Config, v string) (err error) { c.ConsumerTimeout, err = parseMillis(v, true); return },
 		show: func(c *Config) string { return c.ConsumerTimeout.String() }},
+	{flag: "connection-max", env: "WARREN_CONNECTION_MAX", usage: "most open connections of each AMQP, MQTT, STOMP and stream listener, a `number` or infinity (connection_max); at it the listener accepts nothing more until one closes",
+		set: func(c *Config, v string) error {
+			if v == "infinity" {
+				c.ConnectionMax = 0
+				return nil
+			}
+			n, err := parseInt(v, 1, math.MaxInt32)
+			c.ConnectionMax = int(n)
+			return err
+		},
+		show: func(c *Config) string {
+			if c.ConnectionMax == 0 {
+				return "infinity"
+			}
+			return strconv.Itoa(c.ConnectionMax)
+		}},
 	{flag: "handshake-timeout", env: "WARREN_HANDSHAKE_TIMEOUT", usage: "time allowed from accept to connection.open, in `ms` (or a Go duration)",
 		set:  func(c *Config, v string) (err error) { c.HandshakeTimeout, err = parseMillis(v, false); return },
 		show: func(c *Config) string { return c.HandshakeTimeout.String() }},
@@ -413,8 +431,8 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"stomp.listeners.ssl.1":    byEnv("WARREN_STOMPS_ADDR"),
 	"web_mqtt.tcp.port":        func(c *Config, v string) (err error) { c.WebMQTTAddr, err = setPort(c.WebMQTTAddr, v); return },
 	"web_stomp.tcp.port":       func(c *Config, v string) (err error) { c.WebSTOMPAddr, err = setPort(c.WebSTOMPAddr, v); return },
-	"web_mqtt.ssl.port":        func(c *Config, v string) (err error) { c.TLS.WebMQTTSAddr, err = setPort(c.TLS.WebMQTTSAddr, v); return },
-	"web_stomp.ssl.port":       func(c *Config, v string) (err error) { c.TLS.WebSTOMPSAddr, err = setPort(c.TLS.WebSTOMPSAddr, v); return },
+	"web_mqtt.ssl.port":        byEnv("WARREN_WEB_MQTTS_ADDR"),
+	"web_stomp.ssl.port":       byEnv("WARREN_WEB_STOMPS_ADDR"),
 	"stomp.default_user":       byEnv("WARREN_STOMP_DEFAULT_USER"),
 	"stomp.default_pass":       byEnv("WARREN_STOMP_DEFAULT_PASS"),
 	"stomp.default_vhost":      byEnv("WARREN_STOMP_DEFAULT_VHOST"),
@@ -427,6 +445,7 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"max_message_size":         byEnv("WARREN_MAX_MESSAGE_SIZE"),
 	"consumer_timeout":         byEnv("WARREN_CONSUMER_TIMEOUT"),
 	"handshake_timeout":        byEnv("WARREN_HANDSHAKE_TIMEOUT"),
+	"connection_max":           byEnv("WARREN_CONNECTION_MAX"),
 	"disk_free_limit.absolute": byEnv("WARREN_DISK_FREE_LIMIT"),
 	"store_sync_interval":      byEnv("WARREN_STORE_SYNC_INTERVAL"),
 	"log.console.level":        byEnv("WARREN_LOG_LEVEL"),

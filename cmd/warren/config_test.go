@@ -131,6 +131,8 @@ func TestConfigFileValues(t *testing.T) {
 		{"mqtt.listeners.ssl.default = 8883\nssl_options.certfile = /c\nssl_options.keyfile = /k", func(c Config) bool { return c.TLS.MQTTSAddr == ":8883" }},
 		{"web_mqtt.tcp.port = 15675", func(c Config) bool { return c.WebMQTTAddr == ":15675" }},
 		{"web_stomp.tcp.port = 15674", func(c Config) bool { return c.WebSTOMPAddr == ":15674" }},
+		{"connection_max = 100", func(c Config) bool { return c.ConnectionMax == 100 && c.serverOptions().ConnectionMax == 100 }},
+		{"connection_max = infinity", func(c Config) bool { return c.ConnectionMax == 0 }},
 		{"web_mqtt.ssl.port = 15676\nssl_options.certfile = /c\nssl_options.keyfile = /k", func(c Config) bool { return c.TLS.WebMQTTSAddr == ":15676" }},
 		{"web_stomp.ssl.port = 15673\nssl_options.certfile = /c\nssl_options.keyfile = /k", func(c Config) bool { return c.TLS.WebSTOMPSAddr == ":15673" }},
 		{"mqtt.vhost = iot", func(c Config) bool { return c.MQTT.Vhost == "iot" && c.serverOptions().MQTT.Vhost == "iot" }},
@@ -232,6 +234,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{"web_stomp.ssl.port = 15673\n", `web_stomp.ssl.port needs ssl_options.certfile and ssl_options.keyfile`},
 		{"mqtt.listeners.ssl.default = 8883\n", `mqtt.listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile`},
 		{"ssl_cert_login_from = email\n", `:1: ssl_cert_login_from: "email" is not one of distinguished_name, common_name`},
+		{"connection_max = 0\n", `connection_max: "0" is not an integer between 1 and 2147483647`},
 	} {
 		path := writeFile(t, "bad.conf", tc.text)
 		_, _, err := loadConfig([]string{"--config", path}, env(), io.Discard)
@@ -298,7 +301,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_AMQP_ADDR": "127.0.0.1:1", "WARREN_HTTP_ADDR": "2", "WARREN_DATA_DIR": "/d", "WARREN_DEBUG_ADDR": "127.0.0.1:3",
 		"WARREN_DEFAULT_USER": "u", "WARREN_DEFAULT_PASS": "p", "WARREN_DEFAULT_VHOST": "v", "WARREN_LOOPBACK_USERS": "a,b",
 		"WARREN_HEARTBEAT": "5", "WARREN_FRAME_MAX": "8192", "WARREN_CHANNEL_MAX": "9", "WARREN_MAX_MESSAGE_SIZE": "1000",
-		"WARREN_CONSUMER_TIMEOUT": "1000", "WARREN_HANDSHAKE_TIMEOUT": "2s", "WARREN_DISK_FREE_LIMIT": "1MB",
+		"WARREN_CONSUMER_TIMEOUT": "1000", "WARREN_HANDSHAKE_TIMEOUT": "2s", "WARREN_CONNECTION_MAX": "500", "WARREN_DISK_FREE_LIMIT": "1MB",
 		"WARREN_STORE_SYNC_INTERVAL": "20ms", "WARREN_MEMORY_HIGH_WATERMARK": "300MiB", "WARREN_MEMORY_MONITOR_INTERVAL": "100",
 		"WARREN_LOG_LEVEL": "error", "WARREN_LOG_FORMAT": "json", "WARREN_LOAD_DEFINITIONS": "/defs.json",
 		"WARREN_AMQPS_ADDR": "5671", "WARREN_HTTPS_ADDR": "127.0.0.1:15671", "WARREN_TLS_CERT": "/c.pem",
@@ -316,7 +319,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3", StreamAddr: ":5552",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
 		Heartbeat: 5 * time.Second, FrameMax: 8192, ChannelMax: 9, MaxMessageSize: 1000,
-		ConsumerTimeout: time.Second, HandshakeTimeout: 2 * time.Second, DiskFreeLimit: 1e6, SyncInterval: 20 * time.Millisecond,
+		ConsumerTimeout: time.Second, HandshakeTimeout: 2 * time.Second, ConnectionMax: 500, DiskFreeLimit: 1e6, SyncInterval: 20 * time.Millisecond,
 		MemoryHighWatermark: MemoryWatermark{Absolute: 300 << 20}, MemoryMonitorInterval: 100 * time.Millisecond,
 		LogLevel: slog.LevelError, LogFormat: "json", LoadDefinitions: "/defs.json",
 		STOMPAddr: ":61613", STOMPDefaultUser: "su", STOMPDefaultPass: "sp", STOMPDefaultVhost: "sv",

@@ -22,7 +22,7 @@ type tlsListeners struct {
 	amqpsLn   net.Listener
 	stompsLn  net.Listener
 	mqttsLn   net.Listener
-	webLns    []net.Listener // wss:// (Web MQTT, Web STOMP)
+	webLns    []net.Listener
 	cfg       *server.TLS // nil without TLS listeners
 	log       *slog.Logger
 	closeOnce sync.Once
