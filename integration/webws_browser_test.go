@@ -17,7 +17,9 @@ import (
 	"github.com/chromedp/chromedp"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/internal/testbroker"
 	"github.com/warrenmq/warren/internal/wait"
+	"github.com/warrenmq/warren/server"
 )
 
 // The browser libraries in a real browser: MQTT.js (npm mqtt, its browser build dist/mqtt.min.js)
@@ -133,8 +135,9 @@ type browserEnv struct {
 	exception []string
 }
 
-// startBrowser serves the page and the two bundles, starts Chromium and opens the page.
-func startBrowser(t *testing.T) *browserEnv {
+// startBrowser serves the page and the two bundles, starts Chromium (with extra options) and
+// opens the page.
+func startBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browserEnv {
 	t.Helper()
 	chrome := browserChromium(t)
 	files := map[string]string{
@@ -169,6 +172,7 @@ func startBrowser(t *testing.T) *browserEnv {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.UserDataDir(t.TempDir()),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(e.logf), chromedp.WithErrorf(e.logf))
 	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
@@ -578,6 +582,65 @@ func TestBrowserStompjs(t *testing.T) {
 	if n, _ := amqpReady(t, ac, work); n != 0 {
 		t.Fatalf("%d messages back after ack mode auto, want 0", n)
 	}
+	if p := e.problems(); p != "" {
+		t.Fatal(p)
+	}
+}
+
+// The same libraries over wss:// (ServeWebMQTTTLS, ServeWebSTOMPTLS) in Chromium, which is told to
+// accept the test's certificate authority-less certificate (--ignore-certificate-errors): MQTT.js
+// and stompjs exchange messages with AMQP; the connections are listed with their TLS.
+func TestBrowserWebSocketTLS(t *testing.T) {
+	if externalURL != "" {
+		t.Skip("needs an in-process broker with TLS")
+	}
+	pki := newTestPKI(t)
+	cfg, err := server.LoadTLS(pki.serverFiles(t, 41))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := testbroker.Start(t)
+	mqttAddr := tb.StartWebMQTTTLS(t, cfg.Config())
+	stompAddr := tb.StartWebSTOMPTLS(t, cfg.Config())
+	e := startBrowser(t, chromedp.Flag("ignore-certificate-errors", true))
+	ac, ch := dialAMQP(t, "amqp://guest:guest@"+tb.Addr+"/")
+	defer ac.Close()
+
+	var c browserConnect
+	e.call(&c, "mqttConnect", "m", "wss://"+mqttAddr+"/ws", map[string]any{"clientId": "browser-wss", "username": "guest", "password": "guest", "clean": true})
+	if !c.OK {
+		t.Fatalf("MQTT.js over wss://: %+v", c)
+	}
+	var granted []int
+	e.call(&granted, "mqttSubscribe", "m", "wss/browser", 1)
+	if err := ch.Publish("amq.topic", "wss.browser", false, false, amqp.Publishing{Body: []byte("to the browser over TLS")}); err != nil {
+		t.Fatal(err)
+	}
+	var got []browserMQTTMsg
+	e.waitMsgs("m", 1, &got)
+	if got[0].Topic != "wss/browser" || got[0].Text != "to the browser over TLS" {
+		t.Fatalf("MQTT.js got %+v", got[0])
+	}
+
+	e.call(&c, "stompConnect", "s", "wss://"+stompAddr+"/ws", map[string]string{"login": "guest", "passcode": "guest", "host": "/"})
+	if !c.OK || c.Version != "1.2" {
+		t.Fatalf("stompjs over wss://: %+v", c)
+	}
+	q := amqpName(t, "q")
+	if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.call(nil, "stompSend", "s", "/amq/queue/"+q, "from the browser over TLS", map[string]string{})
+	if d := getOne(t, ch, q); string(d.Body) != "from the browser over TLS" {
+		t.Fatalf("AMQP got %q", d.Body)
+	}
+	for _, p := range []string{"Web MQTT 3.1.1", "Web STOMP 1.2"} {
+		if ci := findConnByProtocol(t, tb.Srv, p); ci.TLS == nil {
+			t.Fatalf("%s connection listed without TLS: %+v", p, ci)
+		}
+	}
+	e.call(nil, "mqttEnd", "m")
+	e.call(nil, "stompClose", "s")
 	if p := e.problems(); p != "" {
 		t.Fatal(p)
 	}
