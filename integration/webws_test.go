@@ -460,8 +460,7 @@ func TestWebSocketListenersAndShutdown(t *testing.T) {
 			t.Errorf("connection %s: peer %s:%d", ci.Name, ci.PeerHost, ci.PeerPort)
 		}
 	}
-	if !protos["MQTT 5.0"] { // STOMP connections are not listed by Connections yet
-
+	if !protos["Web MQTT 5.0"] || !protos["Web STOMP 1.2"] { // RabbitMQ's names for them
 		t.Fatalf("connections listed: %v", protos)
 	}
 

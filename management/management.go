@@ -86,6 +86,7 @@ type Broker interface {
 	Unbind(vhost, source, destType, dest, key string, args amqp.Table) error
 
 	Connections() []server.ConnectionInfo
+	ConnectionsByProtocol() map[string]int
 	Connection(name string) (server.ConnectionInfo, error)
 	CloseConnection(name, reason string) error
 	Channels(connection string) ([]server.ChannelInfo, error)

@@ -75,6 +75,10 @@ var (
 	// own prefix.
 	mTLSFailures = desc("warren_tls_handshake_failures_total", "Total number of TLS handshakes that failed on the AMQPS listeners")
 
+	// Not a RabbitMQ metric either: rabbitmq_prometheus 3.10 counts connections of every protocol
+	// together (rabbitmq_connections).
+	mConnsByProto = desc("warren_connections", "Connections currently open, by protocol as /api/connections names it (AMQP 0-9-1, MQTT 3.1.1, Web MQTT 3.1.1, STOMP 1.2, Web STOMP 1.2, ...)", "protocol")
+
 	mAlarmFD   = desc("rabbitmq_alarms_file_descriptor_limit", "is 1 if file descriptor limit alarm is in effect")
 	mAlarmDisk = desc("rabbitmq_alarms_free_disk_space_watermark", "is 1 if free disk space watermark alarm is in effect")
 	mAlarmMem  = desc("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect")
@@ -170,6 +174,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	o := c.b.Overview()
 	gauge(mConnections, float64(o.Connections))
+	for p, n := range c.b.ConnectionsByProtocol() {
+		gauge(mConnsByProto, float64(n), p)
+	}
 	gauge(mChannels, float64(o.Channels))
 	gauge(mConsumers, float64(o.Consumers))
 	gauge(mQueues, float64(o.Queues))

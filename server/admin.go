@@ -120,7 +120,7 @@ type Overview struct {
 func (s *Server) Overview() Overview {
 	o := Overview{Node: s.NodeName(), ClusterName: s.ClusterName(), Listeners: s.Listeners()}
 	conns := s.openConns()
-	o.Connections = len(conns)
+	o.Connections = len(conns) + len(s.openMQTTConns()) + len(s.openSTOMPConns()) // as RabbitMQ counts them
 	for _, c := range conns {
 		o.Channels += len(c.channelList())
 	}
@@ -499,6 +499,9 @@ func (s *Server) Connections() []ConnectionInfo {
 	for _, c := range s.openMQTTConns() {
 		out = append(out, c.info())
 	}
+	for _, sc := range s.openSTOMPConns() {
+		out = append(out, sc.info())
+	}
 	return out
 }
 
@@ -517,6 +520,9 @@ func (s *Server) Connection(name string) (ConnectionInfo, error) {
 	if c == nil {
 		if mc := s.findMQTTConn(name); mc != nil {
 			return mc.info(), nil
+		}
+		if sc := s.findSTOMPConn(name); sc != nil {
+			return sc.info(), nil
 		}
 		return ConnectionInfo{}, ErrNotFound
 	}

@@ -147,6 +147,11 @@ func (s *Server) checkConnectionLimit(vh *vhost, user string) error {
 			n++
 		}
 	}
+	for _, sc := range s.openSTOMPConns() {
+		if sc.vhost == vh {
+			n++
+		}
+	}
 	if n < limit {
 		return nil
 	}

@@ -343,6 +343,12 @@ func (s *Server) CloseConnection(name, reason string) error {
 			mc.closeFromOutside(mqtt.AdministrativeAction)
 			return nil
 		}
+		if sc := s.findSTOMPConn(name); sc != nil {
+			// RabbitMQ 3.10.8 sends "AMQP channel died" with an Erlang term as the body; Warren
+			// says it as it does for a deleted vhost.
+			sc.closeFromOutside("connection_forced", "CONNECTION_FORCED - "+reason+"\n")
+			return nil
+		}
 		return ErrNotFound
 	}
 	c.closeFromOutside(amqp.ConnectionForced, "CONNECTION_FORCED - "+reason)

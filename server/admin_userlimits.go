@@ -123,6 +123,11 @@ func (s *Server) checkUserConnectionLimit(name string) error {
 			n++
 		}
 	}
+	for _, sc := range s.openSTOMPConns() {
+		if sc.user.name == name {
+			n++
+		}
+	}
 	if n < limit {
 		return nil
 	}

@@ -3,7 +3,8 @@
 //
 // # Goroutines
 //
-// Server.Serve runs the accept loop. Every accepted connection gets a read loop (serveConn, which owns
+// Server.Serve runs the accept loop (with Options.ConnectionMax it waits for a free slot before each
+// Accept; a connection's Close gives its slot back, Shutdown wakes it). Every accepted connection gets a read loop (serveConn, which owns
 // the connection's channels and all protocol state) and a write loop (outbound.run), both counted in
 // Server.wg; the read loop waits for its write loop before it returns. A direct connection
 // (DialDirect, direct.go: an in-process pipe for the plugins) gets the same two, counted the same

@@ -84,16 +84,20 @@ func protocolRank(p string) int {
 		return 3
 	case ProtocolWebMQTT:
 		return 4
-	case ProtocolWebSTOMP:
+	case ProtocolWebMQTTS:
 		return 5
-	case ProtocolMQTT:
+	case ProtocolWebSTOMP:
 		return 6
-	case ProtocolMQTTS:
+	case ProtocolWebSTOMPS:
 		return 7
-	case ProtocolSTOMP:
+	case ProtocolMQTT:
 		return 8
-	case ProtocolSTOMPS:
+	case ProtocolMQTTS:
 		return 9
+	case ProtocolSTOMP:
+		return 10
+	case ProtocolSTOMPS:
+		return 11
 	}
-	return 10
+	return 12
 }

@@ -548,6 +548,9 @@ func (c *mqttConn) info() ConnectionInfo {
 		Channels: 1, ChannelMax: 1, Heartbeat: int(c.keepAlive / time.Second),
 		ClientProperties: amqp.Table{"client_id": c.clientID, "product": "MQTT client"},
 	}
+	if web, _ := webConn(c.nc); web {
+		ci.Protocol = "Web " + ci.Protocol // RabbitMQ's "Web MQTT 3.1.1"
+	}
 	ci.Host, ci.Port = splitAddr(c.nc.LocalAddr())
 	ci.PeerHost, ci.PeerPort = splitAddr(c.nc.RemoteAddr())
 	if m, ok := c.nc.(*meteredConn); ok {

@@ -219,6 +219,9 @@ func (c *mqttConn) tlsConn() *tls.Conn {
 	if m, ok := nc.(*meteredConn); ok {
 		nc = m.Conn
 	}
+	if web, tc := webConn(nc); web {
+		return tc // wss://: the HTTP server did the handshake
+	}
 	tc, _ := nc.(*tls.Conn)
 	return tc
 }

@@ -58,6 +58,11 @@ type Options struct {
 	// HandshakeTimeout bounds the time from accept to connection.open, a TLS handshake included
 	// (0: 10s).
 	HandshakeTimeout time.Duration
+	// ConnectionMax bounds the open connections of each AMQP, MQTT, STOMP and stream listener
+	// (TLS ones included; not Web MQTT and Web STOMP), as RabbitMQ's connection_max (its listeners'
+	// ranch max_connections): at the bound the listener accepts nothing more until one of its
+	// connections closes, and new clients wait in the socket's backlog. 0: no bound (infinity).
+	ConnectionMax int
 	// Store holds durable state. nil: a fresh in-memory store, owned and closed by the server. A
 	// store passed in belongs to the caller, who closes it after Shutdown.
 	Store storage.Store
@@ -268,6 +273,10 @@ type Server struct {
 	// wg counts every goroutine the server starts: accept loops, read loops and write loops.
 	wg sync.WaitGroup
 
+	// acceptStop is closed by Shutdown: it wakes accept loops waiting for a slot (ConnectionMax).
+	acceptStop     chan struct{}
+	acceptStopOnce sync.Once
+
 	mu struct {
 		sync.Mutex
 		closed    bool
@@ -291,6 +300,7 @@ func New(opts Options) (*Server, error) {
 		log:      opts.Logger,
 		loopback: map[string]bool{},
 	}
+	s.acceptStop = make(chan struct{})
 	s.mu.listeners = map[net.Listener]Listener{}
 	s.mu.added = map[*Listener]struct{}{}
 	s.mu.conns = map[*conn]struct{}{}
@@ -376,9 +386,29 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 	s.log.Info("listener started", attrs...)
 	s.startSampler()
 	var backoff time.Duration
+	var slots chan struct{} // ConnectionMax: a slot is taken before Accept, given back on Close
+	if s.opts.ConnectionMax > 0 {
+		slots = make(chan struct{}, s.opts.ConnectionMax)
+	}
 	for {
+		if slots != nil {
+			select {
+			case slots <- struct{}{}:
+			default:
+				s.log.Warn("connection_max reached: not accepting until a connection closes", "protocol", l.Protocol,
+					"addr", ln.Addr().String(), "connection_max", s.opts.ConnectionMax)
+				select {
+				case slots <- struct{}{}:
+				case <-s.acceptStop:
+					return ErrServerClosed
+				}
+			}
+		}
 		nc, err := ln.Accept()
 		if err != nil {
+			if slots != nil {
+				<-slots
+			}
 			if s.isClosed() {
 				return ErrServerClosed
 			}
@@ -392,16 +422,20 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 			return fmt.Errorf("warren: accept: %w", err)
 		}
 		backoff = 0
+		mc := s.meter(nc)
+		if slots != nil {
+			mc.(*meteredConn).release = func() { <-slots }
+		}
 		var served bool
 		switch l.Protocol {
 		case ProtocolMQTT, ProtocolMQTTS:
-			served = s.serveMQTTConn(newMQTTConn(s, s.meter(nc)))
+			served = s.serveMQTTConn(newMQTTConn(s, mc))
 		case ProtocolSTOMP, ProtocolSTOMPS:
-			served = s.serveSTOMPConn(newStompConn(s, s.meter(nc)))
+			served = s.serveSTOMPConn(newStompConn(s, mc))
 		case ProtocolStream, ProtocolStreamTLS:
-			served = serveTracked(s, s.mu.sconns, newStreamConn(s, s.meter(nc), advHost, advPort))
+			served = serveTracked(s, s.mu.sconns, newStreamConn(s, mc, advHost, advPort))
 		default:
-			served = s.serveConn(newConn(s, s.meter(nc)))
+			served = s.serveConn(newConn(s, mc))
 		}
 		if !served {
 			nc.Close()
@@ -453,6 +487,7 @@ func (s *Server) isClosed() bool {
 // Shutdown still waits for the goroutines (which then end promptly) before returning ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopFederation() // its links publish through the broker
+	s.acceptStopOnce.Do(func() { close(s.acceptStop) })
 	s.mu.Lock()
 	s.mu.closed = true
 	for ln := range s.mu.listeners {

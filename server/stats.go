@@ -238,6 +238,7 @@ type meteredConn struct {
 	recvOct, sendOct atomic.Int64
 	recvCnt, sendCnt atomic.Int64
 	closed           atomic.Bool
+	release          func() // gives the listener's ConnectionMax slot back on Close; nil: none
 }
 
 // meter wraps an accepted socket (called by Serve) and counts the connection as created.
@@ -272,6 +273,9 @@ func (m *meteredConn) countSend(n int) {
 func (m *meteredConn) Close() error {
 	if m.closed.CompareAndSwap(false, true) {
 		m.srv.adm.stats.inc(sConnClosed)
+		if m.release != nil {
+			m.release()
+		}
 	}
 	return m.Conn.Close()
 }

@@ -440,6 +440,13 @@ func (sc *stompConn) connect() bool {
 		sc.writeErrorDirect("Bad CONNECT", "Virtual host '"+vname+"' access denied")
 		return false
 	}
+	// The vhost's and the user's max-connections count STOMP connections as AMQP and MQTT ones;
+	// RabbitMQ 3.10.8 refuses one over either limit as an inaccessible vhost.
+	if s.checkConnectionLimit(vh, u.name) != nil || s.checkUserConnectionLimit(u.name) != nil {
+		sc.log.Info("STOMP connection refused: connection limit reached", "user", u.name, "vhost", vh.name)
+		sc.writeErrorDirect("Bad CONNECT", "Virtual host '"+vname+"' access denied")
+		return false
+	}
 	sc.user, sc.vhost = u, vh
 	sc.openVhost.Store(vh)
 	if s.vhost(vname) != vh { // deleted meanwhile: DeleteVhost listed us before the Store, or not

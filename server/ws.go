@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,10 +35,13 @@ import (
 // read loop, as on a socket), and, once closed, its closer (the close handshake, at most
 // wsCloseWait; counted in Server.wg).
 
-// The Web MQTT and Web STOMP listeners' protocols, as RabbitMQ's /api/overview names them.
+// The Web MQTT and Web STOMP listeners' protocols, as RabbitMQ's /api/overview names them; the
+// TLS ones (wss://) are web_mqtt.ssl.port's and web_stomp.ssl.port's.
 const (
-	ProtocolWebMQTT  = "http/web-mqtt"
-	ProtocolWebSTOMP = "http/web-stomp"
+	ProtocolWebMQTT   = "http/web-mqtt"
+	ProtocolWebSTOMP  = "http/web-stomp"
+	ProtocolWebMQTTS  = "https/web-mqtt"
+	ProtocolWebSTOMPS = "https/web-stomp"
 )
 
 // wsPath is the WebSocket endpoint of both plugins (web_mqtt.ws_path, web_stomp.ws_path).
@@ -60,24 +64,40 @@ const wsReadLimitSlack = 1 << 20
 // Shutdown, as ServeMQTT does on TCP; the listener is listed as RabbitMQ's "http/web-mqtt". It
 // always returns a non-nil error, ErrServerClosed after Shutdown.
 func (s *Server) ServeWebMQTT(ln net.Listener) error {
-	return s.serveWS(ln, ProtocolWebMQTT)
+	return s.serveWS(ln, Listener{Protocol: ProtocolWebMQTT}, true)
+}
+
+// ServeWebMQTTTLS is ServeWebMQTT over TLS (wss://), listed as RabbitMQ's "https/web-mqtt", with
+// files as for ServeTLS. The TLS handshake runs on the HTTP connection's goroutine, within the
+// handshake timeout (the HTTP server's header timeout bounds it).
+func (s *Server) ServeWebMQTTTLS(ln net.Listener, cfg *tls.Config, files TLSFiles) error {
+	return s.serveWS(tls.NewListener(ln, cfg), Listener{Protocol: ProtocolWebMQTTS, Files: files}, true)
 }
 
 // ServeWebSTOMP serves Web STOMP (STOMP over WebSockets at /ws; the broker writes text messages,
 // and reads text and binary ones) on ln until Shutdown, as ServeSTOMP does on TCP; the listener is
 // listed as RabbitMQ's "http/web-stomp".
 func (s *Server) ServeWebSTOMP(ln net.Listener) error {
-	return s.serveWS(ln, ProtocolWebSTOMP)
+	return s.serveWS(ln, Listener{Protocol: ProtocolWebSTOMP}, false)
 }
 
-func (s *Server) serveWS(ln net.Listener, protocol string) error {
+// ServeWebSTOMPTLS is ServeWebSTOMP over TLS (wss://), listed as RabbitMQ's "https/web-stomp", as
+// ServeWebMQTTTLS is ServeWebMQTT.
+func (s *Server) ServeWebSTOMPTLS(ln net.Listener, cfg *tls.Config, files TLSFiles) error {
+	return s.serveWS(tls.NewListener(ln, cfg), Listener{Protocol: ProtocolWebSTOMPS, Files: files}, false)
+}
+
+// serveWS serves l (a Web MQTT listener if mqtt, else a Web STOMP one) on ln.
+func (s *Server) serveWS(ln net.Listener, l Listener, mqtt bool) error {
+	protocol := l.Protocol
 	s.mu.Lock()
 	if s.mu.closed {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrServerClosed
 	}
-	s.mu.listeners[ln] = Listener{Protocol: protocol, Addr: ln.Addr()}
+	l.Addr = ln.Addr()
+	s.mu.listeners[ln] = l
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
@@ -87,7 +107,7 @@ func (s *Server) serveWS(ln net.Listener, protocol string) error {
 		s.mu.Unlock()
 	}()
 
-	h := &wsHandler{srv: s, protocol: protocol}
+	h := &wsHandler{srv: s, protocol: protocol, mqtt: mqtt}
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: s.opts.HandshakeTimeout,
@@ -111,6 +131,7 @@ func (s *Server) serveWS(ln net.Listener, protocol string) error {
 type wsHandler struct {
 	srv      *Server
 	protocol string
+	mqtt     bool // Web MQTT, else Web STOMP
 }
 
 func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +152,7 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 	subprotocols, typ := webMQTTSubprotocols, websocket.MessageBinary
-	if h.protocol == ProtocolWebSTOMP {
+	if !h.mqtt {
 		subprotocols, typ = webSTOMPSubprotocols, websocket.MessageText
 	}
 	hj := &hijackRecorder{ResponseWriter: w}
@@ -144,7 +165,7 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept answered the request
 	}
 	ws.SetReadLimit(int64(s.opts.MaxMessageSize) + wsReadLimitSlack)
-	wc := newWSConn(ws, hj.conn, typ, h.protocol == ProtocolWebMQTT, &s.wg)
+	wc := newWSConn(ws, hj.conn, typ, h.mqtt, &s.wg)
 	nc := s.meter(wc)
 	// The reader runs before the front end reads; it ends when the WebSocket closes.
 	s.wg.Add(1)
@@ -153,7 +174,7 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wc.pump()
 	}()
 	var served bool
-	if h.protocol == ProtocolWebMQTT {
+	if h.mqtt {
 		served = s.serveMQTTConn(newMQTTConn(s, nc))
 	} else {
 		served = s.serveSTOMPConn(newStompConn(s, nc))
@@ -190,7 +211,7 @@ const wsCloseWait = closeOkTimeout
 // read loop.
 type wsConn struct {
 	ws         *websocket.Conn
-	raw        net.Conn // the hijacked TCP connection
+	raw        net.Conn // the hijacked TCP connection (a *tls.Conn, handshake done, on wss://)
 	typ        websocket.MessageType
 	binaryOnly bool     // Web MQTT: text messages are ignored, as RabbitMQ ignores them
 	pr, pw     net.Conn // pump writes pw; Read reads pr
@@ -200,6 +221,20 @@ type wsConn struct {
 
 	closes atomic.Int32    // Close calls: the first closes with a handshake, later ones do nothing
 	wg     *sync.WaitGroup // Server.wg: counts the closer goroutine
+}
+
+// webConn reports whether nc, a connection as a front end holds it (metered), is a WebSocket, and
+// its TLS connection if it came over wss://.
+func webConn(nc net.Conn) (web bool, tc *tls.Conn) {
+	if m, ok := nc.(*meteredConn); ok {
+		nc = m.Conn
+	}
+	w, ok := nc.(*wsConn)
+	if !ok {
+		return false, nil
+	}
+	tc, _ = w.raw.(*tls.Conn)
+	return true, tc
 }
 
 func newWSConn(ws *websocket.Conn, raw net.Conn, typ websocket.MessageType, binaryOnly bool, wg *sync.WaitGroup) *wsConn {

@@ -54,6 +54,7 @@ type Config struct {
 	MaxMessageSize   int
 	ConsumerTimeout  time.Duration // negative: never
 	HandshakeTimeout time.Duration
+	ConnectionMax    int // connection_max: per AMQP, MQTT, STOMP and stream listener; 0: infinity
 	DiskFreeLimit    int64
 	SyncInterval     time.Duration // store_sync_interval: unsynced store writes reach the disk within it
 
@@ -144,6 +145,8 @@ type TLSConfig struct {
 	AMQPSAddr        string // listeners.ssl.default (port or ip:port)
 	STOMPSAddr       string // stomp.listeners.ssl.1, --stomps-addr, WARREN_STOMPS_ADDR (STOMP over TLS)
 	MQTTSAddr        string // mqtt.listeners.ssl.default (port or ip:port), with the same files
+	WebMQTTSAddr     string // web_mqtt.ssl.port, --web-mqtts-addr, WARREN_WEB_MQTTS_ADDR (Web MQTT over TLS, wss://), with the same files
+	WebSTOMPSAddr    string // web_stomp.ssl.port, --web-stomps-addr, WARREN_WEB_STOMPS_ADDR (Web STOMP over TLS, wss://), with the same files
 	CACertFile       string // ssl_options.cacertfile
 	CertFile         string // ssl_options.certfile
 	KeyFile          string // ssl_options.keyfile
@@ -154,6 +157,11 @@ type TLSConfig struct {
 	HTTPSCertFile    string // management.ssl.certfile
 	HTTPSKeyFile     string // management.ssl.keyfile
 	HTTPSCACertFile  string // management.ssl.cacertfile
+}
+
+// anyListener reports whether a TLS listener is configured.
+func (t TLSConfig) anyListener() bool {
+	return t.AMQPSAddr != "" || t.HTTPSAddr != "" || t.MQTTSAddr != "" || t.STOMPSAddr != "" || t.WebMQTTSAddr != "" || t.WebSTOMPSAddr != ""
 }
 
 func defaultConfig() Config {
@@ -194,6 +202,7 @@ func (c *Config) serverOptions() server.Options {
 		DefaultVhost:         c.DefaultVhost,
 		LoopbackUsers:        c.LoopbackUsers,
 		HandshakeTimeout:     c.HandshakeTimeout,
+		ConnectionMax:        c.ConnectionMax,
 		DiskFreeLimit:        c.DiskFreeLimit,
 		MemoryCheckInterval:  c.MemoryMonitorInterval,
 		ConsumerTimeout:      c.ConsumerTimeout,
@@ -295,6 +304,22 @@ var settings = []setting{
 	{flag: "consumer-timeout", env: "WARREN_CONSUMER_TIMEOUT", usage: "close a channel holding a delivery unacknowledged this long, in `ms` (or a Go duration); negative: never",
 		set:  func(c *Config, v string) (err error) { c.ConsumerTimeout, err = parseMillis(v, true); return },
 		show: func(c *Config) string { return c.ConsumerTimeout.String() }},
+	{flag: "connection-max", env: "WARREN_CONNECTION_MAX", usage: "most open connections of each AMQP, MQTT, STOMP and stream listener, a `number` or infinity (connection_max); at it the listener accepts nothing more until one closes",
+		set: func(c *Config, v string) error {
+			if v == "infinity" {
+				c.ConnectionMax = 0
+				return nil
+			}
+			n, err := parseInt(v, 1, math.MaxInt32)
+			c.ConnectionMax = int(n)
+			return err
+		},
+		show: func(c *Config) string {
+			if c.ConnectionMax == 0 {
+				return "infinity"
+			}
+			return strconv.Itoa(c.ConnectionMax)
+		}},
 	{flag: "handshake-timeout", env: "WARREN_HANDSHAKE_TIMEOUT", usage: "time allowed from accept to connection.open, in `ms` (or a Go duration)",
 		set:  func(c *Config, v string) (err error) { c.HandshakeTimeout, err = parseMillis(v, false); return },
 		show: func(c *Config) string { return c.HandshakeTimeout.String() }},
@@ -350,6 +375,12 @@ var settings = []setting{
 	{flag: "web-stomp-addr", env: "WARREN_WEB_STOMP_ADDR", usage: "Web STOMP (STOMP over WebSockets at /ws) listen address, `host:port` or a port, usually 15674 (web_stomp.tcp.port); empty: off",
 		set:  func(c *Config, v string) (err error) { c.WebSTOMPAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.WebSTOMPAddr }},
+	{flag: "web-mqtts-addr", env: "WARREN_WEB_MQTTS_ADDR", usage: "Web MQTT over TLS (wss://, at /ws) listen address, `host:port` or a port, usually 15676 (web_mqtt.ssl.port), with the AMQPS certificates; empty: off",
+		set:  func(c *Config, v string) (err error) { c.TLS.WebMQTTSAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.TLS.WebMQTTSAddr }},
+	{flag: "web-stomps-addr", env: "WARREN_WEB_STOMPS_ADDR", usage: "Web STOMP over TLS (wss://, at /ws) listen address, `host:port` or a port, usually 15673 (web_stomp.ssl.port), with the AMQPS certificates; empty: off",
+		set:  func(c *Config, v string) (err error) { c.TLS.WebSTOMPSAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.TLS.WebSTOMPSAddr }},
 	{flag: "stomp-addr", env: "WARREN_STOMP_ADDR", usage: "STOMP listen address, `host:port` or a port, usually 61613 (stomp.listeners.tcp.1); empty: off",
 		set:  func(c *Config, v string) (err error) { c.STOMPAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.STOMPAddr }},
@@ -400,6 +431,8 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"stomp.listeners.ssl.1":    byEnv("WARREN_STOMPS_ADDR"),
 	"web_mqtt.tcp.port":        func(c *Config, v string) (err error) { c.WebMQTTAddr, err = setPort(c.WebMQTTAddr, v); return },
 	"web_stomp.tcp.port":       func(c *Config, v string) (err error) { c.WebSTOMPAddr, err = setPort(c.WebSTOMPAddr, v); return },
+	"web_mqtt.ssl.port":        byEnv("WARREN_WEB_MQTTS_ADDR"),
+	"web_stomp.ssl.port":       byEnv("WARREN_WEB_STOMPS_ADDR"),
 	"stomp.default_user":       byEnv("WARREN_STOMP_DEFAULT_USER"),
 	"stomp.default_pass":       byEnv("WARREN_STOMP_DEFAULT_PASS"),
 	"stomp.default_vhost":      byEnv("WARREN_STOMP_DEFAULT_VHOST"),
@@ -412,6 +445,7 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"max_message_size":         byEnv("WARREN_MAX_MESSAGE_SIZE"),
 	"consumer_timeout":         byEnv("WARREN_CONSUMER_TIMEOUT"),
 	"handshake_timeout":        byEnv("WARREN_HANDSHAKE_TIMEOUT"),
+	"connection_max":           byEnv("WARREN_CONNECTION_MAX"),
 	"disk_free_limit.absolute": byEnv("WARREN_DISK_FREE_LIMIT"),
 	"store_sync_interval":      byEnv("WARREN_STORE_SYNC_INTERVAL"),
 	"log.console.level":        byEnv("WARREN_LOG_LEVEL"),
@@ -610,8 +644,14 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: management.ssl.%s differs from ssl_options.%s: Warren serves HTTPS with the same files as AMQPS", where, f.key, f.key)
 		}
 	}
-	if t.AMQPSAddr == "" && t.HTTPSAddr == "" && t.MQTTSAddr == "" && t.STOMPSAddr == "" && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
-		return fmt.Errorf("%s: certificate files given without --amqps-addr, --https-addr, --mqtts-addr or --stomps-addr (listeners.ssl.default, management.ssl.port, mqtt.listeners.ssl.default, stomp.listeners.ssl.1): they would do nothing", where)
+	if !t.anyListener() && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
+		return fmt.Errorf("%s: certificate files given without --amqps-addr, --https-addr, --mqtts-addr, --stomps-addr, --web-mqtts-addr or --web-stomps-addr (listeners.ssl.default, management.ssl.port, mqtt.listeners.ssl.default, stomp.listeners.ssl.1, web_mqtt.ssl.port, web_stomp.ssl.port): they would do nothing", where)
+	}
+	if t.WebMQTTSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return fmt.Errorf("%s: web_mqtt.ssl.port needs ssl_options.certfile and ssl_options.keyfile", where)
+	}
+	if t.WebSTOMPSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return fmt.Errorf("%s: web_stomp.ssl.port needs ssl_options.certfile and ssl_options.keyfile", where)
 	}
 	if t.MQTTSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return fmt.Errorf("%s: mqtt.listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile", where)

@@ -143,13 +143,13 @@ func TestTLSListenersListed(t *testing.T) {
 	caFile, certFile, keyFile := writeTestPKI(t, dir)
 	srv := testbroker.Start(t).Srv
 	fail := make(chan error, 2)
-	tl, err := startTLS(TLSConfig{AMQPSAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", MQTTSAddr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, CACertFile: caFile},
+	tl, err := startTLS(TLSConfig{AMQPSAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", MQTTSAddr: "127.0.0.1:0", WebMQTTSAddr: "127.0.0.1:0", WebSTOMPSAddr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, CACertFile: caFile},
 		slog.New(slog.DiscardHandler), srv, fail, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tl.close()
-	var amqps, https, mqtts string
+	var amqps, https, mqtts, webMQTTS, webSTOMPS string
 	// The AMQPS and MQTTS listeners are listed by their Serve goroutines.
 	wait.For(t, 10*time.Second, "the amqp/ssl, https and mqtt/ssl listeners listed", func() bool {
 		for _, l := range srv.AllListeners() {
@@ -160,9 +160,13 @@ func TestTLSListenersListed(t *testing.T) {
 				https = l.Addr.String()
 			case server.ProtocolMQTTS:
 				mqtts = l.Addr.String()
+			case server.ProtocolWebMQTTS:
+				webMQTTS = l.Addr.String()
+			case server.ProtocolWebSTOMPS:
+				webSTOMPS = l.Addr.String()
 			}
 		}
-		return amqps != "" && https != "" && mqtts != ""
+		return amqps != "" && https != "" && mqtts != "" && webMQTTS != "" && webSTOMPS != ""
 	})
 	client, err := healthClient(caFile)
 	if err != nil {
@@ -185,13 +189,15 @@ func TestTLSListenersListed(t *testing.T) {
 		return string(b)
 	}
 	ov := get("/api/overview", 200)
-	for _, want := range []string{`"protocol":"amqp/ssl"`, `"protocol":"https"`, `"protocol":"mqtt/ssl"`, `"ssl":"true"`, `"certfile":"` + certFile + `"`} {
+	for _, want := range []string{`"protocol":"amqp/ssl"`, `"protocol":"https"`, `"protocol":"mqtt/ssl"`, `"protocol":"https/web-mqtt"`, `"protocol":"https/web-stomp"`, `"ssl":"true"`, `"certfile":"` + certFile + `"`} {
 		if !strings.Contains(ov, want) {
 			t.Errorf("overview has no %s: %s", want, ov)
 		}
 	}
 	get("/api/health/checks/protocol-listener/amqps", 200)
 	get("/api/health/checks/protocol-listener/https", 200)
+	get("/api/health/checks/protocol-listener/web-mqtt+tls", 200)
+	get("/api/health/checks/protocol-listener/web-stomp+tls", 200)
 	get("/api/health/checks/certificate-expiration/1/days", 503) // the test certificates last an hour
 	// A plain-TCP client on the AMQPS port fails the TLS handshake.
 	c, err := net.Dial("tcp", amqps)

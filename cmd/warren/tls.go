@@ -22,6 +22,7 @@ type tlsListeners struct {
 	amqpsLn   net.Listener
 	stompsLn  net.Listener
 	mqttsLn   net.Listener
+	webLns    []net.Listener
 	cfg       *server.TLS // nil without TLS listeners
 	log       *slog.Logger
 	closeOnce sync.Once
@@ -29,12 +30,13 @@ type tlsListeners struct {
 	wg        sync.WaitGroup
 }
 
-// startTLS loads the certificates and starts the AMQPS, MQTTS, STOMPS and HTTPS listeners f asks for (f was
+// startTLS loads the certificates and starts the AMQPS, MQTTS, STOMPS, Web MQTT and Web STOMP over TLS
+// and HTTPS listeners f asks for (f was
 // validated by loadConfig). Serve errors other than a clean close go to fail without blocking.
 // With no TLS listener configured it returns a value whose reload and close do nothing.
 func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- error, mopts []management.Option) (*tlsListeners, error) {
 	t := &tlsListeners{log: log}
-	if f.AMQPSAddr == "" && f.HTTPSAddr == "" && f.MQTTSAddr == "" && f.STOMPSAddr == "" {
+	if !f.anyListener() {
 		return t, nil
 	}
 	cfg, err := server.LoadTLS(server.TLSFiles{
@@ -88,6 +90,27 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 		mqttsLn = ln
 		lns = append(lns, ln)
 	}
+	type webListener struct {
+		name  string
+		ln    net.Listener
+		serve func(net.Listener, *tls.Config, server.TLSFiles) error
+	}
+	var webLns []webListener
+	for _, w := range []struct {
+		name, addr string
+		serve      func(net.Listener, *tls.Config, server.TLSFiles) error
+	}{{"web_mqtt_tls", f.WebMQTTSAddr, srv.ServeWebMQTTTLS}, {"web_stomp_tls", f.WebSTOMPSAddr, srv.ServeWebSTOMPTLS}} {
+		if w.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", w.addr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%s listener: %w", w.name, err)
+		}
+		webLns = append(webLns, webListener{w.name, ln, w.serve})
+		lns = append(lns, ln)
+	}
 	report := func(what string, err error) {
 		select {
 		case fail <- fmt.Errorf("%s: %w", what, err):
@@ -128,6 +151,17 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 		}()
 		t.mqttsLn = mqttsLn
 		attrs = append(attrs, "mqtts", mqttsLn.Addr().String())
+	}
+	for _, w := range webLns {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			if err := w.serve(w.ln, tc, cfg.Files()); err != nil && !errors.Is(err, server.ErrServerClosed) && !t.closing.Load() {
+				report(w.name, err)
+			}
+		}()
+		t.webLns = append(t.webLns, w.ln)
+		attrs = append(attrs, w.name, w.ln.Addr().String())
 	}
 	if httpsLn != nil {
 		t.hs = &http.Server{Handler: management.NewHandler(srv, log, mopts...), ReadHeaderTimeout: 10 * time.Second,
@@ -178,6 +212,9 @@ func (t *tlsListeners) close() {
 		}
 		if t.mqttsLn != nil {
 			t.mqttsLn.Close()
+		}
+		for _, ln := range t.webLns {
+			ln.Close()
 		}
 		if t.hs != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -218,6 +218,20 @@ func (b *Broker) StartWebSTOMP(t testing.TB) string {
 	return b.startExtra(t, b.Srv.ServeWebSTOMP)
 }
 
+// StartWebMQTTTLS serves Web MQTT over TLS (ServeWebMQTTTLS, wss://ADDR/ws) with cfg on
+// 127.0.0.1:0 and returns its address. It ends with the broker (Stop).
+func (b *Broker) StartWebMQTTTLS(t testing.TB, cfg *tls.Config) string {
+	t.Helper()
+	return b.startExtra(t, func(ln net.Listener) error { return b.Srv.ServeWebMQTTTLS(ln, cfg, server.TLSFiles{}) })
+}
+
+// StartWebSTOMPTLS serves Web STOMP over TLS (ServeWebSTOMPTLS, wss://ADDR/ws) with cfg on
+// 127.0.0.1:0 and returns its address. It ends with the broker (Stop).
+func (b *Broker) StartWebSTOMPTLS(t testing.TB, cfg *tls.Config) string {
+	t.Helper()
+	return b.startExtra(t, func(ln net.Listener) error { return b.Srv.ServeWebSTOMPTLS(ln, cfg, server.TLSFiles{}) })
+}
+
 func (b *Broker) startExtra(t testing.TB, serve func(net.Listener) error) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
