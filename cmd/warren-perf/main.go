@@ -62,8 +62,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 )
 
@@ -109,7 +111,7 @@ func mainCode() int {
 	flag.BoolVar(&cfg.random, "random", false, "random bodies, a new one per message (default: zeros, which a store compresses)")
 	flag.StringVar(&cfg.client, "client", "amqp091", "AMQP client for producers and consumers: amqp091 (github.com/rabbitmq/amqp091-go) or raw (a minimal client on Warren's codec, for latency; no --confirm, plain amqp:// only)")
 	flag.StringVar(&cfg.pacer, "pacer", "timerfd", "with --rate: timerfd (evenly spaced; Linux, else sleep) or sleep (Go timers: about 1 ms granularity, so bursts)")
-	flag.DurationVar(&cfg.heartbeat, "heartbeat", 10*time.Second, "AMQP heartbeat interval the client asks for")
+	flag.DurationVar(&cfg.heartbeat, "heartbeat", 10*time.Second, "AMQP heartbeat interval the client asks for (with --idle-conns --protocol mqtt: the MQTT keepalive)")
 	flag.StringVar(&cfg.protocol, "protocol", "amqp", "amqp (AMQP 0-9-1 on --url), mqtt (MQTT 3.1.1 with paho.mqtt.golang on --mqtt-addr) or stomp (STOMP 1.2 on --stomp-addr)")
 	flag.StringVar(&cfg.mqttAddr, "mqtt-addr", "127.0.0.1:1883", "with --protocol mqtt: the broker's MQTT listener")
 	flag.StringVar(&cfg.stompAddr, "stomp-addr", "127.0.0.1:61613", "with --protocol stomp: the broker's STOMP listener")
@@ -119,6 +121,8 @@ func mainCode() int {
 	flag.IntVar(&cfg.qos, "qos", 0, "with --protocol mqtt: QoS of publishes and subscriptions (0 or 1)")
 	flag.IntVar(&cfg.inflight, "inflight", 100, "with --protocol mqtt --qos 1: publishes awaiting their PUBACK per producer")
 	flag.DurationVar(&cfg.drainMax, "drain-max", 0, "with --protocol mqtt or stomp: stop draining after this long in all and report the rest as undrained (0: drain until done or --drain-timeout without progress)")
+	flag.BoolVar(&cfg.idleSubscribe, "idle-subscribe", false, "with --idle-conns and --protocol mqtt: each connection also subscribes at QoS 1 to a topic of its own")
+	sourceAddrs := flag.String("source-addrs", "", "with --idle-conns and --protocol mqtt: comma-separated local addresses (e.g. 127.0.0.2,127.0.0.3) to spread the connections over")
 	flag.IntVar(&idleConns, "idle-conns", 0, "memory mode: open this many idle connections (heartbeats only), hold them, report the broker's RSS")
 	flag.DurationVar(&hold, "hold", 30*time.Second, "with --idle-conns: how long to hold the connections")
 	flag.IntVar(&brokerPID, "broker-pid", 0, "with --idle-conns: the broker's process id, to read its VmRSS from /proc (RabbitMQ: beam.smp)")
@@ -196,6 +200,19 @@ func mainCode() int {
 		return 0
 	}
 	if idleConns > 0 {
+		if cfg.protocol != "amqp" && cfg.protocol != "mqtt" {
+			fatal(fmt.Errorf("--idle-conns supports --protocol amqp and mqtt"))
+		}
+		for a := range strings.SplitSeq(*sourceAddrs, ",") {
+			if a = strings.TrimSpace(a); a == "" {
+				continue
+			}
+			ip := net.ParseIP(a)
+			if ip == nil {
+				fatal(fmt.Errorf("--source-addrs: %q is not an IP address", a))
+			}
+			cfg.sourceAddrs = append(cfg.sourceAddrs, ip)
+		}
 		r, err := runIdle(cfg, idleConns, hold, brokerPID, dialParallel)
 		if err != nil {
 			fatal(err)
@@ -203,8 +220,8 @@ func mainCode() int {
 		if cfg.jsonOut {
 			json.NewEncoder(os.Stdout).Encode(r)
 		} else {
-			fmt.Printf("%d/%d idle connections open in %.1fs, %d alive after %.0fs (heartbeat %s)\n",
-				r.Opened, r.Connections, r.OpenSeconds, r.AliveAfterHold, r.HoldSeconds, r.Heartbeat)
+			fmt.Printf("%d/%d idle connections to %s open in %.1fs, %d alive after %.0fs (heartbeat/keepalive %s)\n",
+				r.Opened, r.Connections, r.URL, r.OpenSeconds, r.AliveAfterHold, r.HoldSeconds, r.Heartbeat)
 			if brokerPID > 0 {
 				fmt.Printf("broker VmRSS: before %.1f MiB, open %.1f MiB, after hold %.1f MiB: %.1f KiB per connection\n",
 					float64(r.RSSBeforeKiB)/1024, float64(r.RSSOpenKiB)/1024, float64(r.RSSHeldKiB)/1024, r.PerConnKiB)

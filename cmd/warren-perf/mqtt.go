@@ -205,6 +205,7 @@ func runMQTT(cfg *config) (*Result, error) {
 	if cfg.qos == 1 {
 		r.Confirm = cfg.inflight
 		r.ConfirmRate = float64(conf) / secs
+		r.ConfirmedAll = cnt.confirmed.Load()
 	}
 	r.Latency = cnt.lat.latency()
 	return r, nil

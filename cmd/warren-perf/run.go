@@ -44,6 +44,8 @@ type config struct {
 	topics, qos         int           // MQTT: topics, QoS of publishes and subscriptions
 	inflight            int           // MQTT QoS 1: unacknowledged publishes per producer
 	drainMax            time.Duration // MQTT, STOMP: cut the drain after this long (0: never)
+	idleSubscribe       bool          // --idle-conns with MQTT: one subscription per connection
+	sourceAddrs         []net.IP      // --idle-conns with MQTT: local addresses to spread over
 }
 
 // Result is the report; it is also the --json output. Rates are over the timed window.
@@ -79,7 +81,8 @@ type Result struct {
 	ConfirmRate  float64  `json:"confirmed_per_sec,omitempty"`
 	PublishedAll int64    `json:"published_total"`
 	ConsumedAll  int64    `json:"consumed_total"`
-	Undrained    int64    `json:"undrained,omitempty"` // MQTT, STOMP with --drain-max: still queued when the drain was cut
+	ConfirmedAll int64    `json:"confirmed_total,omitempty"` // MQTT QoS 1: PUBACKs received, drain included
+	Undrained    int64    `json:"undrained,omitempty"`       // MQTT, STOMP with --drain-max: still queued when the drain was cut
 	Latency      *Latency `json:"latency_us,omitempty"`
 	Errors       []string `json:"errors,omitempty"`
 }
