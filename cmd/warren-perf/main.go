@@ -1,5 +1,6 @@
-// Command warren-perf is an AMQP 0-9-1 load tool in the spirit of RabbitMQ's PerfTest. It points
-// at any AMQP URL, so the same run can measure Warren and RabbitMQ side by side.
+// Command warren-perf is an AMQP 0-9-1 (and MQTT and STOMP) load tool in the spirit of RabbitMQ's
+// PerfTest. It points at any AMQP URL (or MQTT / STOMP listener), so the same run can measure Warren
+// and RabbitMQ side by side.
 //
 // A run declares --queues queues (server-named unless --queue is given; non-durable and
 // auto-delete unless --durable; deleted at the end unless --keep), starts --consumers consumers
@@ -45,6 +46,16 @@
 //	warren-perf --compare --url-a WARREN_URL --url-b RABBITMQ_URL [--runs 3 --duration 10s]
 //	    runs issue 6's scenario matrix against both, alternating, each run a fresh warren-perf
 //	    process, and prints a markdown table (medians, min-max, ratio) and the raw JSON.
+//	    With --mqtt-a/--mqtt-b and --stomp-a/--stomp-b it adds the mqtt-* and stomp-* scenarios
+//	    (--scenarios 'mqtt-*,stomp-*' runs only those).
+//	warren-perf --protocol mqtt --mqtt-addr 127.0.0.1:1883 --qos 1 --consumers 10 --size 1024
+//	    the same load shape over MQTT 3.1.1 with paho.mqtt.golang (mqtt.go): --topics topics,
+//	    QoS 0 or 1, --inflight unacknowledged QoS 1 publishes per producer.
+//	warren-perf --protocol stomp --stomp-addr 127.0.0.1:61613 --size 16
+//	    the same over STOMP 1.2 /topic destinations, with a minimal client on Warren's stomp
+//	    codec (stomp.go).
+//	warren-perf --protocol mqtt --idle-conns 10000 --heartbeat 60s --hold 90s --broker-pid PID
+//	    idle MQTT connections with keepalive 60 s (--idle-subscribe: one subscription each).
 //
 // Client-side write batching: amqp091-go flushes its bufio.Writer after every frame set, so a
 // single publisher makes one write syscall per message and the client, not the broker, becomes

@@ -104,7 +104,6 @@ func runMQTT(cfg *config) (*Result, error) {
 	subsPerTopic := make([]int64, cfg.topics)
 	var subs []*mqttClient
 	var lats []*hist
-	var latMu sync.Mutex
 	for j := 0; j < cfg.consumers; j++ {
 		t := j % cfg.topics
 		lat := &hist{}
@@ -127,10 +126,12 @@ func runMQTT(cfg *config) (*Result, error) {
 			closeAll(subs)
 			return nil, fmt.Errorf("consumer %d: subscribe %s: %v", j, topics[t], tok.Error())
 		}
+		if granted, ok := tok.(*paho.SubscribeToken).Result()[topics[t]]; !ok || granted != qos {
+			closeAll(subs)
+			return nil, fmt.Errorf("consumer %d: subscribe %s at QoS %d: granted %#x", j, topics[t], qos, granted)
+		}
 		subsPerTopic[t]++
-		latMu.Lock()
 		lats = append(lats, lat)
-		latMu.Unlock()
 	}
 
 	// Producers connect before the clock starts.
