@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -66,12 +67,39 @@ var scenarios = []scenario{
 		[]string{"--rate", "10000", "--size", "16", "--client", "raw"}, []metric{latencyP50, latencyP99, latencyP999}, false},
 	{"transient-16B-raw", "transient 1 -> 1, 16 B, manual acks (prefetch 1000), raw client (--client raw)",
 		[]string{"--size", "16", "--client", "raw"}, []metric{consumedPerSec}, false},
+	// MQTT (--protocol mqtt, paho.mqtt.golang; --mqtt-a/--mqtt-b) and STOMP (--protocol stomp,
+	// the raw STOMP 1.2 client; --stomp-a/--stomp-b): the same shapes over the other protocols.
+	{"mqtt-qos0-16B", "MQTT QoS 0 1 -> 1, 16 B",
+		[]string{"--protocol", "mqtt", "--qos", "0", "--size", "16"}, []metric{consumedPerSec}, false},
+	{"mqtt-qos0-1KiB", "MQTT QoS 0 1 -> 1, 1 KiB",
+		[]string{"--protocol", "mqtt", "--qos", "0", "--size", "1024"}, []metric{consumedPerSec}, false},
+	{"mqtt-qos1-16B", "MQTT QoS 1 1 -> 1, 16 B (100 in flight; subscriber QoS 1)",
+		[]string{"--protocol", "mqtt", "--qos", "1", "--size", "16"}, []metric{consumedPerSec}, false},
+	{"mqtt-qos1-1KiB", "MQTT QoS 1 1 -> 1, 1 KiB (100 in flight; subscriber QoS 1)",
+		[]string{"--protocol", "mqtt", "--qos", "1", "--size", "1024"}, []metric{consumedPerSec}, false},
+	{"mqtt-fanout10-1KiB", "MQTT QoS 0 1 -> 10 subscribers of one topic, 1 KiB",
+		[]string{"--protocol", "mqtt", "--qos", "0", "--consumers", "10", "--size", "1024"}, []metric{deliveredPerSec}, false},
+	{"mqtt-10x10-qos1-16B", "MQTT QoS 1, 10 publishers -> 10 topics -> 10 subscribers, 16 B",
+		[]string{"--protocol", "mqtt", "--qos", "1", "--producers", "10", "--topics", "10", "--consumers", "10", "--size", "16"}, []metric{consumedPerSec}, false},
+	{"mqtt-latency-1k-qos0", "MQTT QoS 0, fixed 1,000 msg/s, 16 B, end-to-end latency",
+		[]string{"--protocol", "mqtt", "--qos", "0", "--rate", "1000", "--size", "16"}, []metric{latencyP50, latencyP99, latencyP999}, false},
+	{"mqtt-latency-1k-qos1", "MQTT QoS 1, fixed 1,000 msg/s, 16 B, end-to-end latency",
+		[]string{"--protocol", "mqtt", "--qos", "1", "--rate", "1000", "--size", "16"}, []metric{latencyP50, latencyP99, latencyP999}, false},
+	{"stomp-16B", "STOMP 1 -> 1 via /topic, 16 B, ack:client (prefetch 1000)",
+		[]string{"--protocol", "stomp", "--size", "16"}, []metric{consumedPerSec}, false},
+	{"stomp-1KiB", "STOMP 1 -> 1 via /topic, 1 KiB, ack:client (prefetch 1000)",
+		[]string{"--protocol", "stomp", "--size", "1024"}, []metric{consumedPerSec}, false},
+	{"stomp-fanout10-1KiB", "STOMP 1 -> 10 subscribers of one /topic, 1 KiB, ack:client",
+		[]string{"--protocol", "stomp", "--consumers", "10", "--size", "1024"}, []metric{deliveredPerSec}, false},
+	{"stomp-latency-1k", "STOMP, fixed 1,000 msg/s, 16 B, end-to-end latency",
+		[]string{"--protocol", "stomp", "--rate", "1000", "--size", "16"}, []metric{latencyP50, latencyP99, latencyP999}, false},
 	{"latency-10k-floor", "fixed 10,000 msg/s, 16 B, through a do-nothing forwarder (--floor): this machine's floor",
 		[]string{"--floor", "--rate", "10000", "--size", "16"}, []metric{latencyP50, latencyP99, latencyP999}, true},
 }
 
 type compareConfig struct {
 	urls, labels [2]string
+	mqtt, stomp  [2]string // MQTT and STOMP listeners of A and B ("": skip those scenarios)
 	runs         int
 	duration     time.Duration
 	only         string
@@ -106,7 +134,7 @@ func runCompare(cc *compareConfig, out io.Writer) error {
 	}
 	var scs []scenario
 	for _, s := range scenarios {
-		if cc.only == "" || cc.only == "all" || slices.Contains(strings.Split(cc.only, ","), s.name) {
+		if cc.selected(s) {
 			scs = append(scs, s)
 		}
 	}
@@ -127,6 +155,12 @@ func runCompare(cc *compareConfig, out io.Writer) error {
 			}
 			for _, b := range order {
 				args := []string{"--url", cc.urls[b], "--duration", cc.duration.String(), "--json"}
+				switch s.protocol() {
+				case "mqtt":
+					args[0], args[1] = "--mqtt-addr", cc.mqtt[b]
+				case "stomp":
+					args[0], args[1] = "--stomp-addr", cc.stomp[b]
+				}
 				label := cc.labels[b]
 				if s.floor {
 					args, label = args[2:], "floor"
@@ -152,7 +186,16 @@ func runCompare(cc *compareConfig, out io.Writer) error {
 
 	fmt.Fprintf(out, "warren-perf --compare: %d run(s) of %v per broker and scenario, brokers alternating; %s\n\n",
 		cc.runs, cc.duration, time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(out, "- %s: %s\n- %s: %s\n", cc.labels[0], redact(cc.urls[0]), cc.labels[1], redact(cc.urls[1]))
+	for b := range 2 {
+		fmt.Fprintf(out, "- %s: %s", cc.labels[b], redact(cc.urls[b]))
+		if cc.mqtt[b] != "" {
+			fmt.Fprintf(out, ", MQTT %s", cc.mqtt[b])
+		}
+		if cc.stomp[b] != "" {
+			fmt.Fprintf(out, ", STOMP %s", cc.stomp[b])
+		}
+		fmt.Fprintln(out)
+	}
 	fmt.Fprintf(out, "- load average (1, 5, 15 min) before: %s; after: %s\n\n", loadBefore, loadAvg())
 	fmt.Fprintf(out, "| scenario | metric | %s median (min-max) | %s median (min-max) | %s / %s |\n",
 		cc.labels[0], cc.labels[1], cc.labels[0], cc.labels[1])
@@ -208,6 +251,39 @@ func runCompare(cc *compareConfig, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// protocol is the scenario's --protocol: amqp unless its flags say mqtt or stomp.
+func (s scenario) protocol() string {
+	if i := slices.Index(s.args, "--protocol"); i >= 0 && i+1 < len(s.args) {
+		return s.args[i+1]
+	}
+	return "amqp"
+}
+
+// selected reports whether --scenarios picks s: "all" (or empty) is every scenario whose
+// protocol has an address for both brokers; otherwise a comma-separated list of names or
+// path.Match patterns ("mqtt-*").
+func (cc *compareConfig) selected(s scenario) bool {
+	switch s.protocol() {
+	case "mqtt":
+		if cc.mqtt[0] == "" || cc.mqtt[1] == "" {
+			return false
+		}
+	case "stomp":
+		if cc.stomp[0] == "" || cc.stomp[1] == "" {
+			return false
+		}
+	}
+	if cc.only == "" || cc.only == "all" {
+		return true
+	}
+	for _, pat := range strings.Split(cc.only, ",") {
+		if ok, _ := path.Match(pat, s.name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // medianCell is a table cell for metric m over runs: the median in bold, then the range.

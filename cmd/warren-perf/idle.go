@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -18,8 +21,10 @@ type IdleResult struct {
 	URL            string   `json:"url"`
 	Connections    int      `json:"connections"` // asked for
 	Opened         int      `json:"opened"`
-	AliveAfterHold int      `json:"alive_after_hold"` // still open when the hold ended
-	Heartbeat      string   `json:"heartbeat"`
+	AliveAfterHold int      `json:"alive_after_hold"`    // still open when the hold ended
+	Heartbeat      string   `json:"heartbeat"`           // AMQP heartbeat, or MQTT keepalive
+	Subscribe      bool     `json:"subscribe,omitempty"` // MQTT: one QoS 1 subscription per connection
+	SourceAddrs    int      `json:"source_addrs,omitempty"`
 	HoldSeconds    float64  `json:"hold_seconds"`
 	OpenSeconds    float64  `json:"open_seconds"` // time to open them all
 	BrokerPID      int      `json:"broker_pid,omitempty"`
@@ -55,13 +60,19 @@ func vmRSS(pid int) (int64, error) {
 // start, so `ulimit -Hn` must exceed n (and the broker's too).
 func runIdle(cfg *config, n int, hold time.Duration, pid, parallel int) (*IdleResult, error) {
 	r := &IdleResult{URL: cfg.url, Connections: n, Heartbeat: cfg.heartbeat.String(), BrokerPID: pid}
+	if cfg.protocol == "mqtt" {
+		r.URL, r.Subscribe = "mqtt://"+cfg.mqttAddr, cfg.idleSubscribe
+		if len(cfg.sourceAddrs) > 0 {
+			r.SourceAddrs = len(cfg.sourceAddrs)
+		}
+	}
 	var err error
 	if pid > 0 {
 		if r.RSSBeforeKiB, err = vmRSS(pid); err != nil {
 			return nil, err
 		}
 	}
-	conns := make([]*amqp.Connection, n)
+	conns := make([]idleConn, n)
 	var mu sync.Mutex
 	fail := func(format string, a ...any) {
 		mu.Lock()
@@ -76,7 +87,7 @@ func runIdle(cfg *config, n int, hold time.Duration, pid, parallel int) (*IdleRe
 	for range max(1, parallel) {
 		wg.Go(func() {
 			for i := range next {
-				c, err := amqp.DialConfig(cfg.url, amqp.Config{Heartbeat: cfg.heartbeat})
+				c, err := dialIdle(cfg, i)
 				if err != nil {
 					fail("conn %d: %v", i, err)
 					continue
@@ -112,7 +123,7 @@ func runIdle(cfg *config, n int, hold time.Duration, pid, parallel int) (*IdleRe
 		}
 	}
 	for _, c := range conns {
-		if c != nil && !c.IsClosed() {
+		if c != nil && c.alive() {
 			r.AliveAfterHold++
 		}
 	}
@@ -124,11 +135,71 @@ func runIdle(cfg *config, n int, hold time.Duration, pid, parallel int) (*IdleRe
 		cwg.Go(func() {
 			for i := part; i < len(conns); i += max(1, parallel) {
 				if conns[i] != nil {
-					conns[i].Close()
+					conns[i].close()
 				}
 			}
 		})
 	}
 	cwg.Wait()
 	return r, nil
+}
+
+// idleConn is one held connection of --idle-conns.
+type idleConn interface {
+	alive() bool
+	close()
+}
+
+type amqpIdle struct{ c *amqp.Connection }
+
+func (a amqpIdle) alive() bool { return !a.c.IsClosed() }
+func (a amqpIdle) close()      { a.c.Close() }
+
+type mqttIdle struct{ c paho.Client }
+
+func (m mqttIdle) alive() bool { return m.c.IsConnectionOpen() }
+func (m mqttIdle) close()      { m.c.Disconnect(0) }
+
+// dialIdle opens connection i of --idle-conns: AMQP with --heartbeat, or with --protocol mqtt
+// an MQTT 3.1.1 connection (paho.mqtt.golang, clean session) with keepalive --heartbeat, which
+// paho keeps up with a PINGREQ after each keepalive without traffic; with --idle-subscribe it
+// also subscribes at QoS 1 to a topic of its own, as a device listening for commands does.
+// Connections are spread over --source-addrs local addresses (127.0.0.x) if given, so that
+// more connections than one address's ephemeral ports can be opened.
+func dialIdle(cfg *config, i int) (idleConn, error) {
+	if cfg.protocol != "mqtt" {
+		c, err := amqp.DialConfig(cfg.url, amqp.Config{Heartbeat: cfg.heartbeat})
+		if err != nil {
+			return nil, err
+		}
+		return amqpIdle{c}, nil
+	}
+	d := &net.Dialer{Timeout: 30 * time.Second}
+	if len(cfg.sourceAddrs) > 0 {
+		d.LocalAddr = &net.TCPAddr{IP: cfg.sourceAddrs[i%len(cfg.sourceAddrs)]}
+	}
+	opts := paho.NewClientOptions().
+		AddBroker("tcp://" + cfg.mqttAddr).
+		SetClientID(fmt.Sprintf("warren-perf-idle-%d-%d", os.Getpid(), i)).
+		SetUsername(cfg.user).SetPassword(cfg.pass).
+		SetProtocolVersion(4).SetCleanSession(true).
+		SetAutoReconnect(false).SetConnectRetry(false).
+		SetKeepAlive(cfg.heartbeat).SetPingTimeout(30 * time.Second).
+		SetConnectTimeout(30 * time.Second).
+		SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+			return d.Dial("tcp", u.Host)
+		})
+	c := paho.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(40*time.Second) || tok.Error() != nil {
+		c.Disconnect(0)
+		return nil, fmt.Errorf("mqtt connect: %v", tok.Error())
+	}
+	if cfg.idleSubscribe {
+		topic := fmt.Sprintf("warren-perf/idle/%d/%d", os.Getpid(), i)
+		if tok := c.Subscribe(topic, 1, func(paho.Client, paho.Message) {}); !tok.WaitTimeout(40*time.Second) || tok.Error() != nil {
+			c.Disconnect(0)
+			return nil, fmt.Errorf("mqtt subscribe: %v", tok.Error())
+		}
+	}
+	return mqttIdle{c}, nil
 }

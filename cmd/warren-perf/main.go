@@ -1,5 +1,6 @@
-// Command warren-perf is an AMQP 0-9-1 load tool in the spirit of RabbitMQ's PerfTest. It points
-// at any AMQP URL, so the same run can measure Warren and RabbitMQ side by side.
+// Command warren-perf is an AMQP 0-9-1 (and MQTT and STOMP) load tool in the spirit of RabbitMQ's
+// PerfTest. It points at any AMQP URL (or MQTT / STOMP listener), so the same run can measure Warren
+// and RabbitMQ side by side.
 //
 // A run declares --queues queues (server-named unless --queue is given; non-durable and
 // auto-delete unless --durable; deleted at the end unless --keep), starts --consumers consumers
@@ -45,6 +46,16 @@
 //	warren-perf --compare --url-a WARREN_URL --url-b RABBITMQ_URL [--runs 3 --duration 10s]
 //	    runs issue 6's scenario matrix against both, alternating, each run a fresh warren-perf
 //	    process, and prints a markdown table (medians, min-max, ratio) and the raw JSON.
+//	    With --mqtt-a/--mqtt-b and --stomp-a/--stomp-b it adds the mqtt-* and stomp-* scenarios
+//	    (--scenarios 'mqtt-*,stomp-*' runs only those).
+//	warren-perf --protocol mqtt --mqtt-addr 127.0.0.1:1883 --qos 1 --consumers 10 --size 1024
+//	    the same load shape over MQTT 3.1.1 with paho.mqtt.golang (mqtt.go): --topics topics,
+//	    QoS 0 or 1, --inflight unacknowledged QoS 1 publishes per producer.
+//	warren-perf --protocol stomp --stomp-addr 127.0.0.1:61613 --size 16
+//	    the same over STOMP 1.2 /topic destinations, with a minimal client on Warren's stomp
+//	    codec (stomp.go).
+//	warren-perf --protocol mqtt --idle-conns 10000 --heartbeat 60s --hold 90s --broker-pid PID
+//	    idle MQTT connections with keepalive 60 s (--idle-subscribe: one subscription each).
 //
 // Client-side write batching: amqp091-go flushes its bufio.Writer after every frame set, so a
 // single publisher makes one write syscall per message and the client, not the broker, becomes
@@ -62,8 +73,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 )
 
@@ -109,7 +122,18 @@ func mainCode() int {
 	flag.BoolVar(&cfg.random, "random", false, "random bodies, a new one per message (default: zeros, which a store compresses)")
 	flag.StringVar(&cfg.client, "client", "amqp091", "AMQP client for producers and consumers: amqp091 (github.com/rabbitmq/amqp091-go) or raw (a minimal client on Warren's codec, for latency; no --confirm, plain amqp:// only)")
 	flag.StringVar(&cfg.pacer, "pacer", "timerfd", "with --rate: timerfd (evenly spaced; Linux, else sleep) or sleep (Go timers: about 1 ms granularity, so bursts)")
-	flag.DurationVar(&cfg.heartbeat, "heartbeat", 10*time.Second, "AMQP heartbeat interval the client asks for")
+	flag.DurationVar(&cfg.heartbeat, "heartbeat", 10*time.Second, "AMQP heartbeat interval the client asks for (with --idle-conns --protocol mqtt: the MQTT keepalive)")
+	flag.StringVar(&cfg.protocol, "protocol", "amqp", "amqp (AMQP 0-9-1 on --url), mqtt (MQTT 3.1.1 with paho.mqtt.golang on --mqtt-addr) or stomp (STOMP 1.2 on --stomp-addr)")
+	flag.StringVar(&cfg.mqttAddr, "mqtt-addr", "127.0.0.1:1883", "with --protocol mqtt: the broker's MQTT listener")
+	flag.StringVar(&cfg.stompAddr, "stomp-addr", "127.0.0.1:61613", "with --protocol stomp: the broker's STOMP listener")
+	flag.StringVar(&cfg.user, "user", "guest", "with --protocol mqtt or stomp: login user")
+	flag.StringVar(&cfg.pass, "pass", "guest", "with --protocol mqtt or stomp: login password")
+	flag.IntVar(&cfg.topics, "topics", 1, "with --protocol mqtt or stomp: topics (producer i publishes to topic i mod N, consumer j subscribes to topic j mod N)")
+	flag.IntVar(&cfg.qos, "qos", 0, "with --protocol mqtt: QoS of publishes and subscriptions (0 or 1)")
+	flag.IntVar(&cfg.inflight, "inflight", 100, "with --protocol mqtt --qos 1: publishes awaiting their PUBACK per producer")
+	flag.DurationVar(&cfg.drainMax, "drain-max", 0, "with --protocol mqtt or stomp: stop draining after this long in all and report the rest as undrained (0: drain until done or --drain-timeout without progress)")
+	flag.BoolVar(&cfg.idleSubscribe, "idle-subscribe", false, "with --idle-conns and --protocol mqtt: each connection also subscribes at QoS 1 to a topic of its own")
+	sourceAddrs := flag.String("source-addrs", "", "with --idle-conns and --protocol mqtt: comma-separated local addresses (e.g. 127.0.0.2,127.0.0.3) to spread the connections over")
 	flag.IntVar(&idleConns, "idle-conns", 0, "memory mode: open this many idle connections (heartbeats only), hold them, report the broker's RSS")
 	flag.DurationVar(&hold, "hold", 30*time.Second, "with --idle-conns: how long to hold the connections")
 	flag.IntVar(&brokerPID, "broker-pid", 0, "with --idle-conns: the broker's process id, to read its VmRSS from /proc (RabbitMQ: beam.smp)")
@@ -119,8 +143,12 @@ func mainCode() int {
 	flag.StringVar(&cc.urls[1], "url-b", "amqp://guest:guest@127.0.0.1:5672/", "with --compare: second broker (RabbitMQ)")
 	flag.StringVar(&cc.labels[0], "label-a", "Warren", "with --compare: name of --url-a")
 	flag.StringVar(&cc.labels[1], "label-b", "RabbitMQ", "with --compare: name of --url-b")
+	flag.StringVar(&cc.mqtt[0], "mqtt-a", "", "with --compare: MQTT listener (host:port) of --url-a; with --mqtt-b, adds the mqtt-* scenarios")
+	flag.StringVar(&cc.mqtt[1], "mqtt-b", "", "with --compare: MQTT listener of --url-b (RabbitMQ's plugin: 127.0.0.1:1883)")
+	flag.StringVar(&cc.stomp[0], "stomp-a", "", "with --compare: STOMP listener (host:port) of --url-a; with --stomp-b, adds the stomp-* scenarios")
+	flag.StringVar(&cc.stomp[1], "stomp-b", "", "with --compare: STOMP listener of --url-b (RabbitMQ's plugin: 127.0.0.1:61613)")
 	flag.IntVar(&cc.runs, "runs", 3, "with --compare: runs per broker and scenario")
-	flag.StringVar(&cc.only, "scenarios", "all", "with --compare: comma-separated scenario names (see --list-scenarios)")
+	flag.StringVar(&cc.only, "scenarios", "all", "with --compare: comma-separated scenario names or patterns such as 'mqtt-*' (see --list-scenarios)")
 	flag.StringVar(&cc.rawOut, "raw-out", "", "with --compare: write the raw JSON results to this file (default: print them after the table)")
 	flag.DurationVar(&cc.pause, "pause", time.Second, "with --compare: pause between runs")
 	floor := flag.Bool("floor", false, "measure this machine's latency floor: --rate messages of --size bytes through a do-nothing TCP forwarder in a child process (see floor.go)")
@@ -146,7 +174,8 @@ func mainCode() int {
 		drainSet := false
 		flag.Visit(func(f *flag.Flag) {
 			drainSet = drainSet || f.Name == "drain-timeout"
-			if f.Name == "flush-delay" || f.Name == "drain-timeout" || f.Name == "heartbeat" || f.Name == "client" || f.Name == "pacer" {
+			switch f.Name {
+			case "flush-delay", "drain-timeout", "heartbeat", "client", "pacer", "drain-max", "user", "pass", "inflight":
 				cc.extra = append(cc.extra, "--"+f.Name, f.Value.String())
 			}
 		})
@@ -182,6 +211,19 @@ func mainCode() int {
 		return 0
 	}
 	if idleConns > 0 {
+		if cfg.protocol != "amqp" && cfg.protocol != "mqtt" {
+			fatal(fmt.Errorf("--idle-conns supports --protocol amqp and mqtt"))
+		}
+		for a := range strings.SplitSeq(*sourceAddrs, ",") {
+			if a = strings.TrimSpace(a); a == "" {
+				continue
+			}
+			ip := net.ParseIP(a)
+			if ip == nil {
+				fatal(fmt.Errorf("--source-addrs: %q is not an IP address", a))
+			}
+			cfg.sourceAddrs = append(cfg.sourceAddrs, ip)
+		}
 		r, err := runIdle(cfg, idleConns, hold, brokerPID, dialParallel)
 		if err != nil {
 			fatal(err)
@@ -189,8 +231,8 @@ func mainCode() int {
 		if cfg.jsonOut {
 			json.NewEncoder(os.Stdout).Encode(r)
 		} else {
-			fmt.Printf("%d/%d idle connections open in %.1fs, %d alive after %.0fs (heartbeat %s)\n",
-				r.Opened, r.Connections, r.OpenSeconds, r.AliveAfterHold, r.HoldSeconds, r.Heartbeat)
+			fmt.Printf("%d/%d idle connections to %s open in %.1fs, %d alive after %.0fs (heartbeat/keepalive %s)\n",
+				r.Opened, r.Connections, r.URL, r.OpenSeconds, r.AliveAfterHold, r.HoldSeconds, r.Heartbeat)
 			if brokerPID > 0 {
 				fmt.Printf("broker VmRSS: before %.1f MiB, open %.1f MiB, after hold %.1f MiB: %.1f KiB per connection\n",
 					float64(r.RSSBeforeKiB)/1024, float64(r.RSSOpenKiB)/1024, float64(r.RSSHeldKiB)/1024, r.PerConnKiB)
@@ -211,6 +253,14 @@ func mainCode() int {
 	switch {
 	case cfg.queues < 1:
 		fatal(fmt.Errorf("--queues must be at least 1"))
+	case cfg.protocol != "amqp" && cfg.protocol != "mqtt" && cfg.protocol != "stomp":
+		fatal(fmt.Errorf("--protocol must be amqp, mqtt or stomp, not %q", cfg.protocol))
+	case cfg.topics < 1:
+		fatal(fmt.Errorf("--topics must be at least 1"))
+	case cfg.qos != 0 && cfg.qos != 1:
+		fatal(fmt.Errorf("--qos must be 0 or 1"))
+	case cfg.inflight < 1:
+		fatal(fmt.Errorf("--inflight must be at least 1"))
 	case cfg.exchangeType != "direct" && cfg.exchangeType != "fanout":
 		fatal(fmt.Errorf("--exchange-type must be direct or fanout, not %q", cfg.exchangeType))
 	case cfg.producers < 0 || cfg.consumers < 0 || cfg.rate < 0 || cfg.size < 0:
@@ -227,13 +277,23 @@ func mainCode() int {
 	if cfg.consumers > 0 && cfg.consumers < cfg.queues {
 		cfg.consumers = cfg.queues
 	}
+	if cfg.protocol != "amqp" && cfg.consumers > 0 && cfg.consumers < cfg.topics {
+		cfg.consumers = cfg.topics
+	}
 	if cfg.ackEvery <= 0 {
 		cfg.ackEvery = max(1, cfg.prefetch/10)
 	}
 	if cfg.prefetch > 0 && cfg.ackEvery > cfg.prefetch {
 		cfg.ackEvery = cfg.prefetch
 	}
-	r, err := run(cfg)
+	runner := run
+	switch cfg.protocol {
+	case "mqtt":
+		runner = runMQTT
+	case "stomp":
+		runner = runSTOMP
+	}
+	r, err := runner(cfg)
 	if err != nil {
 		fatal(err)
 	}
@@ -242,11 +302,14 @@ func mainCode() int {
 		_ = enc.Encode(r)
 	} else {
 		fmt.Printf("%.1fs  published %.0f msg/s  consumed %.0f msg/s", r.Seconds, r.PublishRate, r.ConsumeRate)
-		if cfg.confirm > 0 {
+		if cfg.confirm > 0 || r.ConfirmRate > 0 {
 			fmt.Printf("  confirmed %.0f msg/s", r.ConfirmRate)
 		}
 		fmt.Printf("  (window: published %d consumed %d; total: published %d consumed %d)\n",
 			r.Published, r.Consumed, r.PublishedAll, r.ConsumedAll)
+		if r.Undrained > 0 {
+			fmt.Printf("undrained: %d deliveries still queued when --drain-max ended the drain\n", r.Undrained)
+		}
 		if l := r.Latency; l != nil {
 			fmt.Printf("latency (µs, %d deliveries): p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n", l.Count, l.P50, l.P99, l.P999, l.Max)
 		}

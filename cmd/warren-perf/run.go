@@ -37,11 +37,23 @@ type config struct {
 	heartbeat            time.Duration
 	client               string // "amqp091" (github.com/rabbitmq/amqp091-go) or "raw" (raw.go)
 	pacer                string // "timerfd" or "sleep" (pacer.go)
+
+	protocol            string        // "amqp" (the default), "mqtt" (mqtt.go) or "stomp" (stomp.go)
+	mqttAddr, stompAddr string        // host:port of the MQTT / STOMP listener
+	user, pass          string        // MQTT and STOMP login
+	topics, qos         int           // MQTT: topics, QoS of publishes and subscriptions
+	inflight            int           // MQTT QoS 1: unacknowledged publishes per producer
+	drainMax            time.Duration // MQTT, STOMP: cut the drain after this long (0: never)
+	idleSubscribe       bool          // --idle-conns with MQTT: one subscription per connection
+	sourceAddrs         []net.IP      // --idle-conns with MQTT: local addresses to spread over
 }
 
 // Result is the report; it is also the --json output. Rates are over the timed window.
 type Result struct {
 	URL          string   `json:"url"`
+	Protocol     string   `json:"protocol,omitempty"` // mqtt or stomp ("": AMQP 0-9-1)
+	QoS          *int     `json:"qos,omitempty"`      // MQTT
+	Topics       int      `json:"topics,omitempty"`   // MQTT, STOMP
 	ExchangeType string   `json:"exchange_type"`
 	Exchange     string   `json:"exchange,omitempty"`
 	Queue        string   `json:"queue"` // the first queue
@@ -69,6 +81,8 @@ type Result struct {
 	ConfirmRate  float64  `json:"confirmed_per_sec,omitempty"`
 	PublishedAll int64    `json:"published_total"`
 	ConsumedAll  int64    `json:"consumed_total"`
+	ConfirmedAll int64    `json:"confirmed_total,omitempty"` // MQTT QoS 1: PUBACKs received, drain included
+	Undrained    int64    `json:"undrained,omitempty"`       // MQTT, STOMP with --drain-max: still queued when the drain was cut
 	Latency      *Latency `json:"latency_us,omitempty"`
 	Errors       []string `json:"errors,omitempty"`
 }
