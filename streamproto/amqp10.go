@@ -362,8 +362,15 @@ func DecodeMessage(b []byte) (*Message, error) {
 			if !ok && d.err == nil {
 				d.fail("a data section must hold binary")
 			}
+			if m.HasValue && d.err == nil {
+				// AMQP 1.0 3.2: the body is data sections, or sequences, or ONE amqp-value.
+				d.fail("a data section after an amqp-value body")
+			}
 			m.Data = append(m.Data, bin)
 		case secValue:
+			if (m.HasValue || len(m.Data) > 0) && d.err == nil {
+				d.fail("an amqp-value section after another body section")
+			}
 			m.Value, m.HasValue = d.value(1), true
 		default: // annotations, sequences, footer, unknown: skipped
 			d.value(1)
