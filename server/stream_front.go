@@ -741,19 +741,35 @@ func (c *streamConn) publish(m *streamproto.Publish) {
 	var g *commitGroup
 	var errs []streamproto.PublishingError
 	advanced := false
-	for _, pm := range m.Messages {
+	for i := range m.Messages {
+		pm := &m.Messages[i]
 		if p.ref != "" && p.hasSeq && pm.PublishingID <= p.seq {
 			ids = append(ids, pm.PublishingID)
 			continue
 		}
-		msg := streamMessageIn(pm.Message, p.stream, pm.FilterValue, now)
-		res, gg, _ := p.sq.publishFrom(msg, nil, nil)
+		// A sub-entry batch is stored as its records, one entry (and offset) each, as osiris
+		// numbers them; its one publishing id is confirmed once they all are.
+		recs, err := streamproto.SubEntryRecords(pm)
+		if err != nil {
+			c.srv.log.Debug("stream publish refused", "stream", p.stream, "err", err)
+			errs = append(errs, streamproto.PublishingError{PublishingID: pm.PublishingID, Code: streamproto.CodePreconditionFailed})
+			continue
+		}
+		res := published
+		for _, rec := range recs {
+			msg := streamMessageIn(rec, p.stream, pm.FilterValue, now)
+			r, gg, _ := p.sq.publishFrom(msg, nil, nil)
+			if r == gone {
+				res = gone
+				break
+			}
+			p.q.stats.inc(sPublish)
+			g = gg
+		}
 		if res == gone {
 			errs = append(errs, streamproto.PublishingError{PublishingID: pm.PublishingID, Code: streamproto.CodeStreamDoesNotExist})
 			continue
 		}
-		p.q.stats.inc(sPublish)
-		g = gg
 		ids = append(ids, pm.PublishingID)
 		if p.ref != "" {
 			p.seq, p.hasSeq, advanced = pm.PublishingID, true, true
