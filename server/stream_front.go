@@ -83,8 +83,9 @@ func (s *Server) closeStreamConns() {
 
 // streamAdvertised is the host and port metadata and open advertise for a listener on addr:
 // Options.StreamAdvertisedHost/Port if set, else the listener's own IP (its host name if it
-// listens on every address) and port.
-func (s *Server) streamAdvertised(addr net.Addr) (string, int) {
+// listens on every address) and port. A TLS listener (isTLS) always advertises its own port:
+// StreamAdvertisedPort is the plain listener's.
+func (s *Server) streamAdvertised(addr net.Addr, isTLS bool) (string, int) {
 	host, port := "", 0
 	if ta, ok := addr.(*net.TCPAddr); ok {
 		port = ta.Port
@@ -98,7 +99,7 @@ func (s *Server) streamAdvertised(addr net.Addr) (string, int) {
 	if s.opts.StreamAdvertisedHost != "" {
 		host = s.opts.StreamAdvertisedHost
 	}
-	if s.opts.StreamAdvertisedPort != 0 {
+	if s.opts.StreamAdvertisedPort != 0 && !isTLS {
 		port = s.opts.StreamAdvertisedPort
 	}
 	return host, port
