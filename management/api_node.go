@@ -44,6 +44,7 @@ func (a *api) routes(r *mux.Router) {
 	a.federationRoutes(r)
 	a.shovelRoutes(r)
 	a.connRoutes(r)
+	a.streamRoutes(r)
 }
 
 var exchangeTypeDescriptions = map[string]string{

@@ -81,6 +81,10 @@ type Broker interface {
 	Unbind(vhost, source, destType, dest, key string, args amqp.Table) error
 
 	Connections() []server.ConnectionInfo
+	StreamConnections() []server.ConnectionInfo
+	StreamConnection(vhost, name string) (server.ConnectionInfo, error)
+	StreamPublishers(vhost, connection string) ([]server.StreamPublisherInfo, error)
+	StreamConsumers(vhost, connection string) ([]server.StreamConsumerInfo, error)
 	Connection(name string) (server.ConnectionInfo, error)
 	CloseConnection(name, reason string) error
 	Channels(connection string) ([]server.ChannelInfo, error)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,6 +112,11 @@ type streamConn struct {
 	nc      net.Conn
 	advHost string
 	advPort int
+	name    string    // RabbitMQ's: "peer -> local"
+	at      time.Time // accepted
+
+	adm         streamConnAdm // what management shows (stream_admin.go)
+	frameMaxAdm atomic.Int64  // the tuned frame_max, for management
 
 	// Read loop state.
 	frameMax  uint32
@@ -137,10 +143,14 @@ type streamConn struct {
 }
 
 func newStreamConn(s *Server, nc net.Conn, host string, port int) *streamConn {
-	c := &streamConn{srv: s, nc: nc, advHost: host, advPort: port, frameMax: streamFrameMax,
+	c := &streamConn{srv: s, nc: nc, advHost: host, advPort: port, frameMax: streamFrameMax, name: streamConnName(nc), at: time.Now(),
 		pubs: map[uint8]*streamPub{}, wake: make(chan struct{}, 1), relief: make(chan struct{}, 1),
 		writerDone: make(chan struct{}), shut: make(chan struct{})}
 	c.subs.m = map[uint8]*streamSub{}
+	c.frameMaxAdm.Store(streamFrameMax)
+	if m, ok := nc.(*meteredConn); ok {
+		c.at = m.at
+	}
 	return c
 }
 
@@ -376,6 +386,8 @@ func (c *streamConn) cutChunks(buf []byte) ([]byte, []*streamSub) {
 				buf = nb
 			}
 			b.credit--
+			b.consumed += int64(b.n)
+			b.lastOffset = int64(b.first) + int64(b.n) - 1
 			b.n, b.data, b.ready = 0, b.data[:0], false
 			kicks = append(kicks, b)
 		}
@@ -389,6 +401,13 @@ func (c *streamConn) cutChunks(buf []byte) ([]byte, []*streamSub) {
 func (c *streamConn) handle(cmd streamproto.Command) bool {
 	switch m := cmd.(type) {
 	case *streamproto.PeerProperties:
+		props := amqp.Table{}
+		for _, kv := range m.Properties {
+			props[kv.Key] = kv.Value
+		}
+		c.adm.Lock()
+		c.adm.props = props
+		c.adm.Unlock()
 		c.send(&streamproto.PeerPropertiesResponse{CorrelationID: m.CorrelationID, Code: streamproto.CodeOK, Properties: []streamproto.KV{
 			{Key: "cluster_name", Value: c.srv.clusterName()}, {Key: "copyright", Value: "Warren"},
 			{Key: "information", Value: "Warren, a RabbitMQ-compatible broker"}, {Key: "platform", Value: "Go"},
@@ -403,6 +422,7 @@ func (c *streamConn) handle(cmd streamproto.Command) bool {
 		if m.FrameMax != 0 && m.FrameMax < streamFrameMax {
 			c.frameMax = max(m.FrameMax, 1024)
 		}
+		c.frameMaxAdm.Store(int64(c.frameMax))
 		c.heartbeat.Store(int64(time.Duration(m.Heartbeat) * time.Second))
 		c.wakeWriter()
 		return true
@@ -431,8 +451,11 @@ func (c *streamConn) handle(cmd streamproto.Command) bool {
 		c.respond(streamproto.KeyDeclarePublisher, m.CorrelationID, c.declarePublisher(m))
 	case *streamproto.DeletePublisher:
 		code := streamproto.CodePublisherDoesNotExist
-		if _, ok := c.pubs[m.PublisherID]; ok {
+		if p, ok := c.pubs[m.PublisherID]; ok {
 			delete(c.pubs, m.PublisherID)
+			c.adm.Lock()
+			c.adm.pubs = slices.DeleteFunc(c.adm.pubs, func(x *streamPub) bool { return x == p })
+			c.adm.Unlock()
 			code = streamproto.CodeOK
 		}
 		c.respond(streamproto.KeyDeletePublisher, m.CorrelationID, code)
@@ -508,6 +531,9 @@ func (c *streamConn) authenticate(m *streamproto.SaslAuthenticate) bool {
 		return fail(streamproto.CodeAuthenticationFailureLoopback)
 	}
 	c.user = u
+	c.adm.Lock()
+	c.adm.user, c.adm.mechanism = u.name, m.Mechanism
+	c.adm.Unlock()
 	c.send(&streamproto.SaslAuthenticateResponse{CorrelationID: m.CorrelationID, Code: streamproto.CodeOK})
 	hb := c.srv.opts.Heartbeat
 	if hb == 0 {
@@ -529,6 +555,9 @@ func (c *streamConn) open(m *streamproto.Open) bool {
 		return false
 	}
 	c.v = v
+	c.adm.Lock()
+	c.adm.vhost, c.adm.open = v.name, true
+	c.adm.Unlock()
 	c.send(&streamproto.OpenResponse{CorrelationID: m.CorrelationID, Code: streamproto.CodeOK, Properties: []streamproto.KV{
 		{Key: "advertised_host", Value: c.advHost}, {Key: "advertised_port", Value: strconv.Itoa(c.advPort)}}})
 	return true
@@ -676,6 +705,7 @@ type streamPub struct {
 	sq     *streamQueue
 	seq    uint64 // with a reference: the highest publishing id stored (hasSeq)
 	hasSeq bool
+	stats  streamPubStats
 }
 
 func (c *streamConn) declarePublisher(m *streamproto.DeclarePublisher) uint16 {
@@ -703,6 +733,9 @@ func (c *streamConn) declarePublisher(m *streamproto.DeclarePublisher) uint16 {
 		p.seq, p.hasSeq = seq, found
 	}
 	c.pubs[m.PublisherID] = p
+	c.adm.Lock()
+	c.adm.pubs = append(c.adm.pubs, p)
+	c.adm.Unlock()
 	return streamproto.CodeOK
 }
 
@@ -780,18 +813,22 @@ func (c *streamConn) publish(m *streamproto.Publish) {
 		key, val := storage.StreamPublisherKey(p.q.id, p.ref), binary.BigEndian.AppendUint64(nil, p.seq)
 		g = c.srv.commit.add(true, func(b *storage.Batch) { b.Set(key, val) })
 	}
+	p.stats.published.Add(int64(len(m.Messages)))
 	if len(errs) > 0 {
+		p.stats.errored.Add(int64(len(errs)))
 		c.send(&streamproto.PublishError{PublisherID: p.id, Errors: errs})
 	}
 	if len(ids) == 0 {
 		return
 	}
 	if g == nil {
+		p.stats.confirmed.Add(int64(len(ids)))
 		c.send(&streamproto.PublishConfirm{PublisherID: p.id, PublishingIDs: ids})
 		return
 	}
 	c.srv.commit.onCommit(g, func(err error) {
 		if err != nil {
+			p.stats.errored.Add(int64(len(ids)))
 			pe := &streamproto.PublishError{PublisherID: p.id}
 			for _, id := range ids {
 				pe.Errors = append(pe.Errors, streamproto.PublishingError{PublishingID: id, Code: streamproto.CodeInternalError})
@@ -799,6 +836,7 @@ func (c *streamConn) publish(m *streamproto.Publish) {
 			c.send(pe)
 			return
 		}
+		p.stats.confirmed.Add(int64(len(ids)))
 		c.send(&streamproto.PublishConfirm{PublisherID: p.id, PublishingIDs: ids})
 	})
 }
@@ -813,15 +851,18 @@ type streamSub struct {
 	stream string
 	q      *queue
 	sub    *subscription
+	props  []streamproto.KV // the subscribe's properties (management shows them)
 
-	mu     sync.Mutex
-	credit int
-	gone   bool
-	data   []byte // pending entries (simple format)
-	first  uint64 // offset of the first pending entry
-	n      int
-	ts     int64
-	ready  bool // the reader finished handing over a batch, or the chunk is full: cut it
+	mu         sync.Mutex
+	consumed   int64 // messages sent in chunks (management)
+	lastOffset int64 // the last offset sent (management)
+	credit     int
+	gone       bool
+	data       []byte // pending entries (simple format)
+	first      uint64 // offset of the first pending entry
+	n          int
+	ts         int64
+	ready      bool // the reader finished handing over a batch, or the chunk is full: cut it
 }
 
 var _ deliveryTarget = (*streamSub)(nil)
@@ -919,7 +960,7 @@ func (c *streamConn) subscribe(m *streamproto.Subscribe) {
 	case streamproto.OffsetTimestamp:
 		args["x-stream-offset"] = time.UnixMilli(int64(m.Offset.Value))
 	}
-	b := &streamSub{c: c, id: m.SubscriptionID, stream: m.Stream, q: q}
+	b := &streamSub{c: c, id: m.SubscriptionID, stream: m.Stream, q: q, props: m.Properties}
 	b.sub = &subscription{tag: "stream-" + strconv.Itoa(int(m.SubscriptionID)), target: b, prefetch: max(m.Credit, 1), args: args}
 	c.subs.Lock()
 	c.subs.m[m.SubscriptionID] = b
