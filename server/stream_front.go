@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -853,16 +854,21 @@ type streamSub struct {
 	sub    *subscription
 	props  []streamproto.KV // the subscribe's properties (management shows them)
 
-	mu         sync.Mutex
-	consumed   int64 // messages sent in chunks (management)
-	lastOffset int64 // the last offset sent (management)
-	credit     int
-	gone       bool
-	data       []byte // pending entries (simple format)
-	first      uint64 // offset of the first pending entry
-	n          int
-	ts         int64
-	ready      bool // the reader finished handing over a batch, or the chunk is full: cut it
+	mu sync.Mutex
+	// head is the AMQP 1.0 encoding of the sections before the body for a message whose
+	// properties are headProps (hasHead): consecutive messages with the same properties, a
+	// stream's usual case, encode them once.
+	head, headProps []byte
+	hasHead         bool
+	consumed        int64 // messages sent in chunks (management)
+	lastOffset      int64 // the last offset sent (management)
+	credit          int
+	gone            bool
+	data            []byte // pending entries (simple format)
+	first           uint64 // offset of the first pending entry
+	n               int
+	ts              int64
+	ready           bool // the reader finished handing over a batch, or the chunk is full: cut it
 }
 
 var _ deliveryTarget = (*streamSub)(nil)
@@ -883,11 +889,21 @@ func (b *streamSub) deliver(e *qentry, _ *dispatchRun) bool {
 	}
 	at := len(b.data)
 	b.data = append(b.data, 0, 0, 0, 0)
-	b.data = appendStreamMessageOut(b.data, e.msg)
+	if !b.hasHead || !bytes.Equal(b.headProps, e.msg.props) {
+		b.headProps = append(b.headProps[:0], e.msg.props...)
+		b.head = appendStreamMessageHead(b.head[:0], e.msg.props)
+		b.hasHead = true
+	}
+	b.data = streamproto.AppendDataSection(append(b.data, b.head...), e.msg.body)
 	binary.BigEndian.PutUint32(b.data[at:], uint32(len(b.data)-at-4))
 	b.n++
 	return true
 }
+
+// rawStreamProps marks a stream delivery target that wants a message's stored properties as
+// they are, without the x-stream-offset header an AMQP 0-9-1 delivery carries (the stream
+// protocol sends offsets in its chunks): consecutive messages keep identical properties.
+func (b *streamSub) rawStreamProps() {}
 
 // batchFlusher is a delivery target told when its stream reader has handed it a batch
 // (stream_reader.go): the entries handed over so far may go out as one chunk.

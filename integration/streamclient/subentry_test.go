@@ -1,10 +1,12 @@
 package streamclient
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/rabbitmq/rabbitmq-stream-go-client/pkg/amqp"
 	"github.com/rabbitmq/rabbitmq-stream-go-client/pkg/stream"
 )
 
@@ -70,5 +72,65 @@ func TestStreamSubEntryBatches(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Consecutive messages with the same and with different properties each arrive with their own
+// (a subscription encodes the sections before the body once while the properties repeat), and
+// never with the x-stream-offset header an AMQP 0-9-1 consumer gets.
+func TestStreamPropertiesPerMessage(t *testing.T) {
+	b := startStream(t, nil)
+	e := env(t, b.streamURI)
+	name := streamName(t)
+	if err := e.DeclareStream(name, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.DeleteStream(name) })
+	p, err := e.NewProducer(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(body, mid string, app map[string]any) *amqp.AMQP10 {
+		m := amqp.NewMessage([]byte(body))
+		if mid != "" {
+			m.Properties = &amqp.MessageProperties{MessageID: mid}
+		}
+		m.ApplicationProperties = app
+		return m
+	}
+	msgs := []*amqp.AMQP10{msg("a", "m1", nil), msg("b", "m1", nil), msg("c", "m2", map[string]any{"k": "v"}),
+		msg("d", "", nil), msg("e", "m2", map[string]any{"k": "v"})}
+	confirms := p.NotifyPublishConfirmation()
+	for _, m := range msgs {
+		if err := p.Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n := 0; n < len(msgs); {
+		select {
+		case cs := <-confirms:
+			n += len(cs)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d confirms", n, len(msgs))
+		}
+	}
+	p.Close()
+	got := consume(t, e, name, stream.OffsetSpecification{}.First(), len(msgs))
+	for i, g := range got {
+		w := msgs[i]
+		var gotID, wantID any
+		if g.msg.Properties != nil {
+			gotID = g.msg.Properties.MessageID
+		}
+		if w.Properties != nil {
+			wantID = w.Properties.MessageID
+		}
+		if g.body != string(w.GetData()[0]) || gotID != wantID || fmt.Sprint(g.msg.ApplicationProperties["k"]) != fmt.Sprint(w.ApplicationProperties["k"]) {
+			t.Errorf("message %d: body %q message-id %v k %v, want %q %v %v", i, g.body, gotID,
+				g.msg.ApplicationProperties["k"], w.GetData()[0], wantID, w.ApplicationProperties["k"])
+		}
+		if _, ok := g.msg.ApplicationProperties["x-stream-offset"]; ok {
+			t.Errorf("message %d carries x-stream-offset", i)
+		}
 	}
 }
