@@ -113,14 +113,10 @@ func headerValue(v any) (any, bool) {
 	return nil, false
 }
 
-// appendStreamMessageOut appends msg (as a stream delivered it; an x-stream-offset header is
-// left out) encoded as an AMQP 1.0 message.
-func appendStreamMessageOut(dst []byte, msg *message) []byte {
-	return streamproto.AppendDataSection(appendStreamMessageHead(dst, msg.props), msg.body)
-}
-
 // appendStreamMessageHead appends the AMQP 1.0 sections before the body (header, properties,
-// application properties) of a message with the content-header properties props.
+// application properties) of a message with the content-header properties props (an
+// x-stream-offset header is left out); the body's data section follows them
+// (streamproto.AppendDataSection).
 func appendStreamMessageHead(dst, props []byte) []byte {
 	var m streamproto.Message
 	p, err := amqp.DecodeProperties(props)
