@@ -330,7 +330,7 @@ type streamEntry struct {
 var streamOffsetHeader = append(append([]byte{byte(len("x-stream-offset"))}, "x-stream-offset"...), 'l')
 
 // decode makes the entry at offset off from its stored value: the message with an
-// x-stream-offset header added to its properties.
+// x-stream-offset header added to its properties (unless rawProps).
 func (c *streamConsumer) decode(off uint64, v []byte) (*qentry, error) {
 	_, _, rec, err := parseStreamEntry(v)
 	if err != nil {
