@@ -80,7 +80,7 @@ func TestBinaryTLSFlagsAndSIGHUP(t *testing.T) {
 	}
 
 	code, out := runProcUntilExit(t, "--amqp-addr", "127.0.0.1:0", "--http-addr", "", "--data-dir", t.TempDir(), "--tls-cert", files.CertFile)
-	if code == 0 || !strings.Contains(out, "without --amqps-addr, --https-addr, --mqtts-addr, --stomps-addr, --web-mqtts-addr or --web-stomps-addr") {
+	if code == 0 || !strings.Contains(out, "without --amqps-addr, --https-addr, --mqtts-addr, --stomps-addr, --streams-addr, --web-mqtts-addr or --web-stomps-addr") {
 		t.Fatalf("--tls-cert alone: exit %d\n%s", code, out)
 	}
 	code, out = runProcUntilExit(t, "--amqp-addr", "127.0.0.1:0", "--http-addr", "", "--data-dir", t.TempDir(),

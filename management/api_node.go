@@ -45,6 +45,7 @@ func (a *api) routes(r *mux.Router) {
 	a.shovelRoutes(r)
 	a.connRoutes(r)
 	a.superStreamRoutes(r)
+	a.streamRoutes(r)
 }
 
 var exchangeTypeDescriptions = map[string]string{

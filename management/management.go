@@ -87,6 +87,10 @@ type Broker interface {
 
 	Connections() []server.ConnectionInfo
 	ConnectionsByProtocol() map[string]int
+	StreamConnections() []server.ConnectionInfo
+	StreamConnection(vhost, name string) (server.ConnectionInfo, error)
+	StreamPublishers(vhost, connection string) ([]server.StreamPublisherInfo, error)
+	StreamConsumers(vhost, connection string) ([]server.StreamConsumerInfo, error)
 	Connection(name string) (server.ConnectionInfo, error)
 	CloseConnection(name, reason string) error
 	Channels(connection string) ([]server.ChannelInfo, error)

@@ -161,6 +161,7 @@
 //	                      aliases to the client (its write closures)
 //	leaves                committer.mu, pager.mu, resourceAlarms.mu,      anything above
 //	                      streamConn.out (a stream connection's out buffer),
+//	                      streamConn.adm (what management shows of it),
 //	                      Server.mu, Server.timers.mu, Server.adm.mu
 //	                      (users and their limits, permissions, vhost
 //	                      metadata, global parameters),

@@ -380,7 +380,7 @@ func (s *Server) serve(ln net.Listener, l Listener) error {
 	var advHost string // a stream listener's advertised address (metadata, open's properties)
 	var advPort int
 	if l.Protocol == ProtocolStream || l.Protocol == ProtocolStreamTLS {
-		advHost, advPort = s.streamAdvertised(ln.Addr())
+		advHost, advPort = s.streamAdvertised(ln.Addr(), l.Protocol == ProtocolStreamTLS)
 		attrs = append(attrs, "advertised_host", advHost, "advertised_port", advPort)
 	}
 	s.log.Info("listener started", attrs...)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/storage"
+	"github.com/warrenmq/warren/streamproto"
 )
 
 // Stream benchmarks on a Pebble store in a temporary directory (fsync included): appends through
@@ -147,4 +148,29 @@ func BenchmarkStreamAppendWhileReading(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	<-rt.done
 	q.removeConsumer(&rt.sub)
+}
+
+// BenchmarkStreamSubDeliver measures a stream protocol subscription encoding delivered entries
+// into its pending chunk (streamSub.deliver: each message as AMQP 1.0), for messages as the Go
+// stream client publishes them, all with the same properties. One op is one message.
+//
+//	go test -run '^$' -bench StreamSubDeliver -benchmem ./server
+func BenchmarkStreamSubDeliver(b *testing.B) {
+	for _, size := range []int{16, 1024} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			raw := streamproto.AppendMessage(nil, &streamproto.Message{HasHeader: true, Durable: true, Data: [][]byte{make([]byte, size)}})
+			msg := streamMessageIn(raw, "s", "", 1)
+			sub := &streamSub{c: &streamConn{wake: make(chan struct{}, 1)}, credit: 1 << 30}
+			e := &qentry{msg: msg}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				e.seq = uint64(i)
+				if !sub.deliver(e, nil) { // the chunk is full: cut it, as the writer does
+					sub.n, sub.data, sub.ready = 0, sub.data[:0], false
+					sub.deliver(e, nil)
+				}
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,8 +85,9 @@ func (s *Server) closeStreamConns() {
 
 // streamAdvertised is the host and port metadata and open advertise for a listener on addr:
 // Options.StreamAdvertisedHost/Port if set, else the listener's own IP (its host name if it
-// listens on every address) and port.
-func (s *Server) streamAdvertised(addr net.Addr) (string, int) {
+// listens on every address) and port. A TLS listener (isTLS) always advertises its own port:
+// StreamAdvertisedPort is the plain listener's.
+func (s *Server) streamAdvertised(addr net.Addr, isTLS bool) (string, int) {
 	host, port := "", 0
 	if ta, ok := addr.(*net.TCPAddr); ok {
 		port = ta.Port
@@ -98,7 +101,7 @@ func (s *Server) streamAdvertised(addr net.Addr) (string, int) {
 	if s.opts.StreamAdvertisedHost != "" {
 		host = s.opts.StreamAdvertisedHost
 	}
-	if s.opts.StreamAdvertisedPort != 0 {
+	if s.opts.StreamAdvertisedPort != 0 && !isTLS {
 		port = s.opts.StreamAdvertisedPort
 	}
 	return host, port
@@ -110,6 +113,11 @@ type streamConn struct {
 	nc      net.Conn
 	advHost string
 	advPort int
+	name    string    // RabbitMQ's: "peer -> local"
+	at      time.Time // accepted
+
+	adm         streamConnAdm // what management shows (stream_admin.go)
+	frameMaxAdm atomic.Int64  // the tuned frame_max, for management
 
 	// Read loop state.
 	frameMax  uint32
@@ -137,10 +145,14 @@ type streamConn struct {
 }
 
 func newStreamConn(s *Server, nc net.Conn, host string, port int) *streamConn {
-	c := &streamConn{srv: s, nc: nc, advHost: host, advPort: port, frameMax: streamFrameMax,
+	c := &streamConn{srv: s, nc: nc, advHost: host, advPort: port, frameMax: streamFrameMax, name: streamConnName(nc), at: time.Now(),
 		pubs: map[uint8]*streamPub{}, wake: make(chan struct{}, 1), relief: make(chan struct{}, 1),
 		writerDone: make(chan struct{}), shut: make(chan struct{})}
 	c.subs.m = map[uint8]*streamSub{}
+	c.frameMaxAdm.Store(streamFrameMax)
+	if m, ok := nc.(*meteredConn); ok {
+		c.at = m.at
+	}
 	return c
 }
 
@@ -377,6 +389,8 @@ func (c *streamConn) cutChunks(buf []byte) ([]byte, []*streamSub) {
 				buf = nb
 			}
 			b.credit--
+			b.consumed += int64(b.n)
+			b.lastOffset = int64(b.first) + int64(b.n) - 1
 			b.n, b.data, b.ready = 0, b.data[:0], false
 			kicks = append(kicks, b)
 		}
@@ -390,6 +404,13 @@ func (c *streamConn) cutChunks(buf []byte) ([]byte, []*streamSub) {
 func (c *streamConn) handle(cmd streamproto.Command) bool {
 	switch m := cmd.(type) {
 	case *streamproto.PeerProperties:
+		props := amqp.Table{}
+		for _, kv := range m.Properties {
+			props[kv.Key] = kv.Value
+		}
+		c.adm.Lock()
+		c.adm.props = props
+		c.adm.Unlock()
 		c.send(&streamproto.PeerPropertiesResponse{CorrelationID: m.CorrelationID, Code: streamproto.CodeOK, Properties: []streamproto.KV{
 			{Key: "cluster_name", Value: c.srv.clusterName()}, {Key: "copyright", Value: "Warren"},
 			{Key: "information", Value: "Warren, a RabbitMQ-compatible broker"}, {Key: "platform", Value: "Go"},
@@ -404,6 +425,7 @@ func (c *streamConn) handle(cmd streamproto.Command) bool {
 		if m.FrameMax != 0 && m.FrameMax < streamFrameMax {
 			c.frameMax = max(m.FrameMax, 1024)
 		}
+		c.frameMaxAdm.Store(int64(c.frameMax))
 		c.heartbeat.Store(int64(time.Duration(m.Heartbeat) * time.Second))
 		c.wakeWriter()
 		return true
@@ -432,8 +454,11 @@ func (c *streamConn) handle(cmd streamproto.Command) bool {
 		c.respond(streamproto.KeyDeclarePublisher, m.CorrelationID, c.declarePublisher(m))
 	case *streamproto.DeletePublisher:
 		code := streamproto.CodePublisherDoesNotExist
-		if _, ok := c.pubs[m.PublisherID]; ok {
+		if p, ok := c.pubs[m.PublisherID]; ok {
 			delete(c.pubs, m.PublisherID)
+			c.adm.Lock()
+			c.adm.pubs = slices.DeleteFunc(c.adm.pubs, func(x *streamPub) bool { return x == p })
+			c.adm.Unlock()
 			code = streamproto.CodeOK
 		}
 		c.respond(streamproto.KeyDeletePublisher, m.CorrelationID, code)
@@ -512,6 +537,9 @@ func (c *streamConn) authenticate(m *streamproto.SaslAuthenticate) bool {
 		return fail(streamproto.CodeAuthenticationFailureLoopback)
 	}
 	c.user = u
+	c.adm.Lock()
+	c.adm.user, c.adm.mechanism = u.name, m.Mechanism
+	c.adm.Unlock()
 	c.send(&streamproto.SaslAuthenticateResponse{CorrelationID: m.CorrelationID, Code: streamproto.CodeOK})
 	hb := c.srv.opts.Heartbeat
 	if hb == 0 {
@@ -533,6 +561,9 @@ func (c *streamConn) open(m *streamproto.Open) bool {
 		return false
 	}
 	c.v = v
+	c.adm.Lock()
+	c.adm.vhost, c.adm.open = v.name, true
+	c.adm.Unlock()
 	c.send(&streamproto.OpenResponse{CorrelationID: m.CorrelationID, Code: streamproto.CodeOK, Properties: []streamproto.KV{
 		{Key: "advertised_host", Value: c.advHost}, {Key: "advertised_port", Value: strconv.Itoa(c.advPort)}}})
 	return true
@@ -658,6 +689,7 @@ type streamPub struct {
 	sq     *streamQueue
 	seq    uint64 // with a reference: the highest publishing id stored (hasSeq)
 	hasSeq bool
+	stats  streamPubStats
 }
 
 func (c *streamConn) declarePublisher(m *streamproto.DeclarePublisher) uint16 {
@@ -685,6 +717,9 @@ func (c *streamConn) declarePublisher(m *streamproto.DeclarePublisher) uint16 {
 		p.seq, p.hasSeq = seq, found
 	}
 	c.pubs[m.PublisherID] = p
+	c.adm.Lock()
+	c.adm.pubs = append(c.adm.pubs, p)
+	c.adm.Unlock()
 	return streamproto.CodeOK
 }
 
@@ -724,19 +759,35 @@ func (c *streamConn) publish(m *streamproto.Publish) {
 	var g *commitGroup
 	var errs []streamproto.PublishingError
 	advanced := false
-	for _, pm := range m.Messages {
+	for i := range m.Messages {
+		pm := &m.Messages[i]
 		if p.ref != "" && p.hasSeq && pm.PublishingID <= p.seq {
 			ids = append(ids, pm.PublishingID)
 			continue
 		}
-		msg := streamMessageIn(pm.Message, p.stream, pm.FilterValue, now)
-		res, gg, _ := p.sq.publishFrom(msg, nil, nil)
+		// A sub-entry batch is stored as its records, one entry (and offset) each, as osiris
+		// numbers them; its one publishing id is confirmed once they all are.
+		recs, err := streamproto.SubEntryRecords(pm)
+		if err != nil {
+			c.srv.log.Debug("stream publish refused", "stream", p.stream, "err", err)
+			errs = append(errs, streamproto.PublishingError{PublishingID: pm.PublishingID, Code: streamproto.CodePreconditionFailed})
+			continue
+		}
+		res := published
+		for _, rec := range recs {
+			msg := streamMessageIn(rec, p.stream, pm.FilterValue, now)
+			r, gg, _ := p.sq.publishFrom(msg, nil, nil)
+			if r == gone {
+				res = gone
+				break
+			}
+			p.q.stats.inc(sPublish)
+			g = gg
+		}
 		if res == gone {
 			errs = append(errs, streamproto.PublishingError{PublishingID: pm.PublishingID, Code: streamproto.CodeStreamDoesNotExist})
 			continue
 		}
-		p.q.stats.inc(sPublish)
-		g = gg
 		ids = append(ids, pm.PublishingID)
 		if p.ref != "" {
 			p.seq, p.hasSeq, advanced = pm.PublishingID, true, true
@@ -746,18 +797,22 @@ func (c *streamConn) publish(m *streamproto.Publish) {
 		key, val := storage.StreamPublisherKey(p.q.id, p.ref), binary.BigEndian.AppendUint64(nil, p.seq)
 		g = c.srv.commit.add(true, func(b *storage.Batch) { b.Set(key, val) })
 	}
+	p.stats.published.Add(int64(len(m.Messages)))
 	if len(errs) > 0 {
+		p.stats.errored.Add(int64(len(errs)))
 		c.send(&streamproto.PublishError{PublisherID: p.id, Errors: errs})
 	}
 	if len(ids) == 0 {
 		return
 	}
 	if g == nil {
+		p.stats.confirmed.Add(int64(len(ids)))
 		c.send(&streamproto.PublishConfirm{PublisherID: p.id, PublishingIDs: ids})
 		return
 	}
 	c.srv.commit.onCommit(g, func(err error) {
 		if err != nil {
+			p.stats.errored.Add(int64(len(ids)))
 			pe := &streamproto.PublishError{PublisherID: p.id}
 			for _, id := range ids {
 				pe.Errors = append(pe.Errors, streamproto.PublishingError{PublishingID: id, Code: streamproto.CodeInternalError})
@@ -765,6 +820,7 @@ func (c *streamConn) publish(m *streamproto.Publish) {
 			c.send(pe)
 			return
 		}
+		p.stats.confirmed.Add(int64(len(ids)))
 		c.send(&streamproto.PublishConfirm{PublisherID: p.id, PublishingIDs: ids})
 	})
 }
@@ -779,15 +835,23 @@ type streamSub struct {
 	stream string
 	q      *queue
 	sub    *subscription
+	props  []streamproto.KV // the subscribe's properties (management shows them)
 
-	mu     sync.Mutex
-	credit int
-	gone   bool
-	data   []byte // pending entries (simple format)
-	first  uint64 // offset of the first pending entry
-	n      int
-	ts     int64
-	ready  bool // the reader finished handing over a batch, or the chunk is full: cut it
+	mu sync.Mutex
+	// head is the AMQP 1.0 encoding of the sections before the body for a message whose
+	// properties are headProps (hasHead): consecutive messages with the same properties, a
+	// stream's usual case, encode them once.
+	head, headProps []byte
+	hasHead         bool
+	consumed        int64 // messages sent in chunks (management)
+	lastOffset      int64 // the last offset sent (management)
+	credit          int
+	gone            bool
+	data            []byte // pending entries (simple format)
+	first           uint64 // offset of the first pending entry
+	n               int
+	ts              int64
+	ready           bool // the reader finished handing over a batch, or the chunk is full: cut it
 
 	// Single active consumer (stream_sac.go): the group, the subscribe's offset, and whether
 	// the subscription reads (read loop only).
@@ -814,11 +878,21 @@ func (b *streamSub) deliver(e *qentry, _ *dispatchRun) bool {
 	}
 	at := len(b.data)
 	b.data = append(b.data, 0, 0, 0, 0)
-	b.data = appendStreamMessageOut(b.data, e.msg)
+	if !b.hasHead || !bytes.Equal(b.headProps, e.msg.props) {
+		b.headProps = append(b.headProps[:0], e.msg.props...)
+		b.head = appendStreamMessageHead(b.head[:0], e.msg.props)
+		b.hasHead = true
+	}
+	b.data = streamproto.AppendDataSection(append(b.data, b.head...), e.msg.body)
 	binary.BigEndian.PutUint32(b.data[at:], uint32(len(b.data)-at-4))
 	b.n++
 	return true
 }
+
+// rawStreamProps marks a stream delivery target that wants a message's stored properties as
+// they are, without the x-stream-offset header an AMQP 0-9-1 delivery carries (the stream
+// protocol sends offsets in its chunks): consecutive messages keep identical properties.
+func (b *streamSub) rawStreamProps() {}
 
 // batchFlusher is a delivery target told when its stream reader has handed it a batch
 // (stream_reader.go): the entries handed over so far may go out as one chunk.
@@ -892,7 +966,7 @@ func (c *streamConn) subscribe(m *streamproto.Subscribe) {
 	case streamproto.OffsetTimestamp:
 		args["x-stream-offset"] = time.UnixMilli(int64(m.Offset.Value))
 	}
-	b := &streamSub{c: c, id: m.SubscriptionID, stream: m.Stream, q: q}
+	b := &streamSub{c: c, id: m.SubscriptionID, stream: m.Stream, q: q, props: m.Properties}
 	b.sub = &subscription{tag: "stream-" + strconv.Itoa(int(m.SubscriptionID)), target: b, prefetch: max(m.Credit, 1), args: args}
 	if c.sacSubscribe(m, b) {
 		return

@@ -113,12 +113,13 @@ func headerValue(v any) (any, bool) {
 	return nil, false
 }
 
-// appendStreamMessageOut appends msg (as a stream delivered it: its properties carry the
-// x-stream-offset header, which is left out) encoded as an AMQP 1.0 message.
-func appendStreamMessageOut(dst []byte, msg *message) []byte {
+// appendStreamMessageHead appends the AMQP 1.0 sections before the body (header, properties,
+// application properties) of a message with the content-header properties props (an
+// x-stream-offset header is left out); the body's data section follows them
+// (streamproto.AppendDataSection).
+func appendStreamMessageHead(dst, props []byte) []byte {
 	var m streamproto.Message
-	m.Data = [][]byte{msg.body}
-	p, err := amqp.DecodeProperties(msg.props)
+	p, err := amqp.DecodeProperties(props)
 	if err == nil {
 		m.HasHeader = true
 		m.Durable = p.DeliveryMode == 2
@@ -150,7 +151,7 @@ func appendStreamMessageOut(dst []byte, msg *message) []byte {
 		}
 		sortAppProperties(m.AppProperties)
 	}
-	return streamproto.AppendMessage(dst, &m)
+	return streamproto.AppendMessageHead(dst, &m)
 }
 
 // appValue is a headers table value as an application property's (simple types only).

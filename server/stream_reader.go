@@ -48,6 +48,10 @@ type streamConsumer struct {
 	seek   bool
 	seekTs int64
 
+	// rawProps: the target wants the stored properties without the x-stream-offset header
+	// (rawStreamProps). Set before the reader starts.
+	rawProps bool
+
 	// Owned by the reader goroutine.
 	cursor uint64
 	buf    []*qentry // read, not yet delivered
@@ -115,6 +119,9 @@ func (s *streamQueue) addConsumer(sub *subscription, onAdded func()) error {
 	var cursor uint64
 	c := &streamConsumer{s: s, sub: sub, wake: make(chan struct{}, 1), quit: make(chan struct{}),
 		filters: filters, matchUnfiltered: matchUnfiltered, seek: start.kind == 't', seekTs: start.ts}
+	if _, ok := sub.target.(interface{ rawStreamProps() }); ok {
+		c.rawProps = true
+	}
 	s.mu.Lock()
 	if s.mu.deleted {
 		s.mu.Unlock()
@@ -355,7 +362,7 @@ type streamEntry struct {
 var streamOffsetHeader = append(append([]byte{byte(len("x-stream-offset"))}, "x-stream-offset"...), 'l')
 
 // decode makes the entry at offset off from its stored value: the message with an
-// x-stream-offset header added to its properties.
+// x-stream-offset header added to its properties (unless rawProps).
 func (c *streamConsumer) decode(off uint64, v []byte) (*qentry, error) {
 	_, _, rec, err := parseStreamEntry(v)
 	if err != nil {
@@ -384,10 +391,15 @@ func (c *streamConsumer) decode(off uint64, v []byte) (*qentry, error) {
 	}
 	m.exchange, m.routingKey = c.exch, c.rkey
 	props, body := rec[hdr:hdr+propsLen], rec[hdr+propsLen:]
-	data := make([]byte, 0, len(props)+len(streamOffsetHeader)+8+4+len(body))
-	data, err = appendStreamOffsetProps(data, props, off)
-	if err != nil {
-		return nil, err
+	var data []byte
+	if c.rawProps {
+		data = append(make([]byte, 0, len(props)+len(body)), props...)
+	} else {
+		data = make([]byte, 0, len(props)+len(streamOffsetHeader)+8+4+len(body))
+		data, err = appendStreamOffsetProps(data, props, off)
+		if err != nil {
+			return nil, err
+		}
 	}
 	n := len(data)
 	data = append(data, body...)

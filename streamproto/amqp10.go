@@ -408,6 +408,28 @@ func (m *Message) Body() []byte {
 // HasHeader), properties (if any is set), application properties (if any),
 // then the data sections (one, empty, if none and no amqp-value).
 func AppendMessage(dst []byte, m *Message) []byte {
+	dst = AppendMessageHead(dst, m)
+	if m.HasValue {
+		return appendValue(append(dst, 0x00, 0x53, secValue), m.Value)
+	}
+	if len(m.Data) == 0 {
+		return AppendDataSection(dst, []byte{})
+	}
+	for _, d := range m.Data {
+		dst = AppendDataSection(dst, d)
+	}
+	return dst
+}
+
+// AppendDataSection appends a data section holding d (AppendMessage's body).
+func AppendDataSection(dst, d []byte) []byte {
+	return appendVar(append(dst, 0x00, 0x53, secData), 0xa0, 0xb0, d)
+}
+
+// AppendMessageHead appends the sections of m that come before its body (header, properties,
+// application properties), as AppendMessage does: a message is its head and then its body's
+// sections, so the head of many messages with the same properties can be encoded once.
+func AppendMessageHead(dst []byte, m *Message) []byte {
 	if m.HasHeader {
 		var l []byte
 		l = appendValue(l, m.Durable)
@@ -450,15 +472,6 @@ func AppendMessage(dst []byte, m *Message) []byte {
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(l)+4))
 		dst = binary.BigEndian.AppendUint32(dst, uint32(2*len(m.AppProperties)))
 		dst = append(dst, l...)
-	}
-	if m.HasValue {
-		return appendValue(append(dst, 0x00, 0x53, secValue), m.Value)
-	}
-	if len(m.Data) == 0 {
-		return appendValue(append(dst, 0x00, 0x53, secData), []byte{})
-	}
-	for _, d := range m.Data {
-		dst = appendValue(append(dst, 0x00, 0x53, secData), d)
 	}
 	return dst
 }

@@ -193,11 +193,21 @@ func (c *DeclarePublisher) decode(r *reader) {
 	c.Stream = r.str("stream")
 }
 
-// PublishedMessage is one message of a Publish.
+// PublishedMessage is one message of a Publish, or a sub-entry batch of messages under one
+// publishing id (SubEntry; the clients' SetSubEntrySize).
 type PublishedMessage struct {
 	PublishingID uint64
 	FilterValue  string // version 2 only
 	Message      []byte // an AMQP 1.0 message as the clients encode it; not decoded here
+
+	// With SubEntry, Message is a sub-entry batch's data: Records records, each an int32 size
+	// and the message, compressed with Compression (SubEntryRecords decodes them) and
+	// UncompressedSize bytes long uncompressed. On the wire the entry type byte (high bit set,
+	// the compression in bits 4-6) stands where a message's size would.
+	SubEntry         bool
+	Compression      uint8
+	Records          uint16
+	UncompressedSize uint32
 }
 
 // Publish (client). V is 1, or 2 with filter values (0 encodes as 1).
@@ -222,6 +232,11 @@ func (c *Publish) encode(e *enc) {
 		if c.Version() >= 2 {
 			e.str(m.FilterValue)
 		}
+		if m.SubEntry {
+			e.u8(0x80 | (m.Compression&7)<<4)
+			e.u16(m.Records)
+			e.u32(m.UncompressedSize)
+		}
 		e.bytes(m.Message)
 	}
 }
@@ -240,6 +255,12 @@ func (c *Publish) decode(r *reader) {
 		m.PublishingID = r.u64("publishing id")
 		if c.Version() >= 2 {
 			m.FilterValue = r.str("filter value")
+		}
+		if r.err == nil && len(r.b) > 0 && r.b[0]&0x80 != 0 {
+			t := r.u8("entry type")
+			m.SubEntry, m.Compression = true, t>>4&7
+			m.Records = r.u16("sub-entry records")
+			m.UncompressedSize = r.u32("sub-entry uncompressed size")
 		}
 		m.Message = r.bytes("message")
 	}

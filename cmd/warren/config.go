@@ -144,6 +144,7 @@ func parseFraction(v string) (float64, error) {
 type TLSConfig struct {
 	AMQPSAddr        string // listeners.ssl.default (port or ip:port)
 	STOMPSAddr       string // stomp.listeners.ssl.1, --stomps-addr, WARREN_STOMPS_ADDR (STOMP over TLS)
+	StreamsAddr      string // stream.listeners.ssl.1, --streams-addr, WARREN_STREAMS_ADDR (the stream protocol over TLS)
 	MQTTSAddr        string // mqtt.listeners.ssl.default (port or ip:port), with the same files
 	WebMQTTSAddr     string // web_mqtt.ssl.port, --web-mqtts-addr, WARREN_WEB_MQTTS_ADDR (Web MQTT over TLS, wss://), with the same files
 	WebSTOMPSAddr    string // web_stomp.ssl.port, --web-stomps-addr, WARREN_WEB_STOMPS_ADDR (Web STOMP over TLS, wss://), with the same files
@@ -161,7 +162,7 @@ type TLSConfig struct {
 
 // anyListener reports whether a TLS listener is configured.
 func (t TLSConfig) anyListener() bool {
-	return t.AMQPSAddr != "" || t.HTTPSAddr != "" || t.MQTTSAddr != "" || t.STOMPSAddr != "" || t.WebMQTTSAddr != "" || t.WebSTOMPSAddr != ""
+	return t.AMQPSAddr != "" || t.HTTPSAddr != "" || t.MQTTSAddr != "" || t.STOMPSAddr != "" || t.StreamsAddr != "" || t.WebMQTTSAddr != "" || t.WebSTOMPSAddr != ""
 }
 
 func defaultConfig() Config {
@@ -387,6 +388,9 @@ var settings = []setting{
 	{flag: "stomps-addr", env: "WARREN_STOMPS_ADDR", usage: "STOMP over TLS listen address, `host:port` or a port, usually 61614, with the AMQPS certificates (stomp.listeners.ssl.1); empty: off",
 		set:  func(c *Config, v string) (err error) { c.TLS.STOMPSAddr, err = optionalListenAddr(v); return },
 		show: func(c *Config) string { return c.TLS.STOMPSAddr }},
+	{flag: "streams-addr", env: "WARREN_STREAMS_ADDR", usage: "stream protocol over TLS listen address, `host:port` or a port, usually 5551, with the AMQPS certificates (stream.listeners.ssl.1); empty: off",
+		set:  func(c *Config, v string) (err error) { c.TLS.StreamsAddr, err = optionalListenAddr(v); return },
+		show: func(c *Config) string { return c.TLS.StreamsAddr }},
 	{flag: "stomp-default-user", env: "WARREN_STOMP_DEFAULT_USER", usage: "the `user` a STOMP CONNECT without a login header logs in as (stomp.default_user); empty: none",
 		set:  func(c *Config, v string) error { c.STOMPDefaultUser = v; return nil },
 		show: func(c *Config) string { return c.STOMPDefaultUser }},
@@ -429,6 +433,7 @@ var fileKeys = map[string]func(c *Config, v string) error{
 	"data_dir":                 byEnv("WARREN_DATA_DIR"),
 	"stomp.listeners.tcp.1":    byEnv("WARREN_STOMP_ADDR"),
 	"stomp.listeners.ssl.1":    byEnv("WARREN_STOMPS_ADDR"),
+	"stream.listeners.ssl.1":   byEnv("WARREN_STREAMS_ADDR"),
 	"web_mqtt.tcp.port":        func(c *Config, v string) (err error) { c.WebMQTTAddr, err = setPort(c.WebMQTTAddr, v); return },
 	"web_stomp.tcp.port":       func(c *Config, v string) (err error) { c.WebSTOMPAddr, err = setPort(c.WebSTOMPAddr, v); return },
 	"web_mqtt.ssl.port":        byEnv("WARREN_WEB_MQTTS_ADDR"),
@@ -645,7 +650,10 @@ func (c *Config) validate() error {
 		}
 	}
 	if !t.anyListener() && (t.CertFile != "" || t.KeyFile != "" || t.CACertFile != "") {
-		return fmt.Errorf("%s: certificate files given without --amqps-addr, --https-addr, --mqtts-addr, --stomps-addr, --web-mqtts-addr or --web-stomps-addr (listeners.ssl.default, management.ssl.port, mqtt.listeners.ssl.default, stomp.listeners.ssl.1, web_mqtt.ssl.port, web_stomp.ssl.port): they would do nothing", where)
+		return fmt.Errorf("%s: certificate files given without --amqps-addr, --https-addr, --mqtts-addr, --stomps-addr, --streams-addr, --web-mqtts-addr or --web-stomps-addr (listeners.ssl.default, management.ssl.port, mqtt.listeners.ssl.default, stomp.listeners.ssl.1, stream.listeners.ssl.1, web_mqtt.ssl.port, web_stomp.ssl.port): they would do nothing", where)
+	}
+	if t.StreamsAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return fmt.Errorf("%s: stream.listeners.ssl.1 needs ssl_options.certfile and ssl_options.keyfile", where)
 	}
 	if t.WebMQTTSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return fmt.Errorf("%s: web_mqtt.ssl.port needs ssl_options.certfile and ssl_options.keyfile", where)

@@ -229,7 +229,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{"ssl_options.fail_if_no_peer_cert = true\n", `needs ssl_options.verify = verify_peer`},
 		{"ssl_options.verify = verify_peer\n", `verify_peer needs ssl_options.cacertfile`},
 		{"ssl_options.certfile = a.pem\nmanagement.ssl.certfile = b.pem\n", `management.ssl.certfile differs from ssl_options.certfile`},
-		{"ssl_options.certfile = c.pem\nssl_options.keyfile = k.pem\n", `certificate files given without --amqps-addr, --https-addr, --mqtts-addr, --stomps-addr, --web-mqtts-addr or --web-stomps-addr`},
+		{"ssl_options.certfile = c.pem\nssl_options.keyfile = k.pem\n", `certificate files given without --amqps-addr, --https-addr, --mqtts-addr, --stomps-addr, --streams-addr, --web-mqtts-addr or --web-stomps-addr`},
 		{"web_mqtt.ssl.port = 15676\n", `web_mqtt.ssl.port needs ssl_options.certfile and ssl_options.keyfile`},
 		{"web_stomp.ssl.port = 15673\n", `web_stomp.ssl.port needs ssl_options.certfile and ssl_options.keyfile`},
 		{"mqtt.listeners.ssl.default = 8883\n", `mqtt.listeners.ssl.default needs ssl_options.certfile and ssl_options.keyfile`},
@@ -314,7 +314,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		"WARREN_MQTT_ADDR":     "1883", "WARREN_MQTTS_ADDR": "127.0.0.1:8883",
 		"WARREN_WEB_MQTT_ADDR": "127.0.0.1:15675", "WARREN_WEB_STOMP_ADDR": "15674",
 		"WARREN_WEB_MQTTS_ADDR": "15676", "WARREN_WEB_STOMPS_ADDR": "127.0.0.1:15673",
-		"WARREN_STREAM_ADDR": "5552",
+		"WARREN_STREAM_ADDR": "5552", "WARREN_STREAMS_ADDR": "127.0.0.1:5551",
 	}
 	want := Config{AMQPAddr: "127.0.0.1:1", HTTPAddr: ":2", DataDir: "/d", DebugAddr: "127.0.0.1:3", StreamAddr: ":5552",
 		DefaultUser: "u", DefaultPass: "p", DefaultVhost: "v", LoopbackUsers: []string{"a", "b"},
@@ -325,7 +325,7 @@ func TestConfigEveryEnvAndFlag(t *testing.T) {
 		STOMPAddr: ":61613", STOMPDefaultUser: "su", STOMPDefaultPass: "sp", STOMPDefaultVhost: "sv",
 		TLS: TLSConfig{AMQPSAddr: ":5671", HTTPSAddr: "127.0.0.1:15671", CertFile: "/c.pem", KeyFile: "/k.pem",
 			CACertFile: "/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true, CertLoginFrom: "common_name", STOMPSAddr: ":61614",
-			MQTTSAddr: "127.0.0.1:8883", WebMQTTSAddr: ":15676", WebSTOMPSAddr: "127.0.0.1:15673"},
+			MQTTSAddr: "127.0.0.1:8883", WebMQTTSAddr: ":15676", WebSTOMPSAddr: "127.0.0.1:15673", StreamsAddr: "127.0.0.1:5551"},
 		NodeName: "warren@a", ClusterAddr: "127.0.0.11:7000",
 		ClusterNodes: []ClusterNode{{Name: "warren@a", Addr: "127.0.0.11:7000"}, {Name: "warren@b", Addr: "127.0.0.12:7000"}},
 		MQTTAddr:     ":1883", WebMQTTAddr: "127.0.0.1:15675", WebSTOMPAddr: ":15674"}

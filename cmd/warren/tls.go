@@ -23,6 +23,7 @@ type tlsListeners struct {
 	stompsLn  net.Listener
 	mqttsLn   net.Listener
 	webLns    []net.Listener
+	streamsLn net.Listener
 	cfg       *server.TLS // nil without TLS listeners
 	log       *slog.Logger
 	closeOnce sync.Once
@@ -30,7 +31,7 @@ type tlsListeners struct {
 	wg        sync.WaitGroup
 }
 
-// startTLS loads the certificates and starts the AMQPS, MQTTS, STOMPS, Web MQTT and Web STOMP over TLS
+// startTLS loads the certificates and starts the AMQPS, MQTTS, STOMPS, stream, Web MQTT and Web STOMP over TLS
 // and HTTPS listeners f asks for (f was
 // validated by loadConfig). Serve errors other than a clean close go to fail without blocking.
 // With no TLS listener configured it returns a value whose reload and close do nothing.
@@ -111,6 +112,16 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 		webLns = append(webLns, webListener{w.name, ln, w.serve})
 		lns = append(lns, ln)
 	}
+	var streamsLn net.Listener
+	if f.StreamsAddr != "" {
+		ln, err := net.Listen("tcp", f.StreamsAddr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("stream TLS listener: %w", err)
+		}
+		streamsLn = ln
+		lns = append(lns, ln)
+	}
 	report := func(what string, err error) {
 		select {
 		case fail <- fmt.Errorf("%s: %w", what, err):
@@ -163,6 +174,17 @@ func startTLS(f TLSConfig, log *slog.Logger, srv *server.Server, fail chan<- err
 		t.webLns = append(t.webLns, w.ln)
 		attrs = append(attrs, w.name, w.ln.Addr().String())
 	}
+	if streamsLn != nil {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			if err := srv.ServeStreamTLS(streamsLn, tc, cfg.Files()); err != nil && !errors.Is(err, server.ErrServerClosed) && !t.closing.Load() {
+				report("stream/ssl", err)
+			}
+		}()
+		t.streamsLn = streamsLn
+		attrs = append(attrs, "stream/ssl", streamsLn.Addr().String())
+	}
 	if httpsLn != nil {
 		t.hs = &http.Server{Handler: management.NewHandler(srv, log, mopts...), ReadHeaderTimeout: 10 * time.Second,
 			TLSConfig: tc, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
@@ -198,7 +220,7 @@ func (t *tlsListeners) reload() error {
 	return nil
 }
 
-// close stops the AMQPS and MQTTS listeners (the broker's Shutdown closes their connections)
+// close stops the AMQPS, STOMPS, MQTTS and stream TLS listeners (the broker's Shutdown closes their connections)
 // and the HTTPS server (waiting up to 10s for its requests), and waits for their goroutines. It
 // may be called more than once.
 func (t *tlsListeners) close() {
@@ -215,6 +237,9 @@ func (t *tlsListeners) close() {
 		}
 		for _, ln := range t.webLns {
 			ln.Close()
+		}
+		if t.streamsLn != nil {
+			t.streamsLn.Close()
 		}
 		if t.hs != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

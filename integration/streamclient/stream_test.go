@@ -85,14 +85,27 @@ func startStream(t testing.TB, store storage.Store) target {
 	return target{streamURI: "rabbitmq-stream://guest:guest@" + ln.Addr().String() + "/", amqpURL: tb.URL, srv: tb.Srv}
 }
 
+// env is a Go client environment for uri, closed at the end of the test.
+//
+// The socket buffers are the kernel's (SetReadBuffer(0), SetWriteBuffer(0)): the client's
+// default sets SO_RCVBUF and SO_SNDBUF to 8 KiB after connecting, and on loopback, whose MSS is
+// about 64 KiB, a receive buffer smaller than one segment stalls the connection on delayed ACKs
+// (RabbitMQ and Warren alike deliver 1 KiB messages at about 75 msgs/s to such a client).
 func env(t testing.TB, uri string) *stream.Environment {
 	t.Helper()
-	e, err := stream.NewEnvironment(stream.NewEnvironmentOptions().SetUri(uri).SetMaxProducersPerClient(5).SetMaxConsumersPerClient(5))
+	e, err := stream.NewEnvironment(envOptions(uri))
 	if err != nil {
 		t.Fatalf("NewEnvironment(%s): %v", uri, err)
 	}
 	t.Cleanup(func() { e.Close() })
 	return e
+}
+
+// envOptions are env's options for uri: kernel socket buffers, 5 producers and consumers per
+// connection.
+func envOptions(uri string) *stream.EnvironmentOptions {
+	return stream.NewEnvironmentOptions().SetUri(uri).SetMaxProducersPerClient(5).SetMaxConsumersPerClient(5).
+		SetReadBuffer(0).SetWriteBuffer(0)
 }
 
 func streamName(t testing.TB) string {
