@@ -183,7 +183,7 @@ func (s *Server) recover() error {
 			return fmt.Errorf("record %q: %w", k, err)
 		}
 		q := newQueue(v, name, true, ad, nil, args, uint64(id), lim)
-		if s.queueIDs.Load() < q.id {
+		if s.queueIDs.Load() < q.id && q.id < quorumGroupBase { // not a cluster-wide group id (meta.go)
 			s.queueIDs.Store(q.id)
 		}
 		byID[q.id] = q

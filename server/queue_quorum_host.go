@@ -40,6 +40,9 @@ type quorumHost struct {
 		err    error
 		closed bool
 	}
+	// voters are the members of the quorum queues the meta group declared (by group id); a group
+	// not listed is this node alone.
+	voters sync.Map
 	// recovering is true while the server recovers its queues (set before and cleared after
 	// Server.recover, single-threaded): a quorum queue made then is a recovered one.
 	recovering bool
@@ -146,7 +149,18 @@ func (qh *quorumHost) createGroup(ctx context.Context, h *cluster.Host, id uint6
 			}
 		}
 	}
-	return h.CreateGroups(ctx, cluster.GroupSpec{ID: id, Voters: []uint64{qh.self}, SM: sm})
+	return h.CreateGroups(ctx, cluster.GroupSpec{ID: id, Voters: qh.votersOf(id), SM: sm})
+}
+
+// setVoters records the voters of a quorum queue's group (declareQuorumReplica).
+func (qh *quorumHost) setVoters(id uint64, voters []uint64) { qh.voters.Store(id, voters) }
+
+// votersOf returns the voters of group id: those the meta group chose, or this node alone.
+func (qh *quorumHost) votersOf(id uint64) []uint64 {
+	if v, ok := qh.voters.Load(id); ok {
+		return v.([]uint64)
+	}
+	return []uint64{qh.self}
 }
 
 // discardSM replays a stale log into nothing.
