@@ -411,8 +411,10 @@ func (s *Server) metaExec(c *metaCmd) (r metaResult) {
 		switch {
 		case !c.Quorum:
 			q, r.err = v.declareQueueOn(nil, d, &metaApply{})
-		case existed || c.Group == 0:
+		case existed:
 			q, r.err = v.declareQueueOn(nil, d, &metaApply{group: c.Group}) // the equivalence check
+		case c.Group == 0:
+			// A redeclare of a quorum queue this node is not a member of: nothing here.
 		case slices.Contains(c.Voters, NodeID(s.opts.NodeName)):
 			q, r.err = v.declareQuorumReplica(d, c.Group, c.Voters)
 		default:
