@@ -325,6 +325,21 @@ func TestClusterMetaUsersPolicies(t *testing.T) {
 			t.Fatalf("member 1's definitions lack %s", want)
 		}
 	}
+	// A definitions import on member 0 replicates.
+	ivh := amqpName(t, "imported")
+	mc.mustHTTP(0, "POST", "/api/definitions", map[string]any{
+		"vhosts": []any{map[string]any{"name": ivh}},
+		"users":  []any{map[string]any{"name": "carol", "password_hash": "", "tags": ""}},
+		"queues": []any{map[string]any{"name": "iq", "vhost": ivh, "durable": true, "auto_delete": false, "arguments": map[string]any{}}},
+		"exchanges": []any{map[string]any{"name": "ix", "vhost": ivh, "type": "fanout", "durable": true, "auto_delete": false,
+			"internal": false, "arguments": map[string]any{}}},
+		"bindings": []any{map[string]any{"source": "ix", "vhost": ivh, "destination": "iq", "destination_type": "queue",
+			"routing_key": "", "arguments": map[string]any{}}},
+	}, 201, 204)
+	wait.For(t, 10*time.Second, "member 2 to apply the import", func() bool {
+		_, err := mc.bs[2].Srv.User("carol")
+		return err == nil && hasQueue(mc.bs[2], ivh, "iq") && hasBinding(mc.bs[2], ivh, "ix", "iq")
+	})
 	// Deleting the user on member 2 refuses its logins everywhere.
 	mc.mustHTTP(2, "DELETE", "/api/users/alice", nil, 204)
 	for i := range 3 {

@@ -336,8 +336,8 @@ func newMetaModel() *metaModel {
 	return &metaModel{NextGroup: quorumGroupBase, Items: map[string]metaItem{}, Gone: map[string]metaItem{}}
 }
 
-// apply changes the model for c; nodes is the member list (ids in the configured order). It
-// reports whether c changes the broker (false: a declare of what exists, whose check still runs).
+// apply changes the model for c (and gives a new quorum queue its group and members); nodes is
+// the member list in its configured order.
 func (m *metaModel) apply(c *metaCmd, nodes []ClusterNode) {
 	m.Seq++
 	key := c.metaKey()
