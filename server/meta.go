@@ -654,20 +654,20 @@ func (a *metaApplier) apply(op *metaOp) {
 // ClusterOptions.ProposeTimeout.
 func (s *Server) metaDo(c *metaCmd) (metaResult, error) {
 	c.From = s.opts.NodeName
-	var b bytes.Buffer
-	if err := gob.NewEncoder(&b).Encode(c); err != nil {
+	data, err := gobEncode(c)
+	if err != nil {
 		return metaResult{}, fmt.Errorf("meta group: encoding a command: %w", err)
 	}
-	h, err := s.qq.host()
-	if err != nil {
-		return metaResult{}, newClusterUnavailable(err)
+	h, herr := s.qq.host()
+	if herr != nil {
+		return metaResult{}, newClusterUnavailable(herr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.meta.timeout)
 	defer cancel()
 	id := h.NewProposalID()
 	pause := 10 * time.Millisecond
 	for {
-		res, err := h.ProposeID(ctx, metaGroupID, id, b.Bytes())
+		res, err := h.ProposeID(ctx, metaGroupID, id, data)
 		if err == nil {
 			op, _ := res.(*metaOp)
 			if op == nil {
@@ -692,4 +692,12 @@ func (s *Server) metaDo(c *metaCmd) (metaResult, error) {
 		}
 		pause = min(2*pause, 200*time.Millisecond)
 	}
+}
+
+func gobEncode(c *metaCmd) ([]byte, error) {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(c); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
