@@ -340,6 +340,15 @@ func TestClusterMetaUsersPolicies(t *testing.T) {
 		_, err := mc.bs[2].Srv.User("carol")
 		return err == nil && hasQueue(mc.bs[2], ivh, "iq") && hasBinding(mc.bs[2], ivh, "ix", "iq")
 	})
+	// Deleting the imported vhost on member 1 deletes it, with its queue, everywhere.
+	mc.mustHTTP(1, "DELETE", "/api/vhosts/"+url.PathEscape(ivh), nil, 204)
+	for i := range 3 {
+		b := mc.bs[i]
+		wait.For(t, 10*time.Second, fmt.Sprintf("member %d to delete the vhost", i), func() bool {
+			_, err := b.Srv.Vhost(ivh)
+			return err != nil && !hasQueue(b, ivh, "iq")
+		})
+	}
 	// Deleting the user on member 2 refuses its logins everywhere.
 	mc.mustHTTP(2, "DELETE", "/api/users/alice", nil, 204)
 	for i := range 3 {
