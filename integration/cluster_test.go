@@ -34,15 +34,16 @@ func startCluster(t testing.TB, n int) []broker {
 	return out
 }
 
-// On a cluster member, a quorum queue (today a group of this one member on the cluster's Raft
-// host) confirms, delivers and survives nothing else changing: the single-node behaviour holds
-// when the node runs the cluster's host and transport.
+// On a cluster member, a quorum queue of one member (x-quorum-initial-group-size 1: a group of
+// this one member on the cluster's Raft host, declared through the meta group) confirms, delivers
+// and survives nothing else changing: the single-node behaviour holds when the node runs the
+// cluster's host and transport.
 func TestClusterMemberQuorumQueue(t *testing.T) {
 	bs := startCluster(t, 3)
 	conn := amqpDial(t, bs[1])
 	ch := amqpChannel(t, conn)
 	q := amqpName(t, "qq")
-	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "quorum", "x-quorum-initial-group-size": int32(1)}); err != nil {
 		t.Fatal(err)
 	}
 	pch := amqpChannel(t, conn)

@@ -366,13 +366,42 @@ func putErlangOnlyNodeFields(m map[string]any, n server.NodeInfo) {
 	m["ra_open_file_metrics"] = map[string]any{"ra_log_wal": 0, "ra_log_segment_writer": 0}
 }
 
-func listNodes(c *call) error { return c.ok([]any{c.nodeJSON()}) }
+// clusterMembers is the cluster's member list, if the broker is in one (server.Server is).
+type clusterMembers interface{ ClusterMembers() []server.ClusterMember }
+
+// memberJSON is a member of the cluster: this node in full, another one by name and running
+// (whether this node's transport is connected to it); its figures are that node's API's.
+func (c *call) memberJSON(m server.ClusterMember) map[string]any {
+	if m.Name == c.a.b.NodeName() {
+		return c.nodeJSON()
+	}
+	return map[string]any{"name": m.Name, "type": "disc", "running": m.Running}
+}
+
+func listNodes(c *call) error {
+	cm, ok := c.a.b.(clusterMembers)
+	if !ok {
+		return c.ok([]any{c.nodeJSON()})
+	}
+	var out []any
+	for _, m := range cm.ClusterMembers() {
+		out = append(out, c.memberJSON(m))
+	}
+	return c.ok(out)
+}
 
 func getNode(c *call) error {
-	if c.vars["node"] != c.a.b.NodeName() {
-		return server.ErrNotFound
+	if c.vars["node"] == c.a.b.NodeName() {
+		return c.ok(c.nodeJSON())
 	}
-	return c.ok(c.nodeJSON())
+	if cm, ok := c.a.b.(clusterMembers); ok {
+		for _, m := range cm.ClusterMembers() {
+			if m.Name == c.vars["node"] {
+				return c.ok(c.memberJSON(m))
+			}
+		}
+	}
+	return server.ErrNotFound
 }
 
 func extensions(c *call) error { return c.ok([]any{}) }

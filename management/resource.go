@@ -270,6 +270,8 @@ func (c *call) fail(err error) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &ae):
+	case errors.Is(err, server.ErrClusterUnavailable):
+		ae = &apiError{status: http.StatusServiceUnavailable, kind: "service_unavailable", reason: err.Error()}
 	case errors.Is(err, server.ErrVhostNotFound):
 		ae = &apiError{status: http.StatusNotFound, kind: "not_found", reason: "vhost_not_found"}
 	case errors.Is(err, server.ErrNotFound):

@@ -50,8 +50,8 @@ func (s *Server) GlobalParameter(name string) (GlobalParameter, error) {
 	return GlobalParameter{Name: name, Value: v}, nil
 }
 
-// PutGlobalParameter sets a global parameter to a JSON value and reports whether it was created.
-func (s *Server) PutGlobalParameter(name string, value json.RawMessage) (created bool, err error) {
+// putGlobalParameterDirect sets a global parameter to a JSON value and reports whether it was created.
+func (s *Server) putGlobalParameterDirect(name string, value json.RawMessage) (created bool, err error) {
 	if name == "" {
 		return false, badRequest("parameter name must not be empty")
 	}
@@ -71,8 +71,8 @@ func (s *Server) PutGlobalParameter(name string, value json.RawMessage) (created
 	return !existed, nil
 }
 
-// DeleteGlobalParameter removes a global parameter.
-func (s *Server) DeleteGlobalParameter(name string) error {
+// deleteGlobalParameterDirect removes a global parameter.
+func (s *Server) deleteGlobalParameterDirect(name string) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
 	if _, ok := s.adm.mu.globals[name]; !ok {

@@ -37,8 +37,8 @@ func (s *Server) AllVhostLimits() []VhostLimits {
 	return out
 }
 
-// PutVhostLimit sets one limit of a vhost. The name must be max-connections or max-queues.
-func (s *Server) PutVhostLimit(vhost, name string, value int64) error {
+// putVhostLimitDirect sets one limit of a vhost. The name must be max-connections or max-queues.
+func (s *Server) putVhostLimitDirect(vhost, name string, value int64) error {
 	switch name {
 	case LimitMaxConnections, LimitMaxQueues:
 	default:
@@ -57,8 +57,8 @@ func (s *Server) PutVhostLimit(vhost, name string, value int64) error {
 	return s.storeLimitsLocked(vhost, ls)
 }
 
-// SetVhostLimits replaces all of a vhost's limits (definitions import).
-func (s *Server) SetVhostLimits(vhost string, limits map[string]int64) error {
+// setVhostLimitsDirect replaces all of a vhost's limits (definitions import).
+func (s *Server) setVhostLimitsDirect(vhost string, limits map[string]int64) error {
 	for name, v := range limits {
 		switch name {
 		case LimitMaxConnections, LimitMaxQueues:
@@ -78,8 +78,8 @@ func (s *Server) SetVhostLimits(vhost string, limits map[string]int64) error {
 	return s.storeLimitsLocked(vhost, ls)
 }
 
-// DeleteVhostLimit removes one limit of a vhost.
-func (s *Server) DeleteVhostLimit(vhost, name string) error {
+// deleteVhostLimitDirect removes one limit of a vhost.
+func (s *Server) deleteVhostLimitDirect(vhost, name string) error {
 	if s.vhost(vhost) == nil {
 		return ErrNotFound
 	}

@@ -60,9 +60,9 @@ func (s *Server) OperatorPolicy(vhost, name string) (Policy, error) {
 	return s.getPolicy(vhost, name, operatorPolicies)
 }
 
-// PutOperatorPolicy validates and stores an operator policy, re-applying the vhost's policies, and
+// putOperatorPolicyDirect validates and stores an operator policy, re-applying the vhost's policies, and
 // reports whether it was created. The vhost must exist (ErrNotFound).
-func (s *Server) PutOperatorPolicy(in Policy) (created bool, err error) {
+func (s *Server) putOperatorPolicyDirect(in Policy) (created bool, err error) {
 	p, err := in.validateWith(operatorPolicyKeys)
 	if err != nil {
 		// RabbitMQ escapes the policies' validation texts for HTML but not the operator policies'.
@@ -74,9 +74,9 @@ func (s *Server) PutOperatorPolicy(in Policy) (created bool, err error) {
 	return s.putPolicy(p, operatorPolicies)
 }
 
-// DeleteOperatorPolicy removes the operator policy name of vhost and re-applies the vhost's
+// deleteOperatorPolicyDirect removes the operator policy name of vhost and re-applies the vhost's
 // policies.
-func (s *Server) DeleteOperatorPolicy(vhost, name string) error {
+func (s *Server) deleteOperatorPolicyDirect(vhost, name string) error {
 	return s.deletePolicy(vhost, name, operatorPolicies)
 }
 

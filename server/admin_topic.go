@@ -47,9 +47,9 @@ func (s *Server) TopicPermissions() []TopicPermission {
 	return out
 }
 
-// PutTopicPermission sets user's topic permission on an exchange in vhost (the exchange need not
+// putTopicPermissionDirect sets user's topic permission on an exchange in vhost (the exchange need not
 // exist) and reports whether it was created.
-func (s *Server) PutTopicPermission(p TopicPermission) (created bool, err error) {
+func (s *Server) putTopicPermissionDirect(p TopicPermission) (created bool, err error) {
 	for _, re := range []string{p.Write, p.Read} {
 		if _, err := regexp.Compile(expandTopicVars(re, p.User, p.Vhost)); err != nil {
 			return false, badRequest("invalid_regexp: %v", err)
@@ -86,10 +86,10 @@ func (s *Server) setTopicPermissionLocked(p TopicPermission) {
 	s.adm.mu.topicPerms[p.Vhost][p.User][p.Exchange] = p
 }
 
-// DeleteTopicPermissions removes user's topic permissions in vhost: on exchange only, or all of them
+// deleteTopicPermissionsDirect removes user's topic permissions in vhost: on exchange only, or all of them
 // if exchange is "". ErrNotFound if the user has none in vhost; as in RabbitMQ, naming an exchange
 // the user has no permission on is then no error.
-func (s *Server) DeleteTopicPermissions(vhost, user, exchange string) error {
+func (s *Server) deleteTopicPermissionsDirect(vhost, user, exchange string) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
 	byEx := s.adm.mu.topicPerms[vhost][user]

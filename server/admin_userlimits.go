@@ -52,17 +52,17 @@ func (s *Server) AllUserLimits() []UserLimits {
 	return out
 }
 
-// PutUserLimit sets one limit of a user (max-connections or max-channels). A missing user is a bad
+// putUserLimitDirect sets one limit of a user (max-connections or max-channels). A missing user is a bad
 // request naming it, as RabbitMQ answers.
-func (s *Server) PutUserLimit(name, limit string, value int64) error {
+func (s *Server) putUserLimitDirect(name, limit string, value int64) error {
 	if err := checkUserLimits(map[string]int64{limit: value}); err != nil {
 		return err
 	}
 	return s.changeUserLimits(name, func(ls map[string]int64) { ls[limit] = value })
 }
 
-// DeleteUserLimit removes one limit of a user; removing a limit the user does not have is no error.
-func (s *Server) DeleteUserLimit(name, limit string) error {
+// deleteUserLimitDirect removes one limit of a user; removing a limit the user does not have is no error.
+func (s *Server) deleteUserLimitDirect(name, limit string) error {
 	return s.changeUserLimits(name, func(ls map[string]int64) { delete(ls, limit) })
 }
 

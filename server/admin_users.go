@@ -196,8 +196,8 @@ type UserSpec struct {
 	Limits map[string]int64
 }
 
-// PutUser creates or updates a user and reports whether it was created.
-func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
+// putUserDirect creates or updates a user and reports whether it was created.
+func (s *Server) putUserDirect(spec UserSpec) (created bool, err error) {
 	if spec.Name == "" {
 		return false, badRequest("user name must not be empty")
 	}
@@ -251,8 +251,8 @@ func (s *Server) PutUser(spec UserSpec) (created bool, err error) {
 	return old == nil, nil
 }
 
-// DeleteUser removes a user and its permissions.
-func (s *Server) DeleteUser(name string) error {
+// deleteUserDirect removes a user and its permissions.
+func (s *Server) deleteUserDirect(name string) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
 	if s.adm.mu.users[name] == nil {
@@ -347,9 +347,9 @@ func (s *Server) Permission(vhost, user string) (Permission, error) {
 	return p, nil
 }
 
-// PutPermission sets user's permission in vhost and reports whether it was created. The patterns
+// putPermissionDirect sets user's permission in vhost and reports whether it was created. The patterns
 // must be valid regular expressions; the vhost and the user must exist.
-func (s *Server) PutPermission(p Permission) (created bool, err error) {
+func (s *Server) putPermissionDirect(p Permission) (created bool, err error) {
 	for _, re := range []string{p.Configure, p.Write, p.Read} {
 		if _, err := regexp.Compile(re); err != nil {
 			return false, badRequest("invalid_regexp: %v", err)
@@ -394,8 +394,8 @@ func (s *Server) admUpdate(fn func()) {
 	s.adm.gen.Add(1)
 }
 
-// DeletePermission removes user's permission in vhost.
-func (s *Server) DeletePermission(vhost, user string) error {
+// deletePermissionDirect removes user's permission in vhost.
+func (s *Server) deletePermissionDirect(vhost, user string) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
 	if _, ok := s.adm.mu.perms[vhost][user]; !ok {

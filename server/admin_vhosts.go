@@ -77,9 +77,9 @@ func (s *Server) vhostInfoLocked(name string) VhostInfo {
 	return VhostInfo{Name: name, Description: m.description, Tags: tags, DefaultQueueType: dqt, Tracing: m.tracing}
 }
 
-// PutVhost creates a vhost (with its standard exchanges, and full permissions for actingUser, as
+// putVhostDirect creates a vhost (with its standard exchanges, and full permissions for actingUser, as
 // RabbitMQ's API grants) or updates its metadata. It reports whether the vhost was created.
-func (s *Server) PutVhost(info VhostInfo, actingUser string) (created bool, err error) {
+func (s *Server) putVhostDirect(info VhostInfo, actingUser string) (created bool, err error) {
 	if info.Name == "" {
 		return false, badRequest("vhost name must not be empty")
 	}
@@ -110,9 +110,9 @@ func (s *Server) PutVhost(info VhostInfo, actingUser string) (created bool, err 
 	return created, nil
 }
 
-// DeleteVhost deletes a vhost: its connections are closed, its queues and exchanges deleted (from
+// deleteVhostDirect deletes a vhost: its connections are closed, its queues and exchanges deleted (from
 // the store too), and its permissions removed.
-func (s *Server) DeleteVhost(name string) error {
+func (s *Server) deleteVhostDirect(name string) error {
 	s.adm.write.Lock()
 	defer s.adm.write.Unlock()
 	v := s.vhost(name)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -35,6 +36,12 @@ type ClusterOptions struct {
 	Nodes []ClusterNode
 	// TickInterval is the Raft tick (0: the cluster package's default). Tests shorten it.
 	TickInterval time.Duration
+	// ProposeTimeout bounds a definition change's wait for the meta group (0: 10 s); past it the
+	// change fails with ErrClusterUnavailable.
+	ProposeTimeout time.Duration
+	// SnapshotEntries: a group's state is snapshotted, and its log compacted, after this many
+	// entries (0: the default, 8192). Tests lower it.
+	SnapshotEntries uint64
 }
 
 // metaGroupID is the meta group's Raft group id: the largest, as the quorum queues' groups are
@@ -105,33 +112,23 @@ func (s *Server) startCluster() error {
 	}
 	h, err := cluster.NewHost(cluster.HostOptions{ID: self, Cluster: ClusterHandshakeName(co.Nodes), Store: s.store,
 		Listener: co.Listener, Peers: peers, TickInterval: co.TickInterval,
-		SnapshotEntries: quorumSnapshotEntries, Logger: s.log.With("component", "cluster")})
+		SnapshotEntries: cmp.Or(co.SnapshotEntries, quorumSnapshotEntries), Logger: s.log.With("component", "cluster")})
 	if err != nil {
 		_ = co.Listener.Close()
 		return fmt.Errorf("cluster host: %w", err)
 	}
+	s.meta = newMetaApplier(s, co.ProposeTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := h.CreateGroups(ctx, cluster.GroupSpec{ID: metaGroupID, Voters: voters, SM: &metaSM{}}); err != nil {
+	if err := h.CreateGroups(ctx, cluster.GroupSpec{ID: metaGroupID, Voters: voters, SM: newMetaSM(s, co.Nodes)}); err != nil {
 		_ = h.Close()
 		return fmt.Errorf("cluster: meta group: %w", err)
 	}
 	s.qq.useHost(h, self)
-	s.log.Info("cluster host started (the meta group replicates nothing yet)",
+	s.log.Info("cluster host started",
 		"node", s.opts.NodeName, "raft_id", self, "cluster_addr", co.Listener.Addr().String(), "members", len(co.Nodes))
 	return nil
 }
-
-// metaSM is the meta group's state machine: nothing is replicated through it yet; it counts the
-// entries it is given.
-type metaSM struct{ applied uint64 }
-
-func (m *metaSM) Apply(ents []cluster.Entry) ([]any, error) {
-	m.applied += uint64(len(ents))
-	return make([]any, len(ents)), nil
-}
-func (m *metaSM) Snapshot() ([]byte, error) { return nil, nil }
-func (m *metaSM) Restore([]byte) error      { return nil }
 
 // MetaLeader returns the name of the meta group's leader as this node knows it ("" on a single
 // node, or while no leader is known).
@@ -150,4 +147,44 @@ func (s *Server) MetaLeader() string {
 		}
 	}
 	return ""
+}
+
+// ClusterMember is a member of the cluster as this node sees it.
+type ClusterMember struct {
+	Name string
+	// Running: this node, or a member the transport is connected to.
+	Running bool
+}
+
+// ClusterMembers lists the cluster's members in the configured order (this node alone on a
+// single node).
+func (s *Server) ClusterMembers() []ClusterMember {
+	if s.opts.Cluster == nil {
+		return []ClusterMember{{Name: s.opts.NodeName, Running: true}}
+	}
+	var tr *cluster.Transport
+	if h, err := s.qq.host(); err == nil {
+		tr = h.Transport()
+	}
+	out := make([]ClusterMember, 0, len(s.opts.Cluster.Nodes))
+	for _, n := range s.opts.Cluster.Nodes {
+		up := n.Name == s.opts.NodeName || tr != nil && tr.Connected(NodeID(n.Name))
+		out = append(out, ClusterMember{Name: n.Name, Running: up})
+	}
+	return out
+}
+
+// MetaStatus is the meta group's Raft status on this node.
+type MetaStatus = cluster.GroupStatus
+
+// MetaStatus returns the meta group's status on this node (false on a single node).
+func (s *Server) MetaStatus() (MetaStatus, bool) {
+	if s.opts.Cluster == nil {
+		return MetaStatus{}, false
+	}
+	h, err := s.qq.host()
+	if err != nil {
+		return MetaStatus{}, false
+	}
+	return h.Status(metaGroupID)
 }

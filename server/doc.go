@@ -76,10 +76,16 @@
 // while it waits. The host's loop applies committed entries to each queue's state machine under
 // that queue's queue.mu and delivers under it, as a classic queue's dispatch does; nothing waits for
 // the loop while holding a queue.mu, channel.mu or vhost lock (publishers, consumers and basic.get
-// wait for a proposal holding no lock). A replicated quorum queue (queue_quorum_replica.go) is
-// declared by the meta group's state machine on the host's loop (declareQuorumReplica: v.meta, then
-// v.mu and the committer's write), which never waits for the loop: nothing may hold a vhost's meta
-// lock while waiting for the host.
+// wait for a proposal holding no lock).
+// On a cluster member the meta group (meta.go) adds one applier goroutine (metaApplier.run, started
+// by New after recovery, stopped and waited for by Shutdown before the Raft host): the host's loop
+// hands it the committed definition changes (never waiting for it), and it applies them through
+// the direct paths in log order, taking the locks those take. A definition change's proposer (a
+// connection's read loop, an API handler) waits for its command holding no broker lock but its
+// channel.loopMu, bounded by ClusterOptions.ProposeTimeout. A replicated quorum queue
+// (queue_quorum_replica.go) is declared by that applier (declareQuorumReplica: v.meta, then v.mu
+// and the committer's write), which never waits for the host's loop: nothing may hold a vhost's
+// meta lock while waiting for the host.
 // A stream protocol connection (stream_front.go) has a read loop, started by the accept loop (serve,
 // serveTracked) on the server's WaitGroup and tracked in Server.mu.sconns (Shutdown closes them after the
 // AMQP connections), and a writer goroutine the read loop starts and waits for. Nothing else writes

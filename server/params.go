@@ -156,9 +156,9 @@ func (s *Server) Parameter(component, vhost, name string) (Parameter, error) {
 // {"error":"not_found","reason":"vhost_not_found"}.
 var ErrVhostNotFound = fmt.Errorf("warren: vhost_not_found: %w", ErrNotFound)
 
-// PutParameter validates and stores a parameter, calls its component's Set, and reports whether
+// putParameterDirect validates and stores a parameter, calls its component's Set, and reports whether
 // it was created.
-func (s *Server) PutParameter(p Parameter) (created bool, err error) {
+func (s *Server) putParameterDirect(p Parameter) (created bool, err error) {
 	if s.vhost(p.Vhost) == nil {
 		return false, ErrVhostNotFound
 	}
@@ -231,7 +231,7 @@ func (s *Server) putLimitsParameter(p Parameter) (bool, error) {
 		ls[k] = i
 	}
 	_, existed := s.vhostLimitsOf(p.Vhost)
-	if err := s.SetVhostLimits(p.Vhost, ls); err != nil {
+	if err := s.setVhostLimitsDirect(p.Vhost, ls); err != nil {
 		return false, err
 	}
 	return !existed, nil
@@ -256,13 +256,13 @@ func jsonTerm(v any) any {
 	return v
 }
 
-// DeleteParameter removes a parameter and calls its component's Clear (ErrNotFound: none).
-func (s *Server) DeleteParameter(component, vhost, name string) error {
+// deleteParameterDirect removes a parameter and calls its component's Clear (ErrNotFound: none).
+func (s *Server) deleteParameterDirect(component, vhost, name string) error {
 	if component == ParameterVhostLimits {
 		if _, ok := s.vhostLimitsOf(vhost); !ok || name != "limits" {
 			return ErrNotFound
 		}
-		return s.SetVhostLimits(vhost, nil)
+		return s.setVhostLimitsDirect(vhost, nil)
 	}
 	s.params.change.Lock()
 	defer s.params.change.Unlock()

@@ -186,7 +186,7 @@ func (s *Server) recover() error {
 		if err != nil {
 			return fmt.Errorf("record %q: %w", k, err)
 		}
-		if s.queueIDs.Load() < q.id {
+		if s.queueIDs.Load() < q.id && q.id < quorumGroupBase { // not a cluster-wide group id (meta.go)
 			s.queueIDs.Store(q.id)
 		}
 		byID[q.id] = q

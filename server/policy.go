@@ -332,9 +332,9 @@ var (
 		of: func(ps *policyState) *map[string]map[string]*policy { return &ps.mu.opByVhost }}
 )
 
-// PutPolicy validates and stores p, re-applying the vhost's policies, and reports whether it was
+// putPolicyDirect validates and stores p, re-applying the vhost's policies, and reports whether it was
 // created. The vhost must exist (ErrNotFound).
-func (s *Server) PutPolicy(in Policy) (created bool, err error) {
+func (s *Server) putPolicyDirect(in Policy) (created bool, err error) {
 	p, err := in.validate()
 	if err != nil {
 		return false, err
@@ -374,8 +374,8 @@ func (ps *policyState) setLocked(p *policy, set policySet) {
 	(*m)[p.Vhost][p.Name] = p
 }
 
-// DeletePolicy removes the policy name of vhost and re-applies the vhost's policies.
-func (s *Server) DeletePolicy(vhost, name string) error {
+// deletePolicyDirect removes the policy name of vhost and re-applies the vhost's policies.
+func (s *Server) deletePolicyDirect(vhost, name string) error {
 	return s.deletePolicy(vhost, name, userPolicies)
 }
 

@@ -16,7 +16,8 @@ import (
 // queue (declared or recovered) and runs until the server stops: one cluster.Host on the
 // server's own store (raft logs under cluster/raftlog's keys, next to the broker's), with this
 // node as the only member of every group (node id 1) and no transport (no listener, no peers).
-// Members on other nodes need the cluster's meta group, which is not built.
+// On a cluster member it is the cluster's host, and a quorum queue declared through the meta group
+// (meta.go) has the members the meta group chose (declareQuorumReplica).
 //
 // Goroutines: every quorum queue has one worker (quorumQueue.run) that creates its group,
 // proposes its commands in order, republishes its dead letters and proposes its ticks; the

@@ -226,6 +226,8 @@ type Server struct {
 	log       *slog.Logger
 	store     storage.Store
 	ownsStore bool
+	// meta applies the meta group's commands (meta.go); nil on a single node.
+	meta *metaApplier
 
 	loopback map[string]bool // users restricted to loopback; read-only after New
 
@@ -337,6 +339,9 @@ func New(opts Options) (*Server, error) {
 		s.qq.recovering = false
 	}
 	if err != nil {
+		if s.meta != nil {
+			s.meta.stop(false)
+		}
 		s.qq.close()
 		s.alarm.shutdown()
 		s.pager.shutdown()
@@ -345,6 +350,9 @@ func New(opts Options) (*Server, error) {
 			s.store.Close()
 		}
 		return nil, fmt.Errorf("warren: %w", err)
+	}
+	if s.meta != nil {
+		s.meta.start() // after recovery: the meta group's commands apply to the recovered broker
 	}
 	s.startFederation()
 	go s.mem.run() // after recovery: it pages recovered queues out
@@ -545,6 +553,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.pager.shutdown()
 		if merr := s.markClean(); merr != nil && err == nil {
 			err = fmt.Errorf("warren: recording a clean shutdown: %w", merr)
+		}
+		if s.meta != nil {
+			s.meta.stop(true)
 		}
 		if qerr := s.qq.close(); qerr != nil && err == nil {
 			err = fmt.Errorf("warren: stopping quorum queues: %w", qerr)

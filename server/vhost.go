@@ -136,7 +136,7 @@ func (v *vhost) exchange(name string) *exchangeEntity {
 	return v.mu.exchanges[name]
 }
 
-func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
+func (v *vhost) declareExchangeOn(d *amqp.ExchangeDeclare, applying bool) error {
 	v.meta.Lock()
 	defer v.meta.Unlock()
 	e := v.mu.exchanges[d.Exchange]
@@ -177,6 +177,14 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	if strings.HasPrefix(d.Exchange, "amq.") {
 		return amqp.Errorf(amqp.AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Exchange)
 	}
+	if !applying && v.replicates() && d.Durable && !d.AutoDelete {
+		if kind == exchange.FederationUpstream {
+			if _, err := federation.ParseHopFilter(d.Arguments); err != nil {
+				return amqp.Errorf(amqp.PreconditionFailed, "%v", err)
+			}
+		}
+		return errMetaPropose // valid here: the meta group decides (meta.go)
+	}
 	e = &exchangeEntity{
 		name: d.Exchange, kind: kind, durable: d.Durable, autoDelete: d.AutoDelete, internal: d.Internal,
 		args: d.Arguments,
@@ -205,7 +213,7 @@ func (v *vhost) declareExchange(d *amqp.ExchangeDeclare) error {
 	return nil
 }
 
-func (v *vhost) deleteExchange(name string, ifUnused bool) error {
+func (v *vhost) deleteExchangeOn(name string, ifUnused, applying bool) error {
 	v.meta.Lock()
 	defer v.meta.Unlock()
 	if name == "" {
@@ -220,6 +228,9 @@ func (v *vhost) deleteExchange(name string, ifUnused bool) error {
 	}
 	if ifUnused && e.mu.router.Len() > 0 {
 		return amqp.Errorf(amqp.PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.name)
+	}
+	if !applying && v.replicates() && e.durable && !e.autoDelete {
+		return errMetaPropose
 	}
 	var b storage.Batch
 	v.mu.Lock()
@@ -278,7 +289,7 @@ func (v *vhost) unbindAllLocked(b *storage.Batch, d destination) {
 // arguments are checked (RabbitMQ's order, see channel.queueBind). A binding that exists already
 // (a worker re-declaring its topology) changes nothing and writes nothing; a new durable one is
 // written before routing can see it.
-func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Table, c *conn) error {
+func (v *vhost) bindOn(srcName string, dst destination, key string, args amqp.Table, c *conn, applying bool) error {
 	v.meta.Lock()
 	defer v.meta.Unlock()
 	src, err := v.bindableSourceLocked(srcName)
@@ -299,6 +310,9 @@ func (v *vhost) bind(srcName string, dst destination, key string, args amqp.Tabl
 	src.mu.Unlock()
 	if exists {
 		return nil
+	}
+	if !applying && v.replicates() && replicatedBinding(src, dst) {
+		return errMetaPropose
 	}
 	if src.durable && destDurable(dst) {
 		var b storage.Batch
@@ -335,7 +349,7 @@ func (v *vhost) liveDestLocked(dst destination) error {
 // missing binding is not an error. c is the connection unbinding (nil for the management API):
 // an existing binding to another connection's exclusive queue is refused with 405, a missing one
 // is not (RabbitMQ checks exclusivity only once it found the binding).
-func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Table, c *conn) error {
+func (v *vhost) unbindOn(srcName string, dst destination, key string, args amqp.Table, c *conn, applying bool) error {
 	v.meta.Lock()
 	defer v.meta.Unlock()
 	if srcName == "" {
@@ -354,6 +368,14 @@ func (v *vhost) unbind(srcName string, dst destination, key string, args amqp.Ta
 			}
 		}
 		src.mu.Unlock()
+		return nil
+	}
+	if !applying && v.replicates() && replicatedBinding(src, dst) {
+		has := src.mu.router.Has(dst, key, args)
+		src.mu.Unlock()
+		if has {
+			return errMetaPropose
+		}
 		return nil
 	}
 	removed := src.mu.router.Unbind(dst, key, args)
@@ -482,7 +504,7 @@ func (v *vhost) lookupQueue(c *conn, name string) (*queue, error) {
 // durable, auto_delete and the arguments compared for equivalence (406), without validating them.
 // For a new queue: the vhost's queue limit, the permissions a dead-letter exchange needs, the
 // queue type, then each argument's value in RabbitMQ's order (queueArgs).
-func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
+func (v *vhost) declareQueueOn(c *conn, d *amqp.QueueDeclare, ap *metaApply) (*queue, error) {
 	v.meta.Lock()
 	defer v.meta.Unlock()
 	v.srv.adm.stats.inc(sQueueDeclared)
@@ -545,11 +567,18 @@ func (v *vhost) declareQueue(c *conn, d *amqp.QueueDeclare) (*queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ap == nil && v.replicates() && d.Durable && !d.AutoDelete && !d.Exclusive {
+		return nil, &metaProposeQueue{name: name} // valid here: the meta group decides (meta.go)
+	}
 	var owner *conn
 	if d.Exclusive {
 		owner = c
 	}
-	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, 0, lim)
+	var id uint64
+	if ap != nil {
+		id = ap.group // a quorum queue's cluster-wide group id (0: a node-local store id)
+	}
+	q = newQueue(v, name, d.Durable, d.AutoDelete, owner, d.Arguments, id, lim)
 	if q.isDurable() {
 		var b storage.Batch
 		b.Set(storage.QueueKey(v.name, name), q.record())
@@ -579,11 +608,22 @@ func (v *vhost) deleteQueue(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
 
 // removeQueue is deleteQueue that leaves telling the cancelled consumers to the caller
 // (notifyCancelled, with no lock held): queue.delete sends its delete-ok first, as RabbitMQ does.
-func (v *vhost) removeQueue(q *queue, ifUnused, ifEmpty bool) (uint32, []deliveryTarget, error) {
+func (v *vhost) removeQueueOn(q *queue, ifUnused, ifEmpty, applying bool) (uint32, []deliveryTarget, error) {
 	v.meta.Lock()
 	defer v.meta.Unlock()
 	if v.mu.queues[q.name] != q {
 		return 0, nil, nil
+	}
+	if !applying && v.replicates() && replicatedQueue(q) {
+		// RabbitMQ checks if-empty before if-unused; here on the proposing node, before proposing.
+		ready, consumers := q.counts()
+		if ifEmpty && ready > 0 {
+			return 0, nil, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.name, v.name)
+		}
+		if ifUnused && consumers > 0 {
+			return 0, nil, amqp.Errorf(amqp.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, v.name)
+		}
+		return 0, nil, errMetaPropose
 	}
 	var b storage.Batch
 	v.mu.Lock()

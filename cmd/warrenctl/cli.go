@@ -21,7 +21,7 @@ const usageText = `Usage: warrenctl [global flags] COMMAND [ARGS] [flags]
 Administers Warren or RabbitMQ over the management HTTP API (RabbitMQ's /api paths).
 
 Commands:
-  list queues|exchanges|bindings|connections|channels|consumers|vhosts|users|policies|permissions
+  list queues|exchanges|bindings|connections|channels|consumers|vhosts|users|policies|permissions|nodes
   declare queue NAME [--durable=true] [--auto-delete] [--arguments JSON]
   declare exchange NAME [--type direct] [--durable=true] [--auto-delete] [--internal] [--arguments JSON]
   declare binding SOURCE DESTINATION [--destination-type queue|exchange] [--routing-key KEY] [--arguments JSON]
@@ -289,7 +289,7 @@ var inVhost = map[string]bool{
 
 var globalCommands = map[string]bool{
 	"declare vhost": true, "declare user": true, "delete vhost": true, "delete user": true,
-	"list users": true, "list vhosts": true, "status": true, "health": true, "close connection": true,
+	"list users": true, "list vhosts": true, "list nodes": true, "status": true, "health": true, "close connection": true,
 }
 
 // kinds lists what each two-word verb applies to, for its usage errors.

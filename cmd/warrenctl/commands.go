@@ -29,6 +29,8 @@ var listKinds = map[string]listKind{
 	"users":       {"/api/users", "", []string{"name", "tags"}},
 	"policies":    {"/api/policies", "/api/policies/%s", []string{"vhost", "name", "pattern", "apply-to", "priority", "definition"}},
 	"permissions": {"/api/permissions", "/api/vhosts/%s/permissions", []string{"user", "vhost", "configure", "write", "read"}},
+	// nodes: the cluster's members and whether this node reaches each (cluster_status).
+	"nodes": {"/api/nodes", "", []string{"name", "type", "running"}},
 }
 
 // noFlags is a command without flags of its own.

@@ -5,7 +5,7 @@
 //
 // Commands:
 //
-//	list queues|exchanges|bindings|connections|channels|consumers|vhosts|users|policies|permissions
+//	list queues|exchanges|bindings|connections|channels|consumers|vhosts|users|policies|permissions|nodes
 //	declare queue NAME [--durable=true] [--auto-delete] [--arguments JSON]
 //	declare exchange NAME [--type direct] [--durable=true] [--auto-delete] [--internal] [--arguments JSON]
 //	declare binding SOURCE DESTINATION [--destination-type queue|exchange] [--routing-key KEY] [--arguments JSON]

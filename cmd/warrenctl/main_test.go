@@ -572,3 +572,12 @@ func TestHTTPS(t *testing.T) {
 	tg.must(t, 0, "health")
 	tg.must(t, exitUsage, "--cacert", filepath.Join(t.TempDir(), "missing.pem"), "status")
 }
+
+// TestListNodes: list nodes shows the node (every member on a cluster) with running true.
+func TestListNodes(t *testing.T) {
+	tg := startTarget(t)
+	r := tg.must(t, 0, "list", "nodes")
+	if !strings.Contains(r.stdout, "running") || !strings.Contains(r.stdout, "true") {
+		t.Fatalf("list nodes: %s", r.stdout)
+	}
+}

@@ -33,6 +33,8 @@ type Broker struct {
 	URL  string         // amqp://USER:PASS@127.0.0.1:PORT/ for the default user (amqps:// on TLS)
 	Addr string         // 127.0.0.1:PORT
 	Srv  *server.Server // the broker
+	// Members is the cluster's member list (StartCluster; nil for a single broker).
+	Members []server.ClusterNode
 
 	served chan error // what Serve returned
 
@@ -282,24 +284,49 @@ func StartCluster(t testing.TB, n int, opts ...func(i int, o *server.Options)) [
 	lns, nodes := ClusterListeners(t, n)
 	var bs []*Broker
 	for i := range n {
-		o := server.Options{Logger: Logger(t).With("node", nodes[i].Name), NodeName: nodes[i].Name,
-			Cluster: &server.ClusterOptions{Listener: lns[i], Nodes: nodes, TickInterval: ClusterTick}}
-		for _, f := range opts {
-			f(i, &o)
-		}
-		b, err := New(o, nil)
+		b, err := startMember(t, lns[i], nodes, i, opts)
 		if err != nil {
 			for _, l := range lns[i+1:] {
 				l.Close()
 			}
-			t.Fatalf("testbroker: cluster member %s: %v", nodes[i].Name, err)
+			t.Fatalf("testbroker: %v", err)
 		}
-		t.Cleanup(func() {
-			if err := b.Stop(); err != nil {
-				t.Errorf("testbroker: %s: %v", nodes[i].Name, err)
-			}
-		})
 		bs = append(bs, b)
 	}
 	return bs
+}
+
+// RestartMember starts member i of the cluster of members (Broker.Members) again, after it was
+// stopped: its inter-node listener on the same address, opts applied as StartCluster applies them
+// (give it the same Options.Store to restart it from its data). It stops when the test ends.
+func RestartMember(t testing.TB, members []server.ClusterNode, i int, opts ...func(i int, o *server.Options)) *Broker {
+	t.Helper()
+	ln, err := net.Listen("tcp", members[i].Addr)
+	if err != nil {
+		t.Fatalf("testbroker: re-listening on %s: %v", members[i].Addr, err)
+	}
+	b, err := startMember(t, ln, members, i, opts)
+	if err != nil {
+		t.Fatalf("testbroker: %v", err)
+	}
+	return b
+}
+
+func startMember(t testing.TB, ln net.Listener, nodes []server.ClusterNode, i int, opts []func(i int, o *server.Options)) (*Broker, error) {
+	o := server.Options{Logger: Logger(t).With("node", nodes[i].Name), NodeName: nodes[i].Name,
+		Cluster: &server.ClusterOptions{Listener: ln, Nodes: nodes, TickInterval: ClusterTick}}
+	for _, f := range opts {
+		f(i, &o)
+	}
+	b, err := New(o, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cluster member %s: %w", nodes[i].Name, err)
+	}
+	b.Members = nodes
+	t.Cleanup(func() {
+		if err := b.Stop(); err != nil {
+			t.Errorf("testbroker: %s: %v", nodes[i].Name, err)
+		}
+	})
+	return b, nil
 }
