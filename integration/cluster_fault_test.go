@@ -265,16 +265,6 @@ func (c *faultCluster) partition(i int, on bool) {
 	}
 }
 
-func (c *faultCluster) up() []*clusterProc {
-	var out []*clusterProc
-	for _, n := range c.nodes {
-		if n.p != nil && !n.stopped {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // queueView is what a node's API says of the queue.
 type queueView struct {
 	Messages int      `json:"messages"`
