@@ -490,39 +490,15 @@ func (l *clusterLedger) drainAll(t *testing.T, url, queue string) int {
 	}
 	seen := map[string]bool{}
 	for {
-		var d amqp.Delivery
 		select {
-		case d = <-ds:
-		case <-time.After(3 * time.Second):
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			for id := range l.confirmed {
-				if !l.acked[id] {
-					l.lost++
-					t.Errorf("confirmed message %q is missing", id)
-					l.acked[id] = true
-				}
+		case d := <-ds:
+			l.drained(t, string(d.Body), d.Redelivered, seen)
+			if err := d.Ack(false); err != nil {
+				t.Fatal(err)
 			}
+		case <-time.After(3 * time.Second):
+			l.missing(t)
 			return len(seen)
-		}
-		id := string(d.Body)
-		l.mu.Lock()
-		switch {
-		case !l.published[id]:
-			l.unexpected++
-			t.Errorf("message %q was never published", id)
-		case seen[id]:
-			l.duplicated++
-			t.Errorf("message %q delivered twice in the drain", id)
-		case l.acked[id] && !d.Redelivered:
-			l.ackedNotRedelivered++
-			t.Errorf("acked message %q came back with redelivered=false", id)
-		}
-		seen[id] = true
-		l.acked[id] = true
-		l.mu.Unlock()
-		if err := d.Ack(false); err != nil {
-			t.Fatal(err)
 		}
 	}
 }

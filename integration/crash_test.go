@@ -166,36 +166,48 @@ func (l *crashLedger) drain(t *testing.T, url, queue string) int {
 		if !ok {
 			break
 		}
-		id := string(d.Body)
-		l.mu.Lock()
-		switch {
-		case !l.published[id]:
-			l.unexpected++
-			t.Errorf("message %q was never published", id)
-		case seen[id]:
-			l.duplicated++
-			t.Errorf("message %q delivered twice in one drain", id)
-		case l.acked[id] && !d.Redelivered:
-			l.ackedNotRedelivered++
-			t.Errorf("acked message %q came back with redelivered=false", id)
-		}
-		seen[id] = true
-		l.acked[id] = true
-		l.mu.Unlock()
+		l.drained(t, string(d.Body), d.Redelivered, seen)
 		if err := d.Ack(false); err != nil {
 			t.Fatal(err)
 		}
 	}
+	l.missing(t)
+	return len(seen)
+}
+
+// drained checks one message taken by a drain against the ledger: published, not twice in the
+// drain (seen), flagged redelivered if it was acked before; it counts as acked from now on.
+func (l *crashLedger) drained(t *testing.T, id string, redelivered bool, seen map[string]bool) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case !l.published[id]:
+		l.unexpected++
+		t.Errorf("message %q was never published", id)
+	case seen[id]:
+		l.duplicated++
+		t.Errorf("message %q delivered twice in one drain", id)
+	case l.acked[id] && !redelivered:
+		l.ackedNotRedelivered++
+		t.Errorf("acked message %q came back with redelivered=false", id)
+	}
+	seen[id] = true
+	l.acked[id] = true
+}
+
+// missing counts (once) the confirmed messages no consumer acked and no drain found: lost.
+func (l *crashLedger) missing(t *testing.T) {
+	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for id := range l.confirmed {
 		if !l.acked[id] {
 			l.lost++
-			t.Errorf("confirmed message %q is missing after the crash", id)
+			t.Errorf("confirmed message %q is missing", id)
 			l.acked[id] = true // count it once
 		}
 	}
-	return len(seen)
 }
 
 // load publishes with confirms and consumes with acks until ctx ends (or the broker dies).
