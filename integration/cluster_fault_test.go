@@ -308,21 +308,8 @@ func (c *faultCluster) healthy(q string) (string, bool) {
 	return lead, true
 }
 
-// clusterLedger is what the clients know; confirms are timestamped for the gaps.
-type clusterLedger struct {
-	crashLedger
-	confirmTimes []time.Time // in the order the publishers saw them
-}
-
-func (l *clusterLedger) confirmedAt(id string) {
-	l.mu.Lock()
-	l.confirmed[id] = true
-	l.confirmTimes = append(l.confirmTimes, time.Now())
-	l.mu.Unlock()
-}
-
 // longestGap is the longest interval in [from, to] without a confirm (to - from if none).
-func (l *clusterLedger) longestGap(from, to time.Time) time.Duration {
+func (l *crashLedger) longestGap(from, to time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	prev, gap := from, time.Duration(0)
@@ -338,7 +325,7 @@ func (l *clusterLedger) longestGap(from, to time.Time) time.Duration {
 
 // publisher publishes with confirms through a random live node, reconnecting when it fails,
 // until ctx ends.
-func (l *clusterLedger) publisher(ctx context.Context, c *faultCluster, queue string, seed uint64) {
+func (l *crashLedger) publisher(ctx context.Context, c *faultCluster, queue string, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	n := 0
 	for ctx.Err() == nil {
@@ -347,65 +334,15 @@ func (l *clusterLedger) publisher(ctx context.Context, c *faultCluster, queue st
 			pause(ctx, 50*time.Millisecond)
 			continue
 		}
-		l.publishOn(ctx, up[rng.IntN(len(up))], queue, fmt.Sprintf("p%d-", seed), &n)
+		// Paced (faultRate per publisher) so that the final drain stays short.
+		l.publishOn(ctx, up[rng.IntN(len(up))], queue, fmt.Sprintf("p%d-", seed), &n, 32, time.Second/faultRate)
 		pause(ctx, 20*time.Millisecond)
-	}
-}
-
-func (l *clusterLedger) publishOn(ctx context.Context, url, queue, prefix string, n *int) {
-	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second), Heartbeat: time.Second})
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil || ch.Confirm(false) != nil {
-		return
-	}
-	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 256))
-	ids := map[uint64]string{}
-	var tag uint64
-	// Paced (faultRate per publisher) so that the final drain stays short.
-	pace := time.NewTicker(time.Second / faultRate)
-	defer pace.Stop()
-	for ctx.Err() == nil {
-		select {
-		case <-pace.C:
-		case <-ctx.Done():
-			return
-		}
-		id := prefix + strconv.Itoa(*n)
-		*n++
-		l.mu.Lock()
-		l.published[id] = true
-		l.mu.Unlock()
-		if ch.Publish("", queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(id)}) != nil {
-			return
-		}
-		tag++
-		ids[tag] = id
-		for len(ids) >= 32 {
-			select {
-			case cf, ok := <-confirms:
-				if !ok {
-					return
-				}
-				if cf.Ack {
-					l.confirmedAt(ids[cf.DeliveryTag])
-				}
-				delete(ids, cf.DeliveryTag)
-			case <-ctx.Done():
-				return
-			case <-time.After(5 * time.Second):
-				return // a node that stopped answering: reconnect elsewhere
-			}
-		}
 	}
 }
 
 // consumer consumes with acks through a random live node (leaving every third unacked: they must
 // come back), reconnecting when it fails, until ctx ends.
-func (l *clusterLedger) consumer(ctx context.Context, c *faultCluster, queue string, seed uint64) {
+func (l *crashLedger) consumer(ctx context.Context, c *faultCluster, queue string, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 3))
 	for ctx.Err() == nil {
 		up := c.liveURLs()
@@ -415,43 +352,6 @@ func (l *clusterLedger) consumer(ctx context.Context, c *faultCluster, queue str
 		}
 		l.consumeOn(ctx, up[rng.IntN(len(up))], queue)
 		pause(ctx, 20*time.Millisecond)
-	}
-}
-
-func (l *clusterLedger) consumeOn(ctx context.Context, url, queue string) {
-	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second), Heartbeat: time.Second})
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil || ch.Qos(32, 0, false) != nil {
-		return
-	}
-	ds, err := ch.Consume(queue, "", false, false, false, false, nil)
-	if err != nil {
-		return
-	}
-	for i := 0; ; i++ {
-		select {
-		case d, ok := <-ds:
-			if !ok {
-				return
-			}
-			if i%3 == 2 {
-				continue
-			}
-			l.mu.Lock()
-			l.acked[string(d.Body)] = true
-			l.mu.Unlock()
-			if d.Ack(false) != nil {
-				return
-			}
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Second):
-			return
-		}
 	}
 }
 
@@ -470,7 +370,7 @@ const faultRate = 1000
 
 // drainAll consumes everything left in the queue through url (prefetch 500), checking each
 // delivery against the ledger as crashLedger.drain does, until nothing arrives for 3 s.
-func (l *clusterLedger) drainAll(t *testing.T, url, queue string) int {
+func (l *crashLedger) drainAll(t *testing.T, url, queue string) int {
 	t.Helper()
 	conn, err := amqp.Dial(url)
 	if err != nil {
@@ -559,7 +459,7 @@ func TestClusterFaults(t *testing.T) {
 		return ok
 	})
 
-	l := &clusterLedger{crashLedger: crashLedger{published: map[string]bool{}, confirmed: map[string]bool{}, acked: map[string]bool{}, args: args}}
+	l := &crashLedger{published: map[string]bool{}, confirmed: map[string]bool{}, acked: map[string]bool{}, args: args}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()

@@ -137,6 +137,8 @@ type crashLedger struct {
 	confirmed map[string]bool
 	acked     map[string]bool // an ack was sent (the broker may not have seen it)
 	args      amqp.Table      // the queue's declare arguments
+	// confirmTimes are the confirms' times in the order the publishers saw them.
+	confirmTimes []time.Time
 
 	lost, unexpected, duplicated, ackedNotRedelivered int
 }
@@ -215,84 +217,121 @@ func (l *crashLedger) load(ctx context.Context, url, queue, prefix string) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(2)
-	go func() { // publisher
+	go func() {
 		defer wg.Done()
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil || ch.Confirm(false) != nil {
-			return
-		}
-		confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1024))
-		ids := map[uint64]string{}
-		var tag uint64
-		for n := 0; ctx.Err() == nil; n++ {
-			id := prefix + strconv.Itoa(n)
-			l.mu.Lock()
-			l.published[id] = true
-			l.mu.Unlock()
-			if ch.Publish("", queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(id)}) != nil {
-				return
-			}
-			tag++
-			ids[tag] = id
-			// Keep at most 64 unconfirmed.
-			for len(ids) >= 64 || (ctx.Err() != nil && len(ids) > 0) {
-				select {
-				case cf, ok := <-confirms:
-					if !ok {
-						return
-					}
-					if cf.Ack {
-						l.mu.Lock()
-						l.confirmed[ids[cf.DeliveryTag]] = true
-						l.mu.Unlock()
-					}
-					delete(ids, cf.DeliveryTag)
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
+		n := 0
+		l.publishOn(ctx, url, queue, prefix, &n, 64, 0)
 	}()
-	go func() { // consumer
+	go func() {
 		defer wg.Done()
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil || ch.Qos(32, 0, false) != nil {
-			return
-		}
-		ds, err := ch.Consume(queue, "", false, false, false, false, nil)
-		if err != nil {
-			return
-		}
-		for i := 0; ; i++ {
+		l.consumeOn(ctx, url, queue)
+	}()
+}
+
+// confirmedAt records a confirm, with its time (the cluster fault test's gaps).
+func (l *crashLedger) confirmedAt(id string) {
+	l.mu.Lock()
+	l.confirmed[id] = true
+	l.confirmTimes = append(l.confirmTimes, time.Now())
+	l.mu.Unlock()
+}
+
+// publishOn publishes persistent messages prefix+n (n counts on across calls) with confirms
+// through url, at most window unconfirmed and one every pace (0: as fast as confirms allow),
+// until ctx ends, the connection fails, or no confirm comes for 5 s.
+func (l *crashLedger) publishOn(ctx context.Context, url, queue, prefix string, n *int, window int, pace time.Duration) {
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second), Heartbeat: time.Second})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil || ch.Confirm(false) != nil {
+		return
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 2*window))
+	ids := map[uint64]string{}
+	var tag uint64
+	var tick <-chan time.Time
+	if pace > 0 {
+		t := time.NewTicker(pace)
+		defer t.Stop()
+		tick = t.C
+	}
+	for ctx.Err() == nil {
+		if tick != nil {
 			select {
-			case d, ok := <-ds:
-				if !ok {
-					return
-				}
-				if i%3 == 2 {
-					continue // leave some unacked: they must come back
-				}
-				l.mu.Lock()
-				l.acked[string(d.Body)] = true
-				l.mu.Unlock()
-				if d.Ack(false) != nil {
-					return
-				}
+			case <-tick:
 			case <-ctx.Done():
 				return
 			}
 		}
-	}()
+		id := prefix + strconv.Itoa(*n)
+		*n++
+		l.mu.Lock()
+		l.published[id] = true
+		l.mu.Unlock()
+		if ch.Publish("", queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(id)}) != nil {
+			return
+		}
+		tag++
+		ids[tag] = id
+		for len(ids) >= window {
+			select {
+			case cf, ok := <-confirms:
+				if !ok {
+					return
+				}
+				if cf.Ack {
+					l.confirmedAt(ids[cf.DeliveryTag])
+				}
+				delete(ids, cf.DeliveryTag)
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Second):
+				return // a broker that stopped answering
+			}
+		}
+	}
+}
+
+// consumeOn consumes with acks through url, prefetch 32, leaving every third delivery unacked
+// (they must come back), until ctx ends, the connection fails, or nothing arrives for 5 s.
+func (l *crashLedger) consumeOn(ctx context.Context, url, queue string) {
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second), Heartbeat: time.Second})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil || ch.Qos(32, 0, false) != nil {
+		return
+	}
+	ds, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		return
+	}
+	for i := 0; ; i++ {
+		select {
+		case d, ok := <-ds:
+			if !ok {
+				return
+			}
+			if i%3 == 2 {
+				continue
+			}
+			l.mu.Lock()
+			l.acked[string(d.Body)] = true
+			l.mu.Unlock()
+			if d.Ack(false) != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+			return
+		}
+	}
 }
 
 func TestCrashKill9KeepsConfirmedMessages(t *testing.T) { crashKill9(t, nil) }
