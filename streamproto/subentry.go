@@ -41,7 +41,9 @@ func SubEntryRecords(m *PublishedMessage) ([][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sub-entry batch: gzip: %w", err)
 		}
-		data = make([]byte, 0, m.UncompressedSize)
+		// The announced size is the client's word: preallocate no more than the compressed
+		// data could plausibly inflate to, and let the buffer grow past that if it really does.
+		data = make([]byte, 0, min(int(m.UncompressedSize), 64*len(m.Message)+512))
 		buf := bytes.NewBuffer(data)
 		// One byte more than announced shows a batch that inflates past its size.
 		if _, err := io.Copy(buf, io.LimitReader(zr, int64(m.UncompressedSize)+1)); err != nil {
