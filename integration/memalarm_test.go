@@ -411,6 +411,9 @@ func TestMemoryAlarmPagesQueuesOut(t *testing.T) {
 			}
 		case <-time.After(30 * time.Second):
 			_, nodes := httpGet(t, base+"/api/nodes")
+			// Kill the broker first: the publisher is blocked writing to it, and the client's
+			// Close in the cleanup would wait for that write forever.
+			p.kill()
 			t.Fatalf("%d of %d confirms after 30s; node %s\n%s", i, total, grepLines(strings.ReplaceAll(string(nodes), ",", "\n"), "mem"), p.log)
 		}
 	}
